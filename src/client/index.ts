@@ -1,0 +1,7 @@
+export { createSessionClient, type SessionClient, type SessionClientOptions } from './session-client.js'
+export { SessionError, SessionValueError, type SessionErrorCode } from './errors.js'
+export type { SessionMeta } from './meta.js'
+export { indexedDbStorage, memoryStorage, type CacheStorage } from './cache.js'
+export { forgetSessionId } from './session-id.js'
+export type { HeadersOption } from './transport.js'
+export type { JsonValue, Variables, SessionSnapshot, SessionSummary, SessionPatch, RunResponse } from '../shared/protocol.js'

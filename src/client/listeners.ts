@@ -1,0 +1,41 @@
+/** Listeners by variable name plus listeners of every change: the client's only event plumbing. */
+export class KeyedListeners {
+  #byKey = new Map<string, Set<() => void>>()
+  #all = new Set<() => void>()
+
+  add(key: string | undefined, listener: () => void): () => void {
+    if (key === undefined) {
+      this.#all.add(listener)
+      return () => void this.#all.delete(listener)
+    }
+    let set = this.#byKey.get(key)
+    if (!set) this.#byKey.set(key, (set = new Set()))
+    set.add(listener)
+    return () => {
+      set.delete(listener)
+      if (set.size === 0 && this.#byKey.get(key) === set) this.#byKey.delete(key)
+    }
+  }
+
+  /** Tells the listeners of each changed key, then the listeners of every change once. */
+  notify(changedKeys: readonly string[]): void {
+    if (changedKeys.length === 0) return
+    for (const key of changedKeys) this.#byKey.get(key)?.forEach(call)
+    this.#all.forEach(call)
+  }
+}
+
+export class Listeners<Args extends unknown[] = []> {
+  #set = new Set<(...args: Args) => void>()
+  add(listener: (...args: Args) => void): () => void {
+    this.#set.add(listener)
+    return () => void this.#set.delete(listener)
+  }
+  notify(...args: Args): void {
+    for (const listener of this.#set) listener(...args)
+  }
+}
+
+function call(listener: () => void): void {
+  listener()
+}

@@ -1,0 +1,38 @@
+import type { SessionError } from './errors.js'
+
+/** What a person may want to see about the session's sync: read with `getMeta()` or `useSyncStatus()`. */
+export interface SessionMeta {
+  /** Some change is not yet confirmed by the server. */
+  isDirty: boolean
+  /** A request is on its way. */
+  isSyncing: boolean
+  /** When the server last confirmed a change or sent the session (ms since epoch), or null. */
+  lastSyncedAt: number | null
+  /** Names of the variables with unconfirmed changes. */
+  pendingKeys: readonly string[]
+  /** The last failure; cleared by the next success. Retryable ones are being retried. */
+  error: SessionError | null
+  /** Whether the client believes it can reach the network. */
+  isOnline: boolean
+  /** Whether changes are kept on this device (false: IndexedDB unavailable, kept in memory only). */
+  isPersistent: boolean
+  /** The local copy has been read: values on screen are the last known ones, not defaults. */
+  isHydrated: boolean
+  /** The server version the local view is based on (0: none yet). */
+  version: number
+}
+
+export function sameMeta(a: SessionMeta, b: SessionMeta): boolean {
+  return (
+    a.isDirty === b.isDirty &&
+    a.isSyncing === b.isSyncing &&
+    a.lastSyncedAt === b.lastSyncedAt &&
+    a.error === b.error &&
+    a.isOnline === b.isOnline &&
+    a.isPersistent === b.isPersistent &&
+    a.isHydrated === b.isHydrated &&
+    a.version === b.version &&
+    a.pendingKeys.length === b.pendingKeys.length &&
+    a.pendingKeys.every((key, i) => key === b.pendingKeys[i])
+  )
+}

@@ -1,0 +1,83 @@
+import type { ErrorBody, JsonValue, RunResponse, SessionPatch, SessionSnapshot } from '../shared/protocol.js'
+import { SessionError, isRetryableStatus } from './errors.js'
+
+export type HeadersOption = HeadersInit | (() => HeadersInit | Promise<HeadersInit>)
+
+export interface TransportOptions {
+  endpoint: string
+  fetch?: typeof fetch
+  headers?: HeadersOption
+  /** A request not answered in this time fails with the retryable `timeout` error. */
+  timeoutMs: number
+}
+
+export interface Transport {
+  /** The stored session, or null when the server has none (404). */
+  get(sessionId: string): Promise<SessionSnapshot | null>
+  patch(sessionId: string, patch: SessionPatch, init?: { keepalive?: boolean }): Promise<SessionSnapshot>
+  run<Output extends JsonValue>(sessionId: string, step: string, input: JsonValue | undefined): Promise<RunResponse<Output>>
+}
+
+/** The protocol's requests over `fetch`, with every failure turned into a {@link SessionError}. */
+export function createTransport(options: TransportOptions): Transport {
+  const endpoint = options.endpoint.replace(/\/+$/, '')
+
+  async function request<T>(method: string, path: string, body?: unknown, init: { keepalive?: boolean } = {}): Promise<T | null> {
+    const fetchFn = options.fetch ?? globalThis.fetch
+    const headers = new Headers(typeof options.headers === 'function' ? await options.headers() : options.headers)
+    if (body !== undefined) headers.set('content-type', 'application/json')
+    let response: Response
+    try {
+      response = await fetchFn(resolveUrl(`${endpoint}${path}`), {
+        method,
+        headers,
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+        ...(init.keepalive && { keepalive: true }),
+        signal: AbortSignal.timeout(options.timeoutMs),
+      })
+    } catch (error) {
+      if (error instanceof DOMException && error.name === 'TimeoutError') {
+        throw new SessionError('timeout', `No answer within ${options.timeoutMs} ms`, undefined, true)
+      }
+      throw new SessionError('network_error', `Could not reach the server: ${(error as Error).message}`, undefined, true)
+    }
+    if (response.status === 404 && method === 'GET') {
+      const failure = await readError(response)
+      if (failure.code === 'not_found') return null
+      throw failure
+    }
+    if (!response.ok) throw await readError(response)
+    if (response.status === 204) return null
+    try {
+      return (await response.json()) as T
+    } catch {
+      throw new SessionError('http_error', `The server's answer (${response.status}) is not JSON`, response.status, true)
+    }
+  }
+
+  const sessionPath = (sessionId: string) => `/${encodeURIComponent(sessionId)}`
+  return {
+    get: (sessionId) => request<SessionSnapshot>('GET', sessionPath(sessionId)),
+    patch: async (sessionId, patch, init) => (await request<SessionSnapshot>('POST', sessionPath(sessionId), patch, init))!,
+    run: async (sessionId, step, input) =>
+      (await request('POST', `${sessionPath(sessionId)}/run/${encodeURIComponent(step)}`, input === undefined ? {} : { input }))!,
+  }
+}
+
+function resolveUrl(url: string): string {
+  const base = (globalThis as { location?: { href: string } }).location?.href
+  return base ? new URL(url, base).href : url
+}
+
+async function readError(response: Response): Promise<SessionError> {
+  const retryable = isRetryableStatus(response.status)
+  try {
+    const body = (await response.json()) as Partial<ErrorBody>
+    if (body.error && typeof body.error.code === 'string') {
+      return new SessionError(body.error.code, String(body.error.message ?? body.error.code), response.status, retryable)
+    }
+  } catch {
+    // Not the protocol's JSON (a proxy's error page, say): fall through to a generic error.
+  }
+  return new SessionError('http_error', `The server answered ${response.status}`, response.status, retryable)
+}

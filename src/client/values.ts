@@ -1,0 +1,33 @@
+import type { JsonValue } from '../shared/protocol.js'
+import { jsonValueProblem, keyProblem } from '../shared/rules.js'
+import { SessionValueError } from './errors.js'
+
+/** Checks a name and value for `set`, and returns a frozen copy the caller can no longer mutate. */
+export function toStoredValue(key: string, value: unknown): JsonValue {
+  const badKey = keyProblem(key)
+  if (badKey) throw new SessionValueError(String(key), badKey)
+  const problem = jsonValueProblem(value)
+  if (problem) throw new SessionValueError(key, problem)
+  if (typeof value !== 'object' || value === null) return value as JsonValue
+  return deepFreeze(JSON.parse(JSON.stringify(value)) as JsonValue)
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const item of Object.values(value)) deepFreeze(item)
+  }
+  return value
+}
+
+/** Structural equality of two JSON values. */
+export function jsonEqual(a: JsonValue | undefined, b: JsonValue | undefined): boolean {
+  if (Object.is(a, b)) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  if (Array.isArray(a) !== Array.isArray(b)) return false
+  const aKeys = Object.keys(a)
+  if (aKeys.length !== Object.keys(b).length) return false
+  return aKeys.every(
+    (key) => Object.hasOwn(b, key) && jsonEqual((a as Record<string, JsonValue>)[key], (b as Record<string, JsonValue>)[key]),
+  )
+}

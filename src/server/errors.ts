@@ -1,0 +1,46 @@
+import type { ErrorBody, ProtocolErrorCode } from '../shared/protocol.js'
+
+/** The HTTP status of each error code (docs/protocol.md, "Errors"). */
+export const STATUS_OF: Record<ProtocolErrorCode | 'internal_error', number> = {
+  invalid_json: 400,
+  invalid_patch: 400,
+  invalid_key: 400,
+  invalid_session_id: 400,
+  unauthenticated: 401,
+  not_found: 404,
+  unknown_step: 404,
+  method_not_allowed: 405,
+  too_large: 413,
+  unsupported_media_type: 415,
+  step_failed: 500,
+  internal_error: 500,
+}
+
+export type ServerErrorCode = keyof typeof STATUS_OF
+
+/**
+ * An error that carries its protocol response. Stores and the handler throw it; the handler
+ * turns it into `{ "error": { code, message } }` with the code's status.
+ */
+export class SessionProtocolError extends Error {
+  override name = 'SessionProtocolError'
+  readonly status: number
+  constructor(
+    readonly code: ServerErrorCode,
+    message: string,
+  ) {
+    super(message)
+    this.status = STATUS_OF[code]
+  }
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }
+
+export function jsonResponse(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), { status, headers: JSON_HEADERS })
+}
+
+export function errorResponse(error: SessionProtocolError): Response {
+  const body = { error: { code: error.code, message: error.message } } as ErrorBody
+  return jsonResponse(body, error.status)
+}

@@ -1,0 +1,140 @@
+import { DEFAULT_BASE, DEFAULT_MAX_BYTES, type JsonValue, type SessionSnapshot, type Variables } from '../shared/protocol.js'
+import { isSessionId } from '../shared/rules.js'
+import { SessionProtocolError, errorResponse, jsonResponse } from './errors.js'
+import { parsePatch, parseRunInput, readJsonBody } from './request.js'
+import { runStep, type Steps } from './steps.js'
+import type { SessionStore } from './stores/types.js'
+
+export interface SessionHandlerOptions {
+  store: SessionStore
+  /** Workflow steps that `POST {base}/{id}/run/{step}` may run. */
+  steps?: Steps
+  /** Where the endpoints are mounted; default `/api/session`. */
+  base?: string
+  /** Largest body and largest session, in bytes; default 1 MiB. */
+  maxBytes?: number
+  /**
+   * The caller's user id, or null for an anonymous caller. A session records the user that
+   * created it; every other user gets 404 for it.
+   */
+  authorize?: (request: Request) => string | null | undefined | Promise<string | null | undefined>
+  /** With `authorize`: answer 401 to a request without a user. */
+  requireUser?: boolean
+  /** Told of unexpected errors and failed steps (the response says only what is safe). Default: console.error. */
+  onError?: (error: unknown, context: { request: Request; step?: string }) => void
+}
+
+/** A fetch-style handler: `Request` in, `Response` out. */
+export type SessionHandler = (request: Request) => Promise<Response>
+
+/**
+ * The session protocol (docs/protocol.md) as one `Request → Response` function, for any runtime
+ * with the Fetch API. Mount it at `base`; the Node adapter is `serve()`.
+ *
+ * @example
+ * const handler = createSessionHandler({
+ *   store: memoryStore(),
+ *   steps: { register: async ({ variables }) => ({ output: { ok: true }, variables: { status: 'done' } }) },
+ * })
+ * const response = await handler(new Request('http://localhost/api/session/abcdefgh12'))
+ */
+export function createSessionHandler(options: SessionHandlerOptions): SessionHandler {
+  const { store, steps = {}, maxBytes = DEFAULT_MAX_BYTES, authorize, requireUser = false } = options
+  const base = (options.base ?? DEFAULT_BASE).replace(/\/+$/, '')
+  const onError = options.onError ?? ((error: unknown) => console.error('[workflow-session]', error))
+  const limits = { maxBytes }
+
+  async function route(request: Request): Promise<Response> {
+    const path = new URL(request.url).pathname
+    if (path !== base && !path.startsWith(`${base}/`)) throw new SessionProtocolError('not_found', 'No such endpoint')
+    const parts = path.slice(base.length).split('/').filter(Boolean).map(decodePart)
+    const method = request.method.toUpperCase()
+
+    const userId = (await authorize?.(request)) ?? undefined
+    if (requireUser && userId === undefined) throw new SessionProtocolError('unauthenticated', 'Sign in first')
+
+    if (parts.length === 0) {
+      if (method !== 'GET') throw notAllowed()
+      return jsonResponse({ sessions: await store.list(userId === undefined ? {} : { userId }) })
+    }
+    const sessionId = parts[0]!
+    if (!isSessionId(sessionId)) {
+      throw new SessionProtocolError('invalid_session_id', 'A session id is 8 to 128 characters of A-Z a-z 0-9 _ -')
+    }
+    const owned = async (): Promise<SessionSnapshot | null> => {
+      const snapshot = await store.get(sessionId)
+      if (snapshot && snapshot.userId !== undefined && snapshot.userId !== userId) {
+        throw new SessionProtocolError('not_found', 'No such session')
+      }
+      return snapshot
+    }
+
+    if (parts.length === 1) {
+      if (method === 'GET') {
+        const snapshot = await owned()
+        if (!snapshot) throw new SessionProtocolError('not_found', 'No such session')
+        return jsonResponse(snapshot)
+      }
+      if (method === 'POST') {
+        const patch = parsePatch(await readJsonBody(request, maxBytes))
+        const { snapshot } = await store.apply(sessionId, { ...patch, ...(userId !== undefined && { userId }) }, limits)
+        return jsonResponse(snapshot)
+      }
+      if (method === 'DELETE') {
+        if (!(await owned())) throw new SessionProtocolError('not_found', 'No such session')
+        await store.delete(sessionId)
+        return new Response(null, { status: 204 })
+      }
+      throw notAllowed()
+    }
+
+    if (parts.length === 3 && parts[1] === 'run') {
+      if (method !== 'POST') throw notAllowed()
+      const step = parts[2]!
+      if (!Object.hasOwn(steps, step)) throw new SessionProtocolError('unknown_step', `No step named "${step}"`)
+      const input = parseRunInput(await readJsonBody(request, maxBytes))
+      const current = await owned()
+      const variables: Variables = current?.variables ?? {}
+      const result = await runStep(steps[step]!, { sessionId, variables, input: input as JsonValue | undefined, userId }, (error) =>
+        onError(error, { request, step }),
+      )
+      const { snapshot } = await store.apply(
+        sessionId,
+        { variables: result.variables ?? {}, deleted: result.deleted ?? [], ...(userId !== undefined && { userId }) },
+        limits,
+      ).catch((error: unknown) => {
+        // The step's own changes broke a rule: that is the step's failure, and nothing was stored.
+        if (error instanceof SessionProtocolError && error.code !== 'not_found') {
+          onError(error, { request, step })
+          throw new SessionProtocolError('step_failed', `Step "${step}" returned changes that cannot be stored: ${error.message}`)
+        }
+        throw error
+      })
+      return jsonResponse({ output: result.output ?? null, session: snapshot })
+    }
+    throw new SessionProtocolError('not_found', 'No such endpoint')
+  }
+
+  return async (request) => {
+    try {
+      return await route(request)
+    } catch (error) {
+      if (error instanceof SessionProtocolError) return errorResponse(error)
+      onError(error, { request })
+      return errorResponse(new SessionProtocolError('internal_error', 'The server could not handle the request'))
+    }
+  }
+}
+
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part)
+  } catch {
+    throw new SessionProtocolError('not_found', 'No such endpoint')
+  }
+}
+
+function notAllowed(): SessionProtocolError {
+  return new SessionProtocolError('method_not_allowed', 'Method not allowed here')
+}
+

@@ -1,0 +1,7 @@
+export { createSessionHandler, type SessionHandler, type SessionHandlerOptions } from './handler.js'
+export { SessionProtocolError, type ServerErrorCode } from './errors.js'
+export { StepError, type Step, type StepContext, type StepResult, type Steps } from './steps.js'
+export { mergeSession, type SessionChange, type SessionRecord, type MergeLimits } from './merge.js'
+export { memoryStore } from './stores/memory.js'
+export type { SessionStore, ApplyResult, ListOptions } from './stores/types.js'
+export type * from '../shared/protocol.js'

@@ -1,0 +1,118 @@
+import { DEFAULT_MAX_BYTES, type SessionSnapshot, type Variables } from '../shared/protocol.js'
+import { jsonValueProblem, keyProblem } from '../shared/rules.js'
+import { SessionProtocolError } from './errors.js'
+
+/** One change to apply to a session: a patch from a client, or the result of a step. */
+export interface SessionChange {
+  variables?: Variables
+  deleted?: string[]
+  /** With `seq`: the change is applied once per (session, clientId, seq). */
+  clientId?: string
+  seq?: number
+  /** The caller. A new session records it as its owner; another owner's session is "not found". */
+  userId?: string
+  /** Recorded on the session when given. */
+  workflowId?: string
+}
+
+/** What a store keeps per session: the snapshot and the last applied `seq` of each client. */
+export interface SessionRecord {
+  snapshot: SessionSnapshot
+  clientSeqs: Record<string, number>
+}
+
+export interface MergeLimits {
+  /** Largest size of the stored variables, in bytes of JSON. */
+  maxBytes?: number
+}
+
+export interface MergeResult {
+  record: SessionRecord
+  /** False when nothing changed: an empty change, or a `seq` already applied. */
+  applied: boolean
+}
+
+/** How many clients' sequence numbers a session remembers (the most recent ones). */
+export const MAX_REMEMBERED_CLIENTS = 256
+
+const encoder = new TextEncoder()
+
+/** Size of `variables` as UTF-8 JSON, in bytes. */
+export function jsonBytes(value: unknown): number {
+  return encoder.encode(JSON.stringify(value)).byteLength
+}
+
+/**
+ * Applies `change` to `current` (null: no such session yet) and returns the new record, or the
+ * current one when the change is empty or already applied. Pure: every store calls it inside
+ * its own atomic operation, so all stores merge the same way.
+ *
+ * Throws a {@link SessionProtocolError}: `not_found` for another owner's session, `invalid_key`
+ * / `invalid_patch` for a bad name or value, `too_large` when the result is over the limit.
+ */
+export function mergeSession(
+  current: SessionRecord | null,
+  sessionId: string,
+  change: SessionChange,
+  now: Date,
+  limits: MergeLimits = {},
+): MergeResult {
+  if (current && current.snapshot.userId !== undefined && current.snapshot.userId !== change.userId) {
+    throw new SessionProtocolError('not_found', 'No such session')
+  }
+  const sets = Object.entries(change.variables ?? {})
+  const deletes = change.deleted ?? []
+  for (const [key, value] of sets) {
+    const problem = keyProblem(key)
+    if (problem) throw new SessionProtocolError('invalid_key', problem)
+    const valueProblem = jsonValueProblem(value)
+    if (valueProblem) throw new SessionProtocolError('invalid_patch', `variable "${key}": ${valueProblem}`)
+  }
+  for (const key of deletes) {
+    const problem = keyProblem(key)
+    if (problem) throw new SessionProtocolError('invalid_key', problem)
+  }
+
+  const lastSeq = change.clientId !== undefined ? current?.clientSeqs[change.clientId] : undefined
+  const replayed = change.seq !== undefined && lastSeq !== undefined && change.seq <= lastSeq
+  if (replayed || (sets.length === 0 && deletes.length === 0)) {
+    return { record: current ?? emptyRecord(sessionId, change, now), applied: false }
+  }
+
+  const variables: Variables = { ...current?.snapshot.variables }
+  for (const key of deletes) delete variables[key]
+  for (const [key, value] of sets) variables[key] = value
+  const maxBytes = limits.maxBytes ?? DEFAULT_MAX_BYTES
+  if (jsonBytes(variables) > maxBytes) {
+    throw new SessionProtocolError('too_large', `The session would be larger than ${maxBytes} bytes`)
+  }
+
+  const base = current ?? emptyRecord(sessionId, change, now)
+  const snapshot: SessionSnapshot = {
+    ...base.snapshot,
+    variables,
+    version: base.snapshot.version + 1,
+    updatedAt: now.toISOString(),
+  }
+  if (change.workflowId !== undefined) snapshot.workflowId = change.workflowId
+  return { record: { snapshot, clientSeqs: rememberSeq(base.clientSeqs, change) }, applied: true }
+}
+
+function emptyRecord(sessionId: string, change: SessionChange, now: Date): SessionRecord {
+  const at = now.toISOString()
+  const snapshot: SessionSnapshot = { sessionId, variables: {}, version: 0, createdAt: at, updatedAt: at }
+  if (change.userId !== undefined) snapshot.userId = change.userId
+  if (change.workflowId !== undefined) snapshot.workflowId = change.workflowId
+  return { snapshot, clientSeqs: {} }
+}
+
+function rememberSeq(clientSeqs: Record<string, number>, change: SessionChange): Record<string, number> {
+  if (change.clientId === undefined || change.seq === undefined) return clientSeqs
+  const next = { ...clientSeqs }
+  // Re-insert so that key order is recency order, then forget the oldest clients.
+  delete next[change.clientId]
+  next[change.clientId] = change.seq
+  const ids = Object.keys(next)
+  for (let i = 0; i < ids.length - MAX_REMEMBERED_CLIENTS; i++) delete next[ids[i]!]
+  return next
+}

@@ -1,0 +1,96 @@
+import { type SessionPatch } from '../shared/protocol.js'
+import { jsonValueProblem, keyProblem } from '../shared/rules.js'
+import { SessionProtocolError } from './errors.js'
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+
+/**
+ * Reads a JSON body: 415 unless `application/json`, 413 past `maxBytes` (counted while reading,
+ * so an oversized body is never buffered whole), 400 `invalid_json` when it does not parse.
+ * An empty body reads as `undefined`.
+ */
+export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+  const type = request.headers.get('content-type') ?? ''
+  if (type.split(';')[0]!.trim().toLowerCase() !== 'application/json') {
+    throw new SessionProtocolError('unsupported_media_type', 'Send the body as application/json')
+  }
+  const declared = Number(request.headers.get('content-length') ?? NaN)
+  if (declared > maxBytes) throw tooLarge(maxBytes)
+
+  const chunks: Uint8Array[] = []
+  let size = 0
+  if (request.body) {
+    const reader = request.body.getReader()
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      size += value.byteLength
+      if (size > maxBytes) {
+        await reader.cancel().catch(() => {})
+        throw tooLarge(maxBytes)
+      }
+      chunks.push(value)
+    }
+  }
+  const text = new TextDecoder().decode(concat(chunks, size))
+  if (text.trim() === '') return undefined
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new SessionProtocolError('invalid_json', 'The body is not valid JSON')
+  }
+}
+
+function tooLarge(maxBytes: number): SessionProtocolError {
+  return new SessionProtocolError('too_large', `The body is larger than ${maxBytes} bytes`)
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!
+  const all = new Uint8Array(size)
+  let at = 0
+  for (const chunk of chunks) {
+    all.set(chunk, at)
+    at += chunk.byteLength
+  }
+  return all
+}
+
+/** Checks a patch body against the protocol and returns it typed; throws the protocol error. */
+export function parsePatch(body: unknown): SessionPatch {
+  if (!isPlainObject(body)) throw invalidPatch('The patch must be a JSON object')
+  const { variables, deleted, clientId, seq } = body
+  if (variables !== undefined && !isPlainObject(variables)) throw invalidPatch('"variables" must be an object')
+  if (deleted !== undefined && !(Array.isArray(deleted) && deleted.every((key) => typeof key === 'string'))) {
+    throw invalidPatch('"deleted" must be an array of strings')
+  }
+  if (clientId !== undefined && !(typeof clientId === 'string' && clientId.length >= 1 && clientId.length <= 128)) {
+    throw invalidPatch('"clientId" must be a string of 1 to 128 characters')
+  }
+  if (seq !== undefined && !(Number.isSafeInteger(seq) && (seq as number) >= 1)) {
+    throw invalidPatch('"seq" must be a positive integer')
+  }
+  if ((clientId === undefined) !== (seq === undefined)) throw invalidPatch('"clientId" and "seq" go together')
+
+  for (const key of [...Object.keys(variables ?? {}), ...((deleted as string[] | undefined) ?? [])]) {
+    const problem = keyProblem(key)
+    if (problem) throw new SessionProtocolError('invalid_key', problem)
+  }
+  for (const [key, value] of Object.entries(variables ?? {})) {
+    const problem = jsonValueProblem(value)
+    if (problem) throw invalidPatch(`variable "${key}": ${problem}`)
+  }
+  return body as SessionPatch
+}
+
+function invalidPatch(message: string): SessionProtocolError {
+  return new SessionProtocolError('invalid_patch', message)
+}
+
+/** Checks a run body: empty, or `{ "input": any JSON }`. Returns the input. */
+export function parseRunInput(body: unknown): unknown {
+  if (body === undefined) return undefined
+  if (!isPlainObject(body)) throw invalidPatch('The run body must be a JSON object: { "input": … }')
+  return body.input
+}

@@ -1,0 +1,86 @@
+/**
+ * The wire contract of session protocol version 1 (docs/protocol.md), as types and constants
+ * that the client and the server both use.
+ */
+
+/** A JSON value: what a session variable may hold. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
+
+/** Session variables by name. */
+export type Variables = Record<string, JsonValue>
+
+/**
+ * A session as the server stores and returns it.
+ *
+ * @example
+ * const snapshot: SessionSnapshot = {
+ *   sessionId: 'a1b2c3d4', variables: { email: 'a@b.c' }, version: 1,
+ *   createdAt: '2026-11-21T04:00:00.000Z', updatedAt: '2026-11-21T04:00:00.000Z',
+ * }
+ */
+export interface SessionSnapshot {
+  sessionId: string
+  variables: Variables
+  /** Counts applied changes: 1 after the first, +1 per later applied patch or step. */
+  version: number
+  createdAt: string
+  updatedAt: string
+  workflowId?: string
+  userId?: string
+}
+
+/** One entry of `GET {base}`: a session without its variables. */
+export type SessionSummary = Omit<SessionSnapshot, 'variables'>
+
+/**
+ * The body of `POST {base}/{id}`: only the changed keys.
+ *
+ * @example
+ * const patch: SessionPatch = { variables: { email: 'a@b.c' }, deleted: ['draft'], clientId: 'tab-1', seq: 3 }
+ */
+export interface SessionPatch {
+  variables?: Variables
+  deleted?: string[]
+  clientId?: string
+  seq?: number
+}
+
+/** The body of a successful `POST {base}/{id}/run/{step}`. */
+export interface RunResponse<Output = JsonValue> {
+  output: Output
+  session: SessionSnapshot
+}
+
+/** Every error code the protocol defines. */
+export type ProtocolErrorCode =
+  | 'invalid_json'
+  | 'invalid_patch'
+  | 'invalid_key'
+  | 'invalid_session_id'
+  | 'unauthenticated'
+  | 'not_found'
+  | 'unknown_step'
+  | 'method_not_allowed'
+  | 'too_large'
+  | 'unsupported_media_type'
+  | 'step_failed'
+
+/** Every error response: `{ "error": { "code", "message" } }`. */
+export interface ErrorBody {
+  error: { code: ProtocolErrorCode; message: string }
+}
+
+/** The default mount point of the session endpoints. */
+export const DEFAULT_BASE = '/api/session'
+
+/** Largest request body and largest stored session, in bytes of JSON (1 MiB). */
+export const DEFAULT_MAX_BYTES = 1024 * 1024
+
+/** Longest variable name, in characters. */
+export const MAX_KEY_LENGTH = 256
+
+/** Names that would reach `Object.prototype` if merged naively. */
+export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype'])
+
+/** Session ids the server accepts. */
+export const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{8,128}$/

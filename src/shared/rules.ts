@@ -1,0 +1,79 @@
+import { FORBIDDEN_KEYS, MAX_KEY_LENGTH, SESSION_ID_PATTERN, type JsonValue } from './protocol.js'
+
+/** Deepest nesting of arrays and objects a variable may have. */
+export const MAX_DEPTH = 64
+
+/** Why `key` cannot name a variable, or `null` when it can. */
+export function keyProblem(key: unknown): string | null {
+  if (typeof key !== 'string') return `a variable name must be a string, got ${typeof key}`
+  if (key.length === 0) return 'a variable name must not be empty'
+  if (key.length > MAX_KEY_LENGTH) return `variable name is longer than ${MAX_KEY_LENGTH} characters`
+  if (FORBIDDEN_KEYS.has(key)) return `"${key}" is reserved and cannot name a variable`
+  return null
+}
+
+/** Whether `id` is a session id the protocol accepts. */
+export function isSessionId(id: unknown): id is string {
+  return typeof id === 'string' && SESSION_ID_PATTERN.test(id)
+}
+
+/** Why `value` is not a JSON value (with where inside it), or `null` when it is one. */
+export function jsonValueProblem(value: unknown, maxDepth = MAX_DEPTH): string | null {
+  return walk(value, '', 0, maxDepth, new Set())
+}
+
+/** Whether `value` is a JSON value within the depth limit. */
+export function isJsonValue(value: unknown, maxDepth = MAX_DEPTH): value is JsonValue {
+  return jsonValueProblem(value, maxDepth) === null
+}
+
+function walk(value: unknown, path: string, depth: number, maxDepth: number, seen: Set<object>): string | null {
+  const at = path === '' ? '' : ` at ${path}`
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return null
+    case 'number':
+      return Number.isFinite(value) ? null : `${value} is not a JSON number${at}; store null or a string instead`
+    case 'undefined':
+      return `undefined is not JSON${at}; use deleteVariable() to remove a variable, or store null`
+    case 'function':
+      return `a function is not JSON${at}; store data, not code`
+    case 'symbol':
+      return `a symbol is not JSON${at}; store a string instead`
+    case 'bigint':
+      return `a BigInt is not JSON${at}; store it as a string (value.toString())`
+  }
+  if (value === null) return null
+  const object = value as object
+  if (depth >= maxDepth) return `value is nested deeper than ${maxDepth} levels${at}`
+  if (seen.has(object)) return `value contains a cycle${at}; JSON cannot represent it`
+  seen.add(object)
+  try {
+    if (Array.isArray(object)) {
+      for (let i = 0; i < object.length; i++) {
+        if (!(i in object)) return `array has a hole at ${path}[${i}]; fill it with null`
+        const problem = walk(object[i], `${path}[${i}]`, depth + 1, maxDepth, seen)
+        if (problem) return problem
+      }
+      return null
+    }
+    const proto = Object.getPrototypeOf(object)
+    if (proto !== Object.prototype && proto !== null) return classProblem(object, at)
+    for (const [key, item] of Object.entries(object)) {
+      const problem = walk(item, `${path}.${key}`, depth + 1, maxDepth, seen)
+      if (problem) return problem
+    }
+    return null
+  } finally {
+    seen.delete(object)
+  }
+}
+
+function classProblem(object: object, at: string): string {
+  if (object instanceof Date) return `a Date is not JSON${at}; store date.toISOString()`
+  if (object instanceof Map) return `a Map is not JSON${at}; store Object.fromEntries(map) or [...map]`
+  if (object instanceof Set) return `a Set is not JSON${at}; store [...set]`
+  const name = (object.constructor as { name?: string } | undefined)?.name ?? 'object'
+  return `a ${name} instance is not plain JSON${at}; store a plain object or array copy of its data`
+}

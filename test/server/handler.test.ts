@@ -1,0 +1,243 @@
+import { describe, expect, it } from 'vitest'
+import { StepError } from '../../src/server/index.js'
+import { ID, setup } from './helpers.js'
+
+describe('session endpoints', () => {
+  it('creates a session with the first patch (version 1) and bumps version per applied patch', async () => {
+    const { call } = setup()
+    const first = await call('POST', `/api/session/${ID}`, { variables: { email: 'a@b.c' } })
+    expect(first.status).toBe(200)
+    expect(first.body).toMatchObject({ sessionId: ID, variables: { email: 'a@b.c' }, version: 1 })
+    expect(Date.parse(first.body.createdAt)).not.toBeNaN()
+
+    const second = await call('POST', `/api/session/${ID}`, { variables: { name: 'Ada' }, deleted: ['email'] })
+    expect(second.body).toMatchObject({ variables: { name: 'Ada' }, version: 2 })
+    expect((await call('GET', `/api/session/${ID}`)).body).toEqual(second.body)
+  })
+
+  it('merges per top-level key: a key replaces its value whole, null is a value', async () => {
+    const { call } = setup()
+    await call('POST', `/api/session/${ID}`, { variables: { cart: { a: 1, b: 2 }, keep: true } })
+    const { body } = await call('POST', `/api/session/${ID}`, { variables: { cart: { c: 3 }, note: null } })
+    expect(body.variables).toEqual({ cart: { c: 3 }, keep: true, note: null })
+  })
+
+  it('does not bump the version for an empty patch', async () => {
+    const { call } = setup()
+    await call('POST', `/api/session/${ID}`, { variables: { a: 1 } })
+    const { body } = await call('POST', `/api/session/${ID}`, {})
+    expect(body.version).toBe(1)
+  })
+
+  it('applies a patch replayed with the same clientId and seq once', async () => {
+    const { call } = setup()
+    await call('POST', `/api/session/${ID}`, { variables: { n: 1 }, clientId: 'tab-1', seq: 1 })
+    await call('POST', `/api/session/${ID}`, { variables: { n: 2 }, clientId: 'tab-2', seq: 1 })
+    const replay = await call('POST', `/api/session/${ID}`, { variables: { n: 1 }, clientId: 'tab-1', seq: 1 })
+    expect(replay.status).toBe(200)
+    expect(replay.body).toMatchObject({ variables: { n: 2 }, version: 2 })
+    const next = await call('POST', `/api/session/${ID}`, { variables: { n: 3 }, clientId: 'tab-1', seq: 2 })
+    expect(next.body).toMatchObject({ variables: { n: 3 }, version: 3 })
+  })
+
+  it('answers 404 for a session that does not exist, and DELETE removes one (204)', async () => {
+    const { call } = setup()
+    expect(await call('GET', `/api/session/${ID}`)).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } })
+    await call('POST', `/api/session/${ID}`, { variables: { a: 1 } })
+    expect((await call('DELETE', `/api/session/${ID}`)).status).toBe(204)
+    expect((await call('GET', `/api/session/${ID}`)).status).toBe(404)
+    expect((await call('DELETE', `/api/session/${ID}`)).status).toBe(404)
+  })
+
+  it('lists sessions newest first, without their variables', async () => {
+    const { call } = setup()
+    await call('POST', '/api/session/first-session', { variables: { a: 1 } })
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    await call('POST', '/api/session/second-session', { variables: { b: 1 } })
+    const { status, body } = await call('GET', '/api/session')
+    expect(status).toBe(200)
+    expect(body.sessions.map((s: { sessionId: string }) => s.sessionId)).toEqual(['second-session', 'first-session'])
+    expect(body.sessions[0]).not.toHaveProperty('variables')
+  })
+})
+
+describe('steps', () => {
+  it('runs a step on the stored variables and merges its changes with one version bump', async () => {
+    const { call } = setup({
+      steps: {
+        register: ({ variables, input }) => ({
+          output: { greeting: `Hello ${String(variables.name)}`, input: input ?? null },
+          variables: { status: 'registered' },
+          deleted: ['draft'],
+        }),
+      },
+    })
+    await call('POST', `/api/session/${ID}`, { variables: { name: 'Ada', draft: 'x' } })
+    const { status, body } = await call('POST', `/api/session/${ID}/run/register`, { input: 42 })
+    expect(status).toBe(200)
+    expect(body.output).toEqual({ greeting: 'Hello Ada', input: 42 })
+    expect(body.session).toMatchObject({ variables: { name: 'Ada', status: 'registered' }, version: 2 })
+  })
+
+  it('gives a step a frozen copy of the variables', async () => {
+    const { call } = setup({
+      steps: {
+        mutate: ({ variables }) => {
+          ;(variables as Record<string, unknown>).name = 'Eve'
+        },
+      },
+    })
+    await call('POST', `/api/session/${ID}`, { variables: { name: 'Ada' } })
+    const { status, body } = await call('POST', `/api/session/${ID}/run/mutate`, {})
+    expect(status).toBe(500)
+    expect(body.error.code).toBe('step_failed')
+    expect((await call('GET', `/api/session/${ID}`)).body.variables).toEqual({ name: 'Ada' })
+  })
+
+  it('answers a throwing step with 500 step_failed, no stack, and changes nothing', async () => {
+    const { call, errors } = setup({
+      steps: {
+        secret: () => {
+          throw new Error('db password is hunter2')
+        },
+        pay: () => {
+          throw new StepError('Add a card first')
+        },
+      },
+    })
+    await call('POST', `/api/session/${ID}`, { variables: { a: 1 } })
+    const hidden = await call('POST', `/api/session/${ID}/run/secret`, {})
+    expect(hidden).toMatchObject({ status: 500, body: { error: { code: 'step_failed', message: 'The step failed' } } })
+    expect(JSON.stringify(hidden.body)).not.toContain('hunter2')
+    const shown = await call('POST', `/api/session/${ID}/run/pay`, {})
+    expect(shown.body.error).toEqual({ code: 'step_failed', message: 'Add a card first' })
+    expect(errors).toHaveLength(2)
+    expect((await call('GET', `/api/session/${ID}`)).body).toMatchObject({ version: 1, variables: { a: 1 } })
+  })
+
+  it('refuses step changes that break the rules, storing nothing', async () => {
+    const { call } = setup({ steps: { bad: () => ({ variables: { ['__proto__']: 1 } as never }) } })
+    await call('POST', `/api/session/${ID}`, { variables: { a: 1 } })
+    const { status, body } = await call('POST', `/api/session/${ID}/run/bad`, {})
+    expect(status).toBe(500)
+    expect(body.error.code).toBe('step_failed')
+    expect((await call('GET', `/api/session/${ID}`)).body.version).toBe(1)
+  })
+
+  it('answers 404 unknown_step for a step that is not registered, including Object.prototype names', async () => {
+    const { call } = setup({ steps: {} })
+    for (const step of ['nope', 'toString', 'constructor']) {
+      const { status, body } = await call('POST', `/api/session/${ID}/run/${step}`, {})
+      expect(status).toBe(404)
+      expect(body.error.code).toBe('unknown_step')
+    }
+  })
+})
+
+describe('every protocol error is JSON and changes nothing', () => {
+  const cases: Array<[string, string, string, unknown, Record<string, string>?, number?]> = [
+    ['invalid_json', 'POST', `/api/session/${ID}`, '{"variables": {', undefined, 400],
+    ['invalid_patch (not an object)', 'POST', `/api/session/${ID}`, [1, 2], undefined, 400],
+    ['invalid_patch (variables)', 'POST', `/api/session/${ID}`, { variables: [1] }, undefined, 400],
+    ['invalid_patch (deleted)', 'POST', `/api/session/${ID}`, { deleted: [1] }, undefined, 400],
+    ['invalid_patch (seq)', 'POST', `/api/session/${ID}`, { variables: { a: 2 }, clientId: 'c', seq: -1 }, undefined, 400],
+    ['invalid_patch (seq without clientId)', 'POST', `/api/session/${ID}`, { variables: { a: 2 }, seq: 3 }, undefined, 400],
+    ['invalid_key (empty)', 'POST', `/api/session/${ID}`, { variables: { '': 1 } }, undefined, 400],
+    ['invalid_key (long)', 'POST', `/api/session/${ID}`, { variables: { ['k'.repeat(257)]: 1 } }, undefined, 400],
+    ['invalid_key (__proto__)', 'POST', `/api/session/${ID}`, '{"variables": {"ok": 2, "__proto__": {"polluted": true}}}', undefined, 400],
+    ['invalid_key (constructor)', 'POST', `/api/session/${ID}`, { variables: { constructor: 1 } }, undefined, 400],
+    ['invalid_key (prototype, deleted)', 'POST', `/api/session/${ID}`, { deleted: ['prototype'] }, undefined, 400],
+    ['unsupported_media_type', 'POST', `/api/session/${ID}`, '{"variables":{"a":2}}', { 'content-type': 'text/plain' }, 415],
+    ['too_large', 'POST', `/api/session/${ID}`, { variables: { a: 'x'.repeat(2048) } }, undefined, 413],
+  ]
+
+  for (const [name, method, path, body, headers, status] of cases) {
+    it(`${name} → ${status}`, async () => {
+      const { call } = setup({ maxBytes: 1024 })
+      await call('POST', `/api/session/${ID}`, { variables: { a: 1 } })
+      const response = await call(method, path, body, headers)
+      expect(response.status).toBe(status)
+      expect(response.headers.get('content-type')).toContain('application/json')
+      expect(response.body.error.code).toBe(name.split(' ')[0])
+      expect(typeof response.body.error.message).toBe('string')
+      expect((await call('GET', `/api/session/${ID}`)).body).toMatchObject({ version: 1, variables: { a: 1 } })
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+    })
+  }
+
+  it('invalid_session_id → 400 on every endpoint', async () => {
+    const { call } = setup()
+    for (const [method, path, body] of [
+      ['GET', '/api/session/short'],
+      ['POST', '/api/session/has%20space!', { variables: { a: 1 } }],
+      ['DELETE', `/api/session/${'x'.repeat(129)}`],
+      ['POST', '/api/session/bad.id.here/run/x', {}],
+    ] as const) {
+      const response = await call(method, path, body)
+      expect(response.status).toBe(400)
+      expect(response.body.error.code).toBe('invalid_session_id')
+    }
+  })
+
+  it('too_large when the merged session would pass the limit, though each patch is small', async () => {
+    const { call } = setup({ maxBytes: 600 })
+    await call('POST', `/api/session/${ID}`, { variables: { a: 'x'.repeat(400) } })
+    const response = await call('POST', `/api/session/${ID}`, { variables: { b: 'y'.repeat(400) } })
+    expect(response.status).toBe(413)
+    expect(response.body.error.code).toBe('too_large')
+    expect((await call('GET', `/api/session/${ID}`)).body.variables).toEqual({ a: 'x'.repeat(400) })
+  })
+
+  it('too_large is decided while reading the body, before it is buffered whole', async () => {
+    const { handler } = setup({ maxBytes: 1024 })
+    let pulled = 0
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled++
+        if (pulled > 1000) controller.close()
+        else controller.enqueue(new Uint8Array(512))
+      },
+    })
+    const request = new Request(`http://localhost/api/session/${ID}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      duplex: 'half',
+    } as RequestInit)
+    const response = await handler(request)
+    expect(response.status).toBe(413)
+    expect(pulled).toBeLessThan(10)
+  })
+
+  it('answers 401 unauthenticated when a user is required and the request has none', async () => {
+    const { call } = setup({ authorize: (request) => request.headers.get('x-user'), requireUser: true })
+    expect((await call('GET', `/api/session/${ID}`)).body.error.code).toBe('unauthenticated')
+    expect((await call('GET', `/api/session/${ID}`, undefined, { 'x-user': 'ada' })).status).toBe(404)
+  })
+
+  it("answers another user's session as 404 not_found on every endpoint", async () => {
+    const { call } = setup({ authorize: (request) => request.headers.get('x-user'), steps: { s: () => ({ output: 1 }) } })
+    const ada = { 'x-user': 'ada' }
+    const eve = { 'x-user': 'eve' }
+    await call('POST', `/api/session/${ID}`, { variables: { secret: 1 } }, ada)
+    for (const [method, path, body] of [
+      ['GET', `/api/session/${ID}`],
+      ['POST', `/api/session/${ID}`, { variables: { secret: 2 } }],
+      ['POST', `/api/session/${ID}/run/s`, {}],
+      ['DELETE', `/api/session/${ID}`],
+    ] as const) {
+      const response = await call(method, path, body, eve)
+      expect(response.status, `${method} ${path}`).toBe(404)
+      expect(response.body.error.code).toBe('not_found')
+    }
+    expect((await call('GET', '/api/session', undefined, eve)).body.sessions).toEqual([])
+    expect((await call('GET', `/api/session/${ID}`, undefined, ada)).body).toMatchObject({ version: 1, variables: { secret: 1 }, userId: 'ada' })
+  })
+
+  it('answers an unknown path with 404 and a wrong method with 405, as JSON', async () => {
+    const { call } = setup()
+    expect((await call('GET', '/elsewhere')).status).toBe(404)
+    expect((await call('PUT', `/api/session/${ID}`, {})).body.error.code).toBe('method_not_allowed')
+    expect((await call('GET', '/api/session/%E0%A4%A')).status).toBe(404)
+  })
+})
