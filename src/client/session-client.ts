@@ -100,6 +100,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   const retryMaxMs = options.retry?.maxMs ?? 30_000
   const cacheKey = `${endpoint}|${sessionId}`
 
+  const fallbackStorage = memoryStorage()
   let storage: CacheStorage = options.storage ?? indexedDbStorage()
   let base: SessionSnapshot | null = null
   let rejected: Changes = new Map()
@@ -134,7 +135,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     cacheKey,
     () => ({ format: CACHE_FORMAT, base, inflight: inflight?.outbox ?? null, pending: toPatchBody(pending) }),
     (ok) => {
-      persistent = ok
+      persistent = ok && storage !== fallbackStorage
       updateMeta()
     },
   )
@@ -161,11 +162,15 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     metaListeners.notify()
   }
 
+  function baseValue(key: string): JsonValue | undefined {
+    return base && Object.hasOwn(base.variables, key) ? base.variables[key] : undefined
+  }
+
   /** The visible value of `key`: pending ⊕ inflight ⊕ rejected ⊕ base, newest layer first. */
   function resolve(key: string): JsonValue | undefined {
     const change: Change | undefined = pending.get(key) ?? inflight?.changes.get(key) ?? rejected.get(key)
     if (change) return 'deleted' in change ? undefined : change.value
-    return base && Object.hasOwn(base.variables, key) ? base.variables[key] : undefined
+    return baseValue(key)
   }
 
   /** Recomputes the view for `keys`; notifies only keys whose value really changed. */
@@ -201,7 +206,12 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   }
 
   function write(key: string, change: Change): void {
-    pending.set(key, change)
+    // A change back to what the server already has (or is being sent) is no change at all.
+    const below = inflight?.changes.get(key) ?? rejected.get(key)
+    const confirmed = below ? ('deleted' in below ? undefined : below.value) : baseValue(key)
+    const same = 'deleted' in change ? confirmed === undefined : jsonEqual(confirmed, change.value)
+    if (same) pending.delete(key)
+    else pending.set(key, change)
     refreshKeys([key])
     writer.schedule()
     updateMeta()
@@ -297,7 +307,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       try {
         cached = readRecord(await storage.get(cacheKey))
       } catch {
-        storage = memoryStorage()
+        // IndexedDB refused (private mode, blocked, broken): keep going, in memory only.
+        storage = fallbackStorage
         persistent = false
       }
       if (cached) {
@@ -314,8 +325,9 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     })()
     await started
     if (inflight || pending.size > 0 || syncRequested) {
-      syncRequested = true
       send()
+      // A left-over patch went first; what was pending follows it without waiting for a debounce.
+      if (pending.size > 0) syncRequested = true
     }
   }
 

@@ -1,0 +1,164 @@
+import 'fake-indexeddb/auto'
+import { HttpResponse, http } from 'msw'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { createSessionClient, indexedDbStorage, type CacheStorage, type SessionClient } from '../../src/client/index.js'
+import { ENDPOINT, useMockServer } from '../msw-server.js'
+
+const mock = useMockServer()
+const clients: SessionClient[] = []
+let n = 0
+
+function newIds() {
+  n++
+  return { sessionId: `cache-session-${n}`, storage: indexedDbStorage(`cache-test-${n}`) }
+}
+
+function makeClient(ids: { sessionId: string; storage: CacheStorage }) {
+  const client = createSessionClient({ endpoint: ENDPOINT, ...ids, retry: { baseMs: 50, maxMs: 200 } })
+  clients.push(client)
+  return client
+}
+
+/** Counts writes to a storage. */
+function counting(storage: CacheStorage) {
+  const writes: unknown[] = []
+  return { writes, storage: { ...storage, set: (key: string, value: unknown) => (writes.push(value), storage.set(key, value)) } }
+}
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((client) => client.stop()))
+})
+
+describe('IndexedDB cache', () => {
+  it('coalesces a burst of writes into one IndexedDB write within tens of milliseconds', async () => {
+    const ids = newIds()
+    const { writes, storage } = counting(ids.storage)
+    const client = makeClient({ ...ids, storage })
+    await client.start()
+    for (let i = 0; i < 50; i++) client.set('field', `value ${i}`)
+    await vi.waitFor(() => expect(writes).toHaveLength(1), { timeout: 200, interval: 5 })
+    await new Promise((resolve) => setTimeout(resolve, 60))
+    expect(writes).toHaveLength(1)
+    expect(await ids.storage.get(`${ENDPOINT}|${ids.sessionId}`)).toMatchObject({ pending: { variables: { field: 'value 49' } } })
+  })
+
+  it('shows the cached values at start, before the server answers', async () => {
+    const ids = newIds()
+    const first = makeClient(ids)
+    first.set('email', 'a@b.c')
+    await first.flush()
+    await first.stop()
+
+    // The server now never answers: what the second page shows comes from IndexedDB alone.
+    mock.server.use(http.all(`${ENDPOINT}/*`, () => new Promise<never>(() => {})))
+    const second = makeClient(ids)
+    await second.start()
+    expect(second.get('email')).toBe('a@b.c')
+    expect(second.getMeta()).toMatchObject({ isHydrated: true, isDirty: false, version: 1 })
+  })
+
+  it('resends a left-over patch with its original clientId and seq, and the server applies it once', async () => {
+    const ids = newIds()
+    // The first page's request reaches the server, which applies it; the page dies before the reply.
+    mock.server.use(
+      http.post(`${ENDPOINT}/${ids.sessionId}`, async ({ request }) => {
+        await mock.store.apply(ids.sessionId, await request.json())
+        return new Promise<never>(() => {})
+      }, { once: true }),
+    )
+    const first = makeClient(ids)
+    first.set('count', 1)
+    first.sync()
+    await vi.waitFor(async () => expect(await mock.store.get(ids.sessionId)).not.toBeNull())
+    await first.stop()
+    const firstPatch = mock.posts()[0]!.body as { clientId: string; seq: number }
+
+    const second = makeClient(ids)
+    second.set('other', true) // a change of the new page, made before its cache was read
+    await second.start()
+    await vi.waitFor(() => expect(second.getMeta()).toMatchObject({ isDirty: false, isSyncing: false }))
+    const resent = mock.posts()[1]!.body as { clientId: string; seq: number }
+    expect(resent).toMatchObject({ clientId: firstPatch.clientId, seq: firstPatch.seq, variables: { count: 1 } })
+    expect(await mock.store.get(ids.sessionId)).toMatchObject({ variables: { count: 1, other: true }, version: 2 })
+  })
+
+  it('sends changes that were pending at close when the next page starts', async () => {
+    const ids = newIds()
+    const first = makeClient(ids)
+    await first.start()
+    first.set('draft', 'unsent')
+    await first.stop() // closed before the debounce: nothing sent, but written to IndexedDB
+    expect(mock.posts()).toHaveLength(0)
+
+    const second = makeClient(ids)
+    await second.start()
+    expect(second.get('draft')).toBe('unsent')
+    await vi.waitFor(async () => expect((await mock.store.get(ids.sessionId))?.variables).toEqual({ draft: 'unsent' }))
+  })
+
+  it('discards a cache record it cannot read and starts from the server', async () => {
+    const ids = newIds()
+    await ids.storage.set(`${ENDPOINT}|${ids.sessionId}`, { format: 0, junk: true })
+    await mock.store.apply(ids.sessionId, { variables: { fromServer: 1 } })
+    const client = makeClient(ids)
+    await client.start()
+    expect(client.getSnapshot()).toEqual({})
+    await client.refresh()
+    expect(client.getSnapshot()).toEqual({ fromServer: 1 })
+  })
+
+  it('keeps working in memory when IndexedDB fails, and says so', async () => {
+    const failing: CacheStorage = {
+      get: () => Promise.reject(new DOMException('blocked', 'InvalidStateError')),
+      set: () => Promise.reject(new DOMException('quota', 'QuotaExceededError')),
+      del: () => Promise.reject(new DOMException('blocked', 'InvalidStateError')),
+    }
+    const client = makeClient({ sessionId: 'cache-failing-1', storage: failing })
+    await client.start()
+    client.set('a', 1)
+    await client.flush()
+    expect(client.getMeta().isPersistent).toBe(false)
+    expect(client.get('a')).toBe(1)
+    expect((await mock.store.get('cache-failing-1'))?.variables).toEqual({ a: 1 })
+  })
+
+  it('reports a failing write as not persistent, and recovers when writes work again', async () => {
+    let fail = true
+    const memory = new Map<string, unknown>()
+    const flaky: CacheStorage = {
+      get: async (key) => memory.get(key),
+      set: async (key, value) => {
+        if (fail) throw new DOMException('quota', 'QuotaExceededError')
+        memory.set(key, value)
+      },
+      del: async (key) => void memory.delete(key),
+    }
+    const client = makeClient({ sessionId: 'cache-flaky-1', storage: flaky })
+    await client.start()
+    client.set('a', 1)
+    await client.persist()
+    expect(client.getMeta().isPersistent).toBe(false)
+    fail = false
+    client.set('a', 2)
+    await client.persist()
+    expect(client.getMeta().isPersistent).toBe(true)
+    expect(memory.size).toBe(1)
+  })
+
+  it('writes the outbox to IndexedDB before the request leaves', async () => {
+    const ids = newIds()
+    let cachedAtRequest: unknown
+    mock.server.use(
+      http.post(`${ENDPOINT}/${ids.sessionId}`, async () => {
+        cachedAtRequest = await ids.storage.get(`${ENDPOINT}|${ids.sessionId}`)
+        return HttpResponse.json({ error: { code: 'internal_error', message: 'x' } }, { status: 500 })
+      }, { once: true }),
+    )
+    const client = makeClient(ids)
+    await client.start()
+    client.set('a', 1)
+    client.sync()
+    await vi.waitFor(() => expect(cachedAtRequest).toBeDefined())
+    expect(cachedAtRequest).toMatchObject({ inflight: { seq: 1, variables: { a: 1 } }, pending: { variables: {} } })
+  })
+})

@@ -1,0 +1,51 @@
+import { setupServer } from 'msw/node'
+import { afterAll, afterEach, beforeAll } from 'vitest'
+import { sessionHandlers } from '../src/msw.js'
+import { memoryStore, type SessionStore, type Steps } from '../src/server/index.js'
+
+export const ENDPOINT = 'http://localhost/api/session'
+
+export interface RecordedRequest {
+  method: string
+  path: string
+  body: unknown
+}
+
+/**
+ * One msw server for a test file, answering with the real handler over a memory store that
+ * each test gets fresh (`ctx.store`). Every request is recorded in `ctx.requests`.
+ */
+export function useMockServer(steps: Steps = {}) {
+  const ctx = { store: memoryStore() as SessionStore, requests: [] as RecordedRequest[], steps }
+  const server = setupServer()
+  const reset = () => {
+    ctx.store = memoryStore()
+    ctx.requests = []
+    server.resetHandlers(...sessionHandlers({ store: proxyStore(() => ctx.store), steps: ctx.steps, onError: () => {} }))
+  }
+  server.events.on('request:start', async ({ request }) => {
+    // Recorded in arrival order; the body is filled in once read.
+    const entry: RecordedRequest = { method: request.method, path: new URL(request.url).pathname, body: undefined }
+    ctx.requests.push(entry)
+    const text = request.method === 'GET' ? '' : await request.clone().text()
+    entry.body = text ? JSON.parse(text) : undefined
+  })
+  beforeAll(() => {
+    server.listen({ onUnhandledRequest: 'error' })
+    reset()
+  })
+  afterEach(reset)
+  afterAll(() => server.close())
+  return Object.assign(ctx, { server, posts: () => ctx.requests.filter((r) => r.method === 'POST') })
+}
+
+/** A store that forwards to whichever store the current test uses. */
+function proxyStore(current: () => SessionStore): SessionStore {
+  return {
+    get: (id) => current().get(id),
+    apply: (id, change, limits) => current().apply(id, change, limits),
+    delete: (id) => current().delete(id),
+    list: (options) => current().list(options),
+    close: () => current().close(),
+  }
+}
