@@ -1,7 +1,7 @@
 import 'fake-indexeddb/auto'
 import { HttpResponse, http } from 'msw'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createSessionClient, indexedDbStorage, type CacheStorage, type SessionClient } from '../../src/client/index.js'
+import { createSessionClient, indexedDbStorage, type CacheStorage, type SessionClient, type SessionPatch } from '../../src/client/index.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 
 const mock = useMockServer()
@@ -62,7 +62,7 @@ describe('IndexedDB cache', () => {
     // The first page's request reaches the server, which applies it; the page dies before the reply.
     mock.server.use(
       http.post(`${ENDPOINT}/${ids.sessionId}`, async ({ request }) => {
-        await mock.store.apply(ids.sessionId, await request.json())
+        await mock.store.apply(ids.sessionId, (await request.json()) as SessionPatch)
         return new Promise<never>(() => {})
       }, { once: true }),
     )

@@ -1,6 +1,6 @@
 import { HttpResponse, http } from 'msw'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { createSessionClient, memoryStorage, SessionError, type SessionClient, type SessionClientOptions } from '../../src/client/index.js'
+import { createSessionClient, memoryStorage, SessionError, type SessionClient, type SessionClientOptions, type SessionPatch } from '../../src/client/index.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 
 const mock = useMockServer({
@@ -295,7 +295,7 @@ describe('retries', () => {
     mock.server.use(
       http.post(`${ENDPOINT}/${ID}`, async ({ request }) => {
         // The real handler applies the patch, then the network drops the answer.
-        await mock.store.apply(ID, await request.json())
+        await mock.store.apply(ID, (await request.json()) as SessionPatch)
         lost++
         return HttpResponse.error()
       }, { once: true }),
