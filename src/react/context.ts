@@ -1,0 +1,18 @@
+import { createContext, useContext } from 'react'
+import type { SessionClient } from '../client/session-client.js'
+
+export const SessionContext = createContext<SessionClient | null>(null)
+
+/**
+ * The session client of the nearest `SessionProvider`: for code that needs the framework-free
+ * API (subscribe, flush, run) from inside React.
+ *
+ * @example
+ * const client = useSessionClient()
+ * const onSubmit = async () => { await client.flush(); navigate('/done') }
+ */
+export function useSessionClient(): SessionClient {
+  const client = useContext(SessionContext)
+  if (!client) throw new Error('workflow-session: this hook must be used inside <SessionProvider>')
+  return client
+}

@@ -1,0 +1,283 @@
+// @vitest-environment jsdom
+import 'fake-indexeddb/auto'
+import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
+import { act, cleanup, fireEvent, render, screen } from '@testing-library/react'
+import { HttpResponse, http } from 'msw'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { SessionProvider, memoryStorage, useRun, useSessionState, useSyncStatus, useVariable, type CacheStorage, type SessionState } from '../../src/react/index.js'
+import { useMockServer } from '../msw-server.js'
+
+const mock = useMockServer({
+  register: ({ variables }) => ({ output: `registered ${String(variables.email)}`, variables: { status: 'done' } }),
+})
+
+let sessionNumber = 0
+let sessionId = ''
+let storage: CacheStorage
+const renders: Record<string, number> = {}
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+  sessionId = `react-session-${++sessionNumber}`
+  storage = memoryStorage() // IndexedDB itself is proven in the cache tests and in Chromium
+  for (const key of Object.keys(renders)) delete renders[key]
+})
+afterEach(async () => {
+  cleanup()
+  await vi.runOnlyPendingTimersAsync()
+  vi.useRealTimers()
+})
+
+/** Lets timers and promises run, inside act() so React applies the updates. */
+async function advance(ms: number) {
+  await act(async () => {
+    await vi.advanceTimersByTimeAsync(ms)
+  })
+}
+
+function Field({ name }: { name: string }) {
+  renders[name] = (renders[name] ?? 0) + 1
+  const [value, setValue] = useVariable<string>(name, '')
+  return <input aria-label={name} value={value} onChange={(event) => setValue(event.target.value)} />
+}
+
+function Status() {
+  const meta = useSyncStatus()
+  return <output aria-label="status">{meta.error ? `error ${meta.error.code}` : meta.isDirty ? (meta.isSyncing ? 'saving' : 'dirty') : 'saved'}</output>
+}
+
+function App({ children, ...props }: { children: React.ReactNode; debounceMs?: number; maxWaitMs?: number }) {
+  return (
+    <SessionProvider endpoint="/api/session" sessionId={sessionId} storage={storage} {...props}>
+      {children}
+    </SessionProvider>
+  )
+}
+
+const type = (name: string, value: string) => fireEvent.change(screen.getByLabelText(name), { target: { value } })
+const patches = () => mock.posts().filter((r) => !r.path.includes('/run/'))
+
+describe('useVariable', () => {
+  it('shows a write at once, before any request is sent', async () => {
+    render(<App><Field name="email" /></App>)
+    await advance(10)
+    type('email', 'a@b.c')
+    expect(screen.getByLabelText<HTMLInputElement>('email').value).toBe('a@b.c')
+    expect(patches()).toHaveLength(0)
+  })
+
+  it('does not render a component that reads another variable', async () => {
+    render(<App><Field name="a" /><Field name="b" /></App>)
+    await advance(10)
+    const before = { a: renders.a!, b: renders.b! }
+    for (let i = 1; i <= 20; i++) type('a', 'x'.repeat(i))
+    await advance(1000)
+    expect(renders.a! - before.a).toBe(20)
+    expect(renders.b! - before.b).toBe(0)
+  })
+
+  it('sends 30 keystrokes in one debounce window as one POST with only the changed key', async () => {
+    render(<App><Field name="email" /><Field name="name" /></App>)
+    await advance(10)
+    for (let i = 1; i <= 30; i++) {
+      type('email', 'e'.repeat(i))
+      await advance(100)
+    }
+    expect(patches()).toHaveLength(0)
+    await advance(800)
+    expect(patches()).toHaveLength(1)
+    expect(patches()[0]!.body).toEqual({ variables: { email: 'e'.repeat(30) }, deleted: [], clientId: expect.any(String), seq: 1 })
+    await advance(2000)
+    expect(patches()).toHaveLength(1)
+  })
+
+  it('caps a long burst with maxWait', async () => {
+    render(<App debounceMs={800} maxWaitMs={3000}><Field name="notes" /></App>)
+    await advance(10)
+    for (let i = 1; i <= 50; i++) {
+      type('notes', 'n'.repeat(i))
+      await advance(200) // never 800 ms quiet: only maxWait can send during the burst
+    }
+    const duringBurst = patches().length
+    expect(duringBurst).toBeGreaterThanOrEqual(3)
+    expect(duringBurst).toBeLessThanOrEqual(4)
+    await advance(1000)
+    expect((await mock.store.get(sessionId))?.variables.notes).toBe('n'.repeat(50))
+  })
+
+  it('makes no request when nothing changed', async () => {
+    render(<App><Field name="email" /></App>)
+    await advance(5000)
+    type('email', '')
+    await advance(5000)
+    expect(patches()).toHaveLength(0)
+  })
+
+  it('accepts an updater function', async () => {
+    function Counter() {
+      const [count, setCount] = useVariable<number>('count', 0)
+      return <button onClick={() => setCount((n) => n + 1)}>count {count}</button>
+    }
+    render(<App><Counter /></App>)
+    await advance(10)
+    fireEvent.click(screen.getByRole('button'))
+    fireEvent.click(screen.getByRole('button'))
+    expect(screen.getByRole('button').textContent).toBe('count 2')
+  })
+})
+
+describe('sync status', () => {
+  it('goes dirty → saving → saved', async () => {
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    mock.server.use(http.post(`*/api/session/${sessionId}`, async () => void (await gate) as never, { once: true }))
+    render(<App><Field name="email" /><Status /></App>)
+    await advance(10)
+    expect(screen.getByLabelText('status').textContent).toBe('saved')
+    type('email', 'a')
+    expect(screen.getByLabelText('status').textContent).toBe('dirty')
+    await advance(800)
+    expect(screen.getByLabelText('status').textContent).toBe('saving')
+    release()
+    await advance(10)
+    expect(screen.getByLabelText('status').textContent).toBe('saved')
+  })
+
+  it('shows a server error while retrying, then saved', async () => {
+    mock.server.use(
+      http.post(`*/api/session/${sessionId}`, () => HttpResponse.json({ error: { code: 'internal_error', message: 'down' } }, { status: 500 }), { once: true }),
+    )
+    render(<App><Field name="email" /><Status /></App>)
+    await advance(10)
+    type('email', 'a')
+    await advance(810)
+    expect(screen.getByLabelText('status').textContent).toBe('error internal_error')
+    await advance(1000)
+    expect(screen.getByLabelText('status').textContent).toBe('saved')
+    expect(await mock.store.get(sessionId)).toMatchObject({ version: 1, variables: { email: 'a' } })
+  })
+})
+
+describe('useSessionState', () => {
+  it('renders only for what it reads', async () => {
+    let state: SessionState | undefined
+    function MethodsOnly() {
+      renders.methods = (renders.methods ?? 0) + 1
+      state = useSessionState()
+      return null
+    }
+    function ReadsVariables() {
+      renders.variables = (renders.variables ?? 0) + 1
+      return <pre aria-label="all">{JSON.stringify(useSessionState().variables)}</pre>
+    }
+    render(<App><MethodsOnly /><ReadsVariables /></App>)
+    await advance(10)
+    const before = { ...renders }
+    act(() => state!.setVariable('a', 1))
+    act(() => state!.setVariable<number>('a', (n) => (n ?? 0) + 1))
+    expect(screen.getByLabelText('all').textContent).toBe('{"a":2}')
+    expect(state!.getVariable('a')).toBe(2)
+    expect(renders.methods! - before.methods!).toBe(0)
+    expect(renders.variables! - before.variables!).toBe(2)
+  })
+
+  it('flush resolves after the server has the change, and rejects with the typed error on a 4xx', async () => {
+    let state: SessionState | undefined
+    function Grab() {
+      state = useSessionState()
+      return null
+    }
+    render(<App><Grab /></App>)
+    await advance(10)
+    act(() => state!.setVariable('email', 'a@b.c'))
+    let flushed = false
+    const flush = state!.flush().then(() => (flushed = true))
+    await advance(10)
+    await flush
+    expect(flushed).toBe(true)
+    expect((await mock.store.get(sessionId))?.variables).toEqual({ email: 'a@b.c' })
+
+    mock.server.use(
+      http.post(`*/api/session/${sessionId}`, () => HttpResponse.json({ error: { code: 'too_large', message: 'big' } }, { status: 413 }), { once: true }),
+    )
+    act(() => state!.setVariable('email', 'x'))
+    const failure = state!.flush().catch((error: unknown) => error)
+    await advance(10)
+    expect(await failure).toMatchObject({ name: 'SessionError', code: 'too_large' })
+  })
+
+  it('throws a clear error when used outside SessionProvider', () => {
+    vi.spyOn(console, 'error').mockImplementation(() => {}) // React reports the render error
+    function Outside() {
+      useSessionState()
+      return null
+    }
+    expect(() => render(<Outside />)).toThrow(/inside <SessionProvider>/)
+    vi.mocked(console.error).mockRestore()
+  })
+})
+
+describe('useRun', () => {
+  function Register() {
+    const [, setEmail] = useVariable<string>('email', '')
+    const { run, isRunning, output, error } = useRun<string>('register')
+    return (
+      <>
+        <button onClick={() => setEmail('ada@example.com')}>Fill</button>
+        <button onClick={() => run()}>Run</button>
+        <output aria-label="run">{isRunning ? 'running' : error ? `error ${(error as { code?: string }).code}` : (output ?? 'idle')}</output>
+      </>
+    )
+  }
+
+  it('sends the pending patch first, then runs the step on it', async () => {
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    mock.server.use(http.post(`*/api/session/${sessionId}/run/register`, async () => void (await gate) as never, { once: true }))
+    render(<App><Register /></App>)
+    await advance(10)
+    fireEvent.click(screen.getByText('Fill'))
+    fireEvent.click(screen.getByText('Run'))
+    await advance(10)
+    expect(screen.getByLabelText('run').textContent).toBe('running')
+    release()
+    await advance(10)
+    expect(screen.getByLabelText('run').textContent).toBe('registered ada@example.com')
+    const order = mock.requests.filter((r) => r.method === 'POST').map((r) => r.path.replace(`/api/session/${sessionId}`, ''))
+    expect(order).toEqual(['', '/run/register'])
+    expect(await mock.store.get(sessionId)).toMatchObject({ variables: { email: 'ada@example.com', status: 'done' }, version: 2 })
+  })
+
+  it('does not call the step when the flush fails, and says why', async () => {
+    mock.server.use(
+      http.post(`*/api/session/${sessionId}`, () => HttpResponse.json({ error: { code: 'invalid_patch', message: 'no' } }, { status: 400 }), { once: true }),
+    )
+    render(<App><Register /></App>)
+    await advance(10)
+    fireEvent.click(screen.getByText('Fill'))
+    fireEvent.click(screen.getByText('Run'))
+    await advance(10)
+    expect(screen.getByLabelText('run').textContent).toBe('error invalid_patch')
+    expect(mock.requests.some((r) => r.path.endsWith('/run/register'))).toBe(false)
+  })
+})
+
+describe('SessionProvider', () => {
+  it("uses the app's QueryClient when there is one", async () => {
+    const queryClient = new QueryClient()
+    render(
+      <QueryClientProvider client={queryClient}>
+        <App><Field name="email" /></App>
+      </QueryClientProvider>,
+    )
+    await advance(10)
+    expect(queryClient.getQueryCache().findAll({ queryKey: ['workflow-session'] })).toHaveLength(1)
+  })
+
+  it('shows server values after the first fetch', async () => {
+    await mock.store.apply(sessionId, { variables: { email: 'server@b.c' } })
+    render(<App><Field name="email" /></App>)
+    await advance(10)
+    expect(screen.getByLabelText<HTMLInputElement>('email').value).toBe('server@b.c')
+  })
+})
