@@ -5,3 +5,4 @@ export { mergeSession, type SessionChange, type SessionRecord, type MergeLimits 
 export { memoryStore } from './stores/memory.js'
 export type { SessionStore, ApplyResult, ListOptions } from './stores/types.js'
 export type * from '../shared/protocol.js'
+export { serve, toNodeListener, type FetchHandler, type ServeOptions, type RunningServer } from './node.js'

@@ -1,0 +1,99 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Readable } from 'node:stream'
+
+/** Anything that answers a `Request` with a `Response` (the session handler, or your router around it). */
+export type FetchHandler = (request: Request) => Response | Promise<Response>
+
+/**
+ * Adapts a fetch-style handler to `node:http`: `http.createServer(toNodeListener(handler))`.
+ * The body is streamed to the handler, so its size limit stops reading early.
+ *
+ * @example
+ * http.createServer(toNodeListener(createSessionHandler({ store }))).listen(3000)
+ */
+export function toNodeListener(handler: FetchHandler, onError: (error: unknown) => void = console.error) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    void respond(handler, req, res).catch((error: unknown) => {
+      onError(error)
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' })
+      res.end(res.headersSent ? undefined : JSON.stringify({ error: { code: 'internal_error', message: 'Internal error' } }))
+    })
+  }
+}
+
+async function respond(handler: FetchHandler, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const headers = new Headers()
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined) continue
+    for (const item of Array.isArray(value) ? value : [value]) headers.append(name, item)
+  }
+  const method = req.method ?? 'GET'
+  const abort = new AbortController()
+  res.on('close', () => abort.abort())
+  const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: abort.signal }
+  if (method !== 'GET' && method !== 'HEAD') {
+    init.body = Readable.toWeb(req) as ReadableStream<Uint8Array>
+    init.duplex = 'half'
+  }
+  const response = await handler(new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, init))
+
+  const outHeaders: Record<string, string | string[]> = {}
+  response.headers.forEach((value, name) => {
+    outHeaders[name] = name === 'set-cookie' ? response.headers.getSetCookie() : value
+  })
+  // A request whose body was not read to the end (413) cannot keep its connection.
+  if (!req.readableEnded && init.body) outHeaders.connection = 'close'
+  res.writeHead(response.status, outHeaders)
+  if (!response.body) {
+    res.end()
+    return
+  }
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve))
+  }
+  res.end()
+}
+
+export interface ServeOptions {
+  handler: FetchHandler
+  /** Default 3000; 0 picks a free port. */
+  port?: number
+  /** Default `127.0.0.1`; `0.0.0.0` to listen on every interface. */
+  hostname?: string
+  onError?: (error: unknown) => void
+}
+
+export interface RunningServer {
+  server: Server
+  /** Where it listens, e.g. `http://127.0.0.1:3000`. */
+  url: string
+  /** Stops accepting connections and resolves once in-flight requests are answered. */
+  close(): Promise<void>
+}
+
+/**
+ * Serves a fetch-style handler with `node:http`.
+ *
+ * @example
+ * const { url, close } = await serve({ handler, port: 3000 })
+ * process.on('SIGTERM', () => void close())
+ */
+export async function serve({ handler, port = 3000, hostname = '127.0.0.1', onError }: ServeOptions): Promise<RunningServer> {
+  const server = createServer(toNodeListener(handler, onError))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, hostname, () => resolve())
+  })
+  const address = server.address() as AddressInfo
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return {
+    server,
+    url: `http://${host}:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()))
+        server.closeIdleConnections()
+      }),
+  }
+}

@@ -1,0 +1,31 @@
+import { createRoot } from 'react-dom/client'
+import { SessionProvider, useSyncStatus, useVariable } from '../../../src/react/index.js'
+
+function Field({ name }: { name: string }) {
+  const [value, setValue] = useVariable<string>(name, '')
+  return (
+    <label>
+      {name}
+      <input aria-label={name} value={value} onChange={(event) => setValue(event.target.value)} />
+    </label>
+  )
+}
+
+function Status() {
+  const meta = useSyncStatus()
+  const text = meta.error ? `error ${meta.error.code}` : meta.isDirty ? 'unsaved' : 'saved'
+  return (
+    <output aria-label="status" data-hydrated={String(meta.isHydrated)} data-persistent={String(meta.isPersistent)}>
+      {text}
+    </output>
+  )
+}
+
+const params = new URLSearchParams(location.search)
+createRoot(document.getElementById('root')!).render(
+  <SessionProvider endpoint="/api/session" sessionId={params.get('session') ?? undefined} debounceMs={Number(params.get('debounce') ?? 800)}>
+    <Field name="email" />
+    <Field name="name" />
+    <Status />
+  </SessionProvider>,
+)
