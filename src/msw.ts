@@ -25,3 +25,5 @@ export function sessionHandlers(options: SessionHandlersOptions = {}): HttpHandl
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
+
+export { memoryStore } from './server/stores/memory.js'

@@ -1,6 +1,7 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+// Only types from node: at the top, so that importing `workflow-session/server` works in any
+// runtime with the Fetch API; `serve()` loads node:http when it is called.
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Readable } from 'node:stream'
 
 /** Anything that answers a `Request` with a `Response` (the session handler, or your router around it). */
 export type FetchHandler = (request: Request) => Response | Promise<Response>
@@ -33,7 +34,7 @@ async function respond(handler: FetchHandler, req: IncomingMessage, res: ServerR
   res.on('close', () => abort.abort())
   const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: abort.signal }
   if (method !== 'GET' && method !== 'HEAD') {
-    init.body = Readable.toWeb(req) as ReadableStream<Uint8Array>
+    init.body = (ReadableStream as unknown as { from(source: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> }).from(req)
     init.duplex = 'half'
   }
   const response = await handler(new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, init))
@@ -80,6 +81,7 @@ export interface RunningServer {
  * process.on('SIGTERM', () => void close())
  */
 export async function serve({ handler, port = 3000, hostname = '127.0.0.1', onError }: ServeOptions): Promise<RunningServer> {
+  const { createServer } = await import('node:http')
   const server = createServer(toNodeListener(handler, onError))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

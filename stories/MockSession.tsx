@@ -1,0 +1,46 @@
+import { getResponse, type RequestHandler } from 'msw'
+import { useState, type ReactNode } from 'react'
+import { SessionProvider, createSessionClient, memoryStorage } from 'workflow-session'
+import { memoryStore, sessionHandlers } from 'workflow-session/msw'
+import type { Steps } from 'workflow-session/server'
+
+/** Routes the client's requests through msw handlers in the page: no service worker needed. */
+function fetchThrough(handlers: RequestHandler[]): typeof fetch {
+  return async (input, init) => {
+    const request = new Request(input, init)
+    const response = await getResponse(handlers, request)
+    if (!response) throw new TypeError(`No mock answers ${request.method} ${request.url}`)
+    return response
+  }
+}
+
+export const storySteps: Steps = {
+  register: ({ variables }) => {
+    const email = typeof variables.email === 'string' ? variables.email : ''
+    return { output: { message: email ? `Registered ${email}` : 'Registered without an email' }, variables: { registered: true } }
+  },
+}
+
+export interface MockSessionProps {
+  /** msw handlers tried before the real session handler: slow answers, failures… */
+  faults?: RequestHandler[]
+  debounceMs?: number
+  children: ReactNode
+}
+
+/** A SessionProvider whose server is the real handler over a fresh in-memory store. */
+export function MockSession({ faults = [], debounceMs = 400, children }: MockSessionProps) {
+  const [client] = useState(() =>
+    createSessionClient({
+      sessionId: `story-${Math.random().toString(36).slice(2, 12)}`,
+      storage: memoryStorage(),
+      fetch: fetchThrough([...faults, ...sessionHandlers({ store: memoryStore(), steps: storySteps, onError: () => {} })]),
+      retry: { baseMs: 300, maxMs: 1500 },
+    }),
+  )
+  return (
+    <SessionProvider client={client} debounceMs={debounceMs}>
+      {children}
+    </SessionProvider>
+  )
+}
