@@ -39,13 +39,13 @@ export function useMockServer(steps: Steps = {}) {
   return Object.assign(ctx, { server, posts: () => ctx.requests.filter((r) => r.method === 'POST') })
 }
 
-/** A store that forwards to whichever store the current test uses. */
+/** A store that forwards every call to whichever store the current test uses. */
 function proxyStore(current: () => SessionStore): SessionStore {
-  return {
-    get: (id) => current().get(id),
-    apply: (id, change, limits) => current().apply(id, change, limits),
-    delete: (id) => current().delete(id),
-    list: (options) => current().list(options),
-    close: () => current().close(),
-  }
+  return new Proxy({} as SessionStore, {
+    get: (_, name) => {
+      const store = current()
+      const member = store[name as keyof SessionStore]
+      return typeof member === 'function' ? member.bind(store) : member
+    },
+  })
 }

@@ -1,39 +1,50 @@
-import type { SessionSnapshot } from '../../shared/protocol.js'
 import { mergeSession, type SessionRecord } from '../merge.js'
-import { byNewest, summarize, type SessionStore } from './types.js'
+import { defineStore, isExpired, pageOf, summarize, type SessionStore, type StoreOptions } from './types.js'
 
 /**
  * Sessions in this process's memory: for tests, Storybook and prototypes. Hands out copies, so
  * nothing a caller does to a returned snapshot reaches the store.
  *
  * @example
- * const handler = createSessionHandler({ store: memoryStore() })
+ * const handler = createSessionHandler({ store: memoryStore({ ttlMs: 24 * 3600_000 }) })
  */
-export function memoryStore(): SessionStore {
+export function memoryStore(options: StoreOptions = {}): SessionStore {
   const records = new Map<string, SessionRecord>()
-  const copy = (snapshot: SessionSnapshot): SessionSnapshot => structuredClone(snapshot)
-
-  return {
-    async get(sessionId) {
-      const record = records.get(sessionId)
-      return record ? copy(record.snapshot) : null
-    },
-    async apply(sessionId, change, limits) {
-      // Synchronous from read to write: nothing can interleave, so this is atomic.
-      const { record, applied } = mergeSession(records.get(sessionId) ?? null, sessionId, structuredClone(change), new Date(), limits)
-      if (applied) records.set(sessionId, record)
-      return { snapshot: copy(record.snapshot), applied }
-    },
-    async delete(sessionId) {
-      return records.delete(sessionId)
-    },
-    async list({ userId, limit = 50, offset = 0 } = {}) {
-      const all = [...records.values()].map((record) => summarize(record.snapshot))
-      const mine = userId === undefined ? all : all.filter((summary) => summary.userId === userId)
-      return mine.sort(byNewest).slice(offset, offset + limit).map((summary) => ({ ...summary }))
-    },
-    async close() {
-      records.clear()
-    },
+  const live = (sessionId: string): SessionRecord | null => {
+    const record = records.get(sessionId)
+    if (record && isExpired(record, options.ttlMs)) {
+      records.delete(sessionId)
+      return null
+    }
+    return record ?? null
   }
+
+  return defineStore(
+    {
+      async get(sessionId) {
+        const record = live(sessionId)
+        return record ? structuredClone(record.snapshot) : null
+      },
+      async apply(sessionId, change, limits) {
+        // Synchronous from read to write: nothing can interleave, so this is atomic.
+        const { record, applied } = mergeSession(live(sessionId), sessionId, structuredClone(change), new Date(), limits)
+        if (applied) records.set(sessionId, record)
+        return { snapshot: structuredClone(record.snapshot), applied }
+      },
+      async delete(sessionId) {
+        return live(sessionId) !== null && records.delete(sessionId)
+      },
+      async list(listOptions = {}) {
+        const alive = [...records.keys()].map(live).filter((record): record is SessionRecord => record !== null)
+        return pageOf(alive.map((record) => summarize(structuredClone(record.snapshot))), listOptions)
+      },
+      async purgeExpired() {
+        const before = records.size
+        for (const sessionId of [...records.keys()]) live(sessionId)
+        return before - records.size
+      },
+      async close() {},
+    },
+    options,
+  )
 }

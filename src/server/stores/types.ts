@@ -1,5 +1,5 @@
-import type { SessionSnapshot, SessionSummary } from '../../shared/protocol.js'
-import type { MergeLimits, SessionChange } from '../merge.js'
+import type { JsonValue, SessionSnapshot, SessionSummary } from '../../shared/protocol.js'
+import type { MergeLimits, SessionChange, SessionRecord } from '../merge.js'
 
 export interface ApplyResult {
   snapshot: SessionSnapshot
@@ -16,17 +16,22 @@ export interface ListOptions {
   offset?: number
 }
 
+export interface StoreOptions {
+  /** A session not updated for this long reads as not found and is purged. Default: never. */
+  ttlMs?: number
+}
+
 /**
  * Where sessions live. Every method returns copies; `apply` is atomic per session: the merge,
  * the version bump and the client's `seq` are written together or not at all.
  *
  * @example
  * const store = memoryStore()
- * const { snapshot } = await store.apply('session-1', { variables: { email: 'a@b.c' } })
- * await store.get('session-1') // → snapshot with version 1
+ * await store.apply('session-1', { variables: { email: 'a@b.c' } })
+ * await store.getState<string>('session-1', 'email') // → 'a@b.c'
  */
 export interface SessionStore {
-  /** The session, or null when there is none. */
+  /** The session, or null when there is none (or it expired). */
   get(sessionId: string): Promise<SessionSnapshot | null>
   /** Merges `change` atomically (see `mergeSession`), creating the session when missing. */
   apply(sessionId: string, change: SessionChange, limits?: MergeLimits): Promise<ApplyResult>
@@ -34,8 +39,51 @@ export interface SessionStore {
   delete(sessionId: string): Promise<boolean>
   /** Sessions, newest `updatedAt` first. */
   list(options?: ListOptions): Promise<SessionSummary[]>
-  /** Releases files and connections. */
+  /** Removes expired sessions now (stores with `ttlMs` also do it on their own); returns how many. */
+  purgeExpired(): Promise<number>
+  /** One variable of a session, or undefined. */
+  getState<T extends JsonValue = JsonValue>(sessionId: string, key: string): Promise<T | undefined>
+  /** Sets one variable (an atomic patch of one key); returns the new snapshot. */
+  setState<T extends JsonValue = JsonValue>(sessionId: string, key: string, value: T): Promise<SessionSnapshot>
+  /** Releases files and connections; waits for writes under way. */
   close(): Promise<void>
+}
+
+/** What a store implements; `defineStore` adds the helpers and expiry timer. */
+export type StoreCore = Omit<SessionStore, 'getState' | 'setState'>
+
+/** Adds `getState`/`setState` on top of the core methods, and purges expired sessions periodically. */
+export function defineStore(core: StoreCore, options: StoreOptions = {}): SessionStore {
+  let timer: ReturnType<typeof setInterval> | undefined
+  if (options.ttlMs !== undefined) {
+    timer = setInterval(() => void core.purgeExpired().catch(() => {}), Math.min(options.ttlMs, 10 * 60_000))
+    timer.unref?.()
+  }
+  return {
+    ...core,
+    async getState<T extends JsonValue>(sessionId: string, key: string) {
+      const snapshot = await core.get(sessionId)
+      return snapshot && Object.hasOwn(snapshot.variables, key) ? (snapshot.variables[key] as T) : undefined
+    },
+    async setState(sessionId, key, value) {
+      return (await core.apply(sessionId, { variables: { [key]: value } })).snapshot
+    },
+    async close() {
+      if (timer) clearInterval(timer)
+      await core.close()
+    },
+  }
+}
+
+/** Whether `record` has outlived `ttlMs` at `now`. */
+export function isExpired(record: SessionRecord | SessionSnapshot, ttlMs: number | undefined, now = Date.now()): boolean {
+  const snapshot = 'snapshot' in record ? record.snapshot : record
+  return ttlMs !== undefined && Date.parse(snapshot.updatedAt) + ttlMs <= now
+}
+
+/** The oldest `updatedAt` that is still alive, as an ISO string (for stores that query by it). */
+export function expiryCutoff(ttlMs: number, now = Date.now()): string {
+  return new Date(now - ttlMs).toISOString()
 }
 
 export function summarize(snapshot: SessionSnapshot): SessionSummary {
@@ -45,4 +93,10 @@ export function summarize(snapshot: SessionSnapshot): SessionSummary {
 
 export function byNewest(a: SessionSummary, b: SessionSummary): number {
   return a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : a.sessionId < b.sessionId ? -1 : 1
+}
+
+/** Filters, sorts and pages summaries the way `list` promises (for stores without a query language). */
+export function pageOf(summaries: SessionSummary[], { userId, limit = 50, offset = 0 }: ListOptions): SessionSummary[] {
+  const mine = userId === undefined ? summaries : summaries.filter((summary) => summary.userId === userId)
+  return mine.sort(byNewest).slice(offset, offset + limit)
 }

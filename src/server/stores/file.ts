@@ -1,0 +1,128 @@
+import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { mergeSession, type SessionRecord } from '../merge.js'
+import { defineStore, isExpired, pageOf, summarize, type SessionStore, type StoreOptions } from './types.js'
+
+/**
+ * One JSON file per session in `dir`. A write goes to a temporary file, is fsynced, renamed over
+ * the old file, and the directory is fsynced: a crash at any point leaves the old file or the
+ * new one, never a torn one. Writes to one session are queued, so `apply` is atomic within this
+ * process. Meant for one server process; run several on SQLite or PostgreSQL.
+ *
+ * @example
+ * const store = fileStore('.data/sessions')
+ */
+export function fileStore(dir: string, options: StoreOptions = {}): SessionStore {
+  const queues = new Map<string, Promise<unknown>>()
+  const ready = prepare(dir)
+  const pathOf = (sessionId: string) => join(dir, `${sessionId}.json`)
+
+  /** Runs `task` after every earlier task of the same session. */
+  function queued<T>(sessionId: string, task: () => Promise<T>): Promise<T> {
+    const previous = queues.get(sessionId) ?? Promise.resolve()
+    const next = previous.then(task, task)
+    const settled = next.catch(() => {})
+    queues.set(sessionId, settled)
+    void settled.then(() => queues.get(sessionId) === settled && queues.delete(sessionId))
+    return next
+  }
+
+  async function read(sessionId: string): Promise<SessionRecord | null> {
+    await ready
+    let text: string
+    try {
+      text = await readFile(pathOf(sessionId), 'utf8')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
+      throw error
+    }
+    const record = JSON.parse(text) as SessionRecord
+    if (isExpired(record, options.ttlMs)) {
+      await remove(sessionId)
+      return null
+    }
+    return record
+  }
+
+  async function write(sessionId: string, record: SessionRecord): Promise<void> {
+    const temporary = join(dir, `.${sessionId}.${randomBytes(6).toString('hex')}.tmp`)
+    const file = await open(temporary, 'w')
+    try {
+      await file.writeFile(JSON.stringify(record))
+      await file.sync()
+    } finally {
+      await file.close()
+    }
+    await rename(temporary, pathOf(sessionId))
+    await syncDirectory(dir)
+  }
+
+  async function remove(sessionId: string): Promise<boolean> {
+    try {
+      await unlink(pathOf(sessionId))
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false
+      throw error
+    }
+    await syncDirectory(dir)
+    return true
+  }
+
+  async function sessionIds(): Promise<string[]> {
+    await ready
+    return (await readdir(dir)).filter((name) => name.endsWith('.json') && !name.startsWith('.')).map((name) => name.slice(0, -5))
+  }
+
+  return defineStore(
+    {
+      get: async (sessionId) => (await queued(sessionId, () => read(sessionId)))?.snapshot ?? null,
+      apply: (sessionId, change, limits) =>
+        queued(sessionId, async () => {
+          const { record, applied } = mergeSession(await read(sessionId), sessionId, change, new Date(), limits)
+          if (applied) await write(sessionId, record)
+          return { snapshot: record.snapshot, applied }
+        }),
+      delete: (sessionId) => queued(sessionId, async () => (await read(sessionId)) !== null && remove(sessionId)),
+      async list(listOptions = {}) {
+        const records = await Promise.all((await sessionIds()).map((id) => queued(id, () => read(id))))
+        return pageOf(
+          records.filter((record): record is SessionRecord => record !== null).map((record) => summarize(record.snapshot)),
+          listOptions,
+        )
+      },
+      async purgeExpired() {
+        let purged = 0
+        for (const sessionId of await sessionIds()) {
+          const existed = await queued(sessionId, async () => {
+            const text = await readFile(pathOf(sessionId), 'utf8').catch(() => null)
+            return text !== null && isExpired(JSON.parse(text) as SessionRecord, options.ttlMs) && remove(sessionId)
+          })
+          if (existed) purged++
+        }
+        return purged
+      },
+      async close() {
+        await Promise.all(queues.values())
+      },
+    },
+    options,
+  )
+}
+
+/** Creates the folder and removes temporary files a crash left behind. */
+async function prepare(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true })
+  for (const name of await readdir(dir)) {
+    if (name.startsWith('.') && name.endsWith('.tmp')) await unlink(join(dir, name)).catch(() => {})
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
