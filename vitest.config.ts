@@ -15,6 +15,7 @@ export default mergeConfig(
   viteConfig,
   defineConfig({
     test: {
+      reporters: ['default', './test/summary-reporter.ts'],
       projects: [
         {
           extends: true,

@@ -63,13 +63,19 @@ export interface ServeOptions {
   /** Default `127.0.0.1`; `0.0.0.0` to listen on every interface. */
   hostname?: string
   onError?: (error: unknown) => void
+  /** Signals that close the server gracefully and then end the process, e.g. `['SIGTERM', 'SIGINT']`. Default: none. */
+  shutdownSignals?: NodeJS.Signals[]
+  /** Runs once the last request is answered (close the store here). */
+  onClose?: () => void | Promise<void>
+  /** After this long, `close()` cuts connections still open; default 10 s. */
+  closeTimeoutMs?: number
 }
 
 export interface RunningServer {
   server: Server
   /** Where it listens, e.g. `http://127.0.0.1:3000`. */
   url: string
-  /** Stops accepting connections and resolves once in-flight requests are answered. */
+  /** Stops accepting connections, lets requests under way finish, then runs `onClose`. */
   close(): Promise<void>
 }
 
@@ -77,10 +83,14 @@ export interface RunningServer {
  * Serves a fetch-style handler with `node:http`.
  *
  * @example
- * const { url, close } = await serve({ handler, port: 3000 })
- * process.on('SIGTERM', () => void close())
+ * const store = await openStore('sqlite:.data/sessions.db')
+ * const { url } = await serve({
+ *   handler: createSessionHandler({ store }), port: 3000,
+ *   shutdownSignals: ['SIGTERM', 'SIGINT'], onClose: () => store.close(),
+ * })
  */
-export async function serve({ handler, port = 3000, hostname = '127.0.0.1', onError }: ServeOptions): Promise<RunningServer> {
+export async function serve(options: ServeOptions): Promise<RunningServer> {
+  const { handler, port = 3000, hostname = '127.0.0.1', onError, shutdownSignals = [], onClose, closeTimeoutMs = 10_000 } = options
   const { createServer } = await import('node:http')
   const server = createServer(toNodeListener(handler, onError))
   await new Promise<void>((resolve, reject) => {
@@ -89,13 +99,32 @@ export async function serve({ handler, port = 3000, hostname = '127.0.0.1', onEr
   })
   const address = server.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  return {
-    server,
-    url: `http://${host}:${address.port}`,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((error) => (error ? reject(error) : resolve()))
-        server.closeIdleConnections()
-      }),
+
+  let closing: Promise<void> | undefined
+  const close = () =>
+    (closing ??= (async () => {
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
+      // Idle keep-alive connections would hold close() open; busy ones finish their request
+      // first and are swept as soon as they fall idle.
+      server.closeIdleConnections()
+      const sweep = setInterval(() => server.closeIdleConnections(), 25)
+      const force = setTimeout(() => server.closeAllConnections(), closeTimeoutMs)
+      await stopped
+      clearInterval(sweep)
+      clearTimeout(force)
+      for (const signal of shutdownSignals) process.off(signal, onSignal)
+      await onClose?.()
+    })())
+  const onSignal = () => {
+    void close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        ;(onError ?? console.error)(error)
+        process.exit(1)
+      },
+    )
   }
+  for (const signal of shutdownSignals) process.once(signal, onSignal)
+
+  return { server, url: `http://${host}:${address.port}`, close }
 }
