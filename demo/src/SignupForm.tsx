@@ -8,7 +8,8 @@ export interface RegisterOutput {
 export function SignupForm() {
   const [email, setEmail] = useVariable<string>('email', '')
   const [name, setName] = useVariable<string>('name', '')
-  const { run, isRunning, output, error } = useRun<RegisterOutput & Record<string, string>>('register')
+  const [registeredEmail] = useVariable<string>('registeredEmail')
+  const { run, isRunning, output, error } = useRun<RegisterOutput>('register')
   return (
     <form
       aria-label="Sign up"
@@ -28,7 +29,7 @@ export function SignupForm() {
       <button type="submit" disabled={isRunning}>
         {isRunning ? 'Registering…' : 'Register'}
       </button>
-      {output && <p role="note">{output.message}</p>}
+      {output ? <p role="note">{output.message}</p> : registeredEmail && <p role="note">Registered as {registeredEmail}.</p>}
       {error && <p role="alert">Could not register: {error.message}</p>}
     </form>
   )

@@ -33,7 +33,7 @@ export interface SessionClient {
   readonly sessionId: string
   readonly endpoint: string
   /** The variable's current value (local changes included), or undefined. */
-  get<T extends JsonValue = JsonValue>(key: string): T | undefined
+  get<T = JsonValue>(key: string): T | undefined
   /** Sets a variable now; the server hears of it at the next `sync()`. Throws {@link SessionValueError} for non-JSON values. */
   set(key: string, value: unknown): void
   /** Removes a variable now; the server hears of it at the next `sync()`. */
@@ -60,7 +60,7 @@ export interface SessionClient {
   /** Resolves when every change made before the call is confirmed; rejects with a {@link SessionError} when it cannot be. */
   flush(options?: { timeoutMs?: number }): Promise<void>
   /** Flushes, then runs a server step on the stored variables; resolves with its output. */
-  run<Output extends JsonValue = JsonValue>(step: string, input?: JsonValue): Promise<Output>
+  run<Output = JsonValue>(step: string, input?: JsonValue): Promise<Output>
   /** Tell the client whether the network is reachable (the React provider wires this). */
   setOnline(online: boolean): void
   /** Writes the local copy now (call it when the page hides). */
@@ -334,7 +334,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   const client: SessionClient = {
     sessionId,
     endpoint,
-    get: <T extends JsonValue>(key: string) => values.get(key) as T | undefined,
+    get: <T>(key: string) => values.get(key) as T | undefined,
     set(key, value) {
       const stored = toStoredValue(key, value)
       if (values.has(key) && jsonEqual(values.get(key), stored)) return
@@ -399,7 +399,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
         client.sync()
       })
     },
-    async run<Output extends JsonValue>(step: string, input?: JsonValue) {
+    async run<Output>(step: string, input?: JsonValue) {
       const problem = input === undefined ? null : jsonValueProblem(input)
       if (problem) throw new TypeError(`run(${JSON.stringify(step)}): input ${problem}`)
       await client.flush()

@@ -15,7 +15,7 @@ export interface Transport {
   /** The stored session, or null when the server has none (404). */
   get(sessionId: string): Promise<SessionSnapshot | null>
   patch(sessionId: string, patch: SessionPatch, init?: { keepalive?: boolean }): Promise<SessionSnapshot>
-  run<Output extends JsonValue>(sessionId: string, step: string, input: JsonValue | undefined): Promise<RunResponse<Output>>
+  run<Output>(sessionId: string, step: string, input: JsonValue | undefined): Promise<RunResponse<Output>>
 }
 
 /** The protocol's requests over `fetch`, with every failure turned into a {@link SessionError}. */

@@ -8,6 +8,11 @@ import { useSessionClient } from './context.js'
 /** A value, or a function from the current value to the next (as with `useState`). */
 export type SetValue<T> = T | ((current: T) => T)
 
+/** The value a {@link SetValue} stands for, given the current value. */
+export function applySetValue<T>(next: SetValue<T>, current: T): T {
+  return typeof next === 'function' ? (next as (current: T) => T)(current) : next
+}
+
 /**
  * One session variable, like `useState`: the component renders again only when this
  * variable changes. Writes show at once and reach the server in the next debounced patch.
@@ -16,9 +21,9 @@ export type SetValue<T> = T | ((current: T) => T)
  * const [email, setEmail] = useVariable<string>('email', '')
  * <input value={email} onChange={(event) => setEmail(event.target.value)} />
  */
-export function useVariable<T extends JsonValue>(key: string, defaultValue: T): [T, (next: SetValue<T>) => void]
-export function useVariable<T extends JsonValue>(key: string): [T | undefined, (next: SetValue<T | undefined>) => void]
-export function useVariable<T extends JsonValue>(key: string, defaultValue?: T) {
+export function useVariable<T>(key: string, defaultValue: T): [T, (next: SetValue<T>) => void]
+export function useVariable<T>(key: string): [T | undefined, (next: SetValue<T | undefined>) => void]
+export function useVariable<T>(key: string, defaultValue?: T) {
   const client = useSessionClient()
   const subscribe = useCallback((listener: () => void) => client.subscribe(key, listener), [client, key])
   const read = () => client.get<T>(key)
@@ -27,8 +32,7 @@ export function useVariable<T extends JsonValue>(key: string, defaultValue?: T) 
   defaultRef.current = defaultValue
   const setValue = useCallback(
     (next: SetValue<T | undefined>) => {
-      const value = typeof next === 'function' ? next(client.get<T>(key) ?? defaultRef.current) : next
-      client.set(key, value)
+      client.set(key, applySetValue(next, client.get<T>(key) ?? defaultRef.current))
     },
     [client, key],
   )
@@ -68,7 +72,7 @@ export interface UseRunResult<Output> {
  * const { run, isRunning, output, error } = useRun<{ total: number }>('checkout')
  * <button onClick={() => run()} disabled={isRunning}>Check out</button>
  */
-export function useRun<Output extends JsonValue = JsonValue>(step: string): UseRunResult<Output> {
+export function useRun<Output = JsonValue>(step: string): UseRunResult<Output> {
   const client = useSessionClient()
   const mutation = useMutation<Output, SessionError | Error, JsonValue | undefined>({
     mutationKey: ['workflow-session', 'run', client.sessionId, step],

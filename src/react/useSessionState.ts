@@ -2,7 +2,7 @@ import { useCallback, useMemo, useRef, useSyncExternalStore } from 'react'
 import type { SessionMeta } from '../client/meta.js'
 import type { JsonValue, Variables } from '../shared/protocol.js'
 import { useSessionClient } from './context.js'
-import type { SetValue } from './hooks.js'
+import { applySetValue, type SetValue } from './hooks.js'
 
 export interface SessionState {
   sessionId: string
@@ -10,8 +10,8 @@ export interface SessionState {
   variables: Readonly<Variables>
   /** Sync status. Reading it makes the component render when the status changes. */
   meta: SessionMeta
-  getVariable<T extends JsonValue = JsonValue>(key: string): T | undefined
-  setVariable<T extends JsonValue = JsonValue>(key: string, value: SetValue<T | undefined>): void
+  getVariable<T = JsonValue>(key: string): T | undefined
+  setVariable<T = JsonValue>(key: string, value: SetValue<T | undefined>): void
   deleteVariable(key: string): void
   /** Resolves when every change made before the call is on the server. */
   flush(): Promise<void>
@@ -62,8 +62,8 @@ export function useSessionState(): SessionState {
         return client.getMeta()
       },
       getVariable: client.get,
-      setVariable: <T extends JsonValue>(key: string, value: SetValue<T | undefined>) =>
-        client.set(key, typeof value === 'function' ? value(client.get<T>(key)) : value),
+      setVariable: <T>(key: string, value: SetValue<T | undefined>) =>
+        client.set(key, applySetValue(value, client.get<T>(key))),
       deleteVariable: client.delete,
       flush: () => client.flush(),
     }),

@@ -12,7 +12,7 @@ export interface StepContext {
 }
 
 /** What a step returns: an output for the caller, and variable changes merged atomically. */
-export interface StepResult<Output extends JsonValue = JsonValue> {
+export interface StepResult<Output = JsonValue> {
   output?: Output
   variables?: Variables
   deleted?: string[]

@@ -42,9 +42,9 @@ export interface SessionStore {
   /** Removes expired sessions now (stores with `ttlMs` also do it on their own); returns how many. */
   purgeExpired(): Promise<number>
   /** One variable of a session, or undefined. */
-  getState<T extends JsonValue = JsonValue>(sessionId: string, key: string): Promise<T | undefined>
+  getState<T = JsonValue>(sessionId: string, key: string): Promise<T | undefined>
   /** Sets one variable (an atomic patch of one key); returns the new snapshot. */
-  setState<T extends JsonValue = JsonValue>(sessionId: string, key: string, value: T): Promise<SessionSnapshot>
+  setState<T = JsonValue>(sessionId: string, key: string, value: T): Promise<SessionSnapshot>
   /** Releases files and connections; waits for writes under way. */
   close(): Promise<void>
 }
@@ -61,12 +61,12 @@ export function defineStore(core: StoreCore, options: StoreOptions = {}): Sessio
   }
   return {
     ...core,
-    async getState<T extends JsonValue>(sessionId: string, key: string) {
+    async getState<T>(sessionId: string, key: string) {
       const snapshot = await core.get(sessionId)
       return snapshot && Object.hasOwn(snapshot.variables, key) ? (snapshot.variables[key] as T) : undefined
     },
     async setState(sessionId, key, value) {
-      return (await core.apply(sessionId, { variables: { [key]: value } })).snapshot
+      return (await core.apply(sessionId, { variables: { [key]: value as JsonValue } })).snapshot
     },
     async close() {
       if (timer) clearInterval(timer)

@@ -1,0 +1,13 @@
+import { StrictMode } from 'react'
+import { createRoot } from 'react-dom/client'
+import { SessionProvider } from 'workflow-session'
+import { App } from './App.js'
+import './styles.css'
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <SessionProvider endpoint="/api/session">
+      <App />
+    </SessionProvider>
+  </StrictMode>,
+)

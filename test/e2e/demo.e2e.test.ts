@@ -1,0 +1,90 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Browser } from 'playwright-core'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { launchChromium } from './harness.js'
+
+let browser: Browser
+let place = ''
+let server: ChildProcess | undefined
+
+/** Starts `demo/server.ts` (what `npm start` runs) and resolves with its URL. */
+function startDemo(env: Record<string, string>): Promise<string> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'demo/server.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  server = child
+  return new Promise((resolve, reject) => {
+    let output = ''
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString()
+      const match = /demo on (http:\/\/\S+)/.exec(output)
+      if (match) resolve(match[1]!)
+    }
+    child.stdout!.on('data', onData)
+    child.stderr!.on('data', onData)
+    child.once('exit', (code) => reject(new Error(`demo exited (${code}): ${output}`)))
+  })
+}
+
+function stopDemo(): Promise<number | null> {
+  const child = server!
+  return new Promise((resolve) => {
+    child.once('exit', (code) => resolve(code))
+    child.kill('SIGTERM')
+  })
+}
+
+beforeAll(async () => {
+  place = await mkdtemp(join(tmpdir(), 'ws-demo-'))
+  browser = await launchChromium()
+})
+afterAll(async () => {
+  await browser?.close()
+  if (server && server.exitCode === null) await stopDemo()
+  await rm(place, { recursive: true, force: true })
+})
+
+it('keeps what a person typed across a reload and a server restart (SQLite)', async () => {
+  const env = { PORT: '0', SESSION_STORE: `sqlite:${join(place, 'sessions.db')}` }
+  const url = await startDemo(env)
+  const page = await browser.newPage()
+  await page.goto(url)
+  await page.getByLabel('Email').fill('ada@example.com')
+  await page.getByLabel('Name').fill('Ada')
+  await expect.poll(() => page.getByRole('status').textContent()).toBe('Saved')
+  await page.reload()
+  await expect.poll(() => page.getByLabel('Email').inputValue()).toBe('ada@example.com')
+
+  await page.getByRole('button', { name: 'Register' }).click()
+  await expect.poll(() => page.getByRole('note').textContent()).toBe('Welcome, Ada! Your account is ready.')
+  const sessionId = (await page.locator('footer code').textContent())!
+
+  expect(await stopDemo()).toBe(0) // SIGTERM: graceful, store closed
+  const port = new URL(url).port // the same origin, so the page keeps its IndexedDB and session id
+  const again = await startDemo({ ...env, PORT: port })
+  const stored = await (await fetch(`${again}/api/session/${sessionId}`)).json()
+  expect(stored.variables).toMatchObject({ email: 'ada@example.com', name: 'Ada', registeredEmail: 'ada@example.com' })
+
+  await page.reload()
+  await expect.poll(() => page.getByLabel('Name').inputValue()).toBe('Ada')
+  await expect.poll(() => page.getByRole('note').textContent()).toBe('Registered as ada@example.com.')
+  await page.close()
+})
+
+it('runs the checkout step on the stored cart and writes the order back', async () => {
+  const url = await startDemo({ PORT: '0', SESSION_STORE: 'memory:' })
+  const page = await browser.newPage()
+  await page.goto(url)
+  await page.getByLabel('Quantity').fill('3')
+  await page.getByRole('button', { name: 'Add to cart' }).click()
+  await page.getByLabel('Product').selectOption('coffee')
+  await page.getByLabel('Quantity').fill('1')
+  await page.getByRole('button', { name: 'Add to cart' }).click()
+  // No waiting for the debounce: Place order flushes first, so the step sees both lines.
+  await page.getByRole('button', { name: 'Place order' }).click()
+  await expect.poll(() => page.getByRole('note').last().textContent()).toBe('Order #1 placed: €10.50')
+  await expect.poll(() => page.getByText('The cart is empty.').count()).toBe(1)
+  await page.close()
+  expect(await stopDemo()).toBe(0)
+})
