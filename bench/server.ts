@@ -1,0 +1,78 @@
+// Server throughput: patches per second and latency through the real handler and the Node
+// adapter on loopback, per store, with C concurrent clients. Each client owns one session and
+// keeps one patch in flight, as the browser client does. The server runs in a process of its
+// own (bench/serve-store.ts), so the load generator does not share its core.
+//   npm run bench:server            (defaults: 16 clients, 4 s per store)
+//   CLIENTS=64 SECONDS=10 npm run bench:server
+import { spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const clients = Number(process.env.CLIENTS ?? 16)
+const seconds = Number(process.env.SECONDS ?? 4)
+
+export interface ThroughputRow {
+  store: string
+  clients: number
+  patchesPerSecond: number
+  p50: number
+  p99: number
+}
+
+/** Starts bench/serve-store.ts on `storeUrl`; resolves with its URL and a way to stop it. */
+export function startServerProcess(storeUrl: string): Promise<{ url: string; close: () => Promise<void> }> {
+  const script = fileURLToPath(new URL('./serve-store.ts', import.meta.url))
+  const child = spawn(process.execPath, ['--import', 'tsx', script, storeUrl], { stdio: ['ignore', 'pipe', 'inherit'] })
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`server for ${storeUrl} exited (${code})`)))
+    child.stdout.once('data', (chunk: Buffer) =>
+      resolve({
+        url: chunk.toString().trim(),
+        close: () => new Promise<void>((done) => (child.removeAllListeners('exit'), child.once('exit', () => done()), child.kill('SIGTERM'))),
+      }),
+    )
+  })
+}
+
+/** Drives `clients` loops of patches against a fresh store for `seconds`; returns the measured row. */
+export async function measure(storeUrl: string, label: string, clientCount = clients, durationSeconds = seconds): Promise<ThroughputRow> {
+  const running = await startServerProcess(storeUrl)
+  const latencies: number[] = []
+  const until = performance.now() + durationSeconds * 1000
+  await Promise.all(
+    Array.from({ length: clientCount }, async (_, client) => {
+      const url = `${running.url}/api/session/bench-${label}-${client}-session`
+      for (let seq = 1; performance.now() < until; seq++) {
+        const body = JSON.stringify({ variables: { [`field${seq % 50}`]: `value ${seq}`, step: seq % 5 }, clientId: `bench-${client}`, seq })
+        const started = performance.now()
+        const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+        await response.arrayBuffer()
+        if (!response.ok) throw new Error(`${label}: ${response.status}`)
+        latencies.push(performance.now() - started)
+      }
+    }),
+  )
+  await running.close()
+  latencies.sort((a, b) => a - b)
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!
+  return { store: label, clients: clientCount, patchesPerSecond: latencies.length / durationSeconds, p50: at(0.5), p99: at(0.99) }
+}
+
+export function throughputTable(rows: ThroughputRow[]): string {
+  const lines = ['| store | clients | patches/s | p50 ms | p99 ms |', '|---|---|---|---|---|']
+  for (const row of rows) lines.push(`| ${row.store} | ${row.clients} | ${row.patchesPerSecond.toFixed(0)} | ${row.p50.toFixed(2)} | ${row.p99.toFixed(2)} |`)
+  return lines.join('\n')
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const place = await mkdtemp(join(tmpdir(), 'ws-bench-'))
+  const rows = [
+    await measure('memory:', 'memory'),
+    await measure(`file:${join(place, 'files')}`, 'file'),
+    await measure(`sqlite:${join(place, 'sessions.db')}`, 'sqlite'),
+  ]
+  await rm(place, { recursive: true, force: true })
+  console.log(throughputTable(rows))
+}
