@@ -1,4 +1,4 @@
-import { createStore, del, get, set, type UseStore } from 'idb-keyval'
+import { createStore, del, get, keys, set, type UseStore } from 'idb-keyval'
 import type { SessionPatch, SessionSnapshot } from '../shared/protocol.js'
 import type { Outbox } from './changes.js'
 
@@ -10,6 +10,7 @@ export interface CacheStorage {
   get(key: string): Promise<unknown>
   set(key: string, value: unknown): Promise<void>
   del(key: string): Promise<void>
+  keys(): Promise<string[]>
 }
 
 /**
@@ -21,11 +22,21 @@ export interface CacheStorage {
  */
 export function indexedDbStorage(dbName = 'workflow-session', storeName = 'sessions'): CacheStorage {
   let store: UseStore | undefined
-  const useStore = () => (store ??= createStore(dbName, storeName))
+  /** Runs `operation`; when the connection was closed under it (Safari does), reopens once and retries. */
+  const withStore = async <T>(operation: (store: UseStore) => Promise<T>): Promise<T> => {
+    try {
+      return await operation((store ??= createStore(dbName, storeName)))
+    } catch (error) {
+      if (!(error instanceof DOMException && error.name === 'InvalidStateError')) throw error
+      store = createStore(dbName, storeName)
+      return operation(store)
+    }
+  }
   return {
-    get: (key) => get(key, useStore()),
-    set: (key, value) => set(key, value, useStore()),
-    del: (key) => del(key, useStore()),
+    get: (key) => withStore((s) => get(key, s)),
+    set: (key, value) => withStore((s) => set(key, value, s)),
+    del: (key) => withStore((s) => del(key, s)),
+    keys: () => withStore((s) => keys<string>(s)),
   }
 }
 
@@ -36,29 +47,57 @@ export function memoryStorage(): CacheStorage {
     get: async (key) => values.get(key),
     set: async (key, value) => void values.set(key, structuredClone(value)),
     del: async (key) => void values.delete(key),
+    keys: async () => [...values.keys()],
   }
 }
 
 /** Bumped whenever the record's shape changes; a record of another format is discarded. */
-export const CACHE_FORMAT = 1
+export const CACHE_FORMAT = 2
 
-/** What is cached per session: the last server snapshot and every change not yet confirmed. */
+/**
+ * What one page keeps per session: the last server snapshot and every change it has not had
+ * confirmed. Each page writes its own record, so two tabs never overwrite each other's changes;
+ * a later page claims the records of pages that are gone.
+ */
 export interface CacheRecord {
   format: typeof CACHE_FORMAT
+  clientId: string
+  savedAt: number
   base: SessionSnapshot | null
-  inflight: Outbox | null
+  /** Patches that have a seq, oldest first (sent, or about to be). */
+  queue: Outbox[]
+  /** Changes not in a patch yet; they will go out as `nextSeq` of `clientId`. */
   pending: Required<Pick<SessionPatch, 'variables' | 'deleted'>>
+  nextSeq: number
 }
+
+/** The key of one page's record of a session. */
+export const recordKey = (sessionKey: string, clientId: string) => `${sessionKey}#${clientId}`
 
 /** The record when it is one this version wrote, else undefined (old format, corrupt, absent). */
 export function readRecord(value: unknown): CacheRecord | undefined {
   if (typeof value !== 'object' || value === null) return undefined
   const record = value as Partial<CacheRecord>
-  if (record.format !== CACHE_FORMAT || typeof record.pending !== 'object' || record.pending === null) return undefined
-  if (!Array.isArray(record.pending.deleted) || typeof record.pending.variables !== 'object') return undefined
-  if (record.base !== null && typeof record.base?.version !== 'number') return undefined
-  if (record.inflight !== null && typeof record.inflight?.seq !== 'number') return undefined
+  if (record.format !== CACHE_FORMAT || typeof record.clientId !== 'string' || typeof record.nextSeq !== 'number') return undefined
+  if (typeof record.pending !== 'object' || record.pending === null) return undefined
+  if (!Array.isArray(record.pending.deleted) || typeof record.pending.variables !== 'object' || record.pending.variables === null) return undefined
+  if (record.base !== null && (typeof record.base !== 'object' || typeof record.base.version !== 'number')) return undefined
+  if (!Array.isArray(record.queue) || !record.queue.every((outbox) => typeof outbox?.seq === 'number' && typeof outbox.clientId === 'string')) {
+    return undefined
+  }
   return record as CacheRecord
+}
+
+/** Every readable record of one session, oldest first, with its key; unreadable ones are deleted. */
+export async function readSessionRecords(storage: CacheStorage, sessionKey: string): Promise<Array<{ key: string; record: CacheRecord }>> {
+  const prefix = `${sessionKey}#`
+  const found: Array<{ key: string; record: CacheRecord }> = []
+  for (const key of (await storage.keys()).filter((key) => typeof key === 'string' && key.startsWith(prefix))) {
+    const record = readRecord(await storage.get(key))
+    if (record) found.push({ key, record })
+    else await storage.del(key).catch(() => {})
+  }
+  return found.sort((a, b) => a.record.savedAt - b.record.savedAt)
 }
 
 export interface CacheWriter {

@@ -1,13 +1,15 @@
 import { DEFAULT_BASE, type JsonValue, type SessionSnapshot, type Variables } from '../shared/protocol.js'
 import { jsonValueProblem, keyProblem } from '../shared/rules.js'
-import { createCacheWriter, indexedDbStorage, memoryStorage, readRecord, CACHE_FORMAT, type CacheStorage } from './cache.js'
-import { fromPatchBody, toPatchBody, type Change, type Changes, type Outbox } from './changes.js'
+import { CACHE_FORMAT, createCacheWriter, indexedDbStorage, memoryStorage, readSessionRecords, recordKey, type CacheStorage } from './cache.js'
+import { fromPatchBody, toPatchBody, type Change, type Changes } from './changes.js'
 import { SessionError, SessionValueError } from './errors.js'
-import { KeyedListeners, Listeners } from './listeners.js'
+import { Listeners } from './listeners.js'
 import { sameMeta, type SessionMeta } from './meta.js'
 import { randomId, resolveSessionId } from './session-id.js'
+import { defaultLocks, holdPageLock, livePages, openTabChannel, type PageLocks } from './tabs.js'
 import { createTransport, type HeadersOption } from './transport.js'
 import { jsonEqual, toStoredValue } from './values.js'
+import { LayeredView, type QueuedPatch } from './view.js'
 
 export interface SessionClientOptions {
   /** Where the session endpoints are mounted; default `/api/session`. */
@@ -24,14 +26,25 @@ export interface SessionClientOptions {
   requestTimeoutMs?: number
   /** `flush()` rejects after this long without confirmation; default 30 s. */
   flushTimeoutMs?: number
-  /** Backoff between retries: `baseMs · 2^(n-1)`, at most `maxMs`, with jitter; default 500 ms / 30 s. */
+  /** Backoff between retries: `baseMs · 2^(n-1)`, at most `maxMs`, times a jitter in [0.5, 1); default 500 ms / 30 s. */
   retry?: { baseMs?: number; maxMs?: number }
+  /**
+   * Called when the server answers 401. Refresh the credentials (your `headers` function then
+   * sends the new ones) and resolve `true` to retry the patch once; otherwise it is refused.
+   */
+  onAuthError?: (error: SessionError) => boolean | void | Promise<boolean | void>
+  /** Web Locks, to tell a closed tab's left-over changes from a live tab's; default `navigator.locks`. */
+  locks?: PageLocks | null
+  /** Tell other tabs of this session about confirmed snapshots (BroadcastChannel); default true. */
+  broadcast?: boolean
 }
 
 /** A session's variables on this page: read synchronously, written optimistically, synced in patches. */
 export interface SessionClient {
   readonly sessionId: string
   readonly endpoint: string
+  /** This page's client id: its patches carry it with their `seq`. */
+  readonly clientId: string
   /** The variable's current value (local changes included), or undefined. */
   get<T = JsonValue>(key: string): T | undefined
   /** Sets a variable now; the server hears of it at the next `sync()`. Throws {@link SessionValueError} for non-JSON values. */
@@ -49,29 +62,24 @@ export interface SessionClient {
   subscribeMeta(listener: () => void): () => void
   /** Calls `listener` after each local `set`/`delete`: where a debounce schedules `sync()`. */
   onLocalWrite(listener: () => void): () => void
-  /** Reads the local copy (once) and resends what an earlier page left unconfirmed. */
+  /** Reads the local copy (once), takes over what closed tabs left unconfirmed, and resends it. */
   start(): Promise<void>
-  /** Stops timers and writes the local copy now; `start()` resumes. */
+  /** Stops sending and writes the local copy now; `start()` resumes. */
   stop(): Promise<void>
   /** Fetches the server's snapshot and rebases local changes on it. Null when the server has none. */
   refresh(): Promise<SessionSnapshot | null>
   /** Sends pending changes now, or as soon as the request in flight is answered. */
   sync(): void
+  /** For when the page hides or unloads: writes the local copy and sends what is unconfirmed with `keepalive`. */
+  sendOnHide(): void
   /** Resolves when every change made before the call is confirmed; rejects with a {@link SessionError} when it cannot be. */
   flush(options?: { timeoutMs?: number }): Promise<void>
   /** Flushes, then runs a server step on the stored variables; resolves with its output. */
   run<Output = JsonValue>(step: string, input?: JsonValue): Promise<Output>
   /** Tell the client whether the network is reachable (the React provider wires this). */
   setOnline(online: boolean): void
-  /** Writes the local copy now (call it when the page hides). */
+  /** Writes the local copy now. */
   persist(): Promise<void>
-}
-
-interface InflightPatch {
-  outbox: Outbox
-  changes: Changes
-  /** Local order of sent patches, across client ids: what flush barriers count in. */
-  ticket: number
 }
 
 interface FlushWaiter {
@@ -80,6 +88,9 @@ interface FlushWaiter {
   reject: (error: SessionError) => void
   timer: ReturnType<typeof setTimeout>
 }
+
+/** Largest body sent with `keepalive` (browsers allow 64 KiB for all of a page's keepalive requests). */
+export const KEEPALIVE_MAX_BYTES = 60 * 1024
 
 /**
  * Creates the framework-free session client. The React provider makes one for you.
@@ -98,23 +109,19 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   const flushTimeoutMs = options.flushTimeoutMs ?? 30_000
   const retryBaseMs = options.retry?.baseMs ?? 500
   const retryMaxMs = options.retry?.maxMs ?? 30_000
-  const cacheKey = `${endpoint}|${sessionId}`
+  const locks = options.locks === undefined ? defaultLocks() : options.locks
+  const sessionKey = `${endpoint}|${sessionId}`
 
   const fallbackStorage = memoryStorage()
   let storage: CacheStorage = options.storage ?? indexedDbStorage()
-  let base: SessionSnapshot | null = null
-  let rejected: Changes = new Map()
-  let inflight: InflightPatch | null = null
-  let pending: Changes = new Map()
-  const values = new Map<string, JsonValue>()
-  let variables: Readonly<Variables> | null = null
-
+  const view = new LayeredView()
   let tickets = 0
   let ackedTicket = 0
   let nextSeq = 1
-  let requestInFlight = false
+  let requestsInFlight = 0
   let syncRequested = false
   let retryTimer: ReturnType<typeof setTimeout> | undefined
+  let authInProgress = false
   let attempt = 0
   let waiters: FlushWaiter[] = []
   let started: Promise<void> | undefined
@@ -124,34 +131,49 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   let persistent = true
   let lastSyncedAt: number | null = null
   let error: SessionError | null = null
+  /** Records of closed pages this page took over; deleted once our own record holds their changes. */
+  let claimed: string[] = []
+  let pageLock: { release: () => void } | undefined
+  let channel: ReturnType<typeof openTabChannel> | undefined
+  const authRetried = new WeakSet<QueuedPatch>()
 
-  const keyListeners = new KeyedListeners()
   const metaListeners = new Listeners()
   const writeListeners = new Listeners()
   let meta = computeMeta()
 
   const writer = createCacheWriter(
-    { get: (key) => storage.get(key), set: (key, value) => storage.set(key, value), del: (key) => storage.del(key) },
-    cacheKey,
-    () => ({ format: CACHE_FORMAT, base, inflight: inflight?.outbox ?? null, pending: toPatchBody(pending) }),
+    { get: (key) => storage.get(key), set: (key, value) => storage.set(key, value), del: (key) => storage.del(key), keys: () => storage.keys() },
+    recordKey(sessionKey, clientId),
+    () => ({
+      format: CACHE_FORMAT,
+      clientId,
+      savedAt: Date.now(),
+      base: view.base,
+      queue: view.queue.map((patch) => patch.outbox),
+      pending: toPatchBody(view.pending),
+      nextSeq,
+    }),
     (ok) => {
       persistent = ok && storage !== fallbackStorage
+      if (ok && claimed.length > 0) {
+        for (const key of claimed.splice(0)) void storage.del(key).catch(() => {})
+      }
       updateMeta()
     },
   )
 
   function computeMeta(): SessionMeta {
-    const pendingKeys = [...new Set([...(inflight?.changes.keys() ?? []), ...pending.keys()])]
+    const pendingKeys = view.unconfirmedKeys()
     return {
       isDirty: pendingKeys.length > 0,
-      isSyncing: requestInFlight,
+      isSyncing: requestsInFlight > 0,
       lastSyncedAt,
       pendingKeys,
       error,
       isOnline: online,
       isPersistent: persistent,
       isHydrated: hydrated,
-      version: base?.version ?? 0,
+      version: view.base?.version ?? 0,
     }
   }
 
@@ -162,111 +184,104 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     metaListeners.notify()
   }
 
-  function baseValue(key: string): JsonValue | undefined {
-    return base && Object.hasOwn(base.variables, key) ? base.variables[key] : undefined
-  }
-
-  /** The visible value of `key`: pending ⊕ inflight ⊕ rejected ⊕ base, newest layer first. */
-  function resolve(key: string): JsonValue | undefined {
-    const change: Change | undefined = pending.get(key) ?? inflight?.changes.get(key) ?? rejected.get(key)
-    if (change) return 'deleted' in change ? undefined : change.value
-    return baseValue(key)
-  }
-
-  /** Recomputes the view for `keys`; notifies only keys whose value really changed. */
-  function refreshKeys(keys: Iterable<string>): void {
-    const changed: string[] = []
-    for (const key of keys) {
-      const next = resolve(key)
-      const had = values.has(key)
-      if (next === undefined) {
-        if (had) changed.push(key)
-        values.delete(key)
-      } else if (!had || !jsonEqual(values.get(key), next)) {
-        // Equal values keep their old identity, so an ack of our own write re-renders nothing.
-        values.set(key, next)
-        changed.push(key)
-      }
-    }
-    if (changed.length === 0) return
-    variables = null
-    keyListeners.notify(changed)
-  }
-
-  /** Takes `snapshot` as the new base unless it is older than the one we have (or `replace`). */
-  function applyBase(snapshot: SessionSnapshot, alsoRefresh: Iterable<string> = [], replace = false): void {
-    const keys = new Set(alsoRefresh)
-    if (replace || !base || snapshot.version >= base.version) {
-      for (const key of Object.keys(base?.variables ?? {})) keys.add(key)
-      for (const key of Object.keys(snapshot.variables)) keys.add(key)
-      base = snapshot
-      writer.schedule()
-    }
-    refreshKeys(keys)
-  }
-
   function write(key: string, change: Change): void {
     // A change back to what the server already has (or is being sent) is no change at all.
-    const below = inflight?.changes.get(key) ?? rejected.get(key)
-    const confirmed = below ? ('deleted' in below ? undefined : below.value) : baseValue(key)
+    const confirmed = view.confirmedValue(key)
     const same = 'deleted' in change ? confirmed === undefined : jsonEqual(confirmed, change.value)
-    if (same) pending.delete(key)
-    else pending.set(key, change)
-    refreshKeys([key])
+    if (same) view.pending.delete(key)
+    else view.pending.set(key, change)
+    view.refresh([key])
     writer.schedule()
     updateMeta()
     writeListeners.notify()
   }
 
+  function newPatch(changes: Changes): QueuedPatch {
+    return { outbox: { clientId, seq: nextSeq++, ...toPatchBody(changes) }, changes, ticket: ++tickets }
+  }
+
   function send(): void {
-    if (!running || requestInFlight || retryTimer !== undefined || !online) return
+    if (!running || requestsInFlight > 0 || retryTimer !== undefined || authInProgress || !online) return
     if (!hydrated) {
       syncRequested = true
       void start()
       return
     }
-    if (!inflight) {
-      if (pending.size === 0) return
-      inflight = { outbox: { clientId, seq: nextSeq++, ...toPatchBody(pending) }, changes: pending, ticket: ++tickets }
-      pending = new Map()
+    if (view.queue.length === 0) {
+      if (view.pending.size === 0) return
+      view.queue.push(newPatch(view.pending))
+      view.pending = new Map()
     }
-    const sent = inflight
     syncRequested = false
-    requestInFlight = true
+    transmit(view.queue[0]!, false)
+  }
+
+  function continueSending(): void {
+    if (view.queue.length > 0 || (view.pending.size > 0 && (syncRequested || waiters.length > 0))) send()
+  }
+
+  function transmit(patch: QueuedPatch, keepalive: boolean): void {
+    requestsInFlight++
     updateMeta()
     void (async () => {
       let snapshot: SessionSnapshot
       try {
-        // The outbox is on disk before the request leaves: a reload resends it with the same seq.
-        writer.schedule()
-        await writer.flush()
-        snapshot = await transport.patch(sessionId, sent.outbox)
+        if (!keepalive) {
+          // The outbox is on disk before the request leaves: a reload resends it with the same seq.
+          writer.schedule()
+          await writer.flush()
+        }
+        snapshot = await transport.patch(sessionId, patch.outbox, { keepalive })
       } catch (failure) {
-        requestInFlight = false
-        onSendFailure(sent, asSessionError(failure))
+        requestsInFlight--
+        onSendFailure(patch, asSessionError(failure))
         return
       }
-      requestInFlight = false
-      onAck(sent, snapshot)
+      requestsInFlight--
+      onAck(patch, snapshot)
     })()
   }
 
-  function onAck(sent: InflightPatch, snapshot: SessionSnapshot): void {
-    if (inflight === sent) inflight = null
-    for (const key of sent.changes.keys()) rejected.delete(key)
-    ackedTicket = Math.max(ackedTicket, sent.ticket)
+  function onAck(patch: QueuedPatch, snapshot: SessionSnapshot): void {
+    view.queue = view.queue.filter((queued) => queued !== patch)
+    for (const key of patch.changes.keys()) view.rejected.delete(key)
+    ackedTicket = Math.max(ackedTicket, patch.ticket)
     attempt = 0
     error = null
     lastSyncedAt = Date.now()
-    applyBase(snapshot, sent.changes.keys())
+    if (view.setBase(snapshot, patch.changes.keys())) channel?.post(snapshot)
     writer.schedule()
     settleWaiters()
     updateMeta()
-    if (pending.size > 0 && (syncRequested || waiters.length > 0)) send()
+    continueSending()
   }
 
-  function onSendFailure(sent: InflightPatch, failure: SessionError): void {
+  function onSendFailure(patch: QueuedPatch, failure: SessionError): void {
     error = failure
+    if (!view.queue.includes(patch)) {
+      // Superseded by a patch sent when the page hid, which carries these changes too.
+      updateMeta()
+      return
+    }
+    if (failure.status === 401 && options.onAuthError && !authRetried.has(patch)) {
+      authRetried.add(patch)
+      authInProgress = true
+      updateMeta()
+      void Promise.resolve()
+        .then(() => options.onAuthError!(failure))
+        .then(
+          (retry) => {
+            authInProgress = false
+            if (retry === true) send()
+            else refuse(patch, failure)
+          },
+          () => {
+            authInProgress = false
+            refuse(patch, failure)
+          },
+        )
+      return
+    }
     if (failure.retryable) {
       attempt++
       const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2)
@@ -277,16 +292,20 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       updateMeta()
       return
     }
-    // The server refused these changes for good: they stay visible, are not resent, and do not
-    // block the changes made after them.
-    if (inflight === sent) inflight = null
-    for (const [key, change] of sent.changes) rejected.set(key, change)
-    ackedTicket = Math.max(ackedTicket, sent.ticket)
+    refuse(patch, failure)
+  }
+
+  /** The server refused these changes for good: they stay visible, are not resent, and do not block later ones. */
+  function refuse(patch: QueuedPatch, failure: SessionError): void {
+    view.queue = view.queue.filter((queued) => queued !== patch)
+    for (const [key, change] of patch.changes) view.rejected.set(key, change)
+    view.refresh(patch.changes.keys())
+    ackedTicket = Math.max(ackedTicket, patch.ticket)
     attempt = 0
-    for (const waiter of waiters.filter((w) => w.barrier >= sent.ticket)) settle(waiter, failure)
+    for (const waiter of waiters.filter((w) => w.barrier >= patch.ticket)) settle(waiter, failure)
     writer.schedule()
     updateMeta()
-    if (pending.size > 0 && (syncRequested || waiters.length > 0)) send()
+    continueSending()
   }
 
   function settle(waiter: FlushWaiter, failure?: SessionError): void {
@@ -300,57 +319,74 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     for (const waiter of waiters.filter((w) => w.barrier <= ackedTicket)) settle(waiter)
   }
 
+  function onTabSnapshot(snapshot: SessionSnapshot): void {
+    if (!view.setBase(snapshot)) return
+    lastSyncedAt = Date.now()
+    writer.schedule()
+    updateMeta()
+  }
+
+  /** Reads this session's records: the newest base, and the unconfirmed changes of pages that are gone. */
+  async function hydrate(): Promise<void> {
+    let records: Awaited<ReturnType<typeof readSessionRecords>> = []
+    try {
+      records = await readSessionRecords(storage, sessionKey)
+    } catch {
+      // IndexedDB refused (private mode, blocked, broken): keep going, in memory only.
+      storage = fallbackStorage
+      persistent = false
+    }
+    const alive = await livePages(locks).catch(() => new Set<string>())
+    for (const { key, record } of records) {
+      if (record.clientId === clientId) continue
+      if (record.base && (!view.base || record.base.version > view.base.version)) view.base = record.base
+      if (alive.has(record.clientId)) continue
+      // A closed page's patches go first, with their own client id and seq: the server applies each once.
+      for (const outbox of record.queue) view.queue.push({ outbox, changes: fromPatchBody(outbox), ticket: ++tickets })
+      const left = fromPatchBody(record.pending)
+      if (left.size > 0) {
+        view.queue.push({ outbox: { clientId: record.clientId, seq: record.nextSeq, ...record.pending }, changes: left, ticket: ++tickets })
+      }
+      claimed.push(key)
+    }
+    hydrated = true
+    view.refresh(view.allKeys())
+    if (claimed.length > 0) writer.schedule()
+    updateMeta()
+  }
+
   async function start(): Promise<void> {
     running = true
-    started ??= (async () => {
-      let cached
-      try {
-        cached = readRecord(await storage.get(cacheKey))
-      } catch {
-        // IndexedDB refused (private mode, blocked, broken): keep going, in memory only.
-        storage = fallbackStorage
-        persistent = false
-      }
-      if (cached) {
-        if (cached.base && (!base || cached.base.version > base.version)) base = cached.base
-        if (cached.inflight) inflight = { outbox: cached.inflight, changes: fromPatchBody(cached.inflight), ticket: ++tickets }
-        // Changes made on this page before the cache was read are newer than the cached ones.
-        const merged = fromPatchBody(cached.pending)
-        for (const [key, change] of pending) merged.set(key, change)
-        pending = merged
-      }
-      hydrated = true
-      refreshKeys(new Set([...values.keys(), ...Object.keys(base?.variables ?? {}), ...pending.keys(), ...(inflight?.changes.keys() ?? [])]))
-      updateMeta()
-    })()
+    pageLock ??= holdPageLock(locks, clientId)
+    if (options.broadcast !== false) channel ??= openTabChannel(`workflow-session|${sessionKey}`, onTabSnapshot)
+    started ??= hydrate()
     await started
-    if (inflight || pending.size > 0 || syncRequested) {
+    if (view.queue.length > 0 || view.pending.size > 0 || syncRequested) {
       send()
-      // A left-over patch went first; what was pending follows it without waiting for a debounce.
-      if (pending.size > 0) syncRequested = true
+      // Left-over patches went first; what was pending follows without waiting for a debounce.
+      if (view.pending.size > 0) syncRequested = true
     }
   }
 
   const client: SessionClient = {
     sessionId,
     endpoint,
-    get: <T>(key: string) => values.get(key) as T | undefined,
+    clientId,
+    get: <T>(key: string) => view.get(key) as T | undefined,
     set(key, value) {
       const stored = toStoredValue(key, value)
-      if (values.has(key) && jsonEqual(values.get(key), stored)) return
+      if (view.has(key) && jsonEqual(view.get(key), stored)) return
       write(key, { value: stored })
     },
     delete(key) {
       const problem = keyProblem(key)
       if (problem) throw new SessionValueError(String(key), problem)
-      if (values.has(key)) write(key, { deleted: true })
+      if (view.has(key)) write(key, { deleted: true })
     },
-    getSnapshot: () => (variables ??= Object.freeze(Object.fromEntries(values))),
+    getSnapshot: () => view.snapshot(),
     getMeta: () => meta,
     subscribe(keyOrListener: string | (() => void), maybeListener?: () => void) {
-      return typeof keyOrListener === 'function'
-        ? keyListeners.add(undefined, keyOrListener)
-        : keyListeners.add(keyOrListener, maybeListener!)
+      return typeof keyOrListener === 'function' ? view.listeners.add(undefined, keyOrListener) : view.listeners.add(keyOrListener, maybeListener!)
     },
     subscribeMeta: (listener) => metaListeners.add(listener),
     onLocalWrite: (listener) => writeListeners.add(listener),
@@ -360,6 +396,11 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       if (retryTimer !== undefined) clearTimeout(retryTimer)
       retryTimer = undefined
       await writer.flush()
+      // From now on another client may take over what this one left unconfirmed.
+      pageLock?.release()
+      pageLock = undefined
+      channel?.close()
+      channel = undefined
     },
     async refresh() {
       let snapshot: SessionSnapshot | null
@@ -371,9 +412,10 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
         throw error
       }
       // No session on the server (new, deleted or expired): the server's word wins over an old base.
-      applyBase(snapshot ?? emptySnapshot(sessionId), [], snapshot === null)
+      view.setBase(snapshot ?? emptySnapshot(sessionId), [], snapshot === null)
+      writer.schedule()
       lastSyncedAt = Date.now()
-      if (!requestInFlight && retryTimer === undefined) error = null
+      if (requestsInFlight === 0 && retryTimer === undefined) error = null
       updateMeta()
       return snapshot
     },
@@ -381,10 +423,35 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       syncRequested = true
       send()
     },
-    flush({ timeoutMs = flushTimeoutMs } = {}) {
-      const barrier = pending.size > 0 ? tickets + 1 : (inflight?.ticket ?? 0)
-      if (barrier <= ackedTicket) return Promise.resolve()
-      if (!online) return Promise.reject(new SessionError('offline', 'Offline: changes are kept and will be sent when back online', undefined, true))
+    sendOnHide() {
+      void client.persist()
+      if (!hydrated || !running || !online || authInProgress) return
+      const [first] = view.queue
+      let patch: QueuedPatch | undefined
+      if (view.pending.size > 0 && (!first || (view.queue.length === 1 && first.outbox.clientId === clientId))) {
+        // One patch with everything unconfirmed, under a new seq: whichever of it and the patch
+        // in flight arrives last, the server ends with every change (an older seq is not applied).
+        const changes: Changes = new Map([...(first?.changes ?? []), ...view.pending])
+        // Too large for keepalive: a plain send, which may not outlive the page; the next load replays it.
+        if (byteLength({ clientId, seq: nextSeq, ...toPatchBody(changes) }) > KEEPALIVE_MAX_BYTES) return client.sync()
+        const combined = newPatch(changes)
+        view.queue = [combined]
+        view.pending = new Map()
+        patch = combined
+      } else if (first && requestsInFlight === 0 && byteLength(first.outbox) <= KEEPALIVE_MAX_BYTES) {
+        patch = first
+      }
+      if (!patch) return
+      if (retryTimer !== undefined) clearTimeout(retryTimer)
+      retryTimer = undefined
+      void client.persist()
+      transmit(patch, true)
+    },
+    async flush({ timeoutMs = flushTimeoutMs } = {}) {
+      await (started ?? start())
+      const barrier = view.pending.size > 0 ? tickets + 1 : (view.queue.at(-1)?.ticket ?? 0)
+      if (barrier <= ackedTicket) return
+      if (!online) throw new SessionError('offline', 'Offline: changes are kept and will be sent when back online', undefined, true)
       return new Promise<void>((resolve, reject) => {
         const waiter: FlushWaiter = {
           barrier,
@@ -404,7 +471,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       if (problem) throw new TypeError(`run(${JSON.stringify(step)}): input ${problem}`)
       await client.flush()
       const response = await transport.run<Output>(sessionId, step, input)
-      applyBase(response.session)
+      if (view.setBase(response.session)) channel?.post(response.session)
+      writer.schedule()
       lastSyncedAt = Date.now()
       updateMeta()
       return response.output
@@ -413,20 +481,27 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       if (online === next) return
       online = next
       updateMeta()
-      if (online && (inflight || pending.size > 0)) {
+      if (online && (view.queue.length > 0 || view.pending.size > 0)) {
         // Back online: do not wait out a backoff meant for the outage.
         if (retryTimer !== undefined) clearTimeout(retryTimer)
         retryTimer = undefined
         send()
       }
     },
-    persist: () => writer.flush(),
+    persist: () => {
+      writer.schedule()
+      return writer.flush()
+    },
   }
   return client
 }
 
 function emptySnapshot(sessionId: string): SessionSnapshot {
   return { sessionId, variables: {}, version: 0, createdAt: '', updatedAt: '' }
+}
+
+function byteLength(value: unknown): number {
+  return new TextEncoder().encode(JSON.stringify(value)).byteLength
 }
 
 function asSessionError(error: unknown): SessionError {

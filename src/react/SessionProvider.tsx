@@ -2,7 +2,7 @@ import { QueryClient, QueryClientContext, QueryClientProvider, onlineManager, us
 import { useContext, useEffect, useMemo, useRef, useState, type ReactNode } from 'react'
 import { useDebouncedCallback } from 'use-debounce'
 import type { CacheStorage } from '../client/cache.js'
-import { createSessionClient, type SessionClient } from '../client/session-client.js'
+import { createSessionClient, type SessionClient, type SessionClientOptions } from '../client/session-client.js'
 import type { HeadersOption } from '../client/transport.js'
 import { SessionContext } from './context.js'
 
@@ -21,6 +21,10 @@ export interface SessionProviderProps {
   headers?: HeadersOption
   /** Where the local copy lives; default IndexedDB. */
   storage?: CacheStorage
+  /** Asks the browser to confirm leaving the page while changes are not yet on the server. */
+  warnOnUnsavedChanges?: boolean
+  /** Called on a 401; resolve `true` after refreshing credentials to retry (see `SessionClientOptions`). */
+  onAuthError?: SessionClientOptions['onAuthError']
   /** A client you made yourself (tests, stories); the other client options are then ignored. */
   client?: SessionClient
   children?: ReactNode
@@ -44,8 +48,10 @@ export function SessionProvider(props: SessionProviderProps) {
   // Function props may be new on every render; the client reads them through refs.
   const fetchRef = useRef(props.fetch)
   const headersRef = useRef(props.headers)
+  const onAuthErrorRef = useRef(props.onAuthError)
   fetchRef.current = props.fetch
   headersRef.current = props.headers
+  onAuthErrorRef.current = props.onAuthError
   const { endpoint, sessionId, storage, client: givenClient } = props
   const client = useMemo(
     () =>
@@ -59,27 +65,43 @@ export function SessionProvider(props: SessionProviderProps) {
           const headers = headersRef.current
           return (typeof headers === 'function' ? await headers() : headers) ?? {}
         },
+        onAuthError: (error) => onAuthErrorRef.current?.(error),
       }),
     [givenClient, endpoint, sessionId, storage],
   )
 
   const body = (
     <SessionContext.Provider value={client}>
-      <SessionSync client={client} debounceMs={props.debounceMs ?? 800} maxWaitMs={props.maxWaitMs ?? 5000} />
+      <SessionSync
+        client={client}
+        debounceMs={props.debounceMs ?? 800}
+        maxWaitMs={props.maxWaitMs ?? 5000}
+        warnOnUnsavedChanges={props.warnOnUnsavedChanges ?? false}
+      />
       {props.children}
     </SessionContext.Provider>
   )
   return queryClient === appQueryClient ? body : <QueryClientProvider client={queryClient}>{body}</QueryClientProvider>
 }
 
-/** Wires the client to the page: start, debounced sends, online state, and the server snapshot query. */
-function SessionSync({ client, debounceMs, maxWaitMs }: { client: SessionClient; debounceMs: number; maxWaitMs: number }) {
-  const sync = useDebouncedCallback(() => client.sync(), debounceMs, { maxWait: maxWaitMs, flushOnExit: true })
+interface SessionSyncProps {
+  client: SessionClient
+  debounceMs: number
+  maxWaitMs: number
+  warnOnUnsavedChanges: boolean
+}
+
+/** Wires the client to the page: start, debounced sends, page hide, online state, and the server snapshot query. */
+function SessionSync({ client, debounceMs, maxWaitMs, warnOnUnsavedChanges }: SessionSyncProps) {
+  const sync = useDebouncedCallback(() => client.sync(), debounceMs, { maxWait: maxWaitMs })
 
   useEffect(() => {
     void client.start()
-    return () => void client.stop()
-  }, [client])
+    return () => {
+      sync.flush()
+      void client.stop()
+    }
+  }, [client, sync])
 
   useEffect(() => client.onLocalWrite(sync), [client, sync])
 
@@ -89,16 +111,41 @@ function SessionSync({ client, debounceMs, maxWaitMs }: { client: SessionClient;
   }, [client])
 
   useEffect(() => {
-    // The cache must be current before a tab can close.
-    const persist = () => void client.persist()
-    const onVisibility = () => document.visibilityState === 'hidden' && persist()
+    // The tab may never come back: write the cache now and send what is unconfirmed with keepalive.
+    const onHide = () => {
+      sync.cancel()
+      client.sendOnHide()
+    }
+    const onVisibility = () => document.visibilityState === 'hidden' && onHide()
     document.addEventListener('visibilitychange', onVisibility)
-    window.addEventListener('pagehide', persist)
+    window.addEventListener('pagehide', onHide)
     return () => {
       document.removeEventListener('visibilitychange', onVisibility)
-      window.removeEventListener('pagehide', persist)
+      window.removeEventListener('pagehide', onHide)
     }
-  }, [client])
+  }, [client, sync])
+
+  useEffect(() => {
+    if (!warnOnUnsavedChanges) return
+    // Listen only while dirty: a beforeunload listener can keep the page out of the back/forward cache.
+    const onBeforeUnload = (event: BeforeUnloadEvent) => {
+      event.preventDefault()
+      event.returnValue = ''
+    }
+    let listening = false
+    const update = () => {
+      const dirty = client.getMeta().isDirty
+      if (dirty && !listening) window.addEventListener('beforeunload', onBeforeUnload)
+      if (!dirty && listening) window.removeEventListener('beforeunload', onBeforeUnload)
+      listening = dirty
+    }
+    update()
+    const unsubscribe = client.subscribeMeta(update)
+    return () => {
+      unsubscribe()
+      window.removeEventListener('beforeunload', onBeforeUnload)
+    }
+  }, [client, warnOnUnsavedChanges])
 
   // The server snapshot as a query: fetched on mount, refetched on focus and reconnect.
   useQuery({ queryKey: queryKeyOf(client), queryFn: () => client.refresh(), retry: 2, staleTime: 0 })

@@ -39,7 +39,7 @@ describe('IndexedDB cache', () => {
     await vi.waitFor(() => expect(writes).toHaveLength(1), { timeout: 200, interval: 5 })
     await new Promise((resolve) => setTimeout(resolve, 60))
     expect(writes).toHaveLength(1)
-    expect(await ids.storage.get(`${ENDPOINT}|${ids.sessionId}`)).toMatchObject({ pending: { variables: { field: 'value 49' } } })
+    expect(await ids.storage.get(`${ENDPOINT}|${ids.sessionId}#${client.clientId}`)).toMatchObject({ pending: { variables: { field: 'value 49' } } })
   })
 
   it('shows the cached values at start, before the server answers', async () => {
@@ -98,11 +98,12 @@ describe('IndexedDB cache', () => {
 
   it('discards a cache record it cannot read and starts from the server', async () => {
     const ids = newIds()
-    await ids.storage.set(`${ENDPOINT}|${ids.sessionId}`, { format: 0, junk: true })
+    await ids.storage.set(`${ENDPOINT}|${ids.sessionId}#c-old-page`, { format: 1, junk: true })
     await mock.store.apply(ids.sessionId, { variables: { fromServer: 1 } })
     const client = makeClient(ids)
     await client.start()
     expect(client.getSnapshot()).toEqual({})
+    expect(await ids.storage.get(`${ENDPOINT}|${ids.sessionId}#c-old-page`)).toBeUndefined()
     await client.refresh()
     expect(client.getSnapshot()).toEqual({ fromServer: 1 })
   })
@@ -112,6 +113,7 @@ describe('IndexedDB cache', () => {
       get: () => Promise.reject(new DOMException('blocked', 'InvalidStateError')),
       set: () => Promise.reject(new DOMException('quota', 'QuotaExceededError')),
       del: () => Promise.reject(new DOMException('blocked', 'InvalidStateError')),
+      keys: () => Promise.reject(new DOMException('blocked', 'InvalidStateError')),
     }
     const client = makeClient({ sessionId: 'cache-failing-1', storage: failing })
     await client.start()
@@ -132,6 +134,7 @@ describe('IndexedDB cache', () => {
         memory.set(key, value)
       },
       del: async (key) => void memory.delete(key),
+      keys: async () => [...memory.keys()],
     }
     const client = makeClient({ sessionId: 'cache-flaky-1', storage: flaky })
     await client.start()
@@ -147,18 +150,18 @@ describe('IndexedDB cache', () => {
 
   it('writes the outbox to IndexedDB before the request leaves', async () => {
     const ids = newIds()
+    const client = makeClient(ids)
     let cachedAtRequest: unknown
     mock.server.use(
       http.post(`${ENDPOINT}/${ids.sessionId}`, async () => {
-        cachedAtRequest = await ids.storage.get(`${ENDPOINT}|${ids.sessionId}`)
+        cachedAtRequest = await ids.storage.get(`${ENDPOINT}|${ids.sessionId}#${client.clientId}`)
         return HttpResponse.json({ error: { code: 'internal_error', message: 'x' } }, { status: 500 })
       }, { once: true }),
     )
-    const client = makeClient(ids)
     await client.start()
     client.set('a', 1)
     client.sync()
     await vi.waitFor(() => expect(cachedAtRequest).toBeDefined())
-    expect(cachedAtRequest).toMatchObject({ inflight: { seq: 1, variables: { a: 1 } }, pending: { variables: {} } })
+    expect(cachedAtRequest).toMatchObject({ queue: [{ seq: 1, variables: { a: 1 } }], pending: { variables: {} } })
   })
 })
