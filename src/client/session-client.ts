@@ -1,93 +1,19 @@
-import { DEFAULT_BASE, type JsonValue, type SessionSnapshot, type Variables } from '../shared/protocol.js'
+import { DEFAULT_BASE, type JsonValue, type SessionSnapshot } from '../shared/protocol.js'
 import { jsonValueProblem, keyProblem } from '../shared/rules.js'
 import { CACHE_FORMAT, createCacheWriter, indexedDbStorage, memoryStorage, readSessionRecords, recordKey, type CacheStorage } from './cache.js'
-import { fromPatchBody, toPatchBody, type Change, type Changes } from './changes.js'
+import { toPatchBody, type Change, type Changes } from './changes.js'
 import { SessionError, SessionValueError } from './errors.js'
 import { Listeners } from './listeners.js'
 import { sameMeta, type SessionMeta } from './meta.js'
 import { randomId, resolveSessionId } from './session-id.js'
-import { defaultLocks, holdPageLock, livePages, openTabChannel, type PageLocks } from './tabs.js'
-import { createTransport, type HeadersOption } from './transport.js'
+import { FlushBarriers } from './barriers.js'
+import { defaultLocks, holdPageLock, livePages, openTabChannel, takeOver } from './tabs.js'
+import { createTransport } from './transport.js'
+import type { SessionClient, SessionClientOptions } from './types.js'
 import { jsonEqual, toStoredValue } from './values.js'
 import { LayeredView, type QueuedPatch } from './view.js'
 
-export interface SessionClientOptions {
-  /** Where the session endpoints are mounted; default `/api/session`. */
-  endpoint?: string
-  /** Omit it to use the id this browser remembers for `endpoint`, or a new one. */
-  sessionId?: string
-  /** Default: the global `fetch`, looked up at each request. */
-  fetch?: typeof fetch
-  /** Sent with every request; a function is called per request (fresh tokens). */
-  headers?: HeadersOption
-  /** Where the local copy lives; default IndexedDB (falls back to memory when it fails). */
-  storage?: CacheStorage
-  /** A request without an answer in this time fails as retryable; default 15 s. */
-  requestTimeoutMs?: number
-  /** `flush()` rejects after this long without confirmation; default 30 s. */
-  flushTimeoutMs?: number
-  /** Backoff between retries: `baseMs · 2^(n-1)`, at most `maxMs`, times a jitter in [0.5, 1); default 500 ms / 30 s. */
-  retry?: { baseMs?: number; maxMs?: number }
-  /**
-   * Called when the server answers 401. Refresh the credentials (your `headers` function then
-   * sends the new ones) and resolve `true` to retry the patch once; otherwise it is refused.
-   */
-  onAuthError?: (error: SessionError) => boolean | void | Promise<boolean | void>
-  /** Web Locks, to tell a closed tab's left-over changes from a live tab's; default `navigator.locks`. */
-  locks?: PageLocks | null
-  /** Tell other tabs of this session about confirmed snapshots (BroadcastChannel); default true. */
-  broadcast?: boolean
-}
-
-/** A session's variables on this page: read synchronously, written optimistically, synced in patches. */
-export interface SessionClient {
-  readonly sessionId: string
-  readonly endpoint: string
-  /** This page's client id: its patches carry it with their `seq`. */
-  readonly clientId: string
-  /** The variable's current value (local changes included), or undefined. */
-  get<T = JsonValue>(key: string): T | undefined
-  /** Sets a variable now; the server hears of it at the next `sync()`. Throws {@link SessionValueError} for non-JSON values. */
-  set(key: string, value: unknown): void
-  /** Removes a variable now; the server hears of it at the next `sync()`. */
-  delete(key: string): void
-  /** All variables; the same object until one of them changes. */
-  getSnapshot(): Readonly<Variables>
-  /** Sync status; the same object until some field changes. */
-  getMeta(): SessionMeta
-  /** Calls `listener` after any variable changes. Returns the unsubscribe function. */
-  subscribe(listener: () => void): () => void
-  /** Calls `listener` only when `key`'s value changes. Returns the unsubscribe function. */
-  subscribe(key: string, listener: () => void): () => void
-  subscribeMeta(listener: () => void): () => void
-  /** Calls `listener` after each local `set`/`delete`: where a debounce schedules `sync()`. */
-  onLocalWrite(listener: () => void): () => void
-  /** Reads the local copy (once), takes over what closed tabs left unconfirmed, and resends it. */
-  start(): Promise<void>
-  /** Stops sending and writes the local copy now; `start()` resumes. */
-  stop(): Promise<void>
-  /** Fetches the server's snapshot and rebases local changes on it. Null when the server has none. */
-  refresh(): Promise<SessionSnapshot | null>
-  /** Sends pending changes now, or as soon as the request in flight is answered. */
-  sync(): void
-  /** For when the page hides or unloads: writes the local copy and sends what is unconfirmed with `keepalive`. */
-  sendOnHide(): void
-  /** Resolves when every change made before the call is confirmed; rejects with a {@link SessionError} when it cannot be. */
-  flush(options?: { timeoutMs?: number }): Promise<void>
-  /** Flushes, then runs a server step on the stored variables; resolves with its output. */
-  run<Output = JsonValue>(step: string, input?: JsonValue): Promise<Output>
-  /** Tell the client whether the network is reachable (the React provider wires this). */
-  setOnline(online: boolean): void
-  /** Writes the local copy now. */
-  persist(): Promise<void>
-}
-
-interface FlushWaiter {
-  barrier: number
-  resolve: () => void
-  reject: (error: SessionError) => void
-  timer: ReturnType<typeof setTimeout>
-}
+export type { SessionClient, SessionClientOptions } from './types.js'
 
 /** Largest body sent with `keepalive` (browsers allow 64 KiB for all of a page's keepalive requests). */
 export const KEEPALIVE_MAX_BYTES = 60 * 1024
@@ -123,7 +49,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   let retryTimer: ReturnType<typeof setTimeout> | undefined
   let authInProgress = false
   let attempt = 0
-  let waiters: FlushWaiter[] = []
+  const barriers = new FlushBarriers()
   let started: Promise<void> | undefined
   let hydrated = false
   let running = true
@@ -217,7 +143,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   }
 
   function continueSending(): void {
-    if (view.queue.length > 0 || (view.pending.size > 0 && (syncRequested || waiters.length > 0))) send()
+    if (view.queue.length > 0 || (view.pending.size > 0 && (syncRequested || barriers.size > 0))) send()
   }
 
   function transmit(patch: QueuedPatch, keepalive: boolean): void {
@@ -251,7 +177,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     lastSyncedAt = Date.now()
     if (view.setBase(snapshot, patch.changes.keys())) channel?.post(snapshot)
     writer.schedule()
-    settleWaiters()
+    barriers.confirmUpTo(ackedTicket)
     updateMeta()
     continueSending()
   }
@@ -302,21 +228,10 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     view.refresh(patch.changes.keys())
     ackedTicket = Math.max(ackedTicket, patch.ticket)
     attempt = 0
-    for (const waiter of waiters.filter((w) => w.barrier >= patch.ticket)) settle(waiter, failure)
+    barriers.refuse(patch.ticket, failure)
     writer.schedule()
     updateMeta()
     continueSending()
-  }
-
-  function settle(waiter: FlushWaiter, failure?: SessionError): void {
-    clearTimeout(waiter.timer)
-    waiters = waiters.filter((w) => w !== waiter)
-    if (failure) waiter.reject(failure)
-    else waiter.resolve()
-  }
-
-  function settleWaiters(): void {
-    for (const waiter of waiters.filter((w) => w.barrier <= ackedTicket)) settle(waiter)
   }
 
   function onTabSnapshot(snapshot: SessionSnapshot): void {
@@ -337,18 +252,10 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       persistent = false
     }
     const alive = await livePages(locks).catch(() => new Set<string>())
-    for (const { key, record } of records) {
-      if (record.clientId === clientId) continue
-      if (record.base && (!view.base || record.base.version > view.base.version)) view.base = record.base
-      if (alive.has(record.clientId)) continue
-      // A closed page's patches go first, with their own client id and seq: the server applies each once.
-      for (const outbox of record.queue) view.queue.push({ outbox, changes: fromPatchBody(outbox), ticket: ++tickets })
-      const left = fromPatchBody(record.pending)
-      if (left.size > 0) {
-        view.queue.push({ outbox: { clientId: record.clientId, seq: record.nextSeq, ...record.pending }, changes: left, ticket: ++tickets })
-      }
-      claimed.push(key)
-    }
+    const taken = takeOver(records, clientId, alive, () => ++tickets)
+    if (taken.base && (!view.base || taken.base.version > view.base.version)) view.base = taken.base
+    view.queue.push(...taken.patches)
+    claimed.push(...taken.claimed)
     hydrated = true
     view.refresh(view.allKeys())
     if (claimed.length > 0) writer.schedule()
@@ -452,19 +359,9 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       const barrier = view.pending.size > 0 ? tickets + 1 : (view.queue.at(-1)?.ticket ?? 0)
       if (barrier <= ackedTicket) return
       if (!online) throw new SessionError('offline', 'Offline: changes are kept and will be sent when back online', undefined, true)
-      return new Promise<void>((resolve, reject) => {
-        const waiter: FlushWaiter = {
-          barrier,
-          resolve,
-          reject,
-          timer: setTimeout(
-            () => settle(waiter, new SessionError('flush_timeout', `Changes not confirmed within ${timeoutMs} ms; they stay queued`, undefined, true)),
-            timeoutMs,
-          ),
-        }
-        waiters.push(waiter)
-        client.sync()
-      })
+      const confirmed = barriers.wait(barrier, timeoutMs)
+      client.sync()
+      return confirmed
     },
     async run<Output>(step: string, input?: JsonValue) {
       const problem = input === undefined ? null : jsonValueProblem(input)

@@ -1,4 +1,7 @@
 import type { SessionSnapshot } from '../shared/protocol.js'
+import type { CacheRecord } from './cache.js'
+import { fromPatchBody } from './changes.js'
+import type { QueuedPatch } from './view.js'
 
 /**
  * The part of the Web Locks API the client uses to tell a live page from a closed one. Pass
@@ -44,4 +47,31 @@ export function openTabChannel(name: string, onSnapshot: (snapshot: SessionSnaps
     if (snapshot && typeof snapshot.version === 'number' && typeof snapshot.variables === 'object') onSnapshot(snapshot)
   }
   return { post: (snapshot) => channel.postMessage({ snapshot }), close: () => channel.close() }
+}
+
+/**
+ * What this page takes over from the records of other pages of its session: the newest base, and
+ * the unconfirmed changes of pages that are gone (not `alive`). Their patches keep their own
+ * client id and seq, and their pending changes go out as their next seq, so whatever of it a
+ * keepalive request already delivered is not applied again.
+ */
+export function takeOver(
+  records: Array<{ key: string; record: CacheRecord }>,
+  ownClientId: string,
+  alive: Set<string>,
+  nextTicket: () => number,
+): { base: SessionSnapshot | null; patches: QueuedPatch[]; claimed: string[] } {
+  let base: SessionSnapshot | null = null
+  const patches: QueuedPatch[] = []
+  const claimed: string[] = []
+  for (const { key, record } of records) {
+    if (record.clientId === ownClientId) continue
+    if (record.base && (!base || record.base.version > base.version)) base = record.base
+    if (alive.has(record.clientId)) continue
+    for (const outbox of record.queue) patches.push({ outbox, changes: fromPatchBody(outbox), ticket: nextTicket() })
+    const left = fromPatchBody(record.pending)
+    if (left.size > 0) patches.push({ outbox: { clientId: record.clientId, seq: record.nextSeq, ...record.pending }, changes: left, ticket: nextTicket() })
+    claimed.push(key)
+  }
+  return { base, patches, claimed }
 }

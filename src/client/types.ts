@@ -1,0 +1,77 @@
+import type { JsonValue, SessionSnapshot, Variables } from '../shared/protocol.js'
+import type { CacheStorage } from './cache.js'
+import type { SessionError, SessionValueError } from './errors.js'
+import type { SessionMeta } from './meta.js'
+import type { PageLocks } from './tabs.js'
+import type { HeadersOption } from './transport.js'
+
+export interface SessionClientOptions {
+  /** Where the session endpoints are mounted; default `/api/session`. */
+  endpoint?: string
+  /** Omit it to use the id this browser remembers for `endpoint`, or a new one. */
+  sessionId?: string
+  /** Default: the global `fetch`, looked up at each request. */
+  fetch?: typeof fetch
+  /** Sent with every request; a function is called per request (fresh tokens). */
+  headers?: HeadersOption
+  /** Where the local copy lives; default IndexedDB (falls back to memory when it fails). */
+  storage?: CacheStorage
+  /** A request without an answer in this time fails as retryable; default 15 s. */
+  requestTimeoutMs?: number
+  /** `flush()` rejects after this long without confirmation; default 30 s. */
+  flushTimeoutMs?: number
+  /** Backoff between retries: `baseMs · 2^(n-1)`, at most `maxMs`, times a jitter in [0.5, 1); default 500 ms / 30 s. */
+  retry?: { baseMs?: number; maxMs?: number }
+  /**
+   * Called when the server answers 401. Refresh the credentials (your `headers` function then
+   * sends the new ones) and resolve `true` to retry the patch once; otherwise it is refused.
+   */
+  onAuthError?: (error: SessionError) => boolean | void | Promise<boolean | void>
+  /** Web Locks, to tell a closed tab's left-over changes from a live tab's; default `navigator.locks`. */
+  locks?: PageLocks | null
+  /** Tell other tabs of this session about confirmed snapshots (BroadcastChannel); default true. */
+  broadcast?: boolean
+}
+
+/** A session's variables on this page: read synchronously, written optimistically, synced in patches. */
+export interface SessionClient {
+  readonly sessionId: string
+  readonly endpoint: string
+  /** This page's client id: its patches carry it with their `seq`. */
+  readonly clientId: string
+  /** The variable's current value (local changes included), or undefined. */
+  get<T = JsonValue>(key: string): T | undefined
+  /** Sets a variable now; the server hears of it at the next `sync()`. Throws {@link SessionValueError} for non-JSON values. */
+  set(key: string, value: unknown): void
+  /** Removes a variable now; the server hears of it at the next `sync()`. */
+  delete(key: string): void
+  /** All variables; the same object until one of them changes. */
+  getSnapshot(): Readonly<Variables>
+  /** Sync status; the same object until some field changes. */
+  getMeta(): SessionMeta
+  /** Calls `listener` after any variable changes. Returns the unsubscribe function. */
+  subscribe(listener: () => void): () => void
+  /** Calls `listener` only when `key`'s value changes. Returns the unsubscribe function. */
+  subscribe(key: string, listener: () => void): () => void
+  subscribeMeta(listener: () => void): () => void
+  /** Calls `listener` after each local `set`/`delete`: where a debounce schedules `sync()`. */
+  onLocalWrite(listener: () => void): () => void
+  /** Reads the local copy (once), takes over what closed tabs left unconfirmed, and resends it. */
+  start(): Promise<void>
+  /** Stops sending and writes the local copy now; `start()` resumes. */
+  stop(): Promise<void>
+  /** Fetches the server's snapshot and rebases local changes on it. Null when the server has none. */
+  refresh(): Promise<SessionSnapshot | null>
+  /** Sends pending changes now, or as soon as the request in flight is answered. */
+  sync(): void
+  /** For when the page hides or unloads: writes the local copy and sends what is unconfirmed with `keepalive`. */
+  sendOnHide(): void
+  /** Resolves when every change made before the call is confirmed; rejects with a {@link SessionError} when it cannot be. */
+  flush(options?: { timeoutMs?: number }): Promise<void>
+  /** Flushes, then runs a server step on the stored variables; resolves with its output. */
+  run<Output = JsonValue>(step: string, input?: JsonValue): Promise<Output>
+  /** Tell the client whether the network is reachable (the React provider wires this). */
+  setOnline(online: boolean): void
+  /** Writes the local copy now. */
+  persist(): Promise<void>
+}
