@@ -1,15 +1,15 @@
 import { SessionError } from './errors.js'
 
 interface Waiter {
-  barrier: number
+  outstanding: Set<number>
   resolve: () => void
   reject: (error: SessionError) => void
   timer: ReturnType<typeof setTimeout>
 }
 
 /**
- * Flush barriers. Each sent patch has a ticket (its place in the local send order); a flush
- * waits for the ticket that carries every change made before it.
+ * Flush barriers. Every patch has a ticket; a flush waits until each ticket it was given (the
+ * patches carrying the changes made before it) is confirmed, and fails if one is refused.
  */
 export class FlushBarriers {
   #waiters: Waiter[] = []
@@ -18,11 +18,13 @@ export class FlushBarriers {
     return this.#waiters.length
   }
 
-  /** Resolves once `barrier` is confirmed; rejects on a refusal or after `timeoutMs`. */
-  wait(barrier: number, timeoutMs: number): Promise<void> {
+  /** Resolves once every ticket is confirmed (at once for none); rejects on a refusal or after `timeoutMs`. */
+  wait(tickets: Iterable<number>, timeoutMs: number): Promise<void> {
+    const outstanding = new Set(tickets)
+    if (outstanding.size === 0) return Promise.resolve()
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
-        barrier,
+        outstanding,
         resolve,
         reject,
         timer: setTimeout(
@@ -34,14 +36,24 @@ export class FlushBarriers {
     })
   }
 
-  /** Every ticket up to `ticket` is confirmed. */
-  confirmUpTo(ticket: number): void {
-    for (const waiter of this.#waiters.filter((w) => w.barrier <= ticket)) this.#settle(waiter)
+  /** The server has what `ticket` carried (or it turned out to carry nothing). */
+  confirm(ticket: number): void {
+    for (const waiter of [...this.#waiters]) {
+      waiter.outstanding.delete(ticket)
+      if (waiter.outstanding.size === 0) this.#settle(waiter)
+    }
   }
 
   /** `ticket` was refused: every flush that waited for it fails. */
   refuse(ticket: number, error: SessionError): void {
-    for (const waiter of this.#waiters.filter((w) => w.barrier >= ticket)) this.#settle(waiter, error)
+    for (const waiter of this.#waiters.filter((w) => w.outstanding.has(ticket))) this.#settle(waiter, error)
+  }
+
+  /** What `ticket` carried now travels in `by` (a patch sent when the page hid). */
+  replace(ticket: number, by: number): void {
+    for (const waiter of this.#waiters) {
+      if (waiter.outstanding.delete(ticket)) waiter.outstanding.add(by)
+    }
   }
 
   #settle(waiter: Waiter, failure?: SessionError): void {

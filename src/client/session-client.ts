@@ -42,7 +42,6 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   let storage: CacheStorage = options.storage ?? indexedDbStorage()
   const view = new LayeredView()
   let tickets = 0
-  let ackedTicket = 0
   let nextSeq = 1
   let requestsInFlight = 0
   let syncRequested = false
@@ -122,7 +121,10 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     writeListeners.notify()
   }
 
-  function newPatch(changes: Changes): QueuedPatch {
+  /** Turns the pending changes (with `alsoCarried` under them) into a patch with the next seq. */
+  function sealPending(alsoCarried?: Changes): QueuedPatch {
+    const changes: Changes = alsoCarried ? new Map([...alsoCarried, ...view.pending]) : view.pending
+    view.pending = new Map()
     return { outbox: { clientId, seq: nextSeq++, ...toPatchBody(changes) }, changes, ticket: ++tickets }
   }
 
@@ -135,8 +137,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     }
     if (view.queue.length === 0) {
       if (view.pending.size === 0) return
-      view.queue.push(newPatch(view.pending))
-      view.pending = new Map()
+      view.queue.push(sealPending())
     }
     syncRequested = false
     transmit(view.queue[0]!, false)
@@ -171,13 +172,12 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   function onAck(patch: QueuedPatch, snapshot: SessionSnapshot): void {
     view.queue = view.queue.filter((queued) => queued !== patch)
     for (const key of patch.changes.keys()) view.rejected.delete(key)
-    ackedTicket = Math.max(ackedTicket, patch.ticket)
     attempt = 0
     error = null
     lastSyncedAt = Date.now()
     if (view.setBase(snapshot, patch.changes.keys())) channel?.post(snapshot)
     writer.schedule()
-    barriers.confirmUpTo(ackedTicket)
+    barriers.confirm(patch.ticket)
     updateMeta()
     continueSending()
   }
@@ -226,7 +226,6 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     view.queue = view.queue.filter((queued) => queued !== patch)
     for (const [key, change] of patch.changes) view.rejected.set(key, change)
     view.refresh(patch.changes.keys())
-    ackedTicket = Math.max(ackedTicket, patch.ticket)
     attempt = 0
     barriers.refuse(patch.ticket, failure)
     writer.schedule()
@@ -254,7 +253,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     const alive = await livePages(locks).catch(() => new Set<string>())
     const taken = takeOver(records, clientId, alive, () => ++tickets)
     if (taken.base && (!view.base || taken.base.version > view.base.version)) view.base = taken.base
-    view.queue.push(...taken.patches)
+    // Nothing was sent before this point: the closed pages' older changes go out before this page's.
+    view.queue.unshift(...taken.patches)
     claimed.push(...taken.claimed)
     hydrated = true
     view.refresh(view.allKeys())
@@ -333,20 +333,19 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     sendOnHide() {
       void client.persist()
       if (!hydrated || !running || !online || authInProgress) return
-      const [first] = view.queue
+      const ours = view.queue.every((patch) => patch.outbox.clientId === clientId)
       let patch: QueuedPatch | undefined
-      if (view.pending.size > 0 && (!first || (view.queue.length === 1 && first.outbox.clientId === clientId))) {
-        // One patch with everything unconfirmed, under a new seq: whichever of it and the patch
-        // in flight arrives last, the server ends with every change (an older seq is not applied).
-        const changes: Changes = new Map([...(first?.changes ?? []), ...view.pending])
+      if (ours && (view.pending.size > 0 || view.queue.length > 1)) {
+        // One patch with everything unconfirmed, under a new seq: whichever of it and a patch in
+        // flight arrives last, the server ends with every change (an older seq is not applied).
+        const carried: Changes = new Map(view.queue.flatMap((queued) => [...queued.changes]))
         // Too large for keepalive: a plain send, which may not outlive the page; the next load replays it.
-        if (byteLength({ clientId, seq: nextSeq, ...toPatchBody(changes) }) > KEEPALIVE_MAX_BYTES) return client.sync()
-        const combined = newPatch(changes)
-        view.queue = [combined]
-        view.pending = new Map()
-        patch = combined
-      } else if (first && requestsInFlight === 0 && byteLength(first.outbox) <= KEEPALIVE_MAX_BYTES) {
-        patch = first
+        if (byteLength({ clientId, seq: nextSeq, ...toPatchBody(new Map([...carried, ...view.pending])) }) > KEEPALIVE_MAX_BYTES) return client.sync()
+        patch = sealPending(carried)
+        for (const queued of view.queue) barriers.replace(queued.ticket, patch.ticket)
+        view.queue = [patch]
+      } else if (view.queue[0] && requestsInFlight === 0 && byteLength(view.queue[0].outbox) <= KEEPALIVE_MAX_BYTES) {
+        patch = view.queue[0]
       }
       if (!patch) return
       if (retryTimer !== undefined) clearTimeout(retryTimer)
@@ -355,11 +354,19 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       transmit(patch, true)
     },
     async flush({ timeoutMs = flushTimeoutMs } = {}) {
+      // "Before the call" is fixed now: the pending changes become a patch of their own, and the
+      // flush waits for the patches queued at this moment.
+      if (view.pending.size > 0) view.queue.push(sealPending())
+      const ticketsNow = tickets
+      const mine = view.queue.map((patch) => patch.ticket)
+      const wasHydrated = hydrated
       await (started ?? start())
-      const barrier = view.pending.size > 0 ? tickets + 1 : (view.queue.at(-1)?.ticket ?? 0)
-      if (barrier <= ackedTicket) return
+      // A closed page's left-over changes were made before this call too: the flush waits for them.
+      const leftovers = wasHydrated ? [] : view.queue.map((patch) => patch.ticket).filter((ticket) => ticket > ticketsNow)
+      const outstanding = [...mine, ...leftovers].filter((ticket) => view.queue.some((patch) => patch.ticket === ticket))
+      if (outstanding.length === 0) return
       if (!online) throw new SessionError('offline', 'Offline: changes are kept and will be sent when back online', undefined, true)
-      const confirmed = barriers.wait(barrier, timeoutMs)
+      const confirmed = barriers.wait(outstanding, timeoutMs)
       client.sync()
       return confirmed
     },
