@@ -15,7 +15,7 @@ function Status() {
   const meta = useSyncStatus()
   const text = meta.error ? `error ${meta.error.code}` : meta.isDirty ? 'unsaved' : 'saved'
   return (
-    <output aria-label="status" data-hydrated={String(meta.isHydrated)} data-persistent={String(meta.isPersistent)}>
+    <output aria-label="status" data-hydrated={String(meta.isHydrated)} data-persistent={String(meta.isPersistent)} data-online={String(meta.isOnline)}>
       {text}
     </output>
   )
