@@ -1,6 +1,6 @@
 import { getResponse, type RequestHandler } from 'msw'
 import { useState, type ReactNode } from 'react'
-import { SessionProvider, createSessionClient, memoryStorage } from 'workflow-session'
+import { SessionProvider, createSessionClient, memoryStorage, type CacheStorage } from 'workflow-session'
 import { memoryStore, sessionHandlers } from 'workflow-session/msw'
 import type { Steps } from 'workflow-session/server'
 
@@ -25,15 +25,17 @@ export interface MockSessionProps {
   /** msw handlers tried before the real session handler: slow answers, failures… */
   faults?: RequestHandler[]
   debounceMs?: number
+  /** Where the client keeps its copy; default: memory. */
+  storage?: CacheStorage
   children: ReactNode
 }
 
 /** A SessionProvider whose server is the real handler over a fresh in-memory store. */
-export function MockSession({ faults = [], debounceMs = 400, children }: MockSessionProps) {
+export function MockSession({ faults = [], debounceMs = 400, storage, children }: MockSessionProps) {
   const [client] = useState(() =>
     createSessionClient({
       sessionId: `story-${Math.random().toString(36).slice(2, 12)}`,
-      storage: memoryStorage(),
+      storage: storage ?? memoryStorage(),
       fetch: fetchThrough([...faults, ...sessionHandlers({ store: memoryStore(), steps: storySteps, onError: () => {} })]),
       retry: { baseMs: 300, maxMs: 1500 },
     }),

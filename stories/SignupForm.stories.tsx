@@ -1,4 +1,5 @@
 import type { Meta, StoryObj } from '@storybook/react-vite'
+import { onlineManager } from '@tanstack/react-query'
 import { HttpResponse, delay, http } from 'msw'
 import { expect, userEvent, waitFor, within } from 'storybook/test'
 import { SignupForm } from '../demo/src/SignupForm.js'
@@ -118,5 +119,41 @@ export const RunWithPendingChanges: Story = {
     await userEvent.click(canvas.getByRole('button', { name: 'Register' }))
     await waitFor(() => expect(canvas.getByRole('note')).toHaveTextContent('Registered ada@example.com'), { timeout: 3000 })
     await expect(status(canvasElement)).toHaveTextContent('Saved')
+  },
+}
+
+/** Offline: typing keeps working, the badge says the changes are kept, and they go out on reconnect. */
+export const Offline: Story = {
+  play: async ({ canvasElement }) => {
+    const canvas = within(canvasElement)
+    await waitFor(() => expect(status(canvasElement)).toHaveTextContent('Saved'))
+    onlineManager.setOnline(false)
+    try {
+      await userEvent.type(canvas.getByLabelText('Name'), 'Ada')
+      await waitFor(() => expect(status(canvasElement)).toHaveTextContent('Offline — changes kept'))
+      await new Promise((resolve) => setTimeout(resolve, 600))
+      await expect(status(canvasElement)).toHaveTextContent('Offline — changes kept')
+    } finally {
+      onlineManager.setOnline(true)
+    }
+    await waitFor(() => expect(status(canvasElement)).toHaveTextContent('Saved'), { timeout: 3000 })
+  },
+}
+
+const refusingStorage = {
+  get: () => Promise.reject(new DOMException('IndexedDB is disabled', 'InvalidStateError')),
+  set: () => Promise.reject(new DOMException('IndexedDB is disabled', 'InvalidStateError')),
+  del: () => Promise.reject(new DOMException('IndexedDB is disabled', 'InvalidStateError')),
+  keys: () => Promise.reject(new DOMException('IndexedDB is disabled', 'InvalidStateError')),
+}
+
+/** A browser that keeps nothing (private mode, storage disabled): the form still works, and says so. */
+export const NothingKeptOnThisDevice: Story = {
+  args: { storage: refusingStorage },
+  play: async ({ canvasElement }) => {
+    const canvas = within(canvasElement)
+    await waitFor(() => expect(status(canvasElement)).toHaveTextContent('(this browser keeps nothing offline)'))
+    await userEvent.type(canvas.getByLabelText('Email'), 'ada@example.com')
+    await waitFor(() => expect(status(canvasElement)).toHaveTextContent('Saved'), { timeout: 3000 })
   },
 }
