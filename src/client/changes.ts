@@ -12,6 +12,7 @@ export interface Outbox {
   seq: number
   variables: Variables
   deleted: string[]
+  workflowId?: string
 }
 
 export function toPatchBody(changes: Changes): Pick<Outbox, 'variables' | 'deleted'> {

@@ -1,5 +1,7 @@
 import { DEFAULT_BASE, type JsonValue, type SessionSnapshot } from '../shared/protocol.js'
 import { jsonValueProblem, keyProblem } from '../shared/rules.js'
+import { schemaFor, schemaProblemSync } from '../shared/schema.js'
+import { scopeWorkflow } from '../shared/workflow.js'
 import { CACHE_FORMAT, createCacheWriter, indexedDbStorage, memoryStorage, readSessionRecords, recordKey, type CacheStorage } from './cache.js'
 import { toPatchBody, type Change, type Changes } from './changes.js'
 import { SessionError, SessionValueError } from './errors.js'
@@ -60,6 +62,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   let claimed: string[] = []
   let pageLock: { release: () => void } | undefined
   let channel: ReturnType<typeof openTabChannel> | undefined
+  /** Deleted through `deleteSession`: nothing of it is sent or written any more. */
+  let discarded = false
   const authRetried = new WeakSet<QueuedPatch>()
 
   const metaListeners = new Listeners()
@@ -86,6 +90,11 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       updateMeta()
     },
   )
+
+  /** Writes this page's record soon, unless the session was deleted from here. */
+  function persistSoon(): void {
+    if (!discarded) writer.schedule()
+  }
 
   function computeMeta(): SessionMeta {
     const pendingKeys = view.unconfirmedKeys()
@@ -116,7 +125,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     if (same) view.pending.delete(key)
     else view.pending.set(key, change)
     view.refresh([key])
-    writer.schedule()
+    persistSoon()
     updateMeta()
     writeListeners.notify()
   }
@@ -125,7 +134,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   function sealPending(alsoCarried?: Changes): QueuedPatch {
     const changes: Changes = alsoCarried ? new Map([...alsoCarried, ...view.pending]) : view.pending
     view.pending = new Map()
-    return { outbox: { clientId, seq: nextSeq++, ...toPatchBody(changes) }, changes, ticket: ++tickets }
+    const outbox = { clientId, seq: nextSeq++, ...toPatchBody(changes), ...(options.workflowId !== undefined && { workflowId: options.workflowId }) }
+    return { outbox, changes, ticket: ++tickets }
   }
 
   function send(): void {
@@ -155,7 +165,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       try {
         if (!keepalive) {
           // The outbox is on disk before the request leaves: a reload resends it with the same seq.
-          writer.schedule()
+          persistSoon()
           await writer.flush()
         }
         snapshot = await transport.patch(sessionId, patch.outbox, { keepalive })
@@ -176,7 +186,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     error = null
     lastSyncedAt = Date.now()
     if (view.setBase(snapshot, patch.changes.keys())) channel?.post(snapshot)
-    writer.schedule()
+    persistSoon()
     barriers.confirm(patch.ticket)
     updateMeta()
     continueSending()
@@ -228,7 +238,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     view.refresh(patch.changes.keys())
     attempt = 0
     barriers.refuse(patch.ticket, failure)
-    writer.schedule()
+    persistSoon()
     updateMeta()
     continueSending()
   }
@@ -236,7 +246,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   function onTabSnapshot(snapshot: SessionSnapshot): void {
     if (!view.setBase(snapshot)) return
     lastSyncedAt = Date.now()
-    writer.schedule()
+    persistSoon()
     updateMeta()
   }
 
@@ -258,7 +268,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     claimed.push(...taken.claimed)
     hydrated = true
     view.refresh(view.allKeys())
-    if (claimed.length > 0) writer.schedule()
+    if (claimed.length > 0) persistSoon()
     updateMeta()
   }
 
@@ -282,6 +292,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     get: <T>(key: string) => view.get(key) as T | undefined,
     set(key, value) {
       const stored = toStoredValue(key, value)
+      const problem = schemaProblemSync(schemaFor(options.schema, key), stored)
+      if (problem) throw new SessionValueError(key, problem)
       if (view.has(key) && jsonEqual(view.get(key), stored)) return
       write(key, { value: stored })
     },
@@ -320,7 +332,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       }
       // No session on the server (new, deleted or expired): the server's word wins over an old base.
       view.setBase(snapshot ?? emptySnapshot(sessionId), [], snapshot === null)
-      writer.schedule()
+      persistSoon()
       lastSyncedAt = Date.now()
       if (requestsInFlight === 0 && retryTimer === undefined) error = null
       updateMeta()
@@ -376,7 +388,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       await client.flush()
       const response = await transport.run<Output>(sessionId, step, input)
       if (view.setBase(response.session)) channel?.post(response.session)
-      writer.schedule()
+      persistSoon()
       lastSyncedAt = Date.now()
       updateMeta()
       return response.output
@@ -393,9 +405,27 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       }
     },
     persist: () => {
-      writer.schedule()
+      persistSoon()
       return writer.flush()
     },
+    listSessions: () => transport.list(),
+    async deleteSession(id) {
+      if (id === sessionId) {
+        discarded = true
+        running = false
+        writer.cancel()
+      }
+      await transport.remove(id)
+      const prefix = `${endpoint}|${id}#`
+      for (const key of await storage.keys().catch(() => [] as string[])) {
+        if (key.startsWith(prefix)) await storage.del(key).catch(() => {})
+      }
+    },
+    workflow: (workflowId) =>
+      scopeWorkflow(
+        { get: (name) => view.get(name), set: (name, value) => client.set(name, value), delete: (name) => client.delete(name), names: () => view.keys() },
+        workflowId,
+      ),
   }
   return client
 }

@@ -14,6 +14,11 @@ export function resolveSessionId(endpoint: string, given?: string): string {
   return id
 }
 
+/** Makes `sessionId` the one this browser reuses for `endpoint`. */
+export function rememberSessionId(endpoint: string, sessionId: string): void {
+  localStorageOrNull()?.setItem(STORAGE_PREFIX + endpoint, sessionId)
+}
+
 /** Forgets the remembered session id of `endpoint`, so the next client starts a new session. */
 export function forgetSessionId(endpoint: string): void {
   localStorageOrNull()?.removeItem(STORAGE_PREFIX + endpoint)

@@ -1,4 +1,4 @@
-import type { ErrorBody, JsonValue, RunResponse, SessionPatch, SessionSnapshot } from '../shared/protocol.js'
+import type { ErrorBody, JsonValue, RunResponse, SessionPatch, SessionSnapshot, SessionSummary } from '../shared/protocol.js'
 import { SessionError, isRetryableStatus } from './errors.js'
 
 export type HeadersOption = HeadersInit | (() => HeadersInit | Promise<HeadersInit>)
@@ -16,6 +16,10 @@ export interface Transport {
   get(sessionId: string): Promise<SessionSnapshot | null>
   patch(sessionId: string, patch: SessionPatch, init?: { keepalive?: boolean }): Promise<SessionSnapshot>
   run<Output>(sessionId: string, step: string, input: JsonValue | undefined): Promise<RunResponse<Output>>
+  /** The caller's sessions, newest first. */
+  list(): Promise<SessionSummary[]>
+  /** Deletes a session; resolves also when it did not exist. */
+  remove(sessionId: string): Promise<void>
 }
 
 /** The protocol's requests over `fetch`, with every failure turned into a {@link SessionError}. */
@@ -61,6 +65,14 @@ export function createTransport(options: TransportOptions): Transport {
     patch: async (sessionId, patch, init) => (await request<SessionSnapshot>('POST', sessionPath(sessionId), patch, init))!,
     run: async (sessionId, step, input) =>
       (await request('POST', `${sessionPath(sessionId)}/run/${encodeURIComponent(step)}`, input === undefined ? {} : { input }))!,
+    list: async () => (await request<{ sessions: SessionSummary[] }>('GET', ''))?.sessions ?? [],
+    remove: async (sessionId) => {
+      try {
+        await request('DELETE', sessionPath(sessionId))
+      } catch (error) {
+        if (!(error instanceof SessionError && error.code === 'not_found')) throw error
+      }
+    },
   }
 }
 

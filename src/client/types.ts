@@ -1,7 +1,9 @@
-import type { JsonValue, SessionSnapshot, Variables } from '../shared/protocol.js'
+import type { JsonValue, SessionSnapshot, SessionSummary, Variables } from '../shared/protocol.js'
 import type { CacheStorage } from './cache.js'
 import type { SessionError, SessionValueError } from './errors.js'
 import type { SessionMeta } from './meta.js'
+import type { SessionSchema } from '../shared/schema.js'
+import type { Workflow } from '../shared/workflow.js'
 import type { PageLocks } from './tabs.js'
 import type { HeadersOption } from './transport.js'
 
@@ -31,6 +33,10 @@ export interface SessionClientOptions {
   locks?: PageLocks | null
   /** Tell other tabs of this session about confirmed snapshots (BroadcastChannel); default true. */
   broadcast?: boolean
+  /** Standard Schemas for variables and workflow fields: `set` refuses a value they reject. Pass the same object to the server. */
+  schema?: SessionSchema
+  /** Recorded on the session (`snapshot.workflowId`): which workflow this session is for. */
+  workflowId?: string
 }
 
 /** A session's variables on this page: read synchronously, written optimistically, synced in patches. */
@@ -74,4 +80,10 @@ export interface SessionClient {
   setOnline(online: boolean): void
   /** Writes the local copy now. */
   persist(): Promise<void>
+  /** The caller's sessions on the server (`GET {endpoint}`), newest first. */
+  listSessions(): Promise<SessionSummary[]>
+  /** Deletes a session on the server and this browser's copies of it. */
+  deleteSession(sessionId: string): Promise<void>
+  /** The scoped view of one workflow's fields, step and subflows. */
+  workflow<Data extends Record<string, unknown> = Record<string, JsonValue>>(workflowId: string): Workflow<Data>
 }

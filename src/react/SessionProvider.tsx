@@ -1,16 +1,27 @@
 import { QueryClient, QueryClientContext, QueryClientProvider, onlineManager, useQuery } from '@tanstack/react-query'
-import { useContext, useEffect, useMemo, useRef, useState, type ReactNode } from 'react'
+import { useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from 'react'
 import { useDebouncedCallback } from 'use-debounce'
 import type { CacheStorage } from '../client/cache.js'
 import { createSessionClient, type SessionClient, type SessionClientOptions } from '../client/session-client.js'
+import { randomId, rememberSessionId } from '../client/session-id.js'
+import type { SessionSchema } from '../shared/schema.js'
 import type { HeadersOption } from '../client/transport.js'
-import { SessionContext } from './context.js'
+import { SessionContext, SessionSwitchContext, type SessionSwitch } from './context.js'
 
 export interface SessionProviderProps {
   /** Where the session endpoints are mounted; default `/api/session`. */
   endpoint?: string
   /** Omit it to reuse the id this browser remembers, or start a new session. */
   sessionId?: string
+  /**
+   * With `sessionId` (controlled): called when `useSessions().open/start` picks another session;
+   * update `sessionId` there. Without it, the provider switches by itself.
+   */
+  onSessionChange?: (sessionId: string) => void
+  /** Standard Schemas for variables and workflow fields; pass the same object to the server's handler. */
+  schema?: SessionSchema
+  /** Recorded on the session as `workflowId`. */
+  workflowId?: string
   /** Quiet time after the last change before the patch is sent; default 800 ms. */
   debounceMs?: number
   /** During continuous typing, a patch is sent at least this often; default 5000 ms. */
@@ -52,14 +63,38 @@ export function SessionProvider(props: SessionProviderProps) {
   fetchRef.current = props.fetch
   headersRef.current = props.headers
   onAuthErrorRef.current = props.onAuthError
-  const { endpoint, sessionId, storage, client: givenClient } = props
+  const { storage, schema, workflowId, client: givenClient, onSessionChange } = props
+  const endpoint = props.endpoint ?? '/api/session'
+  const [chosenId, setChosenId] = useState<string | undefined>(undefined)
+  const sessionId = props.sessionId ?? chosenId
+  const switchTo = useCallback(
+    (id: string) => {
+      rememberSessionId(endpoint.replace(/\/+$/, ''), id)
+      if (onSessionChange) onSessionChange(id)
+      else setChosenId(id)
+    },
+    [endpoint, onSessionChange],
+  )
+  const sessionSwitch = useMemo<SessionSwitch>(
+    () => ({
+      open: switchTo,
+      start: () => {
+        const id = randomId()
+        switchTo(id)
+        return id
+      },
+    }),
+    [switchTo],
+  )
   const client = useMemo(
     () =>
       givenClient ??
       createSessionClient({
-        ...(endpoint !== undefined && { endpoint }),
+        endpoint,
         ...(sessionId !== undefined && { sessionId }),
         ...(storage !== undefined && { storage }),
+        ...(schema !== undefined && { schema }),
+        ...(workflowId !== undefined && { workflowId }),
         fetch: (input, init) => (fetchRef.current ?? globalThis.fetch)(input, init),
         headers: async () => {
           const headers = headersRef.current
@@ -67,19 +102,21 @@ export function SessionProvider(props: SessionProviderProps) {
         },
         onAuthError: (error) => onAuthErrorRef.current?.(error),
       }),
-    [givenClient, endpoint, sessionId, storage],
+    [givenClient, endpoint, sessionId, storage, schema, workflowId],
   )
 
   const body = (
-    <SessionContext.Provider value={client}>
-      <SessionSync
-        client={client}
-        debounceMs={props.debounceMs ?? 800}
-        maxWaitMs={props.maxWaitMs ?? 5000}
-        warnOnUnsavedChanges={props.warnOnUnsavedChanges ?? false}
-      />
-      {props.children}
-    </SessionContext.Provider>
+    <SessionSwitchContext.Provider value={sessionSwitch}>
+      <SessionContext.Provider value={client}>
+        <SessionSync
+          client={client}
+          debounceMs={props.debounceMs ?? 800}
+          maxWaitMs={props.maxWaitMs ?? 5000}
+          warnOnUnsavedChanges={props.warnOnUnsavedChanges ?? false}
+        />
+        {props.children}
+      </SessionContext.Provider>
+    </SessionSwitchContext.Provider>
   )
   return queryClient === appQueryClient ? body : <QueryClientProvider client={queryClient}>{body}</QueryClientProvider>
 }

@@ -3,6 +3,15 @@ import type { SessionClient } from '../client/session-client.js'
 
 export const SessionContext = createContext<SessionClient | null>(null)
 
+/** How the provider switches sessions: what `useSessions` calls. */
+export interface SessionSwitch {
+  open(sessionId: string): void
+  /** Starts a new, empty session and returns its id. */
+  start(): string
+}
+
+export const SessionSwitchContext = createContext<SessionSwitch | null>(null)
+
 /**
  * The session client of the nearest `SessionProvider`: for code that needs the framework-free
  * API (subscribe, flush, run) from inside React.

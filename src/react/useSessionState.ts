@@ -1,8 +1,9 @@
-import { useCallback, useMemo, useRef, useSyncExternalStore } from 'react'
+import { useCallback, useMemo } from 'react'
 import type { SessionMeta } from '../client/meta.js'
 import type { JsonValue, Variables } from '../shared/protocol.js'
 import { useSessionClient } from './context.js'
 import { applySetValue, type SetValue } from './hooks.js'
+import { useTracked } from './useTracked.js'
 
 export interface SessionState {
   sessionId: string
@@ -10,6 +11,7 @@ export interface SessionState {
   variables: Readonly<Variables>
   /** Sync status. Reading it makes the component render when the status changes. */
   meta: SessionMeta
+  /** Reading a variable makes the component render when that variable changes. */
   getVariable<T = JsonValue>(key: string): T | undefined
   setVariable<T = JsonValue>(key: string, value: SetValue<T | undefined>): void
   deleteVariable(key: string): void
@@ -18,8 +20,9 @@ export interface SessionState {
 }
 
 /**
- * The whole session. The component renders again only for what it reads: `variables` (any
- * change), `meta` (status changes), neither (methods only: never).
+ * The whole session. The component renders again only for what it read in its last render:
+ * `variables` (any change), `meta` (status changes), `getVariable(key)` (that key), methods
+ * alone (never).
  *
  * @example
  * const { meta, setVariable, flush } = useSessionState()
@@ -27,14 +30,10 @@ export interface SessionState {
  */
 export function useSessionState(): SessionState {
   const client = useSessionClient()
-  // Which fields this component read during its last render (as TanStack Query tracks results).
-  const tracked = useRef({ variables: false, meta: false })
-  const last = useRef<{ variables: unknown; meta: unknown } | null>(null)
-
   const subscribe = useCallback(
-    (listener: () => void) => {
-      const offVariables = client.subscribe(listener)
-      const offMeta = client.subscribeMeta(listener)
+    (onChange: () => void) => {
+      const offVariables = client.subscribe(onChange)
+      const offMeta = client.subscribeMeta(onChange)
       return () => {
         offVariables()
         offMeta()
@@ -42,32 +41,23 @@ export function useSessionState(): SessionState {
     },
     [client],
   )
-  const getTracked = useCallback(() => {
-    const variables = tracked.current.variables ? client.getSnapshot() : null
-    const meta = tracked.current.meta ? client.getMeta() : null
-    if (last.current?.variables === variables && last.current?.meta === meta) return last.current
-    return (last.current = { variables, meta })
-  }, [client])
-  const seen = useSyncExternalStore(subscribe, getTracked, getTracked)
+  const { version, track } = useTracked(subscribe)
 
   return useMemo(
     () => ({
       sessionId: client.sessionId,
       get variables() {
-        tracked.current.variables = true
-        return client.getSnapshot()
+        return track('variables', client.getSnapshot)
       },
       get meta() {
-        tracked.current.meta = true
-        return client.getMeta()
+        return track('meta', client.getMeta)
       },
-      getVariable: client.get,
-      setVariable: <T>(key: string, value: SetValue<T | undefined>) =>
-        client.set(key, applySetValue(value, client.get<T>(key))),
+      getVariable: <T,>(key: string) => track(`key:${key}`, () => client.get<T>(key)),
+      setVariable: <T,>(key: string, value: SetValue<T | undefined>) => client.set(key, applySetValue(value, client.get<T>(key))),
       deleteVariable: client.delete,
       flush: () => client.flush(),
     }),
-    // A new object whenever what this component reads changed (safe to use in effect deps).
-    [client, seen],
+    // A new object whenever what this component read changed (safe to use in effect deps).
+    [client, track, version],
   )
 }

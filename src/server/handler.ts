@@ -1,5 +1,6 @@
 import { DEFAULT_BASE, DEFAULT_MAX_BYTES, type JsonValue, type SessionSnapshot, type Variables } from '../shared/protocol.js'
 import { isSessionId } from '../shared/rules.js'
+import { schemaFor, schemaProblem, type SessionSchema } from '../shared/schema.js'
 import { SessionProtocolError, errorResponse, jsonResponse } from './errors.js'
 import { parsePatch, parseRunInput, readJsonBody } from './request.js'
 import { runStep, type Steps } from './steps.js'
@@ -20,6 +21,8 @@ export interface SessionHandlerOptions {
   authorize?: (request: Request) => string | null | undefined | Promise<string | null | undefined>
   /** With `authorize`: answer 401 to a request without a user. */
   requireUser?: boolean
+  /** Standard Schemas for variables and workflow fields, applied to patches and to step results (the client's schema). */
+  schema?: SessionSchema
   /** Told of unexpected errors and failed steps (the response says only what is safe). Default: console.error. */
   onError?: (error: unknown, context: { request: Request; step?: string }) => void
 }
@@ -39,7 +42,7 @@ export type SessionHandler = (request: Request) => Promise<Response>
  * const response = await handler(new Request('http://localhost/api/session/abcdefgh12'))
  */
 export function createSessionHandler(options: SessionHandlerOptions): SessionHandler {
-  const { store, steps = {}, maxBytes = DEFAULT_MAX_BYTES, authorize, requireUser = false } = options
+  const { store, steps = {}, maxBytes = DEFAULT_MAX_BYTES, authorize, requireUser = false, schema } = options
   const base = (options.base ?? DEFAULT_BASE).replace(/\/+$/, '')
   const onError = options.onError ?? ((error: unknown) => console.error('[workflow-session]', error))
   const limits = { maxBytes }
@@ -77,6 +80,8 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
       }
       if (method === 'POST') {
         const patch = parsePatch(await readJsonBody(request, maxBytes))
+        const problem = await firstSchemaProblem(schema, patch.variables)
+        if (problem) throw new SessionProtocolError('invalid_patch', problem)
         const { snapshot } = await store.apply(sessionId, { ...patch, ...(userId !== undefined && { userId }) }, limits)
         return jsonResponse(snapshot)
       }
@@ -98,6 +103,11 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
       const result = await runStep(steps[step]!, { sessionId, variables, input: input as JsonValue | undefined, userId }, (error) =>
         onError(error, { request, step }),
       )
+      const problem = await firstSchemaProblem(schema, result.variables)
+      if (problem) {
+        onError(new Error(problem), { request, step })
+        throw new SessionProtocolError('step_failed', `Step "${step}" returned a value its schema refuses: ${problem}`)
+      }
       const { snapshot } = await store.apply(
         sessionId,
         { variables: result.variables ?? {}, deleted: result.deleted ?? [], ...(userId !== undefined && { userId }) },
@@ -124,6 +134,16 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
       return errorResponse(new SessionProtocolError('internal_error', 'The server could not handle the request'))
     }
   }
+}
+
+/** The first schema refusal among `variables`, as `variable "name": message`, or null. */
+async function firstSchemaProblem(schema: SessionSchema | undefined, variables: Variables | undefined): Promise<string | null> {
+  if (!schema || !variables) return null
+  for (const [name, value] of Object.entries(variables)) {
+    const problem = await schemaProblem(schemaFor(schema, name), value)
+    if (problem) return `variable "${name}": ${problem}`
+  }
+  return null
 }
 
 function decodePart(part: string): string {

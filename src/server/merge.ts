@@ -1,5 +1,6 @@
 import { DEFAULT_MAX_BYTES, type SessionSnapshot, type Variables } from '../shared/protocol.js'
 import { jsonValueProblem, keyProblem } from '../shared/rules.js'
+import { parseWorkflowKey, workflowSlotKey } from '../shared/workflow-keys.js'
 import { SessionProtocolError } from './errors.js'
 
 /** One change to apply to a session: a patch from a client, or the result of a step. */
@@ -82,6 +83,7 @@ export function mergeSession(
   const variables: Variables = { ...current?.snapshot.variables }
   for (const key of deletes) delete variables[key]
   for (const [key, value] of sets) variables[key] = value
+  stampWorkflows(variables, [...deletes, ...sets.map(([key]) => key)], now)
   const maxBytes = limits.maxBytes ?? DEFAULT_MAX_BYTES
   if (jsonBytes(variables) > maxBytes) {
     throw new SessionProtocolError('too_large', `The session would be larger than ${maxBytes} bytes`)
@@ -115,4 +117,14 @@ function rememberSeq(clientSeqs: Record<string, number>, change: SessionChange):
   const ids = Object.keys(next)
   for (let i = 0; i < ids.length - MAX_REMEMBERED_CLIENTS; i++) delete next[ids[i]!]
   return next
+}
+
+/** Records when each workflow a change touched was last changed (its `lastModified`), in the same merge. */
+function stampWorkflows(variables: Variables, keys: string[], now: Date): void {
+  const touched = new Set<string>()
+  for (const key of keys) {
+    const parsed = parseWorkflowKey(key)
+    if (parsed && !('slot' in parsed && parsed.slot === 'at')) touched.add(parsed.workflowId)
+  }
+  for (const workflowId of touched) variables[workflowSlotKey(workflowId, 'at')] = now.toISOString()
 }

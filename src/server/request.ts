@@ -60,7 +60,7 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
 /** Checks a patch body against the protocol and returns it typed; throws the protocol error. */
 export function parsePatch(body: unknown): SessionPatch {
   if (!isPlainObject(body)) throw invalidPatch('The patch must be a JSON object')
-  const { variables, deleted, clientId, seq } = body
+  const { variables, deleted, clientId, seq, workflowId } = body
   if (variables !== undefined && !isPlainObject(variables)) throw invalidPatch('"variables" must be an object')
   if (deleted !== undefined && !(Array.isArray(deleted) && deleted.every((key) => typeof key === 'string'))) {
     throw invalidPatch('"deleted" must be an array of strings')
@@ -72,6 +72,9 @@ export function parsePatch(body: unknown): SessionPatch {
     throw invalidPatch('"seq" must be a positive integer')
   }
   if ((clientId === undefined) !== (seq === undefined)) throw invalidPatch('"clientId" and "seq" go together')
+  if (workflowId !== undefined && !(typeof workflowId === 'string' && workflowId.length >= 1 && workflowId.length <= 128)) {
+    throw invalidPatch('"workflowId" must be a string of 1 to 128 characters')
+  }
 
   for (const key of [...Object.keys(variables ?? {}), ...((deleted as string[] | undefined) ?? [])]) {
     const problem = keyProblem(key)

@@ -1,5 +1,6 @@
 import type { JsonValue, Variables } from '../shared/protocol.js'
 import { jsonValueProblem } from '../shared/rules.js'
+import { scopeWorkflow, type VariableAccess, type Workflow } from '../shared/workflow.js'
 import { SessionProtocolError } from './errors.js'
 
 /** What a step is given: the session's stored variables (a frozen copy) and the caller's input. */
@@ -9,6 +10,8 @@ export interface StepContext {
   input: JsonValue | undefined
   /** The caller, when the handler has `authorize`. */
   userId: string | undefined
+  /** One workflow's scoped view, as the client's `useWorkflow`: what the step changes through it is merged too. */
+  workflow<Data extends Record<string, unknown> = Record<string, JsonValue>>(workflowId: string): Workflow<Data>
 }
 
 /** What a step returns: an output for the caller, and variable changes merged atomically. */
@@ -33,10 +36,16 @@ export class StepError extends Error {
   override name = 'StepError'
 }
 
-export async function runStep(step: Step, context: StepContext, report: (error: unknown) => void): Promise<StepResult> {
+export async function runStep(step: Step, context: Omit<StepContext, 'workflow'>, report: (error: unknown) => void): Promise<StepResult> {
+  const draft = createDraft(context.variables)
   let result: unknown
   try {
-    result = (await step({ ...context, variables: deepFreeze(structuredClone(context.variables)) })) ?? {}
+    result =
+      (await step({
+        ...context,
+        variables: deepFreeze(structuredClone(context.variables)),
+        workflow: (workflowId) => scopeWorkflow(draft.access, workflowId),
+      })) ?? {}
   } catch (error) {
     report(error)
     throw new SessionProtocolError('step_failed', error instanceof StepError ? error.message : 'The step failed')
@@ -46,7 +55,37 @@ export async function runStep(step: Step, context: StepContext, report: (error: 
     report(new Error(`Step returned an unusable result: ${problem}`))
     throw new SessionProtocolError('step_failed', `The step returned an unusable result: ${problem}`)
   }
-  return result as StepResult
+  return draft.mergeInto(result as StepResult)
+}
+
+/** The variables as a step sees them through `workflow(id)`, and what it changed there. */
+function createDraft(variables: Readonly<Variables>) {
+  const current = new Map(Object.entries(structuredClone(variables)))
+  const changed = new Map<string, JsonValue | undefined>()
+  const access: VariableAccess = {
+    get: (name) => current.get(name),
+    set: (name, value) => {
+      current.set(name, value)
+      changed.set(name, value)
+    },
+    delete: (name) => {
+      current.delete(name)
+      changed.set(name, undefined)
+    },
+    names: () => current.keys(),
+  }
+  /** The step's own result wins over what it did through `workflow(id)`. */
+  const mergeInto = (result: StepResult): StepResult => {
+    if (changed.size === 0) return result
+    const sets: Variables = {}
+    const deletes: string[] = []
+    for (const [name, value] of changed) {
+      if (value === undefined) deletes.push(name)
+      else sets[name] = value
+    }
+    return { ...result, variables: { ...sets, ...result.variables }, deleted: [...deletes.filter((name) => !Object.hasOwn(result.variables ?? {}, name)), ...(result.deleted ?? [])] }
+  }
+  return { access, mergeInto }
 }
 
 function resultProblem(result: unknown): string | null {

@@ -43,6 +43,8 @@ export interface SessionPatch {
   deleted?: string[]
   clientId?: string
   seq?: number
+  /** Extension: recorded on the session as `workflowId`. */
+  workflowId?: string
 }
 
 /** The body of a successful `POST {base}/{id}/run/{step}`. */

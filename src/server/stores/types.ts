@@ -1,4 +1,5 @@
 import type { JsonValue, SessionSnapshot, SessionSummary } from '../../shared/protocol.js'
+import { scopeWorkflow, type SubflowFrame } from '../../shared/workflow.js'
 import type { MergeLimits, SessionChange, SessionRecord } from '../merge.js'
 
 export interface ApplyResult {
@@ -45,12 +46,24 @@ export interface SessionStore {
   getState<T = JsonValue>(sessionId: string, key: string): Promise<T | undefined>
   /** Sets one variable (an atomic patch of one key); returns the new snapshot. */
   setState<T = JsonValue>(sessionId: string, key: string, value: T): Promise<SessionSnapshot>
+  /** One workflow's part of a session (its fields, step and subflow stack), or null without the session. */
+  getWorkflow(sessionId: string, workflowId: string): Promise<WorkflowState | null>
   /** Releases files and connections; waits for writes under way. */
   close(): Promise<void>
 }
 
+/** What `getWorkflow` reads: the same fields a `useWorkflow` view shows. */
+export interface WorkflowState {
+  data: Record<string, JsonValue>
+  step: string | null
+  flow: string
+  stack: readonly SubflowFrame[]
+  params: JsonValue | null
+  lastModified: string | null
+}
+
 /** What a store implements; `defineStore` adds the helpers and expiry timer. */
-export type StoreCore = Omit<SessionStore, 'getState' | 'setState'>
+export type StoreCore = Omit<SessionStore, 'getState' | 'setState' | 'getWorkflow'>
 
 /** Adds `getState`/`setState` on top of the core methods, and purges expired sessions periodically. */
 export function defineStore(core: StoreCore, options: StoreOptions = {}): SessionStore {
@@ -67,6 +80,20 @@ export function defineStore(core: StoreCore, options: StoreOptions = {}): Sessio
     },
     async setState(sessionId, key, value) {
       return (await core.apply(sessionId, { variables: { [key]: value as JsonValue } })).snapshot
+    },
+    async getWorkflow(sessionId, workflowId) {
+      const snapshot = await core.get(sessionId)
+      if (!snapshot) return null
+      const readOnly = () => {
+        throw new Error('getWorkflow reads only: change a session with apply() or a step')
+      }
+      const variables = snapshot.variables
+      const workflow = scopeWorkflow(
+        { get: (name) => (Object.hasOwn(variables, name) ? variables[name] : undefined), set: readOnly, delete: readOnly, names: () => Object.keys(variables) },
+        workflowId,
+      )
+      const { step, flow, stack, params, lastModified } = workflow
+      return { data: workflow.getAll() as Record<string, JsonValue>, step, flow, stack, params, lastModified }
     },
     async close() {
       if (timer) clearInterval(timer)
