@@ -19,6 +19,7 @@ export interface Order {
   lines: Array<CartLine & { cents: number }>
   totalCents: number
   placedAt: string
+  deliverTo?: string
 }
 
 export const isProduct = (id: unknown): id is ProductId => typeof id === 'string' && Object.hasOwn(CATALOG, id)

@@ -1,29 +1,38 @@
 import { StepError, type Steps } from 'workflow-session/server'
-import { CATALOG, isProduct, type CartLine, type Order } from './catalog.js'
+import { CATALOG, isProduct, type Order } from './catalog.js'
+import type { CheckoutData } from './src/Cart.js'
+import type { SignupData } from './src/SignupForm.js'
 
 /** The demo's server steps: each reads what the person saved, and writes its result back. */
 export const demoSteps: Steps = {
-  register: ({ variables }) => {
-    const email = typeof variables.email === 'string' ? variables.email.trim() : ''
+  register: ({ workflow }) => {
+    const signup = workflow<SignupData>('signup')
+    const email = signup.get('email', '').trim()
     if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) throw new StepError('Enter a valid email address first')
-    const name = typeof variables.name === 'string' && variables.name.trim() !== '' ? variables.name.trim() : email
-    return { output: { message: `Welcome, ${name}! Your account is ready.` }, variables: { registeredEmail: email } }
+    const name = signup.get('name', '').trim() || email
+    signup.set('registeredEmail', email)
+    signup.setStep('registered')
+    return { output: { message: `Welcome, ${name}! Your account is ready.` } }
   },
 
-  checkout: ({ variables }) => {
-    const cart = (Array.isArray(variables.cart) ? variables.cart : []) as unknown as CartLine[]
-    const lines = cart
+  checkout: ({ workflow }) => {
+    const checkout = workflow<CheckoutData>('checkout')
+    const lines = checkout
+      .get('cart', [])
       .filter((line) => isProduct(line?.product) && Number.isInteger(line.qty) && line.qty > 0)
       .map((line) => ({ product: line.product, qty: line.qty, cents: CATALOG[line.product].cents * line.qty }))
     if (lines.length === 0) throw new StepError('The cart is empty')
-    const orders = (Array.isArray(variables.orders) ? variables.orders : []) as unknown as Order[]
+    const orders = checkout.get('orders', [])
     const order: Order = {
       number: orders.length + 1,
       lines,
       totalCents: lines.reduce((sum, line) => sum + line.cents, 0),
       placedAt: new Date().toISOString(),
+      ...(checkout.get('name') ? { deliverTo: checkout.get('name') } : {}),
     }
-    const stored = JSON.parse(JSON.stringify([...orders, order]))
-    return { output: JSON.parse(JSON.stringify(order)), variables: { orders: stored, cart: [] } }
+    checkout.set('orders', [...orders, order])
+    checkout.set('cart', [])
+    checkout.setStep('ordered')
+    return { output: JSON.parse(JSON.stringify(order)) }
   },
 }

@@ -3,6 +3,7 @@ import { useState, type ReactNode } from 'react'
 import { SessionProvider, createSessionClient, memoryStorage, type CacheStorage } from 'workflow-session'
 import { memoryStore, sessionHandlers } from 'workflow-session/msw'
 import type { Steps } from 'workflow-session/server'
+import { demoSteps } from '../demo/steps.js'
 
 /** Routes the client's requests through msw handlers in the page: no service worker needed. */
 function fetchThrough(handlers: RequestHandler[]): typeof fetch {
@@ -15,10 +16,11 @@ function fetchThrough(handlers: RequestHandler[]): typeof fetch {
 }
 
 export const storySteps: Steps = {
-  register: ({ variables }) => {
-    const email = typeof variables.email === 'string' ? variables.email : ''
-    return { output: { message: email ? `Registered ${email}` : 'Registered without an email' }, variables: { registered: true } }
+  register: ({ workflow }) => {
+    const email = workflow<{ email: string }>('signup').get('email', '')
+    return { output: { message: email ? `Registered ${email}` : 'Registered without an email' } }
   },
+  checkout: demoSteps.checkout!,
 }
 
 export interface MockSessionProps {

@@ -1,5 +1,6 @@
-import { forgetSessionId, useSessionState } from 'workflow-session'
+import { useSessionState } from 'workflow-session'
 import { Cart } from './Cart.js'
+import { Sessions } from './Sessions.js'
 import { SignupForm } from './SignupForm.js'
 import { SyncBadge } from './SyncBadge.js'
 
@@ -18,21 +19,13 @@ export function App() {
         <h2 id="cart-heading">2. Shopping cart</h2>
         <Cart />
       </section>
-      <footer>
+      <section aria-labelledby="sessions-heading">
+        <h2 id="sessions-heading">3. Your sessions</h2>
         <p>
-          Session <code>{sessionId}</code>{' '}
-          <button
-            type="button"
-            className="secondary"
-            onClick={() => {
-              forgetSessionId('/api/session')
-              location.reload()
-            }}
-          >
-            Start a new session
-          </button>
+          This is session <code>{sessionId}</code>.
         </p>
-      </footer>
+        <Sessions />
+      </section>
     </main>
   )
 }

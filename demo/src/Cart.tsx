@@ -1,11 +1,20 @@
 import { useState } from 'react'
-import { useRun, useVariable } from 'workflow-session'
+import { useRun, useWorkflow } from 'workflow-session'
 import { CATALOG, euros, type CartLine, type Order, type ProductId } from '../catalog.js'
 
-/** A cart saved as you change it; "Place order" runs the server's checkout step on what was saved. */
+export interface CheckoutData {
+  cart: CartLine[]
+  orders: Order[]
+  /** Who the order goes to: a field named like the sign-up's, kept apart by the workflow. */
+  name: string
+}
+
+/** The checkout workflow: a cart saved as you change it; "Place order" runs the server's step on what was saved. */
 export function Cart() {
-  const [cart, setCart] = useVariable<CartLine[]>('cart', [])
-  const [orders] = useVariable<Order[]>('orders', [])
+  const checkout = useWorkflow<CheckoutData>('checkout')
+  const cart = checkout.get('cart', [])
+  const orders = checkout.get('orders', [])
+  const setCart = (update: (lines: CartLine[]) => CartLine[]) => checkout.set('cart', update(checkout.get('cart', [])))
   const [product, setProduct] = useState<ProductId>('milk')
   const [qty, setQty] = useState(1)
   const { run, isRunning, output, error } = useRun<Order>('checkout')
@@ -46,6 +55,10 @@ export function Cart() {
         <button type="submit">Add to cart</button>
       </form>
 
+      <label>
+        Deliver to
+        <input value={checkout.get('name', '')} onChange={(event) => checkout.set('name', event.target.value)} />
+      </label>
       <ul aria-label="Cart">
         {cart.map((line) => (
           <li key={line.product}>

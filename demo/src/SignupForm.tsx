@@ -1,15 +1,20 @@
-import { useRun, useVariable } from 'workflow-session'
+import { useRun, useWorkflow } from 'workflow-session'
 
 export interface RegisterOutput {
   message: string
 }
 
-/** A sign-up step: two fields saved as you type, and a Run button that the server answers. */
+export interface SignupData {
+  email: string
+  name: string
+  registeredEmail: string
+}
+
+/** The sign-up workflow: two fields saved as you type, and a Run button that the server answers. */
 export function SignupForm() {
-  const [email, setEmail] = useVariable<string>('email', '')
-  const [name, setName] = useVariable<string>('name', '')
-  const [registeredEmail] = useVariable<string>('registeredEmail')
+  const signup = useWorkflow<SignupData>('signup')
   const { run, isRunning, output, error } = useRun<RegisterOutput>('register')
+  const registeredEmail = signup.get('registeredEmail')
   return (
     <form
       aria-label="Sign up"
@@ -20,11 +25,11 @@ export function SignupForm() {
     >
       <label>
         Email
-        <input type="email" value={email} onChange={(event) => setEmail(event.target.value)} />
+        <input type="email" value={signup.get('email', '')} onChange={(event) => signup.set('email', event.target.value)} />
       </label>
       <label>
         Name
-        <input value={name} onChange={(event) => setName(event.target.value)} />
+        <input value={signup.get('name', '')} onChange={(event) => signup.set('name', event.target.value)} />
       </label>
       <button type="submit" disabled={isRunning}>
         {isRunning ? 'Registering…' : 'Register'}

@@ -85,5 +85,5 @@ export interface SessionClient {
   /** Deletes a session on the server and this browser's copies of it. */
   deleteSession(sessionId: string): Promise<void>
   /** The scoped view of one workflow's fields, step and subflows. */
-  workflow<Data extends Record<string, unknown> = Record<string, JsonValue>>(workflowId: string): Workflow<Data>
+  workflow<Data extends object = Record<string, JsonValue>>(workflowId: string): Workflow<Data>
 }

@@ -15,7 +15,7 @@ import { useTracked } from './useTracked.js'
  * <input value={signup.get('email', '')} onChange={(event) => signup.set('email', event.target.value)} />
  * <button onClick={() => signup.setStep('plan')}>Next</button>
  */
-export function useWorkflow<Data extends Record<string, unknown> = Record<string, JsonValue>>(workflowId: string): Workflow<Data> {
+export function useWorkflow<Data extends object = Record<string, JsonValue>>(workflowId: string): Workflow<Data> {
   const client = useSessionClient()
   const workflow = useMemo(() => client.workflow<Data>(workflowId), [client, workflowId])
   const subscribe = useCallback((onChange: () => void) => client.subscribe(onChange), [client])
@@ -24,9 +24,10 @@ export function useWorkflow<Data extends Record<string, unknown> = Record<string
   const lastAll = useRef<Partial<Data>>({})
   const stableAll = useCallback(() => {
     const all = workflow.getAll()
+    const [now, before] = [all as Record<string, unknown>, lastAll.current as Record<string, unknown>]
+    const keys = Object.keys(now)
+    const same = keys.length === Object.keys(before).length && keys.every((key) => Object.is(now[key], before[key]))
     const previous = lastAll.current
-    const keys = Object.keys(all)
-    const same = keys.length === Object.keys(previous).length && keys.every((key) => Object.is(all[key], previous[key]))
     return same ? previous : (lastAll.current = all)
   }, [workflow])
 

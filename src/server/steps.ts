@@ -11,7 +11,7 @@ export interface StepContext {
   /** The caller, when the handler has `authorize`. */
   userId: string | undefined
   /** One workflow's scoped view, as the client's `useWorkflow`: what the step changes through it is merged too. */
-  workflow<Data extends Record<string, unknown> = Record<string, JsonValue>>(workflowId: string): Workflow<Data>
+  workflow<Data extends object = Record<string, JsonValue>>(workflowId: string): Workflow<Data>
 }
 
 /** What a step returns: an output for the caller, and variable changes merged atomically. */

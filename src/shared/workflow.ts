@@ -27,7 +27,7 @@ export interface SubflowFrame {
  * checkout.enterSubflow('3ds', 'challenge', { amount: 42 })
  * checkout.exitSubflow('confirm') // back in checkout, at step 'confirm'
  */
-export interface Workflow<Data extends Record<string, unknown> = Record<string, JsonValue>> {
+export interface Workflow<Data extends object = Record<string, JsonValue>> {
   readonly id: string
   get<K extends keyof Data & string>(key: K): Data[K] | undefined
   get<K extends keyof Data & string>(key: K, defaultValue: Data[K]): Data[K]
@@ -58,7 +58,7 @@ export interface Workflow<Data extends Record<string, unknown> = Record<string, 
 const NO_FRAMES: readonly SubflowFrame[] = Object.freeze([])
 
 /** A workflow scope over any variable access (a client's view, or a step's draft). */
-export function scopeWorkflow<Data extends Record<string, unknown> = Record<string, JsonValue>>(access: VariableAccess, id: string): Workflow<Data> {
+export function scopeWorkflow<Data extends object = Record<string, JsonValue>>(access: VariableAccess, id: string): Workflow<Data> {
   const slot = (name: 'step' | 'flow' | 'params' | 'stack' | 'at') => workflowSlotKey(id, name)
   const stack = (): readonly SubflowFrame[] => {
     const value = access.get(slot('stack'))

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { workflowDataKey } from '../../src/server/index.js'
 import { launchChromium } from './harness.js'
 
 let browser: Browser
@@ -58,13 +59,14 @@ it('keeps what a person typed across a reload and a server restart (SQLite)', as
 
   await page.getByRole('button', { name: 'Register' }).click()
   await expect.poll(() => page.getByRole('note').textContent()).toBe('Welcome, Ada! Your account is ready.')
-  const sessionId = (await page.locator('footer code').textContent())!
+  const sessionId = (await page.locator('#sessions-heading + p code').textContent())!
 
   expect(await stopDemo()).toBe(0) // SIGTERM: graceful, store closed
   const port = new URL(url).port // the same origin, so the page keeps its IndexedDB and session id
   const again = await startDemo({ ...env, PORT: port })
   const stored = await (await fetch(`${again}/api/session/${sessionId}`)).json()
-  expect(stored.variables).toMatchObject({ email: 'ada@example.com', name: 'Ada', registeredEmail: 'ada@example.com' })
+  const signup = (name: string) => stored.variables[workflowDataKey('signup', name)]
+  expect([signup('email'), signup('name'), signup('registeredEmail')]).toEqual(['ada@example.com', 'Ada', 'ada@example.com'])
 
   await page.reload()
   await expect.poll(() => page.getByLabel('Name').inputValue()).toBe('Ada')
@@ -85,6 +87,13 @@ it('runs the checkout step on the stored cart and writes the order back', async 
   await page.getByRole('button', { name: 'Place order' }).click()
   await expect.poll(() => page.getByRole('note').last().textContent()).toBe('Order #1 placed: €10.50')
   await expect.poll(() => page.getByText('The cart is empty.').count()).toBe(1)
+
+  // Two workflows, one session: each has a field called "name", and they stay apart.
+  await page.getByLabel('Name', { exact: true }).fill('Ada')
+  await page.getByLabel('Deliver to').fill('Grace')
+  await page.reload()
+  await expect.poll(() => page.getByLabel('Name', { exact: true }).inputValue()).toBe('Ada')
+  expect(await page.getByLabel('Deliver to').inputValue()).toBe('Grace')
   await page.close()
   expect(await stopDemo()).toBe(0)
 })

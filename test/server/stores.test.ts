@@ -123,7 +123,9 @@ describe.each(kinds)('$name store', (kind) => {
     await sleep(200)
     expect(await store.get('old-1')).toBeNull()
     expect(await store.list()).toEqual([])
-    expect(await store.purgeExpired()).toBeLessThanOrEqual(1) // old-1 went on read; old-2 is purged now (or was)
+    // Some stores drop an expired session as they read it, others leave it to the purge.
+    expect(await store.purgeExpired()).toBeLessThanOrEqual(2)
+    expect(await store.purgeExpired()).toBe(0)
     expect(await store.apply('old-1', { variables: { b: 2 } })).toMatchObject({ snapshot: { variables: { b: 2 }, version: 1 } })
   })
 

@@ -1,6 +1,6 @@
-import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises'
-import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
+// node:fs loads when the store is first used, so importing `workflow-session/server` works in
+// any runtime with the Fetch API.
+type Fs = typeof import('node:fs/promises')
 import { mergeSession, type SessionRecord } from '../merge.js'
 import { defineStore, isExpired, pageOf, summarize, type SessionStore, type StoreOptions } from './types.js'
 
@@ -15,7 +15,12 @@ import { defineStore, isExpired, pageOf, summarize, type SessionStore, type Stor
  */
 export function fileStore(dir: string, options: StoreOptions = {}): SessionStore {
   const queues = new Map<string, Promise<unknown>>()
-  const ready = prepare(dir)
+  let fs!: Fs
+  const ready = import('node:fs/promises').then(async (loaded) => {
+    fs = loaded
+    await prepare(fs, dir)
+  })
+  const join = (...parts: string[]) => parts.join('/')
   const pathOf = (sessionId: string) => join(dir, `${sessionId}.json`)
 
   /** Runs `task` after every earlier task of the same session. */
@@ -32,7 +37,7 @@ export function fileStore(dir: string, options: StoreOptions = {}): SessionStore
     await ready
     let text: string
     try {
-      text = await readFile(pathOf(sessionId), 'utf8')
+      text = await fs.readFile(pathOf(sessionId), 'utf8')
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
       throw error
@@ -46,32 +51,33 @@ export function fileStore(dir: string, options: StoreOptions = {}): SessionStore
   }
 
   async function write(sessionId: string, record: SessionRecord): Promise<void> {
-    const temporary = join(dir, `.${sessionId}.${randomBytes(6).toString('hex')}.tmp`)
-    const file = await open(temporary, 'w')
+    const suffix = Array.from(crypto.getRandomValues(new Uint8Array(6)), (byte) => byte.toString(16).padStart(2, '0')).join('')
+    const temporary = join(dir, `.${sessionId}.${suffix}.tmp`)
+    const file = await fs.open(temporary, 'w')
     try {
       await file.writeFile(JSON.stringify(record))
       await file.sync()
     } finally {
       await file.close()
     }
-    await rename(temporary, pathOf(sessionId))
-    await syncDirectory(dir)
+    await fs.rename(temporary, pathOf(sessionId))
+    await syncDirectory(fs, dir)
   }
 
   async function remove(sessionId: string): Promise<boolean> {
     try {
-      await unlink(pathOf(sessionId))
+      await fs.unlink(pathOf(sessionId))
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false
       throw error
     }
-    await syncDirectory(dir)
+    await syncDirectory(fs, dir)
     return true
   }
 
   async function sessionIds(): Promise<string[]> {
     await ready
-    return (await readdir(dir)).filter((name) => name.endsWith('.json') && !name.startsWith('.')).map((name) => name.slice(0, -5))
+    return (await fs.readdir(dir)).filter((name) => name.endsWith('.json') && !name.startsWith('.')).map((name) => name.slice(0, -5))
   }
 
   return defineStore(
@@ -95,7 +101,7 @@ export function fileStore(dir: string, options: StoreOptions = {}): SessionStore
         let purged = 0
         for (const sessionId of await sessionIds()) {
           const existed = await queued(sessionId, async () => {
-            const text = await readFile(pathOf(sessionId), 'utf8').catch(() => null)
+            const text = await fs.readFile(pathOf(sessionId), 'utf8').catch(() => null)
             return text !== null && isExpired(JSON.parse(text) as SessionRecord, options.ttlMs) && remove(sessionId)
           })
           if (existed) purged++
@@ -111,15 +117,15 @@ export function fileStore(dir: string, options: StoreOptions = {}): SessionStore
 }
 
 /** Creates the folder and removes temporary files a crash left behind. */
-async function prepare(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true })
-  for (const name of await readdir(dir)) {
-    if (name.startsWith('.') && name.endsWith('.tmp')) await unlink(join(dir, name)).catch(() => {})
+async function prepare(fs: Fs, dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true })
+  for (const name of await fs.readdir(dir)) {
+    if (name.startsWith('.') && name.endsWith('.tmp')) await fs.unlink(`${dir}/${name}`).catch(() => {})
   }
 }
 
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r')
+async function syncDirectory(fs: Fs, dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r')
   try {
     await handle.sync()
   } finally {

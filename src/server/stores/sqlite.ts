@@ -1,5 +1,3 @@
-import { mkdir } from 'node:fs/promises'
-import { dirname } from 'node:path'
 import type { Database } from 'better-sqlite3'
 import { mergeSession, type SessionRecord } from '../merge.js'
 import { defineStore, expiryCutoff, isExpired, summarize, type SessionStore, type StoreOptions } from './types.js'
@@ -35,7 +33,10 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
   const { default: Sqlite } = await import('better-sqlite3').catch((error: unknown) => {
     throw new Error(`sqliteStore needs the better-sqlite3 package: npm install better-sqlite3 (${(error as Error).message})`)
   })
-  if (path !== ':memory:') await mkdir(dirname(path), { recursive: true })
+  if (path !== ':memory:') {
+    const [{ mkdir }, { dirname }] = await Promise.all([import('node:fs/promises'), import('node:path')])
+    await mkdir(dirname(path), { recursive: true })
+  }
   const db: Database = new Sqlite(path)
   db.pragma('journal_mode = WAL')
   db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
