@@ -1,5 +1,5 @@
 import type { JsonValue } from '../shared/protocol.js'
-import { jsonValueProblem, keyProblem } from '../shared/rules.js'
+import { deepFreeze, jsonValueProblem, keyProblem } from '../shared/rules.js'
 import { SessionValueError } from './errors.js'
 
 /** Checks a name and value for `set`, and returns a frozen copy the caller can no longer mutate. */
@@ -12,13 +12,6 @@ export function toStoredValue(key: string, value: unknown): JsonValue {
   return deepFreeze(JSON.parse(JSON.stringify(value)) as JsonValue)
 }
 
-export function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value)
-    for (const item of Object.values(value)) deepFreeze(item)
-  }
-  return value
-}
 
 /** Structural equality of two JSON values. */
 export function jsonEqual(a: JsonValue | undefined, b: JsonValue | undefined): boolean {

@@ -1,5 +1,5 @@
 import type { JsonValue, Variables } from '../shared/protocol.js'
-import { jsonValueProblem } from '../shared/rules.js'
+import { deepFreeze, jsonValueProblem } from '../shared/rules.js'
 import { scopeWorkflow, type VariableAccess, type Workflow } from '../shared/workflow.js'
 import { SessionProtocolError } from './errors.js'
 
@@ -102,12 +102,4 @@ function resultProblem(result: unknown): string | null {
     return '"deleted" is not an array of strings'
   }
   return null
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value)
-    for (const item of Object.values(value)) deepFreeze(item)
-  }
-  return value
 }

@@ -77,3 +77,12 @@ function classProblem(object: object, at: string): string {
   const name = (object.constructor as { name?: string } | undefined)?.name ?? 'object'
   return `a ${name} instance is not plain JSON${at}; store a plain object or array copy of its data`
 }
+
+/** Freezes a JSON value and everything inside it, so nobody can change it behind our back. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const item of Object.values(value)) deepFreeze(item)
+  }
+  return value
+}
