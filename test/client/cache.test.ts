@@ -164,4 +164,22 @@ describe('IndexedDB cache', () => {
     await vi.waitFor(() => expect(cachedAtRequest).toBeDefined())
     expect(cachedAtRequest).toMatchObject({ queue: [{ seq: 1, variables: { a: 1 } }], pending: { variables: {} } })
   })
+
+  it("reopens IndexedDB once when the connection was closed under it (Safari's 'connection is closing')", async () => {
+    const ids = newIds()
+    await ids.storage.set('warm-up', 1) // the connection is open and cached
+    const original = IDBDatabase.prototype.transaction
+    let failures = 0
+    IDBDatabase.prototype.transaction = function (this: IDBDatabase, ...args: Parameters<IDBDatabase['transaction']>) {
+      if (failures++ === 0) throw new DOMException('The database connection is closing.', 'InvalidStateError')
+      return original.apply(this, args)
+    } as IDBDatabase['transaction']
+    try {
+      await ids.storage.set('after-close', 'kept')
+    } finally {
+      IDBDatabase.prototype.transaction = original
+    }
+    expect(failures).toBe(2)
+    expect(await ids.storage.get('after-close')).toBe('kept')
+  })
 })
