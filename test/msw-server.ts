@@ -1,7 +1,7 @@
 import { setupServer } from 'msw/node'
 import { afterAll, afterEach, beforeAll } from 'vitest'
 import { sessionHandlers } from '../src/msw.js'
-import { memoryStore, type SessionStore, type Steps } from '../src/server/index.js'
+import { memoryStore, type SessionHandlerOptions, type SessionStore, type Steps } from '../src/server/index.js'
 
 export const ENDPOINT = 'http://localhost/api/session'
 
@@ -15,13 +15,13 @@ export interface RecordedRequest {
  * One msw server for a test file, answering with the real handler over a memory store that
  * each test gets fresh (`ctx.store`). Every request is recorded in `ctx.requests`.
  */
-export function useMockServer(steps: Steps = {}) {
+export function useMockServer(steps: Steps = {}, options: Partial<SessionHandlerOptions> = {}) {
   const ctx = { store: memoryStore() as SessionStore, requests: [] as RecordedRequest[], steps }
   const server = setupServer()
   const reset = () => {
     ctx.store = memoryStore()
     ctx.requests = []
-    server.resetHandlers(...sessionHandlers({ store: proxyStore(() => ctx.store), steps: ctx.steps, onError: () => {} }))
+    server.resetHandlers(...sessionHandlers({ ...options, store: proxyStore(() => ctx.store), steps: ctx.steps, onError: () => {} }))
   }
   server.events.on('request:start', async ({ request }) => {
     // Recorded in arrival order; the body is filled in once read.

@@ -7,6 +7,7 @@ export const STATUS_OF: Record<ProtocolErrorCode | 'internal_error', number> = {
   invalid_key: 400,
   invalid_session_id: 400,
   unauthenticated: 401,
+  forbidden_origin: 403,
   not_found: 404,
   unknown_step: 404,
   method_not_allowed: 405,

@@ -21,6 +21,14 @@ export interface SessionHandlerOptions {
   authorize?: (request: Request) => string | null | undefined | Promise<string | null | undefined>
   /** With `authorize`: answer 401 to a request without a user. */
   requireUser?: boolean
+  /**
+   * Origins allowed to change sessions (`https://app.example.com`). When set, a POST or DELETE
+   * whose `Origin` header is another origin gets 403 `forbidden_origin` (requests without an
+   * Origin header, from non-browser clients, pass). Default: any origin.
+   */
+  allowedOrigins?: string[]
+  /** Most variables one patch may set or delete; default 1000 (413 `too_large` beyond). */
+  maxKeysPerPatch?: number
   /** Standard Schemas for variables and workflow fields, applied to patches and to step results (the client's schema). */
   schema?: SessionSchema
   /** Told of unexpected errors and failed steps (the response says only what is safe). Default: console.error. */
@@ -42,7 +50,8 @@ export type SessionHandler = (request: Request) => Promise<Response>
  * const response = await handler(new Request('http://localhost/api/session/abcdefgh12'))
  */
 export function createSessionHandler(options: SessionHandlerOptions): SessionHandler {
-  const { store, steps = {}, maxBytes = DEFAULT_MAX_BYTES, authorize, requireUser = false, schema } = options
+  const { store, steps = {}, maxBytes = DEFAULT_MAX_BYTES, authorize, requireUser = false, schema, maxKeysPerPatch = 1000 } = options
+  const allowedOrigins = options.allowedOrigins && new Set(options.allowedOrigins.map((origin) => origin.replace(/\/+$/, '')))
   const base = (options.base ?? DEFAULT_BASE).replace(/\/+$/, '')
   const onError = options.onError ?? ((error: unknown) => console.error('[workflow-session]', error))
   const limits = { maxBytes }
@@ -53,12 +62,18 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
     const parts = path.slice(base.length).split('/').filter(Boolean).map(decodePart)
     const method = request.method.toUpperCase()
 
+    if (allowedOrigins && method !== 'GET' && method !== 'HEAD') {
+      const origin = request.headers.get('origin')
+      if (origin !== null && !allowedOrigins.has(origin)) throw new SessionProtocolError('forbidden_origin', 'Requests from this origin may not change sessions')
+    }
     const userId = (await authorize?.(request)) ?? undefined
     if (requireUser && userId === undefined) throw new SessionProtocolError('unauthenticated', 'Sign in first')
 
     if (parts.length === 0) {
       if (method !== 'GET') throw notAllowed()
-      return jsonResponse({ sessions: await store.list(userId === undefined ? {} : { userId }) })
+      // Only a known user has "their" sessions. Listing anonymous sessions would hand out their
+      // ids, and an id is all it takes to read one.
+      return jsonResponse({ sessions: userId === undefined ? [] : await store.list({ userId }) })
     }
     const sessionId = parts[0]!
     if (!isSessionId(sessionId)) {
@@ -80,6 +95,8 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
       }
       if (method === 'POST') {
         const patch = parsePatch(await readJsonBody(request, maxBytes))
+        const keyCount = Object.keys(patch.variables ?? {}).length + (patch.deleted?.length ?? 0)
+        if (keyCount > maxKeysPerPatch) throw new SessionProtocolError('too_large', `A patch may change at most ${maxKeysPerPatch} variables`)
         const problem = await firstSchemaProblem(schema, patch.variables)
         if (problem) throw new SessionProtocolError('invalid_patch', problem)
         const { snapshot } = await store.apply(sessionId, { ...patch, ...(userId !== undefined && { userId }) }, limits)

@@ -60,6 +60,7 @@ export type ProtocolErrorCode =
   | 'invalid_key'
   | 'invalid_session_id'
   | 'unauthenticated'
+  | 'forbidden_origin'
   | 'not_found'
   | 'unknown_step'
   | 'method_not_allowed'

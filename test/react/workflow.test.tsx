@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { SessionProvider, memoryStorage, useSessions, useWorkflow, workflowDataKey, type CacheStorage } from '../../src/react/index.js'
 import { useMockServer } from '../msw-server.js'
 
-const mock = useMockServer()
+const mock = useMockServer({}, { authorize: (request) => request.headers.get('x-user') })
 const renders: Record<string, number> = {}
 let storage: CacheStorage
 let n = 0
@@ -101,11 +101,12 @@ describe('useSessions', () => {
   }
 
   it('lists sessions newest first, opens one, starts a new one, and deletes one', async () => {
-    await mock.store.apply('older-session', { variables: { [workflowDataKey('signup', 'email')]: 'old@example.com' } })
+    await mock.store.apply('older-session', { variables: { [workflowDataKey('signup', 'email')]: 'old@example.com' }, userId: 'ada' })
     await new Promise((resolve) => setTimeout(resolve, 5))
-    await mock.store.apply('newer-session', { variables: { [workflowDataKey('signup', 'email')]: 'new@example.com' } })
+    await mock.store.apply('newer-session', { variables: { [workflowDataKey('signup', 'email')]: 'new@example.com' }, userId: 'ada' })
+    await mock.store.apply('someone-elses', { variables: { secret: 1 }, userId: 'eve' })
     render(
-      <SessionProvider endpoint="/api/session" sessionId={undefined} storage={storage}>
+      <SessionProvider endpoint="/api/session" sessionId={undefined} storage={storage} headers={{ 'x-user': 'ada' }}>
         <Sessions />
       </SessionProvider>,
     )

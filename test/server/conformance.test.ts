@@ -6,14 +6,16 @@ import { createSessionHandler, memoryStore, serve, type RunningServer } from '..
 
 let server: RunningServer
 beforeAll(async () => {
-  server = await serve({ handler: createSessionHandler({ store: memoryStore() }), port: 0 })
+  server = await serve({ handler: createSessionHandler({ store: memoryStore(), authorize: (request) => request.headers.get('x-user') }), port: 0 })
 })
 afterAll(() => server.close())
 
-it("passes every check against the package's own server over HTTP", async () => {
-  const results = await runConformance(`${server.url}/api/session`)
-  expect(results.filter((result) => !result.ok)).toEqual([])
-  expect(results.length).toBeGreaterThanOrEqual(20)
+it("passes every check against the package's own server over HTTP, anonymous and as a user", async () => {
+  for (const headers of [{}, { 'x-user': 'conformance' }] as Array<Record<string, string>>) {
+    const results = await runConformance(`${server.url}/api/session`, { headers })
+    expect(results.filter((result) => !result.ok)).toEqual([])
+    expect(results.length).toBeGreaterThanOrEqual(20)
+  }
 })
 
 it('finds the faults of a backend that breaks the protocol', async () => {
@@ -33,7 +35,7 @@ it('finds the faults of a backend that breaks the protocol', async () => {
 })
 
 it('runs as a command and ends with "N passed, N failed"', async () => {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'conformance', `${server.url}/api/session`])
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'conformance', `${server.url}/api/session`, '--header', 'x-user: cli'])
   const lines = stdout.trim().split('\n')
   expect(lines.at(-1)).toMatch(/^\d+ passed, 0 failed$/)
   expect(lines.filter((line) => line.startsWith('✓')).length).toBe(Number(lines.at(-1)!.split(' ')[0]))

@@ -49,12 +49,15 @@ describe('session endpoints', () => {
     expect((await call('DELETE', `/api/session/${ID}`)).status).toBe(404)
   })
 
-  it('lists sessions newest first, without their variables', async () => {
-    const { call } = setup()
-    await call('POST', '/api/session/first-session', { variables: { a: 1 } })
+  it("lists the caller's sessions newest first, without their variables; an anonymous caller sees none", async () => {
+    const { call } = setup({ authorize: (request) => request.headers.get('x-user') })
+    const ada = { 'x-user': 'ada' }
+    await call('POST', '/api/session/first-session', { variables: { a: 1 } }, ada)
     await new Promise((resolve) => setTimeout(resolve, 5))
-    await call('POST', '/api/session/second-session', { variables: { b: 1 } })
-    const { status, body } = await call('GET', '/api/session')
+    await call('POST', '/api/session/second-session', { variables: { b: 1 } }, ada)
+    await call('POST', '/api/session/anonymous-session', { variables: { c: 1 } })
+    expect((await call('GET', '/api/session')).body).toEqual({ sessions: [] })
+    const { status, body } = await call('GET', '/api/session', undefined, ada)
     expect(status).toBe(200)
     expect(body.sessions.map((s: { sessionId: string }) => s.sessionId)).toEqual(['second-session', 'first-session'])
     expect(body.sessions[0]).not.toHaveProperty('variables')
