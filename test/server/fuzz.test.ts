@@ -1,0 +1,103 @@
+import fc from 'fast-check'
+import { expect, it } from 'vitest'
+import { createSessionHandler, memoryStore, StepError } from '../../src/server/index.js'
+
+const SEEDED = 'fuzz-session-1'
+const ADA = 'ada'
+
+const hostileKey = fc.constantFrom('__proto__', 'constructor', 'prototype', 'polluted', '', 'k'.repeat(257), 'wf:x:v:y', 'toString', 'valueOf', 'hasOwnProperty')
+const key = fc.oneof(fc.string({ maxLength: 12 }), hostileKey)
+const value = fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.constant({ __proto__: { polluted: true } }), fc.string({ maxLength: 2000 }))
+const patchBody = fc.record(
+  {
+    variables: fc.oneof(fc.dictionary(key, value, { maxKeys: 6 }), fc.jsonValue({ maxDepth: 2 })),
+    deleted: fc.oneof(fc.array(key, { maxLength: 4 }), fc.jsonValue({ maxDepth: 1 })),
+    clientId: fc.oneof(fc.string({ maxLength: 140 }), fc.integer()),
+    seq: fc.oneof(fc.integer(), fc.double(), fc.string()),
+    workflowId: fc.oneof(fc.string({ maxLength: 140 }), fc.constant(null)),
+  },
+  { requiredKeys: [] },
+)
+/** Raw text: JSON of a patch, any JSON, garbage, prototype-polluting JSON, or nothing. */
+const body = fc.oneof(
+  patchBody.map((patch) => JSON.stringify(patch)),
+  fc.jsonValue({ maxDepth: 3 }).map((json) => JSON.stringify(json)),
+  fc.string({ maxLength: 200 }),
+  fc.constantFrom(
+    '{"variables": {"__proto__": {"polluted": true}}}',
+    '{"__proto__": {"polluted": true}, "variables": {"a": 1}}',
+    '{"variables": {"constructor": {"prototype": {"polluted": true}}}}',
+    '{"variables": {"a": {"__proto__": {"polluted": true}}}}',
+    '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]',
+    '{"variables": {"deep": ' + '['.repeat(100) + ']'.repeat(100) + '}}',
+    '',
+  ),
+  fc.integer({ min: 1000, max: 5000 }).map((size) => JSON.stringify({ variables: { big: 'x'.repeat(size) } })),
+)
+const sessionId = fc.oneof(fc.constant(SEEDED), fc.constant('fuzz-other-1'), fc.string({ maxLength: 140 }), fc.constantFrom('..', '%2e%2e', 'a/b', 'short', '%E0%A4%A', '__proto__'))
+const path = fc.oneof(
+  sessionId.map((id) => `/api/session/${id}`),
+  sessionId.map((id) => `/api/session/${id}/run/ok`),
+  fc.tuple(sessionId, fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('boom', 'toString', '__proto__', 'constructor'))).map(([id, step]) => `/api/session/${id}/run/${encodeURIComponent(step)}`),
+  fc.constantFrom('/api/session', '/api/session/', '/api', '/elsewhere'),
+)
+const request = fc.record({
+  method: fc.constantFrom('GET', 'POST', 'DELETE', 'PUT', 'PATCH'),
+  path,
+  contentType: fc.constantFrom('application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded', undefined),
+  body,
+  user: fc.constantFrom(ADA, 'eve', undefined),
+})
+
+it('never answers 500 (but for a failing step), never changes a session on an error, never pollutes a prototype', async () => {
+  const store = memoryStore()
+  const handler = createSessionHandler({
+    store,
+    maxBytes: 4096,
+    authorize: (req) => req.headers.get('x-user'),
+    onError: () => {},
+    steps: {
+      ok: ({ input }) => ({ output: input ?? null, variables: { ran: true } }),
+      boom: () => {
+        throw new StepError('boom')
+      },
+    },
+  })
+  await store.apply(SEEDED, { variables: { kept: 1 }, userId: ADA })
+  let tried = 0
+
+  await fc.assert(
+    fc.asyncProperty(request, async ({ method, path: target, contentType, body: text, user }) => {
+      tried++
+      const before = await store.get(SEEDED)
+      const headers: Record<string, string> = {}
+      if (contentType) headers['content-type'] = contentType
+      if (user) headers['x-user'] = user
+      let url: URL
+      try {
+        url = new URL(`http://localhost${target}`)
+      } catch {
+        return // not a URL a client could send
+      }
+      const response = await handler(new Request(url, { method, headers, ...(method !== 'GET' && { body: text }) }))
+      const answer = await response.text()
+      const parsed = answer ? JSON.parse(answer) : undefined // every answer is JSON (or empty: 204)
+
+      if (response.status >= 400) {
+        expect(parsed.error.code).toEqual(expect.any(String))
+        expect(parsed.error.message).toEqual(expect.any(String))
+        if (response.status === 500) expect(parsed.error.code).toBe('step_failed')
+        expect(await store.get(SEEDED)).toEqual(before) // an error changed nothing
+      }
+      // While Ada's session exists, nobody else gets anything but 404 for it (once Ada deletes
+      // it, the id is free and anyone may start a new session under it).
+      if (before?.userId === ADA && user !== ADA && response.status < 400 && target.includes(SEEDED)) {
+        throw new Error(`another user reached the seeded session: ${method} ${target} → ${response.status}`)
+      }
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+      expect(Object.keys(Object.prototype)).toEqual([])
+    }),
+    { numRuns: 3000 },
+  )
+  expect(tried).toBeGreaterThanOrEqual(3000)
+}, 120_000)
