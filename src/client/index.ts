@@ -8,3 +8,5 @@ export type { JsonValue, Variables, SessionSnapshot, SessionSummary, SessionPatc
 export type { SessionSchema, StandardSchemaV1 } from '../shared/schema.js'
 export type { Workflow, SubflowFrame } from '../shared/workflow.js'
 export { workflowDataKey, workflowSlotKey, workflowPrefix, parseWorkflowKey } from '../shared/workflow-keys.js'
+export { encryptedStorage } from './encrypted-storage.js'
+export type { KeyMaterial } from '../shared/crypto.js'

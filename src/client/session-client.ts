@@ -4,6 +4,7 @@ import { schemaFor, schemaProblemSync } from '../shared/schema.js'
 import { scopeWorkflow } from '../shared/workflow.js'
 import { CACHE_FORMAT, createCacheWriter, indexedDbStorage, memoryStorage, readSessionRecords, recordKey, type CacheStorage } from './cache.js'
 import { toPatchBody, type Change, type Changes } from './changes.js'
+import { encryptedStorage } from './encrypted-storage.js'
 import { SessionError, SessionValueError } from './errors.js'
 import { Listeners } from './listeners.js'
 import { sameMeta, type SessionMeta } from './meta.js'
@@ -41,7 +42,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   const sessionKey = `${endpoint}|${sessionId}`
 
   const fallbackStorage = memoryStorage()
-  let storage: CacheStorage = options.storage ?? indexedDbStorage()
+  const plainStorage = options.storage ?? indexedDbStorage()
+  let storage: CacheStorage = options.encryptionKey ? encryptedStorage(plainStorage, options.encryptionKey) : plainStorage
   const view = new LayeredView()
   let tickets = 0
   let nextSeq = 1

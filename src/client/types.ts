@@ -2,6 +2,7 @@ import type { JsonValue, SessionSnapshot, SessionSummary, Variables } from '../s
 import type { CacheStorage } from './cache.js'
 import type { SessionError, SessionValueError } from './errors.js'
 import type { SessionMeta } from './meta.js'
+import type { KeyMaterial } from '../shared/crypto.js'
 import type { SessionSchema } from '../shared/schema.js'
 import type { Workflow } from '../shared/workflow.js'
 import type { PageLocks } from './tabs.js'
@@ -37,6 +38,8 @@ export interface SessionClientOptions {
   schema?: SessionSchema
   /** Recorded on the session (`snapshot.workflowId`): which workflow this session is for. */
   workflowId?: string
+  /** Encrypts the copy kept on this device (AES-256-GCM): a CryptoKey or 32 bytes (or their base64). */
+  encryptionKey?: KeyMaterial
 }
 
 /** A session's variables on this page: read synchronously, written optimistically, synced in patches. */

@@ -22,6 +22,8 @@ export interface SessionProviderProps {
   schema?: SessionSchema
   /** Recorded on the session as `workflowId`. */
   workflowId?: string
+  /** Encrypts the copy kept on this device (see `SessionClientOptions.encryptionKey`). */
+  encryptionKey?: SessionClientOptions['encryptionKey']
   /** Quiet time after the last change before the patch is sent; default 800 ms. */
   debounceMs?: number
   /** During continuous typing, a patch is sent at least this often; default 5000 ms. */
@@ -63,7 +65,7 @@ export function SessionProvider(props: SessionProviderProps) {
   fetchRef.current = props.fetch
   headersRef.current = props.headers
   onAuthErrorRef.current = props.onAuthError
-  const { storage, schema, workflowId, client: givenClient, onSessionChange } = props
+  const { storage, schema, workflowId, encryptionKey, client: givenClient, onSessionChange } = props
   const endpoint = props.endpoint ?? '/api/session'
   const [chosenId, setChosenId] = useState<string | undefined>(undefined)
   const sessionId = props.sessionId ?? chosenId
@@ -95,6 +97,7 @@ export function SessionProvider(props: SessionProviderProps) {
         ...(storage !== undefined && { storage }),
         ...(schema !== undefined && { schema }),
         ...(workflowId !== undefined && { workflowId }),
+        ...(encryptionKey !== undefined && { encryptionKey }),
         fetch: (input, init) => (fetchRef.current ?? globalThis.fetch)(input, init),
         headers: async () => {
           const headers = headersRef.current
@@ -102,7 +105,7 @@ export function SessionProvider(props: SessionProviderProps) {
         },
         onAuthError: (error) => onAuthErrorRef.current?.(error),
       }),
-    [givenClient, endpoint, sessionId, storage, schema, workflowId],
+    [givenClient, endpoint, sessionId, storage, schema, workflowId, encryptionKey],
   )
 
   const body = (

@@ -10,6 +10,7 @@ export {
   SessionValueError,
   indexedDbStorage,
   memoryStorage,
+  encryptedStorage,
   forgetSessionId,
   rememberSessionId,
   workflowDataKey,

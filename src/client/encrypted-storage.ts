@@ -1,0 +1,29 @@
+import { importAesKey, open, seal, type KeyMaterial } from '../shared/crypto.js'
+import type { CacheStorage } from './cache.js'
+
+/**
+ * Encrypts what the client keeps on the device (AES-256-GCM, WebCrypto), each record bound to
+ * its name. A record that does not decrypt with `key` (another key, tampered) reads as absent,
+ * so the client discards it and starts from the server, as with any unreadable cache.
+ *
+ * @example
+ * createSessionClient({ storage: encryptedStorage(indexedDbStorage(), keyFromYourServer) })
+ * // or, with the provider: <SessionProvider encryptionKey={keyFromYourServer}>
+ */
+export function encryptedStorage(storage: CacheStorage, key: KeyMaterial): CacheStorage {
+  const cryptoKey = importAesKey(key)
+  return {
+    async get(name) {
+      const sealed = (await storage.get(name)) as { iv?: unknown; data?: unknown } | undefined
+      if (typeof sealed?.iv !== 'string' || typeof sealed.data !== 'string') return undefined
+      try {
+        return JSON.parse(await open(await cryptoKey, { iv: sealed.iv, data: sealed.data }, name))
+      } catch {
+        return undefined
+      }
+    },
+    set: async (name, value) => storage.set(name, await seal(await cryptoKey, JSON.stringify(value), name)),
+    del: (name) => storage.del(name),
+    keys: () => storage.keys(),
+  }
+}
