@@ -3,32 +3,43 @@
 //   HOST            default 127.0.0.1 (0.0.0.0 to listen on every interface)
 //   SESSION_STORE   default sqlite:.data/sessions.db (also memory:, file:DIR)
 //   SESSION_TTL_MS  default: sessions never expire
-import { createSessionHandler, openStore, serve } from 'workflow-session/server'
+//   SESSION_SECRET  signs the user cookie (default: a random secret kept in .data/cookie-secret)
+//   SESSION_ENCRYPTION_KEY  base64 of 32 bytes: variables are encrypted at rest (AES-256-GCM)
+import { createSessionHandler, encryptedStore, openStore, serve } from 'workflow-session/server'
 import { INDEX_HTML, buildDemoAssets } from './assets.js'
+import { cookieAuth, loadSecret } from './auth.js'
 import { demoSteps } from './steps.js'
 
 const port = Number(process.env.PORT ?? 3000)
 const storeUrl = process.env.SESSION_STORE ?? 'sqlite:.data/sessions.db'
 const ttlMs = process.env.SESSION_TTL_MS ? Number(process.env.SESSION_TTL_MS) : undefined
 
-const store = await openStore(storeUrl, ttlMs === undefined ? {} : { ttlMs })
+const opened = await openStore(storeUrl, ttlMs === undefined ? {} : { ttlMs })
+const encryptionKey = process.env.SESSION_ENCRYPTION_KEY
+const store = encryptionKey ? encryptedStore(opened, { keys: { k1: encryptionKey }, currentKeyId: 'k1' }) : opened
 const assets = await buildDemoAssets()
-const sessions = createSessionHandler({ store, steps: demoSteps })
+const auth = cookieAuth(await loadSecret())
+const sessions = createSessionHandler({ store, steps: demoSteps, authorize: auth.userOf, requireUser: true })
 
-const page = (body: string, type: string) => new Response(body, { headers: { 'content-type': `${type}; charset=utf-8`, 'cache-control': 'no-cache' } })
+const page = (body: string, type: string, cookie?: string | null) => {
+  const headers = new Headers({ 'content-type': `${type}; charset=utf-8`, 'cache-control': 'no-cache' })
+  if (cookie) headers.set('set-cookie', cookie)
+  return new Response(body, { headers })
+}
 
 const running = await serve({
   port,
   hostname: process.env.HOST ?? '127.0.0.1',
   shutdownSignals: ['SIGTERM', 'SIGINT'],
   onClose: () => store.close(),
-  handler: (request) => {
+  handler: async (request) => {
     const { pathname } = new URL(request.url)
     if (pathname === '/api/session' || pathname.startsWith('/api/session/')) return sessions(request)
     if (request.method !== 'GET' && request.method !== 'HEAD') return new Response('Method not allowed', { status: 405 })
     if (pathname === '/app.js') return page(assets.js, 'text/javascript')
     if (pathname === '/app.css') return page(assets.css, 'text/css')
-    return page(INDEX_HTML, 'text/html')
+    // The page signs a new visitor in, so that the API calls that follow carry a user.
+    return page(INDEX_HTML, 'text/html', await auth.signIn(request))
   },
 })
 console.log(`workflow-session demo on ${running.url.replace('127.0.0.1', 'localhost')} (store: ${storeUrl})`)

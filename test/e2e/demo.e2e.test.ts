@@ -64,7 +64,15 @@ it('keeps what a person typed across a reload and a server restart (SQLite)', as
   expect(await stopDemo()).toBe(0) // SIGTERM: graceful, store closed
   const port = new URL(url).port // the same origin, so the page keeps its IndexedDB and session id
   const again = await startDemo({ ...env, PORT: port })
-  const stored = await (await fetch(`${again}/api/session/${sessionId}`)).json()
+  const cookie = (await page.context().cookies()).map((c) => `${c.name}=${c.value}`).join('; ')
+  expect((await fetch(`${again}/api/session/${sessionId}`)).status).toBe(401) // no user
+  const stranger = await browser.newContext() // another browser: another signed-in user
+  const strangerPage = await stranger.newPage()
+  await strangerPage.goto(again)
+  const strangerCookie = (await stranger.cookies()).map((c) => `${c.name}=${c.value}`).join('; ')
+  expect((await fetch(`${again}/api/session/${sessionId}`, { headers: { cookie: strangerCookie } })).status).toBe(404)
+  await stranger.close()
+  const stored = await (await fetch(`${again}/api/session/${sessionId}`, { headers: { cookie } })).json()
   const signup = (name: string) => stored.variables[workflowDataKey('signup', name)]
   expect([signup('email'), signup('name'), signup('registeredEmail')]).toEqual(['ada@example.com', 'Ada', 'ada@example.com'])
 

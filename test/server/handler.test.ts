@@ -243,4 +243,28 @@ describe('every protocol error is JSON and changes nothing', () => {
     expect((await call('PUT', `/api/session/${ID}`, {})).body.error.code).toBe('method_not_allowed')
     expect((await call('GET', '/api/session/%E0%A4%A')).status).toBe(404)
   })
+
+  it('refuses a change from an origin that is not allowed (403 forbidden_origin), changing nothing', async () => {
+    const { call } = setup({ allowedOrigins: ['https://app.example.com'] })
+    await call('POST', `/api/session/${ID}`, { variables: { a: 1 } })
+    const evil = await call('POST', `/api/session/${ID}`, { variables: { a: 666 } }, { origin: 'https://evil.example' })
+    expect(evil).toMatchObject({ status: 403, body: { error: { code: 'forbidden_origin' } } })
+    expect((await call('DELETE', `/api/session/${ID}`, undefined, { origin: 'https://evil.example' })).status).toBe(403)
+    expect((await call('GET', `/api/session/${ID}`, undefined, { origin: 'https://evil.example' })).status).toBe(200)
+    expect((await call('POST', `/api/session/${ID}`, { variables: { a: 2 } }, { origin: 'https://app.example.com' })).status).toBe(200)
+    expect((await call('GET', `/api/session/${ID}`)).body.variables).toEqual({ a: 2 })
+  })
+
+  it('limits keys per patch (413) and nesting depth (400 invalid_patch)', async () => {
+    const { call } = setup({ maxKeysPerPatch: 10 })
+    await call('POST', `/api/session/${ID}`, { variables: { a: 1 } })
+    const many = Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`k${i}`, i]))
+    expect(await call('POST', `/api/session/${ID}`, { variables: many })).toMatchObject({ status: 413, body: { error: { code: 'too_large' } } })
+    let deep: unknown = 'bottom'
+    for (let i = 0; i < 70; i++) deep = [deep]
+    const tooDeep = await call('POST', `/api/session/${ID}`, { variables: { deep } })
+    expect(tooDeep).toMatchObject({ status: 400, body: { error: { code: 'invalid_patch', message: expect.stringContaining('deeper than 64') } } })
+    expect((await call('GET', `/api/session/${ID}`)).body).toMatchObject({ version: 1, variables: { a: 1 } })
+  })
 })
+
