@@ -5,6 +5,7 @@ import { scopeWorkflow } from '../shared/workflow.js'
 import { CACHE_FORMAT, createCacheWriter, indexedDbStorage, memoryStorage, readSessionRecords, recordKey, type CacheStorage } from './cache.js'
 import { toPatchBody, type Change, type Changes } from './changes.js'
 import { encryptedStorage } from './encrypted-storage.js'
+import { followChanges } from './live.js'
 import { SessionError, SessionValueError } from './errors.js'
 import { Listeners } from './listeners.js'
 import { sameMeta, type SessionMeta } from './meta.js'
@@ -64,6 +65,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   let claimed: string[] = []
   let pageLock: { release: () => void } | undefined
   let channel: ReturnType<typeof openTabChannel> | undefined
+  let live: { stop: () => void } | undefined
   /** Deleted through `deleteSession`: nothing of it is sent or written any more. */
   let discarded = false
   const authRetried = new WeakSet<QueuedPatch>()
@@ -245,7 +247,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     continueSending()
   }
 
-  function onTabSnapshot(snapshot: SessionSnapshot): void {
+  /** A snapshot from another tab or the change stream: taken when newer, under the local edits. */
+  function onRemoteSnapshot(snapshot: SessionSnapshot): void {
     if (!view.setBase(snapshot)) return
     lastSyncedAt = Date.now()
     persistSoon()
@@ -277,9 +280,19 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   async function start(): Promise<void> {
     running = true
     pageLock ??= holdPageLock(locks, clientId)
-    if (options.broadcast !== false) channel ??= openTabChannel(`workflow-session|${sessionKey}`, onTabSnapshot)
+    if (options.broadcast !== false) channel ??= openTabChannel(`workflow-session|${sessionKey}`, onRemoteSnapshot)
     started ??= hydrate()
     await started
+    if (options.live && !live && running) {
+      live = followChanges({
+        transport,
+        sessionId,
+        since: () => view.base?.version ?? 0,
+        onSnapshot: onRemoteSnapshot,
+        onConnected: () => {},
+        retry: { baseMs: retryBaseMs, maxMs: retryMaxMs },
+      })
+    }
     if (view.queue.length > 0 || view.pending.size > 0 || syncRequested) {
       send()
       // Left-over patches went first; what was pending follows without waiting for a debounce.
@@ -322,6 +335,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       pageLock = undefined
       channel?.close()
       channel = undefined
+      live?.stop()
+      live = undefined
     },
     async refresh() {
       let snapshot: SessionSnapshot | null

@@ -20,6 +20,8 @@ export interface Transport {
   list(): Promise<SessionSummary[]>
   /** Deletes a session; resolves also when it did not exist. */
   remove(sessionId: string): Promise<void>
+  /** Opens the change stream (`GET {base}/{id}/events`), from versions after `since`. No timeout: it stays open. */
+  events(sessionId: string, since: number, signal: AbortSignal): Promise<Response>
 }
 
 /** The protocol's requests over `fetch`, with every failure turned into a {@link SessionError}. */
@@ -65,6 +67,14 @@ export function createTransport(options: TransportOptions): Transport {
     patch: async (sessionId, patch, init) => (await request<SessionSnapshot>('POST', sessionPath(sessionId), patch, init))!,
     run: async (sessionId, step, input) =>
       (await request('POST', `${sessionPath(sessionId)}/run/${encodeURIComponent(step)}`, input === undefined ? {} : { input }))!,
+    async events(sessionId, since, signal) {
+      const headers = new Headers(typeof options.headers === 'function' ? await options.headers() : options.headers)
+      headers.set('accept', 'text/event-stream')
+      headers.set('last-event-id', String(since))
+      const response = await (options.fetch ?? globalThis.fetch)(resolveUrl(`${endpoint}${sessionPath(sessionId)}/events`), { headers, signal })
+      if (!response.ok || !response.body) throw await readError(response)
+      return response
+    },
     list: async () => (await request<{ sessions: SessionSummary[] }>('GET', ''))?.sessions ?? [],
     remove: async (sessionId) => {
       try {

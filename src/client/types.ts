@@ -38,6 +38,8 @@ export interface SessionClientOptions {
   schema?: SessionSchema
   /** Recorded on the session (`snapshot.workflowId`): which workflow this session is for. */
   workflowId?: string
+  /** Follow the server's change stream: changes made elsewhere (other devices, servers, steps) appear without a reload. */
+  live?: boolean
   /** Encrypts the copy kept on this device (AES-256-GCM): a CryptoKey or 32 bytes (or their base64). */
   encryptionKey?: KeyMaterial
 }

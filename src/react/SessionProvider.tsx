@@ -22,6 +22,8 @@ export interface SessionProviderProps {
   schema?: SessionSchema
   /** Recorded on the session as `workflowId`. */
   workflowId?: string
+  /** Follow the server's change stream: changes made on other devices and servers appear without a reload. */
+  live?: boolean
   /** Encrypts the copy kept on this device (see `SessionClientOptions.encryptionKey`). */
   encryptionKey?: SessionClientOptions['encryptionKey']
   /** Quiet time after the last change before the patch is sent; default 800 ms. */
@@ -65,7 +67,7 @@ export function SessionProvider(props: SessionProviderProps) {
   fetchRef.current = props.fetch
   headersRef.current = props.headers
   onAuthErrorRef.current = props.onAuthError
-  const { storage, schema, workflowId, encryptionKey, client: givenClient, onSessionChange } = props
+  const { storage, schema, workflowId, encryptionKey, live, client: givenClient, onSessionChange } = props
   const endpoint = props.endpoint ?? '/api/session'
   const [chosenId, setChosenId] = useState<string | undefined>(undefined)
   const sessionId = props.sessionId ?? chosenId
@@ -98,6 +100,7 @@ export function SessionProvider(props: SessionProviderProps) {
         ...(schema !== undefined && { schema }),
         ...(workflowId !== undefined && { workflowId }),
         ...(encryptionKey !== undefined && { encryptionKey }),
+        ...(live !== undefined && { live }),
         fetch: (input, init) => (fetchRef.current ?? globalThis.fetch)(input, init),
         headers: async () => {
           const headers = headersRef.current
@@ -105,7 +108,7 @@ export function SessionProvider(props: SessionProviderProps) {
         },
         onAuthError: (error) => onAuthErrorRef.current?.(error),
       }),
-    [givenClient, endpoint, sessionId, storage, schema, workflowId, encryptionKey],
+    [givenClient, endpoint, sessionId, storage, schema, workflowId, encryptionKey, live],
   )
 
   const body = (

@@ -3,6 +3,7 @@ import { isSessionId } from '../shared/rules.js'
 import { schemaFor, schemaProblem, type SessionSchema } from '../shared/schema.js'
 import { SessionProtocolError, errorResponse, jsonResponse } from './errors.js'
 import { parsePatch, parseRunInput, readJsonBody } from './request.js'
+import { createChangeFeed } from './events.js'
 import { runStep, type Steps } from './steps.js'
 import type { SessionStore } from './stores/types.js'
 
@@ -35,8 +36,8 @@ export interface SessionHandlerOptions {
   onError?: (error: unknown, context: { request: Request; step?: string }) => void
 }
 
-/** A fetch-style handler: `Request` in, `Response` out. */
-export type SessionHandler = (request: Request) => Promise<Response>
+/** A fetch-style handler: `Request` in, `Response` out; `close()` ends open change streams (before shutting down). */
+export type SessionHandler = ((request: Request) => Promise<Response>) & { close(): void }
 
 /**
  * The session protocol (docs/protocol.md) as one `Request → Response` function, for any runtime
@@ -55,6 +56,7 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
   const base = (options.base ?? DEFAULT_BASE).replace(/\/+$/, '')
   const onError = options.onError ?? ((error: unknown) => console.error('[workflow-session]', error))
   const limits = { maxBytes }
+  const feed = createChangeFeed(store)
 
   async function route(request: Request): Promise<Response> {
     const path = new URL(request.url).pathname
@@ -99,7 +101,8 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         if (keyCount > maxKeysPerPatch) throw new SessionProtocolError('too_large', `A patch may change at most ${maxKeysPerPatch} variables`)
         const problem = await firstSchemaProblem(schema, patch.variables)
         if (problem) throw new SessionProtocolError('invalid_patch', problem)
-        const { snapshot } = await store.apply(sessionId, { ...patch, ...(userId !== undefined && { userId }) }, limits)
+        const { snapshot, applied } = await store.apply(sessionId, { ...patch, ...(userId !== undefined && { userId }) }, limits)
+        if (applied) feed.announce(sessionId)
         return jsonResponse(snapshot)
       }
       if (method === 'DELETE') {
@@ -125,7 +128,7 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         onError(new Error(problem), { request, step })
         throw new SessionProtocolError('step_failed', `Step "${step}" returned a value its schema refuses: ${problem}`)
       }
-      const { snapshot } = await store.apply(
+      const { snapshot, applied } = await store.apply(
         sessionId,
         { variables: result.variables ?? {}, deleted: result.deleted ?? [], ...(userId !== undefined && { userId }) },
         limits,
@@ -137,12 +140,23 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         }
         throw error
       })
+      if (applied) feed.announce(sessionId)
       return jsonResponse({ output: result.output ?? null, session: snapshot })
+    }
+
+    if (parts.length === 2 && parts[1] === 'events') {
+      if (method !== 'GET') throw notAllowed()
+      await owned()
+      // The owner check holds for every event too: a session created later by someone else
+      // under this id is not shown.
+      const readable = (snapshot: SessionSnapshot) => snapshot.userId === undefined || snapshot.userId === userId
+      const since = Number(request.headers.get('last-event-id') ?? new URL(request.url).searchParams.get('since') ?? 0)
+      return feed.stream(sessionId, Number.isSafeInteger(since) && since > 0 ? since : 0, readable, request.signal)
     }
     throw new SessionProtocolError('not_found', 'No such endpoint')
   }
 
-  return async (request) => {
+  const handler = async (request: Request) => {
     try {
       return await route(request)
     } catch (error) {
@@ -151,6 +165,7 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
       return errorResponse(new SessionProtocolError('internal_error', 'The server could not handle the request'))
     }
   }
+  return Object.assign(handler, { close: feed.close })
 }
 
 /** The first schema refusal among `variables`, as `variable "name": message`, or null. */

@@ -3,8 +3,11 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-/** Anything that answers a `Request` with a `Response` (the session handler, or your router around it). */
-export type FetchHandler = (request: Request) => Response | Promise<Response>
+/**
+ * Anything that answers a `Request` with a `Response` (the session handler, or your router
+ * around it). A `close()` on it is called first when the server closes (to end open streams).
+ */
+export type FetchHandler = ((request: Request) => Response | Promise<Response>) & { close?: () => void }
 
 /**
  * Adapts a fetch-style handler to `node:http`: `http.createServer(toNodeListener(handler))`.
@@ -103,6 +106,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   let closing: Promise<void> | undefined
   const close = () =>
     (closing ??= (async () => {
+      handler.close?.()
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
       // Idle keep-alive connections would hold close() open; busy ones finish their request
       // first and are swept as soon as they fall idle.

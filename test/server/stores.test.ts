@@ -1,8 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
-import { fileStore, memoryStore, openStore, sqliteStore, type SessionStore, type StoreOptions } from '../../src/server/index.js'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { fileStore, memoryStore, openStore, postgresStore, sqliteStore, type SessionStore, type StoreOptions } from '../../src/server/index.js'
+import { DATABASE_URL, dropTestTables, freshTable } from '../postgres.js'
 
 interface StoreKind {
   name: string
@@ -15,7 +16,12 @@ const kinds: StoreKind[] = [
   { name: 'memory', open: async (_, options) => memoryStore(options), durable: false },
   { name: 'file', open: async (place, options) => fileStore(join(place, 'sessions'), options), durable: true },
   { name: 'sqlite', open: (place, options) => sqliteStore(join(place, 'sessions.db'), options), durable: true },
+  // The "place" of a PostgreSQL store is a table of its own in the test database.
+  { name: 'postgres', open: (place, options) => postgresStore(DATABASE_URL, { ...options, table: tableFor(place) }), durable: true },
 ]
+
+const tables = new Map<string, string>()
+const tableFor = (place: string) => tables.get(place) ?? (tables.set(place, freshTable()), tables.get(place)!)
 
 const opened: SessionStore[] = []
 const places: string[] = []
@@ -23,6 +29,8 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((store) => store.close()))
   await Promise.all(places.splice(0).map((place) => rm(place, { recursive: true, force: true })))
 })
+
+afterAll(dropTestTables)
 
 async function newPlace() {
   const place = await mkdtemp(join(tmpdir(), 'ws-store-'))
@@ -169,7 +177,7 @@ describe('openStore', () => {
   })
 
   it('says clearly what it cannot open', async () => {
-    await expect(openStore('redis://localhost')).rejects.toThrow(/Use memory:, file:DIR or sqlite:PATH/)
+    await expect(openStore('redis://localhost')).rejects.toThrow(/Use memory:, file:DIR, sqlite:PATH/)
     await expect(openStore('sessions.db')).rejects.toThrow(/cannot open "sessions.db"/)
     await expect(openStore('file:')).rejects.toThrow(/names no path/)
   })

@@ -73,7 +73,7 @@ export function encryptedStore(inner: SessionStore, options: EncryptionOptions):
     return { ...snapshot, variables }
   }
 
-  return defineStore({
+  const store = defineStore({
     async get(sessionId) {
       const snapshot = await inner.get(sessionId)
       return snapshot && openSnapshot(snapshot)
@@ -88,4 +88,5 @@ export function encryptedStore(inner: SessionStore, options: EncryptionOptions):
     purgeExpired: () => inner.purgeExpired(),
     close: () => inner.close(),
   })
+  return inner.watch ? { ...store, watch: (onChange) => inner.watch!(onChange) } : store
 }

@@ -10,6 +10,7 @@ import type { SessionStore, StoreOptions } from './types.js'
  * | `memory:` | {@link memoryStore} |
  * | `file:DIR` | {@link fileStore} in DIR (relative to the working directory, or absolute) |
  * | `sqlite:PATH` | `sqliteStore` at PATH (`sqlite::memory:` for a private in-memory database) |
+ * | `postgres://…`, `postgresql://…` | `postgresStore` (the URL is pg's connection string) |
  *
  * @example
  * const store = await openStore(process.env.SESSION_STORE ?? 'sqlite:.data/sessions.db', { ttlMs: 30 * 86400_000 })
@@ -27,9 +28,14 @@ export async function openStore(url: string, options: StoreOptions = {}): Promis
       const { sqliteStore } = await import('./sqlite.js')
       return sqliteStore(requirePath(url, rest.replace(/^\/\/(?=\/)/, '')), options)
     }
+    case 'postgres':
+    case 'postgresql': {
+      const { postgresStore } = await import('./postgres.js')
+      return postgresStore(url, options)
+    }
     default:
       throw new Error(
-        `openStore: cannot open "${url}". Use memory:, file:DIR or sqlite:PATH (for example sqlite:.data/sessions.db).`,
+        `openStore: cannot open "${url}". Use memory:, file:DIR, sqlite:PATH (for example sqlite:.data/sessions.db) or postgres://…`,
       )
   }
 }

@@ -50,6 +50,11 @@ export interface SessionStore {
   getWorkflow(sessionId: string, workflowId: string): Promise<WorkflowState | null>
   /** Releases files and connections; waits for writes under way. */
   close(): Promise<void>
+  /**
+   * Stores shared by several servers (PostgreSQL) tell of every applied change, wherever it was
+   * made; the handler's change feed listens. Stores of one process leave it out.
+   */
+  watch?(onChange: (sessionId: string, version: number) => void): () => void
 }
 
 /** What `getWorkflow` reads: the same fields a `useWorkflow` view shows. */

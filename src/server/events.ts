@@ -1,0 +1,88 @@
+import type { SessionSnapshot } from '../shared/protocol.js'
+import type { SessionStore } from './stores/types.js'
+
+const encoder = new TextEncoder()
+
+/** How often an idle stream sends a comment, so proxies keep it open. */
+const HEARTBEAT_MS = 15_000
+
+/**
+ * The change feed behind `GET {base}/{id}/events`. Changes are announced in process (every
+ * applied patch or step of this handler) and, when the store is shared (PostgreSQL), by the
+ * store's `watch()` for changes made through any server. A stream sends the session's snapshot
+ * whenever its version passes the last one sent, so duplicates and reordering collapse.
+ */
+export function createChangeFeed(store: SessionStore) {
+  const listeners = new Map<string, Set<() => void>>()
+  const streams = new Set<() => void>()
+
+  const announce = (sessionId: string) => listeners.get(sessionId)?.forEach((listener) => listener())
+  const unwatch = store.watch?.((sessionId) => announce(sessionId))
+
+  function listen(sessionId: string, listener: () => void): () => void {
+    let set = listeners.get(sessionId)
+    if (!set) listeners.set(sessionId, (set = new Set()))
+    set.add(listener)
+    return () => {
+      set.delete(listener)
+      if (set.size === 0) listeners.delete(sessionId)
+    }
+  }
+
+  /**
+   * An event stream of `sessionId`'s snapshots newer than `since`. `readable(snapshot)` says
+   * whether the caller may still see it (the owner check, re-applied to every event).
+   */
+  function stream(sessionId: string, since: number, readable: (snapshot: SessionSnapshot) => boolean, signal: AbortSignal): Response {
+    let lastSent = since
+    let queue: Promise<void> = Promise.resolve()
+    let end = () => {}
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        const write = (text: string) => {
+          try {
+            controller.enqueue(encoder.encode(text))
+          } catch {
+            end()
+          }
+        }
+        const sendNewer = async () => {
+          const snapshot = await store.get(sessionId).catch(() => null)
+          if (!snapshot || snapshot.version <= lastSent) return
+          if (!readable(snapshot)) return end()
+          lastSent = snapshot.version
+          write(`id: ${snapshot.version}\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`)
+        }
+        const stopListening = listen(sessionId, () => (queue = queue.then(sendNewer)))
+        const heartbeat = setInterval(() => write(': keep-alive\n\n'), HEARTBEAT_MS)
+        ;(heartbeat as { unref?: () => void }).unref?.()
+        end = () => {
+          stopListening()
+          clearInterval(heartbeat)
+          streams.delete(end)
+          try {
+            controller.close()
+          } catch {
+            // Already closed.
+          }
+        }
+        streams.add(end)
+        signal.addEventListener('abort', () => end(), { once: true })
+        write(': connected\n\n')
+        queue = queue.then(sendNewer) // catch up from `since`
+      },
+      cancel: () => end(),
+    })
+    return new Response(body, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' } })
+  }
+
+  return {
+    announce,
+    stream,
+    /** Ends every open stream (before a graceful shutdown) and stops watching the store. */
+    close() {
+      for (const end of [...streams]) end()
+      unwatch?.()
+    },
+  }
+}
