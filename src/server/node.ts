@@ -16,8 +16,15 @@ export type FetchHandler = ((request: Request) => Response | Promise<Response>) 
  * @example
  * http.createServer(toNodeListener(createSessionHandler({ store }))).listen(3000)
  */
-export function toNodeListener(handler: FetchHandler, onError: (error: unknown) => void = console.error) {
+export function toNodeListener(handler: FetchHandler, onError: (error: unknown) => void = console.error, isClosing: () => boolean = () => false) {
   return (req: IncomingMessage, res: ServerResponse): void => {
+    if (isClosing()) {
+      // A request on a kept-alive connection while the server closes: not served, and the
+      // connection goes, so the client retries elsewhere (or once the server is back).
+      res.writeHead(503, { 'content-type': 'application/json', connection: 'close', 'retry-after': '1' })
+      res.end(JSON.stringify({ error: { code: 'internal_error', message: 'The server is shutting down' } }))
+      return
+    }
     void respond(handler, req, res).catch((error: unknown) => {
       onError(error)
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' })
@@ -95,7 +102,8 @@ export interface RunningServer {
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const { handler, port = 3000, hostname = '127.0.0.1', onError, shutdownSignals = [], onClose, closeTimeoutMs = 10_000 } = options
   const { createServer } = await import('node:http')
-  const server = createServer(toNodeListener(handler, onError))
+  let closing: Promise<void> | undefined
+  const server = createServer(toNodeListener(handler, onError, () => closing !== undefined))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, hostname, () => resolve())
@@ -103,7 +111,6 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const address = server.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
 
-  let closing: Promise<void> | undefined
   const close = () =>
     (closing ??= (async () => {
       handler.close?.()

@@ -1,0 +1,66 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { createSessionClient, memoryStorage, type SessionClient, type SessionClientOptions } from '../../src/client/index.js'
+import { createSessionHandler, memoryStore, serve, type RunningServer, type SessionStore } from '../../src/server/index.js'
+
+const clients: SessionClient[] = []
+const servers: RunningServer[] = []
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((client) => client.stop()))
+  await Promise.all(servers.splice(0).map((server) => server.close()))
+})
+
+async function start(store: SessionStore, port = 0) {
+  const server = await serve({ handler: createSessionHandler({ store, authorize: (request) => request.headers.get('x-user') }), port })
+  servers.push(server)
+  return server
+}
+function client(server: RunningServer, sessionId: string, options: SessionClientOptions = {}) {
+  const made = createSessionClient({ endpoint: `${server.url}/api/session`, sessionId, storage: memoryStorage(), locks: null, broadcast: false, retry: { baseMs: 20, maxMs: 200 }, ...options })
+  clients.push(made)
+  return made
+}
+
+describe('live changes', () => {
+  it('shows a change made by another client without a reload, under local edits that are still pending', async () => {
+    const server = await start(memoryStore())
+    const watcher = client(server, 'live-session-1', { live: true })
+    await watcher.start()
+    watcher.set('mine', 'typing…') // pending, never sent: it must stay on top
+    const writer = client(server, 'live-session-1')
+    writer.set('theirs', 'from another device')
+    const sentAt = Date.now()
+    await writer.flush()
+    await vi.waitFor(() => expect(watcher.get('theirs')).toBe('from another device'), { timeout: 1000, interval: 5 })
+    expect(Date.now() - sentAt).toBeLessThan(1000)
+    expect(watcher.get('mine')).toBe('typing…')
+    expect(watcher.getMeta().pendingKeys).toEqual(['mine'])
+  })
+
+  it("keeps a stream to another user's session as closed as the session: 404, and 401 without a user when required", async () => {
+    const store = memoryStore()
+    await store.apply('live-owned-1', { variables: { secret: 1 }, userId: 'ada' })
+    const server = await start(store)
+    expect((await fetch(`${server.url}/api/session/live-owned-1/events`, { headers: { 'x-user': 'eve' } })).status).toBe(404)
+    const strict = await serve({ handler: createSessionHandler({ store, authorize: () => null, requireUser: true }), port: 0 })
+    servers.push(strict)
+    expect((await fetch(`${strict.url}/api/session/live-owned-1/events`)).status).toBe(401)
+  })
+
+  it('reconnects after the server went away and catches up by version', async () => {
+    const store = memoryStore() // the shared database, in this test
+    const first = await start(store)
+    const port = Number(new URL(first.url).port)
+    const watcher = client(first, 'live-session-2', { live: true })
+    await watcher.start()
+    const writer = client(first, 'live-session-2')
+    writer.set('n', 1)
+    await writer.flush()
+    await vi.waitFor(() => expect(watcher.get('n')).toBe(1))
+
+    await first.close() // streams end, the watcher retries
+    servers.splice(servers.indexOf(first), 1)
+    await store.apply('live-session-2', { variables: { n: 2 } }) // a change while it was away
+    await start(store, port) // back on the same address
+    await vi.waitFor(() => expect(watcher.get('n')).toBe(2), { timeout: 5000, interval: 10 })
+  })
+})
