@@ -1,0 +1,69 @@
+import pg from 'pg'
+import { afterAll, beforeAll, expect, it, vi } from 'vitest'
+import { startServerProcess } from '../../bench/server.js'
+import { createSessionClient, memoryStorage } from '../../src/client/index.js'
+import { DATABASE_URL } from '../postgres.js'
+
+// Two app servers, each a process of its own, sharing one PostgreSQL database of this test.
+const database = `ws_test_many_${process.pid}`
+const url = Object.assign(new URL(DATABASE_URL), { pathname: `/${database}` }).href
+let servers: Array<Awaited<ReturnType<typeof startServerProcess>>> = []
+
+async function admin(sql: string) {
+  const client = new pg.Client({ connectionString: DATABASE_URL })
+  await client.connect()
+  try {
+    await client.query(sql)
+  } finally {
+    await client.end()
+  }
+}
+
+beforeAll(async () => {
+  await admin(`DROP DATABASE IF EXISTS ${database}`)
+  await admin(`CREATE DATABASE ${database}`)
+  // One first, so that the schema is made once; then the second.
+  servers = [await startServerProcess(url)]
+  servers.push(await startServerProcess(url))
+}, 60_000)
+afterAll(async () => {
+  await Promise.all(servers.map((server) => server.close()))
+  await admin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
+})
+
+it('a write through server A reaches a client subscribed through server B within one second', async () => {
+  const [a, b] = servers as [(typeof servers)[0], (typeof servers)[0]]
+  const watcher = createSessionClient({ endpoint: `${b.url}/api/session`, sessionId: 'many-servers-live', storage: memoryStorage(), locks: null, broadcast: false, live: true })
+  await watcher.start()
+  await new Promise((resolve) => setTimeout(resolve, 200)) // the stream is open
+  const writer = createSessionClient({ endpoint: `${a.url}/api/session`, sessionId: 'many-servers-live', storage: memoryStorage(), locks: null, broadcast: false })
+  for (const value of ['first', 'second', 'third']) {
+    writer.set('news', value)
+    await writer.flush()
+    const confirmedAt = performance.now()
+    await vi.waitFor(() => expect(watcher.get('news')).toBe(value), { timeout: 1000, interval: 2 })
+    expect(performance.now() - confirmedAt).toBeLessThan(1000)
+  }
+  await Promise.all([watcher.stop(), writer.stop()])
+})
+
+it('64 clients × 50 patches spread over both servers: no key lost, version exactly 3200', async () => {
+  const sessionId = 'many-servers-burst'
+  await Promise.all(
+    Array.from({ length: 64 }, async (_, client) => {
+      const server = servers[client % 2]!
+      for (let seq = 1; seq <= 50; seq++) {
+        const response = await fetch(`${server.url}/api/session/${sessionId}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ variables: { [`c${client}-p${seq}`]: seq }, clientId: `client-${client}`, seq }),
+        })
+        expect(response.status).toBe(200)
+        await response.arrayBuffer()
+      }
+    }),
+  )
+  const snapshot = await (await fetch(`${servers[0]!.url}/api/session/${sessionId}`)).json()
+  expect(snapshot.version).toBe(3200)
+  expect(Object.keys(snapshot.variables)).toHaveLength(3200)
+}, 120_000)
