@@ -36,14 +36,18 @@ export function startServerProcess(storeUrl: string): Promise<{ url: string; clo
   })
 }
 
-/** Drives `clients` loops of patches against a fresh store for `seconds`; returns the measured row. */
-export async function measure(storeUrl: string, label: string, clientCount = clients, durationSeconds = seconds): Promise<ThroughputRow> {
-  const running = await startServerProcess(storeUrl)
+/**
+ * Drives `clients` loops of patches for `seconds` against `serverCount` server processes on the
+ * same store (clients take turns between them); returns the measured row.
+ */
+export async function measure(storeUrl: string, label: string, clientCount = clients, durationSeconds = seconds, serverCount = 1): Promise<ThroughputRow> {
+  const running: Array<Awaited<ReturnType<typeof startServerProcess>>> = []
+  for (let i = 0; i < serverCount; i++) running.push(await startServerProcess(storeUrl))
   const latencies: number[] = []
   const until = performance.now() + durationSeconds * 1000
   await Promise.all(
     Array.from({ length: clientCount }, async (_, client) => {
-      const url = `${running.url}/api/session/bench-${label}-${client}-session`
+      const url = `${running[client % serverCount]!.url}/api/session/bench-${label.replace(/\W+/g, '-')}-${client}-session`
       for (let seq = 1; performance.now() < until; seq++) {
         const body = JSON.stringify({ variables: { [`field${seq % 50}`]: `value ${seq}`, step: seq % 5 }, clientId: `bench-${client}`, seq })
         const started = performance.now()
@@ -54,7 +58,7 @@ export async function measure(storeUrl: string, label: string, clientCount = cli
       }
     }),
   )
-  await running.close()
+  await Promise.all(running.map((server) => server.close()))
   latencies.sort((a, b) => a - b)
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!
   return { store: label, clients: clientCount, patchesPerSecond: latencies.length / durationSeconds, p50: at(0.5), p99: at(0.99) }
@@ -73,6 +77,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     await measure(`file:${join(place, 'files')}`, 'file'),
     await measure(`sqlite:${join(place, 'sessions.db')}`, 'sqlite'),
   ]
+  if (process.env.DATABASE_URL) {
+    rows.push(await measure(process.env.DATABASE_URL, 'postgres, 1 server'))
+    rows.push(await measure(process.env.DATABASE_URL, 'postgres, 2 servers', clients, seconds, 2))
+  }
   await rm(place, { recursive: true, force: true })
   console.log(throughputTable(rows))
 }

@@ -6,7 +6,7 @@ import './styles.css'
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
-    <SessionProvider endpoint="/api/session">
+    <SessionProvider endpoint="/api/session" live>
       <App />
     </SessionProvider>
   </StrictMode>,
