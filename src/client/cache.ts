@@ -118,7 +118,7 @@ export function createCacheWriter(
   key: string,
   record: () => CacheRecord,
   onResult: (ok: boolean, error?: unknown) => void,
-  delayMs = 25,
+  delayMs = 100,
 ): CacheWriter {
   let timer: ReturnType<typeof setTimeout> | undefined
   let dirty = false

@@ -52,7 +52,7 @@ describe('in Chromium: nothing typed is lost', () => {
     const page = await open(sessionId, 5000)
     server.faults.failPatches = true // the keepalive request fails too
     await page.getByLabel('email').fill('ada@example.com')
-    await page.waitForTimeout(100)
+    await page.waitForTimeout(250) // past the cache's 100 ms coalescing
     await page.close({ runBeforeUnload: true })
     expect(await server.store.get(sessionId)).toBeNull()
     server.faults.failPatches = false

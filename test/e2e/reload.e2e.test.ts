@@ -56,7 +56,7 @@ describe('in Chromium, with real IndexedDB and a real server', () => {
     await open(sessionId)
     server.faults.failPatches = true // nothing reaches the store before the reload
     await page.getByLabel('name').fill('Grace')
-    await page.waitForTimeout(100) // within the 800 ms debounce, past the cache's coalescing
+    await page.waitForTimeout(250) // within the 800 ms debounce, past the cache's 100 ms coalescing
     await page.reload()
     await page.getByLabel('status').waitFor()
     expect(await server.store.get(sessionId)).toBeNull()

@@ -1,0 +1,32 @@
+import { afterEach, beforeEach, expect, it, vi } from 'vitest'
+import { createSessionClient, memoryStorage, type CacheStorage } from '../../src/client/index.js'
+import { useMockServer } from '../msw-server.js'
+
+useMockServer()
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+})
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+it('writes IndexedDB at most once per 100 ms of typing, plus once when the page hides', async () => {
+  const inner = memoryStorage()
+  let writes = 0
+  const counting: CacheStorage = { ...inner, set: (key, value) => (writes++, inner.set(key, value)) }
+  const client = createSessionClient({ endpoint: 'http://localhost/api/session', sessionId: 'coalescing-1', storage: counting, locks: null, broadcast: false })
+  await client.start()
+  // 500 keystrokes across 5 fields over 10 s; the debounce never fires (no sync), so only the cache writes.
+  for (let i = 0; i < 500; i++) {
+    client.set(`field${i % 5}`, `value ${i}`)
+    await vi.advanceTimersByTimeAsync(20)
+  }
+  expect(writes).toBeLessThanOrEqual(10_000 / 100 + 1)
+  expect(writes).toBeGreaterThan(0)
+  const beforeHide = writes
+  client.setOnline(false) // no request: only the hide's own write is counted
+  client.sendOnHide()
+  await vi.advanceTimersByTimeAsync(0)
+  expect(writes - beforeHide).toBe(1)
+  await client.stop()
+})
