@@ -1,0 +1,66 @@
+// Bundle size of each entry point: minified ESM, then brotli and gzip. "Own code" keeps every
+// dependency external (what this package adds); "with dependencies" bundles the card's
+// dependencies (TanStack Query, use-debounce, idb-keyval) and keeps the peers (react,
+// react-dom, msw, node:*) external: what an app that has none of them yet pays.
+//   npm run size
+import { build } from 'esbuild'
+import { readFileSync } from 'node:fs'
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib'
+
+export const ENTRIES = {
+  'workflow-session': 'src/react/index.ts',
+  'workflow-session/client': 'src/client/index.ts',
+  'workflow-session/server': 'src/server/index.ts',
+  'workflow-session/msw': 'src/msw.ts',
+} as const
+
+const PEERS = ['react', 'react-dom', 'react/jsx-runtime', 'msw', 'node:*', 'pg', 'better-sqlite3']
+const DEPENDENCIES = ['@tanstack/react-query', 'use-debounce', 'idb-keyval']
+
+export interface Size {
+  min: number
+  brotli: number
+  gzip: number
+}
+
+/** Bundles `code` (an ES module's source) with `external` left out, and measures it. */
+export async function sizeOfModule(code: string, external: string[]): Promise<Size> {
+  const result = await build({
+    stdin: { contents: code, resolveDir: process.cwd(), loader: 'ts' },
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    platform: 'neutral',
+    write: false,
+    external,
+    logLevel: 'silent',
+  })
+  const bytes = result.outputFiles[0]!.contents
+  return {
+    min: bytes.byteLength,
+    brotli: brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).byteLength,
+    gzip: gzipSync(bytes, { level: 9 }).byteLength,
+  }
+}
+
+export async function entrySizes(): Promise<Array<{ entry: string; own: Size; withDependencies: Size }>> {
+  const rows = []
+  for (const [entry, path] of Object.entries(ENTRIES)) {
+    const code = `export * from './${path}'`
+    rows.push({ entry, own: await sizeOfModule(code, [...PEERS, ...DEPENDENCIES]), withDependencies: await sizeOfModule(code, PEERS) })
+  }
+  return rows
+}
+
+/** Budgets in kB (brotli, own code) per entry: `npm test` fails when one is passed. */
+export const BUDGETS: Record<string, number> = JSON.parse(readFileSync(new URL('./size-budgets.json', import.meta.url), 'utf8'))
+
+export const kB = (bytes: number) => `${(bytes / 1024).toFixed(2)} kB`
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const lines = ['| entry | own code, brotli (budget) | own code, gzip | with dependencies, brotli | with dependencies, gzip |', '|---|---|---|---|---|']
+  for (const row of await entrySizes()) {
+    lines.push(`| \`${row.entry}\` | ${kB(row.own.brotli)} (${BUDGETS[row.entry]} kB) | ${kB(row.own.gzip)} | ${kB(row.withDependencies.brotli)} | ${kB(row.withDependencies.gzip)} |`)
+  }
+  console.log(lines.join('\n'))
+}

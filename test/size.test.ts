@@ -1,0 +1,14 @@
+import { expect, it } from 'vitest'
+import { BUDGETS, entrySizes } from '../bench/size.js'
+
+// A budget per entry point (brotli, dependencies external): growing past one fails the suite.
+// The numbers live in bench/size-budgets.json; `npm run size` prints where each entry stands.
+it('keeps every entry point within its size budget', async () => {
+  const over: string[] = []
+  for (const { entry, own } of await entrySizes()) {
+    const budget = BUDGETS[entry]
+    expect(budget, `no budget for ${entry}`).toBeGreaterThan(0)
+    if (own.brotli / 1024 > budget!) over.push(`${entry}: ${(own.brotli / 1024).toFixed(2)} kB > ${budget} kB`)
+  }
+  expect(over).toEqual([])
+}, 60_000)
