@@ -84,3 +84,32 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   await rm(place, { recursive: true, force: true })
   console.log(throughputTable(rows))
 }
+
+export interface SizeRow {
+  store: string
+  variables: number
+  patchesPerSecond: number
+  p50: number
+  p99: number
+}
+
+/** How a patch's cost grows with the session: one client patching a session of `variables` variables. */
+export async function measureSessionSize(storeUrl: string, label: string, variables: number, durationSeconds = 2): Promise<SizeRow> {
+  const server = await startServerProcess(storeUrl)
+  const url = `${server.url}/api/session/bench-size-${label.replace(/\W+/g, '-')}-${variables}`
+  const post = (body: unknown) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.arrayBuffer())
+  for (let start = 0; start < variables; start += 1000) {
+    await post({ variables: Object.fromEntries(Array.from({ length: Math.min(1000, variables - start) }, (_, i) => [`v${start + i}`, `value ${start + i}`])) })
+  }
+  const latencies: number[] = []
+  const until = performance.now() + durationSeconds * 1000
+  for (let seq = 1; performance.now() < until; seq++) {
+    const started = performance.now()
+    await post({ variables: { [`v${seq % variables}`]: `changed ${seq}` }, clientId: 'size-bench', seq })
+    latencies.push(performance.now() - started)
+  }
+  await server.close()
+  latencies.sort((a, b) => a - b)
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!
+  return { store: label, variables, patchesPerSecond: latencies.length / durationSeconds, p50: at(0.5), p99: at(0.99) }
+}

@@ -1,0 +1,46 @@
+// Hydration in Chromium: 1,000 variables in IndexedDB; the time from mount to the first render
+// that shows them, per library (median of 7 page loads each).
+import { fileURLToPath } from 'node:url'
+import { serve } from '../src/server/index.js'
+import { bundle, launchChromium } from '../test/e2e/harness.js'
+
+export interface HydrationRow {
+  library: string
+  medianMs: number
+  minMs: number
+  maxMs: number
+}
+
+export async function measureHydration(): Promise<{ rows: HydrationRow[]; chromium: string }> {
+  const script = await bundle(fileURLToPath(new URL('./hydration/page.tsx', import.meta.url)))
+  const server = await serve({
+    port: 0,
+    handler: (request) =>
+      new URL(request.url).pathname === '/app.js'
+        ? new Response(script, { headers: { 'content-type': 'text/javascript' } })
+        : new Response('<!doctype html><div id="root"></div><script type="module" src="/app.js"></script>', { headers: { 'content-type': 'text/html' } }),
+  })
+  const browser = await launchChromium()
+  const rows: HydrationRow[] = []
+  for (const [lib, library] of [['ours', 'workflow-session'], ['zustand', 'zustand + persist (idb-keyval)']] as const) {
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    await page.goto(`${server.url}/?lib=${lib}&mode=seed`)
+    await page.waitForFunction(() => (window as unknown as { __result?: { seeded?: boolean } }).__result?.seeded === true)
+    const times: number[] = []
+    for (let run = 0; run < 7; run++) {
+      await page.goto(`${server.url}/?lib=${lib}&mode=measure`)
+      await page.waitForFunction(() => typeof (window as unknown as { __result?: { ms?: number } }).__result?.ms === 'number', undefined, { timeout: 20_000 })
+      times.push(await page.evaluate(() => (window as unknown as { __result: { ms: number } }).__result.ms))
+    }
+    await context.close()
+    times.sort((a, b) => a - b)
+    rows.push({ library, medianMs: times[3]!, minMs: times[0]!, maxMs: times[6]! })
+  }
+  const chromium = browser.version()
+  await browser.close()
+  await server.close()
+  return { rows, chromium }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) console.log(await measureHydration())

@@ -1,0 +1,64 @@
+// A page for the hydration benchmark. ?lib=ours|zustand&mode=seed|measure
+//   seed:    writes 1,000 variables to IndexedDB the library's own way, then says done
+//   measure: mounts, and reports the time from mount to the first render that shows them
+import { get, set } from 'idb-keyval'
+import { useLayoutEffect, useRef } from 'react'
+import { createRoot } from 'react-dom/client'
+import { create } from 'zustand'
+import { createJSONStorage, persist } from 'zustand/middleware'
+import { SessionProvider, createSessionClient, useSessionClient, useVariable } from '../../src/react/index.js'
+
+const COUNT = 1000
+const params = new URLSearchParams(location.search)
+const report = (result: unknown) => ((window as unknown as { __result: unknown }).__result = result)
+let mountedAt = 0
+
+function Shown({ value }: { value: string | undefined }) {
+  const done = useRef(false)
+  useLayoutEffect(() => {
+    if (!done.current && value === `value ${COUNT - 1}`) {
+      done.current = true
+      report({ ms: performance.now() - mountedAt })
+    }
+  })
+  return <p>{value}</p>
+}
+
+// workflow-session
+function OursProbe() {
+  const [value] = useVariable<string>(`field${COUNT - 1}`)
+  return <Shown value={value} />
+}
+function OursSeed() {
+  const client = useSessionClient()
+  useLayoutEffect(() => {
+    for (let i = 0; i < COUNT; i++) client.set(`field${i}`, `value ${i}`)
+    void client.persist().then(() => report({ seeded: true }))
+  }, [client])
+  return null
+}
+
+// zustand + persist on idb-keyval
+const idbStorage = { getItem: async (name: string) => (await get<string>(name)) ?? null, setItem: (name: string, value: string) => set(name, value), removeItem: async () => {} }
+const useForm = create<{ values: Record<string, string> }>()(persist(() => ({ values: {} }), { name: 'bench-form', storage: createJSONStorage(() => idbStorage) }))
+function ZustandProbe() {
+  const value = useForm((state) => state.values[`field${COUNT - 1}`])
+  return <Shown value={value} />
+}
+
+const root = createRoot(document.getElementById('root')!)
+const seeding = params.get('mode') === 'seed'
+if (params.get('lib') === 'zustand') {
+  if (seeding) {
+    useForm.setState({ values: Object.fromEntries(Array.from({ length: COUNT }, (_, i) => [`field${i}`, `value ${i}`])) })
+    setTimeout(() => report({ seeded: true }), 300)
+  } else {
+    mountedAt = performance.now()
+    root.render(<ZustandProbe />)
+  }
+} else {
+  // No server in this page: the client only reads and writes IndexedDB (its requests fail and retry).
+  const client = createSessionClient({ endpoint: '/nowhere', sessionId: 'hydration-bench-1', fetch: () => Promise.reject(new TypeError('offline')) })
+  mountedAt = performance.now()
+  root.render(<SessionProvider client={client}>{seeding ? <OursSeed /> : <OursProbe />}</SessionProvider>)
+}
