@@ -1,4 +1,4 @@
-import { createStore, del, get, keys, set, type UseStore } from 'idb-keyval'
+import { createStore, del, entries, get, keys, set, type UseStore } from 'idb-keyval'
 import type { SessionPatch, SessionSnapshot } from '../shared/protocol.js'
 import type { Outbox } from './changes.js'
 
@@ -11,6 +11,8 @@ export interface CacheStorage {
   set(key: string, value: unknown): Promise<void>
   del(key: string): Promise<void>
   keys(): Promise<string[]>
+  /** Every key with its value, in one read (optional: without it, `keys` then `get` each). */
+  entries?(): Promise<Array<[string, unknown]>>
 }
 
 /**
@@ -37,6 +39,7 @@ export function indexedDbStorage(dbName = 'workflow-session', storeName = 'sessi
     set: (key, value) => withStore((s) => set(key, value, s)),
     del: (key) => withStore((s) => del(key, s)),
     keys: () => withStore((s) => keys<string>(s)),
+    entries: () => withStore((s) => entries<string, unknown>(s)),
   }
 }
 
@@ -48,6 +51,7 @@ export function memoryStorage(): CacheStorage {
     set: async (key, value) => void values.set(key, structuredClone(value)),
     del: async (key) => void values.delete(key),
     keys: async () => [...values.keys()],
+    entries: async () => [...values.entries()].map(([key, value]) => [key, structuredClone(value)] as [string, unknown]),
   }
 }
 
@@ -91,9 +95,13 @@ export function readRecord(value: unknown): CacheRecord | undefined {
 /** Every readable record of one session, oldest first, with its key; unreadable ones are deleted. */
 export async function readSessionRecords(storage: CacheStorage, sessionKey: string): Promise<Array<{ key: string; record: CacheRecord }>> {
   const prefix = `${sessionKey}#`
+  const ours = (key: unknown): key is string => typeof key === 'string' && key.startsWith(prefix)
+  const pairs: Array<[string, unknown]> = storage.entries
+    ? (await storage.entries()).filter(([key]) => ours(key))
+    : await Promise.all((await storage.keys()).filter(ours).map(async (key) => [key, await storage.get(key)] as [string, unknown]))
   const found: Array<{ key: string; record: CacheRecord }> = []
-  for (const key of (await storage.keys()).filter((key) => typeof key === 'string' && key.startsWith(prefix))) {
-    const record = readRecord(await storage.get(key))
+  for (const [key, value] of pairs) {
+    const record = readRecord(value)
     if (record) found.push({ key, record })
     else await storage.del(key).catch(() => {})
   }

@@ -12,16 +12,20 @@ import type { CacheStorage } from './cache.js'
  */
 export function encryptedStorage(storage: CacheStorage, key: KeyMaterial): CacheStorage {
   const cryptoKey = importAesKey(key)
+  const unseal = async (name: string, value: unknown) => {
+    const sealed = value as { iv?: unknown; data?: unknown } | undefined
+    if (typeof sealed?.iv !== 'string' || typeof sealed.data !== 'string') return undefined
+    try {
+      return JSON.parse(await open(await cryptoKey, { iv: sealed.iv, data: sealed.data }, name))
+    } catch {
+      return undefined
+    }
+  }
   return {
-    async get(name) {
-      const sealed = (await storage.get(name)) as { iv?: unknown; data?: unknown } | undefined
-      if (typeof sealed?.iv !== 'string' || typeof sealed.data !== 'string') return undefined
-      try {
-        return JSON.parse(await open(await cryptoKey, { iv: sealed.iv, data: sealed.data }, name))
-      } catch {
-        return undefined
-      }
-    },
+    get: async (name) => unseal(name, await storage.get(name)),
+    ...(storage.entries && {
+      entries: async () => Promise.all((await storage.entries!()).map(async ([name, value]) => [name, await unseal(name, value)] as [string, unknown])),
+    }),
     set: async (name, value) => storage.set(name, await seal(await cryptoKey, JSON.stringify(value), name)),
     del: (name) => storage.del(name),
     keys: () => storage.keys(),
