@@ -49,7 +49,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   const plainStorage = options.storage ?? indexedDbStorage()
   let storage: CacheStorage = options.encryptionKey ? encryptedStorage(plainStorage, options.encryptionKey) : plainStorage
   // In a browser, start reading the local copy now: it overlaps the first render, and start()
-  // only applies it. (A read changes nothing, so a client made and dropped costs only the read.)
+  // only applies it. (The read changes nothing but dropping unreadable records, so a client
+  // made and dropped, as StrictMode does, costs only the read.)
   const preloaded = typeof window !== 'undefined' ? Promise.all([readSessionRecords(storage, sessionKey), livePages(locks).catch(() => new Set<string>())]) : undefined
   preloaded?.catch(() => {})
   const view = new LayeredView()
