@@ -2,7 +2,7 @@ import { DEFAULT_BASE, type JsonValue, type SessionSnapshot } from '../shared/pr
 import { jsonValueProblem, keyProblem } from '../shared/rules.js'
 import { schemaFor, schemaProblemSync } from '../shared/schema.js'
 import { scopeWorkflow } from '../shared/workflow.js'
-import { CACHE_FORMAT, createCacheWriter, indexedDbStorage, memoryStorage, readRecord, readSessionRecords, recordKey, type CacheStorage } from './cache.js'
+import { CACHE_FORMAT, createCacheWriter, indexedDbStorage, memoryStorage, recordKey, type CacheStorage } from './cache.js'
 import { toPatchBody, type Change, type Changes } from './changes.js'
 import { encryptedStorage } from './encrypted-storage.js'
 import { followChanges } from './live.js'
@@ -11,16 +11,14 @@ import { Listeners } from './listeners.js'
 import { sameMeta, type SessionMeta } from './meta.js'
 import { randomId, resolveSessionId } from './session-id.js'
 import { FlushBarriers } from './barriers.js'
-import { defaultLocks, holdPageLock, livePages, openTabChannel, takeOver } from './tabs.js'
+import { beginRead, finishRead, stoppedInThisPage } from './startup-read.js'
+import { defaultLocks, holdPageLock, openTabChannel, takeOver } from './tabs.js'
 import { createTransport } from './transport.js'
 import type { SessionClient, SessionClientOptions } from './types.js'
 import { jsonEqual, toStoredValue } from './values.js'
 import { LayeredView, type QueuedPatch } from './view.js'
 
 export type { SessionClient, SessionClientOptions } from './types.js'
-
-/** Clients stopped in this page (realm): their records may change after another client's preload. */
-const stoppedInThisPage = new Set<string>()
 
 /** Largest body sent with `keepalive` (browsers allow 64 KiB for all of a page's keepalive requests). */
 export const KEEPALIVE_MAX_BYTES = 60 * 1024
@@ -51,7 +49,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   // In a browser, start reading the local copy now: it overlaps the first render, and start()
   // only applies it. (The read changes nothing but dropping unreadable records, so a client
   // made and dropped, as StrictMode does, costs only the read.)
-  const preloaded = typeof window !== 'undefined' ? Promise.all([readSessionRecords(storage, sessionKey), livePages(locks).catch(() => new Set<string>())]) : undefined
+  const preloaded = typeof window !== 'undefined' ? beginRead(storage, sessionKey, locks) : undefined
   preloaded?.catch(() => {})
   const view = new LayeredView()
   let tickets = 0
@@ -265,26 +263,13 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
 
   /** Reads this session's records: the newest base, and the unconfirmed changes of pages that are gone. */
   async function hydrate(): Promise<void> {
-    let records: Awaited<ReturnType<typeof readSessionRecords>> = []
-    const [read, alive] = await Promise.all([
-      (preloaded ?? Promise.all([readSessionRecords(storage, sessionKey), Promise.resolve(new Set<string>())])).then(
-        ([found, aliveThen]) => ({ found, aliveThen }),
-        () => null,
-      ),
-      livePages(locks).catch(() => new Set<string>()),
-    ])
-    if (read) {
-      // What is taken over must be current: pages that closed since the preload, and clients
-      // stopped in this page, may have written their last changes after it. Read those again.
-      const recheck = new Set([...read.aliveThen].filter((id) => !alive.has(id)))
-      for (const id of stoppedInThisPage) if (!alive.has(id)) recheck.add(id)
-      records = preloaded ? await reread(read.found, recheck) : read.found
-    } else {
+    const read = await finishRead({ storage, sessionKey, clientId, locks, preloaded })
+    if (!read) {
       // IndexedDB refused (private mode, blocked, broken): keep going, in memory only.
       storage = fallbackStorage
       persistent = false
     }
-    const taken = takeOver(records, clientId, alive, () => ++tickets)
+    const taken = takeOver(read?.records ?? [], clientId, read?.alive ?? new Set(), () => ++tickets)
     if (taken.base && (!view.base || taken.base.version > view.base.version)) view.base = taken.base
     // Nothing was sent before this point: the closed pages' older changes go out before this page's.
     view.queue.unshift(...taken.patches)
@@ -293,21 +278,6 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     view.refresh(view.allKeys())
     if (claimed.length > 0) persistSoon()
     updateMeta()
-  }
-
-  /** The records, with those of the pages in `recheck` read again (added, replaced or dropped). */
-  async function reread(records: Awaited<ReturnType<typeof readSessionRecords>>, recheck: Set<string>) {
-    recheck.delete(clientId)
-    if (recheck.size === 0) return records
-    const fresh = await Promise.all(
-      [...recheck].map(async (id) => {
-        const key = recordKey(sessionKey, id)
-        return { key, record: readRecord(await storage.get(key).catch(() => undefined)) }
-      }),
-    )
-    const kept = records.filter((entry) => !recheck.has(entry.record.clientId))
-    for (const { key, record } of fresh) if (record) kept.push({ key, record })
-    return kept.sort((a, b) => a.record.savedAt - b.record.savedAt)
   }
 
   async function start(): Promise<void> {
