@@ -122,8 +122,7 @@ export interface CacheWriter {
  * `onResult` hears whether each write reached the storage.
  */
 export function createCacheWriter(
-  storage: CacheStorage,
-  key: string,
+  write: (record: CacheRecord) => Promise<void>,
   record: () => CacheRecord,
   onResult: (ok: boolean, error?: unknown) => void,
   delayMs = 100,
@@ -139,7 +138,7 @@ export function createCacheWriter(
     dirty = false
     const value = record()
     chain = chain.then(() =>
-      storage.set(key, value).then(
+      write(value).then(
         () => onResult(true),
         (error: unknown) => onResult(false, error),
       ),

@@ -81,8 +81,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   let meta = computeMeta()
 
   const writer = createCacheWriter(
-    { get: (key) => storage.get(key), set: (key, value) => storage.set(key, value), del: (key) => storage.del(key), keys: () => storage.keys() },
-    recordKey(sessionKey, clientId),
+    // `storage` may become the memory fallback later: look it up at each write.
+    (value) => storage.set(recordKey(sessionKey, clientId), value),
     () => ({
       format: CACHE_FORMAT,
       clientId,

@@ -27,10 +27,12 @@ export interface Transport {
 /** The protocol's requests over `fetch`, with every failure turned into a {@link SessionError}. */
 export function createTransport(options: TransportOptions): Transport {
   const endpoint = options.endpoint.replace(/\/+$/, '')
+  /** The caller's headers (a function is asked per request, for fresh tokens). */
+  const headersOf = async () => new Headers(typeof options.headers === 'function' ? await options.headers() : options.headers)
 
   async function request<T>(method: string, path: string, body?: unknown, init: { keepalive?: boolean } = {}): Promise<T | null> {
     const fetchFn = options.fetch ?? globalThis.fetch
-    const headers = new Headers(typeof options.headers === 'function' ? await options.headers() : options.headers)
+    const headers = await headersOf()
     if (body !== undefined) headers.set('content-type', 'application/json')
     let response: Response
     try {
@@ -68,7 +70,7 @@ export function createTransport(options: TransportOptions): Transport {
     run: async (sessionId, step, input) =>
       (await request('POST', `${sessionPath(sessionId)}/run/${encodeURIComponent(step)}`, input === undefined ? {} : { input }))!,
     async events(sessionId, since, signal) {
-      const headers = new Headers(typeof options.headers === 'function' ? await options.headers() : options.headers)
+      const headers = await headersOf()
       headers.set('accept', 'text/event-stream')
       headers.set('last-event-id', String(since))
       const response = await (options.fetch ?? globalThis.fetch)(resolveUrl(`${endpoint}${sessionPath(sessionId)}/events`), { headers, signal })

@@ -44,6 +44,24 @@ export function jsonBytes(value: unknown): number {
 }
 
 /**
+ * Throws the protocol error for a change that breaks the naming or value rules: `invalid_key`
+ * for a bad name, `invalid_patch` for a value that is not JSON (or too deep). `mergeSession`
+ * runs it; a store wrapper that transforms values before the merge (encryption) runs it first.
+ */
+export function assertValidChange(change: Pick<SessionChange, 'variables' | 'deleted'>): void {
+  for (const [key, value] of Object.entries(change.variables ?? {})) {
+    const problem = keyProblem(key)
+    if (problem) throw new SessionProtocolError('invalid_key', problem)
+    const valueProblem = jsonValueProblem(value)
+    if (valueProblem) throw new SessionProtocolError('invalid_patch', `variable "${key}": ${valueProblem}`)
+  }
+  for (const key of change.deleted ?? []) {
+    const problem = keyProblem(key)
+    if (problem) throw new SessionProtocolError('invalid_key', problem)
+  }
+}
+
+/**
  * Applies `change` to `current` (null: no such session yet) and returns the new record, or the
  * current one when the change is empty or already applied. Pure: every store calls it inside
  * its own atomic operation, so all stores merge the same way.
@@ -61,18 +79,9 @@ export function mergeSession(
   if (current && current.snapshot.userId !== undefined && current.snapshot.userId !== change.userId) {
     throw new SessionProtocolError('not_found', 'No such session')
   }
+  assertValidChange(change)
   const sets = Object.entries(change.variables ?? {})
   const deletes = change.deleted ?? []
-  for (const [key, value] of sets) {
-    const problem = keyProblem(key)
-    if (problem) throw new SessionProtocolError('invalid_key', problem)
-    const valueProblem = jsonValueProblem(value)
-    if (valueProblem) throw new SessionProtocolError('invalid_patch', `variable "${key}": ${valueProblem}`)
-  }
-  for (const key of deletes) {
-    const problem = keyProblem(key)
-    if (problem) throw new SessionProtocolError('invalid_key', problem)
-  }
 
   const lastSeq = change.clientId !== undefined ? current?.clientSeqs[change.clientId] : undefined
   const replayed = change.seq !== undefined && lastSeq !== undefined && change.seq <= lastSeq

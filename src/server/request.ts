@@ -1,9 +1,6 @@
 import { type SessionPatch } from '../shared/protocol.js'
-import { jsonValueProblem, keyProblem } from '../shared/rules.js'
+import { isPlainObject, isStringArray } from '../shared/rules.js'
 import { SessionProtocolError } from './errors.js'
-
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
 
 /**
  * Reads a JSON body: 415 unless `application/json`, 413 past `maxBytes` (counted while reading,
@@ -57,12 +54,12 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
   return all
 }
 
-/** Checks a patch body against the protocol and returns it typed; throws the protocol error. */
+/** Checks a patch body's shape against the protocol and returns it typed; throws the protocol error. */
 export function parsePatch(body: unknown): SessionPatch {
   if (!isPlainObject(body)) throw invalidPatch('The patch must be a JSON object')
   const { variables, deleted, clientId, seq, workflowId } = body
   if (variables !== undefined && !isPlainObject(variables)) throw invalidPatch('"variables" must be an object')
-  if (deleted !== undefined && !(Array.isArray(deleted) && deleted.every((key) => typeof key === 'string'))) {
+  if (deleted !== undefined && !isStringArray(deleted)) {
     throw invalidPatch('"deleted" must be an array of strings')
   }
   if (clientId !== undefined && !(typeof clientId === 'string' && clientId.length >= 1 && clientId.length <= 128)) {
@@ -76,14 +73,8 @@ export function parsePatch(body: unknown): SessionPatch {
     throw invalidPatch('"workflowId" must be a string of 1 to 128 characters')
   }
 
-  for (const key of [...Object.keys(variables ?? {}), ...((deleted as string[] | undefined) ?? [])]) {
-    const problem = keyProblem(key)
-    if (problem) throw new SessionProtocolError('invalid_key', problem)
-  }
-  for (const [key, value] of Object.entries(variables ?? {})) {
-    const problem = jsonValueProblem(value)
-    if (problem) throw invalidPatch(`variable "${key}": ${problem}`)
-  }
+  // Names and values are checked by mergeSession, inside every store's atomic step (one walk,
+  // the same rules for patches, step results and direct store calls).
   return body as SessionPatch
 }
 

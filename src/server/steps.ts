@@ -1,5 +1,5 @@
 import type { JsonValue, Variables } from '../shared/protocol.js'
-import { deepFreeze, jsonValueProblem } from '../shared/rules.js'
+import { deepFreeze, isPlainObject, isStringArray, jsonValueProblem } from '../shared/rules.js'
 import { scopeWorkflow, type VariableAccess, type Workflow } from '../shared/workflow.js'
 import { SessionProtocolError } from './errors.js'
 
@@ -89,17 +89,13 @@ function createDraft(variables: Readonly<Variables>) {
 }
 
 function resultProblem(result: unknown): string | null {
-  if (typeof result !== 'object' || result === null || Array.isArray(result)) return 'not an object'
+  if (!isPlainObject(result)) return 'not an object'
   const { output, variables, deleted } = result as Record<string, unknown>
   if (output !== undefined) {
     const problem = jsonValueProblem(output)
     if (problem) return `output: ${problem}`
   }
-  if (variables !== undefined && (typeof variables !== 'object' || variables === null || Array.isArray(variables))) {
-    return '"variables" is not an object'
-  }
-  if (deleted !== undefined && !(Array.isArray(deleted) && deleted.every((key) => typeof key === 'string'))) {
-    return '"deleted" is not an array of strings'
-  }
+  if (variables !== undefined && !isPlainObject(variables)) return '"variables" is not an object'
+  if (deleted !== undefined && !isStringArray(deleted)) return '"deleted" is not an array of strings'
   return null
 }

@@ -3,6 +3,12 @@ import { FORBIDDEN_KEYS, MAX_KEY_LENGTH, SESSION_ID_PATTERN, type JsonValue } fr
 /** Deepest nesting of arrays and objects a variable may have. */
 export const MAX_DEPTH = 64
 
+/** A JSON object (not null, not an array). */
+export const isPlainObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
+
+/** An array of strings. */
+export const isStringArray = (value: unknown): value is string[] => Array.isArray(value) && value.every((item) => typeof item === 'string')
+
 /** Why `key` cannot name a variable, or `null` when it can. */
 export function keyProblem(key: unknown): string | null {
   if (typeof key !== 'string') return `a variable name must be a string, got ${typeof key}`

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createSessionClient, memoryStorage, type CacheStorage, type SessionClient, type SessionClientOptions, type SessionPatch } from '../../src/client/index.js'
 import { fakeLocks } from '../fake-locks.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
+import { newGate } from '../gate.js'
 
 const mock = useMockServer()
 const clients: SessionClient[] = []
@@ -135,8 +136,7 @@ describe('closing a page', () => {
   it('ends with every change whichever of the patch in flight and the keepalive patch arrives last', async () => {
     for (const order of ['keepalive first', 'keepalive last'] as const) {
       const sessionId = newId()
-      let releaseFirst!: () => void
-      const firstHeld = new Promise<void>((resolve) => (releaseFirst = resolve))
+      const { gate: firstHeld, release: releaseFirst } = newGate()
       mock.server.use(
         http.post(`${ENDPOINT}/${sessionId}`, async () => {
           if (order === 'keepalive first') await firstHeld // the older patch arrives after the keepalive one

@@ -2,6 +2,7 @@ import { HttpResponse, http } from 'msw'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createSessionClient, memoryStorage, SessionError, type SessionClient, type SessionClientOptions, type SessionPatch } from '../../src/client/index.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
+import { newGate } from '../gate.js'
 
 const mock = useMockServer({
   echo: ({ variables }) => ({ output: { email: variables.email ?? null } }),
@@ -155,8 +156,7 @@ describe('sending patches', () => {
   })
 
   it('keeps at most one request in flight; changes made meanwhile go in the next patch', async () => {
-    let release!: () => void
-    const gate = new Promise<void>((resolve) => (release = resolve))
+    const { gate, release } = newGate()
     let inFlight = 0
     let maxInFlight = 0
     mock.server.use(
@@ -188,8 +188,7 @@ describe('sending patches', () => {
   })
 
   it('does not roll back newer local edits when an older reply arrives', async () => {
-    let release!: () => void
-    const gate = new Promise<void>((resolve) => (release = resolve))
+    const { gate, release } = newGate()
     mock.server.use(http.post(`${ENDPOINT}/${ID}`, async () => void (await gate) as never, { once: true }))
     const client = makeClient()
     await client.start()
@@ -216,8 +215,7 @@ describe('flush', () => {
   })
 
   it('resolves only after the server acknowledged every earlier change', async () => {
-    let release!: () => void
-    const gate = new Promise<void>((resolve) => (release = resolve))
+    const { gate, release } = newGate()
     mock.server.use(http.post(`${ENDPOINT}/${ID}`, async () => void (await gate) as never, { once: true }))
     const client = makeClient()
     client.set('a', 1)

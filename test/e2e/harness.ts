@@ -1,6 +1,7 @@
 import { build } from 'esbuild'
 import { chromium, type Browser } from 'playwright-core'
 import { fileURLToPath } from 'node:url'
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../chromium.js'
 import { createSessionHandler, memoryStore, serve, type RunningServer, type SessionStore } from '../../src/server/index.js'
 
 /** Bundles a page entry for the browser, the way an app would ship it. */
@@ -55,11 +56,7 @@ export async function startServer(script: string, store: SessionStore = memorySt
   return test
 }
 
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
-
 /** Debian's Chromium (or CHROMIUM_PATH), headless. */
 export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true })
+  return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true })
 }
-
-export { CHROMIUM_ARGS }

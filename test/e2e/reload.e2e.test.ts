@@ -1,6 +1,7 @@
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { bundle, launchChromium, startServer, type TestServer } from './harness.js'
+import { newGate } from '../gate.js'
 
 let browser: Browser
 let server: TestServer
@@ -39,8 +40,8 @@ describe('in Chromium, with real IndexedDB and a real server', () => {
     await expect.poll(() => status().textContent()).toBe('saved')
     expect((await server.store.get(sessionId))?.variables).toEqual({ email: 'ada@example.com' })
 
-    let release!: () => void
-    server.faults.holdGets = new Promise<void>((resolve) => (release = resolve))
+    const { gate, release } = newGate()
+    server.faults.holdGets = gate
     const getsBefore = server.requests.filter((r) => r.startsWith('GET')).length
     await page.reload()
     await expect.poll(() => status().getAttribute('data-hydrated')).toBe('true')

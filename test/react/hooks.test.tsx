@@ -6,6 +6,7 @@ import { HttpResponse, http } from 'msw'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { SessionProvider, memoryStorage, useRun, useSessionState, useSyncStatus, useVariable, type CacheStorage, type SessionState } from '../../src/react/index.js'
 import { useMockServer } from '../msw-server.js'
+import { newGate } from '../gate.js'
 
 const mock = useMockServer({
   register: ({ variables }) => ({ output: `registered ${String(variables.email)}`, variables: { status: 'done' } }),
@@ -128,8 +129,7 @@ describe('useVariable', () => {
 
 describe('sync status', () => {
   it('goes dirty → saving → saved', async () => {
-    let release!: () => void
-    const gate = new Promise<void>((resolve) => (release = resolve))
+    const { gate, release } = newGate()
     mock.server.use(http.post(`*/api/session/${sessionId}`, async () => void (await gate) as never, { once: true }))
     render(<App><Field name="email" /><Status /></App>)
     await advance(10)
@@ -231,8 +231,7 @@ describe('useRun', () => {
   }
 
   it('sends the pending patch first, then runs the step on it', async () => {
-    let release!: () => void
-    const gate = new Promise<void>((resolve) => (release = resolve))
+    const { gate, release } = newGate()
     mock.server.use(http.post(`*/api/session/${sessionId}/run/register`, async () => void (await gate) as never, { once: true }))
     render(<App><Register /></App>)
     await advance(10)

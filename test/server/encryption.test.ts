@@ -60,6 +60,17 @@ describe('encryptedStore', () => {
     expect(raw).toContain('"~enc":"k2"')
   })
 
+  it('refuses bad names and values as a plain store does, though it seals values before the merge', async () => {
+    const store = encryptedStore(fileStore(await place()), { keys: { k1 }, currentKeyId: 'k1' })
+    await store.apply('secret-session-4', { variables: { kept: 1 } })
+    let deep: unknown = 'bottom'
+    for (let i = 0; i < 70; i++) deep = [deep]
+    await expect(store.apply('secret-session-4', JSON.parse('{"variables": {"__proto__": {"x": 1}}}'))).rejects.toMatchObject({ code: 'invalid_key' })
+    await expect(store.apply('secret-session-4', { variables: { deep: deep as never } })).rejects.toMatchObject({ code: 'invalid_patch' })
+    await expect(store.apply('secret-session-4', { deleted: ['constructor'] })).rejects.toMatchObject({ code: 'invalid_key' })
+    expect(await store.get('secret-session-4')).toMatchObject({ version: 1, variables: { kept: 1 } })
+  })
+
   it('serves the protocol and steps, with workflow stamps, over an encrypted store', async () => {
     const store = encryptedStore(fileStore(await place()), { keys: { k1 }, currentKeyId: 'k1' })
     const handler = createSessionHandler({ store, steps: { echo: ({ workflow }) => ({ output: workflow<{ email: string }>('signup').get('email') ?? null }) } })

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createSessionClient, memoryStorage } from '../../src/client/index.js'
 import { createSessionHandler, memoryStore, openStore, serve, type Steps } from '../../src/server/index.js'
+import { newGate } from '../gate.js'
 
 const places: string[] = []
 afterAll(() => Promise.all(places.map((place) => rm(place, { recursive: true, force: true }))))
@@ -73,8 +74,7 @@ describe('the Node adapter', () => {
   })
 
   it('closes gracefully: a request under way finishes, new connections are refused, then onClose runs', async () => {
-    let release!: () => void
-    const gate = new Promise<void>((resolve) => (release = resolve))
+    const { gate, release } = newGate()
     const events: string[] = []
     const store = memoryStore()
     const running = await serve({

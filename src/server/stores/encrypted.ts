@@ -1,5 +1,6 @@
 import type { JsonValue, SessionSnapshot, Variables } from '../../shared/protocol.js'
 import { importAesKey, open, seal, type KeyMaterial } from '../../shared/crypto.js'
+import { assertValidChange } from '../merge.js'
 import { defineStore, type SessionStore } from './types.js'
 
 export interface EncryptionOptions {
@@ -79,6 +80,8 @@ export function encryptedStore(inner: SessionStore, options: EncryptionOptions):
       return snapshot && openSnapshot(snapshot)
     },
     async apply(sessionId, change, limits) {
+      // The inner merge sees sealed values only: the rules apply to the caller's values here.
+      assertValidChange(change)
       const variables = await sealAll(sessionId, change.variables)
       const result = await inner.apply(sessionId, { ...change, ...(variables && { variables }) }, limits)
       return { ...result, snapshot: await openSnapshot(result.snapshot) }
