@@ -15,6 +15,7 @@ export const STATUS_OF: Record<ProtocolErrorCode | 'internal_error', number> = {
   unsupported_media_type: 415,
   step_failed: 500,
   internal_error: 500,
+  unavailable: 503,
 }
 
 export type ServerErrorCode = keyof typeof STATUS_OF
@@ -41,7 +42,11 @@ export function jsonResponse(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body), { status, headers: JSON_HEADERS })
 }
 
+/** Seconds a client should wait before retrying a `503 unavailable`. */
+export const RETRY_AFTER_SECONDS = 1
+
 export function errorResponse(error: SessionProtocolError): Response {
   const body = { error: { code: error.code, message: error.message } } as ErrorBody
-  return jsonResponse(body, error.status)
+  if (error.code !== 'unavailable') return jsonResponse(body, error.status)
+  return new Response(JSON.stringify(body), { status: error.status, headers: { ...JSON_HEADERS, 'retry-after': String(RETRY_AFTER_SECONDS) } })
 }

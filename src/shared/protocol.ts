@@ -67,6 +67,7 @@ export type ProtocolErrorCode =
   | 'too_large'
   | 'unsupported_media_type'
   | 'step_failed'
+  | 'unavailable'
 
 /** Every error response: `{ "error": { "code", "message" } }`. */
 export interface ErrorBody {
