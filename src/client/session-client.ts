@@ -54,7 +54,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   const view = new LayeredView()
   let tickets = 0
   let nextSeq = 1
-  let requestsInFlight = 0
+  /** One per patch request under way; aborted when it is given up (back online), and then forgotten. */
+  const requestsInFlight = new Set<AbortController>()
   let syncRequested = false
   let retryTimer: ReturnType<typeof setTimeout> | undefined
   let authInProgress = false
@@ -110,7 +111,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     const pendingKeys = view.unconfirmedKeys()
     return {
       isDirty: pendingKeys.length > 0,
-      isSyncing: requestsInFlight > 0,
+      isSyncing: requestsInFlight.size > 0,
       lastSyncedAt,
       pendingKeys,
       error,
@@ -149,7 +150,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   }
 
   function send(): void {
-    if (!running || requestsInFlight > 0 || retryTimer !== undefined || authInProgress || !online) return
+    if (!running || requestsInFlight.size > 0 || retryTimer !== undefined || authInProgress || !online) return
     if (!hydrated) {
       syncRequested = true
       void start()
@@ -168,7 +169,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   }
 
   function transmit(patch: QueuedPatch, keepalive: boolean): void {
-    requestsInFlight++
+    const request = new AbortController()
+    requestsInFlight.add(request)
     updateMeta()
     void (async () => {
       let snapshot: SessionSnapshot
@@ -178,13 +180,15 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
           persistSoon()
           await writer.flush()
         }
-        snapshot = await transport.patch(sessionId, patch.outbox, { keepalive })
+        request.signal.throwIfAborted()
+        snapshot = await transport.patch(sessionId, patch.outbox, { keepalive, signal: request.signal })
       } catch (failure) {
-        requestsInFlight--
+        // Given up and already sent again (setOnline): neither its answer nor its failure counts.
+        if (!requestsInFlight.delete(request)) return
         onSendFailure(patch, asSessionError(failure))
         return
       }
-      requestsInFlight--
+      if (!requestsInFlight.delete(request)) return
       onAck(patch, snapshot)
     })()
   }
@@ -355,7 +359,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       view.setBase(snapshot ?? emptySnapshot(sessionId), [], snapshot === null)
       persistSoon()
       lastSyncedAt = Date.now()
-      if (requestsInFlight === 0 && retryTimer === undefined) error = null
+      if (requestsInFlight.size === 0 && retryTimer === undefined) error = null
       updateMeta()
       return snapshot
     },
@@ -377,7 +381,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
         patch = sealPending(carried)
         for (const queued of view.queue) barriers.replace(queued.ticket, patch.ticket)
         view.queue = [patch]
-      } else if (view.queue[0] && requestsInFlight === 0 && byteLength(view.queue[0].outbox) <= KEEPALIVE_MAX_BYTES) {
+      } else if (view.queue[0] && requestsInFlight.size === 0 && byteLength(view.queue[0].outbox) <= KEEPALIVE_MAX_BYTES) {
         patch = view.queue[0]
       }
       if (!patch) return
@@ -417,6 +421,13 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     setOnline(next) {
       if (online === next) return
       online = next
+      if (online) {
+        // A request sent before or during the outage may hang on a dead connection until its
+        // timeout, and nothing else is sent meanwhile: give it up and send it again now (same
+        // clientId and seq: the server applies it once).
+        for (const request of requestsInFlight) request.abort()
+        requestsInFlight.clear()
+      }
       updateMeta()
       if (online && (view.queue.length > 0 || view.pending.size > 0)) {
         // Back online: do not wait out a backoff meant for the outage.

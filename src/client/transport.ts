@@ -14,7 +14,8 @@ export interface TransportOptions {
 export interface Transport {
   /** The stored session, or null when the server has none (404). */
   get(sessionId: string): Promise<SessionSnapshot | null>
-  patch(sessionId: string, patch: SessionPatch, init?: { keepalive?: boolean }): Promise<SessionSnapshot>
+  /** `signal` lets the caller give the request up (it then rejects; its answer, if any, is not used). */
+  patch(sessionId: string, patch: SessionPatch, init?: { keepalive?: boolean; signal?: AbortSignal }): Promise<SessionSnapshot>
   run<Output>(sessionId: string, step: string, input: JsonValue | undefined): Promise<RunResponse<Output>>
   /** The caller's sessions, newest first. */
   list(): Promise<SessionSummary[]>
@@ -30,7 +31,7 @@ export function createTransport(options: TransportOptions): Transport {
   /** The caller's headers (a function is asked per request, for fresh tokens). */
   const headersOf = async () => new Headers(typeof options.headers === 'function' ? await options.headers() : options.headers)
 
-  async function request<T>(method: string, path: string, body?: unknown, init: { keepalive?: boolean } = {}): Promise<T | null> {
+  async function request<T>(method: string, path: string, body?: unknown, init: { keepalive?: boolean; signal?: AbortSignal } = {}): Promise<T | null> {
     const fetchFn = options.fetch ?? globalThis.fetch
     const headers = await headersOf()
     if (body !== undefined) headers.set('content-type', 'application/json')
@@ -41,7 +42,7 @@ export function createTransport(options: TransportOptions): Transport {
         headers,
         ...(body !== undefined && { body: JSON.stringify(body) }),
         ...(init.keepalive && { keepalive: true }),
-        signal: AbortSignal.timeout(options.timeoutMs),
+        signal: withTimeout(init.signal, options.timeoutMs),
       })
     } catch (error) {
       if (error instanceof DOMException && error.name === 'TimeoutError') {
@@ -86,6 +87,12 @@ export function createTransport(options: TransportOptions): Transport {
       }
     },
   }
+}
+
+/** The timeout, and the caller's signal when given (without `AbortSignal.any`, only the timeout: the caller does not wait for the abort). */
+function withTimeout(signal: AbortSignal | undefined, timeoutMs: number): AbortSignal {
+  const timeout = AbortSignal.timeout(timeoutMs)
+  return signal && typeof AbortSignal.any === 'function' ? AbortSignal.any([signal, timeout]) : timeout
 }
 
 function resolveUrl(url: string): string {

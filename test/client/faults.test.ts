@@ -56,6 +56,71 @@ describe('fault injection', () => {
     expect(await mock.store.get(sessionId)).toMatchObject({ variables: { count: 1 }, version: 1 })
   })
 
+  it('back online, gives up a request left hanging by the outage and resends it at once, with the same seq', async () => {
+    for (const when of ['before the outage', 'during the outage'] as const) {
+      const sessionId = newId()
+      mock.server.use(
+        http.post(`${ENDPOINT}/${sessionId}`, async ({ request }) => {
+          await mock.store.apply(sessionId, (await request.json()) as SessionPatch) // applied…
+          return new Promise<never>(() => {}) // …but the answer never comes (the connection died)
+        }, { once: true }),
+      )
+      const client = makeClient({ sessionId }) // the default 15 s request timeout
+      await client.start()
+      client.set('a', 1)
+      let flushed: Promise<void> | undefined
+      if (when === 'before the outage') flushed = client.flush({ timeoutMs: 1000 })
+      else {
+        client.sync()
+        client.setOnline(false) // the request leaves once the outbox is on disk: offline by then
+      }
+      await vi.waitFor(() => expect(mock.posts().filter((r) => r.path.endsWith(sessionId))).toHaveLength(1))
+      client.setOnline(false)
+      client.setOnline(true)
+      await (flushed ?? client.flush({ timeoutMs: 1000 })) // well before the 15 s timeout
+      const posted = mock.posts().filter((r) => r.path.endsWith(sessionId))
+      expect(posted, when).toHaveLength(2)
+      const [first, second] = posted.map((r) => r.body as SessionPatch)
+      expect(second, when).toEqual(first)
+      expect(second, when).toMatchObject({ clientId: client.clientId, seq: 1 })
+      expect(await mock.store.get(sessionId), when).toMatchObject({ variables: { a: 1 }, version: 1 })
+      expect(client.getMeta(), when).toMatchObject({ isDirty: false, isSyncing: false, error: null, version: 1 })
+    }
+  })
+
+  it('ignores the late answer of a request given up when back online', async () => {
+    for (const late of ['an ack', 'a failure'] as const) {
+      const sessionId = newId()
+      const { gate, release } = newGate()
+      let calls = 0
+      // The first POST ignores its abort signal and answers only when the test says so.
+      const fetch: typeof globalThis.fetch = async (input, init) => {
+        if (init?.method !== 'POST' || calls++ > 0) return globalThis.fetch(input, init)
+        await gate
+        if (late === 'a failure') throw new TypeError('Failed to fetch')
+        return Response.json({ sessionId, variables: { a: 1 }, version: 1, createdAt: '', updatedAt: '' }) // older than what the page has by then
+      }
+      const client = makeClient({ sessionId, fetch })
+      await client.start()
+      client.set('a', 1)
+      const flushed = client.flush({ timeoutMs: 1000 })
+      await vi.waitFor(() => expect(calls).toBe(1))
+      client.setOnline(false)
+      client.setOnline(true)
+      await flushed
+      release()
+      await new Promise((resolve) => setTimeout(resolve, 50)) // the late answer is in; a retry would be under way by now
+      expect(client.getMeta(), late).toMatchObject({ isDirty: false, isSyncing: false, error: null, version: 1 })
+      client.set('b', 2)
+      await client.flush({ timeoutMs: 1000 })
+      expect(calls, late).toBe(3)
+      const posted = mock.posts().filter((r) => r.path.endsWith(sessionId))
+      expect(posted.map((r) => (r.body as SessionPatch).seq), late).toEqual([1, 2])
+      expect(await mock.store.get(sessionId), late).toMatchObject({ variables: { a: 1, b: 2 }, version: 2 })
+      expect(client.getMeta(), late).toMatchObject({ isDirty: false, isSyncing: false, error: null, version: 2 })
+    }
+  })
+
   it('calls onAuthError on a 401, then retries the same patch with fresh credentials', async () => {
     const sessionId = newId()
     let token = 'expired'
