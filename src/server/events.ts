@@ -1,5 +1,4 @@
-import type { SessionSnapshot } from '../shared/protocol.js'
-import type { SessionStore } from './stores/types.js'
+import type { Caller, SessionStore } from './stores/types.js'
 
 const encoder = new TextEncoder()
 
@@ -17,7 +16,12 @@ export function createChangeFeed(store: SessionStore) {
   const streams = new Set<() => void>()
 
   const announce = (sessionId: string) => listeners.get(sessionId)?.forEach((listener) => listener())
-  const unwatch = store.watch?.((sessionId) => announce(sessionId))
+  // After the store lost its change notices for a while (a database restart), any open stream's
+  // session may have changed: each checks for a newer version.
+  const unwatch = store.watch?.(
+    (sessionId) => announce(sessionId),
+    () => [...listeners.keys()].forEach(announce),
+  )
 
   function listen(sessionId: string, listener: () => void): () => void {
     let set = listeners.get(sessionId)
@@ -30,10 +34,10 @@ export function createChangeFeed(store: SessionStore) {
   }
 
   /**
-   * An event stream of `sessionId`'s snapshots newer than `since`. `readable(snapshot)` says
-   * whether the caller may still see it (the owner check, re-applied to every event).
+   * An event stream of `sessionId`'s snapshots newer than `since`, each read as `caller` (the
+   * owner check holds for every event: a session the caller may not reach sends nothing).
    */
-  function stream(sessionId: string, since: number, readable: (snapshot: SessionSnapshot) => boolean, signal: AbortSignal): Response {
+  function stream(sessionId: string, since: number, caller: Caller, signal: AbortSignal): Response {
     let lastSent = since
     let queue: Promise<void> = Promise.resolve()
     let end = () => {}
@@ -47,9 +51,8 @@ export function createChangeFeed(store: SessionStore) {
           }
         }
         const sendNewer = async () => {
-          const snapshot = await store.get(sessionId).catch(() => null)
+          const snapshot = await store.get(sessionId, { caller }).catch(() => null)
           if (!snapshot || snapshot.version <= lastSent) return
-          if (!readable(snapshot)) return end()
           lastSent = snapshot.version
           write(`id: ${snapshot.version}\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`)
         }

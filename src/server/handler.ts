@@ -1,11 +1,12 @@
-import { DEFAULT_BASE, DEFAULT_MAX_BYTES, type JsonValue, type SessionSnapshot, type Variables } from '../shared/protocol.js'
+import { DEFAULT_BASE, DEFAULT_MAX_BYTES, type JsonValue, type Variables } from '../shared/protocol.js'
 import { isSessionId } from '../shared/rules.js'
 import { schemaFor, schemaProblem, type SessionSchema } from '../shared/schema.js'
 import { SessionProtocolError, errorResponse, jsonResponse } from './errors.js'
 import { parsePatch, parseRunInput, readJsonBody } from './request.js'
 import { createChangeFeed } from './events.js'
 import { runStep, type Steps } from './steps.js'
-import type { SessionStore } from './stores/types.js'
+import { mayReach } from './stores/define.js'
+import type { Caller, SessionStore } from './stores/types.js'
 
 export interface SessionHandlerOptions {
   store: SessionStore
@@ -17,7 +18,8 @@ export interface SessionHandlerOptions {
   maxBytes?: number
   /**
    * The caller's user id, or null for an anonymous caller. A session records the user that
-   * created it; every other user gets 404 for it.
+   * created it; every other caller gets 404 for it. The owner comes from here only, never from
+   * a request's body.
    */
   authorize?: (request: Request) => string | null | undefined | Promise<string | null | undefined>
   /** With `authorize`: answer 401 to a request without a user. */
@@ -55,7 +57,6 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
   const allowedOrigins = options.allowedOrigins && new Set(options.allowedOrigins.map((origin) => origin.replace(/\/+$/, '')))
   const base = (options.base ?? DEFAULT_BASE).replace(/\/+$/, '')
   const onError = options.onError ?? ((error: unknown) => console.error('[workflow-session]', error))
-  const limits = { maxBytes }
   const feed = createChangeFeed(store)
 
   async function route(request: Request): Promise<Response> {
@@ -70,6 +71,8 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
     }
     const userId = (await authorize?.(request)) ?? undefined
     if (requireUser && userId === undefined) throw new SessionProtocolError('unauthenticated', 'Sign in first')
+    // Always a caller, never "trusted": a request reaches only sessions without an owner and its own.
+    const caller: Caller = { userId: userId ?? null }
 
     if (parts.length === 0) {
       if (method !== 'GET') throw notAllowed()
@@ -81,18 +84,10 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
     if (!isSessionId(sessionId)) {
       throw new SessionProtocolError('invalid_session_id', 'A session id is 8 to 128 characters of A-Z a-z 0-9 _ -')
     }
-    const owned = async (): Promise<SessionSnapshot | null> => {
-      const snapshot = await store.get(sessionId)
-      if (snapshot && snapshot.userId !== undefined && snapshot.userId !== userId) {
-        throw new SessionProtocolError('not_found', 'No such session')
-      }
-      return snapshot
-    }
-
     if (parts.length === 1) {
       if (method === 'GET') {
-        const snapshot = await owned()
-        if (!snapshot) throw new SessionProtocolError('not_found', 'No such session')
+        const snapshot = await store.get(sessionId, { caller })
+        if (!snapshot) throw noSuchSession()
         return jsonResponse(snapshot)
       }
       if (method === 'POST') {
@@ -101,13 +96,12 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         if (keyCount > maxKeysPerPatch) throw new SessionProtocolError('too_large', `A patch may change at most ${maxKeysPerPatch} variables`)
         const problem = await firstSchemaProblem(schema, patch.variables)
         if (problem) throw new SessionProtocolError('invalid_patch', problem)
-        const { snapshot, applied } = await store.apply(sessionId, { ...patch, ...(userId !== undefined && { userId }) }, limits)
+        const { snapshot, applied } = await store.apply(sessionId, patch, { caller, maxBytes })
         if (applied) feed.announce(sessionId)
         return jsonResponse(snapshot)
       }
       if (method === 'DELETE') {
-        if (!(await owned())) throw new SessionProtocolError('not_found', 'No such session')
-        await store.delete(sessionId)
+        if (!(await store.delete(sessionId, { caller }))) throw noSuchSession()
         return new Response(null, { status: 204 })
       }
       throw notAllowed()
@@ -118,7 +112,9 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
       const step = parts[2]!
       if (!Object.hasOwn(steps, step)) throw new SessionProtocolError('unknown_step', `No step named "${step}"`)
       const input = parseRunInput(await readJsonBody(request, maxBytes))
-      const current = await owned()
+      // Read as the server, so that another user's session is refused before its step runs.
+      const current = await store.get(sessionId)
+      if (current && !mayReach(current, caller)) throw noSuchSession()
       const variables: Variables = current?.variables ?? {}
       const result = await runStep(steps[step]!, { sessionId, variables, input: input as JsonValue | undefined, userId }, (error) =>
         onError(error, { request, step }),
@@ -128,13 +124,9 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         onError(new Error(problem), { request, step })
         throw new SessionProtocolError('step_failed', `Step "${step}" returned a value its schema refuses: ${problem}`)
       }
-      const { snapshot, applied } = await store.apply(
-        sessionId,
-        { variables: result.variables ?? {}, deleted: result.deleted ?? [], ...(userId !== undefined && { userId }) },
-        limits,
-      ).catch((error: unknown) => {
+      const { snapshot, applied } = await store.apply(sessionId, { variables: result.variables ?? {}, deleted: result.deleted ?? [] }, { caller, maxBytes }).catch((error: unknown) => {
         // The step's own changes broke a rule: that is the step's failure, and nothing was stored.
-        if (error instanceof SessionProtocolError && error.code !== 'not_found') {
+        if (error instanceof SessionProtocolError && STEP_RESULT_PROBLEMS.has(error.code)) {
           onError(error, { request, step })
           throw new SessionProtocolError('step_failed', `Step "${step}" returned changes that cannot be stored: ${error.message}`)
         }
@@ -146,12 +138,10 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
 
     if (parts.length === 2 && parts[1] === 'events') {
       if (method !== 'GET') throw notAllowed()
-      await owned()
-      // The owner check holds for every event too: a session created later by someone else
-      // under this id is not shown.
-      const readable = (snapshot: SessionSnapshot) => snapshot.userId === undefined || snapshot.userId === userId
+      // Every event is read as the caller: another user's session streams exactly like an
+      // unused id (nothing but keep-alives), so the feed tells no one which ids exist.
       const since = Number(request.headers.get('last-event-id') ?? new URL(request.url).searchParams.get('since') ?? 0)
-      return feed.stream(sessionId, Number.isSafeInteger(since) && since > 0 ? since : 0, readable, request.signal)
+      return feed.stream(sessionId, Number.isSafeInteger(since) && since > 0 ? since : 0, caller, request.signal)
     }
     throw new SessionProtocolError('not_found', 'No such endpoint')
   }
@@ -184,6 +174,13 @@ function decodePart(part: string): string {
   } catch {
     throw new SessionProtocolError('not_found', 'No such endpoint')
   }
+}
+
+/** Errors of a step's own changes: the step's failure (500 `step_failed`), not the request's. */
+const STEP_RESULT_PROBLEMS = new Set(['invalid_key', 'invalid_patch', 'too_large'])
+
+function noSuchSession(): SessionProtocolError {
+  return new SessionProtocolError('not_found', 'No such session')
 }
 
 function notAllowed(): SessionProtocolError {

@@ -1,7 +1,8 @@
 export { createSessionHandler, type SessionHandler, type SessionHandlerOptions } from './handler.js'
 export { SessionProtocolError, type ServerErrorCode } from './errors.js'
 export { StepError, type Step, type StepContext, type StepResult, type Steps } from './steps.js'
-export { mergeSession, type SessionChange, type SessionRecord, type MergeLimits } from './merge.js'
+export { mergeSession, toSessionChange, type SessionChange, type SessionRecord, type MergeLimits } from './merge.js'
+export { defineStore, mayReach, type ValueCodec, type DefineStoreOptions } from './stores/define.js'
 export { memoryStore } from './stores/memory.js'
 export { fileStore } from './stores/file.js'
 export { sqliteStore, type SqliteStoreOptions } from './stores/sqlite.js'
@@ -9,7 +10,20 @@ export { openStore } from './stores/open.js'
 export { postgresStore, CHANGE_CHANNEL, type PostgresStoreOptions } from './stores/postgres.js'
 export { encryptedStore, type EncryptionOptions } from './stores/encrypted.js'
 export { newKeyBase64, type KeyMaterial } from '../shared/crypto.js'
-export type { SessionStore, ApplyResult, ListOptions, StoreOptions, WorkflowState } from './stores/types.js'
+export type {
+  SessionStore,
+  StoreBackend,
+  Decision,
+  ApplyResult,
+  ApplyOptions,
+  AccessOptions,
+  Caller,
+  CreateOptions,
+  ChangeListener,
+  ListOptions,
+  StoreOptions,
+  WorkflowState,
+} from './stores/types.js'
 export type { SessionSchema, StandardSchemaV1 } from '../shared/schema.js'
 export { scopeWorkflow, type Workflow, type SubflowFrame, type VariableAccess } from '../shared/workflow.js'
 export { workflowDataKey, workflowSlotKey, workflowPrefix, parseWorkflowKey } from '../shared/workflow-keys.js'

@@ -1,5 +1,5 @@
 import { DEFAULT_MAX_BYTES, type SessionSnapshot, type Variables } from '../shared/protocol.js'
-import { jsonValueProblem, keyProblem } from '../shared/rules.js'
+import { isPlainObject, isStringArray, jsonValueProblem, keyProblem } from '../shared/rules.js'
 import { parseWorkflowKey, workflowSlotKey } from '../shared/workflow-keys.js'
 import { SessionProtocolError } from './errors.js'
 
@@ -10,8 +10,6 @@ export interface SessionChange {
   /** With `seq`: the change is applied once per (session, clientId, seq). */
   clientId?: string
   seq?: number
-  /** The caller. A new session records it as its owner; another owner's session is "not found". */
-  userId?: string
   /** Recorded on the session when given. */
   workflowId?: string
 }
@@ -25,6 +23,8 @@ export interface SessionRecord {
 export interface MergeLimits {
   /** Largest size of the stored variables, in bytes of JSON. */
   maxBytes?: number
+  /** Recorded as the owner (`userId`) of a session this change creates. */
+  owner?: string
 }
 
 export interface MergeResult {
@@ -41,6 +41,38 @@ const encoder = new TextEncoder()
 /** Size of `variables` as UTF-8 JSON, in bytes. */
 export function jsonBytes(value: unknown): number {
   return encoder.encode(JSON.stringify(value)).byteLength
+}
+
+/**
+ * The change `input` describes, built from its named fields only (`variables`, `deleted`,
+ * `clientId`, `seq`, `workflowId`): anything else a body carries, such as a `userId`, is left
+ * behind. Throws `invalid_patch` for a field of the wrong shape; names and values are checked by
+ * {@link assertValidChange}.
+ */
+export function toSessionChange(input: unknown): SessionChange {
+  if (!isPlainObject(input)) throw invalidPatch('The patch must be a JSON object')
+  const { variables, deleted, clientId, seq, workflowId } = input
+  if (variables !== undefined && !isPlainObject(variables)) throw invalidPatch('"variables" must be an object')
+  if (deleted !== undefined && !isStringArray(deleted)) throw invalidPatch('"deleted" must be an array of strings')
+  if (clientId !== undefined && !(typeof clientId === 'string' && clientId.length >= 1 && clientId.length <= 128)) {
+    throw invalidPatch('"clientId" must be a string of 1 to 128 characters')
+  }
+  if (seq !== undefined && !(typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 1)) throw invalidPatch('"seq" must be a positive integer')
+  if ((clientId === undefined) !== (seq === undefined)) throw invalidPatch('"clientId" and "seq" go together')
+  if (workflowId !== undefined && !(typeof workflowId === 'string' && workflowId.length >= 1 && workflowId.length <= 128)) {
+    throw invalidPatch('"workflowId" must be a string of 1 to 128 characters')
+  }
+  const change: SessionChange = {}
+  if (variables !== undefined) change.variables = variables as Variables
+  if (deleted !== undefined) change.deleted = deleted
+  if (clientId !== undefined) change.clientId = clientId as string
+  if (seq !== undefined) change.seq = seq as number
+  if (workflowId !== undefined) change.workflowId = workflowId as string
+  return change
+}
+
+function invalidPatch(message: string): SessionProtocolError {
+  return new SessionProtocolError('invalid_patch', message)
 }
 
 /**
@@ -66,8 +98,10 @@ export function assertValidChange(change: Pick<SessionChange, 'variables' | 'del
  * current one when the change is empty or already applied. Pure: every store calls it inside
  * its own atomic operation, so all stores merge the same way.
  *
- * Throws a {@link SessionProtocolError}: `not_found` for another owner's session, `invalid_key`
- * / `invalid_patch` for a bad name or value, `too_large` when the result is over the limit.
+ * Who may change the session is not its concern: the store checks the caller first.
+ *
+ * Throws a {@link SessionProtocolError}: `invalid_key` / `invalid_patch` for a bad name or value,
+ * `too_large` when the result is over the limit.
  */
 export function mergeSession(
   current: SessionRecord | null,
@@ -76,9 +110,6 @@ export function mergeSession(
   now: Date,
   limits: MergeLimits = {},
 ): MergeResult {
-  if (current && current.snapshot.userId !== undefined && current.snapshot.userId !== change.userId) {
-    throw new SessionProtocolError('not_found', 'No such session')
-  }
   assertValidChange(change)
   const sets = Object.entries(change.variables ?? {})
   const deletes = change.deleted ?? []
@@ -86,7 +117,7 @@ export function mergeSession(
   const lastSeq = change.clientId !== undefined ? current?.clientSeqs[change.clientId] : undefined
   const replayed = change.seq !== undefined && lastSeq !== undefined && change.seq <= lastSeq
   if (replayed || (sets.length === 0 && deletes.length === 0)) {
-    return { record: current ?? emptyRecord(sessionId, change, now), applied: false }
+    return { record: current ?? emptyRecord(sessionId, change, now, limits.owner), applied: false }
   }
 
   const variables: Variables = { ...current?.snapshot.variables }
@@ -98,7 +129,7 @@ export function mergeSession(
     throw new SessionProtocolError('too_large', `The session would be larger than ${maxBytes} bytes`)
   }
 
-  const base = current ?? emptyRecord(sessionId, change, now)
+  const base = current ?? emptyRecord(sessionId, change, now, limits.owner)
   const snapshot: SessionSnapshot = {
     ...base.snapshot,
     variables,
@@ -109,10 +140,10 @@ export function mergeSession(
   return { record: { snapshot, clientSeqs: rememberSeq(base.clientSeqs, change) }, applied: true }
 }
 
-function emptyRecord(sessionId: string, change: SessionChange, now: Date): SessionRecord {
+function emptyRecord(sessionId: string, change: SessionChange, now: Date, owner: string | undefined): SessionRecord {
   const at = now.toISOString()
   const snapshot: SessionSnapshot = { sessionId, variables: {}, version: 0, createdAt: at, updatedAt: at }
-  if (change.userId !== undefined) snapshot.userId = change.userId
+  if (owner !== undefined) snapshot.userId = owner
   if (change.workflowId !== undefined) snapshot.workflowId = change.workflowId
   return { snapshot, clientSeqs: {} }
 }

@@ -1,6 +1,7 @@
 import { type SessionPatch } from '../shared/protocol.js'
-import { isPlainObject, isStringArray } from '../shared/rules.js'
+import { isPlainObject } from '../shared/rules.js'
 import { SessionProtocolError } from './errors.js'
+import { toSessionChange } from './merge.js'
 
 /**
  * Reads a JSON body: 415 unless `application/json`, 413 past `maxBytes` (counted while reading,
@@ -54,37 +55,12 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
   return all
 }
 
-/** Checks a patch body's shape against the protocol and returns it typed; throws the protocol error. */
-export function parsePatch(body: unknown): SessionPatch {
-  if (!isPlainObject(body)) throw invalidPatch('The patch must be a JSON object')
-  const { variables, deleted, clientId, seq, workflowId } = body
-  if (variables !== undefined && !isPlainObject(variables)) throw invalidPatch('"variables" must be an object')
-  if (deleted !== undefined && !isStringArray(deleted)) {
-    throw invalidPatch('"deleted" must be an array of strings')
-  }
-  if (clientId !== undefined && !(typeof clientId === 'string' && clientId.length >= 1 && clientId.length <= 128)) {
-    throw invalidPatch('"clientId" must be a string of 1 to 128 characters')
-  }
-  if (seq !== undefined && !(Number.isSafeInteger(seq) && (seq as number) >= 1)) {
-    throw invalidPatch('"seq" must be a positive integer')
-  }
-  if ((clientId === undefined) !== (seq === undefined)) throw invalidPatch('"clientId" and "seq" go together')
-  if (workflowId !== undefined && !(typeof workflowId === 'string' && workflowId.length >= 1 && workflowId.length <= 128)) {
-    throw invalidPatch('"workflowId" must be a string of 1 to 128 characters')
-  }
-
-  // Names and values are checked by mergeSession, inside every store's atomic step (one walk,
-  // the same rules for patches, step results and direct store calls).
-  return body as SessionPatch
-}
-
-function invalidPatch(message: string): SessionProtocolError {
-  return new SessionProtocolError('invalid_patch', message)
-}
+/** Checks a patch body's shape against the protocol and returns the change it names; throws the protocol error. */
+export const parsePatch = (body: unknown): SessionPatch => toSessionChange(body)
 
 /** Checks a run body: empty, or `{ "input": any JSON }`. Returns the input. */
 export function parseRunInput(body: unknown): unknown {
   if (body === undefined) return undefined
-  if (!isPlainObject(body)) throw invalidPatch('The run body must be a JSON object: { "input": … }')
+  if (!isPlainObject(body)) throw new SessionProtocolError('invalid_patch', 'The run body must be a JSON object: { "input": … }')
   return body.input
 }

@@ -1,6 +1,7 @@
 import type { JsonValue, Variables } from '../shared/protocol.js'
 import { deepFreeze, isPlainObject, isStringArray, jsonValueProblem } from '../shared/rules.js'
-import { scopeWorkflow, type VariableAccess, type Workflow } from '../shared/workflow.js'
+import { scopeWorkflow, type Workflow } from '../shared/workflow.js'
+import { createDraft } from './draft.js'
 import { SessionProtocolError } from './errors.js'
 
 /** What a step is given: the session's stored variables (a frozen copy) and the caller's input. */
@@ -55,37 +56,18 @@ export async function runStep(step: Step, context: Omit<StepContext, 'workflow'>
     report(new Error(`Step returned an unusable result: ${problem}`))
     throw new SessionProtocolError('step_failed', `The step returned an unusable result: ${problem}`)
   }
-  return draft.mergeInto(result as StepResult)
+  return withDraftChanges(result as StepResult, draft)
 }
 
-/** The variables as a step sees them through `workflow(id)`, and what it changed there. */
-function createDraft(variables: Readonly<Variables>) {
-  const current = new Map(Object.entries(structuredClone(variables)))
-  const changed = new Map<string, JsonValue | undefined>()
-  const access: VariableAccess = {
-    get: (name) => current.get(name),
-    set: (name, value) => {
-      current.set(name, value)
-      changed.set(name, value)
-    },
-    delete: (name) => {
-      current.delete(name)
-      changed.set(name, undefined)
-    },
-    names: () => current.keys(),
+/** The step's own result wins over what it did through `workflow(id)`. */
+function withDraftChanges(result: StepResult, draft: ReturnType<typeof createDraft>): StepResult {
+  if (draft.size === 0) return result
+  const { variables: sets, deleted: deletes } = draft.changes()
+  return {
+    ...result,
+    variables: { ...sets, ...result.variables },
+    deleted: [...deletes.filter((name) => !Object.hasOwn(result.variables ?? {}, name)), ...(result.deleted ?? [])],
   }
-  /** The step's own result wins over what it did through `workflow(id)`. */
-  const mergeInto = (result: StepResult): StepResult => {
-    if (changed.size === 0) return result
-    const sets: Variables = {}
-    const deletes: string[] = []
-    for (const [name, value] of changed) {
-      if (value === undefined) deletes.push(name)
-      else sets[name] = value
-    }
-    return { ...result, variables: { ...sets, ...result.variables }, deleted: [...deletes.filter((name) => !Object.hasOwn(result.variables ?? {}, name)), ...(result.deleted ?? [])] }
-  }
-  return { access, mergeInto }
 }
 
 function resultProblem(result: unknown): string | null {

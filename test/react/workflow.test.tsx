@@ -101,10 +101,10 @@ describe('useSessions', () => {
   }
 
   it('lists sessions newest first, opens one, starts a new one, and deletes one', async () => {
-    await mock.store.apply('older-session', { variables: { [workflowDataKey('signup', 'email')]: 'old@example.com' }, userId: 'ada' })
+    await mock.store.create('older-session', { variables: { [workflowDataKey('signup', 'email')]: 'old@example.com' }, userId: 'ada' })
     await new Promise((resolve) => setTimeout(resolve, 5))
-    await mock.store.apply('newer-session', { variables: { [workflowDataKey('signup', 'email')]: 'new@example.com' }, userId: 'ada' })
-    await mock.store.apply('someone-elses', { variables: { secret: 1 }, userId: 'eve' })
+    await mock.store.create('newer-session', { variables: { [workflowDataKey('signup', 'email')]: 'new@example.com' }, userId: 'ada' })
+    await mock.store.create('someone-elses', { variables: { secret: 1 }, userId: 'eve' })
     render(
       <SessionProvider endpoint="/api/session" sessionId={undefined} storage={storage} headers={{ 'x-user': 'ada' }}>
         <Sessions />

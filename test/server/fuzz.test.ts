@@ -63,7 +63,7 @@ it('never answers 500 (but for a failing step), never changes a session on an er
       },
     },
   })
-  await store.apply(SEEDED, { variables: { kept: 1 }, userId: ADA })
+  await store.create(SEEDED, { variables: { kept: 1 }, userId: ADA })
   let tried = 0
 
   await fc.assert(

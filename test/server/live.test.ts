@@ -36,11 +36,38 @@ describe('live changes', () => {
     expect(watcher.getMeta().pendingKeys).toEqual(['mine'])
   })
 
-  it("keeps a stream to another user's session as closed as the session: 404, and 401 without a user when required", async () => {
+  it("streams another user's session exactly like an unused id: keep-alives, never its data; 401 without a user when required", async () => {
     const store = memoryStore()
-    await store.apply('live-owned-1', { variables: { secret: 1 }, userId: 'ada' })
+    await store.create('live-owned-1', { variables: { secret: 'ada-only' }, userId: 'ada' })
     const server = await start(store)
-    expect((await fetch(`${server.url}/api/session/live-owned-1/events`, { headers: { 'x-user': 'eve' } })).status).toBe(404)
+    /** Status, headers and the first 300 ms of the stream, as eve sees them. */
+    const seen = async (sessionId: string) => {
+      const abort = new AbortController()
+      const response = await fetch(`${server.url}/api/session/${sessionId}/events`, { headers: { 'x-user': 'eve' }, signal: abort.signal })
+      const reader = response.body!.getReader()
+      let text = ''
+      const until = Date.now() + 300
+      while (Date.now() < until) {
+        const chunk = await Promise.race([reader.read(), new Promise<null>((resolve) => setTimeout(() => resolve(null), until - Date.now()))])
+        if (!chunk || chunk.done) break
+        text += new TextDecoder().decode(chunk.value)
+      }
+      abort.abort()
+      const headers = [...response.headers].filter(([name]) => name !== 'date')
+      return { status: response.status, headers, text }
+    }
+    const theirs = await seen('live-owned-1')
+    // ada writes while eve listens: still nothing for eve.
+    const listening = seen('live-owned-1')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    await store.apply('live-owned-1', { variables: { secret: 'still ada-only' } })
+    const duringWrite = await listening
+    const unused = await seen('live-unused-1')
+    expect(theirs).toEqual(unused)
+    expect(duringWrite).toEqual(unused)
+    expect(unused.status).toBe(200)
+    expect(unused.text).toBe(': connected\n\n')
+
     const strict = await serve({ handler: createSessionHandler({ store, authorize: () => null, requireUser: true }), port: 0 })
     servers.push(strict)
     expect((await fetch(`${strict.url}/api/session/live-owned-1/events`)).status).toBe(401)

@@ -1,7 +1,7 @@
-import type { JsonValue, SessionSnapshot, Variables } from '../../shared/protocol.js'
+import type { JsonValue } from '../../shared/protocol.js'
 import { importAesKey, open, seal, type KeyMaterial } from '../../shared/crypto.js'
-import { assertValidChange } from '../merge.js'
-import { defineStore, type SessionStore } from './types.js'
+import { withCodec } from './define.js'
+import type { SessionStore } from './types.js'
 
 export interface EncryptionOptions {
   /** Keys by id. Old ids stay here as long as values sealed with them may be read. */
@@ -36,60 +36,31 @@ export function encryptedStore(inner: SessionStore, options: EncryptionOptions):
   if (!Object.hasOwn(options.keys, options.currentKeyId)) throw new Error(`encryptedStore: no key with id "${options.currentKeyId}" among the keys given`)
   const imported = new Map<string, Promise<CryptoKey>>()
   const keyOf = (id: string) => {
-    if (!Object.hasOwn(options.keys, id)) {
-      throw new Error(`A value was encrypted with key "${id}", which is not among the keys given to encryptedStore`)
-    }
     let key = imported.get(id)
     if (!key) imported.set(id, (key = importAesKey(options.keys[id]!)))
     return key
   }
   const context = (sessionId: string, name: string) => `${sessionId}\u0000${name}`
 
-  async function sealAll(sessionId: string, variables: Variables | undefined): Promise<Variables | undefined> {
-    if (!variables) return undefined
-    const key = await keyOf(options.currentKeyId)
-    const sealed: Variables = {}
-    for (const [name, value] of Object.entries(variables)) {
-      const box = await seal(key, JSON.stringify(value), context(sessionId, name))
-      sealed[name] = { '~enc': options.currentKeyId, ...box }
-    }
-    return sealed
-  }
-
-  async function openSnapshot(snapshot: SessionSnapshot): Promise<SessionSnapshot> {
-    const variables: Variables = {}
-    for (const [name, value] of Object.entries(snapshot.variables)) {
+  return withCodec(inner, {
+    async encode(sessionId, name, value) {
+      const box = await seal(await keyOf(options.currentKeyId), JSON.stringify(value), context(sessionId, name))
+      return { '~enc': options.currentKeyId, ...box }
+    },
+    async decode(sessionId, name, stored) {
       // Values the store itself writes (a workflow's lastModified stamp) are not sealed.
-      if (!isEnvelope(value)) {
-        variables[name] = value
-        continue
+      if (!isEnvelope(stored)) return stored
+      const keyId = stored['~enc']
+      if (!Object.hasOwn(options.keys, keyId)) {
+        throw new Error(
+          `Cannot decrypt variable "${name}" of session "${sessionId}": it was encrypted with key "${keyId}", which is not among the keys given to encryptedStore`,
+        )
       }
       try {
-        variables[name] = JSON.parse(await open(await keyOf(value['~enc']), value, context(snapshot.sessionId, name))) as JsonValue
-      } catch (error) {
-        if (error instanceof Error && error.message.startsWith('A value was encrypted with key')) throw error
-        throw new Error(`Cannot decrypt variable "${name}" of session "${snapshot.sessionId}" with key "${value['~enc']}": wrong key, or the data was changed`)
+        return JSON.parse(await open(await keyOf(keyId), stored, context(sessionId, name))) as JsonValue
+      } catch {
+        throw new Error(`Cannot decrypt variable "${name}" of session "${sessionId}" with key "${keyId}": wrong key, or the data was changed`)
       }
-    }
-    return { ...snapshot, variables }
-  }
-
-  const store = defineStore({
-    async get(sessionId) {
-      const snapshot = await inner.get(sessionId)
-      return snapshot && openSnapshot(snapshot)
     },
-    async apply(sessionId, change, limits) {
-      // The inner merge sees sealed values only: the rules apply to the caller's values here.
-      assertValidChange(change)
-      const variables = await sealAll(sessionId, change.variables)
-      const result = await inner.apply(sessionId, { ...change, ...(variables && { variables }) }, limits)
-      return { ...result, snapshot: await openSnapshot(result.snapshot) }
-    },
-    delete: (sessionId) => inner.delete(sessionId),
-    list: (listOptions) => inner.list(listOptions),
-    purgeExpired: () => inner.purgeExpired(),
-    close: () => inner.close(),
   })
-  return inner.watch ? { ...store, watch: (onChange) => inner.watch!(onChange) } : store
 }

@@ -1,8 +1,11 @@
 // node:fs loads when the store is first used, so importing `workflow-session/server` works in
 // any runtime with the Fetch API.
 type Fs = typeof import('node:fs/promises')
-import { mergeSession, type SessionRecord } from '../merge.js'
-import { defineStore, isExpired, pageOf, summarize, type SessionStore, type StoreOptions } from './types.js'
+import { isSessionId } from '../../shared/rules.js'
+import type { SessionRecord } from '../merge.js'
+import { defineStore } from './define.js'
+import { isExpired, pageOf, summarize } from './records.js'
+import type { SessionStore, StoreOptions } from './types.js'
 
 /**
  * One JSON file per session in `dir`. A write goes to a temporary file, is fsynced, renamed over
@@ -77,25 +80,28 @@ export function fileStore(dir: string, options: StoreOptions = {}): SessionStore
 
   async function sessionIds(): Promise<string[]> {
     await ready
-    return (await fs.readdir(dir)).filter((name) => name.endsWith('.json') && !name.startsWith('.')).map((name) => name.slice(0, -5))
+    return (await fs.readdir(dir)).filter((name) => name.endsWith('.json')).map((name) => name.slice(0, -5)).filter(isSessionId)
   }
 
   return defineStore(
     {
-      get: async (sessionId) => (await queued(sessionId, () => read(sessionId)))?.snapshot ?? null,
-      apply: (sessionId, change, limits) =>
+      read: (sessionId) => queued(sessionId, () => read(sessionId)),
+      update: (sessionId, decide) =>
         queued(sessionId, async () => {
-          const { record, applied } = mergeSession(await read(sessionId), sessionId, change, new Date(), limits)
-          if (applied) await write(sessionId, record)
-          return { snapshot: record.snapshot, applied }
+          const { write: next, result } = decide(await read(sessionId))
+          if (next === null) await remove(sessionId)
+          else if (next) await write(sessionId, next)
+          return result
         }),
-      delete: (sessionId) => queued(sessionId, async () => (await read(sessionId)) !== null && remove(sessionId)),
-      async list(listOptions = {}) {
+      async list(listOptions) {
         const records = await Promise.all((await sessionIds()).map((id) => queued(id, () => read(id))))
         return pageOf(
           records.filter((record): record is SessionRecord => record !== null).map((record) => summarize(record.snapshot)),
           listOptions,
         )
+      },
+      async *ids() {
+        for (const sessionId of await sessionIds()) if (await queued(sessionId, () => read(sessionId))) yield sessionId
       },
       async purgeExpired() {
         let purged = 0

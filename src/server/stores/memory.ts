@@ -1,9 +1,11 @@
-import { mergeSession, type SessionRecord } from '../merge.js'
-import { defineStore, isExpired, pageOf, summarize, type SessionStore, type StoreOptions } from './types.js'
+import type { SessionRecord } from '../merge.js'
+import { defineStore } from './define.js'
+import { isExpired, pageOf, summarize } from './records.js'
+import type { SessionStore, StoreOptions } from './types.js'
 
 /**
- * Sessions in this process's memory: for tests, Storybook and prototypes. Hands out copies, so
- * nothing a caller does to a returned snapshot reaches the store.
+ * Sessions in this process's memory: for tests, Storybook and prototypes. Keeps its own copies,
+ * so nothing a caller does to a value given or returned reaches the store.
  *
  * @example
  * const handler = createSessionHandler({ store: memoryStore({ ttlMs: 24 * 3600_000 }) })
@@ -21,22 +23,23 @@ export function memoryStore(options: StoreOptions = {}): SessionStore {
 
   return defineStore(
     {
-      async get(sessionId) {
+      async read(sessionId) {
         const record = live(sessionId)
-        return record ? structuredClone(record.snapshot) : null
+        return record && structuredClone(record)
       },
-      async apply(sessionId, change, limits) {
+      async update(sessionId, decide) {
         // Synchronous from read to write: nothing can interleave, so this is atomic.
-        const { record, applied } = mergeSession(live(sessionId), sessionId, structuredClone(change), new Date(), limits)
-        if (applied) records.set(sessionId, record)
-        return { snapshot: structuredClone(record.snapshot), applied }
+        const { write, result } = decide(structuredClone(live(sessionId)))
+        if (write === null) records.delete(sessionId)
+        else if (write) records.set(sessionId, structuredClone(write))
+        return result
       },
-      async delete(sessionId) {
-        return live(sessionId) !== null && records.delete(sessionId)
-      },
-      async list(listOptions = {}) {
+      async list(listOptions) {
         const alive = [...records.keys()].map(live).filter((record): record is SessionRecord => record !== null)
         return pageOf(alive.map((record) => summarize(structuredClone(record.snapshot))), listOptions)
+      },
+      async *ids() {
+        for (const sessionId of [...records.keys()]) if (live(sessionId)) yield sessionId
       },
       async purgeExpired() {
         const before = records.size

@@ -1,11 +1,16 @@
-import type { Pool, PoolClient, PoolConfig } from 'pg'
-import { mergeSession, type SessionRecord } from '../merge.js'
-import { defineStore, expiryCutoff, isExpired, summarize, type SessionStore, type StoreOptions } from './types.js'
+import type { ClientConfig, Pool, PoolClient, PoolConfig } from 'pg'
+import { SessionProtocolError } from '../errors.js'
+import type { SessionRecord } from '../merge.js'
+import { defineStore } from './define.js'
+import { watchChanges } from './postgres-listen.js'
+import { asUnavailable, describeTarget, isConnectionError } from './postgres-errors.js'
+import { expiryCutoff, isExpired, summarize } from './records.js'
+import type { SessionStore, StoreOptions } from './types.js'
 
 export interface PostgresStoreOptions extends StoreOptions {
   /** Table name; default `workflow_sessions`. */
   table?: string
-  /** Passed to pg's Pool (size, timeouts, ssl). */
+  /** Passed to pg's Pool (size, timeouts, ssl). Default: 10 connections, 5 s to connect. */
   pool?: Omit<PoolConfig, 'connectionString'>
 }
 
@@ -14,10 +19,16 @@ export const CHANGE_CHANNEL = 'workflow_session_changes'
 
 /**
  * Sessions in PostgreSQL, for several app servers sharing one database: one row per session
- * (`json`, kept verbatim: the merge relies on key order to forget the oldest clients), an index for "my sessions, newest first". `apply` runs in one transaction that
- * takes a per-session advisory lock, merges (the same `mergeSession` as every store), writes,
- * and NOTIFYs the change: safe under concurrent writers on different servers. The schema is
- * created on open. `watch()` hears the changes made through any server (LISTEN).
+ * (`json`, kept verbatim: the merge relies on key order to forget the oldest clients), an index
+ * for "my sessions, newest first". A write runs in one transaction that takes a per-session
+ * advisory lock, merges, writes and NOTIFYs the change: safe under concurrent writers on
+ * different servers. The schema is created on open. `watch()` hears the changes made through any
+ * server (LISTEN on a connection of its own, re-established after the database comes back).
+ *
+ * When the database cannot be reached (restart, failover, network), every call fails with
+ * `unavailable` (the handler answers 503 with `Retry-After`) and nothing is changed; the pool
+ * opens new connections as soon as the database answers again. Opening the store on an
+ * unreachable database fails with `unavailable` naming host and database.
  *
  * @example
  * const store = await postgresStore(process.env.DATABASE_URL!)
@@ -28,17 +39,27 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
   })
   const table = options.table ?? 'workflow_sessions'
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(table)) throw new Error(`postgresStore: "${table}" is not a plain table name`)
-  const pool: Pool = new pg.Pool({ connectionString: url, max: 10, ...options.pool })
-  await pool.query(`
-    CREATE TABLE IF NOT EXISTS ${table} (
-      id         text PRIMARY KEY,
-      user_id    text,
-      updated_at timestamptz NOT NULL,
-      record     json NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS ${table}_user_newest ON ${table} (user_id, updated_at DESC);
-    CREATE INDEX IF NOT EXISTS ${table}_newest ON ${table} (updated_at DESC);
-  `)
+  const connection: ClientConfig = { connectionString: url, connectionTimeoutMillis: 5000, ...options.pool }
+  const pool: Pool = new pg.Pool({ max: 10, ...connection })
+  // An idle connection the database ended (a restart) is dropped from the pool; the next query
+  // opens a new one. Without a listener, the pool's 'error' event would end the process.
+  pool.on('error', () => {})
+  try {
+    await pool.query(`
+      CREATE TABLE IF NOT EXISTS ${table} (
+        id         text PRIMARY KEY,
+        user_id    text,
+        updated_at timestamptz NOT NULL,
+        record     json NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS ${table}_user_newest ON ${table} (user_id, updated_at DESC);
+      CREATE INDEX IF NOT EXISTS ${table}_newest ON ${table} (updated_at DESC);
+    `)
+  } catch (error) {
+    await pool.end().catch(() => {})
+    const reason = error instanceof AggregateError ? (error.errors[0] as Error | undefined)?.message : (error as Error).message
+    throw new SessionProtocolError('unavailable', `postgresStore: cannot open the session table at ${describeTarget(url)}: ${reason || String(error)}`)
+  }
 
   const read = async (db: Pool | PoolClient, sessionId: string): Promise<SessionRecord | null> => {
     const { rows } = await db.query<{ record: SessionRecord }>(`SELECT record FROM ${table} WHERE id = $1`, [sessionId])
@@ -49,6 +70,11 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
 
   async function inTransaction<T>(sessionId: string, work: (db: PoolClient) => Promise<T>): Promise<T> {
     const db = await pool.connect()
+    // A checked-out connection the database ends between two queries emits 'error': the
+    // query under way fails with it, and the connection is thrown away below.
+    let broken = false
+    const onError = () => (broken = true)
+    db.on('error', onError)
     try {
       await db.query('BEGIN')
       // One writer per session at a time, across every server sharing the database.
@@ -57,77 +83,73 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
       await db.query('COMMIT')
       return result
     } catch (error) {
-      await db.query('ROLLBACK').catch(() => {})
+      if (isConnectionError(error)) broken = true
+      else await db.query('ROLLBACK').catch(() => (broken = true))
       throw error
     } finally {
-      db.release()
+      db.off('error', onError)
+      db.release(broken)
     }
   }
 
-  let listener: PoolClient | undefined
+  let listening: ReturnType<typeof watchChanges> | undefined
   let closing: Promise<void> | undefined
-  const watchers = new Set<(sessionId: string, version: number) => void>()
 
   const store = defineStore(
     {
-      get: async (sessionId) => (await read(pool, sessionId))?.snapshot ?? null,
-      apply: (sessionId, change, limits) =>
-        inTransaction(sessionId, async (db) => {
-          const { record, applied } = mergeSession(await read(db, sessionId), sessionId, change, new Date(), limits)
-          if (applied) {
-            await db.query(
-              `INSERT INTO ${table} (id, user_id, updated_at, record) VALUES ($1, $2, $3, $4)
-               ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, updated_at = excluded.updated_at, record = excluded.record`,
-              [sessionId, record.snapshot.userId ?? null, record.snapshot.updatedAt, JSON.stringify(record)],
-            )
-            await db.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, JSON.stringify({ id: sessionId, version: record.snapshot.version })])
-          }
-          return { snapshot: record.snapshot, applied }
-        }),
-      delete: (sessionId) =>
-        inTransaction(sessionId, async (db) => (await read(db, sessionId)) !== null && ((await db.query(`DELETE FROM ${table} WHERE id = $1`, [sessionId])).rowCount ?? 0) > 0),
-      async list({ userId, limit = 50, offset = 0 } = {}) {
-        const { rows } = await pool.query<{ record: SessionRecord }>(
-          `SELECT record FROM ${table} WHERE ($1::text IS NULL OR user_id = $1) AND updated_at > $2::timestamptz
-           ORDER BY updated_at DESC, id LIMIT $3 OFFSET $4`,
-          [userId ?? null, cutoff(), limit, offset],
+      read: (sessionId) => asUnavailable(read(pool, sessionId)),
+      update: (sessionId, decide) =>
+        asUnavailable(
+          inTransaction(sessionId, async (db) => {
+            const { write, result } = decide(await read(db, sessionId))
+            if (write === null) await db.query(`DELETE FROM ${table} WHERE id = $1`, [sessionId])
+            else if (write) {
+              await db.query(
+                `INSERT INTO ${table} (id, user_id, updated_at, record) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, updated_at = excluded.updated_at, record = excluded.record`,
+                [sessionId, write.snapshot.userId ?? null, write.snapshot.updatedAt, JSON.stringify(write)],
+              )
+              await db.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, JSON.stringify({ id: sessionId, version: write.snapshot.version })])
+            }
+            return result
+          }),
+        ),
+      async list({ userId, limit, offset }) {
+        const { rows } = await asUnavailable(
+          pool.query<{ record: SessionRecord }>(
+            `SELECT record FROM ${table} WHERE ($1::text IS NULL OR user_id = $1) AND updated_at > $2::timestamptz
+             ORDER BY updated_at DESC, id LIMIT $3 OFFSET $4`,
+            [userId ?? null, cutoff(), limit, offset],
+          ),
         )
         return rows.map((row) => summarize(row.record.snapshot))
       },
+      async *ids() {
+        // In batches by id (keyset), so a long walk neither holds a transaction nor loads every id at once.
+        for (let after = ''; ; ) {
+          const { rows } = await asUnavailable(
+            pool.query<{ id: string }>(`SELECT id FROM ${table} WHERE id > $1 AND updated_at > $2::timestamptz ORDER BY id LIMIT 500`, [after, cutoff()]),
+          )
+          for (const row of rows) yield row.id
+          if (rows.length < 500) return
+          after = rows[rows.length - 1]!.id
+        }
+      },
       async purgeExpired() {
         if (options.ttlMs === undefined) return 0
-        return (await pool.query(`DELETE FROM ${table} WHERE updated_at <= $1::timestamptz`, [cutoff()])).rowCount ?? 0
+        return (await asUnavailable(pool.query(`DELETE FROM ${table} WHERE updated_at <= $1::timestamptz`, [cutoff()]))).rowCount ?? 0
       },
       async close() {
-        listener?.release()
-        listener = undefined
+        listening?.stop()
         closing ??= pool.end()
         await closing
+      },
+      watch(onChange, onReconnect) {
+        listening ??= watchChanges(() => new pg.Client(connection), CHANGE_CHANNEL)
+        return listening.add(onChange, onReconnect)
       },
     },
     options,
   )
-
-  return {
-    ...store,
-    /** Hears every applied change, from any server: LISTEN on one pooled connection, opened on first use. */
-    watch(onChange) {
-      watchers.add(onChange)
-      if (!listener) {
-        void pool.connect().then(async (db) => {
-          listener = db
-          db.on('notification', (message) => {
-            try {
-              const { id, version } = JSON.parse(message.payload ?? '') as { id: string; version: number }
-              for (const watcher of watchers) watcher(id, version)
-            } catch {
-              // Not ours.
-            }
-          })
-          await db.query(`LISTEN ${CHANGE_CHANNEL}`)
-        })
-      }
-      return () => void watchers.delete(onChange)
-    },
-  }
+  return store as SessionStore & { watch: NonNullable<SessionStore['watch']> }
 }

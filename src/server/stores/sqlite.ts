@@ -1,6 +1,9 @@
 import type { Database } from 'better-sqlite3'
-import { mergeSession, type SessionRecord } from '../merge.js'
-import { defineStore, expiryCutoff, isExpired, summarize, type SessionStore, type StoreOptions } from './types.js'
+import { SessionProtocolError } from '../errors.js'
+import type { SessionRecord } from '../merge.js'
+import { defineStore } from './define.js'
+import { expiryCutoff, isExpired, summarize } from './records.js'
+import type { Decision, SessionStore, StoreOptions } from './types.js'
 
 export interface SqliteStoreOptions extends StoreOptions {
   /**
@@ -8,6 +11,11 @@ export interface SqliteStoreOptions extends StoreOptions {
    * of the process but a power cut may lose the last confirmed patches (never corrupts).
    */
   synchronous?: 'full' | 'normal'
+  /**
+   * How long a write waits for another process's write to the same file before it gives up
+   * (the request then answers 503 `unavailable`, and the client retries); default 5000 ms.
+   */
+  busyTimeoutMs?: number
 }
 
 const SCHEMA = `
@@ -24,7 +32,7 @@ const SCHEMA = `
 /**
  * Sessions in one SQLite file (better-sqlite3, WAL): the embedded default. Each patch is one
  * `BEGIN IMMEDIATE` transaction (read, merge, write, client `seq`), so several processes may share
- * the file safely.
+ * the file safely: a writer that finds the file locked by another waits (`busyTimeoutMs`).
  *
  * @example
  * const store = await sqliteStore('.data/sessions.db')
@@ -37,11 +45,12 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
     const [{ mkdir }, { dirname }] = await Promise.all([import('node:fs/promises'), import('node:path')])
     await mkdir(dirname(path), { recursive: true })
   }
-  const db: Database = new Sqlite(path)
-  db.pragma('journal_mode = WAL')
-  db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
-  db.pragma('busy_timeout = 5000')
-  db.exec(SCHEMA)
+  const db: Database = new Sqlite(path, { timeout: options.busyTimeoutMs ?? 5000 })
+  busyAsUnavailable(() => {
+    db.pragma('journal_mode = WAL')
+    db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
+    db.exec(SCHEMA)
+  })
 
   const select = db.prepare<[string], { record: string }>('SELECT record FROM sessions WHERE id = ?')
   const upsert = db.prepare<[string, string | null, string, string]>(
@@ -63,26 +72,36 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
     const record = JSON.parse(row.record) as SessionRecord
     return isExpired(record, options.ttlMs) ? null : record
   }
+  const listed = (rows: Array<{ record: string }>) => rows.map((row) => summarize((JSON.parse(row.record) as SessionRecord).snapshot))
   const cutoff = () => (options.ttlMs === undefined ? '' : expiryCutoff(options.ttlMs))
 
-  const applyInTransaction = db.transaction((sessionId: string, change: Parameters<SessionStore['apply']>[1], limits: Parameters<SessionStore['apply']>[2]) => {
-    const { record, applied } = mergeSession(read(sessionId), sessionId, change, new Date(), limits)
-    if (applied) upsert.run(sessionId, record.snapshot.userId ?? null, record.snapshot.updatedAt, JSON.stringify(record))
-    return { snapshot: record.snapshot, applied }
+  const updateInTransaction = db.transaction((sessionId: string, decide: (current: SessionRecord | null) => Decision<unknown>) => {
+    const { write, result } = decide(read(sessionId))
+    if (write === null) remove.run(sessionId)
+    else if (write) upsert.run(sessionId, write.snapshot.userId ?? null, write.snapshot.updatedAt, JSON.stringify(write))
+    return result
   })
-  const deleteInTransaction = db.transaction((sessionId: string) => read(sessionId) !== null && remove.run(sessionId).changes > 0)
+  const idsBatch = db.prepare<[string, string, number], { id: string }>('SELECT id FROM sessions WHERE id > ? AND updated_at > ? ORDER BY id LIMIT ?')
 
   return defineStore(
     {
-      get: async (sessionId) => read(sessionId)?.snapshot ?? null,
-      apply: async (sessionId, change, limits) => applyInTransaction.immediate(sessionId, change, limits),
-      delete: async (sessionId) => deleteInTransaction.immediate(sessionId),
-      async list({ userId, limit = 50, offset = 0 } = {}) {
-        const rows = userId === undefined ? listAll.all(cutoff(), limit, offset) : listMine.all(userId, cutoff(), limit, offset)
-        return rows.map((row) => summarize((JSON.parse(row.record) as SessionRecord).snapshot))
+      read: async (sessionId) => read(sessionId),
+      update: async <T>(sessionId: string, decide: (current: SessionRecord | null) => Decision<T>) =>
+        busyAsUnavailable(() => updateInTransaction.immediate(sessionId, decide) as T),
+      async list({ userId, limit, offset }) {
+        return listed(userId === undefined ? listAll.all(cutoff(), limit, offset) : listMine.all(userId, cutoff(), limit, offset))
+      },
+      async *ids() {
+        // In batches by id, so a long walk neither holds a read transaction nor loads every id at once.
+        for (let after = ''; ; ) {
+          const rows = idsBatch.all(after, cutoff(), 500)
+          for (const row of rows) yield row.id
+          if (rows.length < 500) return
+          after = rows[rows.length - 1]!.id
+        }
       },
       async purgeExpired() {
-        return options.ttlMs === undefined ? 0 : purge.run(cutoff()).changes
+        return options.ttlMs === undefined ? 0 : busyAsUnavailable(() => purge.run(cutoff()).changes)
       },
       async close() {
         if (db.open) db.close()
@@ -90,4 +109,16 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
     },
     options,
   )
+}
+
+/** Runs `work`; a database still locked by another process after the busy timeout is `unavailable` (503, retried). */
+function busyAsUnavailable<T>(work: () => T): T {
+  try {
+    return work()
+  } catch (error) {
+    if ((error as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
+      throw new SessionProtocolError('unavailable', 'The session database is busy with another process; try again')
+    }
+    throw error
+  }
 }

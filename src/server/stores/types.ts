@@ -1,6 +1,6 @@
-import type { JsonValue, SessionSnapshot, SessionSummary } from '../../shared/protocol.js'
-import { scopeWorkflow, type SubflowFrame } from '../../shared/workflow.js'
-import type { MergeLimits, SessionChange, SessionRecord } from '../merge.js'
+import type { JsonValue, SessionSnapshot, SessionSummary, Variables } from '../../shared/protocol.js'
+import type { SubflowFrame, Workflow } from '../../shared/workflow.js'
+import type { SessionChange, SessionRecord } from '../merge.js'
 
 export interface ApplyResult {
   snapshot: SessionSnapshot
@@ -8,10 +8,38 @@ export interface ApplyResult {
   applied: boolean
 }
 
+/**
+ * Who asks, when a request asks: `{ userId: 'ada' }` for a signed-in user, `{ userId: null }` for
+ * an anonymous one. A caller reaches sessions without an owner and its own, and nothing else
+ * ("no such session"). Server code that leaves `caller` out is trusted: it reaches every session.
+ */
+export interface Caller {
+  userId: string | null
+}
+
+export interface AccessOptions {
+  /** The request's caller; leave it out in trusted server code. */
+  caller?: Caller
+}
+
+export interface ApplyOptions extends AccessOptions {
+  /** Largest size of the stored variables, in bytes of JSON; default 1 MiB. */
+  maxBytes?: number
+}
+
+export interface CreateOptions {
+  variables?: Variables
+  workflowId?: string
+  /** The owner: only this user's requests reach the session. */
+  userId?: string
+  /** Largest size of the stored variables, in bytes of JSON; default 1 MiB. */
+  maxBytes?: number
+}
+
 export interface ListOptions {
   /** Only this owner's sessions. */
   userId?: string
-  /** Page size; default 50. */
+  /** Page size, 1 to 1000; default 50. */
   limit?: number
   /** How many of the newest sessions to skip. */
   offset?: number
@@ -22,9 +50,13 @@ export interface StoreOptions {
   ttlMs?: number
 }
 
+/** Told of every applied change, from any server sharing the store. */
+export type ChangeListener = (sessionId: string, version: number) => void
+
 /**
- * Where sessions live. Every method returns copies; `apply` is atomic per session: the merge,
- * the version bump and the client's `seq` are written together or not at all.
+ * Where sessions live. Every method checks the session id (`invalid_session_id`), takes copies
+ * of what it is given and returns copies. `apply` is atomic per session: the merge, the version
+ * bump and the client's `seq` are written together or not at all.
  *
  * @example
  * const store = memoryStore()
@@ -32,14 +64,21 @@ export interface StoreOptions {
  * await store.getState<string>('session-1', 'email') // → 'a@b.c'
  */
 export interface SessionStore {
-  /** The session, or null when there is none (or it expired). */
-  get(sessionId: string): Promise<SessionSnapshot | null>
-  /** Merges `change` atomically (see `mergeSession`), creating the session when missing. */
-  apply(sessionId: string, change: SessionChange, limits?: MergeLimits): Promise<ApplyResult>
-  /** Removes the session; true when there was one. */
-  delete(sessionId: string): Promise<boolean>
-  /** Sessions, newest `updatedAt` first. */
+  /** The session, or null when there is none (or it expired, or `caller` may not see it). */
+  get(sessionId: string, options?: AccessOptions): Promise<SessionSnapshot | null>
+  /**
+   * Merges `change` atomically (see `mergeSession`), creating the session when missing (owned by
+   * `caller`, when one is given). A session `caller` may not reach is `not_found`.
+   */
+  apply(sessionId: string, change: SessionChange, options?: ApplyOptions): Promise<ApplyResult>
+  /** Makes a new session (version 1); throws `exists` when the id is taken. */
+  create(sessionId: string, options?: CreateOptions): Promise<SessionSnapshot>
+  /** Removes the session; true when there was one (that `caller` may reach). */
+  delete(sessionId: string, options?: AccessOptions): Promise<boolean>
+  /** Sessions, newest `updatedAt` first, one page at a time (for a UI). */
   list(options?: ListOptions): Promise<SessionSummary[]>
+  /** Every live session id, unpaged, in no particular order (for jobs: export, migration, audit). */
+  ids(): AsyncIterable<string>
   /** Removes expired sessions now (stores with `ttlMs` also do it on their own); returns how many. */
   purgeExpired(): Promise<number>
   /** One variable of a session, or undefined. */
@@ -48,13 +87,27 @@ export interface SessionStore {
   setState<T = JsonValue>(sessionId: string, key: string, value: T): Promise<SessionSnapshot>
   /** One workflow's part of a session (its fields, step and subflow stack), or null without the session. */
   getWorkflow(sessionId: string, workflowId: string): Promise<WorkflowState | null>
+  /**
+   * Changes one workflow's part of a session from server code, as a step would: `edit` gets the
+   * workflow's view (the same members as `useWorkflow`), and what it changes is merged as one
+   * patch with one version bump. If another write lands between the read and the merge, `edit`
+   * runs again on the newer session, so it sees every change it overwrites. Creates the session
+   * when missing; returns the new snapshot.
+   */
+  updateWorkflow<Data extends object = Record<string, JsonValue>>(
+    sessionId: string,
+    workflowId: string,
+    edit: (workflow: Workflow<Data>) => void | Promise<void>,
+  ): Promise<SessionSnapshot>
   /** Releases files and connections; waits for writes under way. */
   close(): Promise<void>
   /**
    * Stores shared by several servers (PostgreSQL) tell of every applied change, wherever it was
-   * made; the handler's change feed listens. Stores of one process leave it out.
+   * made; the handler's change feed listens. `onReconnect` runs after the store lost and regained
+   * its way of hearing changes: any session may have changed meanwhile. Stores of one process
+   * leave it out.
    */
-  watch?(onChange: (sessionId: string, version: number) => void): () => void
+  watch?(onChange: ChangeListener, onReconnect?: () => void): () => void
 }
 
 /** What `getWorkflow` reads: the same fields a `useWorkflow` view shows. */
@@ -67,68 +120,33 @@ export interface WorkflowState {
   lastModified: string | null
 }
 
-/** What a store implements; `defineStore` adds the helpers and expiry timer. */
-export type StoreCore = Omit<SessionStore, 'getState' | 'setState' | 'getWorkflow'>
-
-/** Adds `getState`/`setState` on top of the core methods, and purges expired sessions periodically. */
-export function defineStore(core: StoreCore, options: StoreOptions = {}): SessionStore {
-  let timer: ReturnType<typeof setInterval> | undefined
-  if (options.ttlMs !== undefined) {
-    timer = setInterval(() => void core.purgeExpired().catch(() => {}), Math.min(options.ttlMs, 10 * 60_000))
-    timer.unref?.()
-  }
-  return {
-    ...core,
-    async getState<T>(sessionId: string, key: string) {
-      const snapshot = await core.get(sessionId)
-      return snapshot && Object.hasOwn(snapshot.variables, key) ? (snapshot.variables[key] as T) : undefined
-    },
-    async setState(sessionId, key, value) {
-      return (await core.apply(sessionId, { variables: { [key]: value as JsonValue } })).snapshot
-    },
-    async getWorkflow(sessionId, workflowId) {
-      const snapshot = await core.get(sessionId)
-      if (!snapshot) return null
-      const readOnly = () => {
-        throw new Error('getWorkflow reads only: change a session with apply() or a step')
-      }
-      const variables = snapshot.variables
-      const workflow = scopeWorkflow(
-        { get: (name) => (Object.hasOwn(variables, name) ? variables[name] : undefined), set: readOnly, delete: readOnly, names: () => Object.keys(variables) },
-        workflowId,
-      )
-      const { step, flow, stack, params, lastModified } = workflow
-      return { data: workflow.getAll() as Record<string, JsonValue>, step, flow, stack, params, lastModified }
-    },
-    async close() {
-      if (timer) clearInterval(timer)
-      await core.close()
-    },
-  }
+/**
+ * What a backend decides inside its atomic step: a record to write, `null` to delete the
+ * session, or nothing (leave it); `result` is handed back to the caller.
+ */
+export interface Decision<T> {
+  write?: SessionRecord | null
+  result: T
 }
 
-/** Whether `record` has outlived `ttlMs` at `now`. */
-export function isExpired(record: SessionRecord | SessionSnapshot, ttlMs: number | undefined, now = Date.now()): boolean {
-  const snapshot = 'snapshot' in record ? record.snapshot : record
-  return ttlMs !== undefined && Date.parse(snapshot.updatedAt) + ttlMs <= now
-}
-
-/** The oldest `updatedAt` that is still alive, as an ISO string (for stores that query by it). */
-export function expiryCutoff(ttlMs: number, now = Date.now()): string {
-  return new Date(now - ttlMs).toISOString()
-}
-
-export function summarize(snapshot: SessionSnapshot): SessionSummary {
-  const { variables: _variables, ...summary } = snapshot
-  return summary
-}
-
-export function byNewest(a: SessionSummary, b: SessionSummary): number {
-  return a.updatedAt < b.updatedAt ? 1 : a.updatedAt > b.updatedAt ? -1 : a.sessionId < b.sessionId ? -1 : 1
-}
-
-/** Filters, sorts and pages summaries the way `list` promises (for stores without a query language). */
-export function pageOf(summaries: SessionSummary[], { userId, limit = 50, offset = 0 }: ListOptions): SessionSummary[] {
-  const mine = userId === undefined ? summaries : summaries.filter((summary) => summary.userId === userId)
-  return mine.sort(byNewest).slice(offset, offset + limit)
+/**
+ * What a storage backend provides; `defineStore` builds the whole {@link SessionStore} on it
+ * (ids, copies, owner checks, the merge, workflows). One file per backend.
+ */
+export interface StoreBackend {
+  /** The live record (null when missing or expired), as a copy the caller may keep. */
+  read(sessionId: string): Promise<SessionRecord | null>
+  /**
+   * Atomically for this session (against every writer, in every process that shares the
+   * backend): reads the live record, calls `decide` with it (synchronously; it may throw, and
+   * then nothing is written), and writes what it decided. `decide` may not change `current`.
+   */
+  update<T>(sessionId: string, decide: (current: SessionRecord | null) => Decision<T>): Promise<T>
+  /** Summaries of live sessions, newest first, filtered and paged (options are checked). */
+  list(options: Required<Pick<ListOptions, 'limit' | 'offset'>> & Pick<ListOptions, 'userId'>): Promise<SessionSummary[]>
+  /** Every live session id. */
+  ids(): AsyncIterable<string>
+  purgeExpired(): Promise<number>
+  close(): Promise<void>
+  watch?(onChange: ChangeListener, onReconnect?: () => void): () => void
 }
