@@ -2,6 +2,8 @@
 // runtime with the Fetch API; `serve()` loads node:http when it is called.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { SessionProtocolError, errorResponse } from './errors.js'
 
 /**
  * Anything that answers a `Request` with a `Response` (the session handler, or your router
@@ -11,7 +13,10 @@ export type FetchHandler = ((request: Request) => Response | Promise<Response>) 
 
 /**
  * Adapts a fetch-style handler to `node:http`: `http.createServer(toNodeListener(handler))`.
- * The body is streamed to the handler, so its size limit stops reading early.
+ * The body is streamed to the handler, so its size limit stops reading early. Requests the
+ * Fetch API cannot represent get the protocol's JSON errors: 405 for TRACE, 400 `bad_request`
+ * for a malformed Host. (CONNECT and methods Node does not know never reach a listener;
+ * `serve()` answers those too.)
  *
  * @example
  * http.createServer(toNodeListener(createSessionHandler({ store }))).listen(3000)
@@ -21,19 +26,40 @@ export function toNodeListener(handler: FetchHandler, onError: (error: unknown) 
     if (isClosing()) {
       // A request on a kept-alive connection while the server closes: not served, and the
       // connection goes, so the client retries elsewhere (or once the server is back).
-      res.writeHead(503, { 'content-type': 'application/json', connection: 'close', 'retry-after': '1' })
-      res.end(JSON.stringify({ error: { code: 'internal_error', message: 'The server is shutting down' } }))
-      return
+      res.setHeader('connection', 'close')
+      return answer(new SessionProtocolError('unavailable', 'The server is shutting down'), req, res)
     }
-    void respond(handler, req, res).catch((error: unknown) => {
+    let request: Request
+    try {
+      request = toRequest(req, res)
+    } catch {
+      // Node's parser lets through requests that `new Request` refuses.
+      return answer(refusal(req.method), req, res)
+    }
+    void respond(handler, request, req, res).catch((error: unknown) => {
       onError(error)
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' })
-      res.end(res.headersSent ? undefined : JSON.stringify({ error: { code: 'internal_error', message: 'Internal error' } }))
+      // Once the head is written, a 500 can no longer follow: cut the connection, so that the
+      // client sees a broken response rather than a short 200.
+      if (res.headersSent) res.destroy()
+      else answer(new SessionProtocolError('internal_error', 'The server could not handle the request'), req, res)
     })
   }
 }
 
-async function respond(handler: FetchHandler, req: IncomingMessage, res: ServerResponse): Promise<void> {
+function answer(error: SessionProtocolError, req: IncomingMessage, res: ServerResponse): void {
+  send(errorResponse(error), req, res).catch(() => res.destroy())
+}
+
+async function respond(handler: FetchHandler, request: Request, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  await send(await handler(request), req, res)
+}
+
+/** A Host that a URL holds as it is: `evil/api/session/x?` would change the path the handler sees. */
+const PLAIN_HOST = /^[A-Za-z0-9._~:[\]-]+$/
+
+function toRequest(req: IncomingMessage, res: ServerResponse): Request {
+  const host = req.headers.host || 'localhost'
+  if (!PLAIN_HOST.test(host)) throw new TypeError('Malformed Host header')
   const headers = new Headers()
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined) continue
@@ -44,26 +70,84 @@ async function respond(handler: FetchHandler, req: IncomingMessage, res: ServerR
   res.on('close', () => abort.abort())
   const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: abort.signal }
   if (method !== 'GET' && method !== 'HEAD') {
-    init.body = (ReadableStream as unknown as { from(source: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> }).from(req)
+    init.body = bodyOf(req)
     init.duplex = 'half'
   }
-  const response = await handler(new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, init))
+  return new Request(`http://${host}${req.url ?? '/'}`, init)
+}
 
-  const outHeaders: Record<string, string | string[]> = {}
+/** Methods the Fetch API refuses to represent (`new Request` throws on them). */
+const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
+
+function refusal(method = ''): SessionProtocolError {
+  if (FORBIDDEN_METHODS.has(method.toUpperCase())) return new SessionProtocolError('method_not_allowed', `${method} is not served here`)
+  return new SessionProtocolError('bad_request', 'The request cannot be read: its URL or headers are malformed')
+}
+
+/**
+ * The request body as a web stream, read from `req` only as the handler reads it. Cancelling
+ * it (a size limit) must not destroy `req`: that resets the connection before the answer (413)
+ * is out. The rest is read and dropped instead, and the answer closes the connection.
+ */
+function bodyOf(req: IncomingMessage): ReadableStream<Uint8Array> {
+  let detach: (() => void) | undefined
+  return new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        if (!detach) {
+          const data = (chunk: Buffer) => {
+            controller.enqueue(chunk)
+            if (controller.desiredSize! <= 0) req.pause()
+          }
+          const end = () => controller.close()
+          const fail = (error: Error) => controller.error(error)
+          req.on('data', data).once('end', end).once('error', fail)
+          detach = () => void req.off('data', data).off('end', end).off('error', fail)
+        }
+        req.resume()
+      },
+      cancel() {
+        detach?.()
+        req.resume()
+      },
+    },
+    { highWaterMark: 0 },
+  )
+}
+
+/** Writes `response` to `res`; throws what fails, before or after the head went out (`res.headersSent` tells which). */
+async function send(response: Response, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const head: Record<string, string | string[]> = {}
   response.headers.forEach((value, name) => {
-    outHeaders[name] = name === 'set-cookie' ? response.headers.getSetCookie() : value
+    head[name] = name === 'set-cookie' ? response.headers.getSetCookie() : value
   })
-  // A request whose body was not read to the end (413) cannot keep its connection.
-  if (!req.readableEnded && init.body) outHeaders.connection = 'close'
-  res.writeHead(response.status, outHeaders)
-  if (!response.body) {
-    res.end()
-    return
+  if (!req.complete) {
+    // A request whose body was not read to the end (413) cannot keep its connection. Its rest
+    // is read and dropped meanwhile, so that the client can go on sending until it reads this.
+    head.connection = 'close'
+    if (req.listenerCount('data') === 0) req.resume()
   }
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-    if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve))
+  res.writeHead(response.status, head)
+  if (!response.body) return void res.end()
+  const reader = response.body.getReader()
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    // The client is gone: stop the stream (a change feed ends its subscription).
+    if (res.destroyed) return void reader.cancel().catch(() => {})
+    if (!res.write(value)) await drained(res)
   }
   res.end()
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.removeListener('drain', done).removeListener('close', done)
+      resolve()
+    }
+    res.on('drain', done).on('close', done)
+  })
 }
 
 export interface ServeOptions {
@@ -79,6 +163,19 @@ export interface ServeOptions {
   onClose?: () => void | Promise<void>
   /** After this long, `close()` cuts connections still open; default 10 s. */
   closeTimeoutMs?: number
+  /**
+   * Longest wait for a request's whole head; default 30 s, and never more than
+   * `requestTimeoutMs` (Node refuses a longer one). The client gets 408 and the connection closes.
+   */
+  headersTimeoutMs?: number
+  /**
+   * Longest wait for a whole request, head and body; default 30 s, plenty for a JSON patch,
+   * where Node's own 300 s would let a body sent a byte at a time hold a connection for five
+   * minutes. The client gets 408 and the connection closes; 0 turns the limit off. Responses
+   * are not limited: a change feed (`GET …/events`) was fully received when it started, so it
+   * streams as long as it likes.
+   */
+  requestTimeoutMs?: number
 }
 
 export interface RunningServer {
@@ -101,9 +198,29 @@ export interface RunningServer {
  */
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const { handler, port = 3000, hostname = '127.0.0.1', onError, shutdownSignals = [], onClose, closeTimeoutMs = 10_000 } = options
-  const { createServer } = await import('node:http')
+  const { requestTimeoutMs = 30_000, headersTimeoutMs = Math.min(30_000, requestTimeoutMs || Infinity) } = options
+  const { createServer, STATUS_CODES } = await import('node:http')
   let closing: Promise<void> | undefined
-  const server = createServer(toNodeListener(handler, onError, () => closing !== undefined))
+  // Node looks for overdue requests on this beat (its default, 30 s, would let a 1 s limit run 30 s).
+  const shortestTimeout = Math.min(headersTimeoutMs || Infinity, requestTimeoutMs || Infinity)
+  const server = createServer(
+    {
+      headersTimeout: headersTimeoutMs,
+      requestTimeout: requestTimeoutMs,
+      ...(shortestTimeout < Infinity && { connectionsCheckingInterval: Math.max(100, Math.ceil(shortestTimeout / 10)) }),
+    },
+    toNodeListener(handler, onError, () => closing !== undefined),
+  )
+  // CONNECT, and methods Node's parser does not know (TRACK), never reach the listener.
+  const notAllowed = () => new SessionProtocolError('method_not_allowed', 'This method is not served here')
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => {}) // Node has let go of this socket, and its error listener
+    void answerOnSocket(socket, notAllowed(), STATUS_CODES)
+  })
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (error.code === 'HPE_INVALID_METHOD' && mayAnswer(socket)) return void answerOnSocket(socket, notAllowed(), STATUS_CODES)
+    answerLikeNode(error, socket)
+  })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, hostname, () => resolve())
@@ -138,4 +255,35 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   for (const signal of shutdownSignals) process.once(signal, onSignal)
 
   return { server, url: `http://${host}:${address.port}`, close }
+}
+
+/**
+ * Whether a raw answer can go out on `socket` now: not when a response is already under way on
+ * it (Node's own test, on its own field), as bytes written then would corrupt that response.
+ */
+function mayAnswer(socket: Duplex): boolean {
+  return socket.writable && !(socket as { _httpMessage?: ServerResponse | null })._httpMessage?.headersSent
+}
+
+/** A protocol error written straight to a socket that no response object owns; then it closes. */
+async function answerOnSocket(socket: Duplex, error: SessionProtocolError, reasons: Record<number, string | undefined>): Promise<void> {
+  const response = errorResponse(error)
+  const body = Buffer.from(await response.arrayBuffer())
+  let head = `HTTP/1.1 ${response.status} ${reasons[response.status] ?? ''}\r\n`
+  response.headers.forEach((value, name) => (head += `${name}: ${value}\r\n`))
+  head += `content-length: ${body.length}\r\nconnection: close\r\n\r\n`
+  if (!socket.writable) return void socket.destroy()
+  socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]), () => socket.destroy())
+}
+
+/** What Node answers to a request it cannot parse or that took too long, when nobody listens for `clientError`. */
+const NODE_ANSWERS: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: '413 Payload Too Large',
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+}
+
+function answerLikeNode(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (mayAnswer(socket)) socket.write(`HTTP/1.1 ${NODE_ANSWERS[error.code ?? ''] ?? '400 Bad Request'}\r\nConnection: close\r\n\r\n`)
+  socket.destroy(error)
 }
