@@ -3,6 +3,7 @@ import { expect, it } from 'vitest'
 import { createSessionHandler, memoryStore, StepError } from '../../src/server/index.js'
 
 const SEEDED = 'fuzz-session-1'
+const EVES = 'fuzz-eves-session'
 const ADA = 'ada'
 
 const hostileKey = fc.constantFrom('__proto__', 'constructor', 'prototype', 'polluted', '', 'k'.repeat(257), 'wf:x:v:y', 'toString', 'valueOf', 'hasOwnProperty')
@@ -15,11 +16,31 @@ const patchBody = fc.record(
     clientId: fc.oneof(fc.string({ maxLength: 140 }), fc.integer()),
     seq: fc.oneof(fc.integer(), fc.double(), fc.string()),
     workflowId: fc.oneof(fc.string({ maxLength: 140 }), fc.constant(null)),
+    // Fields a patch does not have: the owner comes only from authorize, the rest from the server.
+    userId: fc.constantFrom(ADA, 'eve', '', null),
+    version: fc.oneof(fc.integer(), fc.string()),
+    createdAt: fc.constantFrom('1970-01-01T00:00:00.000Z', 'yesterday'),
+    updatedAt: fc.constantFrom('2999-01-01T00:00:00.000Z'),
+    sessionId: fc.constantFrom(SEEDED, 'fuzz-other-1'),
   },
   { requiredKeys: [] },
-)
+).chain((patch) => fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }).map((extra) => ({ ...extra, ...patch })))
+/** A patch the server accepts, carrying fields that would claim a session if they were trusted. */
+const claimingPatch = fc
+  .record(
+    {
+      variables: fc.dictionary(fc.stringMatching(/^[a-z]{1,8}$/), fc.jsonValue({ maxDepth: 2 }), { minKeys: 1, maxKeys: 3 }),
+      userId: fc.constantFrom(ADA, 'eve'),
+      version: fc.integer(),
+      createdAt: fc.constant('1970-01-01T00:00:00.000Z'),
+      sessionId: fc.constantFrom(SEEDED, EVES),
+    },
+    { requiredKeys: ['variables', 'userId'] },
+  )
+  .map((patch) => JSON.stringify(patch))
 /** Raw text: JSON of a patch, any JSON, garbage, prototype-polluting JSON, or nothing. */
 const body = fc.oneof(
+  claimingPatch,
   patchBody.map((patch) => JSON.stringify(patch)),
   fc.jsonValue({ maxDepth: 3 }).map((json) => JSON.stringify(json)),
   fc.string({ maxLength: 200 }),
@@ -34,8 +55,9 @@ const body = fc.oneof(
   ),
   fc.integer({ min: 1000, max: 5000 }).map((size) => JSON.stringify({ variables: { big: 'x'.repeat(size) } })),
 )
-const sessionId = fc.oneof(fc.constant(SEEDED), fc.constant('fuzz-other-1'), fc.string({ maxLength: 140 }), fc.constantFrom('..', '%2e%2e', 'a/b', 'short', '%E0%A4%A', '__proto__'))
+const sessionId = fc.oneof(fc.constant(SEEDED), fc.constant('fuzz-other-1'), fc.constant(EVES), fc.string({ maxLength: 140 }), fc.constantFrom('..', '%2e%2e', 'a/b', 'short', '%E0%A4%A', '__proto__'))
 const path = fc.oneof(
+  fc.constantFrom(SEEDED, EVES).map((id) => `/api/session/${id}`),
   sessionId.map((id) => `/api/session/${id}`),
   sessionId.map((id) => `/api/session/${id}/run/ok`),
   fc.tuple(sessionId, fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('boom', 'toString', '__proto__', 'constructor'))).map(([id, step]) => `/api/session/${id}/run/${encodeURIComponent(step)}`),
@@ -49,7 +71,7 @@ const request = fc.record({
   user: fc.constantFrom(ADA, 'eve', undefined),
 })
 
-it('never answers 500 (but for a failing step), never changes a session on an error, never pollutes a prototype', async () => {
+it("never answers 500 (but for a failing step), never changes a session on an error, never pollutes a prototype, never lets a caller reach another's session", async () => {
   const store = memoryStore()
   const handler = createSessionHandler({
     store,
@@ -64,12 +86,15 @@ it('never answers 500 (but for a failing step), never changes a session on an er
     },
   })
   await store.create(SEEDED, { variables: { kept: 1 }, userId: ADA })
+  await store.create(EVES, { variables: { kept: 2 }, userId: 'eve' })
   let tried = 0
 
   await fc.assert(
     fc.asyncProperty(request, async ({ method, path: target, contentType, body: text, user }) => {
       tried++
       const before = await store.get(SEEDED)
+      const targetId = /^\/api\/session\/([A-Za-z0-9_-]{8,128})(\/|$)/.exec(target)?.[1]
+      const targetBefore = targetId === undefined ? null : await store.get(targetId)
       const headers: Record<string, string> = {}
       if (contentType) headers['content-type'] = contentType
       if (user) headers['x-user'] = user
@@ -93,6 +118,16 @@ it('never answers 500 (but for a failing step), never changes a session on an er
       // it, the id is free and anyone may start a new session under it).
       if (before?.userId === ADA && user !== ADA && response.status < 400 && target.includes(SEEDED)) {
         throw new Error(`another user reached the seeded session: ${method} ${target} → ${response.status}`)
+      }
+      if (targetId !== undefined) {
+        const owner = targetBefore?.userId
+        if (owner !== undefined && owner !== user && response.status < 400) {
+          throw new Error(`${user ?? 'an anonymous caller'} reached ${owner}'s session: ${method} ${target} → ${response.status}`)
+        }
+        // The owner is whoever first wrote, as authorize said: never a body's userId, and it never changes.
+        const after = await store.get(targetId)
+        if (after && targetBefore) expect(after.userId).toBe(targetBefore.userId)
+        if (after && !targetBefore) expect(after.userId).toBe(user)
       }
       expect(({} as Record<string, unknown>).polluted).toBeUndefined()
       expect(Object.keys(Object.prototype)).toEqual([])

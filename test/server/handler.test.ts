@@ -237,6 +237,42 @@ describe('every protocol error is JSON and changes nothing', () => {
     expect((await call('GET', `/api/session/${ID}`, undefined, ada)).body).toMatchObject({ version: 1, variables: { secret: 1 }, userId: 'ada' })
   })
 
+  it("tells no one which ids exist: another user's session and an unused id look the same on every read, delete and stream", async () => {
+    const { handler, store } = setup({ authorize: (request) => request.headers.get('x-user'), steps: { s: () => ({ output: 1 }) } })
+    await store.create('owned-by-ada-0001', { variables: { secret: 1 }, userId: 'ada' })
+    /** Everything a caller can observe of one request: status, headers, and the body (the first chunk of a stream). */
+    const observe = async (method: string, path: string, headers: Record<string, string>, body?: string) => {
+      const abort = new AbortController()
+      const init: RequestInit = { method, headers: { ...headers, ...(body !== undefined && { 'content-type': 'application/json' }) }, signal: abort.signal }
+      if (body !== undefined) init.body = body
+      const response = await handler(new Request(`http://localhost${path}`, init))
+      const reader = response.body?.getReader()
+      const first = reader ? await reader.read() : undefined
+      abort.abort()
+      await reader?.cancel().catch(() => {})
+      return { status: response.status, headers: [...response.headers], body: first?.value ? new TextDecoder().decode(first.value) : '' }
+    }
+    const requests: Array<[string, string, string?]> = [
+      ['GET', ''],
+      ['DELETE', ''],
+      ['GET', '/events'],
+      ['PUT', '', '{}'],
+      ['GET', '/run/s'],
+      ['POST', '/run/unknown', '{}'],
+      ['POST', '/elsewhere', '{}'],
+    ]
+    for (const who of [{ 'x-user': 'eve' }, {}]) {
+      for (const [method, suffix, body] of requests) {
+        const theirs = await observe(method, `/api/session/owned-by-ada-0001${suffix}`, who, body)
+        const unused = await observe(method, `/api/session/never-used-0001${suffix}`, who, body)
+        expect(theirs, `${method} {id}${suffix} as ${JSON.stringify(who)}`).toEqual(unused)
+      }
+    }
+    // Ada's session is untouched, and the unused id is still unused.
+    expect(await store.get('owned-by-ada-0001')).toMatchObject({ version: 1, variables: { secret: 1 } })
+    expect(await store.get('never-used-0001')).toBeNull()
+  })
+
   it('answers an unknown path with 404 and a wrong method with 405, as JSON', async () => {
     const { call } = setup()
     expect((await call('GET', '/elsewhere')).status).toBe(404)
