@@ -1,7 +1,7 @@
 import type { ErrorBody, ProtocolErrorCode } from '../shared/protocol.js'
 
-/** The HTTP status of each error code (docs/protocol.md, "Errors"). */
-export const STATUS_OF: Record<ProtocolErrorCode | 'internal_error' | 'bad_request', number> = {
+/** The HTTP status of each error code (docs/protocol.md, "Errors"); `exists` is the stores' own (`create`). */
+export const STATUS_OF: Record<ProtocolErrorCode | 'internal_error' | 'exists' | 'bad_request', number> = {
   bad_request: 400,
   invalid_json: 400,
   invalid_patch: 400,
@@ -12,6 +12,7 @@ export const STATUS_OF: Record<ProtocolErrorCode | 'internal_error' | 'bad_reque
   not_found: 404,
   unknown_step: 404,
   method_not_allowed: 405,
+  exists: 409,
   too_large: 413,
   unsupported_media_type: 415,
   step_failed: 500,
