@@ -261,7 +261,7 @@ describe('every protocol error is JSON and changes nothing', () => {
       ['POST', '/run/unknown', '{}'],
       ['POST', '/elsewhere', '{}'],
     ]
-    for (const who of [{ 'x-user': 'eve' }, {}]) {
+    for (const who of [{ 'x-user': 'eve' }, {}] as Array<Record<string, string>>) {
       for (const [method, suffix, body] of requests) {
         const theirs = await observe(method, `/api/session/owned-by-ada-0001${suffix}`, who, body)
         const unused = await observe(method, `/api/session/never-used-0001${suffix}`, who, body)

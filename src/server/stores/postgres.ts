@@ -17,6 +17,9 @@ export interface PostgresStoreOptions extends StoreOptions {
 /** The NOTIFY channel that carries `{ "id", "version" }` of each applied change to every server. */
 export const CHANGE_CHANNEL = 'workflow_session_changes'
 
+/** The `application_name` of the connection that LISTENs (to tell it apart in `pg_stat_activity`). */
+const LISTENER_NAME = 'workflow-session listen'
+
 /**
  * Sessions in PostgreSQL, for several app servers sharing one database: one row per session
  * (`json`, kept verbatim: the merge relies on key order to forget the oldest clients), an index
@@ -39,7 +42,7 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
   })
   const table = options.table ?? 'workflow_sessions'
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(table)) throw new Error(`postgresStore: "${table}" is not a plain table name`)
-  const connection: ClientConfig = { connectionString: url, connectionTimeoutMillis: 5000, ...options.pool }
+  const connection: ClientConfig = { connectionString: url, connectionTimeoutMillis: 5000, application_name: 'workflow-session', ...options.pool }
   const pool: Pool = new pg.Pool({ max: 10, ...connection })
   // An idle connection the database ended (a restart) is dropped from the pool; the next query
   // opens a new one. Without a listener, the pool's 'error' event would end the process.
@@ -145,7 +148,7 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
         await closing
       },
       watch(onChange, onReconnect) {
-        listening ??= watchChanges(() => new pg.Client(connection), CHANGE_CHANNEL)
+        listening ??= watchChanges(() => new pg.Client({ ...connection, application_name: LISTENER_NAME }), CHANGE_CHANNEL)
         return listening.add(onChange, onReconnect)
       },
     },
