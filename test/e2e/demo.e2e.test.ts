@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { workflowDataKey } from '../../src/server/index.js'
@@ -9,18 +10,28 @@ import { launchChromium } from './harness.js'
 
 let browser: Browser
 let place = ''
-let server: ChildProcess | undefined
+/** Every demo process started here and not yet exited, so that none outlives the file. */
+const demos = new Set<ChildProcess>()
+
+interface Demo {
+  url: string
+  child: ChildProcess
+}
+
+// By its full path, so that its command line names the checkout (.ci/run looks for leftovers so).
+const DEMO_SERVER = fileURLToPath(new URL('../../demo/server.ts', import.meta.url))
 
 /** Starts `demo/server.ts` (what `npm start` runs) and resolves with its URL. */
-function startDemo(env: Record<string, string>): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'demo/server.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  server = child
+function startDemo(env: Record<string, string>): Promise<Demo> {
+  const child = spawn(process.execPath, ['--import', 'tsx', DEMO_SERVER], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  demos.add(child)
+  child.once('exit', () => demos.delete(child))
   return new Promise((resolve, reject) => {
     let output = ''
     const onData = (chunk: Buffer) => {
       output += chunk.toString()
       const match = /demo on (http:\/\/\S+)/.exec(output)
-      if (match) resolve(match[1]!)
+      if (match) resolve({ url: match[1]!, child })
     }
     child.stdout!.on('data', onData)
     child.stderr!.on('data', onData)
@@ -28,10 +39,15 @@ function startDemo(env: Record<string, string>): Promise<string> {
   })
 }
 
-function stopDemo(): Promise<number | null> {
-  const child = server!
+/** SIGTERM (a graceful close), then SIGKILL if it is still there after `graceMs`; resolves with the exit code. */
+function stopDemo(child: ChildProcess, graceMs = 5000): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode)
   return new Promise((resolve) => {
-    child.once('exit', (code) => resolve(code))
+    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs)
+    child.once('exit', (code) => {
+      clearTimeout(kill)
+      resolve(code)
+    })
     child.kill('SIGTERM')
   })
 }
@@ -42,13 +58,13 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await browser?.close()
-  if (server && server.exitCode === null) await stopDemo()
+  await Promise.all([...demos].map((child) => stopDemo(child)))
   await rm(place, { recursive: true, force: true })
 })
 
 it('keeps what a person typed across a reload and a server restart (SQLite)', async () => {
   const env = { PORT: '0', SESSION_STORE: `sqlite:${join(place, 'sessions.db')}` }
-  const url = await startDemo(env)
+  const { url, child: first } = await startDemo(env)
   const page = await browser.newPage()
   await page.goto(url)
   await page.getByLabel('Email').fill('ada@example.com')
@@ -61,9 +77,9 @@ it('keeps what a person typed across a reload and a server restart (SQLite)', as
   await expect.poll(() => page.getByRole('note').textContent()).toBe('Welcome, Ada! Your account is ready.')
   const sessionId = (await page.locator('#sessions-heading + p code').textContent())!
 
-  expect(await stopDemo()).toBe(0) // SIGTERM: graceful, store closed
+  expect(await stopDemo(first)).toBe(0) // SIGTERM: graceful, store closed
   const port = new URL(url).port // the same origin, so the page keeps its IndexedDB and session id
-  const again = await startDemo({ ...env, PORT: port })
+  const { url: again, child: restarted } = await startDemo({ ...env, PORT: port })
   const cookie = (await page.context().cookies()).map((c) => `${c.name}=${c.value}`).join('; ')
   expect((await fetch(`${again}/api/session/${sessionId}`)).status).toBe(401) // no user
   const stranger = await browser.newContext() // another browser: another signed-in user
@@ -80,10 +96,11 @@ it('keeps what a person typed across a reload and a server restart (SQLite)', as
   await expect.poll(() => page.getByLabel('Name').inputValue()).toBe('Ada')
   await expect.poll(() => page.getByRole('note').textContent()).toBe('Registered as ada@example.com.')
   await page.close()
+  expect(await stopDemo(restarted)).toBe(0)
 })
 
 it('runs the checkout step on the stored cart and writes the order back', async () => {
-  const url = await startDemo({ PORT: '0', SESSION_STORE: 'memory:' })
+  const { url, child: demo } = await startDemo({ PORT: '0', SESSION_STORE: 'memory:' })
   const page = await browser.newPage()
   await page.goto(url)
   await page.getByLabel('Quantity').fill('3')
@@ -103,5 +120,5 @@ it('runs the checkout step on the stored cart and writes the order back', async 
   await expect.poll(() => page.getByLabel('Name', { exact: true }).inputValue()).toBe('Ada')
   expect(await page.getByLabel('Deliver to').inputValue()).toBe('Grace')
   await page.close()
-  expect(await stopDemo()).toBe(0)
+  expect(await stopDemo(demo)).toBe(0)
 })
