@@ -1,7 +1,7 @@
 import type { ErrorBody, ProtocolErrorCode } from '../shared/protocol.js'
 
 /** The HTTP status of each error code (docs/protocol.md, "Errors"); `exists` is the stores' own (`create`). */
-export const STATUS_OF: Record<ProtocolErrorCode | 'internal_error' | 'exists' | 'bad_request', number> = {
+export const STATUS_OF: Record<ProtocolErrorCode | 'internal_error' | 'exists', number> = {
   bad_request: 400,
   invalid_json: 400,
   invalid_patch: 400,

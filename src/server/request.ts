@@ -21,7 +21,11 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
   if (request.body) {
     const reader = request.body.getReader()
     for (;;) {
-      const { done, value } = await reader.read()
+      // A body that stops midway (the client went, or the server's request timeout cut it) is
+      // the request's fault, not the server's: a 400, not an error to report.
+      const { done, value } = await reader.read().catch(() => {
+        throw new SessionProtocolError('bad_request', 'The request body ended before it was complete')
+      })
       if (done) break
       size += value.byteLength
       if (size > maxBytes) {

@@ -68,6 +68,7 @@ export type ProtocolErrorCode =
   | 'unsupported_media_type'
   | 'step_failed'
   | 'unavailable'
+  | 'bad_request'
 
 /** Every error response: `{ "error": { "code", "message" } }`. */
 export interface ErrorBody {

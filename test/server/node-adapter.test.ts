@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http'
 import { connect, type Socket } from 'node:net'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { createSessionHandler, memoryStore, serve, type RunningServer, type ServeOptions } from '../../src/server/index.js'
 import { newGate } from '../gate.js'
 
@@ -211,8 +211,9 @@ describe('the Node adapter', () => {
     })
     expect(Date.now() - startedAt).toBeLessThan(2000)
     expect(answer.status).toBe('HTTP/1.1 408 Request Timeout')
-    // The handler was reading the body when the connection went.
-    await vi.waitFor(() => expect(errors).toEqual([expect.objectContaining({ message: 'aborted' })]))
+    // The handler was reading the body when the connection went: the request's fault, not reported as a server error.
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(errors).toEqual([])
   })
 
   it('closes a connection whose head comes a byte at a time once headersTimeoutMs has passed', async () => {
