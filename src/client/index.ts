@@ -2,7 +2,7 @@ export { createSessionClient, type SessionClient, type SessionClientOptions } fr
 export { SessionError, SessionValueError, type SessionErrorCode } from './errors.js'
 export type { SessionMeta } from './meta.js'
 export { indexedDbStorage, memoryStorage, type CacheStorage } from './cache.js'
-export { forgetSessionId, rememberSessionId } from './session-id.js'
+export { forgetSessionId, rememberSessionId, type SessionIdStorage, type RememberOptions } from './session-id.js'
 export type { HeadersOption } from './transport.js'
 export type { JsonValue, Variables, SessionSnapshot, SessionSummary, SessionPatch, RunResponse } from '../shared/protocol.js'
 export type { SessionSchema, StandardSchemaV1 } from '../shared/schema.js'

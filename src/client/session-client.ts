@@ -9,7 +9,7 @@ import { followChanges } from './live.js'
 import { SessionError, SessionValueError } from './errors.js'
 import { Listeners } from './listeners.js'
 import { sameMeta, type SessionMeta } from './meta.js'
-import { randomId, resolveSessionId } from './session-id.js'
+import { defaultSessionIdStorage, markSessionCreated, randomId, resolveSessionId } from './session-id.js'
 import { FlushBarriers } from './barriers.js'
 import { beginRead, finishRead, stoppedInThisPage } from './startup-read.js'
 import { defaultLocks, holdPageLock, openTabChannel, takeOver } from './tabs.js'
@@ -34,7 +34,17 @@ export const KEEPALIVE_MAX_BYTES = 60 * 1024
  */
 export function createSessionClient(options: SessionClientOptions = {}): SessionClient {
   const endpoint = (options.endpoint ?? DEFAULT_BASE).replace(/\/+$/, '')
-  const sessionId = resolveSessionId(endpoint, options.sessionId)
+  // Looked up only when needed: a server render with a given id touches no localStorage.
+  const idStorage = () => (options.sessionIdStorage === undefined ? defaultSessionIdStorage() : options.sessionIdStorage)
+  const resolved = options.sessionId ? { sessionId: options.sessionId, isNew: false } : resolveSessionId(endpoint, undefined, idStorage())
+  const sessionId = resolved.sessionId
+  /** The server has no session under this id yet (made here, nothing confirmed): a GET could only answer 404. */
+  let serverHasNone = resolved.isNew || options.newSession === true
+  const sessionExists = () => {
+    if (!serverHasNone) return
+    serverHasNone = false
+    markSessionCreated(endpoint, sessionId, idStorage())
+  }
   const clientId = `c-${randomId()}`
   const transport = createTransport({ endpoint, headers: options.headers, fetch: options.fetch, timeoutMs: options.requestTimeoutMs ?? 15_000 })
   const flushTimeoutMs = options.flushTimeoutMs ?? 30_000
@@ -194,6 +204,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   }
 
   function onAck(patch: QueuedPatch, snapshot: SessionSnapshot): void {
+    sessionExists()
     view.queue = view.queue.filter((queued) => queued !== patch)
     for (const key of patch.changes.keys()) view.rejected.delete(key)
     attempt = 0
@@ -259,6 +270,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
 
   /** A snapshot from another tab or the change stream: taken when newer, under the local edits. */
   function onRemoteSnapshot(snapshot: SessionSnapshot): void {
+    if (snapshot.version > 0) sessionExists()
     if (!view.setBase(snapshot)) return
     lastSyncedAt = Date.now()
     persistSoon()
@@ -309,6 +321,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
 
   const client: SessionClient = {
     sessionId,
+    sessionIdRemembered: !options.sessionId && idStorage() !== null,
     endpoint,
     clientId,
     get: <T>(key: string) => view.get(key) as T | undefined,
@@ -347,9 +360,9 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       live = undefined
     },
     async refresh() {
-      let snapshot: SessionSnapshot | null
+      let snapshot: SessionSnapshot | null = null
       try {
-        snapshot = await transport.get(sessionId)
+        if (!serverHasNone) snapshot = await transport.get(sessionId)
       } catch (failure) {
         error = asSessionError(failure)
         updateMeta()
@@ -412,6 +425,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       if (problem) throw new TypeError(`run(${JSON.stringify(step)}): input ${problem}`)
       await client.flush()
       const response = await transport.run<Output>(sessionId, step, input)
+      if (response.session.version > 0) sessionExists()
       if (view.setBase(response.session)) channel?.post(response.session)
       persistSoon()
       lastSyncedAt = Date.now()

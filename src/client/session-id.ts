@@ -1,35 +1,87 @@
 const STORAGE_PREFIX = 'workflow-session:id:'
+/** Marks a remembered id whose session the server does not have yet (nothing was confirmed). */
+const NEW_PREFIX = 'workflow-session:new:'
 
 /**
- * The session id to use: the given one, else the one this browser remembers for `endpoint`,
- * else a new random id (144 random bits) that is remembered for the next load.
+ * Where a client remembers its session id between loads: a small part of the Web Storage API.
+ * `localStorage` in browsers (the default); in Node, pass your own or nothing is remembered.
+ *
+ * @example
+ * const ids = new Map<string, string>()
+ * createSessionClient({ sessionIdStorage: { getItem: (k) => ids.get(k) ?? null, setItem: (k, v) => ids.set(k, v), removeItem: (k) => ids.delete(k) } })
  */
-export function resolveSessionId(endpoint: string, given?: string): string {
-  if (given) return given
-  const storage = localStorageOrNull()
-  const remembered = storage?.getItem(STORAGE_PREFIX + endpoint)
-  if (remembered) return remembered
-  const id = randomId()
-  storage?.setItem(STORAGE_PREFIX + endpoint, id)
-  return id
+export interface SessionIdStorage {
+  getItem(key: string): string | null
+  setItem(key: string, value: string): void
+  removeItem(key: string): void
 }
 
-/** Makes `sessionId` the one this browser reuses for `endpoint`. */
-export function rememberSessionId(endpoint: string, sessionId: string): void {
-  localStorageOrNull()?.setItem(STORAGE_PREFIX + endpoint, sessionId)
+export interface ResolvedSessionId {
+  sessionId: string
+  /** Made here and never confirmed by the server: there is no session to fetch yet. */
+  isNew: boolean
+}
+
+/**
+ * The session id to use: the given one, else the one `storage` remembers for `endpoint`, else a
+ * new random id (144 random bits) that is remembered for the next load.
+ */
+export function resolveSessionId(endpoint: string, given: string | undefined, storage: SessionIdStorage | null): ResolvedSessionId {
+  if (given) return { sessionId: given, isNew: false }
+  const remembered = attempt(() => storage?.getItem(STORAGE_PREFIX + endpoint))
+  if (remembered) return { sessionId: remembered, isNew: attempt(() => storage?.getItem(NEW_PREFIX + endpoint)) === remembered }
+  const sessionId = randomId()
+  attempt(() => {
+    storage?.setItem(STORAGE_PREFIX + endpoint, sessionId)
+    storage?.setItem(NEW_PREFIX + endpoint, sessionId)
+  })
+  return { sessionId, isNew: true }
+}
+
+/** The server confirmed a change of `sessionId`: it exists now, and a later load may fetch it. */
+export function markSessionCreated(endpoint: string, sessionId: string, storage: SessionIdStorage | null): void {
+  attempt(() => {
+    if (storage?.getItem(NEW_PREFIX + endpoint) === sessionId) storage.removeItem(NEW_PREFIX + endpoint)
+  })
+}
+
+/**
+ * Makes `sessionId` the one this browser reuses for `endpoint`. `isNew`: the id was just made
+ * and the server has no session under it yet (nothing is fetched for it until its first write).
+ */
+export function rememberSessionId(endpoint: string, sessionId: string, { isNew = false, storage = defaultSessionIdStorage() }: RememberOptions = {}): void {
+  attempt(() => {
+    storage?.setItem(STORAGE_PREFIX + endpoint, sessionId)
+    if (isNew) storage?.setItem(NEW_PREFIX + endpoint, sessionId)
+    else storage?.removeItem(NEW_PREFIX + endpoint)
+  })
+}
+
+export interface RememberOptions {
+  isNew?: boolean
+  /** Default: `localStorage` where there is one. */
+  storage?: SessionIdStorage | null
 }
 
 /** Forgets the remembered session id of `endpoint`, so the next client starts a new session. */
-export function forgetSessionId(endpoint: string): void {
-  localStorageOrNull()?.removeItem(STORAGE_PREFIX + endpoint)
+export function forgetSessionId(endpoint: string, storage: SessionIdStorage | null = defaultSessionIdStorage()): void {
+  attempt(() => {
+    storage?.removeItem(STORAGE_PREFIX + endpoint)
+    storage?.removeItem(NEW_PREFIX + endpoint)
+  })
 }
 
-function localStorageOrNull(): Storage | null {
+/** `localStorage` where there is one (browsers), else null: nothing is remembered. */
+export function defaultSessionIdStorage(): SessionIdStorage | null {
+  return attempt(() => (globalThis as { localStorage?: SessionIdStorage }).localStorage) ?? null
+}
+
+/** Web Storage access can throw (sandboxed iframes, some private modes, a full quota): then nothing is remembered. */
+function attempt<T>(work: () => T): T | undefined {
   try {
-    return (globalThis as { localStorage?: Storage }).localStorage ?? null
+    return work()
   } catch {
-    // Access can throw (sandboxed iframes, some private modes): then nothing is remembered.
-    return null
+    return undefined
   }
 }
 

@@ -7,12 +7,25 @@ import type { SessionSchema } from '../shared/schema.js'
 import type { Workflow } from '../shared/workflow.js'
 import type { PageLocks } from './tabs.js'
 import type { HeadersOption } from './transport.js'
+import type { SessionIdStorage } from './session-id.js'
 
 export interface SessionClientOptions {
   /** Where the session endpoints are mounted; default `/api/session`. */
   endpoint?: string
-  /** Omit it to use the id this browser remembers for `endpoint`, or a new one. */
+  /** Omit it to use the id `sessionIdStorage` remembers for `endpoint`, or a new one. */
   sessionId?: string
+  /**
+   * Where the session id is remembered between loads when `sessionId` is omitted; default
+   * `localStorage` where there is one. In Node there is none: pass one (a file, your own store),
+   * or each start makes a new session (`client.sessionIdRemembered` is then false). `null`:
+   * remember nothing.
+   */
+  sessionIdStorage?: SessionIdStorage | null
+  /**
+   * The id was just made and the server has no session under it: nothing is fetched for it
+   * until its first write (which creates it). Set by `useSessions().start()`.
+   */
+  newSession?: boolean
   /** Default: the global `fetch`, looked up at each request. */
   fetch?: typeof fetch
   /** Sent with every request; a function is called per request (fresh tokens). */
@@ -47,6 +60,8 @@ export interface SessionClientOptions {
 /** A session's variables on this page: read synchronously, written optimistically, synced in patches. */
 export interface SessionClient {
   readonly sessionId: string
+  /** Whether the session id is kept for the next load (in `sessionIdStorage`); false when nothing remembers it, or the app chose the id. */
+  readonly sessionIdRemembered: boolean
   readonly endpoint: string
   /** This page's client id: its patches carry it with their `seq`. */
   readonly clientId: string

@@ -71,31 +71,34 @@ export function SessionProvider(props: SessionProviderProps) {
   const endpoint = props.endpoint ?? '/api/session'
   const [chosenId, setChosenId] = useState<string | undefined>(undefined)
   const sessionId = props.sessionId ?? chosenId
+  // Ids `start()` made: no session exists under them until their first write, so none is fetched.
+  const [madeHere] = useState(() => new Set<string>())
   const switchTo = useCallback(
     (id: string) => {
-      rememberSessionId(endpoint.replace(/\/+$/, ''), id)
+      rememberSessionId(endpoint.replace(/\/+$/, ''), id, { isNew: madeHere.has(id) })
       if (onSessionChange) onSessionChange(id)
       else setChosenId(id)
     },
-    [endpoint, onSessionChange],
+    [endpoint, onSessionChange, madeHere],
   )
   const sessionSwitch = useMemo<SessionSwitch>(
     () => ({
       open: switchTo,
       start: () => {
         const id = randomId()
+        madeHere.add(id)
         switchTo(id)
         return id
       },
     }),
-    [switchTo],
+    [switchTo, madeHere],
   )
   const client = useMemo(
     () =>
       givenClient ??
       createSessionClient({
         endpoint,
-        ...(sessionId !== undefined && { sessionId }),
+        ...(sessionId !== undefined && { sessionId, newSession: madeHere.has(sessionId) }),
         ...(storage !== undefined && { storage }),
         ...(schema !== undefined && { schema }),
         ...(workflowId !== undefined && { workflowId }),
@@ -108,7 +111,7 @@ export function SessionProvider(props: SessionProviderProps) {
         },
         onAuthError: (error) => onAuthErrorRef.current?.(error),
       }),
-    [givenClient, endpoint, sessionId, storage, schema, workflowId, encryptionKey, live],
+    [givenClient, endpoint, sessionId, storage, schema, workflowId, encryptionKey, live, madeHere],
   )
 
   const body = (

@@ -13,6 +13,7 @@ export {
   encryptedStorage,
   forgetSessionId,
   rememberSessionId,
+  type SessionIdStorage,
   workflowDataKey,
   workflowSlotKey,
   workflowPrefix,
