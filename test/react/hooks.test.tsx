@@ -273,6 +273,28 @@ describe('SessionProvider', () => {
     expect(queryClient.getQueryCache().findAll({ queryKey: ['workflow-session'] })).toHaveLength(1)
   })
 
+  it('puts the session query and the run mutations in the QueryClient passed as a prop (what devtools show)', async () => {
+    const queryClient = new QueryClient()
+    function Register() {
+      const { run, output } = useRun<string>('register')
+      return <button onClick={() => run()}>{output ?? 'Register'}</button>
+    }
+    render(
+      <SessionProvider endpoint="/api/session" sessionId={sessionId} storage={storage} queryClient={queryClient}>
+        <Register />
+      </SessionProvider>,
+    )
+    await advance(10)
+    const [query] = queryClient.getQueryCache().findAll({ queryKey: ['workflow-session'] })
+    expect(query?.queryKey).toEqual(['workflow-session', '/api/session', sessionId])
+    expect(query?.state.status).toBe('success')
+    fireEvent.click(screen.getByText('Register'))
+    await advance(10)
+    expect(screen.getByRole('button').textContent).toBe('registered undefined')
+    const mutations = queryClient.getMutationCache().findAll({ mutationKey: ['workflow-session', 'run'] })
+    expect(mutations.map((mutation) => [mutation.options.mutationKey, mutation.state.status])).toEqual([[['workflow-session', 'run', sessionId, 'register'], 'success']])
+  })
+
   it('shows server values after the first fetch', async () => {
     await mock.store.apply(sessionId, { variables: { email: 'server@b.c' } })
     render(<App><Field name="email" /></App>)
