@@ -40,3 +40,17 @@ if [ -z "${DATABASE_URL:-}" ]; then
     su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
   fi
 fi
+
+# --- React 18 for the react18 vitest project ------------------------------------------------
+# test/react18/node_modules comes from its own lockfile. `npm ci` runs only when that lockfile
+# differs from the copy stamped after the last install (so a second run changes nothing).
+react18="$(cd "$(dirname "${BASH_SOURCE[0]}")/../test/react18" && pwd)"
+if ! cmp -s "$react18/package-lock.json" "$react18/node_modules/.installed-package-lock.json"; then
+  echo "test-env: installing React 18 in test/react18 (react18 tests)"
+  if npm ci --prefix "$react18" --no-audit --no-fund --loglevel=error; then
+    cp "$react18/package-lock.json" "$react18/node_modules/.installed-package-lock.json"
+  else
+    echo "test-env: npm ci in $react18 failed: the react18 tests cannot run" >&2
+  fi
+fi
+# --- end React 18 ----------------------------------------------------------------------------
