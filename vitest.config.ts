@@ -3,6 +3,7 @@ import { playwright } from '@vitest/browser-playwright'
 import { fileURLToPath } from 'node:url'
 import { defineConfig, mergeConfig } from 'vitest/config'
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from './test/chromium.js'
+import { inlineReactDeps, resolveReact18 } from './test/react18/resolve.js'
 import viteConfig from './vite.config.js'
 
 const chromium = playwright({ launchOptions: { executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS } })
@@ -15,7 +16,21 @@ export default mergeConfig(
       projects: [
         {
           extends: true,
-          test: { name: 'unit', include: ['test/**/*.test.{ts,tsx}'], exclude: ['test/e2e/**'], environment: 'node', setupFiles: ['test/setup.ts'] },
+          test: { name: 'unit', include: ['test/**/*.test.{ts,tsx}'], exclude: ['test/e2e/**', 'test/react18/**'], environment: 'node', setupFiles: ['test/setup.ts'] },
+        },
+        {
+          // The React tests once more on React 18.3 (the peer range's other major), installed in
+          // test/react18 by scripts/test-env.sh; test/react18/react18.test.tsx proves it is the one used.
+          extends: true,
+          plugins: [resolveReact18()],
+          test: {
+            name: 'react18',
+            include: ['test/react/**/*.test.tsx', 'test/react18/**/*.test.tsx'],
+            exclude: ['**/node_modules/**'],
+            environment: 'node',
+            setupFiles: ['test/setup.ts', 'test/react18/setup.ts'],
+            server: { deps: { inline: inlineReactDeps } },
+          },
         },
         {
           extends: true,
