@@ -2,8 +2,9 @@ import { DEFAULT_BASE, DEFAULT_MAX_BYTES, type JsonValue, type Variables } from 
 import { isSessionId } from '../shared/rules.js'
 import { schemaFor, schemaProblem, type SessionSchema } from '../shared/schema.js'
 import { SessionProtocolError, errorResponse, jsonResponse } from './errors.js'
-import { parsePatch, parseRunInput, readJsonBody } from './request.js'
 import { createChangeFeed } from './events.js'
+import { assertValidChange } from './merge.js'
+import { parsePatch, parseRunInput, readJsonBody } from './request.js'
 import { runStep, type Steps } from './steps.js'
 import { mayReach } from './stores/define.js'
 import type { Caller, SessionStore } from './stores/types.js'
@@ -41,9 +42,22 @@ export interface SessionHandlerOptions {
 /** A fetch-style handler: `Request` in, `Response` out; `close()` ends open change streams (before shutting down). */
 export type SessionHandler = ((request: Request) => Promise<Response>) & { close(): void }
 
+/** What a route's method is given, once the request passed the checks every route shares. */
+interface Call {
+  request: Request
+  caller: Caller
+  /** The session id (checked), or '' on the listing route. */
+  sessionId: string
+  /** The step name on the run route. */
+  step: string
+}
+
+type RouteName = 'list' | 'session' | 'run' | 'events'
+
 /**
  * The session protocol (docs/protocol.md) as one `Request → Response` function, for any runtime
- * with the Fetch API. Mount it at `base`; the Node adapter is `serve()`.
+ * with the Fetch API. Mount it at `base`; the Node adapter is `serve()`. Requests are checked in
+ * the protocol's order: path, method, origin, user, session id, step name, then the body.
  *
  * @example
  * const handler = createSessionHandler({
@@ -59,11 +73,85 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
   const onError = options.onError ?? ((error: unknown) => console.error('[workflow-session]', error))
   const feed = createChangeFeed(store)
 
+  const routes: Record<RouteName, Partial<Record<string, (call: Call) => Promise<Response>>>> = {
+    list: {
+      async GET({ request, caller }) {
+        const { limit, offset } = pageOf(new URL(request.url).searchParams)
+        // Only a known user has "their" sessions. Listing anonymous sessions would hand out their
+        // ids, and an id is all it takes to read one.
+        return jsonResponse({ sessions: caller.userId === null ? [] : await store.list({ userId: caller.userId, limit, offset }) })
+      },
+    },
+    session: {
+      async GET({ sessionId, caller }) {
+        const snapshot = await store.get(sessionId, { caller })
+        if (!snapshot) throw noSuchSession()
+        return jsonResponse(snapshot)
+      },
+      async POST({ request, sessionId, caller }) {
+        const patch = parsePatch(await readJsonBody(request, maxBytes))
+        const keyCount = Object.keys(patch.variables ?? {}).length + (patch.deleted?.length ?? 0)
+        if (keyCount > maxKeysPerPatch) throw new SessionProtocolError('too_large', `A patch may change at most ${maxKeysPerPatch} variables`)
+        if (schema) {
+          // The protocol's rules come before the app's schema (the store checks them again).
+          assertValidChange(patch)
+          const problem = await firstSchemaProblem(schema, patch.variables)
+          if (problem) throw new SessionProtocolError('invalid_patch', problem)
+        }
+        const { snapshot, applied } = await store.apply(sessionId, patch, { caller, maxBytes })
+        if (applied) feed.announce(sessionId)
+        return jsonResponse(snapshot)
+      },
+      async DELETE({ sessionId, caller }) {
+        if (!(await store.delete(sessionId, { caller }))) throw noSuchSession()
+        return new Response(null, { status: 204 })
+      },
+    },
+    run: {
+      async POST({ request, sessionId, caller, step }) {
+        const input = parseRunInput(await readJsonBody(request, maxBytes, { emptyNeedsNoType: true }))
+        // Read as the server, so that another user's session is refused before its step runs.
+        const current = await store.get(sessionId)
+        if (current && !mayReach(current, caller)) throw noSuchSession()
+        const variables: Variables = current?.variables ?? {}
+        const report = (error: unknown) => onError(error, { request, step })
+        const result = await runStep(steps[step]!, { sessionId, variables, input: input as JsonValue | undefined, userId: caller.userId ?? undefined }, report)
+        const problem = await firstSchemaProblem(schema, result.variables)
+        if (problem) {
+          report(new Error(problem))
+          throw new SessionProtocolError('step_failed', `Step "${step}" returned a value its schema refuses: ${problem}`)
+        }
+        const change = { variables: result.variables ?? {}, deleted: result.deleted ?? [] }
+        const { snapshot, applied } = await store.apply(sessionId, change, { caller, maxBytes }).catch((error: unknown) => {
+          // The step's own changes broke a rule: that is the step's failure, and nothing was stored.
+          if (error instanceof SessionProtocolError && STEP_RESULT_PROBLEMS.has(error.code)) {
+            report(error)
+            throw new SessionProtocolError('step_failed', `Step "${step}" returned changes that cannot be stored: ${error.message}`)
+          }
+          throw error
+        })
+        if (applied) feed.announce(sessionId)
+        return jsonResponse({ output: result.output ?? null, session: snapshot })
+      },
+    },
+    events: {
+      async GET({ request, sessionId, caller }) {
+        // Every event is read as the caller: another user's session streams exactly like an
+        // unused id (nothing but keep-alives), so the feed tells no one which ids exist.
+        const since = Number(request.headers.get('last-event-id') ?? new URL(request.url).searchParams.get('since') ?? 0)
+        return feed.stream(sessionId, Number.isSafeInteger(since) && since > 0 ? since : 0, caller, request.signal)
+      },
+    },
+  }
+
   async function route(request: Request): Promise<Response> {
     const path = new URL(request.url).pathname
-    if (path !== base && !path.startsWith(`${base}/`)) throw new SessionProtocolError('not_found', 'No such endpoint')
+    if (path !== base && !path.startsWith(`${base}/`)) throw noSuchEndpoint()
     const parts = path.slice(base.length).split('/').filter(Boolean).map(decodePart)
+    const name = routeOf(parts)
     const method = request.method.toUpperCase()
+    const answer = routes[name][method]
+    if (!answer) throw new SessionProtocolError('method_not_allowed', 'Method not allowed here')
 
     if (allowedOrigins && method !== 'GET' && method !== 'HEAD') {
       const origin = request.headers.get('origin')
@@ -74,76 +162,13 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
     // Always a caller, never "trusted": a request reaches only sessions without an owner and its own.
     const caller: Caller = { userId: userId ?? null }
 
-    if (parts.length === 0) {
-      if (method !== 'GET') throw notAllowed()
-      // Only a known user has "their" sessions. Listing anonymous sessions would hand out their
-      // ids, and an id is all it takes to read one.
-      return jsonResponse({ sessions: userId === undefined ? [] : await store.list({ userId }) })
-    }
-    const sessionId = parts[0]!
-    if (!isSessionId(sessionId)) {
+    const sessionId = parts[0] ?? ''
+    if (name !== 'list' && !isSessionId(sessionId)) {
       throw new SessionProtocolError('invalid_session_id', 'A session id is 8 to 128 characters of A-Z a-z 0-9 _ -')
     }
-    if (parts.length === 1) {
-      if (method === 'GET') {
-        const snapshot = await store.get(sessionId, { caller })
-        if (!snapshot) throw noSuchSession()
-        return jsonResponse(snapshot)
-      }
-      if (method === 'POST') {
-        const patch = parsePatch(await readJsonBody(request, maxBytes))
-        const keyCount = Object.keys(patch.variables ?? {}).length + (patch.deleted?.length ?? 0)
-        if (keyCount > maxKeysPerPatch) throw new SessionProtocolError('too_large', `A patch may change at most ${maxKeysPerPatch} variables`)
-        const problem = await firstSchemaProblem(schema, patch.variables)
-        if (problem) throw new SessionProtocolError('invalid_patch', problem)
-        const { snapshot, applied } = await store.apply(sessionId, patch, { caller, maxBytes })
-        if (applied) feed.announce(sessionId)
-        return jsonResponse(snapshot)
-      }
-      if (method === 'DELETE') {
-        if (!(await store.delete(sessionId, { caller }))) throw noSuchSession()
-        return new Response(null, { status: 204 })
-      }
-      throw notAllowed()
-    }
-
-    if (parts.length === 3 && parts[1] === 'run') {
-      if (method !== 'POST') throw notAllowed()
-      const step = parts[2]!
-      if (!Object.hasOwn(steps, step)) throw new SessionProtocolError('unknown_step', `No step named "${step}"`)
-      const input = parseRunInput(await readJsonBody(request, maxBytes))
-      // Read as the server, so that another user's session is refused before its step runs.
-      const current = await store.get(sessionId)
-      if (current && !mayReach(current, caller)) throw noSuchSession()
-      const variables: Variables = current?.variables ?? {}
-      const result = await runStep(steps[step]!, { sessionId, variables, input: input as JsonValue | undefined, userId }, (error) =>
-        onError(error, { request, step }),
-      )
-      const problem = await firstSchemaProblem(schema, result.variables)
-      if (problem) {
-        onError(new Error(problem), { request, step })
-        throw new SessionProtocolError('step_failed', `Step "${step}" returned a value its schema refuses: ${problem}`)
-      }
-      const { snapshot, applied } = await store.apply(sessionId, { variables: result.variables ?? {}, deleted: result.deleted ?? [] }, { caller, maxBytes }).catch((error: unknown) => {
-        // The step's own changes broke a rule: that is the step's failure, and nothing was stored.
-        if (error instanceof SessionProtocolError && STEP_RESULT_PROBLEMS.has(error.code)) {
-          onError(error, { request, step })
-          throw new SessionProtocolError('step_failed', `Step "${step}" returned changes that cannot be stored: ${error.message}`)
-        }
-        throw error
-      })
-      if (applied) feed.announce(sessionId)
-      return jsonResponse({ output: result.output ?? null, session: snapshot })
-    }
-
-    if (parts.length === 2 && parts[1] === 'events') {
-      if (method !== 'GET') throw notAllowed()
-      // Every event is read as the caller: another user's session streams exactly like an
-      // unused id (nothing but keep-alives), so the feed tells no one which ids exist.
-      const since = Number(request.headers.get('last-event-id') ?? new URL(request.url).searchParams.get('since') ?? 0)
-      return feed.stream(sessionId, Number.isSafeInteger(since) && since > 0 ? since : 0, caller, request.signal)
-    }
-    throw new SessionProtocolError('not_found', 'No such endpoint')
+    const step = name === 'run' ? parts[2]! : ''
+    if (name === 'run' && !Object.hasOwn(steps, step)) throw new SessionProtocolError('unknown_step', `No step named "${step}"`)
+    return answer({ request, caller, sessionId, step })
   }
 
   const handler = async (request: Request) => {
@@ -156,6 +181,27 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
     }
   }
   return Object.assign(handler, { close: feed.close })
+}
+
+/** Which route a path's parts (after the base) name: `[]`, `[id]`, `[id, 'run', step]`, `[id, 'events']`. */
+function routeOf(parts: string[]): RouteName {
+  if (parts.length === 0) return 'list'
+  if (parts.length === 1) return 'session'
+  if (parts.length === 2 && parts[1] === 'events') return 'events'
+  if (parts.length === 3 && parts[1] === 'run') return 'run'
+  throw noSuchEndpoint()
+}
+
+/** A listing page from `?limit=` (1–100, default 50) and `?offset=` (default 0). */
+function pageOf(query: URLSearchParams): { limit: number; offset: number } {
+  const number = (name: string, fallback: number, min: number, max: number) => {
+    const text = query.get(name)
+    if (text === null) return fallback
+    const value = /^\d+$/.test(text) ? Number(text) : NaN
+    if (!(value >= min && value <= max)) throw new SessionProtocolError('bad_request', `"${name}" must be a whole number from ${min} to ${max}`)
+    return value
+  }
+  return { limit: number('limit', 50, 1, 100), offset: number('offset', 0, 0, Number.MAX_SAFE_INTEGER) }
 }
 
 /** The first schema refusal among `variables`, as `variable "name": message`, or null. */
@@ -172,7 +218,7 @@ function decodePart(part: string): string {
   try {
     return decodeURIComponent(part)
   } catch {
-    throw new SessionProtocolError('not_found', 'No such endpoint')
+    throw noSuchEndpoint()
   }
 }
 
@@ -183,7 +229,6 @@ function noSuchSession(): SessionProtocolError {
   return new SessionProtocolError('not_found', 'No such session')
 }
 
-function notAllowed(): SessionProtocolError {
-  return new SessionProtocolError('method_not_allowed', 'Method not allowed here')
+function noSuchEndpoint(): SessionProtocolError {
+  return new SessionProtocolError('not_found', 'No such endpoint')
 }
-

@@ -1,6 +1,6 @@
 export { createSessionHandler, type SessionHandler, type SessionHandlerOptions } from './handler.js'
 export { SessionProtocolError, type ServerErrorCode } from './errors.js'
-export { StepError, type Step, type StepContext, type StepResult, type Steps } from './steps.js'
+export { StepError, conformanceSteps, type Step, type StepContext, type StepResult, type Steps } from './steps.js'
 export { mergeSession, toSessionChange, type SessionChange, type SessionRecord, type MergeLimits } from './merge.js'
 export { defineStore, mayReach, type ValueCodec, type DefineStoreOptions } from './stores/define.js'
 export { memoryStore } from './stores/memory.js'

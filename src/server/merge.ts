@@ -1,5 +1,5 @@
 import { DEFAULT_MAX_BYTES, type SessionSnapshot, type Variables } from '../shared/protocol.js'
-import { isPlainObject, isStringArray, jsonValueProblem, keyProblem } from '../shared/rules.js'
+import { codePointLength, isPlainObject, isStringArray, jsonValueProblem, keyProblem } from '../shared/rules.js'
 import { parseWorkflowKey, workflowSlotKey } from '../shared/workflow-keys.js'
 import { SessionProtocolError } from './errors.js'
 
@@ -54,12 +54,13 @@ export function toSessionChange(input: unknown): SessionChange {
   const { variables, deleted, clientId, seq, workflowId } = input
   if (variables !== undefined && !isPlainObject(variables)) throw invalidPatch('"variables" must be an object')
   if (deleted !== undefined && !isStringArray(deleted)) throw invalidPatch('"deleted" must be an array of strings')
-  if (clientId !== undefined && !(typeof clientId === 'string' && clientId.length >= 1 && clientId.length <= 128)) {
+  const isName = (value: unknown) => typeof value === 'string' && value.length >= 1 && codePointLength(value) <= 128
+  if (clientId !== undefined && !isName(clientId)) {
     throw invalidPatch('"clientId" must be a string of 1 to 128 characters')
   }
   if (seq !== undefined && !(typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 1)) throw invalidPatch('"seq" must be a positive integer')
   if ((clientId === undefined) !== (seq === undefined)) throw invalidPatch('"clientId" and "seq" go together')
-  if (workflowId !== undefined && !(typeof workflowId === 'string' && workflowId.length >= 1 && workflowId.length <= 128)) {
+  if (workflowId !== undefined && !isName(workflowId)) {
     throw invalidPatch('"workflowId" must be a string of 1 to 128 characters')
   }
   const change: SessionChange = {}

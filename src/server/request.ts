@@ -6,16 +6,31 @@ import { toSessionChange } from './merge.js'
 /**
  * Reads a JSON body: 415 unless `application/json`, 413 past `maxBytes` (counted while reading,
  * so an oversized body is never buffered whole), 400 `invalid_json` when it does not parse.
- * An empty body reads as `undefined`.
+ * An empty body reads as `undefined`; with `emptyNeedsNoType` (a run) it needs no content type.
  */
-export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+export async function readJsonBody(request: Request, maxBytes: number, { emptyNeedsNoType = false } = {}): Promise<unknown> {
   const type = request.headers.get('content-type') ?? ''
   if (type.split(';')[0]!.trim().toLowerCase() !== 'application/json') {
-    throw new SessionProtocolError('unsupported_media_type', 'Send the body as application/json')
+    const mayBeEmpty = emptyNeedsNoType && (request.headers.get('content-length') ?? '0') === '0'
+    // Read no more than a byte: any byte at all makes it a body of the wrong type.
+    if (!mayBeEmpty || (await readBytes(request, 0).then((bytes) => bytes.byteLength, () => 1)) > 0) {
+      throw new SessionProtocolError('unsupported_media_type', 'Send the body as application/json')
+    }
+    return undefined
   }
   const declared = Number(request.headers.get('content-length') ?? NaN)
   if (declared > maxBytes) throw tooLarge(maxBytes)
+  const text = new TextDecoder().decode(await readBytes(request, maxBytes))
+  if (text.trim() === '') return undefined
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new SessionProtocolError('invalid_json', 'The body is not valid JSON')
+  }
+}
 
+/** The body's bytes, counted while reading: 413 past `maxBytes`, so an oversized body is never buffered whole. */
+async function readBytes(request: Request, maxBytes: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = []
   let size = 0
   if (request.body) {
@@ -35,13 +50,7 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
       chunks.push(value)
     }
   }
-  const text = new TextDecoder().decode(concat(chunks, size))
-  if (text.trim() === '') return undefined
-  try {
-    return JSON.parse(text)
-  } catch {
-    throw new SessionProtocolError('invalid_json', 'The body is not valid JSON')
-  }
+  return concat(chunks, size)
 }
 
 function tooLarge(maxBytes: number): SessionProtocolError {

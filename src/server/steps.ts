@@ -81,3 +81,18 @@ function resultProblem(result: unknown): string | null {
   if (deleted !== undefined && !isStringArray(deleted)) return '"deleted" is not an array of strings'
   return null
 }
+
+/**
+ * The protocol's conformance step (docs/protocol.md, "The conformance step"), for
+ * `workflow-session conformance` to check the step path. Register it only while testing: it
+ * echoes the variables it is given.
+ *
+ * @example
+ * createSessionHandler({ store, steps: { ...steps, ...(process.env.CONFORMANCE && conformanceSteps) } })
+ */
+export const conformanceSteps: Steps = {
+  conformance_echo: ({ input, variables }) => {
+    if (isPlainObject(input) && typeof input.fail === 'string') throw new StepError(input.fail)
+    return { output: { input: input ?? null, seen: variables as Variables }, variables: { conformance_echo: input ?? null } }
+  },
+}

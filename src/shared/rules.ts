@@ -9,12 +9,38 @@ export const isPlainObject = (value: unknown): value is Record<string, unknown> 
 /** An array of strings. */
 export const isStringArray = (value: unknown): value is string[] => Array.isArray(value) && value.every((item) => typeof item === 'string')
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+const nativeWellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed
+
+/** Whether `text` is Unicode text: no lone surrogate (which UTF-8, and so storage, cannot hold). */
+export function isWellFormed(text: string): boolean {
+  return nativeWellFormed ? nativeWellFormed.call(text) : !LONE_SURROGATE.test(text)
+}
+
+/** Length in Unicode code points, the protocol's unit for names and ids (`"😀"` is 1). */
+export function codePointLength(text: string): number {
+  let length = text.length
+  // Each surrogate pair is two UTF-16 units but one code point.
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i)
+    if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1)
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        length--
+        i++
+      }
+    }
+  }
+  return length
+}
+
 /** Why `key` cannot name a variable, or `null` when it can. */
 export function keyProblem(key: unknown): string | null {
   if (typeof key !== 'string') return `a variable name must be a string, got ${typeof key}`
   if (key.length === 0) return 'a variable name must not be empty'
-  if (key.length > MAX_KEY_LENGTH) return `variable name is longer than ${MAX_KEY_LENGTH} characters`
+  if (key.length > MAX_KEY_LENGTH && codePointLength(key) > MAX_KEY_LENGTH) return `variable name is longer than ${MAX_KEY_LENGTH} characters`
   if (FORBIDDEN_KEYS.has(key)) return `"${key}" is reserved and cannot name a variable`
+  if (!isWellFormed(key)) return 'a variable name must be Unicode text (it has a lone surrogate)'
   return null
 }
 
@@ -37,6 +63,7 @@ function walk(value: unknown, path: string, depth: number, maxDepth: number, see
   const at = path === '' ? '' : ` at ${path}`
   switch (typeof value) {
     case 'string':
+      return isWellFormed(value) ? null : `a string with a lone surrogate is not Unicode text${at}`
     case 'boolean':
       return null
     case 'number':
@@ -67,6 +94,7 @@ function walk(value: unknown, path: string, depth: number, maxDepth: number, see
     const proto = Object.getPrototypeOf(object)
     if (proto !== Object.prototype && proto !== null) return classProblem(object, at)
     for (const [key, item] of Object.entries(object)) {
+      if (!isWellFormed(key)) return `an object key with a lone surrogate is not Unicode text${at}`
       const problem = walk(item, `${path}.${key}`, depth + 1, maxDepth, seen)
       if (problem) return problem
     }

@@ -273,6 +273,36 @@ describe('every protocol error is JSON and changes nothing', () => {
     expect(await store.get('never-used-0001')).toBeNull()
   })
 
+  it('holds to the contract in detail (docs/protocol.md): paging, lengths in code points, Unicode text, run bodies, check order', async () => {
+    const { call, handler, store } = setup({ authorize: (request) => request.headers.get('x-user'), steps: { s: ({ input }) => ({ output: input ?? null }) } })
+    const ada = { 'x-user': 'ada' }
+    for (let i = 0; i < 3; i++) await store.apply(`paged-session-${i}`, { variables: { i } }, { caller: { userId: 'ada' } })
+    expect((await call('GET', '/api/session?limit=2', undefined, ada)).body.sessions).toHaveLength(2)
+    expect((await call('GET', '/api/session?limit=2&offset=2', undefined, ada)).body.sessions).toHaveLength(1)
+    for (const query of ['limit=0', 'limit=101', 'limit=x', 'offset=-1', 'offset=1.5']) {
+      expect((await call('GET', `/api/session?${query}`, undefined, ada)).body.error.code, query).toBe('bad_request')
+    }
+    // 256 code points is the longest name, however many UTF-16 units they take.
+    expect((await call('POST', `/api/session/${ID}`, { variables: { ['😀'.repeat(256)]: 1 } })).status).toBe(200)
+    expect((await call('POST', `/api/session/${ID}`, { variables: { ['😀'.repeat(257)]: 1 } })).body.error.code).toBe('invalid_key')
+    expect((await call('POST', `/api/session/${ID}`, { variables: {}, clientId: '😀'.repeat(128), seq: 1 })).status).toBe(200)
+    // A lone surrogate is not Unicode text.
+    expect((await call('POST', `/api/session/${ID}`, '{"variables":{"a":"\\ud800"}}')).body.error.code).toBe('invalid_patch')
+    expect((await call('POST', `/api/session/${ID}`, '{"variables":{"\\udc00":1}}')).body.error.code).toBe('invalid_key')
+    expect((await call('POST', `/api/session/${ID}`, '{"variables":{"a":NaN}}')).body.error.code).toBe('invalid_json')
+    for (const seq of ['"5"', '1.5', 'true', '0']) {
+      expect((await call('POST', `/api/session/${ID}`, `{"variables":{},"clientId":"c","seq":${seq}}`)).body.error.code, seq).toBe('invalid_patch')
+    }
+    // A run with no body needs no Content-Type; a body of another type is 415.
+    const run = (init: RequestInit) => handler(new Request(`http://localhost/api/session/${ID}/run/s`, { method: 'POST', ...init }))
+    expect((await run({})).status).toBe(200)
+    expect((await run({ body: 'x', headers: { 'content-type': 'text/plain' } })).status).toBe(415)
+    // Check order: method before session id, session id before step name, step name before the body.
+    expect((await call('PUT', '/api/session/bad id')).body.error.code).toBe('method_not_allowed')
+    expect((await call('POST', '/api/session/bad id/run/nope', {})).body.error.code).toBe('invalid_session_id')
+    expect((await call('POST', `/api/session/${ID}/run/nope`, 'not json', { 'content-type': 'text/plain' })).body.error.code).toBe('unknown_step')
+  })
+
   it('answers an unknown path with 404 and a wrong method with 405, as JSON', async () => {
     const { call } = setup()
     expect((await call('GET', '/elsewhere')).status).toBe(404)
