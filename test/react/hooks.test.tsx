@@ -3,6 +3,7 @@ import 'fake-indexeddb/auto'
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
 import { act, cleanup, fireEvent, render, screen } from '@testing-library/react'
 import { HttpResponse, http } from 'msw'
+import { StrictMode } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { SessionProvider, memoryStorage, useRun, useSessionState, useSyncStatus, useVariable, type CacheStorage, type SessionState } from '../../src/react/index.js'
 import { useMockServer } from '../msw-server.js'
@@ -90,6 +91,23 @@ describe('useVariable', () => {
     expect(patches()[0]!.body).toEqual({ variables: { email: 'e'.repeat(30) }, deleted: [], clientId: expect.any(String), seq: 1 })
     await advance(2000)
     expect(patches()).toHaveLength(1)
+  })
+
+  it('works the same under StrictMode: double effects make one GET and one POST, and nothing is logged', async () => {
+    await mock.store.apply(sessionId, { variables: { name: 'Ada' } })
+    render(
+      <StrictMode>
+        <App><Field name="email" /><Field name="name" /></App>
+      </StrictMode>,
+    )
+    await advance(10)
+    expect(screen.getByLabelText<HTMLInputElement>('name').value).toBe('Ada')
+    for (let i = 1; i <= 5; i++) type('email', 'e'.repeat(i))
+    await advance(1000)
+    expect(mock.requests.filter((r) => r.method === 'GET')).toHaveLength(1)
+    expect(patches()).toHaveLength(1)
+    expect(patches()[0]!.body).toMatchObject({ variables: { email: 'eeeee' }, seq: 1 })
+    expect(await mock.store.get(sessionId)).toMatchObject({ version: 2, variables: { name: 'Ada', email: 'eeeee' } })
   })
 
   it('caps a long burst with maxWait', async () => {
