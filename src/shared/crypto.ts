@@ -4,11 +4,20 @@
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
+/**
+ * A WebCrypto key: the runtime's `CryptoKey` where the program's types declare one (the DOM lib),
+ * else its shape (a key from Node's `crypto.subtle` fits). So the server's types need no DOM lib.
+ */
+export type WebCryptoKey =
+  typeof globalThis extends { CryptoKey: { prototype: infer Key } }
+    ? Key
+    : { readonly algorithm: { readonly name: string }; readonly extractable: boolean; readonly type: string; readonly usages: readonly string[] }
+
 /** A key for `seal`/`open`: a CryptoKey, or 32 raw bytes (as bytes or base64). */
-export type KeyMaterial = CryptoKey | Uint8Array | string
+export type KeyMaterial = WebCryptoKey | Uint8Array | string
 
 /** Imports key material as an AES-GCM CryptoKey (32 bytes: AES-256). */
-export async function importAesKey(material: KeyMaterial): Promise<CryptoKey> {
+export async function importAesKey(material: KeyMaterial): Promise<WebCryptoKey> {
   if (typeof material === 'object' && 'algorithm' in material) return material
   const bytes = typeof material === 'string' ? fromBase64(material) : material
   if (bytes.byteLength !== 32) throw new TypeError(`An AES-256 key is 32 bytes; this one is ${bytes.byteLength}`)
@@ -21,14 +30,14 @@ export function newKeyBase64(): string {
 }
 
 /** Encrypts `text`, bound to `context` (it must be the same to open it). Returns base64 `iv` and `data`. */
-export async function seal(key: CryptoKey, text: string, context: string): Promise<{ iv: string; data: string }> {
+export async function seal(key: WebCryptoKey, text: string, context: string): Promise<{ iv: string; data: string }> {
   const iv = crypto.getRandomValues(new Uint8Array(12))
   const data = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: encoder.encode(context) }, key, encoder.encode(text))
   return { iv: toBase64(iv), data: toBase64(new Uint8Array(data)) }
 }
 
 /** Decrypts what `seal` returned; rejects when the key or the context is not the one it was sealed with. */
-export async function open(key: CryptoKey, sealed: { iv: string; data: string }, context: string): Promise<string> {
+export async function open(key: WebCryptoKey, sealed: { iv: string; data: string }, context: string): Promise<string> {
   const plain = await crypto.subtle.decrypt(
     { name: 'AES-GCM', iv: fromBase64(sealed.iv) as Uint8Array<ArrayBuffer>, additionalData: encoder.encode(context) },
     key,

@@ -1,4 +1,5 @@
-import type { ClientConfig, Pool, PoolClient, PoolConfig } from 'pg'
+import type { ConnectionOptions } from 'node:tls'
+import type { ClientConfig, Pool, PoolClient } from 'pg'
 import { SessionProtocolError } from '../errors.js'
 import type { SessionRecord } from '../merge.js'
 import { defineStore } from './define.js'
@@ -11,7 +12,46 @@ export interface PostgresStoreOptions extends StoreOptions {
   /** Table name; default `workflow_sessions`. */
   table?: string
   /** Passed to pg's Pool (size, timeouts, ssl). Default: 10 connections, 5 s to connect. */
-  pool?: Omit<PoolConfig, 'connectionString'>
+  pool?: PostgresPoolOptions
+}
+
+/**
+ * Settings of the store's node-postgres `Pool` (host, port, user and database come from the URL).
+ * Declared here rather than taken from `pg`, so that this package's types compile without the
+ * optional `pg` installed; any other `Pool` or `Client` setting passes through as is.
+ */
+export interface PostgresPoolOptions {
+  /** Most connections open at once; default 10. */
+  max?: number
+  /** Connections kept open while idle; default 0. */
+  min?: number
+  /** Closes a connection idle this long; pg's default 10 000 ms, 0 never. */
+  idleTimeoutMillis?: number
+  /** How long to wait for a new connection before failing; default 5000 ms. */
+  connectionTimeoutMillis?: number
+  /** Replaces a connection after this many checkouts. */
+  maxUses?: number
+  /** Replaces a connection this long after it opened. */
+  maxLifetimeSeconds?: number
+  /** Lets the process exit while the pool holds only idle connections. */
+  allowExitOnIdle?: boolean
+  /** TLS: `true`, or Node's TLS options (`ca`, `rejectUnauthorized`, `servername`, ...). */
+  ssl?: boolean | ConnectionOptions
+  /** Server-side limit per statement, in ms (`false`: the server's setting). */
+  statement_timeout?: number | false
+  /** Client-side limit per query, in ms. */
+  query_timeout?: number
+  lock_timeout?: number
+  idle_in_transaction_session_timeout?: number
+  /** Shown in `pg_stat_activity`; default `workflow-session`. */
+  application_name?: string
+  keepAlive?: boolean
+  keepAliveInitialDelayMillis?: number
+  /** For credentials that rotate (a cloud IAM token): called for each new connection. */
+  password?: string | (() => string | Promise<string>)
+  /** The connection string is `postgresStore`'s first argument. */
+  connectionString?: never
+  [setting: string]: unknown
 }
 
 /** The NOTIFY channel that carries `{ "id", "version" }` of each applied change to every server. */
