@@ -1,0 +1,58 @@
+"""Session state for workflow apps: the server side of the session protocol (docs/protocol.md) in Python.
+
+Example::
+
+    from fastapi import FastAPI
+    from workflow_session import StepError, create_session_app, open_store
+
+    def register(ctx):
+        signup = ctx.workflow("signup")
+        if "@" not in signup.get("email", ""):
+            raise StepError("Enter a valid email address first")
+        signup.set_step("registered")
+        return {"output": {"ok": True}}
+
+    app = FastAPI()
+    app.mount("/api/session", create_session_app(store=open_store("sqlite:.data/sessions.db"), steps={"register": register}))
+"""
+
+from .app import SessionApp, create_session_app
+from .errors import SessionProtocolError
+from .merge import MAX_REMEMBERED_CLIENTS, merge_session
+from .models import ErrorBody, JsonValue, Patch, Record, RunResponse, Snapshot, Summary
+from .steps import Step, StepContext, StepError, StepResult, conformance_steps
+from .stores import ApplyResult, Caller, SessionStore, WorkflowState, memory_store, open_store, postgres_store, sqlite_store
+from .workflow import Workflow
+from .workflow_keys import parse_workflow_key, workflow_data_key, workflow_slot_key
+
+__all__ = [
+    "MAX_REMEMBERED_CLIENTS",
+    "ApplyResult",
+    "Caller",
+    "ErrorBody",
+    "JsonValue",
+    "Patch",
+    "Record",
+    "RunResponse",
+    "SessionApp",
+    "SessionProtocolError",
+    "SessionStore",
+    "Snapshot",
+    "Step",
+    "StepContext",
+    "StepError",
+    "StepResult",
+    "Summary",
+    "Workflow",
+    "WorkflowState",
+    "conformance_steps",
+    "create_session_app",
+    "memory_store",
+    "merge_session",
+    "open_store",
+    "parse_workflow_key",
+    "postgres_store",
+    "sqlite_store",
+    "workflow_data_key",
+    "workflow_slot_key",
+]

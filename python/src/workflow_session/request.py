@@ -1,0 +1,128 @@
+"""Reading a request: its path under the mount, its JSON body (with the protocol's limits), its run input."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .errors import SessionProtocolError
+from .rules import parse_json
+
+#: What ``read_json_body`` returns for an empty body.
+NO_BODY: Any = type("NoBody", (), {"__repr__": lambda self: "NO_BODY"})()
+
+Scope = dict[str, Any]
+
+
+def route_path(scope: Scope) -> str:
+    """The path below the app's mount point (``root_path``), whichever way the server or router passes it."""
+    path: str = scope.get("path", "") or ""
+    root: str = scope.get("root_path", "") or ""
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :]
+    return path
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header ``name`` (lowercase), as text."""
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _too_large(max_bytes: int) -> SessionProtocolError:
+    return SessionProtocolError("too_large", f"The body is larger than {max_bytes} bytes")
+
+
+async def read_json_body(scope: Scope, receive: Any, max_bytes: int, *, empty_needs_no_type: bool = False) -> Any:
+    """Reads a JSON body: 415 unless ``application/json``, 413 past ``max_bytes``, 400 ``invalid_json``.
+
+    The size is counted while reading, so an oversized body is never buffered whole. An empty
+    body reads as :data:`NO_BODY`; with ``empty_needs_no_type`` (a run) it needs no content type.
+    """
+    content_type = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
+    declared = header(scope, b"content-length")
+    if content_type != "application/json":
+        may_be_empty = empty_needs_no_type and (declared is None or declared.strip() == "0")
+        # Read no more than the first chunk: any byte at all makes it a body of the wrong type.
+        if not may_be_empty or await _first_chunk_has_bytes(receive):
+            raise SessionProtocolError("unsupported_media_type", "Send the body as application/json")
+        return NO_BODY
+    try:
+        if declared is not None and float(declared) > max_bytes:
+            raise _too_large(max_bytes)
+    except ValueError:
+        pass
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            # A body that stops midway (the client went) is the request's fault, not the server's.
+            raise SessionProtocolError("bad_request", "The request body ended before it was complete")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    # As a browser's TextDecoder: a leading BOM is dropped, bytes that are not UTF-8 become U+FFFD.
+    text = b"".join(chunks).decode("utf-8-sig", errors="replace")
+    if text.strip() == "":
+        return NO_BODY
+    try:
+        return parse_json(text)
+    except RecursionError:
+        raise SessionProtocolError("invalid_patch", "The body nests deeper than any value may (64 levels)") from None
+    except ValueError:
+        raise SessionProtocolError("invalid_json", "The body is not valid JSON") from None
+
+
+async def _first_chunk_has_bytes(receive: Any) -> bool:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return False
+        if message.get("body"):
+            return True
+        if not message.get("more_body", False):
+            return False
+
+
+def parse_run_input(body: Any) -> Any:
+    """A run body: empty, or ``{"input": any JSON}``. Returns the input (None when there is none)."""
+    if body is NO_BODY:
+        return None
+    if not isinstance(body, dict):
+        raise SessionProtocolError("invalid_patch", 'The run body must be a JSON object: { "input": … }')
+    return body.get("input")
+
+
+_WHOLE_NUMBER = re.compile(r"[0-9]+")
+
+
+def page_of(query: dict[str, str]) -> tuple[int, int]:
+    """A listing page from ``?limit=`` (1-100, default 50) and ``?offset=`` (default 0); else 400 ``bad_request``."""
+
+    def number(name: str, fallback: int, low: int, high: int) -> int:
+        text = query.get(name)
+        if text is None:
+            return fallback
+        if not _WHOLE_NUMBER.fullmatch(text) or not low <= int(text) <= high:
+            raise SessionProtocolError("bad_request", f'"{name}" must be a whole number from {low} to {high}')
+        return int(text)
+
+    return number("limit", 50, 1, 100), number("offset", 0, 0, 2**53 - 1)
+
+
+def since_of(text: str | None) -> int:
+    """The version a client has, from ``Last-Event-ID`` or ``?since=``: a positive whole number, else 0."""
+    if text is None:
+        return 0
+    try:
+        value = float(text.strip() or "0")
+    except ValueError:
+        return 0
+    return int(value) if value.is_integer() and 0 < value <= 2**53 - 1 else 0

@@ -1,0 +1,28 @@
+"""Where sessions live: memory, SQLite (the default) and PostgreSQL, all on one store layer."""
+
+from .base import ApplyResult, Backend, Caller, Decision, KEEP, SessionStore, WorkflowState, may_reach
+from .memory import memory_store
+from .open import open_store
+from .sqlite import sqlite_store
+
+__all__ = [
+    "KEEP",
+    "ApplyResult",
+    "Backend",
+    "Caller",
+    "Decision",
+    "SessionStore",
+    "WorkflowState",
+    "may_reach",
+    "memory_store",
+    "open_store",
+    "postgres_store",
+    "sqlite_store",
+]
+
+
+def postgres_store(url: str, **options: object) -> SessionStore:
+    """Sessions in PostgreSQL; see :func:`workflow_session.stores.postgres.postgres_store` (needs psycopg)."""
+    from .postgres import postgres_store as open_postgres
+
+    return open_postgres(url, **options)  # type: ignore[arg-type]

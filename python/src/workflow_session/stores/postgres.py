@@ -1,0 +1,272 @@
+"""Sessions in PostgreSQL (psycopg 3, async), for several app servers sharing one database.
+
+The same table, lock and change channel as the TypeScript store, so Python and Node servers can
+share one database: a row per session (``record`` as ``json``, kept verbatim: the merge relies on
+key order to forget the oldest clients). A write is one transaction that takes a per-session
+advisory lock, merges, writes and NOTIFYs ``{"id", "version"}`` on ``workflow_session_changes``.
+``watch()`` LISTENs on a connection of its own, re-established with backoff when it is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import SessionProtocolError
+from ..models import Record, Summary
+from ..rules import compact_json
+from .base import KEEP, Backend, ChangeListener, Decision, SessionStore, T, summarize
+
+#: The NOTIFY channel that carries ``{"id", "version"}`` of each applied change to every server.
+CHANGE_CHANNEL = "workflow_session_changes"
+#: The ``application_name`` of the connection that LISTENs (to tell it apart in ``pg_stat_activity``).
+LISTENER_NAME = "workflow-session listen"
+_TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_IDS_BATCH = 500
+log = logging.getLogger("workflow_session")
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before the next attempt to listen again: 0.1 doubling to 2."""
+    return min(2.0, 0.1 * 2**attempt)
+
+
+def describe_target(url: str) -> str:
+    """``host:port, database "name"`` of a connection URL, without its password."""
+    try:
+        parts = urlsplit(url)
+        database = parts.path.lstrip("/") or parts.username or "postgres"
+        return f'{parts.hostname or "localhost"}:{parts.port or 5432}, database "{database}"'
+    except ValueError:
+        return "the configured PostgreSQL server"
+
+
+def _unavailable() -> SessionProtocolError:
+    return SessionProtocolError("unavailable", "The session database cannot be reached right now; try again")
+
+
+class PostgresBackend(Backend):
+    """A psycopg async connection pool, opened on first use (or by ``open()``) in the running event loop."""
+
+    def __init__(self, url: str, *, table: str = "workflow_sessions", pool_size: int = 10, connect_timeout: float = 5.0) -> None:
+        try:
+            import psycopg  # noqa: F401
+            import psycopg_pool  # noqa: F401
+        except ImportError as error:
+            raise ImportError(f"postgres_store needs psycopg 3: pip install 'workflow-session[postgres]' ({error})") from error
+        if not _TABLE_NAME.fullmatch(table):
+            raise ValueError(f'postgres_store: "{table}" is not a plain table name')
+        self.url = url
+        self.table = table
+        self._pool_size = pool_size
+        self._connect_timeout = connect_timeout
+        self._pool: Any = None
+        self._opening: asyncio.Lock | None = None
+        self._watchers: dict[int, tuple[ChangeListener, Callable[[], None] | None]] = {}
+        self._watcher_keys = itertools.count()
+        self._listener: asyncio.Task[None] | None = None
+        self._closed = False
+        #: Set while the LISTEN connection is up (tests wait for it).
+        self.listening = asyncio.Event()
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        if self._closed:
+            raise SessionProtocolError("unavailable", "The session store is closed")
+        self._opening = self._opening or asyncio.Lock()
+        async with self._opening:
+            if self._pool is not None:
+                return
+            from psycopg_pool import AsyncConnectionPool
+
+            pool = AsyncConnectionPool(
+                self.url,
+                min_size=1,
+                max_size=self._pool_size,
+                open=False,
+                timeout=self._connect_timeout,
+                kwargs={"autocommit": True, "application_name": "workflow-session", "connect_timeout": max(1, round(self._connect_timeout))},
+                check=AsyncConnectionPool.check_connection,
+            )
+            try:
+                await pool.open(wait=True, timeout=self._connect_timeout)
+                async with pool.connection() as db:
+                    await db.execute(
+                        f"""CREATE TABLE IF NOT EXISTS {self.table} (
+                              id         text PRIMARY KEY,
+                              user_id    text,
+                              updated_at timestamptz NOT NULL,
+                              record     json NOT NULL
+                            );
+                            CREATE INDEX IF NOT EXISTS {self.table}_user_newest ON {self.table} (user_id, updated_at DESC);
+                            CREATE INDEX IF NOT EXISTS {self.table}_newest ON {self.table} (updated_at DESC);"""
+                    )
+            except Exception as error:
+                await pool.close()
+                raise SessionProtocolError(
+                    "unavailable", f"postgres_store: cannot open the session table at {describe_target(self.url)}: {error}"
+                ) from error
+            self._pool = pool
+
+    async def _connection(self) -> Any:
+        await self.open()
+        return self._pool.connection()
+
+    async def read(self, session_id: str) -> Record | None:
+        async with _as_unavailable():
+            async with await self._connection() as db:
+                return await self._read(db, session_id)
+
+    async def _read(self, db: Any, session_id: str) -> Record | None:
+        cursor = await db.execute(f"SELECT record FROM {self.table} WHERE id = %s", (session_id,))
+        row = await cursor.fetchone()
+        return _record(row[0]) if row else None
+
+    async def update(self, session_id: str, decide: Callable[[Record | None], Decision[T]]) -> T:
+        async with _as_unavailable():
+            async with await self._connection() as db, db.transaction():
+                # One writer per session at a time, across every server sharing the database
+                # (the same lock key as the TypeScript store).
+                await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (session_id,))
+                decision = decide(await self._read(db, session_id))
+                if decision.write is None:
+                    await db.execute(f"DELETE FROM {self.table} WHERE id = %s", (session_id,))
+                elif decision.write is not KEEP:
+                    snapshot = decision.write["snapshot"]
+                    await db.execute(
+                        f"""INSERT INTO {self.table} (id, user_id, updated_at, record) VALUES (%s, %s, %s, %s::json)
+                            ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, updated_at = excluded.updated_at,
+                            record = excluded.record""",
+                        (session_id, snapshot.get("userId"), snapshot["updatedAt"], compact_json(decision.write)),
+                    )
+                    payload = compact_json({"id": session_id, "version": snapshot["version"]})
+                    await db.execute("SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, payload))
+                return decision.result
+
+    async def list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:
+        async with _as_unavailable():
+            async with await self._connection() as db:
+                cursor = await db.execute(
+                    f"""SELECT record FROM {self.table} WHERE (%s::text IS NULL OR user_id = %s)
+                        ORDER BY updated_at DESC, id LIMIT %s OFFSET %s""",
+                    (user_id, user_id, limit, offset),
+                )
+                return [summarize(_record(row[0])["snapshot"]) for row in await cursor.fetchall()]
+
+    async def ids(self) -> AsyncIterator[str]:  # type: ignore[override]
+        # In batches by id (keyset), so a long walk neither holds a transaction nor loads every id at once.
+        after = ""
+        while True:
+            async with _as_unavailable():
+                async with await self._connection() as db:
+                    cursor = await db.execute(f"SELECT id FROM {self.table} WHERE id > %s ORDER BY id LIMIT %s", (after, _IDS_BATCH))
+                    batch = [row[0] for row in await cursor.fetchall()]
+            for session_id in batch:
+                yield session_id
+            if len(batch) < _IDS_BATCH:
+                return
+            after = batch[-1]
+
+    def watch(self, on_change: ChangeListener, on_reconnect: Callable[[], None] | None = None) -> Callable[[], None]:
+        key = next(self._watcher_keys)
+        self._watchers[key] = (on_change, on_reconnect)
+        if self._listener is None and not self._closed:
+            self._listener = asyncio.get_running_loop().create_task(self._listen(), name="workflow-session listen")
+        return lambda: self._watchers.pop(key, None) and None  # type: ignore[func-returns-value]
+
+    async def _listen(self) -> None:
+        """LISTENs on a connection of its own; connects again with backoff whenever it is lost."""
+        import psycopg
+
+        attempt = 0
+        while not self._closed:
+            try:
+                connection = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, application_name=LISTENER_NAME, connect_timeout=max(1, round(self._connect_timeout))
+                )
+            except Exception:
+                await asyncio.sleep(retry_delay(attempt))
+                attempt += 1
+                continue
+            try:
+                async with connection:
+                    await connection.execute(f"LISTEN {CHANGE_CHANNEL}")
+                    attempt = 0
+                    self.listening.set()
+                    # Changes made before this connection listened were not heard (after a lost
+                    # connection, or while the first one connected): open streams check again.
+                    for _, on_reconnect in list(self._watchers.values()):
+                        if on_reconnect is not None:
+                            on_reconnect()
+                    async for notice in connection.notifies():
+                        self._deliver(notice.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.debug("workflow-session: the LISTEN connection was lost (%s); listening again", error)
+            finally:
+                self.listening.clear()
+            if not self._closed:
+                await asyncio.sleep(retry_delay(attempt))
+                attempt += 1
+
+    def _deliver(self, payload: str) -> None:
+        try:
+            change = json.loads(payload)
+        except ValueError:
+            return  # Not ours.
+        if not isinstance(change, dict):
+            return
+        session_id, version = change.get("id"), change.get("version")
+        if not isinstance(session_id, str) or isinstance(version, bool) or not isinstance(version, (int, float)):
+            return
+        for on_change, _ in list(self._watchers.values()):
+            on_change(session_id, int(version))
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._listener is not None:
+            self._listener.cancel()
+            try:
+                await self._listener
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._listener = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+
+def _record(value: Any) -> Record:
+    # psycopg reads a json column as Python objects; a text column (an older table) as a string.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class _as_unavailable:
+    """A database that cannot be reached (restart, failover, network) is ``unavailable`` (503, retried)."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> bool:
+        import psycopg
+
+        if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)):
+            raise _unavailable() from error
+        return False
+
+
+def postgres_store(url: str, *, table: str = "workflow_sessions", pool_size: int = 10, connect_timeout: float = 5.0) -> SessionStore:
+    """Sessions in PostgreSQL (``open_store("postgres://…")``); needs ``pip install 'workflow-session[postgres]'``.
+
+    Connects on first use in the running event loop, or at ``await store.open()`` (the app's
+    startup does it when it runs standalone). Use one store per event loop.
+    """
+    return SessionStore(PostgresBackend(url, table=table, pool_size=pool_size, connect_timeout=connect_timeout))

@@ -1,0 +1,163 @@
+"""Sessions in one SQLite file (the standard library's sqlite3, WAL): the embedded default.
+
+Each write is one ``BEGIN IMMEDIATE`` transaction (read, merge, write, client ``seq``), so several
+processes may share the file; a writer that finds it locked waits up to the busy timeout, then
+the request answers 503 ``unavailable``. The same table as the TypeScript store writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+from ..errors import SessionProtocolError
+from ..models import Record, Summary
+from ..rules import compact_json
+from .base import KEEP, Backend, Decision, SessionStore, T, summarize
+
+SCHEMA = """
+  CREATE TABLE IF NOT EXISTS sessions (
+    id         TEXT PRIMARY KEY,
+    user_id    TEXT,
+    updated_at TEXT NOT NULL,
+    record     TEXT NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS sessions_by_user_newest ON sessions (user_id, updated_at DESC);
+  CREATE INDEX IF NOT EXISTS sessions_by_newest ON sessions (updated_at DESC);
+"""
+UPSERT = """
+  INSERT INTO sessions (id, user_id, updated_at, record) VALUES (?, ?, ?, ?)
+  ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, updated_at = excluded.updated_at, record = excluded.record
+"""
+_IDS_BATCH = 500
+
+
+class SqliteBackend(Backend):
+    """One connection per worker thread; every call runs in those threads, never on the event loop."""
+
+    def __init__(self, path: str, *, synchronous: Literal["full", "normal"] = "full", busy_timeout: float = 5.0, threads: int = 4) -> None:
+        if synchronous not in ("full", "normal"):
+            raise ValueError('synchronous must be "full" or "normal"')
+        self.path = path
+        self._synchronous = synchronous.upper()
+        self._busy_timeout = busy_timeout
+        in_memory = path == ":memory:" or path.startswith("file::memory:")
+        if not in_memory:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        # A private in-memory database exists per connection: one thread, one connection.
+        self._executor = ThreadPoolExecutor(max_workers=1 if in_memory else threads, thread_name_prefix="workflow-session-sqlite")
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
+        # Creating the schema once, now: a bad path fails here rather than on the first request.
+        self._executor.submit(_busy_as_unavailable, self._connection).result()
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA synchronous = {self._synchronous}")
+            db.executescript(SCHEMA)
+            self._local.db = db
+            with self._connections_lock:
+                self._connections.append(db)
+        return db
+
+    async def _run(self, work: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise SessionProtocolError("unavailable", "The session store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(_busy_as_unavailable, work, *args))
+
+    def _read(self, session_id: str) -> Record | None:
+        row = self._connection().execute("SELECT record FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def _update(self, session_id: str, decide: Callable[[Record | None], Decision[T]]) -> T:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            decision = decide(self._read(session_id))
+            if decision.write is None:
+                db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+            elif decision.write is not KEEP:
+                snapshot = decision.write["snapshot"]
+                db.execute(UPSERT, (session_id, snapshot.get("userId"), snapshot["updatedAt"], compact_json(decision.write)))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return decision.result
+
+    def _list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:
+        if user_id is None:
+            sql, params = "SELECT record FROM sessions ORDER BY updated_at DESC, id LIMIT ? OFFSET ?", (limit, offset)
+        else:
+            sql = "SELECT record FROM sessions WHERE user_id = ? ORDER BY updated_at DESC, id LIMIT ? OFFSET ?"
+            params = (user_id, limit, offset)  # type: ignore[assignment]
+        return [summarize(json.loads(row[0])["snapshot"]) for row in self._connection().execute(sql, params)]
+
+    def _ids_after(self, after: str) -> list[str]:
+        rows = self._connection().execute("SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT ?", (after, _IDS_BATCH))
+        return [row[0] for row in rows]
+
+    async def read(self, session_id: str) -> Record | None:
+        return await self._run(self._read, session_id)
+
+    async def update(self, session_id: str, decide: Callable[[Record | None], Decision[T]]) -> T:
+        return await self._run(self._update, session_id, decide)
+
+    async def list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:
+        return await self._run(self._list, user_id, limit, offset)
+
+    async def ids(self) -> AsyncIterator[str]:  # type: ignore[override]
+        # In batches by id, so a long walk neither holds a read transaction nor loads every id at once.
+        after = ""
+        while True:
+            batch = await self._run(self._ids_after, after)
+            for session_id in batch:
+                yield session_id
+            if len(batch) < _IDS_BATCH:
+                return
+            after = batch[-1]
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+        with self._connections_lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+
+
+def _busy_as_unavailable(work: Callable[..., T], *args: Any) -> T:
+    """A database still locked by another process after the busy timeout is ``unavailable`` (503, retried)."""
+    try:
+        return work(*args)
+    except sqlite3.OperationalError as error:
+        name = getattr(error, "sqlite_errorname", "")
+        if name.startswith("SQLITE_BUSY") or "database is locked" in str(error):
+            raise SessionProtocolError("unavailable", "The session database is busy with another process; try again") from error
+        raise
+
+
+def sqlite_store(path: str, *, synchronous: Literal["full", "normal"] = "full", busy_timeout: float = 5.0) -> SessionStore:
+    """Sessions in one SQLite file (``open_store("sqlite:PATH")``).
+
+    ``synchronous="full"`` (default): a confirmed patch survives a power cut; ``"normal"`` is
+    faster and survives a crash of the process. ``busy_timeout``: seconds a write waits for
+    another process's write to the same file before it answers ``unavailable``.
+    """
+    return SessionStore(SqliteBackend(path, synchronous=synchronous, busy_timeout=busy_timeout))
