@@ -59,7 +59,7 @@ class Served:
         async def serve() -> None:
             # The app (and its store) is made inside this loop: a PostgreSQL store belongs to one loop.
             self.app = self._make_app()
-            self.server = self._uvicorn.Server(self._uvicorn.Config(self.app, log_level="warning", lifespan="on"))
+            self.server = self._uvicorn.Server(self._uvicorn.Config(self.app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1))
             task = asyncio.ensure_future(self.server.serve(sockets=[self._socket]))
             while not self.server.started and not task.done():
                 await asyncio.sleep(0.01)

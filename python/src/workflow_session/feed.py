@@ -34,8 +34,8 @@ class _Stream:
 
     def __init__(self) -> None:
         self.signal = asyncio.Event()
-        self.dirty = True  # catch up from `since` first
         self.ended = False
+        self.wake()  # catch up from `since` first
 
     def wake(self) -> None:
         self.dirty = True

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     listener.bind((args.host, args.port))
     listener.listen(128)
     port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2))
 
     async def serve() -> None:
         task = asyncio.ensure_future(server.serve(sockets=[listener]))

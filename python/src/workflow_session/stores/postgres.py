@@ -84,20 +84,13 @@ class PostgresBackend(Backend):
         async with self._opening:
             if self._pool is not None:
                 return
+            import psycopg
             from psycopg_pool import AsyncConnectionPool
 
-            pool = AsyncConnectionPool(
-                self.url,
-                min_size=1,
-                max_size=self._pool_size,
-                open=False,
-                timeout=self._connect_timeout,
-                kwargs={"autocommit": True, "application_name": "workflow-session", "connect_timeout": max(1, round(self._connect_timeout))},
-                check=AsyncConnectionPool.check_connection,
-            )
+            settings = {"autocommit": True, "application_name": "workflow-session", "connect_timeout": max(1, round(self._connect_timeout))}
             try:
-                await pool.open(wait=True, timeout=self._connect_timeout)
-                async with pool.connection() as db:
+                # A connection of its own first: when the database cannot be reached, its error says why.
+                async with await psycopg.AsyncConnection.connect(self.url, **settings) as db:
                     await db.execute(
                         f"""CREATE TABLE IF NOT EXISTS {self.table} (
                               id         text PRIMARY KEY,
@@ -108,15 +101,31 @@ class PostgresBackend(Backend):
                             CREATE INDEX IF NOT EXISTS {self.table}_user_newest ON {self.table} (user_id, updated_at DESC);
                             CREATE INDEX IF NOT EXISTS {self.table}_newest ON {self.table} (updated_at DESC);"""
                     )
-            except Exception as error:
-                await pool.close()
+            except psycopg.Error as error:
+                reason = " ".join(str(error).split())  # one line
                 raise SessionProtocolError(
-                    "unavailable", f"postgres_store: cannot open the session table at {describe_target(self.url)}: {error}"
+                    "unavailable", f"postgres_store: cannot open the session table at {describe_target(self.url)}: {reason}"
                 ) from error
+            pool = AsyncConnectionPool(
+                self.url,
+                min_size=1,
+                max_size=self._pool_size,
+                open=False,
+                timeout=self._connect_timeout,
+                kwargs=settings,
+                check=AsyncConnectionPool.check_connection,
+            )
+            await pool.open(wait=False)
             self._pool = pool
 
     async def _connection(self) -> Any:
-        await self.open()
+        if self._pool is None:
+            try:
+                await self.open()
+            except SessionProtocolError as error:
+                # Opened by a request: its answer says no more than "try again" (open() says why).
+                log.warning("workflow-session: %s", error.message)
+                raise _unavailable() from error
         return self._pool.connection()
 
     async def read(self, session_id: str) -> Record | None:

@@ -1,0 +1,134 @@
+"""PostgreSQL across servers: two app instances on one database hear each other (LISTEN/NOTIFY), as Node servers do."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from conftest import client_of, new_id
+
+from workflow_session import create_session_app, open_store
+from workflow_session.stores.postgres import CHANGE_CHANNEL, LISTENER_NAME
+
+pytestmark = pytest.mark.anyio
+
+
+def data_of(block: list[str]) -> dict[str, Any]:
+    assert block[1] == "event: snapshot", block
+    return json.loads(block[2].removeprefix("data: "))
+
+
+@pytest.fixture
+def two_servers(serve: Any, postgres_url: str) -> tuple[Any, Any, str]:
+    table = f"ws_feed_{uuid.uuid4().hex[:10]}"
+
+    def make() -> Any:
+        return create_session_app(store=open_store(postgres_url, table=table), heartbeat_seconds=5)
+
+    return serve(make), serve(make), table
+
+
+async def wait_listening(server: Any) -> None:
+    server.call(asyncio.wait_for(server.app.store.backend.listening.wait(), 10), timeout=15)
+
+
+async def test_two_app_instances_on_one_database_hear_each_other(two_servers: Any, events: Any) -> None:
+    first, second, _ = two_servers
+    sid = new_id()
+    async with httpx.AsyncClient() as client:
+        on_second = await events(f"{second.url}/{sid}/events")
+        on_first = await events(f"{first.url}/{sid}/events")
+        assert await on_second.next_block() == [": connected"] and await on_first.next_block() == [": connected"]
+        written = (await client.post(f"{first.url}/{sid}", json={"variables": {"from": "first"}})).json()
+        assert data_of(await on_second.next_block()) == written  # heard through NOTIFY
+        assert data_of(await on_first.next_block()) == written  # announced in process
+        written = (await client.post(f"{second.url}/{sid}", json={"variables": {"from": "second"}, "clientId": "tab", "seq": 1})).json()
+        assert data_of(await on_first.next_block())["variables"] == {"from": "second"}
+        assert data_of(await on_second.next_block())["version"] == 2
+        # Exactly once across servers: the same patch replayed through the other server applies nothing.
+        replay = (await client.post(f"{first.url}/{sid}", json={"variables": {"from": "replay"}, "clientId": "tab", "seq": 1})).json()
+        assert replay == written
+
+
+async def test_the_channel_and_payload_are_the_typescript_stores(two_servers: Any, postgres_url: str, events: Any) -> None:
+    first, second, table = two_servers
+    sid = new_id()
+    listener = await psycopg.AsyncConnection.connect(postgres_url, autocommit=True)
+    try:
+        await listener.execute(f"LISTEN {CHANGE_CHANNEL}")
+        async with httpx.AsyncClient() as client:
+            await client.post(f"{first.url}/{sid}", json={"variables": {"a": 1}})
+        notice = await asyncio.wait_for(anext(aiter(listener.notifies())), 5)
+        assert notice.channel == "workflow_session_changes" and notice.payload == json.dumps({"id": sid, "version": 1}, separators=(",", ":"))
+
+        # What a Node server writes and announces (its row format and its NOTIFY) reaches a Python stream.
+        stream = await events(f"{second.url}/{sid}/events?since=1")
+        assert await stream.next_block() == [": connected"]
+        await wait_listening(second)
+        record = {
+            "snapshot": {"sessionId": sid, "variables": {"a": 1, "node": True}, "version": 2, "createdAt": "2026-11-21T04:00:00.000Z", "updatedAt": "2026-11-21T04:00:01.000Z"},
+            "clientSeqs": {},
+        }
+        await listener.execute(f"UPDATE {table} SET record = %s::json, updated_at = %s WHERE id = %s", (json.dumps(record), record["snapshot"]["updatedAt"], sid))
+        await listener.execute("SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, json.dumps({"id": sid, "version": 2})))
+        assert data_of(await stream.next_block()) == record["snapshot"]
+    finally:
+        await listener.close()
+
+
+async def test_the_listener_connects_again_and_open_streams_check_again(two_servers: Any, postgres_url: str, events: Any) -> None:
+    first, second, _ = two_servers
+    sid = new_id()
+    rechecks: list[int] = []
+    async with httpx.AsyncClient() as client:
+        stream = await events(f"{second.url}/{sid}/events")
+        assert await stream.next_block() == [": connected"]
+        await wait_listening(second)
+        second.loop.call_soon_threadsafe(lambda: second.app.store.watch(lambda *_: None, lambda: rechecks.append(1)))
+        await asyncio.sleep(0.1)
+        admin = await psycopg.AsyncConnection.connect(postgres_url, autocommit=True)
+        try:
+            cursor = await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+                (LISTENER_NAME,),
+            )
+            assert len(await cursor.fetchall()) == 1  # the second server's: the first has no stream open
+        finally:
+            await admin.close()
+        written = (await client.post(f"{first.url}/{sid}", json={"variables": {"during": "the outage"}})).json()
+        assert data_of(await stream.next_block(timeout=10)) == written
+        for _ in range(100):
+            if rechecks:
+                break
+            await asyncio.sleep(0.05)
+        assert rechecks, "the store told its watchers nothing after listening again"
+
+
+async def test_an_unreachable_database_answers_503_with_retry_after() -> None:
+    store = open_store("postgres://postgres:postgres@127.0.0.1:1/none", connect_timeout=1)
+    async with client_of(create_session_app(store=store)) as client:
+        for response in [await client.post(f"/{new_id()}", json={"variables": {"a": 1}}), await client.get(f"/{new_id()}")]:
+            assert response.status_code == 503 and response.headers["retry-after"] == "1"
+            assert response.json()["error"]["code"] == "unavailable" and "127.0.0.1" not in response.text
+    await store.close()
+
+
+async def test_served_alone_an_unreachable_database_fails_the_startup_in_one_line() -> None:
+    app = create_session_app(store=open_store("postgres://postgres:postgres@127.0.0.1:1/none", connect_timeout=1))
+    messages = iter([{"type": "lifespan.startup"}])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app({"type": "lifespan"}, receive, send)
+    assert sent[0]["type"] == "lifespan.startup.failed"
+    assert '127.0.0.1:1, database "none"' in sent[0]["message"] and "\n" not in sent[0]["message"].strip()
