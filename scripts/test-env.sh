@@ -54,3 +54,18 @@ if ! cmp -s "$react18/package-lock.json" "$react18/node_modules/.installed-packa
   fi
 fi
 # --- end React 18 ----------------------------------------------------------------------------
+
+# --- Next.js fixture app (test/e2e/next.e2e.test.ts) ------------------------------------------
+# test/e2e/next-app/node_modules (next 15, react 19, typescript 5) comes from its own lockfile;
+# the test copies the folder and installs the packed package into the copy. `npm ci` runs only
+# when that lockfile differs from the copy stamped after the last install.
+next_app="$(cd "$(dirname "${BASH_SOURCE[0]}")/../test/e2e/next-app" && pwd)"
+if ! cmp -s "$next_app/package-lock.json" "$next_app/node_modules/.installed-package-lock.json"; then
+  echo "test-env: installing the Next.js fixture's dependencies in test/e2e/next-app (Next.js test)"
+  if npm ci --prefix "$next_app" --no-audit --no-fund --loglevel=error; then
+    cp "$next_app/package-lock.json" "$next_app/node_modules/.installed-package-lock.json"
+  else
+    echo "test-env: npm ci in $next_app failed: the Next.js test cannot run" >&2
+  fi
+fi
+# --- end Next.js fixture ---------------------------------------------------------------------

@@ -1,3 +1,5 @@
+'use client'
+
 import { QueryClient, QueryClientContext, QueryClientProvider, onlineManager, useQuery } from '@tanstack/react-query'
 import { useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from 'react'
 import { useDebouncedCallback } from 'use-debounce'

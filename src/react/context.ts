@@ -1,3 +1,5 @@
+'use client'
+
 import { createContext, useContext } from 'react'
 import type { SessionClient } from '../client/session-client.js'
 

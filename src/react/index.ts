@@ -1,3 +1,5 @@
+'use client'
+
 export { SessionProvider, type SessionProviderProps } from './SessionProvider.js'
 export { useVariable, useSyncStatus, useRun, type SetValue, type UseRunResult } from './hooks.js'
 export { useSessionState, type SessionState } from './useSessionState.js'

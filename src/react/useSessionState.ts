@@ -1,3 +1,5 @@
+'use client'
+
 import { useCallback, useMemo } from 'react'
 import type { SessionMeta } from '../client/meta.js'
 import type { JsonValue, Variables } from '../shared/protocol.js'

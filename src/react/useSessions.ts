@@ -1,3 +1,5 @@
+'use client'
+
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useCallback, useContext } from 'react'
 import type { SessionSummary } from '../shared/protocol.js'

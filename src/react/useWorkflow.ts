@@ -1,3 +1,5 @@
+'use client'
+
 import { useCallback, useMemo, useRef } from 'react'
 import type { JsonValue } from '../shared/protocol.js'
 import type { Workflow } from '../shared/workflow.js'

@@ -50,17 +50,18 @@ async function packOnce(): Promise<string> {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
     return waitForTarball(tarball, failed)
   }
+  const work = join(dir, 'work')
   try {
     await removeFinishedRuns()
-    const work = join(dir, 'work')
     await copySources(work)
     const packed = (await run('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: work, timeoutMs: 180_000 })).trim().split('\n').pop()!
     await rename(join(dir, packed), tarball)
-    await rm(work, { recursive: true, force: true })
     return tarball
   } catch (error) {
     await writeFile(failed, String(error))
     throw error
+  } finally {
+    await rm(work, { recursive: true, force: true })
   }
 }
 
