@@ -1,21 +1,38 @@
 import { execFile } from 'node:child_process'
+import { createServer, type AddressInfo } from 'node:net'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runConformance } from '../../src/conformance.js'
-import { createSessionHandler, memoryStore, serve, type RunningServer } from '../../src/server/index.js'
+import { conformanceSteps, createSessionHandler, memoryStore, serve, type RunningServer } from '../../src/server/index.js'
+
+const execFileAsync = promisify(execFile)
+const cli = (...args: string[]) => execFileAsync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'conformance', ...args])
+const byUser = (request: Request) => request.headers.get('x-user')
+
+// The conformance step fails on purpose; the handler reports failing steps to onError.
+const quiet = () => {}
 
 let server: RunningServer
+let withoutStep: RunningServer
+let usersOnly: RunningServer
 beforeAll(async () => {
-  server = await serve({ handler: createSessionHandler({ store: memoryStore(), authorize: (request) => request.headers.get('x-user') }), port: 0 })
+  ;[server, withoutStep, usersOnly] = await Promise.all([
+    serve({ port: 0, handler: createSessionHandler({ store: memoryStore(), steps: conformanceSteps, authorize: byUser, onError: quiet }) }),
+    serve({ port: 0, handler: createSessionHandler({ store: memoryStore(), authorize: byUser, onError: quiet }) }),
+    serve({ port: 0, handler: createSessionHandler({ store: memoryStore(), steps: conformanceSteps, authorize: byUser, requireUser: true, onError: quiet }) }),
+  ])
 })
-afterAll(() => server.close())
+afterAll(() => Promise.all([server.close(), withoutStep.close(), usersOnly.close()]))
 
-it("passes every check against the package's own server over HTTP, anonymous and as a user", async () => {
-  for (const headers of [{}, { 'x-user': 'conformance' }] as Array<Record<string, string>>) {
-    const results = await runConformance(`${server.url}/api/session`, { headers })
-    expect(results.filter((result) => !result.ok)).toEqual([])
-    expect(results.length).toBeGreaterThanOrEqual(20)
-  }
+it("passes every check against the package's own server over HTTP, nothing skipped", async () => {
+  const results = await runConformance(`${server.url}/api/session`, { userHeaders: { 'x-user': 'conformance' } })
+  expect(results.filter((result) => !result.ok || result.skipped)).toEqual([])
+  expect(results.length).toBeGreaterThanOrEqual(30)
+})
+
+it('passes as a user on a server that requires one, with the user in --header too', async () => {
+  const results = await runConformance(`${usersOnly.url}/api/session`, { headers: { 'x-user': 'caller' }, userHeaders: { 'x-user': 'lister' } })
+  expect(results.filter((result) => !result.ok || result.skipped)).toEqual([])
 })
 
 it('finds the faults of a backend that breaks the protocol', async () => {
@@ -30,18 +47,46 @@ it('finds the faults of a backend that breaks the protocol', async () => {
   const results = await runConformance(`${sloppy.url}/api/session`)
   await sloppy.close()
   const failed = results.filter((result) => !result.ok)
-  expect(failed.length).toBeGreaterThanOrEqual(18)
-  expect(failed.every((result) => typeof result.detail === 'string' && result.detail.length > 0)).toBe(true)
+  expect(failed.length).toBeGreaterThanOrEqual(25)
+  expect(failed.every((result) => typeof result.detail === 'string' && result.detail.length > 0 && result.detail.length <= 400)).toBe(true)
 })
 
-it('runs as a command and ends with "N passed, N failed"', async () => {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'conformance', `${server.url}/api/session`, '--header', 'x-user: cli'])
+it('runs as a command and ends with "N passed, 0 failed, 0 skipped"', async () => {
+  const { stdout } = await cli(`${server.url}/api/session`, '--user-header', 'x-user: cli')
   const lines = stdout.trim().split('\n')
-  expect(lines.at(-1)).toMatch(/^\d+ passed, 0 failed$/)
+  expect(lines.at(-1)).toMatch(/^\d+ passed, 0 failed, 0 skipped$/)
   expect(lines.filter((line) => line.startsWith('✓')).length).toBe(Number(lines.at(-1)!.split(' ')[0]))
 })
 
+it('skips the step checks without the conformance step, and the user listing without --user-header, saying once how to enable each', async () => {
+  const { stdout } = await cli(`${withoutStep.url}/api/session`)
+  const lines = stdout.trim().split('\n')
+  expect(lines.at(-1)).toMatch(/^\d+ passed, 0 failed, 6 skipped$/)
+  expect(lines.filter((line) => line.endsWith('(skipped)'))).toHaveLength(6)
+  expect(lines.filter((line) => line.includes('conformanceSteps in TypeScript, conformance_steps in Python'))).toHaveLength(1)
+  expect(lines.filter((line) => line.includes('--user-header'))).toHaveLength(1)
+})
+
+it('says in one line to pass --header when every request is answered 401, and exits 1', async () => {
+  const failure = await cli(`${usersOnly.url}/api/session`).catch((error: { code: number; stdout: string }) => error)
+  expect(failure).toMatchObject({ code: 1 })
+  const lines = (failure as { stdout: string }).stdout.trim().split('\n')
+  expect(lines).toEqual([expect.stringMatching(/^✗ every request was answered 401 .*--header "Cookie: …"/), '0 passed, 1 failed, 0 skipped'])
+})
+
+it('says in one line that the backend cannot be reached, and exits 2', async () => {
+  // A port that was free a moment ago: nothing listens there.
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const { port } = probe.address() as AddressInfo
+  await new Promise((resolve) => probe.close(resolve))
+  const failure = await cli(`http://127.0.0.1:${port}/api/session`).catch((error: { code: number; stdout: string; stderr: string }) => error)
+  expect(failure).toMatchObject({ code: 2, stdout: '', stderr: `cannot reach http://127.0.0.1:${port}/api/session: ECONNREFUSED\n` })
+})
+
 it('exits 2 with a usage line when called wrongly', async () => {
-  const failure = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'conformance']).catch((error: { code: number; stderr: string }) => error)
-  expect(failure).toMatchObject({ code: 2, stderr: expect.stringContaining('usage: workflow-session conformance') })
+  for (const args of [[], ['http://localhost:1/api/session', '--max-bytes', '12'], ['http://localhost:1/api/session', '--user-header', 'no colon']]) {
+    const failure = await cli(...args).catch((error: { code: number; stderr: string }) => error)
+    expect(failure).toMatchObject({ code: 2, stderr: expect.stringContaining('usage: workflow-session conformance') })
+  }
 })

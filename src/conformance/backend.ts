@@ -1,0 +1,206 @@
+import { randomId } from '../client/session-id.js'
+import type { Operation, ShapeProblem } from './openapi.js'
+
+/** A check's failure; its message is what is printed under the check. */
+export class CheckFailed extends Error {}
+
+/** No HTTP answer at all: refused, reset, or timed out. */
+export class NoAnswer extends CheckFailed {
+  constructor(
+    message: string,
+    /** Why, in a few words: `ECONNREFUSED`. */
+    readonly reason: string,
+  ) {
+    super(message)
+  }
+}
+
+export interface Answer {
+  status: number
+  // Parsed JSON under test, already matched against docs/openapi.json; undefined when empty.
+  body: any
+  /** Names the request in messages: `POST {base}/{id}/run/conformance_echo`. */
+  request: string
+}
+
+/**
+ * Who sends a request: the caller (`headers`), the signed-in user (`headers` and `userHeaders`),
+ * or a stranger (none of the configured headers).
+ */
+export type As = 'caller' | 'user' | 'stranger'
+
+export interface Send {
+  /** An object is sent as JSON, a string as it is. */
+  body?: string | object
+  /** With a body; default `application/json`. */
+  contentType?: string
+  as?: As
+}
+
+/** One check of the suite; `needs` names what it cannot run without (else it is skipped). */
+export interface Check {
+  name: string
+  needs?: 'step' | 'user'
+  run(backend: Backend): Promise<void>
+}
+
+/** A snapshot as the checks read it: only parsed JSON that matched docs/openapi.json. */
+export interface Snapshot {
+  sessionId: string
+  variables: Record<string, unknown>
+  version: number
+  createdAt: string
+  updatedAt: string
+}
+
+export interface BackendOptions {
+  headers: Record<string, string>
+  userHeaders: Record<string, string> | undefined
+  step: string
+  maxBytes: number
+  fetch: typeof fetch
+  shapeProblem: ShapeProblem
+}
+
+/** The backend as the checks see it: requests whose answers are JSON of the documented shape. */
+export interface Backend {
+  readonly maxBytes: number
+  /** Whether `userHeaders` sign a user in. */
+  readonly hasUser: boolean
+  /** A session id nobody has used: unique to this run. */
+  newId(): string
+  /** A clientId unique to this run. */
+  newClientId(): string
+  call(method: 'GET' | 'POST' | 'DELETE', path: string, send?: Send): Promise<Answer>
+  get(id: string, as?: As): Promise<Answer>
+  patch(id: string, body: string | object, send?: Omit<Send, 'body'>): Promise<Answer>
+  /** Runs the conformance step; without a body, sends no body and no Content-Type. */
+  run(id: string, body?: string | object, send?: Omit<Send, 'body'>): Promise<Answer>
+  /** `GET {base}` with a query such as `?limit=1`. */
+  list(query?: string, as?: As): Promise<Answer>
+  /** A new session holding `variables` at version 1. */
+  seeded(variables?: Record<string, unknown>, as?: As): Promise<Snapshot>
+  /** Answers received, and how many of them were 401. */
+  readonly counts: { answers: number; unauthenticated: number }
+}
+
+const REQUEST_TIMEOUT_MS = 30_000
+const AUTH_HINT = ' (the backend requires a user: pass one with --header "Cookie: …")'
+
+export function createBackend(root: string, options: BackendOptions): Backend {
+  const run = randomId().replace(/[^A-Za-z0-9]/g, '').slice(0, 12)
+  let made = 0
+  const counts = { answers: 0, unauthenticated: 0 }
+
+  async function call(method: 'GET' | 'POST' | 'DELETE', path: string, send: Send = {}): Promise<Answer> {
+    const { operation, request } = describeRequest(method, path)
+    const as = send.as ?? 'caller'
+    const headers: Record<string, string> = { ...(as !== 'stranger' && options.headers), ...(as === 'user' && options.userHeaders) }
+    const body = typeof send.body === 'object' ? JSON.stringify(send.body) : send.body
+    if (body !== undefined) headers['content-type'] = send.contentType ?? 'application/json'
+    let status: number
+    let contentType: string
+    let text: string
+    try {
+      const response = await options.fetch(`${root}${path}`, { method, headers, body, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+      status = response.status
+      contentType = response.headers.get('content-type') ?? ''
+      text = await response.text()
+    } catch (error) {
+      throw new NoAnswer(`${request} got no answer: ${reason(error)}`, reason(error))
+    }
+    counts.answers++
+    if (status === 401) counts.unauthenticated++
+    if (text === '') return { status, body: undefined, request }
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      throw new CheckFailed(`${request} answered ${status} with a body that is not JSON: ${cut(text)}`)
+    }
+    if (!/^application\/([\w.-]+\+)?json\b/i.test(contentType)) {
+      throw new CheckFailed(`${request} answered ${status} with Content-Type ${JSON.stringify(contentType)}, not application/json`)
+    }
+    const problem = operation && options.shapeProblem(operation, status, parsed)
+    if (problem) throw new CheckFailed(`${request} answered ${status} with ${problem}${status === 401 ? AUTH_HINT : ''}`)
+    return { status, body: parsed, request }
+  }
+
+  const backend: Backend = {
+    maxBytes: options.maxBytes,
+    hasUser: options.userHeaders !== undefined,
+    counts,
+    newId: () => `conformance-${run}-${++made}`,
+    newClientId: () => `conformance-${run}-client-${++made}`,
+    call,
+    get: (id, as) => call('GET', `/${id}`, { as }),
+    patch: (id, body, send) => call('POST', `/${id}`, { ...send, body }),
+    run: (id, body, send) => call('POST', `/${id}/run/${encodeURIComponent(options.step)}`, { ...send, body }),
+    list: (query = '', as) => call('GET', query, { as }),
+    async seeded(variables = { kept: 1 }, as) {
+      const answer = await backend.patch(backend.newId(), { variables }, { as })
+      expectStatus(answer, 200)
+      return answer.body as Snapshot
+    },
+  }
+  return backend
+}
+
+/** Which operation a path names, and how messages name the request (ids of this run as `{id}`). */
+function describeRequest(method: string, path: string): { operation: Operation | undefined; request: string } {
+  const [route = '', query = ''] = path.split('?')
+  const parts = route.split('/').filter(Boolean)
+  const shown = parts.map((part, i) => (i === 0 && part.startsWith('conformance-') ? '{id}' : part.length > 40 ? `${part.slice(0, 40)}…` : part))
+  const request = `${method} {base}${shown.map((part) => `/${part}`).join('')}${query ? `?${query}` : ''}`
+  let operation: Operation | undefined
+  if (parts.length === 0 && method === 'GET') operation = 'listSessions'
+  else if (parts.length === 1) operation = ({ GET: 'getSession', POST: 'patchSession', DELETE: 'deleteSession' } as const)[method as 'GET']
+  else if (parts.length === 3 && parts[1] === 'run' && method === 'POST') operation = 'runStep'
+  return { operation, request }
+}
+
+function reason(error: unknown): string {
+  if (error instanceof Error && error.name === 'TimeoutError') return `none within ${REQUEST_TIMEOUT_MS / 1000} s`
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause
+  return cause?.code ?? cause?.message ?? (error as Error).message
+}
+
+export function fail(message: string): never {
+  throw new CheckFailed(message)
+}
+
+export function expectStatus(answer: Answer, status: number, hint = ''): void {
+  if (answer.status === status) return
+  fail(`${answer.request} answered ${answer.status} ${brief(answer.body)}, expected ${status}${hint}${answer.status === 401 ? AUTH_HINT : ''}`)
+}
+
+/** The protocol's error: this status and `{ "error": { "code": code, … } }` (the rest of the shape is docs/openapi.json's). */
+export function expectError(answer: Answer, status: number, code: string, hint = ''): void {
+  if (answer.status === status && answer.body?.error?.code === code) return
+  fail(`${answer.request} answered ${answer.status} ${brief(answer.body)}, expected ${status} ${code}${hint}${answer.status === 401 ? AUTH_HINT : ''}`)
+}
+
+/** Deep equality of parsed JSON: object keys in any order. */
+export function expectSame(actual: unknown, expected: unknown, what: string): void {
+  if (!sameJson(actual, expected)) fail(`${what}: expected ${brief(expected)}, got ${brief(actual)}`)
+}
+
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false
+  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((item, i) => sameJson(item, (b as unknown[])[i]))
+  const keys = Object.keys(a)
+  return keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]))
+}
+
+/** JSON of `value`, cut to `max` characters: a message stays short whatever came back. */
+export function brief(value: unknown, max = 160): string {
+  return value === undefined ? '(no body)' : cut(JSON.stringify(value), max)
+}
+
+export function cut(text: string, max = 160): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`
+}
+
+/** Waits for the clock to move on, so that two writes get different timestamps. */
+export const tick = () => new Promise((resolve) => setTimeout(resolve, 5))
