@@ -1,0 +1,91 @@
+import { afterAll, expect, it } from 'vitest'
+import { runConformance, type ConformanceOptions, type ConformanceResult } from '../../src/conformance.js'
+import { createHttpFetch } from './http-fetch.js'
+import { startReferenceServer, type Flaw, type ReferenceOptions } from './reference-server.js'
+
+// The suite is a proof only if it passes a server that keeps the protocol and fails every
+// server that breaks one rule of it. Each flawed server below breaks exactly one rule; the
+// phrase is what the failing check must say, so that the failure names the rule.
+
+const USER: ConformanceOptions = { userHeaders: { 'x-user': 'conformance-user' } }
+// Small sizes keep the size checks quick; the default limit is run once, on the honest server.
+const SMALL = 16 * 1024
+
+const CAUGHT_BY: Record<Flaw, string> = {
+  'replay-applied-twice': 'a replay is applied once',
+  'older-seq-applied': 'seq 2 after seq 3 (an older seq is not applied)',
+  'seq-per-client': 'seq per (session, client)',
+  'no-per-key-merge': 'per-key merge',
+  'deleted-ignored': '"deleted" removes',
+  'null-deletes': 'null is a value',
+  'fastapi-422': 'is 400 invalid_json: POST {base}/{id} answered 422 with a body that does not match ErrorBody',
+  'step-no-version-bump': "the step's changes merged",
+  'step-changes-dropped': "the step's changes merged",
+  'step-sees-nothing': 'the output { input, seen } of a run right after a patch',
+  'step-output-without-input': 'the output { input, seen } of a run right after a patch',
+  'step-failure-422': 'answered 422 {"error":{"code":"step_failed"',
+  'step-failure-generic-message': "a failing step's message",
+  'step-failure-partial': 'the session after a failing step (it stores nothing)',
+  'list-oldest-first': 'not newest first',
+  'list-to-anonymous': 'ids are never listed to strangers',
+  'no-session-size-limit': 'grows the session to about 120%',
+  'no-body-size-limit': `for a body of ${SMALL + 1} bytes`,
+  'seq-string': 'for the body {"variables":{"kept":2},"clientId":"conformance-seq","seq":"5"}',
+  'seq-fraction': 'for the body {"variables":{"kept":2},"clientId":"conformance-seq","seq":1.5}',
+  'seq-boolean': 'for the body {"variables":{"kept":2},"clientId":"conformance-seq","seq":true}',
+  'seq-zero': 'for the body {"variables":{"kept":2},"clientId":"conformance-seq","seq":0}',
+  'updated-at-frozen': 'updatedAt did not move with an applied change',
+  'updated-at-on-replay': 'updatedAt moved with a replay',
+  'created-at-moves': 'createdAt moved',
+  'empty-patch-bumps': 'version after an empty patch',
+  'session-id-wrong-code': 'expected 400 invalid_session_id',
+  'no-415': 'expected 415 unsupported_media_type',
+  'nan-accepted': 'for the body {"variables":{"x":NaN}}',
+  'name-length-utf16': 'for a name of 256 code points',
+  'summary-with-variables': 'does not match the listSessions 200 body in docs/openapi.json: /sessions/0/variables: not allowed here',
+  'version-as-string': 'does not match SessionSnapshot in docs/openapi.json: /version: Instance type "string" is invalid',
+  'unknown-step-500': 'expected 404 unknown_step',
+  'delete-missing-204': 'for DELETE of a missing session',
+  'depth-unlimited': 'for a value 65 levels deep',
+  'lone-surrogate-accepted': 'for the body {"variables":{"text":"\\ud800"}}',
+  'plain-text-404': 'with a body that is not JSON: Not Found',
+}
+
+// The many runs below go through a node:http client for speed (see http-fetch.ts); the run with
+// the default limit goes through Node's own fetch, as the command does.
+const http = createHttpFetch()
+afterAll(() => http.close())
+
+/** A fresh reference server, the suite run once against it, the server closed. */
+async function conformanceOf(server: ReferenceOptions, maxBytes = SMALL): Promise<ConformanceResult[]> {
+  const running = await startReferenceServer({ maxBytes, ...server })
+  try {
+    return await runConformance(running.base, { ...USER, maxBytes, fetch: http.fetch })
+  } finally {
+    await running.close()
+  }
+}
+
+const notPassed = (results: ConformanceResult[]) => results.filter((result) => !result.ok || result.skipped)
+const said = (result: ConformanceResult) => `${result.name}: ${result.detail}`
+
+it('passes the honest reference server with the default 1 MiB limit over fetch: nothing failed, nothing skipped', async () => {
+  const server = await startReferenceServer()
+  const results = await runConformance(server.base, USER).finally(() => server.close())
+  expect(notPassed(results)).toEqual([])
+  expect(results.length).toBeGreaterThanOrEqual(30)
+})
+
+it('passes the honest server with the limit of the flawed ones, another limit, and every key of every answer in another order', async () => {
+  const runs = await Promise.all([conformanceOf({}), conformanceOf({}, 4096), conformanceOf({ reorderKeys: true })])
+  expect(runs.map(notPassed)).toEqual([[], [], []])
+})
+
+it('fails every flawed server on the first run against it, in a check that names the broken rule', async () => {
+  const flaws = Object.keys(CAUGHT_BY) as Flaw[]
+  const outcomes = await Promise.all(flaws.map(async (flaw) => ({ flaw, failed: (await conformanceOf({ flaw })).filter((result) => !result.ok) })))
+  const missed = outcomes
+    .filter(({ flaw, failed }) => !failed.some((result) => said(result).includes(CAUGHT_BY[flaw])))
+    .map(({ flaw, failed }) => ({ flaw, expected: CAUGHT_BY[flaw], failed: failed.map(said) }))
+  expect(missed).toEqual([])
+}, 30_000)

@@ -1,0 +1,315 @@
+import { createServer, type IncomingMessage } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+// A small backend written from docs/protocol.md alone (none of the package's code), in memory,
+// with the conformance step: the honest server the conformance suite must pass. Each flaw
+// breaks exactly one rule of the protocol; the suite must fail a server that has it.
+
+export type Flaw =
+  | 'replay-applied-twice'
+  | 'older-seq-applied'
+  | 'seq-per-client'
+  | 'no-per-key-merge'
+  | 'deleted-ignored'
+  | 'null-deletes'
+  | 'fastapi-422'
+  | 'step-no-version-bump'
+  | 'step-changes-dropped'
+  | 'step-sees-nothing'
+  | 'step-output-without-input'
+  | 'step-failure-422'
+  | 'step-failure-generic-message'
+  | 'step-failure-partial'
+  | 'list-oldest-first'
+  | 'list-to-anonymous'
+  | 'no-session-size-limit'
+  | 'no-body-size-limit'
+  | 'seq-string'
+  | 'seq-fraction'
+  | 'seq-boolean'
+  | 'seq-zero'
+  | 'updated-at-frozen'
+  | 'updated-at-on-replay'
+  | 'created-at-moves'
+  | 'empty-patch-bumps'
+  | 'session-id-wrong-code'
+  | 'no-415'
+  | 'nan-accepted'
+  | 'name-length-utf16'
+  | 'summary-with-variables'
+  | 'version-as-string'
+  | 'unknown-step-500'
+  | 'delete-missing-204'
+  | 'depth-unlimited'
+  | 'lone-surrogate-accepted'
+  | 'plain-text-404'
+
+export interface ReferenceServer {
+  /** Where the endpoints are: `http://127.0.0.1:PORT/api/session`. */
+  base: string
+  close(): Promise<void>
+}
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
+type Variables = Record<string, Json>
+
+interface Stored {
+  variables: Variables
+  version: number
+  createdAt: string
+  updatedAt: string
+  userId: string | undefined
+  seqs: Map<string, number>
+}
+
+interface Change {
+  variables: Variables
+  deleted: string[]
+  clientId?: string
+  seq?: number
+}
+
+class Refusal extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+const BASE = '/api/session'
+const SESSION_ID = /^[A-Za-z0-9_-]{8,128}$/
+const RESERVED = new Set(['__proto__', 'constructor', 'prototype'])
+const isObject = (value: unknown): value is Record<string, Json> => typeof value === 'object' && value !== null && !Array.isArray(value)
+const characters = (text: string) => [...text].length
+// A surrogate that is not half of a pair (paired ones are one code point under the u flag).
+const wellFormed = (text: string) => !/\p{Cs}/u.test(text)
+
+export interface ReferenceOptions {
+  flaw?: Flaw
+  /** Largest body and session; default 1 MiB. */
+  maxBytes?: number
+  step?: string
+  /** Not a flaw: every object of every answer with its keys in reverse order. */
+  reorderKeys?: boolean
+}
+
+export async function startReferenceServer(options: ReferenceOptions = {}): Promise<ReferenceServer> {
+  const { flaw, maxBytes = 1024 * 1024, step = 'conformance_echo', reorderKeys = false } = options
+  const sessions = new Map<string, Stored>()
+  const seqsByClient = new Map<string, number>()
+
+  function snapshot(sessionId: string, stored: Stored | undefined) {
+    const now = new Date().toISOString()
+    const { variables = {}, version = 0, createdAt = now, updatedAt = now, userId } = stored ?? {}
+    return { sessionId, variables, version: flaw === 'version-as-string' ? String(version) : version, createdAt, updatedAt, ...(userId && { userId }) }
+  }
+
+  function reachable(sessionId: string, user: string | undefined): Stored | undefined {
+    const stored = sessions.get(sessionId)
+    if (stored?.userId !== undefined && stored.userId !== user) throw new Refusal(404, 'not_found', 'No such session')
+    return stored
+  }
+
+  function checkName(name: string) {
+    const length = flaw === 'name-length-utf16' ? name.length : characters(name)
+    if (length === 0 || length > 256 || RESERVED.has(name) || !wellFormed(name)) throw new Refusal(400, 'invalid_key', `Bad variable name`)
+  }
+
+  function checkValue(value: Json, depth: number) {
+    if (typeof value === 'string' && !wellFormed(value) && flaw !== 'lone-surrogate-accepted') throw new Refusal(400, 'invalid_patch', 'Not Unicode text')
+    if (typeof value !== 'object' || value === null) return
+    if (depth + 1 > 64 && flaw !== 'depth-unlimited') throw new Refusal(400, 'invalid_patch', 'Nested too deep')
+    for (const [key, item] of Object.entries(value)) {
+      if (!wellFormed(key) && flaw !== 'lone-surrogate-accepted') throw new Refusal(400, 'invalid_patch', 'Not Unicode text')
+      checkValue(item, depth + 1)
+    }
+  }
+
+  function seqOf(seq: unknown): number | undefined {
+    if (flaw === 'seq-string' && typeof seq === 'string' && /^\d+$/.test(seq)) return Number(seq)
+    if (flaw === 'seq-boolean' && seq === true) return 1
+    const lowest = flaw === 'seq-zero' ? 0 : 1
+    const whole = flaw === 'seq-fraction' || Number.isInteger(seq)
+    return typeof seq === 'number' && whole && seq >= lowest && seq <= Number.MAX_SAFE_INTEGER ? seq : undefined
+  }
+
+  function toChange(body: unknown): Change {
+    if (!isObject(body)) throw new Refusal(400, 'invalid_patch', 'A patch is an object')
+    const { variables = {}, deleted = [], clientId, seq } = body
+    if (!isObject(variables)) throw new Refusal(400, 'invalid_patch', '"variables" is an object')
+    if (!Array.isArray(deleted) || !deleted.every((name) => typeof name === 'string')) throw new Refusal(400, 'invalid_patch', '"deleted" is an array of names')
+    if ((clientId === undefined) !== (seq === undefined)) throw new Refusal(400, 'invalid_patch', 'clientId and seq come together')
+    const change: Change = { variables, deleted }
+    if (clientId !== undefined) {
+      const seen = seqOf(seq)
+      if (typeof clientId !== 'string' || characters(clientId) < 1 || characters(clientId) > 128 || seen === undefined) throw new Refusal(400, 'invalid_patch', 'Bad clientId or seq')
+      Object.assign(change, { clientId, seq: seen })
+    }
+    for (const [name, value] of Object.entries(variables)) {
+      checkName(name)
+      checkValue(value, 0)
+    }
+    deleted.forEach(checkName)
+    return change
+  }
+
+  /** Merges a change as one atomic step; answers the snapshot after it. */
+  function apply(sessionId: string, change: Change, user: string | undefined, bump = true) {
+    const stored = reachable(sessionId, user)
+    const { clientId, seq } = change
+    if (clientId !== undefined && seq !== undefined) {
+      const last = flaw === 'seq-per-client' ? seqsByClient.get(clientId) : stored?.seqs.get(clientId)
+      const replay = last !== undefined && (flaw === 'older-seq-applied' ? seq === last : flaw !== 'replay-applied-twice' && seq <= last)
+      if (replay) {
+        if (stored && flaw === 'updated-at-on-replay') stored.updatedAt = new Date().toISOString()
+        return snapshot(sessionId, stored)
+      }
+    }
+    const empty = Object.keys(change.variables).length === 0 && change.deleted.length === 0
+    if (empty && flaw !== 'empty-patch-bumps') return snapshot(sessionId, stored)
+    const variables: Variables = flaw === 'no-per-key-merge' ? {} : { ...stored?.variables }
+    if (flaw !== 'deleted-ignored') for (const name of change.deleted) delete variables[name]
+    for (const [name, value] of Object.entries(change.variables)) {
+      if (value === null && flaw === 'null-deletes') delete variables[name]
+      else variables[name] = value
+    }
+    if (Buffer.byteLength(JSON.stringify(variables)) > maxBytes && flaw !== 'no-session-size-limit') throw new Refusal(413, 'too_large', 'The session would be too large')
+    const now = new Date().toISOString()
+    const next: Stored = {
+      variables,
+      version: (stored?.version ?? 0) + (bump ? 1 : 0),
+      createdAt: stored && flaw !== 'created-at-moves' ? stored.createdAt : now,
+      updatedAt: stored && flaw === 'updated-at-frozen' ? stored.updatedAt : now,
+      userId: stored ? stored.userId : user,
+      seqs: stored?.seqs ?? new Map(),
+    }
+    if (clientId !== undefined && seq !== undefined) {
+      next.seqs.set(clientId, seq)
+      seqsByClient.set(clientId, seq)
+    }
+    sessions.set(sessionId, next)
+    return snapshot(sessionId, next)
+  }
+
+  /** The conformance step of docs/protocol.md. */
+  function runStep(sessionId: string, input: Json | undefined, user: string | undefined) {
+    const stored = reachable(sessionId, user)
+    const seen = flaw === 'step-sees-nothing' ? {} : structuredClone(stored?.variables ?? {})
+    if (isObject(input) && typeof input.fail === 'string') {
+      if (flaw === 'step-failure-partial') apply(sessionId, { variables: { conformance_echo: input }, deleted: [] }, user)
+      const message = flaw === 'step-failure-generic-message' ? 'The step failed' : input.fail
+      throw new Refusal(flaw === 'step-failure-422' ? 422 : 500, 'step_failed', message)
+    }
+    const echo = input ?? null
+    const change: Change = { variables: flaw === 'step-changes-dropped' ? {} : { conformance_echo: echo }, deleted: [] }
+    const session = apply(sessionId, change, user, flaw !== 'step-no-version-bump')
+    return { output: { input: flaw === 'step-output-without-input' ? null : echo, seen }, session }
+  }
+
+  function list(query: URLSearchParams, user: string | undefined) {
+    const number = (name: string, fallback: number, max: number) => {
+      const text = query.get(name)
+      if (text === null) return fallback
+      const value = /^\d+$/.test(text) ? Number(text) : NaN
+      if (!(value >= (name === 'limit' ? 1 : 0) && value <= max)) throw new Refusal(400, 'bad_request', `Bad ${name}`)
+      return value
+    }
+    const [limit, offset] = [number('limit', 50, 100), number('offset', 0, Number.MAX_SAFE_INTEGER)]
+    if (user === undefined && flaw !== 'list-to-anonymous') return { sessions: [] }
+    const mine = [...sessions].filter(([, stored]) => user === undefined || stored.userId === user)
+    mine.sort(([a, x], [b, y]) => (x.updatedAt === y.updatedAt ? (a < b ? -1 : 1) : x.updatedAt > y.updatedAt ? -1 : 1))
+    if (flaw === 'list-oldest-first') mine.reverse()
+    return {
+      sessions: mine.slice(offset, offset + limit).map(([id, stored]) => {
+        const { variables, ...summary } = snapshot(id, stored)
+        return flaw === 'summary-with-variables' ? { ...summary, variables } : summary
+      }),
+    }
+  }
+
+  /** A body as JSON: 415 unless application/json (a run may be empty without it), 413 past the limit, 400 when it does not parse. */
+  async function readJson(request: IncomingMessage, emptyNeedsNoType: boolean): Promise<Json | undefined> {
+    const chunks: Buffer[] = []
+    for await (const chunk of request) chunks.push(chunk as Buffer)
+    const bytes = Buffer.concat(chunks)
+    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
+    if (type !== 'application/json' && flaw !== 'no-415') {
+      if (emptyNeedsNoType && bytes.length === 0) return undefined
+      throw new Refusal(415, 'unsupported_media_type', 'Send application/json')
+    }
+    if (bytes.length > maxBytes && flaw !== 'no-body-size-limit') throw new Refusal(413, 'too_large', 'The body is too large')
+    let text = bytes.toString('utf8')
+    if (emptyNeedsNoType && text.trim() === '') return undefined
+    if (flaw === 'nan-accepted') text = text.replace(/-?\b(NaN|Infinity)\b/g, 'null')
+    try {
+      return JSON.parse(text) as Json
+    } catch {
+      if (flaw === 'fastapi-422') throw new Refusal(422, 'fastapi', 'JSON decode error')
+      throw new Refusal(400, 'invalid_json', 'The body is not JSON')
+    }
+  }
+
+  async function answer(request: IncomingMessage): Promise<[number, unknown]> {
+    const url = new URL(request.url ?? '/', 'http://reference')
+    if (url.pathname !== BASE && !url.pathname.startsWith(`${BASE}/`)) throw new Refusal(404, 'not_found', 'No such endpoint')
+    const [sessionId = '', ...rest] = url.pathname.slice(BASE.length).split('/').filter(Boolean).map(decodeURIComponent)
+    const route = sessionId === '' ? 'list' : rest.length === 0 ? 'session' : rest.length === 2 && rest[0] === 'run' ? 'run' : undefined
+    const method = request.method ?? 'GET'
+    const allowed = { list: ['GET'], session: ['GET', 'POST', 'DELETE'], run: ['POST'] }
+    if (!route) throw new Refusal(404, 'not_found', 'No such endpoint')
+    if (!allowed[route].includes(method)) throw new Refusal(405, 'method_not_allowed', 'Method not allowed')
+    const user = typeof request.headers['x-user'] === 'string' ? request.headers['x-user'] : undefined
+    if (route === 'list') return [200, list(url.searchParams, user)]
+    if (!SESSION_ID.test(sessionId)) throw flaw === 'session-id-wrong-code' ? new Refusal(404, 'not_found', 'No such session') : new Refusal(400, 'invalid_session_id', 'Bad session id')
+    if (route === 'run') {
+      if (rest[1] !== step) throw new Refusal(flaw === 'unknown-step-500' ? 500 : 404, flaw === 'unknown-step-500' ? 'step_failed' : 'unknown_step', 'No such step')
+      const body = await readJson(request, true)
+      if (body !== undefined && !isObject(body)) throw new Refusal(400, 'invalid_patch', 'A run body is { "input": … }')
+      return [200, runStep(sessionId, body?.input, user)]
+    }
+    if (method === 'POST') return [200, apply(sessionId, toChange(await readJson(request, false)), user)]
+    const stored = reachable(sessionId, user)
+    if (method === 'DELETE') {
+      if (!stored && flaw !== 'delete-missing-204') throw new Refusal(404, 'not_found', 'No such session')
+      sessions.delete(sessionId)
+      return [204, undefined]
+    }
+    if (!stored) throw new Refusal(404, 'not_found', 'No such session')
+    return [200, snapshot(sessionId, stored)]
+  }
+
+  const server = createServer((request, response) => {
+    answer(request)
+      .catch((error: unknown): [number, unknown] => {
+        if (!(error instanceof Refusal)) throw error
+        if (error.code === 'fastapi') return [422, { detail: [{ type: 'json_invalid', msg: error.message }] }]
+        return [error.status, { error: { code: error.code, message: error.message } }]
+      })
+      .then(([status, body]) => {
+        if (status === 404 && flaw === 'plain-text-404') return void response.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found')
+        if (body === undefined) return void response.writeHead(status).end()
+        const ordered = reorderKeys ? reversedKeys(body) : body
+        response.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(ordered))
+      })
+      .catch((error: unknown) => response.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'internal_error', message: String(error) } })))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    base: `http://127.0.0.1:${port}${BASE}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}
+
+function reversedKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(reversedKeys)
+  if (!isObject(value)) return value
+  return Object.fromEntries(Object.entries(value).reverse().map(([key, item]) => [key, reversedKeys(item)]))
+}
