@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { publint } from 'publint'
 import { formatMessage } from 'publint/utils'
@@ -32,4 +33,21 @@ it('publint has nothing to say about the packed package, not even a suggestion',
   const tarball = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
   const { messages, pkg } = await publint({ pack: { tarball }, level: 'suggestion', strict: true })
   expect(messages.map((message) => `${message.type}: ${formatMessage(message, pkg, { color: false })}`)).toEqual([])
+}, 240_000)
+
+// Without the directive, a server component that renders SessionProvider (a Next.js root layout)
+// runs the provider's module on the server, where React has no createContext: the build fails.
+it("every module of the React entry starts with 'use client' in the packed dist", async () => {
+  const place = await mkdtemp(join(tmpdir(), 'ws-unpacked-'))
+  try {
+    await run('tar', ['-xzf', await packedTarball(), '-C', place], { cwd: place })
+    const folder = join(place, 'package/dist/react')
+    const modules = (await readdir(folder)).filter((name) => name.endsWith('.js'))
+    expect(modules).toContain('index.js')
+    const without: string[] = []
+    for (const name of modules) if (!(await readFile(join(folder, name), 'utf8')).startsWith("'use client';")) without.push(name)
+    expect(without).toEqual([])
+  } finally {
+    await rm(place, { recursive: true, force: true })
+  }
 }, 240_000)
