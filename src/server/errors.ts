@@ -1,4 +1,5 @@
 import type { ErrorBody, ProtocolErrorCode } from '../shared/protocol.js'
+import { lightResponse } from './light-response.js'
 
 /** The HTTP status of each error code (docs/protocol.md, "Errors"); `exists` is the stores' own (`create`). */
 export const STATUS_OF: Record<ProtocolErrorCode | 'internal_error' | 'exists', number> = {
@@ -41,7 +42,12 @@ export class SessionProtocolError extends Error {
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }
 
 export function jsonResponse(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), { status, headers: JSON_HEADERS })
+  return jsonTextResponse(JSON.stringify(body), status)
+}
+
+/** A response whose body is JSON text already. */
+export function jsonTextResponse(text: string, status = 200): Response {
+  return lightResponse(text, status, JSON_HEADERS)
 }
 
 /** Seconds a client should wait before retrying a `503 unavailable`. */
@@ -50,5 +56,5 @@ export const RETRY_AFTER_SECONDS = 1
 export function errorResponse(error: SessionProtocolError): Response {
   const body = { error: { code: error.code, message: error.message } } as ErrorBody
   if (error.code !== 'unavailable') return jsonResponse(body, error.status)
-  return new Response(JSON.stringify(body), { status: error.status, headers: { ...JSON_HEADERS, 'retry-after': String(RETRY_AFTER_SECONDS) } })
+  return lightResponse(JSON.stringify(body), error.status, { ...JSON_HEADERS, 'retry-after': String(RETRY_AFTER_SECONDS) })
 }

@@ -1,12 +1,12 @@
 import { DEFAULT_BASE, DEFAULT_MAX_BYTES, type JsonValue, type Variables } from '../shared/protocol.js'
 import { isSessionId } from '../shared/rules.js'
 import { schemaFor, schemaProblem, type SessionSchema } from '../shared/schema.js'
-import { SessionProtocolError, errorResponse, jsonResponse } from './errors.js'
+import { SessionProtocolError, errorResponse, jsonResponse, jsonTextResponse } from './errors.js'
 import { createChangeFeed } from './events.js'
 import { assertValidChange } from './merge.js'
 import { parsePatch, parseRunInput, readJsonBody } from './request.js'
 import { runStep, type Steps } from './steps.js'
-import { mayReach } from './stores/define.js'
+import { mayReach, textAccessOf, type TextAccess } from './stores/define.js'
 import type { Caller, SessionStore } from './stores/types.js'
 
 export interface SessionHandlerOptions {
@@ -72,6 +72,18 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
   const base = (options.base ?? DEFAULT_BASE).replace(/\/+$/, '')
   const onError = options.onError ?? ((error: unknown) => console.error('[workflow-session]', error))
   const feed = createChangeFeed(store)
+  // Stores of this package answer with the snapshot's JSON text, joined from what they hold:
+  // nothing is parsed or serialized again. Other stores go through their public methods.
+  const text: TextAccess = textAccessOf(store) ?? {
+    get: async (sessionId, caller) => {
+      const snapshot = await store.get(sessionId, { caller })
+      return snapshot && JSON.stringify(snapshot)
+    },
+    apply: async (sessionId, change, applyOptions) => {
+      const { snapshot, applied } = await store.apply(sessionId, change, applyOptions)
+      return { text: JSON.stringify(snapshot), applied }
+    },
+  }
 
   const routes: Record<RouteName, Partial<Record<string, (call: Call) => Promise<Response>>>> = {
     list: {
@@ -84,9 +96,9 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
     },
     session: {
       async GET({ sessionId, caller }) {
-        const snapshot = await store.get(sessionId, { caller })
-        if (!snapshot) throw noSuchSession()
-        return jsonResponse(snapshot)
+        const snapshot = await text.get(sessionId, caller)
+        if (snapshot === null) throw noSuchSession()
+        return jsonTextResponse(snapshot)
       },
       async POST({ request, sessionId, caller }) {
         const patch = parsePatch(await readJsonBody(request, maxBytes))
@@ -98,9 +110,9 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
           const problem = await firstSchemaProblem(schema, patch.variables)
           if (problem) throw new SessionProtocolError('invalid_patch', problem)
         }
-        const { snapshot, applied } = await store.apply(sessionId, patch, { caller, maxBytes })
+        const { text: snapshot, applied } = await text.apply(sessionId, patch, { caller, maxBytes })
         if (applied) feed.announce(sessionId)
-        return jsonResponse(snapshot)
+        return jsonTextResponse(snapshot)
       },
       async DELETE({ sessionId, caller }) {
         if (!(await store.delete(sessionId, { caller }))) throw noSuchSession()
@@ -122,7 +134,7 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
           throw new SessionProtocolError('step_failed', `Step "${step}" returned a value its schema refuses: ${problem}`)
         }
         const change = { variables: result.variables ?? {}, deleted: result.deleted ?? [] }
-        const { snapshot, applied } = await store.apply(sessionId, change, { caller, maxBytes }).catch((error: unknown) => {
+        const { text: snapshot, applied } = await text.apply(sessionId, change, { caller, maxBytes }).catch((error: unknown) => {
           // The step's own changes broke a rule: that is the step's failure, and nothing was stored.
           if (error instanceof SessionProtocolError && STEP_RESULT_PROBLEMS.has(error.code)) {
             report(error)
@@ -131,7 +143,7 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
           throw error
         })
         if (applied) feed.announce(sessionId)
-        return jsonResponse({ output: result.output ?? null, session: snapshot })
+        return jsonTextResponse(`{"output":${JSON.stringify(result.output ?? null)},"session":${snapshot}}`)
       },
     },
     events: {

@@ -1,8 +1,20 @@
 export { createSessionHandler, type SessionHandler, type SessionHandlerOptions } from './handler.js'
 export { SessionProtocolError, type ServerErrorCode } from './errors.js'
 export { StepError, conformanceSteps, type Step, type StepContext, type StepResult, type Steps } from './steps.js'
-export { mergeSession, toSessionChange, type SessionChange, type SessionRecord, type MergeLimits } from './merge.js'
+export {
+  planMerge,
+  namesNeeded,
+  entryBytes,
+  toSessionChange,
+  assertValidChange,
+  type SessionChange,
+  type SessionHead,
+  type PreparedChange,
+  type MergePlan,
+  type MergeLimits,
+} from './merge.js'
 export { defineStore, mayReach, type ValueCodec, type DefineStoreOptions } from './stores/define.js'
+export type { StoredSession } from './stores/stored.js'
 export { memoryStore } from './stores/memory.js'
 export { fileStore } from './stores/file.js'
 export { sqliteStore, type SqliteStoreOptions } from './stores/sqlite.js'
@@ -13,7 +25,8 @@ export { newKeyBase64, type KeyMaterial } from '../shared/crypto.js'
 export type {
   SessionStore,
   StoreBackend,
-  Decision,
+  CurrentSession,
+  Write,
   ApplyResult,
   ApplyOptions,
   AccessOptions,

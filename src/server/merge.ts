@@ -1,7 +1,17 @@
-import { DEFAULT_MAX_BYTES, type SessionSnapshot, type Variables } from '../shared/protocol.js'
-import { codePointLength, isPlainObject, isStringArray, jsonValueProblem, keyProblem } from '../shared/rules.js'
+import { DEFAULT_MAX_BYTES, type Variables } from '../shared/protocol.js'
+import { codePointLength, isPlainObject, isStringArray, jsonValueProblem, keyProblem, utf8Length } from '../shared/rules.js'
 import { parseWorkflowKey, workflowSlotKey } from '../shared/workflow-keys.js'
 import { SessionProtocolError } from './errors.js'
+
+/**
+ * What happens to a patch, in one place: its shape and names and values are checked
+ * (`toSessionChange`, `assertValidChange`), the caller's right to the session is checked
+ * (`mayReach`), and `planMerge` decides what the merge writes: the variables set and deleted,
+ * the workflow stamps, the version, the client's `seq`, and the size, kept as it changes. Every
+ * store runs `planMerge` inside its own atomic step on the session's head and the sizes of the
+ * variables the change names, so a one-key patch costs the same on a session of ten variables
+ * and of ten thousand.
+ */
 
 /** One change to apply to a session: a patch from a client, or the result of a step. */
 export interface SessionChange {
@@ -14,10 +24,38 @@ export interface SessionChange {
   workflowId?: string
 }
 
-/** What a store keeps per session: the snapshot and the last applied `seq` of each client. */
-export interface SessionRecord {
-  snapshot: SessionSnapshot
-  clientSeqs: Record<string, number>
+/** A session without its variables: what a store reads and writes besides them. */
+export interface SessionHead {
+  sessionId: string
+  version: number
+  createdAt: string
+  updatedAt: string
+  workflowId?: string
+  userId?: string
+  /** The variables' size as compact JSON, in UTF-8 bytes: kept as they change, never re-measured. */
+  bytes: number
+  /** The last applied `seq` of the most recent clients, oldest first (at most 256). */
+  clients: Array<[clientId: string, seq: number]>
+}
+
+/** A change ready to merge: checked, and each value written as JSON text (encoded, with a codec). */
+export interface PreparedChange {
+  sets: Map<string, string>
+  deletes: string[]
+  clientId?: string
+  seq?: number
+  workflowId?: string
+}
+
+/** What a merge writes. */
+export interface MergePlan {
+  head: SessionHead
+  /** Variables to write: name → value as JSON text. */
+  sets: Map<string, string>
+  /** Variables to remove (each one exists). */
+  deletes: string[]
+  /** False when nothing changed: an empty change, or a `seq` already applied. Then nothing is written. */
+  applied: boolean
 }
 
 export interface MergeLimits {
@@ -27,20 +65,25 @@ export interface MergeLimits {
   owner?: string
 }
 
-export interface MergeResult {
-  record: SessionRecord
-  /** False when nothing changed: an empty change, or a `seq` already applied. */
-  applied: boolean
-}
-
 /** How many clients' sequence numbers a session remembers (the most recent ones). */
 export const MAX_REMEMBERED_CLIENTS = 256
 
-const encoder = new TextEncoder()
+/** Who asks: a request's caller (`userId` or null), or trusted server code (undefined). */
+export interface Caller {
+  userId: string | null
+}
 
-/** Size of `variables` as UTF-8 JSON, in bytes. */
-export function jsonBytes(value: unknown): number {
-  return encoder.encode(JSON.stringify(value)).byteLength
+/**
+ * Whether `caller` may reach a session owned by `owner`: trusted server code (no caller) reaches
+ * every session, a request's caller its own and those without an owner. The one owner rule.
+ */
+export function mayReach(session: { userId?: string }, caller: Caller | undefined): boolean {
+  return caller === undefined || session.userId === undefined || session.userId === caller.userId
+}
+
+/** Bytes of `"name":json`, one entry of the variables object. */
+export function entryBytes(name: string, json: string): number {
+  return utf8Length(JSON.stringify(name)) + 1 + utf8Length(json)
 }
 
 /**
@@ -78,8 +121,8 @@ function invalidPatch(message: string): SessionProtocolError {
 
 /**
  * Throws the protocol error for a change that breaks the naming or value rules: `invalid_key`
- * for a bad name, `invalid_patch` for a value that is not JSON (or too deep). `mergeSession`
- * runs it; a store wrapper that transforms values before the merge (encryption) runs it first.
+ * for a bad name, `invalid_patch` for a value that is not JSON (or too deep). Stores run it on
+ * every change before they encode and merge it.
  */
 export function assertValidChange(change: Pick<SessionChange, 'variables' | 'deleted'>): void {
   for (const [key, value] of Object.entries(change.variables ?? {})) {
@@ -94,78 +137,92 @@ export function assertValidChange(change: Pick<SessionChange, 'variables' | 'del
   }
 }
 
+/** The variables whose present size a merge of `change` needs: those it names, and the stamps it writes. */
+export function namesNeeded(change: PreparedChange): string[] {
+  const names = new Set([...change.deletes, ...change.sets.keys()])
+  for (const stamp of stampsOf(names)) names.add(stamp)
+  return [...names]
+}
+
 /**
- * Applies `change` to `current` (null: no such session yet) and returns the new record, or the
- * current one when the change is empty or already applied. Pure: every store calls it inside
- * its own atomic operation, so all stores merge the same way.
+ * Plans `change` on a session whose head is `current` (null: no such session yet): what to
+ * write, and the new head. `sizeOf(name)` is the present size of a variable's entry (see
+ * {@link entryBytes}), or undefined when it does not exist; only {@link namesNeeded} are asked.
+ * Pure and O(change): stores run it inside their own atomic step.
  *
- * Who may change the session is not its concern: the store checks the caller first.
- *
- * Throws a {@link SessionProtocolError}: `invalid_key` / `invalid_patch` for a bad name or value,
- * `too_large` when the result is over the limit.
+ * Who may change the session is not its concern: the store checks the caller first. Throws
+ * `too_large` when the result would pass `limits.maxBytes`.
  */
-export function mergeSession(
-  current: SessionRecord | null,
+export function planMerge(
+  current: SessionHead | null,
+  sizeOf: (name: string) => number | undefined,
   sessionId: string,
-  change: SessionChange,
+  change: PreparedChange,
   now: Date,
   limits: MergeLimits = {},
-): MergeResult {
-  assertValidChange(change)
-  const sets = Object.entries(change.variables ?? {})
-  const deletes = change.deleted ?? []
-
-  const lastSeq = change.clientId !== undefined ? current?.clientSeqs[change.clientId] : undefined
+): MergePlan {
+  const head = current ?? emptyHead(sessionId, change, now, limits.owner)
+  const lastSeq = change.clientId !== undefined ? current?.clients.find(([id]) => id === change.clientId)?.[1] : undefined
   const replayed = change.seq !== undefined && lastSeq !== undefined && change.seq <= lastSeq
-  if (replayed || (sets.length === 0 && deletes.length === 0)) {
-    return { record: current ?? emptyRecord(sessionId, change, now, limits.owner), applied: false }
-  }
+  if (replayed || (change.sets.size === 0 && change.deletes.length === 0)) return { head, sets: new Map(), deletes: [], applied: false }
 
-  const variables: Variables = { ...current?.snapshot.variables }
-  for (const key of deletes) delete variables[key]
-  for (const [key, value] of sets) variables[key] = value
-  stampWorkflows(variables, [...deletes, ...sets.map(([key]) => key)], now)
+  // `weight` is 1 + Σ(entry + 1): the JSON size for one entry or more, with the commas.
+  let weight = head.bytes === 2 ? 1 : head.bytes
+  const present = new Map<string, number | undefined>()
+  const sizeNow = (name: string) => (present.has(name) ? present.get(name) : sizeOf(name))
+  const sets = new Map<string, string>()
+  const deletes = new Set<string>()
+  const set = (name: string, json: string) => {
+    const before = sizeNow(name)
+    if (before !== undefined) weight -= before + 1
+    const after = entryBytes(name, json)
+    weight += after + 1
+    present.set(name, after)
+    sets.set(name, json)
+    deletes.delete(name)
+  }
+  // Deletes first: a name in both is set.
+  for (const name of change.deletes) {
+    const before = sizeNow(name)
+    if (before === undefined) continue
+    weight -= before + 1
+    present.set(name, undefined)
+    deletes.add(name)
+  }
+  for (const [name, json] of change.sets) set(name, json)
+  const at = JSON.stringify(now.toISOString())
+  for (const stamp of stampsOf([...change.deletes, ...change.sets.keys()])) set(stamp, at)
+
+  const bytes = Math.max(2, weight)
   const maxBytes = limits.maxBytes ?? DEFAULT_MAX_BYTES
-  if (jsonBytes(variables) > maxBytes) {
-    throw new SessionProtocolError('too_large', `The session would be larger than ${maxBytes} bytes`)
-  }
-
-  const base = current ?? emptyRecord(sessionId, change, now, limits.owner)
-  const snapshot: SessionSnapshot = {
-    ...base.snapshot,
-    variables,
-    version: base.snapshot.version + 1,
-    updatedAt: now.toISOString(),
-  }
-  if (change.workflowId !== undefined) snapshot.workflowId = change.workflowId
-  return { record: { snapshot, clientSeqs: rememberSeq(base.clientSeqs, change) }, applied: true }
+  if (bytes > maxBytes) throw new SessionProtocolError('too_large', `The session would be larger than ${maxBytes} bytes`)
+  const next: SessionHead = { ...head, version: head.version + 1, updatedAt: now.toISOString(), bytes, clients: rememberSeq(head.clients, change) }
+  if (change.workflowId !== undefined) next.workflowId = change.workflowId
+  return { head: next, sets, deletes: [...deletes], applied: true }
 }
 
-function emptyRecord(sessionId: string, change: SessionChange, now: Date, owner: string | undefined): SessionRecord {
+function emptyHead(sessionId: string, change: PreparedChange, now: Date, owner: string | undefined): SessionHead {
   const at = now.toISOString()
-  const snapshot: SessionSnapshot = { sessionId, variables: {}, version: 0, createdAt: at, updatedAt: at }
-  if (owner !== undefined) snapshot.userId = owner
-  if (change.workflowId !== undefined) snapshot.workflowId = change.workflowId
-  return { snapshot, clientSeqs: {} }
+  const head: SessionHead = { sessionId, version: 0, createdAt: at, updatedAt: at, bytes: 2, clients: [] }
+  if (owner !== undefined) head.userId = owner
+  if (change.workflowId !== undefined) head.workflowId = change.workflowId
+  return head
 }
 
-function rememberSeq(clientSeqs: Record<string, number>, change: SessionChange): Record<string, number> {
-  if (change.clientId === undefined || change.seq === undefined) return clientSeqs
-  const next = { ...clientSeqs }
-  // Re-insert so that key order is recency order, then forget the oldest clients.
-  delete next[change.clientId]
-  next[change.clientId] = change.seq
-  const ids = Object.keys(next)
-  for (let i = 0; i < ids.length - MAX_REMEMBERED_CLIENTS; i++) delete next[ids[i]!]
-  return next
+function rememberSeq(clients: SessionHead['clients'], change: PreparedChange): SessionHead['clients'] {
+  if (change.clientId === undefined || change.seq === undefined) return clients
+  // The newest last; forget the oldest beyond the limit.
+  const next = clients.filter(([id]) => id !== change.clientId)
+  next.push([change.clientId, change.seq])
+  return next.length > MAX_REMEMBERED_CLIENTS ? next.slice(next.length - MAX_REMEMBERED_CLIENTS) : next
 }
 
-/** Records when each workflow a change touched was last changed (its `lastModified`), in the same merge. */
-function stampWorkflows(variables: Variables, keys: string[], now: Date): void {
-  const touched = new Set<string>()
-  for (const key of keys) {
-    const parsed = parseWorkflowKey(key)
-    if (parsed && !('slot' in parsed && parsed.slot === 'at')) touched.add(parsed.workflowId)
+/** The `wf:{id}:at` stamps of the workflows that `names` touch: when each was last changed (its `lastModified`). */
+function stampsOf(names: Iterable<string>): Set<string> {
+  const stamps = new Set<string>()
+  for (const name of names) {
+    const parsed = parseWorkflowKey(name)
+    if (parsed && !('slot' in parsed && parsed.slot === 'at')) stamps.add(workflowSlotKey(parsed.workflowId, 'at'))
   }
-  for (const workflowId of touched) variables[workflowSlotKey(workflowId, 'at')] = now.toISOString()
+  return stamps
 }

@@ -4,6 +4,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { SessionProtocolError, errorResponse } from './errors.js'
+import { partsOf } from './light-response.js'
+import { nodeRequest } from './node-request.js'
 
 /**
  * Anything that answers a `Request` with a `Response` (the session handler, or your router
@@ -60,20 +62,9 @@ const PLAIN_HOST = /^[A-Za-z0-9._~:[\]-]+$/
 function toRequest(req: IncomingMessage, res: ServerResponse): Request {
   const host = req.headers.host || 'localhost'
   if (!PLAIN_HOST.test(host)) throw new TypeError('Malformed Host header')
-  const headers = new Headers()
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined) continue
-    for (const item of Array.isArray(value) ? value : [value]) headers.append(name, item)
-  }
   const method = req.method ?? 'GET'
-  const abort = new AbortController()
-  res.on('close', () => abort.abort())
-  const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: abort.signal }
-  if (method !== 'GET' && method !== 'HEAD') {
-    init.body = bodyOf(req)
-    init.duplex = 'half'
-  }
-  return new Request(`http://${host}${req.url ?? '/'}`, init)
+  if (FORBIDDEN_METHODS.has(method.toUpperCase())) throw new TypeError(`${method} cannot be a Request`)
+  return nodeRequest(req, res, `http://${host}${req.url ?? '/'}`)
 }
 
 /** Methods the Fetch API refuses to represent (`new Request` throws on them). */
@@ -84,49 +75,24 @@ function refusal(method = ''): SessionProtocolError {
   return new SessionProtocolError('bad_request', 'The request cannot be read: its URL or headers are malformed')
 }
 
-/**
- * The request body as a web stream, read from `req` only as the handler reads it. Cancelling
- * it (a size limit) must not destroy `req`: that resets the connection before the answer (413)
- * is out. The rest is read and dropped instead, and the answer closes the connection.
- */
-function bodyOf(req: IncomingMessage): ReadableStream<Uint8Array> {
-  let detach: (() => void) | undefined
-  return new ReadableStream<Uint8Array>(
-    {
-      pull(controller) {
-        if (!detach) {
-          const data = (chunk: Buffer) => {
-            controller.enqueue(chunk)
-            if (controller.desiredSize! <= 0) req.pause()
-          }
-          const end = () => controller.close()
-          const fail = (error: Error) => controller.error(error)
-          req.on('data', data).once('end', end).once('error', fail)
-          detach = () => void req.off('data', data).off('end', end).off('error', fail)
-        }
-        req.resume()
-      },
-      cancel() {
-        detach?.()
-        req.resume()
-      },
-    },
-    { highWaterMark: 0 },
-  )
-}
-
 /** Writes `response` to `res`; throws what fails, before or after the head went out (`res.headersSent` tells which). */
 async function send(response: Response, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (!req.complete) {
+    // A request whose body was not read to the end (413) cannot keep its connection. Its rest
+    // is read and dropped meanwhile, so that the client can go on sending until it reads this.
+    res.setHeader('connection', 'close')
+    if (req.listenerCount('data') === 0) req.resume()
+  }
+  const parts = partsOf(response)
+  if (parts) {
+    // A light response: head and body in one write, no stream made or read.
+    res.writeHead(parts.status, parts.headers as Record<string, string>)
+    return void res.end(parts.body ?? undefined)
+  }
   const head: Record<string, string | string[]> = {}
   response.headers.forEach((value, name) => {
     head[name] = name === 'set-cookie' ? response.headers.getSetCookie() : value
   })
-  if (!req.complete) {
-    // A request whose body was not read to the end (413) cannot keep its connection. Its rest
-    // is read and dropped meanwhile, so that the client can go on sending until it reads this.
-    head.connection = 'close'
-    if (req.listenerCount('data') === 0) req.resume()
-  }
   res.writeHead(response.status, head)
   if (!response.body) return void res.end()
   const reader = response.body.getReader()

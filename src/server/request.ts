@@ -2,6 +2,7 @@ import { type SessionPatch } from '../shared/protocol.js'
 import { isPlainObject } from '../shared/rules.js'
 import { SessionProtocolError } from './errors.js'
 import { toSessionChange } from './merge.js'
+import { readNodeBody } from './node-request.js'
 
 /**
  * Reads a JSON body: 415 unless `application/json`, 413 past `maxBytes` (counted while reading,
@@ -31,6 +32,8 @@ export async function readJsonBody(request: Request, maxBytes: number, { emptyNe
 
 /** The body's bytes, counted while reading: 413 past `maxBytes`, so an oversized body is never buffered whole. */
 async function readBytes(request: Request, maxBytes: number): Promise<Uint8Array> {
+  const fromNode = readNodeBody(request, maxBytes)
+  if (fromNode) return fromNode
   const chunks: Uint8Array[] = []
   let size = 0
   if (request.body) {

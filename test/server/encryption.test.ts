@@ -33,7 +33,8 @@ describe('encryptedStore', () => {
     expect(raw).not.toContain('4242')
     expect(raw).toContain('"~enc":"k1"')
     await rows.close()
-    const row = new Database(dbPath).prepare('SELECT record FROM sessions WHERE id = ?').get('secret-session-1') as { record: string }
+    const row = new Database(dbPath).prepare("SELECT group_concat(value, ' ') AS record FROM ws_variables WHERE session_id = ?").get('secret-session-1') as { record: string }
+    expect(row.record).toContain('"~enc":"k1"')
     expect(row.record).not.toContain(SECRET)
     expect(row.record).not.toContain('4242')
     await files.close()

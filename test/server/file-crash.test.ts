@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, expect, it } from 'vitest'
-import { fileStore, type SessionRecord } from '../../src/server/index.js'
+import { fileStore, type SessionHead } from '../../src/server/index.js'
 
 const writer = fileURLToPath(new URL('./fixtures/file-writer.ts', import.meta.url))
 let dir = ''
@@ -34,10 +34,10 @@ it('leaves the old file or the new one, never a torn one, when the process is ki
   for (; killedMidWrite < 3 && round < 40; round++) {
     total += await writeThenKill(Math.floor(Math.random() * 40))
     if ((await readdir(dir)).some((name) => name.endsWith('.tmp'))) killedMidWrite++
-    const record = JSON.parse(await readFile(join(dir, 'crash-test.json'), 'utf8')) as SessionRecord
-    const { n, blob } = record.snapshot.variables as { n: number; blob: string }
+    const file = JSON.parse(await readFile(join(dir, 'crash-test.json'), 'utf8')) as { head: SessionHead; variables: { n: number; blob: string } }
+    const { n, blob } = file.variables
     expect(blob).toBe(String.fromCharCode(97 + (n % 26)).repeat(256 * 1024))
-    expect(record.snapshot.version).toBeGreaterThanOrEqual(round + 1)
+    expect(file.head.version).toBeGreaterThanOrEqual(round + 1)
   }
   expect(killedMidWrite).toBe(3)
   expect(total).toBeGreaterThan(round)

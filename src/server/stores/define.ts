@@ -3,8 +3,20 @@ import { isSessionId } from '../../shared/rules.js'
 import { scopeWorkflow } from '../../shared/workflow.js'
 import { createDraft } from '../draft.js'
 import { SessionProtocolError } from '../errors.js'
-import { assertValidChange, mergeSession, toSessionChange, type SessionChange } from '../merge.js'
-import type { AccessOptions, ApplyResult, Caller, ListOptions, SessionStore, StoreBackend, StoreOptions } from './types.js'
+import {
+  assertValidChange,
+  mayReach,
+  namesNeeded,
+  planMerge,
+  toSessionChange,
+  type Caller,
+  type MergePlan,
+  type PreparedChange,
+  type SessionChange,
+  type SessionHead,
+} from '../merge.js'
+import { entryOf, snapshotOf, snapshotText, valueOfEntry, variablesOf, type StoredSession } from './stored.js'
+import type { AccessOptions, ApplyResult, CurrentSession, ListOptions, SessionStore, StoreBackend, StoreOptions, Write } from './types.js'
 
 /**
  * Turns stored values into callers' values and back, one variable at a time (encryption at
@@ -22,24 +34,38 @@ export interface DefineStoreOptions extends StoreOptions {
 
 /** The backend under a store made by `defineStore`, for wrappers that add a codec. */
 const BACKEND = Symbol('workflow-session.backend')
-type DefinedStore = SessionStore & { [BACKEND]?: StoreBackend }
+/** The handler's way to a store's snapshots as JSON text, without parsing and serializing them again. */
+const AS_TEXT = Symbol('workflow-session.text')
+
+/** Snapshots as the protocol's JSON text: what the handler answers with. */
+export interface TextAccess {
+  get(sessionId: string, caller: Caller): Promise<string | null>
+  apply(sessionId: string, change: SessionChange, options: { caller: Caller; maxBytes: number }): Promise<{ text: string; applied: boolean }>
+}
+
+type DefinedStore = SessionStore & { [BACKEND]?: StoreBackend; [AS_TEXT]?: TextAccess }
 
 /** How often `updateWorkflow` re-runs its edit when other writes keep landing first. */
 const MAX_EDIT_ATTEMPTS = 20
 
-/**
- * Whether `caller` may reach `snapshot`: trusted server code (no caller) reaches every session,
- * a request's caller its own and those without an owner. The one owner rule of the server.
- */
-export function mayReach(snapshot: SessionSnapshot, caller: Caller | undefined): boolean {
-  return caller === undefined || snapshot.userId === undefined || snapshot.userId === caller.userId
+export { mayReach }
+
+/** A store's text access when it was made by `defineStore`; undefined for stores of other making. */
+export const textAccessOf = (store: SessionStore): TextAccess | undefined => (store as DefinedStore)[AS_TEXT]
+
+/** What `view` hands back: the session after an update, ready to answer with. */
+interface After {
+  head: SessionHead
+  /** The snapshot as text (no codec), or its entries to decode (a codec is async: copied first). */
+  text?: string
+  entries?: Array<[string, string]>
 }
 
 /**
  * Builds a {@link SessionStore} on a storage backend: every store method checks the session id,
- * copies what it is given, applies the owner rule, merges with `mergeSession` inside the
- * backend's atomic step, and runs values through the codec. Backends differ only in how they
- * store a record atomically.
+ * copies what it is given (values become JSON text), applies the owner rule, plans the merge
+ * with `planMerge` inside the backend's atomic step, and runs values through the codec.
+ * Backends differ only in how they store a head and variables atomically.
  *
  * @example
  * const store = defineStore({ read, update, list, ids, purgeExpired, close })
@@ -52,68 +78,124 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     timer.unref?.()
   }
 
-  async function decode(snapshot: SessionSnapshot): Promise<SessionSnapshot> {
-    if (!codec) return snapshot
-    const variables: Variables = {}
-    for (const [name, value] of Object.entries(snapshot.variables)) variables[name] = await codec.decode(snapshot.sessionId, name, value)
-    return { ...snapshot, variables }
+  /** The session after a read or write, taken synchronously (the backend's session may change after). */
+  const capture = (stored: StoredSession | null): After | null => {
+    if (!stored) return null
+    return codec ? { head: stored.head, entries: [...stored.entries] } : { head: stored.head, text: snapshotText(stored.head, stored.entries.values()) }
   }
 
-  /** The caller's change, checked and copied, its values encoded: nothing of the caller's is kept. */
-  async function prepare(sessionId: string, input: SessionChange): Promise<SessionChange> {
+  async function decodedEntries(after: After): Promise<Array<[string, string]>> {
+    const decoded: Array<[string, string]> = []
+    for (const [name, entry] of after.entries!) {
+      const value = await codec!.decode(after.head.sessionId, name, JSON.parse(valueOfEntry(name, entry)) as JsonValue)
+      decoded.push([name, entryOf(name, JSON.stringify(value))])
+    }
+    return decoded
+  }
+
+  async function textOf(after: After): Promise<string> {
+    return after.text ?? snapshotText(after.head, (await decodedEntries(after)).map(([, entry]) => entry))
+  }
+
+  async function objectOf(after: After): Promise<SessionSnapshot> {
+    if (after.text !== undefined) return JSON.parse(after.text) as SessionSnapshot
+    return snapshotOf(after.head, variablesOf(await decodedEntries(after)))
+  }
+
+  /** The caller's change, checked, its values written as JSON text (encoded): nothing of the caller's is kept. */
+  async function prepare(sessionId: string, input: SessionChange): Promise<PreparedChange> {
     const change = toSessionChange(input)
     assertValidChange(change)
-    if (change.deleted) change.deleted = [...change.deleted]
-    if (change.variables) {
-      const variables: Variables = structuredClone(change.variables)
-      if (codec) for (const [name, value] of Object.entries(variables)) variables[name] = await codec.encode(sessionId, name, value)
-      change.variables = variables
+    const sets = new Map<string, string>()
+    for (const [name, value] of Object.entries(change.variables ?? {})) {
+      sets.set(name, JSON.stringify(codec ? await codec.encode(sessionId, name, value) : value))
     }
-    return change
+    const prepared: PreparedChange = { sets, deletes: [...(change.deleted ?? [])] }
+    if (change.clientId !== undefined) prepared.clientId = change.clientId
+    if (change.seq !== undefined) prepared.seq = change.seq
+    if (change.workflowId !== undefined) prepared.workflowId = change.workflowId
+    return prepared
   }
 
-  /** Merges a prepared change; with `expectVersion`, only onto that version (else null). */
-  async function merge(sessionId: string, change: SessionChange, caller: Caller | undefined, maxBytes: number | undefined, expectVersion?: number): Promise<ApplyResult | null> {
-    const owner = caller?.userId ?? undefined
-    const result = await backend.update(sessionId, (current) => {
-      if (current && !mayReach(current.snapshot, caller)) throw noSuchSession()
-      if (expectVersion !== undefined && (current?.snapshot.version ?? 0) !== expectVersion) return { result: null }
-      const { record, applied } = mergeSession(current, sessionId, change, new Date(), { ...(maxBytes !== undefined && { maxBytes }), ...(owner !== undefined && { owner }) })
-      return { ...(applied && { write: record }), result: { snapshot: record.snapshot, applied } }
-    })
-    return result && { snapshot: await decode(result.snapshot), applied: result.applied }
+  /**
+   * Merges a prepared change. With `expectVersion`, only onto that version (else `conflict`).
+   * `create`: only where no session is (else `exists`), and as version 1 even when empty.
+   */
+  async function merge(
+    sessionId: string,
+    change: PreparedChange,
+    { caller, maxBytes, owner, expectVersion, create = false }: { caller?: Caller; maxBytes?: number; owner?: string; expectVersion?: number; create?: boolean },
+  ): Promise<{ after: After; applied: boolean } | 'conflict'> {
+    let plan: MergePlan | undefined
+    let conflict = false
+    const decide = (current: CurrentSession | null): Write | undefined => {
+      if (create && current) throw new SessionProtocolError('exists', `A session with id "${sessionId}" exists already`)
+      if (current && !mayReach(current.head, caller)) throw new SessionProtocolError('not_found', 'No such session')
+      if (expectVersion !== undefined && (current?.head.version ?? 0) !== expectVersion) {
+        conflict = true
+        return undefined
+      }
+      const limits = { ...(maxBytes !== undefined && { maxBytes }), ...((owner ?? caller?.userId ?? undefined) !== undefined && { owner: (owner ?? caller?.userId)! }) }
+      plan = planMerge(current?.head ?? null, (name) => current?.sizeOf(name), sessionId, change, new Date(), limits)
+      // Creating is a change of its own, even with no variables: the session is there, version 1.
+      if (create && !plan.applied) plan = { ...plan, head: { ...plan.head, version: 1 }, applied: true }
+      return plan.applied ? { head: plan.head, sets: plan.sets, deletes: plan.deletes } : undefined
+    }
+    const after = await backend.update(sessionId, namesNeeded(change), decide, capture)
+    if (conflict) return 'conflict'
+    // Not applied and no session: the version-0 snapshot the protocol answers, created nowhere.
+    return { after: after ?? { head: plan!.head, text: snapshotText(plan!.head, []), entries: [] }, applied: plan!.applied }
+  }
+
+  const asText: TextAccess = {
+    async get(sessionId, caller) {
+      const after = await backend.read(sessionId, capture)
+      return after && mayReach(after.head, caller) ? textOf(after) : null
+    },
+    async apply(sessionId, change, { caller, maxBytes }) {
+      const merged = (await merge(sessionId, await prepare(sessionId, change), { caller, maxBytes })) as Exclude<Awaited<ReturnType<typeof merge>>, 'conflict'>
+      return { text: await textOf(merged.after), applied: merged.applied }
+    },
   }
 
   const store: DefinedStore = {
     [BACKEND]: backend,
+    [AS_TEXT]: asText,
     async get(sessionId, access = {}) {
       checkSessionId(sessionId)
       const caller = checkCaller(access)
-      const record = await backend.read(sessionId)
-      return record && mayReach(record.snapshot, caller) ? decode(record.snapshot) : null
+      const after = await backend.read(sessionId, capture)
+      return after && mayReach(after.head, caller) ? objectOf(after) : null
     },
-    async apply(sessionId, change, applyOptions = {}) {
+    async apply(sessionId, change, applyOptions = {}): Promise<ApplyResult> {
       checkSessionId(sessionId)
       const caller = checkCaller(applyOptions)
-      return (await merge(sessionId, await prepare(sessionId, change), caller, applyOptions.maxBytes))!
+      const merged = await merge(sessionId, await prepare(sessionId, change), { ...(caller && { caller }), ...(applyOptions.maxBytes !== undefined && { maxBytes: applyOptions.maxBytes }) })
+      if (merged === 'conflict') throw new Error('unreachable: a merge without an expected version has no conflict')
+      return { snapshot: await objectOf(merged.after), applied: merged.applied }
     },
     async create(sessionId, { variables = {}, workflowId, userId, maxBytes } = {}) {
       checkSessionId(sessionId)
       if (userId !== undefined && (typeof userId !== 'string' || userId === '')) throw new TypeError('create: userId must be a non-empty string')
       const change = await prepare(sessionId, { variables, ...(workflowId !== undefined && { workflowId }) })
-      const snapshot = await backend.update(sessionId, (current) => {
-        if (current) throw new SessionProtocolError('exists', `A session with id "${sessionId}" exists already`)
-        const merged = mergeSession(null, sessionId, change, new Date(), { ...(maxBytes !== undefined && { maxBytes }), ...(userId !== undefined && { owner: userId }) })
-        // Creating is a change of its own, even with no variables: the session is there, version 1.
-        const record = merged.applied ? merged.record : { ...merged.record, snapshot: { ...merged.record.snapshot, version: 1 } }
-        return { write: record, result: record.snapshot }
-      })
-      return decode(snapshot)
+      const merged = await merge(sessionId, change, { create: true, ...(userId !== undefined && { owner: userId }), ...(maxBytes !== undefined && { maxBytes }) })
+      return objectOf((merged as Exclude<typeof merged, 'conflict'>).after)
     },
     async delete(sessionId, access = {}) {
       checkSessionId(sessionId)
       const caller = checkCaller(access)
-      return backend.update(sessionId, (current) => (current && mayReach(current.snapshot, caller) ? { write: null, result: true } : { result: false }))
+      let deleted = false
+      await backend.update(
+        sessionId,
+        [],
+        (current) => {
+          if (!current || !mayReach(current.head, caller)) return undefined
+          deleted = true
+          return { head: null }
+        },
+        () => null,
+      )
+      return deleted
     },
     list: (listOptions = {}) => backend.list(checkList(listOptions)),
     ids: () => backend.ids(),
@@ -143,10 +225,10 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       checkSessionId(sessionId)
       for (let attempt = 1; attempt <= MAX_EDIT_ATTEMPTS; attempt++) {
         const before = await store.get(sessionId)
-        const draft = createDraft(before?.variables ?? {})
+        const draft = createDraft((before?.variables ?? {}) as Variables)
         await edit(scopeWorkflow(draft.access, workflowId))
-        const merged = await merge(sessionId, await prepare(sessionId, draft.changes()), undefined, undefined, before?.version ?? 0)
-        if (merged) return merged.snapshot
+        const merged = await merge(sessionId, await prepare(sessionId, draft.changes()), { expectVersion: before?.version ?? 0 })
+        if (merged !== 'conflict') return objectOf(merged.after)
       }
       throw new Error(`updateWorkflow: session "${sessionId}" changed under each of ${MAX_EDIT_ATTEMPTS} attempts; nothing was written`)
     },
@@ -164,10 +246,6 @@ export function withCodec(store: SessionStore, codec: ValueCodec): SessionStore 
   const backend = (store as DefinedStore)[BACKEND]
   if (!backend) throw new TypeError('This store was not made by workflow-session (memoryStore, fileStore, sqliteStore, postgresStore, or defineStore)')
   return { ...defineStore(backend, { codec }), close: () => store.close() }
-}
-
-function noSuchSession(): SessionProtocolError {
-  return new SessionProtocolError('not_found', 'No such session')
 }
 
 function checkSessionId(sessionId: unknown): asserts sessionId is string {

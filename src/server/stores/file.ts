@@ -2,10 +2,28 @@
 // any runtime with the Fetch API.
 type Fs = typeof import('node:fs/promises')
 import { isSessionId } from '../../shared/rules.js'
-import type { SessionRecord } from '../merge.js'
+import { utf8Length } from '../../shared/rules.js'
+import type { SessionHead } from '../merge.js'
 import { defineStore } from './define.js'
-import { isExpired, pageOf, summarize } from './records.js'
+import { isExpired, pageOf } from './records.js'
+import { applyPlan, entryOf, fromSnapshotRecord, summaryOf, type StoredSession } from './stored.js'
 import type { SessionStore, StoreOptions } from './types.js'
+
+/** A session file: the head, and the variables as one JSON object (the values' own JSON text inside it). */
+interface SessionFile {
+  head: SessionHead
+  variables: Record<string, unknown>
+}
+
+/** Reads a session file of this format, or of 0.1's `{ snapshot, clientSeqs }`. */
+function parseFile(text: string): StoredSession {
+  const parsed = JSON.parse(text) as SessionFile | Parameters<typeof fromSnapshotRecord>[0]
+  if ('snapshot' in parsed) return fromSnapshotRecord(parsed)
+  return { head: parsed.head, entries: new Map(Object.entries(parsed.variables).map(([name, value]) => [name, entryOf(name, JSON.stringify(value))])) }
+}
+
+/** The file's text: joined from the entries, the values not serialized again. */
+const fileText = (stored: StoredSession) => `{"head":${JSON.stringify(stored.head)},"variables":{${[...stored.entries.values()].join(',')}}}`
 
 /**
  * One JSON file per session in `dir`. A write goes to a temporary file, is fsynced, renamed over
@@ -36,7 +54,7 @@ export function fileStore(dir: string, options: StoreOptions = {}): SessionStore
     return next
   }
 
-  async function read(sessionId: string): Promise<SessionRecord | null> {
+  async function read(sessionId: string): Promise<StoredSession | null> {
     await ready
     let text: string
     try {
@@ -45,20 +63,20 @@ export function fileStore(dir: string, options: StoreOptions = {}): SessionStore
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
       throw error
     }
-    const record = JSON.parse(text) as SessionRecord
-    if (isExpired(record, options.ttlMs)) {
+    const stored = parseFile(text)
+    if (isExpired(stored.head, options.ttlMs)) {
       await remove(sessionId)
       return null
     }
-    return record
+    return stored
   }
 
-  async function write(sessionId: string, record: SessionRecord): Promise<void> {
+  async function write(sessionId: string, stored: StoredSession): Promise<void> {
     const suffix = Array.from(crypto.getRandomValues(new Uint8Array(6)), (byte) => byte.toString(16).padStart(2, '0')).join('')
     const temporary = join(dir, `.${sessionId}.${suffix}.tmp`)
     const file = await fs.open(temporary, 'w')
     try {
-      await file.writeFile(JSON.stringify(record))
+      await file.writeFile(fileText(stored))
       await file.sync()
     } finally {
       await file.close()
@@ -85,18 +103,27 @@ export function fileStore(dir: string, options: StoreOptions = {}): SessionStore
 
   return defineStore(
     {
-      read: (sessionId) => queued(sessionId, () => read(sessionId)),
-      update: (sessionId, decide) =>
+      read: (sessionId, use) => queued(sessionId, async () => use(await read(sessionId))),
+      update: (sessionId, _names, decide, view) =>
         queued(sessionId, async () => {
-          const { write: next, result } = decide(await read(sessionId))
-          if (next === null) await remove(sessionId)
-          else if (next) await write(sessionId, next)
-          return result
+          let stored = await read(sessionId)
+          const current = stored && { head: stored.head, sizeOf: (name: string) => entrySize(stored!.entries.get(name)) }
+          const change = decide(current)
+          if (change?.head === null) {
+            await remove(sessionId)
+            stored = null
+          } else if (change) {
+            stored ??= { head: change.head, entries: new Map() }
+            stored.head = change.head
+            applyPlan(stored.entries, { sets: change.sets ?? new Map(), deletes: change.deletes ?? [] })
+            await write(sessionId, stored)
+          }
+          return view(stored)
         }),
       async list(listOptions) {
-        const records = await Promise.all((await sessionIds()).map((id) => queued(id, () => read(id))))
+        const stored = await Promise.all((await sessionIds()).map((id) => queued(id, () => read(id))))
         return pageOf(
-          records.filter((record): record is SessionRecord => record !== null).map((record) => summarize(record.snapshot)),
+          stored.filter((session): session is StoredSession => session !== null).map((session) => summaryOf(session.head)),
           listOptions,
         )
       },
@@ -108,7 +135,7 @@ export function fileStore(dir: string, options: StoreOptions = {}): SessionStore
         for (const sessionId of await sessionIds()) {
           const existed = await queued(sessionId, async () => {
             const text = await fs.readFile(pathOf(sessionId), 'utf8').catch(() => null)
-            return text !== null && isExpired(JSON.parse(text) as SessionRecord, options.ttlMs) && remove(sessionId)
+            return text !== null && isExpired(parseFile(text).head, options.ttlMs) && remove(sessionId)
           })
           if (existed) purged++
         }
@@ -138,3 +165,5 @@ async function syncDirectory(fs: Fs, dir: string): Promise<void> {
     await handle.close()
   }
 }
+
+const entrySize = (entry: string | undefined) => (entry === undefined ? undefined : utf8Length(entry))

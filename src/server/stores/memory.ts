@@ -1,53 +1,64 @@
-import type { SessionRecord } from '../merge.js'
+import { utf8Length } from '../../shared/rules.js'
 import { defineStore } from './define.js'
-import { isExpired, pageOf, summarize } from './records.js'
+import { isExpired, pageOf } from './records.js'
+import { applyPlan, summaryOf, type StoredSession } from './stored.js'
 import type { SessionStore, StoreOptions } from './types.js'
 
 /**
- * Sessions in this process's memory: for tests, Storybook and prototypes. Keeps its own copies,
- * so nothing a caller does to a value given or returned reaches the store.
+ * Sessions in this process's memory: for tests, Storybook and prototypes. Values are kept as
+ * JSON text, so nothing a caller does to a value given or returned reaches the store, and a
+ * one-key patch costs the same on any session size.
  *
  * @example
  * const handler = createSessionHandler({ store: memoryStore({ ttlMs: 24 * 3600_000 }) })
  */
 export function memoryStore(options: StoreOptions = {}): SessionStore {
-  const records = new Map<string, SessionRecord>()
-  const live = (sessionId: string): SessionRecord | null => {
-    const record = records.get(sessionId)
-    if (record && isExpired(record, options.ttlMs)) {
-      records.delete(sessionId)
+  const sessions = new Map<string, StoredSession>()
+  const live = (sessionId: string): StoredSession | null => {
+    const stored = sessions.get(sessionId)
+    if (stored && isExpired(stored.head, options.ttlMs)) {
+      sessions.delete(sessionId)
       return null
     }
-    return record ?? null
+    return stored ?? null
   }
 
   return defineStore(
     {
-      async read(sessionId) {
-        const record = live(sessionId)
-        return record && structuredClone(record)
+      async read(sessionId, use) {
+        return use(live(sessionId))
       },
-      async update(sessionId, decide) {
+      async update(sessionId, _names, decide, view) {
         // Synchronous from read to write: nothing can interleave, so this is atomic.
-        const { write, result } = decide(structuredClone(live(sessionId)))
-        if (write === null) records.delete(sessionId)
-        else if (write) records.set(sessionId, structuredClone(write))
-        return result
+        let stored = live(sessionId)
+        const current = stored && { head: stored.head, sizeOf: (name: string) => entrySize(stored!.entries.get(name)) }
+        const write = decide(current)
+        if (write?.head === null) {
+          sessions.delete(sessionId)
+          stored = null
+        } else if (write) {
+          if (!stored) sessions.set(sessionId, (stored = { head: write.head, entries: new Map() }))
+          stored.head = write.head
+          applyPlan(stored.entries, { sets: write.sets ?? new Map(), deletes: write.deletes ?? [] })
+        }
+        return view(stored)
       },
       async list(listOptions) {
-        const alive = [...records.keys()].map(live).filter((record): record is SessionRecord => record !== null)
-        return pageOf(alive.map((record) => summarize(structuredClone(record.snapshot))), listOptions)
+        const alive = [...sessions.keys()].map(live).filter((stored): stored is StoredSession => stored !== null)
+        return pageOf(alive.map((stored) => summaryOf(stored.head)), listOptions)
       },
       async *ids() {
-        for (const sessionId of [...records.keys()]) if (live(sessionId)) yield sessionId
+        for (const sessionId of [...sessions.keys()]) if (live(sessionId)) yield sessionId
       },
       async purgeExpired() {
-        const before = records.size
-        for (const sessionId of [...records.keys()]) live(sessionId)
-        return before - records.size
+        const before = sessions.size
+        for (const sessionId of [...sessions.keys()]) live(sessionId)
+        return before - sessions.size
       },
       async close() {},
     },
     options,
   )
 }
+
+const entrySize = (entry: string | undefined) => (entry === undefined ? undefined : utf8Length(entry))

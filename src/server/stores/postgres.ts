@@ -1,18 +1,22 @@
 import type { ConnectionOptions } from 'node:tls'
 import type { ClientConfig, Pool, PoolClient } from 'pg'
 import { SessionProtocolError } from '../errors.js'
-import type { SessionRecord } from '../merge.js'
+import type { SessionHead } from '../merge.js'
 import { defineStore } from './define.js'
 import { watchChanges } from './postgres-listen.js'
 import { asUnavailable, describeTarget, isConnectionError } from './postgres-errors.js'
-import { expiryCutoff, isExpired, summarize } from './records.js'
-import type { SessionStore, StoreOptions } from './types.js'
+import { expiryCutoff, isExpired } from './records.js'
+import { afterWrite, createSessionCache, currentOf, headColumns, headOf, sessionAt, type HeadRow, type VariableRow } from './session-cache.js'
+import { entryOf, fromSnapshotRecord, summaryOf, valueOfEntry, type StoredSession } from './stored.js'
+import type { CurrentSession, SessionStore, StoreOptions, Write } from './types.js'
 
 export interface PostgresStoreOptions extends StoreOptions {
   /** Table name; default `workflow_sessions`. */
   table?: string
   /** Passed to pg's Pool (size, timeouts, ssl). Default: 10 connections, 5 s to connect. */
   pool?: PostgresPoolOptions
+  /** Bytes of recently used sessions this process keeps in memory; default 64 MiB. */
+  cacheBytes?: number
 }
 
 /**
@@ -61,12 +65,16 @@ export const CHANGE_CHANNEL = 'workflow_session_changes'
 const LISTENER_NAME = 'workflow-session listen'
 
 /**
- * Sessions in PostgreSQL, for several app servers sharing one database: one row per session
- * (`json`, kept verbatim: the merge relies on key order to forget the oldest clients), an index
- * for "my sessions, newest first". A write runs in one transaction that takes a per-session
- * advisory lock, merges, writes and NOTIFYs the change: safe under concurrent writers on
- * different servers. The schema is created on open. `watch()` hears the changes made through any
- * server (LISTEN on a connection of its own, re-established after the database comes back).
+ * Sessions in PostgreSQL, for several app servers sharing one database: a head row per session
+ * (table `table`, with an index for "my sessions, newest first") and a row per variable (table
+ * `${table}_variables`), so a one-key patch writes two small rows whatever the session's size.
+ * Writes to one session run in a transaction that takes a per-session advisory lock, merges,
+ * writes and NOTIFYs the change: safe under concurrent writers on different servers. Patches of
+ * one session that arrive while its transaction runs go together in the next one (one lock, one
+ * write, one commit for all, each with its own version and answer). The schema is created on
+ * open, and sessions of 0.1 (one JSON row each) are migrated then. `watch()` hears the changes
+ * made through any server (LISTEN on a connection of its own, re-established after the database
+ * comes back).
  *
  * When the database cannot be reached (restart, failover, network), every call fails with
  * `unavailable` (the handler answers 503 with `Retry-After`) and nothing is changed; the pool
@@ -81,57 +89,166 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
     throw new Error(`postgresStore needs the pg package: npm install pg (${(error as Error).message})`)
   })
   const table = options.table ?? 'workflow_sessions'
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(table)) throw new Error(`postgresStore: "${table}" is not a plain table name`)
-  const connection: ClientConfig = { connectionString: url, connectionTimeoutMillis: 5000, application_name: 'workflow-session', ...options.pool }
+  if (!/^[a-z_][a-z0-9_]{0,50}$/.test(table)) throw new Error(`postgresStore: "${table}" is not a plain table name`)
+  const variables = `${table}_variables`
+  const poolOptions = options.pool ?? {}
+  const connection: ClientConfig = { connectionString: url, connectionTimeoutMillis: 5000, application_name: 'workflow-session', ...poolOptions }
   const pool: Pool = new pg.Pool({ max: 10, ...connection })
   // An idle connection the database ended (a restart) is dropped from the pool; the next query
   // opens a new one. Without a listener, the pool's 'error' event would end the process.
   pool.on('error', () => {})
   try {
-    await pool.query(`
-      CREATE TABLE IF NOT EXISTS ${table} (
-        id         text PRIMARY KEY,
-        user_id    text,
-        updated_at timestamptz NOT NULL,
-        record     json NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS ${table}_user_newest ON ${table} (user_id, updated_at DESC);
-      CREATE INDEX IF NOT EXISTS ${table}_newest ON ${table} (updated_at DESC);
-    `)
+    await prepareSchema(pool, table, variables)
   } catch (error) {
     await pool.end().catch(() => {})
     const reason = error instanceof AggregateError ? (error.errors[0] as Error | undefined)?.message : (error as Error).message
     throw new SessionProtocolError('unavailable', `postgresStore: cannot open the session table at ${describeTarget(url)}: ${reason || String(error)}`)
   }
+  const cache = createSessionCache(options.cacheBytes)
+  const cutoff = () => (options.ttlMs === undefined ? '' : expiryCutoff(options.ttlMs))
 
-  const read = async (db: Pool | PoolClient, sessionId: string): Promise<SessionRecord | null> => {
-    const { rows } = await db.query<{ record: SessionRecord }>(`SELECT record FROM ${table} WHERE id = $1`, [sessionId])
-    const record = rows[0]?.record ?? null
-    return record && !isExpired(record, options.ttlMs) ? record : null
+  /** The head and the variable rows newer than `since`, in one statement (one snapshot). */
+  async function readRows(db: Pool | PoolClient, sessionId: string, since: number): Promise<{ head: SessionHead | null; expired: boolean; rows: VariableRow[] }> {
+    const { rows } = await db.query<HeadRow & { name: string | null; value: string | null }>(
+      `SELECT h.*, v.name, v.value FROM ${table} h LEFT JOIN ${variables} v ON v.session_id = h.id AND v.version > $2 WHERE h.id = $1`,
+      [sessionId, since],
+    )
+    if (!rows[0]) return { head: null, expired: false, rows: [] }
+    const head = headOf(rows[0])
+    const found = rows.filter((row) => row.name !== null && (since >= 0 || row.value !== null)) as VariableRow[]
+    return isExpired(head, options.ttlMs) ? { head: null, expired: true, rows: [] } : { head, expired: false, rows: found }
   }
-  const cutoff = () => (options.ttlMs === undefined ? '-infinity' : expiryCutoff(options.ttlMs))
 
-  async function inTransaction<T>(sessionId: string, work: (db: PoolClient) => Promise<T>): Promise<T> {
-    const db = await pool.connect()
-    // A checked-out connection the database ends between two queries emits 'error': the
-    // query under way fails with it, and the connection is thrown away below.
+  /**
+   * A read outside any lock: hands `use` the copy in memory when it is current (synchronously, so
+   * that no write in this process changes it meanwhile), else reads (and keeps) a fresh one.
+   */
+  async function read<T>(sessionId: string, use: (stored: StoredSession | null) => T): Promise<T> {
+    const cached = cache.get(sessionId)
+    const since = cached ? cached.head.version : -1
+    const { head, rows } = await readRows(pool, sessionId, since)
+    if (!head) return use(null)
+    const current = cache.get(sessionId)
+    if (current && current.head.version === head.version) return use(current)
+    // Never change a copy another caller may be using: build a new one.
+    const base = cached && cached.head.createdAt === head.createdAt && cached.head.version < head.version
+    const fresh: StoredSession = base ? { head, entries: new Map(cached.entries) } : { head, entries: new Map() }
+    const changes = base ? rows : since >= 0 ? (await readRows(pool, sessionId, -1)).rows : rows
+    for (const row of changes) {
+      if (row.value === null) fresh.entries.delete(row.name)
+      else fresh.entries.set(row.name, entryOf(row.name, row.value))
+    }
+    const now = cache.get(sessionId)
+    if (!now || now.head.version < head.version) cache.keep(fresh)
+    return use(fresh)
+  }
+
+  interface Job {
+    decide: (current: CurrentSession | null) => Write | undefined
+    view: (after: StoredSession | null) => unknown
+    resolve: (value: unknown) => void
+    reject: (error: unknown) => void
+    result?: unknown
+    error?: unknown
+  }
+  const waiting = new Map<string, Job[]>()
+  const running = new Set<string>()
+
+  /** Runs the jobs of one session that arrived together in one transaction, then the next ones. */
+  async function drain(sessionId: string): Promise<void> {
+    running.add(sessionId)
+    for (let jobs = waiting.get(sessionId); jobs; jobs = waiting.get(sessionId)) {
+      waiting.delete(sessionId)
+      await runBatch(sessionId, jobs)
+    }
+    running.delete(sessionId)
+  }
+
+  async function runBatch(sessionId: string, jobs: Job[]): Promise<void> {
+    let db: PoolClient | undefined
     let broken = false
     const onError = () => (broken = true)
-    db.on('error', onError)
     try {
-      await db.query('BEGIN')
-      // One writer per session at a time, across every server sharing the database.
-      await db.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [sessionId])
-      const result = await work(db)
+      db = await pool.connect()
+      db.on('error', onError)
+      // The id is a checked session id ([A-Za-z0-9_-]): safe in the text, and BEGIN and the lock go in one round trip.
+      if (!/^[A-Za-z0-9_-]+$/.test(sessionId)) throw new Error('unreachable: an unchecked session id')
+      await db.query(`BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('${sessionId}', 0))`)
+      const cached = cache.get(sessionId)
+      const since = cached ? cached.head.version : -1
+      const found = await readRows(db, sessionId, since)
+      let state: StoredSession | null = null
+      if (found.head) {
+        const rowsOf = async (asked: number) => (asked === since ? found.rows : (await readRows(db!, sessionId, asked)).rows)
+        state = await sessionAt(cache, found.head, rowsOf)
+      } else cache.drop(sessionId)
+      const wipe = found.expired
+      // Every job in turn, in memory; one write for all of them.
+      const sets = new Map<string, string | null>()
+      let finalHead: SessionHead | null | undefined
+      let recreated = false
+      for (const job of jobs) {
+        try {
+          const write = job.decide(currentOf(state))
+          if (write) {
+            if (write.head === null) {
+              sets.clear()
+              recreated = true
+            } else {
+              for (const [name, json] of write.sets ?? []) sets.set(name, json)
+              for (const name of write.deletes ?? []) sets.set(name, null)
+            }
+            finalHead = write.head
+            state = afterWrite(cache, sessionId, state, write)
+          }
+          job.result = job.view(state)
+        } catch (error) {
+          job.error = error
+        }
+      }
+      if (finalHead === null) {
+        await db.query(`WITH gone AS (DELETE FROM ${variables} WHERE session_id = $1) DELETE FROM ${table} WHERE id = $1`, [sessionId])
+      } else if (finalHead) {
+        if (wipe || recreated) await db.query(`DELETE FROM ${variables} WHERE session_id = $1`, [sessionId])
+        await db.query(
+          `WITH vars AS (
+             INSERT INTO ${variables} (session_id, name, value, version)
+             SELECT $1, name, value, $4 FROM unnest($2::text[], $3::text[]) AS t(name, value)
+             ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value, version = excluded.version
+           ), head AS (
+             INSERT INTO ${table} (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients)
+             VALUES ($1, $5, $6, $4, $7, $8, $9, $10)
+             ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, workflow_id = excluded.workflow_id, version = excluded.version,
+               created_at = excluded.created_at, updated_at = excluded.updated_at, bytes = excluded.bytes, clients = excluded.clients
+           )
+           SELECT pg_notify($11, $12)`,
+          [
+            sessionId,
+            [...sets.keys()],
+            [...sets.values()],
+            finalHead.version,
+            finalHead.userId ?? null,
+            finalHead.workflowId ?? null,
+            finalHead.createdAt,
+            finalHead.updatedAt,
+            finalHead.bytes,
+            JSON.stringify(finalHead.clients),
+            CHANGE_CHANNEL,
+            JSON.stringify({ id: sessionId, version: finalHead.version }),
+          ],
+        )
+      }
       await db.query('COMMIT')
-      return result
+      for (const job of jobs) (job.error === undefined ? job.resolve(job.result) : job.reject(job.error))
     } catch (error) {
       if (isConnectionError(error)) broken = true
-      else await db.query('ROLLBACK').catch(() => (broken = true))
-      throw error
+      else await db?.query('ROLLBACK').catch(() => (broken = true))
+      cache.drop(sessionId)
+      const failure = isConnectionError(error) ? new SessionProtocolError('unavailable', 'The session database cannot be reached right now; try again') : error
+      for (const job of jobs) job.reject(failure)
     } finally {
-      db.off('error', onError)
-      db.release(broken)
+      db?.off('error', onError)
+      db?.release(broken)
     }
   }
 
@@ -140,39 +257,27 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
 
   const store = defineStore(
     {
-      read: (sessionId) => asUnavailable(read(pool, sessionId)),
-      update: (sessionId, decide) =>
-        asUnavailable(
-          inTransaction(sessionId, async (db) => {
-            const { write, result } = decide(await read(db, sessionId))
-            if (write === null) await db.query(`DELETE FROM ${table} WHERE id = $1`, [sessionId])
-            else if (write) {
-              await db.query(
-                `INSERT INTO ${table} (id, user_id, updated_at, record) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, updated_at = excluded.updated_at, record = excluded.record`,
-                [sessionId, write.snapshot.userId ?? null, write.snapshot.updatedAt, JSON.stringify(write)],
-              )
-              await db.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, JSON.stringify({ id: sessionId, version: write.snapshot.version })])
-            }
-            return result
-          }),
-        ),
+      read: (sessionId, use) => asUnavailable(read(sessionId, use)),
+      update: (sessionId, _names, decide, view) =>
+        new Promise((resolve, reject) => {
+          const jobs = waiting.get(sessionId) ?? []
+          jobs.push({ decide, view, resolve: resolve as (value: unknown) => void, reject })
+          waiting.set(sessionId, jobs)
+          if (!running.has(sessionId)) void drain(sessionId)
+        }),
       async list({ userId, limit, offset }) {
         const { rows } = await asUnavailable(
-          pool.query<{ record: SessionRecord }>(
-            `SELECT record FROM ${table} WHERE ($1::text IS NULL OR user_id = $1) AND updated_at > $2::timestamptz
-             ORDER BY updated_at DESC, id LIMIT $3 OFFSET $4`,
+          pool.query<HeadRow>(
+            `SELECT * FROM ${table} WHERE ($1::text IS NULL OR user_id = $1) AND updated_at > $2 ORDER BY updated_at DESC, id LIMIT $3 OFFSET $4`,
             [userId ?? null, cutoff(), limit, offset],
           ),
         )
-        return rows.map((row) => summarize(row.record.snapshot))
+        return rows.map((row) => summaryOf(headOf(row)))
       },
       async *ids() {
         // In batches by id (keyset), so a long walk neither holds a transaction nor loads every id at once.
         for (let after = ''; ; ) {
-          const { rows } = await asUnavailable(
-            pool.query<{ id: string }>(`SELECT id FROM ${table} WHERE id > $1 AND updated_at > $2::timestamptz ORDER BY id LIMIT 500`, [after, cutoff()]),
-          )
+          const { rows } = await asUnavailable(pool.query<{ id: string }>(`SELECT id FROM ${table} WHERE id > $1 AND updated_at > $2 ORDER BY id LIMIT 500`, [after, cutoff()]))
           for (const row of rows) yield row.id
           if (rows.length < 500) return
           after = rows[rows.length - 1]!.id
@@ -180,7 +285,10 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
       },
       async purgeExpired() {
         if (options.ttlMs === undefined) return 0
-        return (await asUnavailable(pool.query(`DELETE FROM ${table} WHERE updated_at <= $1::timestamptz`, [cutoff()]))).rowCount ?? 0
+        const { rowCount } = await asUnavailable(
+          pool.query(`WITH gone AS (DELETE FROM ${table} WHERE updated_at <= $1 RETURNING id) DELETE FROM ${variables} WHERE session_id IN (SELECT id FROM gone)`, [cutoff()]),
+        )
+        return rowCount ?? 0
       },
       async close() {
         listening?.stop()
@@ -195,4 +303,59 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
     options,
   )
   return store as SessionStore & { watch: NonNullable<SessionStore['watch']> }
+}
+
+/** Creates the tables, and moves the sessions of 0.1 (one JSON `record` per session) to them, once, under a lock. */
+async function prepareSchema(pool: Pool, table: string, variables: string): Promise<void> {
+  const db = await pool.connect()
+  try {
+    await db.query('BEGIN')
+    await db.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`workflow-session schema ${table}`])
+    const { rows } = await db.query(`SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'record'`, [table])
+    if (rows.length > 0) await db.query(`ALTER TABLE ${table} RENAME TO ${table}_0_1`)
+    await db.query(`
+      CREATE TABLE IF NOT EXISTS ${table} (
+        id          text PRIMARY KEY,
+        user_id     text,
+        workflow_id text,
+        version     bigint NOT NULL,
+        created_at  text NOT NULL,
+        updated_at  text NOT NULL,
+        bytes       bigint NOT NULL,
+        clients     text NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS ${table}_user_newest ON ${table} (user_id, updated_at DESC);
+      CREATE INDEX IF NOT EXISTS ${table}_newest ON ${table} (updated_at DESC);
+      CREATE TABLE IF NOT EXISTS ${variables} (
+        session_id text NOT NULL,
+        name       text NOT NULL,
+        value      text,
+        version    bigint NOT NULL,
+        PRIMARY KEY (session_id, name)
+      );
+      CREATE INDEX IF NOT EXISTS ${variables}_by_version ON ${variables} (session_id, version);
+    `)
+    if (rows.length > 0) {
+      const old = await db.query<{ record: Parameters<typeof fromSnapshotRecord>[0] }>(`SELECT record FROM ${table}_0_1`)
+      for (const { record } of old.rows) {
+        const { head, entries } = fromSnapshotRecord(record)
+        await db.query(`INSERT INTO ${table} (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, [
+          ...headColumns(head),
+        ])
+        await db.query(`INSERT INTO ${variables} (session_id, name, value, version) SELECT $1, name, value, $4 FROM unnest($2::text[], $3::text[]) AS t(name, value)`, [
+          head.sessionId,
+          [...entries.keys()],
+          [...entries].map(([name, entry]) => valueOfEntry(name, entry)),
+          head.version,
+        ])
+      }
+      await db.query(`DROP TABLE ${table}_0_1`)
+    }
+    await db.query('COMMIT')
+  } catch (error) {
+    await db.query('ROLLBACK').catch(() => {})
+    throw error
+  } finally {
+    db.release()
+  }
 }

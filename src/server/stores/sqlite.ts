@@ -1,9 +1,10 @@
-import type { Database } from 'better-sqlite3'
+import type { Database, Statement } from 'better-sqlite3'
 import { SessionProtocolError } from '../errors.js'
-import type { SessionRecord } from '../merge.js'
 import { defineStore } from './define.js'
-import { expiryCutoff, isExpired, summarize } from './records.js'
-import type { Decision, SessionStore, StoreOptions } from './types.js'
+import { expiryCutoff, isExpired } from './records.js'
+import { afterWrite, createSessionCache, currentOf, headColumns, headOf, sessionAt, type HeadRow, type VariableRow } from './session-cache.js'
+import { fromSnapshotRecord, summaryOf, type StoredSession } from './stored.js'
+import type { CurrentSession, SessionStore, StoreOptions, Write } from './types.js'
 
 export interface SqliteStoreOptions extends StoreOptions {
   /**
@@ -16,23 +17,49 @@ export interface SqliteStoreOptions extends StoreOptions {
    * (the request then answers 503 `unavailable`, and the client retries); default 5000 ms.
    */
   busyTimeoutMs?: number
+  /** Bytes of recently used sessions this process keeps in memory; default 64 MiB. */
+  cacheBytes?: number
 }
 
 const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS sessions (
-    id         TEXT PRIMARY KEY,
-    user_id    TEXT,
-    updated_at TEXT NOT NULL,
-    record     TEXT NOT NULL
+  CREATE TABLE IF NOT EXISTS ws_sessions (
+    id          TEXT PRIMARY KEY,
+    user_id     TEXT,
+    workflow_id TEXT,
+    version     INTEGER NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    bytes       INTEGER NOT NULL,
+    clients     TEXT NOT NULL
   );
-  CREATE INDEX IF NOT EXISTS sessions_by_user_newest ON sessions (user_id, updated_at DESC);
-  CREATE INDEX IF NOT EXISTS sessions_by_newest ON sessions (updated_at DESC);
+  CREATE INDEX IF NOT EXISTS ws_sessions_by_user_newest ON ws_sessions (user_id, updated_at DESC);
+  CREATE INDEX IF NOT EXISTS ws_sessions_by_newest ON ws_sessions (updated_at DESC);
+  CREATE TABLE IF NOT EXISTS ws_variables (
+    session_id TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    value      TEXT,
+    version    INTEGER NOT NULL,
+    PRIMARY KEY (session_id, name)
+  ) WITHOUT ROWID;
 `
 
+interface Job {
+  sessionId: string
+  decide: (current: CurrentSession | null) => Write | undefined
+  view: (after: StoredSession | null) => unknown
+  resolve: (value: unknown) => void
+  reject: (error: unknown) => void
+  result?: unknown
+  error?: unknown
+}
+
 /**
- * Sessions in one SQLite file (better-sqlite3, WAL): the embedded default. Each patch is one
- * `BEGIN IMMEDIATE` transaction (read, merge, write, client `seq`), so several processes may share
- * the file safely: a writer that finds the file locked by another waits (`busyTimeoutMs`).
+ * Sessions in one SQLite file (better-sqlite3, WAL): the embedded default. A session is a head
+ * row and one row per variable, so a one-key patch writes two small rows whatever the session's
+ * size. Writes that arrive together share one `BEGIN IMMEDIATE` transaction and so one fsync
+ * (group commit), each in a savepoint of its own and each acknowledged only after the commit.
+ * Several processes may share the file: a writer that finds it locked by another waits
+ * (`busyTimeoutMs`). Sessions written by 0.1 (one JSON row each) are migrated on open.
  *
  * @example
  * const store = await sqliteStore('.data/sessions.db')
@@ -50,46 +77,113 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
     db.pragma('journal_mode = WAL')
     db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
     db.exec(SCHEMA)
+    migrateFrom01(db)
   })
-
-  const select = db.prepare<[string], { record: string }>('SELECT record FROM sessions WHERE id = ?')
-  const upsert = db.prepare<[string, string | null, string, string]>(
-    `INSERT INTO sessions (id, user_id, updated_at, record) VALUES (?, ?, ?, ?)
-     ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, updated_at = excluded.updated_at, record = excluded.record`,
-  )
-  const remove = db.prepare<[string]>('DELETE FROM sessions WHERE id = ?')
-  const purge = db.prepare<[string]>('DELETE FROM sessions WHERE updated_at <= ?')
-  const listAll = db.prepare<[string, number, number], { record: string }>(
-    'SELECT record FROM sessions WHERE updated_at > ? ORDER BY updated_at DESC, id LIMIT ? OFFSET ?',
-  )
-  const listMine = db.prepare<[string, string, number, number], { record: string }>(
-    'SELECT record FROM sessions WHERE user_id = ? AND updated_at > ? ORDER BY updated_at DESC, id LIMIT ? OFFSET ?',
-  )
-
-  const read = (sessionId: string): SessionRecord | null => {
-    const row = select.get(sessionId)
-    if (!row) return null
-    const record = JSON.parse(row.record) as SessionRecord
-    return isExpired(record, options.ttlMs) ? null : record
-  }
-  const listed = (rows: Array<{ record: string }>) => rows.map((row) => summarize((JSON.parse(row.record) as SessionRecord).snapshot))
+  const cache = createSessionCache(options.cacheBytes)
   const cutoff = () => (options.ttlMs === undefined ? '' : expiryCutoff(options.ttlMs))
 
-  const updateInTransaction = db.transaction((sessionId: string, decide: (current: SessionRecord | null) => Decision<unknown>) => {
-    const { write, result } = decide(read(sessionId))
-    if (write === null) remove.run(sessionId)
-    else if (write) upsert.run(sessionId, write.snapshot.userId ?? null, write.snapshot.updatedAt, JSON.stringify(write))
-    return result
-  })
-  const idsBatch = db.prepare<[string, string, number], { id: string }>('SELECT id FROM sessions WHERE id > ? AND updated_at > ? ORDER BY id LIMIT ?')
+  const selectHead = db.prepare<[string], HeadRow>('SELECT * FROM ws_sessions WHERE id = ?')
+  const selectRows = db.prepare<[string, number], VariableRow>('SELECT name, value FROM ws_variables WHERE session_id = ? AND version > ?')
+  const upsertHead = db.prepare<[string, string | null, string | null, number, string, string, number, string]>(
+    `INSERT INTO ws_sessions (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, workflow_id = excluded.workflow_id, version = excluded.version,
+       updated_at = excluded.updated_at, bytes = excluded.bytes, clients = excluded.clients`,
+  )
+  const upsertVariable = db.prepare<[string, string, string | null, number]>(
+    `INSERT INTO ws_variables (session_id, name, value, version) VALUES (?, ?, ?, ?)
+     ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value, version = excluded.version`,
+  )
+  const removeSession = db.prepare<[string]>('DELETE FROM ws_sessions WHERE id = ?')
+  const removeVariables = db.prepare<[string]>('DELETE FROM ws_variables WHERE session_id = ?')
+  const purgeVariables = db.prepare<[string]>('DELETE FROM ws_variables WHERE session_id IN (SELECT id FROM ws_sessions WHERE updated_at <= ?)')
+  const purgeSessions = db.prepare<[string]>('DELETE FROM ws_sessions WHERE updated_at <= ?')
+  const listAll = db.prepare<[string, number, number], HeadRow>('SELECT * FROM ws_sessions WHERE updated_at > ? ORDER BY updated_at DESC, id LIMIT ? OFFSET ?')
+  const listMine = db.prepare<[string, string, number, number], HeadRow>(
+    'SELECT * FROM ws_sessions WHERE user_id = ? AND updated_at > ? ORDER BY updated_at DESC, id LIMIT ? OFFSET ?',
+  )
+  const idsBatch = db.prepare<[string, string, number], { id: string }>('SELECT id FROM ws_sessions WHERE id > ? AND updated_at > ? ORDER BY id LIMIT ?')
+
+  /** The live session as the database has it now (inside the caller's transaction). */
+  function load(sessionId: string): StoredSession | null {
+    const row = selectHead.get(sessionId)
+    const head = row && headOf(row)
+    if (!head || isExpired(head, options.ttlMs)) {
+      cache.drop(sessionId)
+      return null
+    }
+    return sessionAt(cache, head, (since) => selectRows.all(sessionId, since).filter((variable) => since >= 0 || variable.value !== null))
+  }
+  const readInSnapshot = db.transaction(load)
+
+  /** One job inside the shared transaction, in a savepoint: its failure undoes only its own writes. */
+  function run(job: Job): void {
+    db.exec('SAVEPOINT job')
+    try {
+      const stored = load(job.sessionId)
+      const write = job.decide(currentOf(stored))
+      let after = stored
+      if (write?.head === null) {
+        if (stored) {
+          removeVariables.run(job.sessionId)
+          removeSession.run(job.sessionId)
+        }
+        after = afterWrite(cache, job.sessionId, stored, write)
+      } else if (write) {
+        // An expired session's rows go first: the new one starts afresh.
+        if (!stored && selectHead.get(job.sessionId)) {
+          removeVariables.run(job.sessionId)
+          removeSession.run(job.sessionId)
+        }
+        upsertHead.run(...headColumns(write.head))
+        for (const [name, json] of write.sets ?? []) upsertVariable.run(job.sessionId, name, json, write.head.version)
+        for (const name of write.deletes ?? []) upsertVariable.run(job.sessionId, name, null, write.head.version)
+        after = afterWrite(cache, job.sessionId, stored, write)
+      }
+      job.result = job.view(after)
+      db.exec('RELEASE job')
+    } catch (error) {
+      db.exec('ROLLBACK TO job')
+      db.exec('RELEASE job')
+      cache.drop(job.sessionId)
+      job.error = error
+    }
+  }
+
+  // Group commit: the writes queued while the event loop was busy go out in one transaction.
+  let queue: Job[] = []
+  function commitQueued(): void {
+    const jobs = queue
+    queue = []
+    try {
+      busyAsUnavailable(() => db.exec('BEGIN IMMEDIATE'))
+    } catch (error) {
+      for (const job of jobs) job.reject(error)
+      return
+    }
+    for (const job of jobs) run(job)
+    try {
+      db.exec('COMMIT')
+    } catch (error) {
+      if (db.inTransaction) db.exec('ROLLBACK')
+      cache.clear()
+      for (const job of jobs) job.reject(error)
+      return
+    }
+    for (const job of jobs) (job.error === undefined ? job.resolve(job.result) : job.reject(job.error))
+  }
 
   return defineStore(
     {
-      read: async (sessionId) => read(sessionId),
-      update: async <T>(sessionId: string, decide: (current: SessionRecord | null) => Decision<T>) =>
-        busyAsUnavailable(() => updateInTransaction.immediate(sessionId, decide) as T),
+      read: async (sessionId, use) => use(busyAsUnavailable(() => readInSnapshot(sessionId))),
+      update: (sessionId, _names, decide, view) =>
+        new Promise((resolve, reject) => {
+          if (!db.open) return reject(new Error('The session store is closed'))
+          if (queue.length === 0) setImmediate(commitQueued)
+          queue.push({ sessionId, decide, view, resolve: resolve as (value: unknown) => void, reject })
+        }),
       async list({ userId, limit, offset }) {
-        return listed(userId === undefined ? listAll.all(cutoff(), limit, offset) : listMine.all(userId, cutoff(), limit, offset))
+        const rows = userId === undefined ? listAll.all(cutoff(), limit, offset) : listMine.all(userId, cutoff(), limit, offset)
+        return rows.map((row) => summaryOf(headOf(row)))
       },
       async *ids() {
         // In batches by id, so a long walk neither holds a read transaction nor loads every id at once.
@@ -101,14 +195,34 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
         }
       },
       async purgeExpired() {
-        return options.ttlMs === undefined ? 0 : busyAsUnavailable(() => purge.run(cutoff()).changes)
+        if (options.ttlMs === undefined) return 0
+        const at = cutoff()
+        return busyAsUnavailable(() => db.transaction(() => (purgeVariables.run(at), purgeSessions.run(at).changes)).immediate())
       },
       async close() {
+        if (queue.length > 0) await new Promise((resolve) => setImmediate(resolve))
         if (db.open) db.close()
       },
     },
     options,
   )
+}
+
+/** Sessions of 0.1 (`sessions`: one JSON `record` per session) move to the head and variable rows, in one transaction. */
+function migrateFrom01(db: Database): void {
+  const old = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('sessions') WHERE name = 'record'").get()
+  if (!old) return
+  const insertHead = db.prepare('INSERT OR REPLACE INTO ws_sessions (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+  const insertVariable = db.prepare('INSERT OR REPLACE INTO ws_variables (session_id, name, value, version) VALUES (?, ?, ?, ?)')
+  const rows = db.prepare<[], { record: string }>('SELECT record FROM sessions') as Statement<[], { record: string }>
+  db.transaction(() => {
+    for (const { record } of rows.iterate()) {
+      const { head, entries } = fromSnapshotRecord(JSON.parse(record) as Parameters<typeof fromSnapshotRecord>[0])
+      insertHead.run(...headColumns(head))
+      for (const [name, entry] of entries) insertVariable.run(head.sessionId, name, entry.slice(JSON.stringify(name).length + 1), head.version)
+    }
+    db.exec('DROP TABLE sessions')
+  }).immediate()
 }
 
 /** Runs `work`; a database still locked by another process after the busy timeout is `unavailable` (503, retried). */
@@ -122,3 +236,4 @@ function busyAsUnavailable<T>(work: () => T): T {
     throw error
   }
 }
+

@@ -1,6 +1,7 @@
 import type { JsonValue, SessionSnapshot, SessionSummary, Variables } from '../../shared/protocol.js'
 import type { SubflowFrame, Workflow } from '../../shared/workflow.js'
-import type { SessionChange, SessionRecord } from '../merge.js'
+import type { Caller, SessionChange, SessionHead } from '../merge.js'
+import type { StoredSession } from './stored.js'
 
 export interface ApplyResult {
   snapshot: SessionSnapshot
@@ -8,17 +9,14 @@ export interface ApplyResult {
   applied: boolean
 }
 
-/**
- * Who asks, when a request asks: `{ userId: 'ada' }` for a signed-in user, `{ userId: null }` for
- * an anonymous one. A caller reaches sessions without an owner and its own, and nothing else
- * ("no such session"). Server code that leaves `caller` out is trusted: it reaches every session.
- */
-export interface Caller {
-  userId: string | null
-}
+export type { Caller }
 
 export interface AccessOptions {
-  /** The request's caller; leave it out in trusted server code. */
+  /**
+   * Who asks, when a request asks: `{ userId: 'ada' }` for a signed-in user, `{ userId: null }`
+   * for an anonymous one. A caller reaches sessions without an owner and its own, and nothing
+   * else ("no such session"). Server code that leaves it out is trusted: it reaches every session.
+   */
   caller?: Caller
 }
 
@@ -67,7 +65,7 @@ export interface SessionStore {
   /** The session, or null when there is none (or it expired, or `caller` may not see it). */
   get(sessionId: string, options?: AccessOptions): Promise<SessionSnapshot | null>
   /**
-   * Merges `change` atomically (see `mergeSession`), creating the session when missing (owned by
+   * Merges `change` atomically (see `planMerge`), creating the session when missing (owned by
    * `caller`, when one is given). A session `caller` may not reach is `not_found`.
    */
   apply(sessionId: string, change: SessionChange, options?: ApplyOptions): Promise<ApplyResult>
@@ -120,28 +118,42 @@ export interface WorkflowState {
   lastModified: string | null
 }
 
+/** The present state a merge needs: the head, and the sizes of the variables it names. */
+export interface CurrentSession {
+  head: SessionHead
+  /** The size of a variable's entry (`entryBytes`), for the names asked; undefined when it does not exist. */
+  sizeOf(name: string): number | undefined
+}
+
 /**
- * What a backend decides inside its atomic step: a record to write, `null` to delete the
- * session, or nothing (leave it); `result` is handed back to the caller.
+ * What a backend writes for one update: a new head with the variables set (name → value JSON)
+ * and deleted, or `head: null` to remove the session.
  */
-export interface Decision<T> {
-  write?: SessionRecord | null
-  result: T
+export interface Write {
+  head: SessionHead | null
+  sets?: ReadonlyMap<string, string>
+  deletes?: readonly string[]
 }
 
 /**
  * What a storage backend provides; `defineStore` builds the whole {@link SessionStore} on it
- * (ids, copies, owner checks, the merge, workflows). One file per backend.
+ * (ids, copies, the owner rule, the merge, workflows, encryption). One file per backend.
  */
 export interface StoreBackend {
-  /** The live record (null when missing or expired), as a copy the caller may keep. */
-  read(sessionId: string): Promise<SessionRecord | null>
+  /** Hands the live session (null when missing or expired) to `use`, synchronously: it may change after. */
+  read<T>(sessionId: string, use: (stored: StoredSession | null) => T): Promise<T>
   /**
-   * Atomically for this session (against every writer, in every process that shares the
-   * backend): reads the live record, calls `decide` with it (synchronously; it may throw, and
-   * then nothing is written), and writes what it decided. `decide` may not change `current`.
+   * Atomically for this session, against every writer in every process sharing the backend:
+   * reads the head and the sizes of `names`, calls `decide` (synchronously; when it throws,
+   * nothing is written), writes what it returned (nothing for undefined), and hands the session
+   * as it is then to `view`, synchronously. Resolves with `view`'s result once the write is durable.
    */
-  update<T>(sessionId: string, decide: (current: SessionRecord | null) => Decision<T>): Promise<T>
+  update<T>(
+    sessionId: string,
+    names: readonly string[],
+    decide: (current: CurrentSession | null) => Write | undefined,
+    view: (after: StoredSession | null) => T,
+  ): Promise<T>
   /** Summaries of live sessions, newest first, filtered and paged (options are checked). */
   list(options: Required<Pick<ListOptions, 'limit' | 'offset'>> & Pick<ListOptions, 'userId'>): Promise<SessionSummary[]>
   /** Every live session id. */

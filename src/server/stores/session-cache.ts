@@ -1,0 +1,138 @@
+import { utf8Length } from '../../shared/rules.js'
+import type { SessionHead } from '../merge.js'
+import { applyPlan, entryOf, type StoredSession } from './stored.js'
+import type { CurrentSession, Write } from './types.js'
+
+/**
+ * What the SQL stores share: a session is a head row and one row per variable. A variable row
+ * records the version that last wrote it, and a deleted variable stays as a row without a value
+ * (a tombstone), so a process that holds a session in memory catches up by reading only the rows
+ * newer than its copy. Each process keeps recently used sessions in memory (`createSessionCache`),
+ * which is what makes a one-key patch O(change): the merge needs only the head and the sizes of
+ * the variables it names, and the answer is joined from the cached entries.
+ */
+
+/** A head row as both SQL stores read it. */
+export interface HeadRow {
+  id: string
+  user_id: string | null
+  workflow_id: string | null
+  version: number | string
+  created_at: string
+  updated_at: string
+  bytes: number | string
+  clients: string
+}
+
+/** A variable row: `value` is null for a variable deleted at `version`. */
+export interface VariableRow {
+  name: string
+  value: string | null
+  version?: number | string
+}
+
+export function headOf(row: HeadRow): SessionHead {
+  const head: SessionHead = {
+    sessionId: row.id,
+    version: Number(row.version),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    bytes: Number(row.bytes),
+    clients: JSON.parse(row.clients) as SessionHead['clients'],
+  }
+  if (row.workflow_id !== null) head.workflowId = row.workflow_id
+  if (row.user_id !== null) head.userId = row.user_id
+  return head
+}
+
+/** The head's columns in the order both stores write them. */
+export const headColumns = (head: SessionHead) =>
+  [head.sessionId, head.userId ?? null, head.workflowId ?? null, head.version, head.createdAt, head.updatedAt, head.bytes, JSON.stringify(head.clients)] as const
+
+/** Sessions this process holds in memory, most recently used last, within a budget of bytes. */
+export function createSessionCache(maxBytes = 64 * 1024 * 1024) {
+  const sessions = new Map<string, StoredSession>()
+  let total = 0
+  const drop = (sessionId: string) => {
+    const stored = sessions.get(sessionId)
+    if (!stored) return
+    total -= stored.head.bytes
+    sessions.delete(sessionId)
+  }
+  return {
+    get(sessionId: string): StoredSession | undefined {
+      const stored = sessions.get(sessionId)
+      if (stored) {
+        sessions.delete(sessionId)
+        sessions.set(sessionId, stored)
+      }
+      return stored
+    },
+    /** Keeps `stored` (its head already the latest); evicts the least recently used beyond the budget. */
+    keep(stored: StoredSession): void {
+      drop(stored.head.sessionId)
+      sessions.set(stored.head.sessionId, stored)
+      total += stored.head.bytes
+      for (const [sessionId] of sessions) {
+        if (total <= maxBytes || sessions.size <= 1) break
+        drop(sessionId)
+      }
+    },
+    drop,
+    clear(): void {
+      sessions.clear()
+      total = 0
+    },
+  }
+}
+
+export type SessionCache = ReturnType<typeof createSessionCache>
+
+/**
+ * The session as of `head`: the cached copy brought up to date with `rows` (the variable rows
+ * newer than the copy, tombstones included), or, without a copy, built from `rows` (every live
+ * row). `loadRows(since)` reads the rows newer than `since` (-1: all), in the same snapshot as `head`.
+ */
+export function sessionAt(cache: SessionCache, head: SessionHead, loadRows: (since: number) => VariableRow[]): StoredSession
+export function sessionAt(cache: SessionCache, head: SessionHead, loadRows: (since: number) => Promise<VariableRow[]>): Promise<StoredSession>
+export function sessionAt(
+  cache: SessionCache,
+  head: SessionHead,
+  loadRows: (since: number) => VariableRow[] | Promise<VariableRow[]>,
+): StoredSession | Promise<StoredSession> {
+  const cached = cache.get(head.sessionId)
+  if (cached && cached.head.version === head.version) return cached
+  // A copy newer than the database (another process deleted and re-made the session): start over.
+  const base = cached && cached.head.version < head.version && cached.head.createdAt === head.createdAt ? cached : undefined
+  const rows = loadRows(base ? base.head.version : -1)
+  const finish = (loaded: VariableRow[]) => {
+    const stored: StoredSession = base ?? { head, entries: new Map() }
+    for (const row of loaded) {
+      if (row.value === null) stored.entries.delete(row.name)
+      else stored.entries.set(row.name, entryOf(row.name, row.value))
+    }
+    stored.head = head
+    cache.keep(stored)
+    return stored
+  }
+  return Array.isArray(rows) ? finish(rows) : rows.then(finish)
+}
+
+/** What `decide` sees of a session held in memory. */
+export const currentOf = (stored: StoredSession | null): CurrentSession | null =>
+  stored && { head: stored.head, sizeOf: (name) => sizeOfEntry(stored.entries.get(name)) }
+
+const sizeOfEntry = (entry: string | undefined) => (entry === undefined ? undefined : utf8Length(entry))
+
+/** Applies `write` to the copy in memory, as the database will have it after the write. */
+export function afterWrite(cache: SessionCache, sessionId: string, stored: StoredSession | null, write: Write): StoredSession | null {
+  if (write.head === null) {
+    cache.drop(sessionId)
+    return null
+  }
+  const next = stored ?? { head: write.head, entries: new Map() }
+  next.head = write.head
+  applyPlan(next.entries, { sets: write.sets ?? new Map(), deletes: write.deletes ?? [] })
+  cache.keep(next)
+  return next
+}
