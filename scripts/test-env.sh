@@ -29,11 +29,12 @@ if [ -z "${DATABASE_URL:-}" ]; then
       echo "test-env: installing Debian's postgresql (PostgreSQL store tests)"
       install postgresql
     else
+      # Only the PostgreSQL part is skipped: the blocks below must still run.
       echo "test-env: no PostgreSQL: install Debian's postgresql, or set DATABASE_URL" >&2
-      exit 0
     fi
   fi
-  cluster=$(pg_lsclusters --no-header | awk 'NR == 1 { print $1 " " $2 }')
+  cluster=
+  if command -v pg_lsclusters >/dev/null 2>&1; then cluster=$(pg_lsclusters --no-header | awk 'NR == 1 { print $1 " " $2 }'); fi
   if [ -n "$cluster" ] && [ -n "$can_install" ]; then
     # shellcheck disable=SC2086
     pg_ctlcluster --skip-systemctl-redirect $cluster start >/dev/null 2>&1 || true
@@ -69,3 +70,49 @@ if ! cmp -s "$next_app/package-lock.json" "$next_app/node_modules/.installed-pac
   fi
 fi
 # --- end Next.js fixture ---------------------------------------------------------------------
+
+# --- Python package (python/: pytest, and the Python server's conformance and Chromium tests) ---
+# python/.venv: a virtualenv with the pinned test dependencies of python/requirements-test.txt,
+# then the package the way a user installs it, `pip install ./python` (not editable: the tests
+# see what a user gets). Each step runs only when its input differs from the stamp its last run
+# left: the requirements file, and a hash of the package's sources.
+python_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../python" && pwd)"
+venv="$python_dir/.venv"
+python_ok=1
+if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    if [ -n "$can_install" ]; then
+      echo "test-env: installing Debian's python3-venv (Python package tests)"
+      install python3-venv
+    else
+      echo "test-env: python3 cannot make a virtualenv: install Debian's python3-venv" >&2
+      python_ok=
+    fi
+  fi
+  if [ -n "$python_ok" ]; then
+    echo "test-env: making the virtualenv python/.venv (Python package tests)"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || { echo "test-env: python3 -m venv failed: the Python tests cannot run" >&2; python_ok=; }
+  fi
+fi
+if [ -n "$python_ok" ] && ! cmp -s "$python_dir/requirements-test.txt" "$venv/.installed-requirements-test.txt"; then
+  echo "test-env: installing the Python test dependencies (python/requirements-test.txt)"
+  if "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$python_dir/requirements-test.txt"; then
+    cp "$python_dir/requirements-test.txt" "$venv/.installed-requirements-test.txt"
+  else
+    echo "test-env: pip install -r python/requirements-test.txt failed: the Python tests cannot run" >&2
+    python_ok=
+  fi
+fi
+if [ -n "$python_ok" ]; then
+  sources=$(cd "$python_dir" && find pyproject.toml README.md src -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' | LC_ALL=C sort | xargs sha256sum | sha256sum)
+  if [ "$sources" != "$(cat "$venv/.installed-package" 2>/dev/null)" ]; then
+    echo "test-env: installing the Python package (pip install ./python)"
+    if (cd "$python_dir/.." && "$venv/bin/python" -m pip install --quiet --disable-pip-version-check ./python); then
+      echo "$sources" >"$venv/.installed-package"
+    else
+      echo "test-env: pip install ./python failed: the Python tests cannot run" >&2
+    fi
+  fi
+fi
+# --- end Python package ------------------------------------------------------------------------
