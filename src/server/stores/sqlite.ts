@@ -216,7 +216,7 @@ function migrateFrom01(db: Database): void {
   const insertVariable = db.prepare('INSERT OR REPLACE INTO ws_variables (session_id, name, value, version) VALUES (?, ?, ?, ?)')
   const rows = db.prepare<[], { record: string }>('SELECT record FROM sessions') as Statement<[], { record: string }>
   db.transaction(() => {
-    for (const { record } of rows.iterate()) {
+    for (const { record } of rows.all()) {
       const { head, entries } = fromSnapshotRecord(JSON.parse(record) as Parameters<typeof fromSnapshotRecord>[0])
       insertHead.run(...headColumns(head))
       for (const [name, entry] of entries) insertVariable.run(head.sessionId, name, entry.slice(JSON.stringify(name).length + 1), head.version)
