@@ -113,18 +113,20 @@ async def test_a_result_over_the_size_limit_stores_nothing(store: SessionStore) 
     assert (await store.get(sid))["version"] == 1  # type: ignore[index]
 
 
-async def test_sqlite_writes_the_typescript_stores_table(tmp_path: Path) -> None:
+async def test_sqlite_writes_the_typescript_stores_tables(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
     store = open_store(f"sqlite:{path}")
     sid = new_id()
-    await store.apply(sid, {"variables": {"a": 1}, "clientId": "tab", "seq": 3}, caller=Caller("ada"))
+    await store.apply(sid, {"variables": {"a": 1, "b": "é", "gone": True}, "clientId": "tab", "seq": 3}, caller=Caller("ada"))
+    await store.apply(sid, {"variables": {"a": 2}, "deleted": ["gone"], "clientId": "other", "seq": 1})
     await store.close()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    user_id, updated_at, record = db.execute("SELECT user_id, updated_at, record FROM sessions WHERE id = ?", (sid,)).fetchone()
-    stored = json.loads(record)
-    assert user_id == "ada" and updated_at == stored["snapshot"]["updatedAt"]
-    assert stored["clientSeqs"] == {"tab": 3} and stored["snapshot"]["variables"] == {"a": 1}
+    head = db.execute("SELECT user_id, workflow_id, version, bytes, clients FROM ws_sessions WHERE id = ?", (sid,)).fetchone()
+    assert head == ("ada", None, 2, len('{"a":2,"b":"é"}'.encode()), '[["tab",3],["other",1]]')
+    rows = db.execute("SELECT name, value, version FROM ws_variables WHERE session_id = ? ORDER BY name", (sid,)).fetchall()
+    # A deleted variable stays as a NULL row at the version that deleted it, so caches catch up.
+    assert rows == [("a", "2", 2), ("b", '"é"', 1), ("gone", None, 2)]
     db.close()
 
 
@@ -161,9 +163,12 @@ def test_two_processes_share_one_sqlite_file_and_apply_every_patch_once(tmp_path
         for writer in writers:
             if writer.poll() is None:
                 writer.kill()
-    record = json.loads(sqlite3.connect(path).execute("SELECT record FROM sessions WHERE id = ?", (sid,)).fetchone()[0])
-    variables = record["snapshot"]["variables"]
-    assert record["snapshot"]["version"] == 2 * count
+    store = open_store(f"sqlite:{path}")
+    snapshot = asyncio.run(store.get(sid))
+    asyncio.run(store.close())
+    assert snapshot is not None
+    variables = snapshot["variables"]
+    assert snapshot["version"] == 2 * count
     assert all(variables[f"{name}-{seq}"] == seq for name in ("one", "two") for seq in range(1, count + 1))
 
 

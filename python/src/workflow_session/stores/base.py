@@ -151,7 +151,7 @@ class SessionStore:
         _check_session_id(session_id)
         _check_caller(caller)
         record = await self.backend.read(session_id)
-        return record["snapshot"] if record is not None and may_reach(record["snapshot"], caller) else None
+        return _ordered(record["snapshot"]) if record is not None and may_reach(record["snapshot"], caller) else None
 
     async def apply(
         self, session_id: str, change: Any, *, caller: Caller | None = None, max_bytes: int | None = None
@@ -178,7 +178,7 @@ class SessionStore:
             if expect_version is not None and (current["snapshot"]["version"] if current else 0) != expect_version:
                 return Decision(KEEP, None)
             merged = merge_session(current, session_id, change, utc_now(), max_bytes=max_bytes, owner=owner)
-            return Decision(merged.record if merged.applied else KEEP, ApplyResult(merged.record["snapshot"], merged.applied))
+            return Decision(merged.record if merged.applied else KEEP, ApplyResult(_ordered(merged.record["snapshot"]), merged.applied))
 
         result = await self.backend.update(session_id, decide)
         # Backends hand back records they parsed or serialised: nothing here is shared with storage.
@@ -210,7 +210,7 @@ class SessionStore:
             if not merged.applied:
                 # Creating is a change of its own, even with no variables: the session is there, version 1.
                 record = {**record, "snapshot": {**record["snapshot"], "version": 1}}  # type: ignore[typeddict-item]
-            return Decision(record, record["snapshot"])
+            return Decision(record, _ordered(record["snapshot"]))
 
         return await self.backend.update(session_id, decide)
 
@@ -295,6 +295,11 @@ class SessionStore:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _ordered(snapshot: Snapshot) -> Snapshot:
+    """The snapshot with its variables in name order, whichever store or merge made it: the same answer from every read."""
+    return {**snapshot, "variables": dict(sorted(snapshot["variables"].items()))}  # type: ignore[typeddict-item]
 
 
 def _prepare(change: Any) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Sessions in PostgreSQL (psycopg 3, async), for several app servers sharing one database.
 
-The same table, lock and change channel as the TypeScript store, so Python and Node servers can
-share one database: a row per session (``record`` as ``json``, kept verbatim: the merge relies on
-key order to forget the oldest clients). A write is one transaction that takes a per-session
-advisory lock, merges, writes and NOTIFYs ``{"id", "version"}`` on ``workflow_session_changes``.
+The same tables (see :mod:`.rows`), lock and change channel as the TypeScript store, so Python
+and Node servers can share one database. A write is one transaction that takes the per-session
+advisory lock, merges, writes the head and the changed variables, and NOTIFYs ``{"id",
+"version"}`` on ``workflow_session_changes``.
 ``watch()`` LISTENs on a connection of its own, re-established with backoff when it is lost.
 """
 
@@ -21,7 +21,10 @@ from urllib.parse import urlsplit
 from ..errors import SessionProtocolError
 from ..models import Record, Summary
 from ..rules import compact_json
-from .base import KEEP, Backend, ChangeListener, Decision, SessionStore, T, summarize
+from .base import KEEP, Backend, ChangeListener, Decision, SessionStore, T
+from .rows import HEAD_COLUMNS, head_row, record_of, summary_of, variable_rows
+
+HEAD_COLUMNS_OF_H = ", ".join(f"h.{column.strip()}" for column in HEAD_COLUMNS.split(","))
 
 #: The NOTIFY channel that carries ``{"id", "version"}`` of each applied change to every server.
 CHANGE_CHANNEL = "workflow_session_changes"
@@ -64,6 +67,7 @@ class PostgresBackend(Backend):
             raise ValueError(f'postgres_store: "{table}" is not a plain table name')
         self.url = url
         self.table = table
+        self.variables = f"{table}_variables"
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
         self._pool: Any = None
@@ -91,16 +95,7 @@ class PostgresBackend(Backend):
             try:
                 # A connection of its own first: when the database cannot be reached, its error says why.
                 async with await psycopg.AsyncConnection.connect(self.url, **settings) as db:
-                    await db.execute(
-                        f"""CREATE TABLE IF NOT EXISTS {self.table} (
-                              id         text PRIMARY KEY,
-                              user_id    text,
-                              updated_at timestamptz NOT NULL,
-                              record     json NOT NULL
-                            );
-                            CREATE INDEX IF NOT EXISTS {self.table}_user_newest ON {self.table} (user_id, updated_at DESC);
-                            CREATE INDEX IF NOT EXISTS {self.table}_newest ON {self.table} (updated_at DESC);"""
-                    )
+                    await self._create_tables(db)
             except psycopg.Error as error:
                 reason = " ".join(str(error).split())  # one line
                 raise SessionProtocolError(
@@ -118,6 +113,39 @@ class PostgresBackend(Backend):
             await pool.open(wait=False)
             self._pool = pool
 
+    async def _create_tables(self, db: Any) -> None:
+        """The TypeScript store's tables (see :mod:`.rows`), under its schema lock, so either may create them."""
+        async with db.transaction():
+            await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"workflow-session schema {self.table}",))
+            cursor = await db.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s AND column_name = 'record'",
+                (self.table,),
+            )
+            if await cursor.fetchone():
+                raise RuntimeError(f"the table {self.table} holds sessions in the layout of 0.1: open it once with the TypeScript postgresStore, which moves them")
+            await db.execute(
+                f"""CREATE TABLE IF NOT EXISTS {self.table} (
+                      id          text PRIMARY KEY,
+                      user_id     text,
+                      workflow_id text,
+                      version     bigint NOT NULL,
+                      created_at  text NOT NULL,
+                      updated_at  text NOT NULL,
+                      bytes       bigint NOT NULL,
+                      clients     text NOT NULL
+                    );
+                    CREATE INDEX IF NOT EXISTS {self.table}_user_newest ON {self.table} (user_id, updated_at DESC);
+                    CREATE INDEX IF NOT EXISTS {self.table}_newest ON {self.table} (updated_at DESC);
+                    CREATE TABLE IF NOT EXISTS {self.variables} (
+                      session_id text NOT NULL,
+                      name       text NOT NULL,
+                      value      text,
+                      version    bigint NOT NULL,
+                      PRIMARY KEY (session_id, name)
+                    );
+                    CREATE INDEX IF NOT EXISTS {self.variables}_by_version ON {self.variables} (session_id, version);"""
+            )
+
     async def _connection(self) -> Any:
         if self._pool is None:
             try:
@@ -134,9 +162,15 @@ class PostgresBackend(Backend):
                 return await self._read(db, session_id)
 
     async def _read(self, db: Any, session_id: str) -> Record | None:
-        cursor = await db.execute(f"SELECT record FROM {self.table} WHERE id = %s", (session_id,))
-        row = await cursor.fetchone()
-        return _record(row[0]) if row else None
+        cursor = await db.execute(
+            f"""SELECT {HEAD_COLUMNS_OF_H}, v.name, v.value FROM {self.table} h
+                LEFT JOIN {self.variables} v ON v.session_id = h.id AND v.value IS NOT NULL WHERE h.id = %s""",
+            (session_id,),
+        )
+        rows = await cursor.fetchall()
+        if not rows:
+            return None
+        return record_of(rows[0][:8], [(row[8], row[9]) for row in rows if row[8] is not None])
 
     async def update(self, session_id: str, decide: Callable[[Record | None], Decision[T]]) -> T:
         async with _as_unavailable():
@@ -144,18 +178,31 @@ class PostgresBackend(Backend):
                 # One writer per session at a time, across every server sharing the database
                 # (the same lock key as the TypeScript store).
                 await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (session_id,))
-                decision = decide(await self._read(db, session_id))
+                current = await self._read(db, session_id)
+                decision = decide(current)
                 if decision.write is None:
+                    await db.execute(f"DELETE FROM {self.variables} WHERE session_id = %s", (session_id,))
                     await db.execute(f"DELETE FROM {self.table} WHERE id = %s", (session_id,))
                 elif decision.write is not KEEP:
-                    snapshot = decision.write["snapshot"]
+                    if current is None:  # a new session: nothing of an older one with this id stays
+                        await db.execute(f"DELETE FROM {self.variables} WHERE session_id = %s", (session_id,))
+                    version = decision.write["snapshot"]["version"]
                     await db.execute(
-                        f"""INSERT INTO {self.table} (id, user_id, updated_at, record) VALUES (%s, %s, %s, %s::json)
-                            ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, updated_at = excluded.updated_at,
-                            record = excluded.record""",
-                        (session_id, snapshot.get("userId"), snapshot["updatedAt"], compact_json(decision.write)),
+                        f"""INSERT INTO {self.table} ({HEAD_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                            ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, workflow_id = excluded.workflow_id,
+                            version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at,
+                            bytes = excluded.bytes, clients = excluded.clients""",
+                        head_row(decision.write),
                     )
-                    payload = compact_json({"id": session_id, "version": snapshot["version"]})
+                    rows = variable_rows(current, decision.write)
+                    if rows:
+                        await db.execute(
+                            f"""INSERT INTO {self.variables} (session_id, name, value, version)
+                                SELECT %s, name, value, %s FROM unnest(%s::text[], %s::text[]) AS t(name, value)
+                                ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value, version = excluded.version""",
+                            (session_id, version, [name for name, _ in rows], [value for _, value in rows]),
+                        )
+                    payload = compact_json({"id": session_id, "version": version})
                     await db.execute("SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, payload))
                 return decision.result
 
@@ -163,11 +210,11 @@ class PostgresBackend(Backend):
         async with _as_unavailable():
             async with await self._connection() as db:
                 cursor = await db.execute(
-                    f"""SELECT record FROM {self.table} WHERE (%s::text IS NULL OR user_id = %s)
+                    f"""SELECT {HEAD_COLUMNS} FROM {self.table} WHERE (%s::text IS NULL OR user_id = %s)
                         ORDER BY updated_at DESC, id LIMIT %s OFFSET %s""",
                     (user_id, user_id, limit, offset),
                 )
-                return [summarize(_record(row[0])["snapshot"]) for row in await cursor.fetchall()]
+                return [summary_of(row) for row in await cursor.fetchall()]
 
     async def ids(self) -> AsyncIterator[str]:  # type: ignore[override]
         # In batches by id (keyset), so a long walk neither holds a transaction nor loads every id at once.
@@ -251,11 +298,6 @@ class PostgresBackend(Backend):
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
-
-
-def _record(value: Any) -> Record:
-    # psycopg reads a json column as Python objects; a text column (an older table) as a string.
-    return json.loads(value) if isinstance(value, str) else value
 
 
 class _as_unavailable:

@@ -2,14 +2,14 @@
 
 Each write is one ``BEGIN IMMEDIATE`` transaction (read, merge, write, client ``seq``), so several
 processes may share the file; a writer that finds it locked waits up to the busy timeout, then
-the request answers 503 ``unavailable``. The same table as the TypeScript store writes.
+the request answers 503 ``unavailable``. The same tables as the TypeScript store (see
+:mod:`.rows`): Python and Node processes may share the file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import os
 import sqlite3
 import threading
@@ -19,22 +19,38 @@ from typing import Any, Literal
 
 from ..errors import SessionProtocolError
 from ..models import Record, Summary
-from ..rules import compact_json
-from .base import KEEP, Backend, Decision, SessionStore, T, summarize
+from .base import KEEP, Backend, Decision, SessionStore, T
+from .rows import HEAD_COLUMNS, head_row, record_of, summary_of, variable_rows
 
 SCHEMA = """
-  CREATE TABLE IF NOT EXISTS sessions (
-    id         TEXT PRIMARY KEY,
-    user_id    TEXT,
-    updated_at TEXT NOT NULL,
-    record     TEXT NOT NULL
+  CREATE TABLE IF NOT EXISTS ws_sessions (
+    id          TEXT PRIMARY KEY,
+    user_id     TEXT,
+    workflow_id TEXT,
+    version     INTEGER NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    bytes       INTEGER NOT NULL,
+    clients     TEXT NOT NULL
   );
-  CREATE INDEX IF NOT EXISTS sessions_by_user_newest ON sessions (user_id, updated_at DESC);
-  CREATE INDEX IF NOT EXISTS sessions_by_newest ON sessions (updated_at DESC);
+  CREATE INDEX IF NOT EXISTS ws_sessions_by_user_newest ON ws_sessions (user_id, updated_at DESC);
+  CREATE INDEX IF NOT EXISTS ws_sessions_by_newest ON ws_sessions (updated_at DESC);
+  CREATE TABLE IF NOT EXISTS ws_variables (
+    session_id TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    value      TEXT,
+    version    INTEGER NOT NULL,
+    PRIMARY KEY (session_id, name)
+  ) WITHOUT ROWID;
 """
-UPSERT = """
-  INSERT INTO sessions (id, user_id, updated_at, record) VALUES (?, ?, ?, ?)
-  ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, updated_at = excluded.updated_at, record = excluded.record
+UPSERT_HEAD = f"""
+  INSERT INTO ws_sessions ({HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, workflow_id = excluded.workflow_id, version = excluded.version,
+    updated_at = excluded.updated_at, bytes = excluded.bytes, clients = excluded.clients
+"""
+UPSERT_VARIABLE = """
+  INSERT INTO ws_variables (session_id, name, value, version) VALUES (?, ?, ?, ?)
+  ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value, version = excluded.version
 """
 _IDS_BATCH = 500
 
@@ -67,6 +83,8 @@ class SqliteBackend(Backend):
             db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {self._synchronous}")
             db.executescript(SCHEMA)
+            if db.execute("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'record'").fetchone():
+                raise RuntimeError(f"{self.path} holds sessions in the layout of 0.1: open it once with the TypeScript sqliteStore, which moves them")
             self._local.db = db
             with self._connections_lock:
                 self._connections.append(db)
@@ -79,19 +97,28 @@ class SqliteBackend(Backend):
         return await loop.run_in_executor(self._executor, functools.partial(_busy_as_unavailable, work, *args))
 
     def _read(self, session_id: str) -> Record | None:
-        row = self._connection().execute("SELECT record FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        db = self._connection()
+        head = db.execute(f"SELECT {HEAD_COLUMNS} FROM ws_sessions WHERE id = ?", (session_id,)).fetchone()
+        if head is None:
+            return None
+        rows = db.execute("SELECT name, value FROM ws_variables WHERE session_id = ? AND value IS NOT NULL", (session_id,)).fetchall()
+        return record_of(head, rows)
 
     def _update(self, session_id: str, decide: Callable[[Record | None], Decision[T]]) -> T:
         db = self._connection()
         db.execute("BEGIN IMMEDIATE")
         try:
-            decision = decide(self._read(session_id))
+            current = self._read(session_id)
+            decision = decide(current)
             if decision.write is None:
-                db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+                db.execute("DELETE FROM ws_variables WHERE session_id = ?", (session_id,))
+                db.execute("DELETE FROM ws_sessions WHERE id = ?", (session_id,))
             elif decision.write is not KEEP:
-                snapshot = decision.write["snapshot"]
-                db.execute(UPSERT, (session_id, snapshot.get("userId"), snapshot["updatedAt"], compact_json(decision.write)))
+                if current is None:  # a new session: nothing of an older one with this id stays
+                    db.execute("DELETE FROM ws_variables WHERE session_id = ?", (session_id,))
+                version = decision.write["snapshot"]["version"]
+                db.execute(UPSERT_HEAD, head_row(decision.write))
+                db.executemany(UPSERT_VARIABLE, [(session_id, name, value, version) for name, value in variable_rows(current, decision.write)])
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -101,14 +128,14 @@ class SqliteBackend(Backend):
 
     def _list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:
         if user_id is None:
-            sql, params = "SELECT record FROM sessions ORDER BY updated_at DESC, id LIMIT ? OFFSET ?", (limit, offset)
+            sql, params = f"SELECT {HEAD_COLUMNS} FROM ws_sessions ORDER BY updated_at DESC, id LIMIT ? OFFSET ?", (limit, offset)
         else:
-            sql = "SELECT record FROM sessions WHERE user_id = ? ORDER BY updated_at DESC, id LIMIT ? OFFSET ?"
+            sql = f"SELECT {HEAD_COLUMNS} FROM ws_sessions WHERE user_id = ? ORDER BY updated_at DESC, id LIMIT ? OFFSET ?"
             params = (user_id, limit, offset)  # type: ignore[assignment]
-        return [summarize(json.loads(row[0])["snapshot"]) for row in self._connection().execute(sql, params)]
+        return [summary_of(row) for row in self._connection().execute(sql, params)]
 
     def _ids_after(self, after: str) -> list[str]:
-        rows = self._connection().execute("SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT ?", (after, _IDS_BATCH))
+        rows = self._connection().execute("SELECT id FROM ws_sessions WHERE id > ? ORDER BY id LIMIT ?", (after, _IDS_BATCH))
         return [row[0] for row in rows]
 
     async def read(self, session_id: str) -> Record | None:
