@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { measureHydration } from './hydration.js'
 import type { KeystrokeRow } from './keystrokes.bench.js'
 import { readResult } from './results.js'
+import { hasWrk, hotSession, measureAgainstFloor, postgresWalPerPatch, sqliteBytesPerPatch, type WrkRow } from './server-cost.js'
 import { measure, measureSessionSize, throughputTable, type SizeRow, type ThroughputRow } from './server.js'
 import { BUDGETS, entrySizes, kB, sizeOfModule } from './size.js'
 
@@ -46,31 +47,63 @@ Time from mount to the first render that shows the cached values; median of 7 lo
 ${hydration.rows.map((r) => `| ${r.library} | ${r.medianMs.toFixed(1)} | ${r.minMs.toFixed(1)}–${r.maxMs.toFixed(1)} | ${r === oursHydration ? '1×' : `${(oursHydration.medianMs / r.medianMs).toFixed(2)}× our time`} |`).join('\n')}
 `)
 
-// 3. Server throughput, per store and number of clients; cost against session size.
+// 3. The server: side by side with the floor (wrk), cost against session size, bytes written
+// per patch, one hot session, and every store under concurrent clients.
 const place = await mkdtemp(join(tmpdir(), 'ws-bench-'))
+const databaseUrl = process.env.DATABASE_URL
+const seconds = Number(process.env.SECONDS ?? 5)
+if (hasWrk()) {
+  const floorRows = await measureAgainstFloor(seconds, [32, 64])
+  const floorOf = (row: WrkRow) => floorRows.find((other) => other.connections === row.connections && other.target.startsWith('bare'))!
+  say(`## Server: one-key patches against the floor (wrk, ${seconds} s, 200 sessions)
+
+\`wrk -t1 -cN\` posts one-key patches (with clientId and seq) over 200 sessions. The floor is a bare
+\`node:http\` endpoint that parses the body, merges it into a Map and answers the snapshot, with no
+checks, no seq and no store (bench/floor-server.ts). Each server is a process of its own.
+
+| server | connections | patches/s | p50 ms | p99 ms | the floor's time per patch vs ours |
+|---|---|---|---|---|---|
+${floorRows.map((r) => `| ${r.target} | ${r.connections} | ${r.requestsPerSecond.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.target.startsWith('bare') ? '1× (floor)' : `${(floorOf(r).requestsPerSecond / r.requestsPerSecond).toFixed(2)}×`} |`).join('\n')}
+`)
+} else say('## Server against the floor\n\nSkipped: wrk is not installed (Debian: `apt-get install wrk`).\n')
+
 const stores: Array<[string, string]> = [
   ['memory:', 'memory'],
   [`file:${join(place, 'files')}`, 'file'],
   [`sqlite:${join(place, 'sessions.db')}`, 'sqlite'],
-  ...(process.env.DATABASE_URL ? ([[process.env.DATABASE_URL, 'postgres']] as Array<[string, string]>) : []),
+  ...(databaseUrl ? ([[databaseUrl, 'postgres']] as Array<[string, string]>) : []),
 ]
-const seconds = Number(process.env.SECONDS ?? 3)
-const throughput: ThroughputRow[] = []
-for (const [url, label] of stores) for (const clients of [1, 16, 64]) throughput.push(await measure(url, label, clients, seconds))
-if (process.env.DATABASE_URL) throughput.push(await measure(process.env.DATABASE_URL, 'postgres, 2 servers', 16, seconds, 2))
-say(`## Server: patches per second over loopback
-
-The server in a process of its own; each client owns a session and keeps one patch in flight.
-${throughputTable(throughput)}
-`)
 const sizes: SizeRow[] = []
 for (const [url, label] of stores.filter(([, label]) => label !== 'file')) for (const variables of [10, 1000, 10000]) sizes.push(await measureSessionSize(url, label, variables))
-await rm(place, { recursive: true, force: true })
+const smallest = (row: SizeRow) => sizes.find((other) => other.store === row.store && other.variables === 10)!
 say(`## Server: cost of a one-key patch against session size (1 client)
 
-| store | variables in the session | patches/s | p50 ms | p99 ms |
-|---|---|---|---|---|
-${sizes.map((r) => `| ${r.store} | ${r.variables} | ${r.patchesPerSecond.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} |`).join('\n')}
+| store | variables in the session | patches/s | p50 ms | p99 ms | p50 vs 10 variables |
+|---|---|---|---|---|---|
+${sizes.map((r) => `| ${r.store} | ${r.variables} | ${r.patchesPerSecond.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${(r.p50 / smallest(r).p50).toFixed(2)}× |`).join('\n')}
+`)
+
+const sqliteWal = await sqliteBytesPerPatch()
+const postgresWal = databaseUrl ? await postgresWalPerPatch(databaseUrl) : undefined
+say(`## Server: bytes written to the database by a one-key patch on a 1 MiB session
+
+| store | written | before (0.1: the whole session row) |
+|---|---|---|
+| SQLite (WAL frames, 4 KiB pages) | ${sqliteWal.pages} pages, ${sqliteWal.bytes} bytes | the 1 MiB row and its pages |
+| PostgreSQL (WAL, \`pg_current_wal_lsn()\`, between two checkpoints) | ${postgresWal === undefined ? 'not measured (no DATABASE_URL)' : `${postgresWal} bytes`} | the 1 MiB row |
+`)
+
+const throughput: ThroughputRow[] = []
+for (const [url, label] of stores) throughput.push(await measure(url, label, 64, seconds))
+if (databaseUrl) throughput.push(await measure(databaseUrl, 'postgres, 2 servers', 64, seconds, 2))
+const hot = databaseUrl ? await hotSession(databaseUrl) : undefined
+await rm(place, { recursive: true, force: true })
+say(`## Server: every store under 64 clients (each its own session, one patch in flight)
+
+${throughputTable(throughput)}
+
+One hot session: 64 clients × 50 patches on one session through two server processes on
+PostgreSQL: ${hot ? `${hot.patchesPerSecond.toFixed(0)} patches/s, version ${hot.version} of ${hot.expected} expected` : 'not measured (no DATABASE_URL)'}.
 `)
 
 // 4. Bundle sizes (peers external), and what the alternatives weigh.
