@@ -80,7 +80,10 @@ describe('PostgreSQL', () => {
     await admin.connect()
     try {
       await admin.query(`CREATE TABLE ${table} (id text PRIMARY KEY, user_id text, updated_at timestamptz NOT NULL, record json NOT NULL)`)
-      const sqlite = new Database(join(fileURLToPathSafe(fixture('sessions-0.1.0.db'))), { readonly: true })
+      // A copy: opening the fixture itself would leave SQLite's -wal and -shm files beside it.
+      const copy = join(await place(), 'release.db')
+      await copyFile(fixture('sessions-0.1.0.db'), copy)
+      const sqlite = new Database(copy, { readonly: true })
       for (const { record } of sqlite.prepare('SELECT record FROM sessions').all() as Array<{ record: string }>) {
         const parsed = JSON.parse(record) as { snapshot: SessionSnapshot }
         await admin.query(`INSERT INTO ${table} VALUES ($1, $2, $3, $4)`, [parsed.snapshot.sessionId, parsed.snapshot.userId ?? null, parsed.snapshot.updatedAt, record])
@@ -114,7 +117,3 @@ describe('PostgreSQL', () => {
     }
   })
 })
-
-function fileURLToPathSafe(url: URL): string {
-  return decodeURIComponent(url.pathname)
-}
