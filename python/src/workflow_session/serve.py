@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import socket
 import sys
 from typing import Any
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"workflow-session on http://{args.host}:{port}{args.base}", flush=True)
         await task
 
+    # uvicorn stops gracefully on SIGTERM or SIGINT, then raises the signal again: exit 0 then.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda *_: sys.exit(0))
     asyncio.run(serve())
     return 0 if server.started else 1
 

@@ -1,0 +1,70 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+/** The repository's root and the Python package's virtualenv (scripts/test-env.sh makes it). */
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+export const PYTHON = fileURLToPath(new URL('../../python/.venv/bin/python', import.meta.url))
+
+/** Fails with what to do when the virtualenv is not there. */
+export function requirePython(): string {
+  if (!existsSync(PYTHON)) throw new Error(`No Python virtualenv at ${PYTHON}: run scripts/test-env.sh (npm test runs it first)`)
+  return PYTHON
+}
+
+/** Every Python process a test file started and that has not exited, so that none outlives the file. */
+const started = new Set<ChildProcess>()
+
+export interface PythonServer {
+  /** What the server printed as its address, e.g. `http://127.0.0.1:41234/api/session`. */
+  url: string
+  child: ChildProcess
+  /** Everything it wrote, for failure messages. */
+  output: () => string
+}
+
+/**
+ * Starts a Python server (`args` after `python`) and resolves once it prints `<prefix> http://…`.
+ * Rejects with its output when it exits first or takes longer than `timeoutMs`.
+ */
+export function startPython(args: string[], prefix: string, env: Record<string, string> = {}, timeoutMs = 30_000): Promise<PythonServer> {
+  const child = spawn(requirePython(), args, { cwd: ROOT, env: { ...process.env, PYTHONUNBUFFERED: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  started.add(child)
+  child.once('exit', () => started.delete(child))
+  let output = ''
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${args.join(' ')} printed no address in ${timeoutMs} ms:\n${output}`)), timeoutMs)
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString()
+      const match = new RegExp(`${prefix} (http://\\S+)`).exec(output)
+      if (match) {
+        clearTimeout(timer)
+        resolve({ url: match[1]!, child, output: () => output })
+      }
+    }
+    child.stdout!.on('data', onData)
+    child.stderr!.on('data', onData)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`${args.join(' ')} exited (${code}):\n${output}`))
+    })
+  })
+}
+
+/** SIGTERM (uvicorn's graceful stop), then SIGKILL after `graceMs`; resolves with the exit code. */
+export function stopPython(child: ChildProcess, graceMs = 5000): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode)
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs)
+    child.once('exit', (code) => {
+      clearTimeout(kill)
+      resolve(code)
+    })
+    child.kill('SIGTERM')
+  })
+}
+
+/** Stops every Python process still running (for afterAll). */
+export async function stopAllPython(): Promise<void> {
+  await Promise.all([...started].map((child) => stopPython(child)))
+}
