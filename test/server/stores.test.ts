@@ -154,8 +154,9 @@ describe.each(kinds)('$name store', (kind) => {
     await sleep(200)
     expect(await store.get('old-session-1')).toBeNull()
     expect(await store.list()).toEqual([])
-    // Some stores drop an expired session as they read it, others leave it to the purge.
-    expect(await store.purgeExpired()).toBeLessThanOrEqual(2)
+    await sleep(20) // a read removes what it found expired, in a write of its own
+    // The session read is purged already; only the one nobody read may be left for the purge.
+    expect(await store.purgeExpired()).toBeLessThanOrEqual(1)
     expect(await store.purgeExpired()).toBe(0)
     expect(await store.apply('old-session-1', { variables: { b: 2 } })).toMatchObject({ snapshot: { variables: { b: 2 }, version: 1 } })
   })

@@ -116,7 +116,18 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
     if (!rows[0]) return { head: null, expired: false, rows: [] }
     const head = headOf(rows[0])
     const found = rows.filter((row) => row.name !== null && (since >= 0 || row.value !== null)) as VariableRow[]
-    return isExpired(head, options.ttlMs) ? { head: null, expired: true, rows: [] } : { head, expired: false, rows: found }
+    if (!isExpired(head, options.ttlMs)) return { head, expired: false, rows: found }
+    if (db === pool) purgeSoon(sessionId)
+    return { head: null, expired: true, rows: [] }
+  }
+
+  /** Removes an expired session's rows (found on a read), unless it is live again by then. */
+  function purgeSoon(sessionId: string): void {
+    if (closing) return
+    const jobs = waiting.get(sessionId) ?? []
+    jobs.push({ decide: (current) => (current ? undefined : { head: null }), view: () => null, resolve: () => {}, reject: () => {} })
+    waiting.set(sessionId, jobs)
+    if (!running.has(sessionId)) void drain(sessionId)
   }
 
   /**

@@ -109,6 +109,7 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
     const head = row && headOf(row)
     if (!head || isExpired(head, options.ttlMs)) {
       cache.drop(sessionId)
+      if (head) purgeSoon(sessionId)
       return null
     }
     return sessionAt(cache, head, (since) => selectRows.all(sessionId, since).filter((variable) => since >= 0 || variable.value !== null))
@@ -123,10 +124,8 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
       const write = job.decide(currentOf(stored))
       let after = stored
       if (write?.head === null) {
-        if (stored) {
-          removeVariables.run(job.sessionId)
-          removeSession.run(job.sessionId)
-        }
+        removeVariables.run(job.sessionId)
+        removeSession.run(job.sessionId)
         after = afterWrite(cache, job.sessionId, stored, write)
       } else if (write) {
         // An expired session's rows go first: the new one starts afresh.
@@ -151,6 +150,15 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
 
   // Group commit: the writes queued while the event loop was busy go out in one transaction.
   let queue: Job[] = []
+  const enqueue = (job: Job) => {
+    if (queue.length === 0) setImmediate(commitQueued)
+    queue.push(job)
+  }
+  /** Removes an expired session's rows (found on a read), unless it is live again by then. */
+  function purgeSoon(sessionId: string): void {
+    if (!db.open) return
+    enqueue({ sessionId, decide: (current) => (current ? undefined : { head: null }), view: () => null, resolve: () => {}, reject: () => {} })
+  }
   function commitQueued(): void {
     const jobs = queue
     queue = []
@@ -178,8 +186,7 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
       update: (sessionId, _names, decide, view) =>
         new Promise((resolve, reject) => {
           if (!db.open) return reject(new Error('The session store is closed'))
-          if (queue.length === 0) setImmediate(commitQueued)
-          queue.push({ sessionId, decide, view, resolve: resolve as (value: unknown) => void, reject })
+          enqueue({ sessionId, decide, view, resolve: resolve as (value: unknown) => void, reject })
         }),
       async list({ userId, limit, offset }) {
         const rows = userId === undefined ? listAll.all(cutoff(), limit, offset) : listMine.all(userId, cutoff(), limit, offset)
