@@ -1,0 +1,63 @@
+"""The demo's server steps (a port of demo/steps.ts): each reads what the person saved, and writes its result back."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from workflow_session import StepContext, StepError
+
+#: What the demo shop sells; prices in cents so sums stay exact (demo/catalog.ts).
+CATALOG = {"milk": 120, "bread": 250, "eggs": 310, "coffee": 690, "apples": 280}
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def register(ctx: StepContext) -> dict[str, Any]:
+    signup = ctx.workflow("signup")
+    email = _text(signup.get("email"))
+    if not EMAIL.fullmatch(email):
+        raise StepError("Enter a valid email address first")
+    name = _text(signup.get("name")) or email
+    signup.set("registeredEmail", email)
+    signup.set_step("registered")
+    return {"output": {"message": f"Welcome, {name}! Your account is ready."}}
+
+
+def _quantity(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer() or value <= 0:
+        return None
+    return int(value)
+
+
+def checkout(ctx: StepContext) -> dict[str, Any]:
+    flow = ctx.workflow("checkout")
+    lines = []
+    for line in flow.get("cart") or []:
+        product = line.get("product") if isinstance(line, dict) else None
+        qty = _quantity(line.get("qty")) if isinstance(line, dict) else None
+        if product in CATALOG and qty is not None:
+            lines.append({"product": product, "qty": qty, "cents": CATALOG[product] * qty})
+    if not lines:
+        raise StepError("The cart is empty")
+    orders = flow.get("orders") or []
+    now = datetime.now(timezone.utc)
+    order: dict[str, Any] = {
+        "number": len(orders) + 1,
+        "lines": lines,
+        "totalCents": sum(line["cents"] for line in lines),
+        "placedAt": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+    }
+    if flow.get("name"):
+        order["deliverTo"] = flow.get("name")
+    flow.set("orders", [*orders, order])
+    flow.set("cart", [])
+    flow.set_step("ordered")
+    return {"output": order}
+
+
+demo_steps = {"register": register, "checkout": checkout}

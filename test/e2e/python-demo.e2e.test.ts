@@ -1,0 +1,95 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Browser } from 'playwright-core'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { INDEX_HTML, buildDemoAssets } from '../../demo/assets.js'
+import { workflowDataKey } from '../../src/server/index.js'
+import { ROOT, startPython, stopAllPython, stopPython } from '../python/venv.js'
+import { launchChromium } from './harness.js'
+
+// The demo page (the same built assets as `npm start`) against the Python backend:
+// python/examples/demo_app.py with the demo's steps ported to Python and a signed-cookie user.
+
+let browser: Browser
+let place = ''
+const DEMO = join(ROOT, 'python/examples/demo_app.py')
+
+beforeAll(async () => {
+  place = await mkdtemp(join(tmpdir(), 'ws-python-demo-'))
+  const assets = await buildDemoAssets()
+  await Promise.all([
+    writeFile(join(place, 'app.js'), assets.js),
+    writeFile(join(place, 'app.css'), assets.css),
+    writeFile(join(place, 'index.html'), INDEX_HTML),
+  ])
+  browser = await launchChromium()
+})
+afterAll(async () => {
+  await browser?.close()
+  await stopAllPython()
+  await rm(place, { recursive: true, force: true })
+})
+
+const startDemo = (env: Record<string, string>) =>
+  startPython([DEMO], 'workflow-session demo on', { DEMO_ASSETS: place, SESSION_SECRET: 'python-demo-test-secret', PORT: '0', ...env })
+
+it('keeps what a person typed across a reload and a restart of the Python server (SQLite), and runs the register step', async () => {
+  const env = { SESSION_STORE: `sqlite:${join(place, 'sessions.db')}` }
+  const first = await startDemo(env)
+  const page = await browser.newPage()
+  await page.goto(first.url)
+  await page.getByLabel('Email').fill('ada@example.com')
+  await page.getByLabel('Name').fill('Ada')
+  await expect.poll(() => page.getByRole('status').textContent()).toBe('Saved')
+  await page.reload()
+  await expect.poll(() => page.getByLabel('Email').inputValue()).toBe('ada@example.com')
+
+  await page.getByRole('button', { name: 'Register' }).click()
+  await expect.poll(() => page.getByRole('note').textContent()).toBe('Welcome, Ada! Your account is ready.')
+  const sessionId = (await page.locator('#sessions-heading + p code').textContent())!
+
+  expect(await stopPython(first.child)).toBe(0) // SIGTERM: graceful, store closed
+  const again = await startDemo({ ...env, PORT: new URL(first.url).port }) // the same origin: the page keeps its IndexedDB
+  const cookie = (await page.context().cookies()).map((c) => `${c.name}=${c.value}`).join('; ')
+  expect((await fetch(`${again.url}/api/session/${sessionId}`)).status).toBe(401) // no user
+  const stranger = await browser.newContext() // another browser: another signed-in user
+  await (await stranger.newPage()).goto(again.url)
+  const strangerCookie = (await stranger.cookies()).map((c) => `${c.name}=${c.value}`).join('; ')
+  expect((await fetch(`${again.url}/api/session/${sessionId}`, { headers: { cookie: strangerCookie } })).status).toBe(404)
+  await stranger.close()
+  const stored = await (await fetch(`${again.url}/api/session/${sessionId}`, { headers: { cookie } })).json()
+  const signup = (name: string) => stored.variables[workflowDataKey('signup', name)]
+  expect([signup('email'), signup('name'), signup('registeredEmail')]).toEqual(['ada@example.com', 'Ada', 'ada@example.com'])
+  expect(stored.variables['wf:signup:step']).toBe('registered')
+
+  await page.reload()
+  await expect.poll(() => page.getByLabel('Name').inputValue()).toBe('Ada')
+  await expect.poll(() => page.getByRole('note').textContent()).toBe('Registered as ada@example.com.')
+  await page.close()
+  expect(await stopPython(again.child)).toBe(0)
+})
+
+it('runs the checkout step on the stored cart and writes the order back', async () => {
+  const demo = await startDemo({ SESSION_STORE: 'memory:' })
+  const page = await browser.newPage()
+  await page.goto(demo.url)
+  await page.getByLabel('Quantity').fill('3')
+  await page.getByRole('button', { name: 'Add to cart' }).click()
+  await page.getByLabel('Product').selectOption('coffee')
+  await page.getByLabel('Quantity').fill('1')
+  await page.getByRole('button', { name: 'Add to cart' }).click()
+  // No waiting for the debounce: Place order flushes first, so the step sees both lines.
+  await page.getByRole('button', { name: 'Place order' }).click()
+  await expect.poll(() => page.getByRole('note').last().textContent()).toBe('Order #1 placed: €10.50')
+  await expect.poll(() => page.getByText('The cart is empty.').count()).toBe(1)
+
+  // Two workflows, one session: each has a field called "name", and they stay apart.
+  await page.getByLabel('Name', { exact: true }).fill('Ada')
+  await page.getByLabel('Deliver to').fill('Grace')
+  await page.reload()
+  await expect.poll(() => page.getByLabel('Name', { exact: true }).inputValue()).toBe('Ada')
+  expect(await page.getByLabel('Deliver to').inputValue()).toBe('Grace')
+  await page.close()
+  expect(await stopPython(demo.child)).toBe(0)
+})
