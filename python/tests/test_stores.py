@@ -48,6 +48,18 @@ async def test_apply_merges_atomically_once_per_seq(store: SessionStore) -> None
     assert snapshot is not None and snapshot["version"] == 31 and all(snapshot["variables"][f"k{i}"] == i for i in range(30))
 
 
+async def test_deleted_variables_stay_deleted_and_a_deleted_session_starts_anew(store: SessionStore) -> None:
+    sid = new_id()
+    await store.apply(sid, {"variables": {"a": 1, "b": [1, {"c": None}], "flag": True}})
+    after = await store.apply(sid, {"deleted": ["a", "never-there"], "variables": {"flag": 1}})
+    assert after.snapshot["variables"] == {"b": [1, {"c": None}], "flag": 1} and after.snapshot["version"] == 2
+    fetched = await store.get(sid)
+    assert fetched == after.snapshot and fetched is not None and fetched["variables"]["flag"] is not True
+    assert await store.delete(sid) and await store.get(sid) is None
+    again = await store.apply(sid, {"variables": {"z": 0}})
+    assert again.snapshot["version"] == 1 and (await store.get(sid))["variables"] == {"z": 0}  # type: ignore[index]
+
+
 async def test_the_owner_rule_for_callers_and_trusted_code(store: SessionStore) -> None:
     sid = new_id()
     created = await store.apply(sid, {"variables": {"a": 1}, "userId": "mallory"}, caller=Caller("ada"))
