@@ -33,6 +33,8 @@ export class SessionProtocolError extends Error {
   constructor(
     readonly code: ServerErrorCode,
     message: string,
+    /** With `method_not_allowed`: the methods the resource has, for the `Allow` header. */
+    readonly allow?: readonly string[],
   ) {
     super(message)
     this.status = STATUS_OF[code]
@@ -55,6 +57,7 @@ export const RETRY_AFTER_SECONDS = 1
 
 export function errorResponse(error: SessionProtocolError): Response {
   const body = { error: { code: error.code, message: error.message } } as ErrorBody
-  if (error.code !== 'unavailable') return jsonResponse(body, error.status)
-  return lightResponse(JSON.stringify(body), error.status, { ...JSON_HEADERS, 'retry-after': String(RETRY_AFTER_SECONDS) })
+  if (error.code === 'unavailable') return lightResponse(JSON.stringify(body), error.status, { ...JSON_HEADERS, 'retry-after': String(RETRY_AFTER_SECONDS) })
+  if (error.allow) return lightResponse(JSON.stringify(body), error.status, { ...JSON_HEADERS, allow: error.allow.join(', ') })
+  return jsonResponse(body, error.status)
 }

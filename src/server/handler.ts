@@ -39,8 +39,11 @@ export interface SessionHandlerOptions {
   onError?: (error: unknown, context: { request: Request; step?: string }) => void
 }
 
-/** A fetch-style handler: `Request` in, `Response` out; `close()` ends open change streams (before shutting down). */
-export type SessionHandler = ((request: Request) => Promise<Response>) & { close(): void }
+/**
+ * A fetch-style handler: `Request` in, `Response` out; `close()` ends open change streams (before
+ * shutting down); `allowed(pathname)` lists an endpoint's methods (the Node adapter's `Allow`).
+ */
+export type SessionHandler = ((request: Request) => Promise<Response>) & { close(): void; allowed(pathname: string): string[] }
 
 /** What a route's method is given, once the request passed the checks every route shares. */
 interface Call {
@@ -150,8 +153,13 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
       async GET({ request, sessionId, caller }) {
         // Every event is read as the caller: another user's session streams exactly like an
         // unused id (nothing but keep-alives), so the feed tells no one which ids exist.
-        const since = Number(request.headers.get('last-event-id') ?? new URL(request.url).searchParams.get('since') ?? 0)
-        return feed.stream(sessionId, Number.isSafeInteger(since) && since > 0 ? since : 0, caller, request.signal)
+        // The version the caller has: Last-Event-ID (an EventSource's reconnect), else ?since=.
+        const header = request.headers.get('last-event-id')
+        const query = new URL(request.url).searchParams.get('since')
+        for (const given of [header, query]) {
+          if (given !== null && !/^\d{1,15}$/.test(given)) throw new SessionProtocolError('bad_request', 'Last-Event-ID and since must be a version: a whole number')
+        }
+        return feed.stream(sessionId, Number(header ?? query ?? 0), caller, request.signal)
       },
     },
   }
@@ -163,7 +171,7 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
     const name = routeOf(parts)
     const method = request.method.toUpperCase()
     const answer = routes[name][method]
-    if (!answer) throw new SessionProtocolError('method_not_allowed', 'Method not allowed here')
+    if (!answer) throw new SessionProtocolError('method_not_allowed', 'Method not allowed here', Object.keys(routes[name]))
 
     if (allowedOrigins && method !== 'GET' && method !== 'HEAD') {
       const origin = request.headers.get('origin')
@@ -192,7 +200,16 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
       return errorResponse(new SessionProtocolError('internal_error', 'The server could not handle the request'))
     }
   }
-  return Object.assign(handler, { close: feed.close })
+  /** The methods the endpoint at `pathname` has (for an `Allow` header); empty when there is no such endpoint. */
+  const allowed = (pathname: string): string[] => {
+    if (pathname !== base && !pathname.startsWith(`${base}/`)) return []
+    try {
+      return Object.keys(routes[routeOf(pathname.slice(base.length).split('/').filter(Boolean))])
+    } catch {
+      return []
+    }
+  }
+  return Object.assign(handler, { close: feed.close, allowed })
 }
 
 /** Which route a path's parts (after the base) name: `[]`, `[id]`, `[id, 'run', step]`, `[id, 'events']`. */

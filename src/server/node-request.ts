@@ -91,6 +91,14 @@ export function nodeRequest(req: IncomingMessage, res: ServerResponse, url: stri
   return new (NodeRequest as unknown as new (req: IncomingMessage, res: ServerResponse, url: string) => Request)(req, res, url)
 }
 
+/** How the session handler asks a request for its body as bytes, without importing this module. */
+export const READ_BODY = Symbol.for('workflow-session.read-body')
+Object.defineProperty(NodeRequest.prototype, READ_BODY, {
+  value(this: NodeRequest, maxBytes: number) {
+    return readNodeBody(this, maxBytes)
+  },
+})
+
 /**
  * The body of a request made by `nodeRequest`, read straight from the message, or undefined for
  * any other request. Past `maxBytes` it stops with 413 `too_large` and lets the rest be read and

@@ -11,7 +11,7 @@ import { nodeRequest } from './node-request.js'
  * Anything that answers a `Request` with a `Response` (the session handler, or your router
  * around it). A `close()` on it is called first when the server closes (to end open streams).
  */
-export type FetchHandler = ((request: Request) => Response | Promise<Response>) & { close?: () => void }
+export type FetchHandler = ((request: Request) => Response | Promise<Response>) & { close?: () => void; allowed?: (pathname: string) => string[] }
 
 /**
  * Adapts a fetch-style handler to `node:http`: `http.createServer(toNodeListener(handler))`.
@@ -36,7 +36,7 @@ export function toNodeListener(handler: FetchHandler, onError: (error: unknown) 
       request = toRequest(req, res)
     } catch {
       // Node's parser lets through requests that `new Request` refuses.
-      return answer(refusal(req.method), req, res)
+      return answer(refusal(req.method, handler.allowed?.((req.url ?? '/').split('?')[0]!)), req, res)
     }
     void respond(handler, request, req, res).catch((error: unknown) => {
       onError(error)
@@ -70,8 +70,8 @@ function toRequest(req: IncomingMessage, res: ServerResponse): Request {
 /** Methods the Fetch API refuses to represent (`new Request` throws on them). */
 const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
 
-function refusal(method = ''): SessionProtocolError {
-  if (FORBIDDEN_METHODS.has(method.toUpperCase())) return new SessionProtocolError('method_not_allowed', `${method} is not served here`)
+function refusal(method = '', allow?: string[]): SessionProtocolError {
+  if (FORBIDDEN_METHODS.has(method.toUpperCase())) return new SessionProtocolError('method_not_allowed', `${method} is not served here`, allow?.length ? allow : undefined)
   return new SessionProtocolError('bad_request', 'The request cannot be read: its URL or headers are malformed')
 }
 

@@ -2,7 +2,6 @@ import { type SessionPatch } from '../shared/protocol.js'
 import { isPlainObject } from '../shared/rules.js'
 import { SessionProtocolError } from './errors.js'
 import { toSessionChange } from './merge.js'
-import { readNodeBody } from './node-request.js'
 
 /**
  * Reads a JSON body: 415 unless `application/json`, 413 past `maxBytes` (counted while reading,
@@ -32,7 +31,8 @@ export async function readJsonBody(request: Request, maxBytes: number, { emptyNe
 
 /** The body's bytes, counted while reading: 413 past `maxBytes`, so an oversized body is never buffered whole. */
 async function readBytes(request: Request, maxBytes: number): Promise<Uint8Array> {
-  const fromNode = readNodeBody(request, maxBytes)
+  // A request from the Node adapter reads its body straight from the socket (node-request.ts).
+  const fromNode = (request as { [READ_BODY]?: (maxBytes: number) => Promise<Uint8Array> | undefined })[READ_BODY]?.(maxBytes)
   if (fromNode) return fromNode
   const chunks: Uint8Array[] = []
   let size = 0
@@ -55,6 +55,8 @@ async function readBytes(request: Request, maxBytes: number): Promise<Uint8Array
   }
   return concat(chunks, size)
 }
+
+const READ_BODY = Symbol.for('workflow-session.read-body')
 
 function tooLarge(maxBytes: number): SessionProtocolError {
   return new SessionProtocolError('too_large', `The body is larger than ${maxBytes} bytes`)

@@ -306,7 +306,10 @@ describe('every protocol error is JSON and changes nothing', () => {
   it('answers an unknown path with 404 and a wrong method with 405, as JSON', async () => {
     const { call } = setup()
     expect((await call('GET', '/elsewhere')).status).toBe(404)
-    expect((await call('PUT', `/api/session/${ID}`, {})).body.error.code).toBe('method_not_allowed')
+    const put = await call('PUT', `/api/session/${ID}`, {})
+    expect(put.body.error.code).toBe('method_not_allowed')
+    expect(put.headers.get('allow')).toBe('GET, POST, DELETE')
+    expect((await call('GET', `/api/session/${ID}/events?since=-1`)).body.error.code).toBe('bad_request')
     expect((await call('GET', '/api/session/%E0%A4%A')).status).toBe(404)
   })
 

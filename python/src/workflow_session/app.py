@@ -58,8 +58,10 @@ async def send_json(send: Any, status: int, body: Any, extra_headers: Iterable[t
 
 
 async def send_error(send: Any, error: SessionProtocolError) -> None:
-    retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())] if error.code == "unavailable" else []
-    await send_json(send, error.status, error.body(), retry)
+    extra = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())] if error.code == "unavailable" else []
+    if error.allow:
+        extra.append((b"allow", ", ".join(error.allow).encode()))
+    await send_json(send, error.status, error.body(), extra)
 
 
 class SessionApp:
@@ -145,7 +147,7 @@ class SessionApp:
         method = scope["method"].upper()
         answer = self._routes[name].get(method)
         if answer is None:
-            raise SessionProtocolError("method_not_allowed", "Method not allowed here")
+            raise SessionProtocolError("method_not_allowed", "Method not allowed here", list(self._routes[name]))
 
         if self.allowed_origins is not None and method not in ("GET", "HEAD"):
             origin = header(scope, b"origin")
@@ -244,10 +246,8 @@ class SessionApp:
     async def _events(self, *, scope: dict[str, Any], receive: Any, send: Any, caller: Caller, session_id: str, **_: Any) -> None:
         # Every event is read as the caller: another user's session streams exactly like an unused
         # id (nothing but keep-alives), so the feed tells no one which ids exist.
-        since = header(scope, b"last-event-id")
-        if since is None:
-            since = next((value for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")) if key == "since"), None)
-        await self.feed.stream(send, receive, session_id, since_of(since), caller)
+        query = next((value for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")) if key == "since"), None)
+        await self.feed.stream(send, receive, session_id, since_of(header(scope, b"last-event-id"), query), caller)
 
     def close(self) -> None:
         """Ends every open change stream (before shutting down) and stops watching the store."""

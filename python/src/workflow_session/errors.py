@@ -32,13 +32,15 @@ class SessionProtocolError(Exception):
     Stores and the app raise it; the app answers it. Its message is safe to show.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, allow: list[str] | None = None) -> None:
         if code not in STATUS_OF:
             raise ValueError(f"unknown error code {code!r}")
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = STATUS_OF[code]
+        #: With ``method_not_allowed``: the methods the resource has, for the ``Allow`` header.
+        self.allow = allow
 
     def body(self) -> dict[str, dict[str, str]]:
         return {"error": {"code": self.code, "message": self.message}}

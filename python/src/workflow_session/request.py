@@ -117,12 +117,13 @@ def page_of(query: dict[str, str]) -> tuple[int, int]:
     return number("limit", 50, 1, 100), number("offset", 0, 0, 2**53 - 1)
 
 
-def since_of(text: str | None) -> int:
-    """The version a client has, from ``Last-Event-ID`` or ``?since=``: a positive whole number, else 0."""
-    if text is None:
-        return 0
-    try:
-        value = float(text.strip() or "0")
-    except ValueError:
-        return 0
-    return int(value) if value.is_integer() and 0 < value <= 2**53 - 1 else 0
+def since_of(header_value: str | None, query_value: str | None) -> int:
+    """The version a client has: ``Last-Event-ID`` (an EventSource's reconnect), else ``?since=``.
+
+    Each, when given, must be a whole number (at most 15 digits); anything else is 400 ``bad_request``.
+    """
+    for given in (header_value, query_value):
+        if given is not None and not (given.isascii() and given.isdigit() and len(given) <= 15):
+            raise SessionProtocolError("bad_request", "Last-Event-ID and since must be a version: a whole number")
+    chosen = header_value if header_value is not None else query_value
+    return int(chosen) if chosen is not None else 0
