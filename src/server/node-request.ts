@@ -50,11 +50,17 @@ const getters: Record<string, (this: NodeRequest) => unknown> = {
     return message.signal
   },
   body() {
-    const message = this[MESSAGE]
-    const method = message.req.method ?? 'GET'
-    if (message.body === undefined) message.body = method === 'GET' || method === 'HEAD' ? null : bodyStream(message.req)
-    return message.body
+    // Once the real Request exists (a clone(), say), it owns the body.
+    return this[REAL] ? this[REAL].body : rawBody(this)
   },
+}
+
+/** The message's body as a web stream, made once. */
+function rawBody(request: NodeRequest): ReadableStream<Uint8Array> | null {
+  const message = request[MESSAGE]
+  const method = message.req.method ?? 'GET'
+  if (message.body === undefined) message.body = method === 'GET' || method === 'HEAD' ? null : bodyStream(message.req)
+  return message.body
 }
 for (const [name, get] of Object.entries(getters)) Object.defineProperty(NodeRequest.prototype, name, { get })
 
@@ -62,8 +68,9 @@ for (const [name, get] of Object.entries(getters)) Object.defineProperty(NodeReq
 const real = (request: NodeRequest): Request => {
   if (!request[REAL]) {
     const init: RequestInit & { duplex?: 'half' } = { method: request.method, headers: request.headers, signal: request.signal }
-    if (request.body) {
-      init.body = request.body
+    const body = rawBody(request)
+    if (body) {
+      init.body = body
       init.duplex = 'half'
     }
     request[REAL] = new Request(request.url, init)

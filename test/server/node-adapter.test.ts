@@ -79,6 +79,23 @@ function pump(socket: Socket, piece: (chunk: Buffer) => Buffer, end = '') {
 }
 
 describe('the Node adapter', () => {
+  it('hands the handler a Request that behaves like one: a router may clone it and read the body first', async () => {
+    const store = memoryStore()
+    const sessions = createSessionHandler({ store })
+    const seen: unknown[] = []
+    const { url } = await start({
+      handler: async (request) => {
+        seen.push(request instanceof Request, request.method, new URL(request.url).pathname, request.headers.get('x-trace'), await request.clone().json())
+        return sessions(request)
+      },
+    })
+    const response = await fetch(`${url}/api/session/cloned-body-1`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-trace': 't1' }, body: '{"variables":{"a":1}}' })
+    expect(response.status).toBe(200)
+    expect(response instanceof Response).toBe(true)
+    expect(seen).toEqual([true, 'POST', '/api/session/cloned-body-1', 't1', { variables: { a: 1 } }])
+    expect(await store.getState('cloned-body-1', 'a')).toBe(1)
+  })
+
   it('answers 413 to an oversized body before it has read it all', async () => {
     const { port } = await start()
     let sent = 0
