@@ -47,6 +47,10 @@ Time from mount to the first render that shows the cached values; median of 7 lo
 ${hydration.rows.map((r) => `| ${r.library} | ${r.medianMs.toFixed(1)} | ${r.minMs.toFixed(1)}–${r.maxMs.toFixed(1)} | ${r === oursHydration ? '1×' : `${(oursHydration.medianMs / r.medianMs).toFixed(2)}× our time`} |`).join('\n')}
 `)
 
+// The server processes run the built package, as production does (no TypeScript loader).
+execFileSync('npm', ['run', 'build'], { stdio: 'ignore' })
+process.env.WS_BENCH_DIST = '1'
+
 // 3. The server: side by side with the floor (wrk), cost against session size, bytes written
 // per patch, one hot session, and every store under concurrent clients.
 const place = await mkdtemp(join(tmpdir(), 'ws-bench-'))

@@ -165,7 +165,7 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
   }
 
   async function route(request: Request): Promise<Response> {
-    const path = new URL(request.url).pathname
+    const path = pathOf(request.url)
     if (path !== base && !path.startsWith(`${base}/`)) throw noSuchEndpoint()
     const parts = path.slice(base.length).split('/').filter(Boolean).map(decodePart)
     const name = routeOf(parts)
@@ -210,6 +210,14 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
     }
   }
   return Object.assign(handler, { close: feed.close, allowed })
+}
+
+/** The path of an absolute URL as a request carries it (`http://host/a/b?q` → `/a/b`), without parsing the whole URL. */
+function pathOf(url: string): string {
+  const start = url.indexOf('/', url.indexOf('//') + 2)
+  if (start === -1) return '/'
+  const query = url.indexOf('?', start)
+  return url.slice(start, query === -1 ? undefined : query)
 }
 
 /** Which route a path's parts (after the base) name: `[]`, `[id]`, `[id, 'run', step]`, `[id, 'events']`. */

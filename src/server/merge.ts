@@ -1,6 +1,6 @@
 import { DEFAULT_MAX_BYTES, type Variables } from '../shared/protocol.js'
 import { codePointLength, isPlainObject, isStringArray, jsonValueProblem, keyProblem, utf8Length } from '../shared/rules.js'
-import { parseWorkflowKey, workflowSlotKey } from '../shared/workflow-keys.js'
+import { WORKFLOW_PREFIX, parseWorkflowKey, workflowSlotKey } from '../shared/workflow-keys.js'
 import { SessionProtocolError } from './errors.js'
 
 /**
@@ -140,7 +140,7 @@ export function assertValidChange(change: Pick<SessionChange, 'variables' | 'del
 /** The variables whose present size a merge of `change` needs: those it names, and the stamps it writes. */
 export function namesNeeded(change: PreparedChange): string[] {
   const names = new Set([...change.deletes, ...change.sets.keys()])
-  for (const stamp of stampsOf(names)) names.add(stamp)
+  if (touchesWorkflow(change)) for (const stamp of stampsOf(names)) names.add(stamp)
   return [...names]
 }
 
@@ -190,13 +190,16 @@ export function planMerge(
     deletes.add(name)
   }
   for (const [name, json] of change.sets) set(name, json)
-  const at = JSON.stringify(now.toISOString())
-  for (const stamp of stampsOf([...change.deletes, ...change.sets.keys()])) set(stamp, at)
+  const iso = now.toISOString()
+  if (touchesWorkflow(change)) {
+    const at = `"${iso}"` // an ISO time needs no escaping
+    for (const stamp of stampsOf([...change.deletes, ...change.sets.keys()])) set(stamp, at)
+  }
 
   const bytes = Math.max(2, weight)
   const maxBytes = limits.maxBytes ?? DEFAULT_MAX_BYTES
   if (bytes > maxBytes) throw new SessionProtocolError('too_large', `The session would be larger than ${maxBytes} bytes`)
-  const next: SessionHead = { ...head, version: head.version + 1, updatedAt: now.toISOString(), bytes, clients: rememberSeq(head.clients, change) }
+  const next: SessionHead = { ...head, version: head.version + 1, updatedAt: iso, bytes, clients: rememberSeq(head.clients, change) }
   if (change.workflowId !== undefined) next.workflowId = change.workflowId
   return { head: next, sets, deletes: [...deletes], applied: true }
 }
@@ -215,6 +218,12 @@ function rememberSeq(clients: SessionHead['clients'], change: PreparedChange): S
   const next = clients.filter(([id]) => id !== change.clientId)
   next.push([change.clientId, change.seq])
   return next.length > MAX_REMEMBERED_CLIENTS ? next.slice(next.length - MAX_REMEMBERED_CLIENTS) : next
+}
+
+/** Whether a change names any workflow variable (most patches of plain variables do not: no stamps to look for). */
+function touchesWorkflow(change: PreparedChange): boolean {
+  for (const name of change.sets.keys()) if (name.startsWith(WORKFLOW_PREFIX)) return true
+  return change.deletes.some((name) => name.startsWith(WORKFLOW_PREFIX))
 }
 
 /** The `wf:{id}:at` stamps of the workflows that `names` touch: when each was last changed (its `lastModified`). */

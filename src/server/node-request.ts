@@ -116,6 +116,14 @@ export function readNodeBody(request: Request, maxBytes: number): Promise<Buffer
   if (!message || message.body !== undefined) return undefined
   message.body = null // read once
   const { req } = message
+  if (req.readableEnded) {
+    // Something before the handler read the body (a body parser): a setup error, not the client's.
+    return Promise.reject(
+      new Error(
+        'The request body was read before the session handler got it (express.json() or another body parser?): mount the session handler before any body parser, or on a path it skips',
+      ),
+    )
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0

@@ -64,7 +64,10 @@ function toRequest(req: IncomingMessage, res: ServerResponse): Request {
   if (!PLAIN_HOST.test(host)) throw new TypeError('Malformed Host header')
   const method = req.method ?? 'GET'
   if (FORBIDDEN_METHODS.has(method.toUpperCase())) throw new TypeError(`${method} cannot be a Request`)
-  return nodeRequest(req, res, `http://${host}${req.url ?? '/'}`)
+  // Express and Connect strip a mount path from `req.url` (`app.use('/api/session', …)`) and keep
+  // the whole one in `originalUrl`: the handler routes by the whole path.
+  const path = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '/'
+  return nodeRequest(req, res, `http://${host}${path}`)
 }
 
 /** Methods the Fetch API refuses to represent (`new Request` throws on them). */

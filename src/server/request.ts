@@ -20,7 +20,7 @@ export async function readJsonBody(request: Request, maxBytes: number, { emptyNe
   }
   const declared = Number(request.headers.get('content-length') ?? NaN)
   if (declared > maxBytes) throw tooLarge(maxBytes)
-  const text = new TextDecoder().decode(await readBytes(request, maxBytes))
+  const text = decoder.decode(await readBytes(request, maxBytes))
   if (text.trim() === '') return undefined
   try {
     return JSON.parse(text)
@@ -57,6 +57,7 @@ async function readBytes(request: Request, maxBytes: number): Promise<Uint8Array
 }
 
 const READ_BODY = Symbol.for('workflow-session.read-body')
+const decoder = new TextDecoder()
 
 function tooLarge(maxBytes: number): SessionProtocolError {
   return new SessionProtocolError('too_large', `The body is larger than ${maxBytes} bytes`)
