@@ -287,3 +287,15 @@ async def test_a_body_cut_off_midway_is_400_bad_request() -> None:
     scope = {"type": "http", "method": "POST", "path": f"/{new_id()}", "root_path": "", "query_string": b"", "headers": [(b"content-type", b"application/json")]}
     await app(scope, receive, send)
     assert sent[0]["status"] == 400 and json.loads(sent[1]["body"])["error"]["code"] == "bad_request"
+
+
+async def test_a_user_who_signs_in_adopts_the_session_they_started_and_nobody_else() -> None:
+    async with client_of(make_app()) as client:
+        sid = new_id()
+        await client.post(f"/{sid}", json={"variables": {"draft": "typed before signing in"}})
+        assert error_of(await client.post(f"/{sid}/adopt")) == (401, "unauthenticated")
+        adopted = (await client.post(f"/{sid}/adopt", headers={"x-user": "eve"})).json()
+        assert adopted["userId"] == "eve" and adopted["version"] == 2
+        assert error_of(await client.get(f"/{sid}")) == (404, "not_found")
+        assert error_of(await client.post(f"/{sid}/adopt", headers={"x-user": "ada"})) == (404, "not_found")
+        assert [s["sessionId"] for s in (await client.get("", headers={"x-user": "eve"})).json()["sessions"]] == [sid]

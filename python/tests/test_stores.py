@@ -221,3 +221,16 @@ async def test_postgres_unreachable_is_unavailable() -> None:
     with pytest.raises(SessionProtocolError):
         await store.get(new_id())
     await store.close()
+
+
+async def test_adopt_makes_an_ownerless_session_the_users_once(store: SessionStore) -> None:
+    sid = new_id()
+    await store.apply(sid, {"variables": {"draft": 1}})
+    adopted = await store.adopt(sid, "eve")
+    assert adopted["userId"] == "eve" and adopted["version"] == 2 and adopted["variables"] == {"draft": 1}
+    assert (await store.adopt(sid, "eve"))["version"] == 2
+    with pytest.raises(SessionProtocolError) as refused:
+        await store.adopt(sid, "ada")
+    assert refused.value.code == "not_found"
+    assert await store.get(sid, caller=Caller(None)) is None
+    assert [summary["sessionId"] for summary in await store.list(user_id="eve")] == [sid]

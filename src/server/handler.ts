@@ -55,7 +55,7 @@ interface Call {
   step: string
 }
 
-type RouteName = 'list' | 'session' | 'run' | 'events'
+type RouteName = 'list' | 'session' | 'run' | 'events' | 'adopt'
 
 /**
  * The session protocol (docs/protocol.md) as one `Request → Response` function, for any runtime
@@ -78,6 +78,7 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
   // Stores of this package answer with the snapshot's JSON text, joined from what they hold:
   // nothing is parsed or serialized again. Other stores go through their public methods.
   const text: TextAccess = textAccessOf(store) ?? {
+    adopt: async (sessionId, userId) => JSON.stringify(await store.adopt(sessionId, userId)),
     get: async (sessionId, caller) => {
       const snapshot = await store.get(sessionId, { caller })
       return snapshot && JSON.stringify(snapshot)
@@ -147,6 +148,15 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         })
         if (applied) feed.announce(sessionId)
         return jsonTextResponse(`{"output":${JSON.stringify(result.output ?? null)},"session":${snapshot}}`)
+      },
+    },
+    adopt: {
+      async POST({ sessionId, caller }) {
+        // Sign-in: the caller takes a session made before it (ownerless) as its own, explicitly.
+        if (caller.userId === null) throw new SessionProtocolError('unauthenticated', 'Sign in to adopt a session')
+        const snapshot = await text.adopt(sessionId, caller.userId)
+        feed.announce(sessionId)
+        return jsonTextResponse(snapshot)
       },
     },
     events: {
@@ -225,6 +235,7 @@ function routeOf(parts: string[]): RouteName {
   if (parts.length === 0) return 'list'
   if (parts.length === 1) return 'session'
   if (parts.length === 2 && parts[1] === 'events') return 'events'
+  if (parts.length === 2 && parts[1] === 'adopt') return 'adopt'
   if (parts.length === 3 && parts[1] === 'run') return 'run'
   throw noSuchEndpoint()
 }

@@ -303,6 +303,23 @@ describe('every protocol error is JSON and changes nothing', () => {
     expect((await call('POST', `/api/session/${ID}/run/nope`, 'not json', { 'content-type': 'text/plain' })).body.error.code).toBe('unknown_step')
   })
 
+  it('lets a user who signs in adopt the session they started anonymously, explicitly, and nobody else', async () => {
+    const { call } = setup({ authorize: (request) => request.headers.get('x-user') })
+    const eve = { 'x-user': 'eve' }
+    await call('POST', `/api/session/${ID}`, { variables: { draft: 'typed before signing in' } })
+    expect((await call('GET', '/api/session', undefined, eve)).body.sessions).toEqual([]) // not hers until she says so
+    expect((await call('POST', `/api/session/${ID}/adopt`)).body.error.code).toBe('unauthenticated')
+    const adopted = await call('POST', `/api/session/${ID}/adopt`, undefined, eve)
+    expect(adopted.body).toMatchObject({ userId: 'eve', version: 2, variables: { draft: 'typed before signing in' } })
+    expect((await call('POST', `/api/session/${ID}/adopt`, undefined, eve)).body.version).toBe(2) // hers already: nothing changes
+    expect((await call('GET', '/api/session', undefined, eve)).body.sessions.map((s: { sessionId: string }) => s.sessionId)).toEqual([ID])
+    // Now private: anonymous callers and other users find nothing, and cannot adopt it.
+    expect((await call('GET', `/api/session/${ID}`)).status).toBe(404)
+    expect((await call('GET', `/api/session/${ID}`, undefined, { 'x-user': 'ada' })).status).toBe(404)
+    expect((await call('POST', `/api/session/${ID}/adopt`, undefined, { 'x-user': 'ada' })).body.error.code).toBe('not_found')
+    expect((await call('POST', '/api/session/never-made-0001/adopt', undefined, eve)).body.error.code).toBe('not_found')
+  })
+
   it('answers an unknown path with 404 and a wrong method with 405, as JSON', async () => {
     const { call } = setup()
     expect((await call('GET', '/elsewhere')).status).toBe(404)

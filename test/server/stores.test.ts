@@ -258,6 +258,17 @@ describe.each(kinds)('$name store', (kind) => {
       expect(await store.get('created-bad-2')).toBeNull()
     })
 
+    it("adopts an ownerless session for a user, once; another user's session stays not_found", async () => {
+      const { store } = await open()
+      await store.apply('adoptable-1', { variables: { a: 1 } })
+      expect(await store.adopt('adoptable-1', 'eve')).toMatchObject({ userId: 'eve', version: 2, variables: { a: 1 } })
+      expect(await store.adopt('adoptable-1', 'eve')).toMatchObject({ userId: 'eve', version: 2 })
+      await expect(store.adopt('adoptable-1', 'ada')).rejects.toMatchObject({ code: 'not_found' })
+      await expect(store.adopt('missing-adopt-1', 'eve')).rejects.toMatchObject({ code: 'not_found' })
+      expect(await store.get('adoptable-1', { caller: { userId: null } })).toBeNull()
+      expect((await store.list({ userId: 'eve' })).map((summary) => summary.sessionId)).toEqual(['adoptable-1'])
+    })
+
     it('walks every live session id, unpaged', async () => {
       const { store } = await open()
       const ids = Array.from({ length: 60 }, (_, i) => `walk-session-${String(i).padStart(3, '0')}`)

@@ -98,6 +98,7 @@ class SessionApp:
             "session": {"GET": self._get, "POST": self._patch, "DELETE": self._delete},
             "run": {"POST": self._run},
             "events": {"GET": self._events},
+            "adopt": {"POST": self._adopt},
         }
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -189,6 +190,14 @@ class SessionApp:
         sessions = [] if caller.user_id is None else await self.store.list(user_id=caller.user_id, limit=limit, offset=offset)
         await send_json(send, 200, {"sessions": sessions})
 
+    async def _adopt(self, *, send: Any, caller: Caller, session_id: str, **_: Any) -> None:
+        # Sign-in: the caller takes a session made before it (ownerless) as its own, explicitly.
+        if caller.user_id is None:
+            raise SessionProtocolError("unauthenticated", "Sign in to adopt a session")
+        snapshot = await self.store.adopt(session_id, caller.user_id)
+        self.feed.announce(session_id)
+        await send_json(send, 200, snapshot)
+
     async def _get(self, *, send: Any, caller: Caller, session_id: str, **_: Any) -> None:
         snapshot = await self.store.get(session_id, caller=caller)
         if snapshot is None:
@@ -262,6 +271,8 @@ def _route_of(parts: list[str]) -> str:
         return "session"
     if len(parts) == 2 and parts[1] == "events":
         return "events"
+    if len(parts) == 2 and parts[1] == "adopt":
+        return "adopt"
     if len(parts) == 3 and parts[1] == "run":
         return "run"
     raise _no_such_endpoint()

@@ -41,6 +41,7 @@ const AS_TEXT = Symbol('workflow-session.text')
 export interface TextAccess {
   get(sessionId: string, caller: Caller): Promise<string | null>
   apply(sessionId: string, change: SessionChange, options: { caller: Caller; maxBytes: number }): Promise<{ text: string; applied: boolean }>
+  adopt(sessionId: string, userId: string): Promise<string>
 }
 
 type DefinedStore = SessionStore & { [BACKEND]?: StoreBackend; [AS_TEXT]?: TextAccess }
@@ -148,6 +149,10 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
   }
 
   const asText: TextAccess = {
+    async adopt(sessionId, userId) {
+      const snapshot = await store.adopt(sessionId, userId)
+      return JSON.stringify(snapshot)
+    },
     async get(sessionId, caller) {
       const after = await backend.read(sessionId, capture)
       return after && mayReach(after.head, caller) ? textOf(after) : null
@@ -196,6 +201,22 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
         () => null,
       )
       return deleted
+    },
+    async adopt(sessionId, userId) {
+      checkSessionId(sessionId)
+      if (typeof userId !== 'string' || userId === '') throw new TypeError('adopt: userId must be a non-empty string')
+      const after = await backend.update(
+        sessionId,
+        [],
+        (current) => {
+          if (!current || !mayReach(current.head, { userId })) throw new SessionProtocolError('not_found', 'No such session')
+          if (current.head.userId === userId) return undefined
+          // A change of its own: the version moves, so every client takes the new owner in.
+          return { head: { ...current.head, userId, version: current.head.version + 1, updatedAt: new Date().toISOString() } }
+        },
+        capture,
+      )
+      return objectOf(after!)
     },
     list: (listOptions = {}) => backend.list(checkList(listOptions)),
     ids: () => backend.ids(),

@@ -71,6 +71,14 @@ export interface SessionStore {
   apply(sessionId: string, change: SessionChange, options?: ApplyOptions): Promise<ApplyResult>
   /** Makes a new session (version 1); throws `exists` when the id is taken. */
   create(sessionId: string, options?: CreateOptions): Promise<SessionSnapshot>
+  /**
+   * Makes `userId` the owner of a session that has none (one made before its user signed in):
+   * from then on only that user's requests reach it, and it is listed among theirs. A session
+   * the user owns already is returned as it is; a missing one, or another user's, is `not_found`.
+   * The version grows by one. Only the handler's `POST {base}/{id}/adopt` (the signed-in caller)
+   * and trusted server code call it.
+   */
+  adopt(sessionId: string, userId: string): Promise<SessionSnapshot>
   /** Removes the session; true when there was one (that `caller` may reach). */
   delete(sessionId: string, options?: AccessOptions): Promise<boolean>
   /** Sessions, newest `updatedAt` first, one page at a time (for a UI). */

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ..errors import SessionProtocolError
-from ..merge import assert_valid_change, merge_session, to_session_change, utc_now
+from ..merge import assert_valid_change, iso_time, merge_session, to_session_change, utc_now
 from ..models import Record, Snapshot, Summary
 from ..rules import is_session_id
 from ..workflow import Draft, ReadOnlyAccess, Workflow
@@ -211,6 +211,28 @@ class SessionStore:
                 # Creating is a change of its own, even with no variables: the session is there, version 1.
                 record = {**record, "snapshot": {**record["snapshot"], "version": 1}}  # type: ignore[typeddict-item]
             return Decision(record, _ordered(record["snapshot"]))
+
+        return await self.backend.update(session_id, decide)
+
+    async def adopt(self, session_id: str, user_id: str) -> Snapshot:
+        """Makes ``user_id`` the owner of a session that has none (made before its user signed in).
+
+        A session the user owns already is returned as it is; a missing one, or another user's, is
+        ``not_found``. The version grows by one. The app's ``POST {base}/{id}/adopt`` calls it for
+        the signed-in caller.
+        """
+        _check_session_id(session_id)
+        if not isinstance(user_id, str) or not user_id:
+            raise TypeError("adopt: user_id must be a non-empty string")
+
+        def decide(current: Record | None) -> Decision[Snapshot]:
+            if current is None or not may_reach(current["snapshot"], Caller(user_id)):
+                raise SessionProtocolError("not_found", "No such session")
+            if current["snapshot"].get("userId") == user_id:
+                return Decision(KEEP, _ordered(current["snapshot"]))
+            snapshot = {**current["snapshot"], "userId": user_id, "version": current["snapshot"]["version"] + 1, "updatedAt": iso_time(utc_now())}
+            record = {**current, "snapshot": snapshot}
+            return Decision(record, _ordered(snapshot))  # type: ignore[arg-type]
 
         return await self.backend.update(session_id, decide)
 
