@@ -15,7 +15,7 @@ export interface Outbox {
   workflowId?: string
 }
 
-export function toPatchBody(changes: Changes): Pick<Outbox, 'variables' | 'deleted'> {
+export function toPatchBody(changes: ReadonlyMap<string, Change>): Pick<Outbox, 'variables' | 'deleted'> {
   const variables: Variables = {}
   const deleted: string[] = []
   for (const [key, change] of changes) {

@@ -53,3 +53,8 @@ export class SessionValueError extends TypeError {
 export function isRetryableStatus(status: number): boolean {
   return status >= 500 || status === 408 || status === 429
 }
+
+/** Any failure as a SessionError; what is not one already is a retryable network error. */
+export function asSessionError(error: unknown): SessionError {
+  return error instanceof SessionError ? error : new SessionError('network_error', String((error as Error)?.message ?? error), undefined, true)
+}

@@ -1,4 +1,5 @@
 import type { SessionSnapshot } from '../shared/protocol.js'
+import { backoff } from './backoff.js'
 import type { Transport } from './transport.js'
 
 export interface LiveOptions {
@@ -7,7 +8,6 @@ export interface LiveOptions {
   /** The version the client has: the stream starts after it (catch-up by version). */
   since: () => number
   onSnapshot: (snapshot: SessionSnapshot) => void
-  onConnected: (connected: boolean) => void
   retry: { baseMs: number; maxMs: number }
 }
 
@@ -25,17 +25,14 @@ export function followChanges(options: LiveOptions): { stop: () => void } {
       try {
         const response = await options.transport.events(options.sessionId, options.since(), abort.signal)
         attempt = 0
-        options.onConnected(true)
         await readEvents(response.body!, (event, data) => {
           if (event === 'snapshot') options.onSnapshot(JSON.parse(data) as SessionSnapshot)
         })
       } catch {
         // Dropped, refused or offline: try again after a backoff.
       }
-      options.onConnected(false)
       if (abort.signal.aborted) break
-      const delay = Math.min(options.retry.maxMs, options.retry.baseMs * 2 ** attempt++) * (0.5 + Math.random() / 2)
-      await new Promise((resolve) => setTimeout(resolve, delay))
+      await new Promise((resolve) => setTimeout(resolve, backoff(++attempt, options.retry)))
     }
   })()
   return { stop: () => abort.abort() }

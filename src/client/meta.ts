@@ -22,17 +22,8 @@ export interface SessionMeta {
   version: number
 }
 
+/** Every field compares by identity: the client hands out the same `pendingKeys` array until the set of keys changes. */
 export function sameMeta(a: SessionMeta, b: SessionMeta): boolean {
-  return (
-    a.isDirty === b.isDirty &&
-    a.isSyncing === b.isSyncing &&
-    a.lastSyncedAt === b.lastSyncedAt &&
-    a.error === b.error &&
-    a.isOnline === b.isOnline &&
-    a.isPersistent === b.isPersistent &&
-    a.isHydrated === b.isHydrated &&
-    a.version === b.version &&
-    a.pendingKeys.length === b.pendingKeys.length &&
-    a.pendingKeys.every((key, i) => key === b.pendingKeys[i])
-  )
+  for (const field in a) if (a[field as keyof SessionMeta] !== b[field as keyof SessionMeta]) return false
+  return true
 }

@@ -1,4 +1,4 @@
-import { DEFAULT_BASE, type JsonValue, type SessionSnapshot } from '../shared/protocol.js'
+import type { JsonValue, SessionSnapshot } from '../shared/protocol.js'
 import { jsonValueProblem, keyProblem } from '../shared/rules.js'
 import { schemaFor, schemaProblemSync } from '../shared/schema.js'
 import { scopeWorkflow } from '../shared/workflow.js'
@@ -6,14 +6,15 @@ import { CACHE_FORMAT, createCacheWriter, indexedDbStorage, memoryStorage, recor
 import { toPatchBody, type Change, type Changes } from './changes.js'
 import { encryptedStorage } from './encrypted-storage.js'
 import { followChanges } from './live.js'
-import { SessionError, SessionValueError } from './errors.js'
+import { asSessionError, SessionError, SessionValueError } from './errors.js'
+import { createSender } from './sender.js'
 import { Listeners } from './listeners.js'
 import { sameMeta, type SessionMeta } from './meta.js'
 import { defaultSessionIdStorage, markSessionCreated, randomId, resolveSessionId } from './session-id.js'
 import { FlushBarriers } from './barriers.js'
 import { beginRead, finishRead, stoppedInThisPage } from './startup-read.js'
 import { defaultLocks, holdPageLock, openTabChannel, takeOver } from './tabs.js'
-import { createTransport } from './transport.js'
+import { createTransport, endpointBase } from './transport.js'
 import type { SessionClient, SessionClientOptions } from './types.js'
 import { jsonEqual, toStoredValue } from './values.js'
 import { LayeredView, type QueuedPatch } from './view.js'
@@ -33,7 +34,7 @@ export const KEEPALIVE_MAX_BYTES = 60 * 1024
  * await client.flush()           // on the server now
  */
 export function createSessionClient(options: SessionClientOptions = {}): SessionClient {
-  const endpoint = (options.endpoint ?? DEFAULT_BASE).replace(/\/+$/, '')
+  const endpoint = endpointBase(options.endpoint)
   // Looked up only when needed: a server render with a given id touches no localStorage.
   const idStorage = () => (options.sessionIdStorage === undefined ? defaultSessionIdStorage() : options.sessionIdStorage)
   const resolved = options.sessionId ? { sessionId: options.sessionId, isNew: false } : resolveSessionId(endpoint, undefined, idStorage())
@@ -61,15 +62,9 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   // made and dropped, as StrictMode does, costs only the read.)
   const preloaded = typeof window !== 'undefined' ? beginRead(storage, sessionKey, locks) : undefined
   preloaded?.catch(() => {})
-  const view = new LayeredView()
   let tickets = 0
   let nextSeq = 1
-  /** One per patch request under way; aborted when it is given up (back online), and then forgotten. */
-  const requestsInFlight = new Set<AbortController>()
   let syncRequested = false
-  let retryTimer: ReturnType<typeof setTimeout> | undefined
-  let authInProgress = false
-  let attempt = 0
   const barriers = new FlushBarriers()
   let started: Promise<void> | undefined
   let hydrated = false
@@ -85,12 +80,14 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   let live: { stop: () => void } | undefined
   /** Deleted through `deleteSession`: nothing of it is sent or written any more. */
   let discarded = false
-  const authRetried = new WeakSet<QueuedPatch>()
 
   const metaListeners = new Listeners()
   const writeListeners = new Listeners()
-  let meta = computeMeta()
-
+  // Every change of a layer is saved soon and shows in the status: the view calls this itself.
+  const view = new LayeredView((persist) => {
+    if (persist) persistSoon()
+    updateMeta()
+  })
   const writer = createCacheWriter(
     // `storage` may become the memory fallback later: look it up at each write.
     (value) => storage.set(recordKey(sessionKey, clientId), value),
@@ -111,6 +108,32 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       updateMeta()
     },
   )
+  const sender = createSender({
+    post: (outbox, init) => transport.patch(sessionId, outbox, init),
+    retry: { baseMs: retryBaseMs, maxMs: retryMaxMs },
+    onAuthError: options.onAuthError,
+    beforeSend: () => client.persist(),
+    isQueued: (patch) => view.queue.includes(patch),
+    onAck(patch, snapshot) {
+      sessionExists()
+      error = null
+      lastSyncedAt = Date.now()
+      if (view.ack(patch, snapshot)) channel?.post(snapshot)
+      barriers.confirm(patch.ticket)
+      continueSending()
+    },
+    onRefuse(patch, failure) {
+      view.refuse(patch)
+      barriers.refuse(patch.ticket, failure)
+      continueSending()
+    },
+    onStatus(failure) {
+      if (failure) error = failure
+      updateMeta()
+    },
+    resend: () => send(),
+  })
+  let meta = computeMeta()
 
   /** Writes this page's record soon, unless the session was deleted from here. */
   function persistSoon(): void {
@@ -121,7 +144,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     const pendingKeys = view.unconfirmedKeys()
     return {
       isDirty: pendingKeys.length > 0,
-      isSyncing: requestsInFlight.size > 0,
+      isSyncing: sender.isSending(),
       lastSyncedAt,
       pendingKeys,
       error,
@@ -140,27 +163,21 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   }
 
   function write(key: string, change: Change): void {
-    // A change back to what the server already has (or is being sent) is no change at all.
-    const confirmed = view.confirmedValue(key)
-    const same = 'deleted' in change ? confirmed === undefined : jsonEqual(confirmed, change.value)
-    if (same) view.pending.delete(key)
-    else view.pending.set(key, change)
-    view.refresh([key])
-    persistSoon()
-    updateMeta()
+    view.write(key, change)
     writeListeners.notify()
   }
 
-  /** Turns the pending changes (with `alsoCarried` under them) into a patch with the next seq. */
-  function sealPending(alsoCarried?: Changes): QueuedPatch {
-    const changes: Changes = alsoCarried ? new Map([...alsoCarried, ...view.pending]) : view.pending
-    view.pending = new Map()
-    const outbox = { clientId, seq: nextSeq++, ...toPatchBody(changes), ...(options.workflowId !== undefined && { workflowId: options.workflowId }) }
-    return { outbox, changes, ticket: ++tickets }
+  /** Turns the pending changes (with every queued one, `carryQueue`) into a patch with the next seq. */
+  function seal(carryQueue?: boolean): QueuedPatch {
+    return view.seal(
+      (changes) => ({ clientId, seq: nextSeq++, ...toPatchBody(changes), ...(options.workflowId !== undefined && { workflowId: options.workflowId }) }),
+      ++tickets,
+      carryQueue,
+    )
   }
 
   function send(): void {
-    if (!running || requestsInFlight.size > 0 || retryTimer !== undefined || authInProgress || !online) return
+    if (!running || sender.isBusy() || !online) return
     if (!hydrated) {
       syncRequested = true
       void start()
@@ -168,112 +185,21 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     }
     if (view.queue.length === 0) {
       if (view.pending.size === 0) return
-      view.queue.push(sealPending())
+      seal()
     }
     syncRequested = false
-    transmit(view.queue[0]!, false)
+    sender.send(view.queue[0]!, false)
   }
 
   function continueSending(): void {
     if (view.queue.length > 0 || (view.pending.size > 0 && (syncRequested || barriers.size > 0))) send()
   }
 
-  function transmit(patch: QueuedPatch, keepalive: boolean): void {
-    const request = new AbortController()
-    requestsInFlight.add(request)
-    updateMeta()
-    void (async () => {
-      let snapshot: SessionSnapshot
-      try {
-        if (!keepalive) {
-          // The outbox is on disk before the request leaves: a reload resends it with the same seq.
-          persistSoon()
-          await writer.flush()
-        }
-        request.signal.throwIfAborted()
-        snapshot = await transport.patch(sessionId, patch.outbox, { keepalive, signal: request.signal })
-      } catch (failure) {
-        // Given up and already sent again (setOnline): neither its answer nor its failure counts.
-        if (!requestsInFlight.delete(request)) return
-        onSendFailure(patch, asSessionError(failure))
-        return
-      }
-      if (!requestsInFlight.delete(request)) return
-      onAck(patch, snapshot)
-    })()
-  }
-
-  function onAck(patch: QueuedPatch, snapshot: SessionSnapshot): void {
-    sessionExists()
-    view.queue = view.queue.filter((queued) => queued !== patch)
-    for (const key of patch.changes.keys()) view.rejected.delete(key)
-    attempt = 0
-    error = null
-    lastSyncedAt = Date.now()
-    if (view.setBase(snapshot, patch.changes.keys())) channel?.post(snapshot)
-    persistSoon()
-    barriers.confirm(patch.ticket)
-    updateMeta()
-    continueSending()
-  }
-
-  function onSendFailure(patch: QueuedPatch, failure: SessionError): void {
-    error = failure
-    if (!view.queue.includes(patch)) {
-      // Superseded by a patch sent when the page hid, which carries these changes too.
-      updateMeta()
-      return
-    }
-    if (failure.status === 401 && options.onAuthError && !authRetried.has(patch)) {
-      authRetried.add(patch)
-      authInProgress = true
-      updateMeta()
-      void Promise.resolve()
-        .then(() => options.onAuthError!(failure))
-        .then(
-          (retry) => {
-            authInProgress = false
-            if (retry === true) send()
-            else refuse(patch, failure)
-          },
-          () => {
-            authInProgress = false
-            refuse(patch, failure)
-          },
-        )
-      return
-    }
-    if (failure.retryable) {
-      attempt++
-      const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2)
-      retryTimer = setTimeout(() => {
-        retryTimer = undefined
-        send()
-      }, delay)
-      updateMeta()
-      return
-    }
-    refuse(patch, failure)
-  }
-
-  /** The server refused these changes for good: they stay visible, are not resent, and do not block later ones. */
-  function refuse(patch: QueuedPatch, failure: SessionError): void {
-    view.queue = view.queue.filter((queued) => queued !== patch)
-    for (const [key, change] of patch.changes) view.rejected.set(key, change)
-    view.refresh(patch.changes.keys())
-    attempt = 0
-    barriers.refuse(patch.ticket, failure)
-    persistSoon()
-    updateMeta()
-    continueSending()
-  }
-
   /** A snapshot from another tab or the change stream: taken when newer, under the local edits. */
   function onRemoteSnapshot(snapshot: SessionSnapshot): void {
     if (snapshot.version > 0) sessionExists()
-    if (!view.setBase(snapshot)) return
+    if (!view.adopt(snapshot)) return
     lastSyncedAt = Date.now()
-    persistSoon()
     updateMeta()
   }
 
@@ -286,14 +212,11 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       persistent = false
     }
     const taken = takeOver(read?.records ?? [], clientId, read?.alive ?? new Set(), () => ++tickets)
-    if (taken.base && (!view.base || taken.base.version > view.base.version)) view.base = taken.base
-    // Nothing was sent before this point: the closed pages' older changes go out before this page's.
-    view.queue.unshift(...taken.patches)
     claimed.push(...taken.claimed)
     hydrated = true
-    view.refresh(view.allKeys())
+    // Nothing was sent before this point: the closed pages' older changes go out before this page's.
+    view.restore(taken.base, taken.patches)
     if (claimed.length > 0) persistSoon()
-    updateMeta()
   }
 
   async function start(): Promise<void> {
@@ -308,7 +231,6 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
         sessionId,
         since: () => view.base?.version ?? 0,
         onSnapshot: onRemoteSnapshot,
-        onConnected: () => {},
         retry: { baseMs: retryBaseMs, maxMs: retryMaxMs },
       })
     }
@@ -347,8 +269,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     start,
     async stop() {
       running = false
-      if (retryTimer !== undefined) clearTimeout(retryTimer)
-      retryTimer = undefined
+      sender.cancelRetry()
       await writer.flush()
       stoppedInThisPage.add(clientId)
       // From now on another client may take over what this one left unconfirmed.
@@ -368,11 +289,10 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
         updateMeta()
         throw error
       }
-      // No session on the server (new, deleted or expired): the server's word wins over an old base.
-      view.setBase(snapshot ?? emptySnapshot(sessionId), [], snapshot === null)
-      persistSoon()
       lastSyncedAt = Date.now()
-      if (requestsInFlight.size === 0 && retryTimer === undefined) error = null
+      if (!sender.isBusy()) error = null
+      // No session on the server (new, deleted or expired): the server's word wins over an old base.
+      view.adopt(snapshot ?? emptySnapshot(sessionId), snapshot === null)
       updateMeta()
       return snapshot
     },
@@ -382,31 +302,29 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     },
     sendOnHide() {
       void client.persist()
-      if (!hydrated || !running || !online || authInProgress) return
+      if (!hydrated || !running || !online || sender.isAuthorizing()) return
       const ours = view.queue.every((patch) => patch.outbox.clientId === clientId)
       let patch: QueuedPatch | undefined
       if (ours && (view.pending.size > 0 || view.queue.length > 1)) {
         // One patch with everything unconfirmed, under a new seq: whichever of it and a patch in
         // flight arrives last, the server ends with every change (an older seq is not applied).
-        const carried: Changes = new Map(view.queue.flatMap((queued) => [...queued.changes]))
+        const carried: Changes = new Map([...view.queue.flatMap((queued) => [...queued.changes]), ...view.pending])
         // Too large for keepalive: a plain send, which may not outlive the page; the next load replays it.
-        if (byteLength({ clientId, seq: nextSeq, ...toPatchBody(new Map([...carried, ...view.pending])) }) > KEEPALIVE_MAX_BYTES) return client.sync()
-        patch = sealPending(carried)
-        for (const queued of view.queue) barriers.replace(queued.ticket, patch.ticket)
-        view.queue = [patch]
-      } else if (view.queue[0] && requestsInFlight.size === 0 && byteLength(view.queue[0].outbox) <= KEEPALIVE_MAX_BYTES) {
+        if (byteLength({ clientId, seq: nextSeq, ...toPatchBody(carried) }) > KEEPALIVE_MAX_BYTES) return client.sync()
+        const replaced = view.queue
+        patch = seal(true)
+        for (const queued of replaced) barriers.replace(queued.ticket, patch.ticket)
+      } else if (view.queue[0] && !sender.isSending() && byteLength(view.queue[0].outbox) <= KEEPALIVE_MAX_BYTES) {
         patch = view.queue[0]
       }
       if (!patch) return
-      if (retryTimer !== undefined) clearTimeout(retryTimer)
-      retryTimer = undefined
       void client.persist()
-      transmit(patch, true)
+      sender.send(patch, true)
     },
     async flush({ timeoutMs = flushTimeoutMs } = {}) {
       // "Before the call" is fixed now: the pending changes become a patch of their own, and the
       // flush waits for the patches queued at this moment.
-      if (view.pending.size > 0) view.queue.push(sealPending())
+      if (view.pending.size > 0) seal()
       const ticketsNow = tickets
       const mine = view.queue.map((patch) => patch.ticket)
       const wasHydrated = hydrated
@@ -426,9 +344,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       await client.flush()
       const response = await transport.run<Output>(sessionId, step, input)
       if (response.session.version > 0) sessionExists()
-      if (view.setBase(response.session)) channel?.post(response.session)
-      persistSoon()
       lastSyncedAt = Date.now()
+      if (view.adopt(response.session)) channel?.post(response.session)
       updateMeta()
       return response.output
     },
@@ -439,14 +356,12 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
         // A request sent before or during the outage may hang on a dead connection until its
         // timeout, and nothing else is sent meanwhile: give it up and send it again now (same
         // clientId and seq: the server applies it once).
-        for (const request of requestsInFlight) request.abort()
-        requestsInFlight.clear()
+        sender.abandon()
       }
       updateMeta()
       if (online && (view.queue.length > 0 || view.pending.size > 0)) {
         // Back online: do not wait out a backoff meant for the outage.
-        if (retryTimer !== undefined) clearTimeout(retryTimer)
-        retryTimer = undefined
+        sender.cancelRetry()
         send()
       }
     },
@@ -484,6 +399,3 @@ function byteLength(value: unknown): number {
   return new TextEncoder().encode(JSON.stringify(value)).byteLength
 }
 
-function asSessionError(error: unknown): SessionError {
-  return error instanceof SessionError ? error : new SessionError('network_error', String((error as Error)?.message ?? error), undefined, true)
-}

@@ -1,4 +1,4 @@
-import type { ErrorBody, JsonValue, RunResponse, SessionPatch, SessionSnapshot, SessionSummary } from '../shared/protocol.js'
+import { DEFAULT_BASE, type ErrorBody, type JsonValue, type RunResponse, type SessionPatch, type SessionSnapshot, type SessionSummary } from '../shared/protocol.js'
 import { SessionError, isRetryableStatus } from './errors.js'
 
 export type HeadersOption = HeadersInit | (() => HeadersInit | Promise<HeadersInit>)
@@ -25,9 +25,14 @@ export interface Transport {
   events(sessionId: string, since: number, signal: AbortSignal): Promise<Response>
 }
 
+/** Where the session endpoints are mounted, without trailing slashes (the one place they are stripped). */
+export function endpointBase(endpoint: string = DEFAULT_BASE): string {
+  return endpoint.replace(/\/+$/, '')
+}
+
 /** The protocol's requests over `fetch`, with every failure turned into a {@link SessionError}. */
 export function createTransport(options: TransportOptions): Transport {
-  const endpoint = options.endpoint.replace(/\/+$/, '')
+  const endpoint = endpointBase(options.endpoint)
   /** The caller's headers (a function is asked per request, for fresh tokens). */
   const headersOf = async () => new Headers(typeof options.headers === 'function' ? await options.headers() : options.headers)
 

@@ -7,7 +7,7 @@ import type { CacheStorage } from '../client/cache.js'
 import { createSessionClient, type SessionClient, type SessionClientOptions } from '../client/session-client.js'
 import { randomId, rememberSessionId } from '../client/session-id.js'
 import type { SessionSchema } from '../shared/schema.js'
-import type { HeadersOption } from '../client/transport.js'
+import { endpointBase, type HeadersOption } from '../client/transport.js'
 import { SessionContext, SessionSwitchContext, type SessionSwitch } from './context.js'
 
 export interface SessionProviderProps {
@@ -70,14 +70,14 @@ export function SessionProvider(props: SessionProviderProps) {
   headersRef.current = props.headers
   onAuthErrorRef.current = props.onAuthError
   const { storage, schema, workflowId, encryptionKey, live, client: givenClient, onSessionChange } = props
-  const endpoint = props.endpoint ?? '/api/session'
+  const endpoint = endpointBase(props.endpoint)
   const [chosenId, setChosenId] = useState<string | undefined>(undefined)
   const sessionId = props.sessionId ?? chosenId
   // Ids `start()` made: no session exists under them until their first write, so none is fetched.
   const [madeHere] = useState(() => new Set<string>())
   const switchTo = useCallback(
     (id: string) => {
-      rememberSessionId(endpoint.replace(/\/+$/, ''), id, { isNew: madeHere.has(id) })
+      rememberSessionId(endpoint, id, { isNew: madeHere.has(id) })
       if (onSessionChange) onSessionChange(id)
       else setChosenId(id)
     },

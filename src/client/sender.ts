@@ -1,0 +1,120 @@
+import type { SessionSnapshot } from '../shared/protocol.js'
+import { backoff } from './backoff.js'
+import type { Outbox } from './changes.js'
+import { asSessionError, type SessionError } from './errors.js'
+import type { SessionClientOptions } from './types.js'
+import type { QueuedPatch } from './view.js'
+
+export interface SenderOptions {
+  post: (outbox: Outbox, init: { keepalive: boolean; signal: AbortSignal }) => Promise<SessionSnapshot>
+  retry: { baseMs: number; maxMs: number }
+  onAuthError: SessionClientOptions['onAuthError']
+  /** Runs before a (non-keepalive) request leaves: the outbox is on disk first, so a reload resends it with the same seq. */
+  beforeSend: () => Promise<void>
+  /** Whether `patch` is still to be sent (not superseded by the patch sent when the page hid). */
+  isQueued: (patch: QueuedPatch) => boolean
+  onAck: (patch: QueuedPatch, snapshot: SessionSnapshot) => void
+  /** The server refused `patch` for good (or the app did not fix a 401). */
+  onRefuse: (patch: QueuedPatch, failure: SessionError) => void
+  /** A request started, or one failed (`failure`): the status may have changed. */
+  onStatus: (failure?: SessionError) => void
+  /** Try again now: the backoff is over or the app fixed a 401. */
+  resend: () => void
+}
+
+export interface Sender {
+  /** Sends `patch`; `keepalive` for the request made as the page hides. */
+  send(patch: QueuedPatch, keepalive: boolean): void
+  /** A request is on its way. */
+  isSending(): boolean
+  /** A request, a backoff or the app's 401 handler is under way: nothing else is sent meanwhile. */
+  isBusy(): boolean
+  isAuthorizing(): boolean
+  /** Gives up the requests in flight (back online: they may hang on a dead connection); their answers no longer count. */
+  abandon(): void
+  /** Ends the wait of a backoff without sending. */
+  cancelRetry(): void
+}
+
+/**
+ * The retry loop of the patch queue, in the manner of TanStack's `createRetryer`: owns the one
+ * request in flight, the backoff, the one retry after a 401 and keepalive; what an answer means
+ * for the session is the caller's (`onAck`, `onRefuse`).
+ */
+export function createSender(options: SenderOptions): Sender {
+  /** One per patch request under way; aborted when it is given up (back online), and then forgotten. */
+  const requests = new Set<AbortController>()
+  const authRetried = new WeakSet<QueuedPatch>()
+  let retryTimer: ReturnType<typeof setTimeout> | undefined
+  let authorizing = false
+  let attempt = 0
+
+  const cancelRetry = () => {
+    if (retryTimer !== undefined) clearTimeout(retryTimer)
+    retryTimer = undefined
+  }
+
+  const refuse = (patch: QueuedPatch, failure: SessionError) => {
+    attempt = 0
+    options.onRefuse(patch, failure)
+  }
+
+  function failed(patch: QueuedPatch, failure: SessionError): void {
+    if (!options.isQueued(patch)) return options.onStatus(failure)
+    if (failure.status === 401 && options.onAuthError && !authRetried.has(patch)) {
+      authRetried.add(patch)
+      authorizing = true
+      options.onStatus(failure)
+      const settle = (retry: unknown) => {
+        authorizing = false
+        if (retry === true) options.resend()
+        else refuse(patch, failure)
+      }
+      void Promise.resolve()
+        .then(() => options.onAuthError!(failure))
+        .then(settle, () => settle(false))
+      return
+    }
+    if (!failure.retryable) {
+      options.onStatus(failure)
+      return refuse(patch, failure)
+    }
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined
+      options.resend()
+    }, backoff(++attempt, options.retry))
+    options.onStatus(failure)
+  }
+
+  return {
+    send(patch, keepalive) {
+      cancelRetry()
+      const request = new AbortController()
+      requests.add(request)
+      options.onStatus()
+      void (async () => {
+        let snapshot: SessionSnapshot
+        try {
+          if (!keepalive) await options.beforeSend()
+          request.signal.throwIfAborted()
+          snapshot = await options.post(patch.outbox, { keepalive, signal: request.signal })
+        } catch (failure) {
+          // Given up and already sent again (back online): neither its answer nor its failure counts.
+          if (requests.delete(request)) failed(patch, asSessionError(failure))
+          return
+        }
+        if (!requests.delete(request)) return
+        attempt = 0
+        options.onAck(patch, snapshot)
+      })()
+    },
+    isSending: () => requests.size > 0,
+    isBusy: () => requests.size > 0 || retryTimer !== undefined || authorizing,
+    isAuthorizing: () => authorizing,
+    abandon() {
+      for (const request of requests) request.abort()
+      requests.clear()
+    },
+    cancelRetry,
+  }
+}
