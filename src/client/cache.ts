@@ -1,6 +1,6 @@
 import { createStore, del, entries, get, keys, set, type UseStore } from 'idb-keyval'
 import type { SessionPatch, SessionSnapshot } from '../shared/protocol.js'
-import type { Outbox } from './changes.js'
+import type { NumberedPatch } from './changes.js'
 
 /**
  * Where the client keeps its copy of a session: a small async key-value contract, like
@@ -69,13 +69,16 @@ export interface CacheRecord {
   savedAt: number
   base: SessionSnapshot | null
   /** Patches that have a seq, oldest first (sent, or about to be). */
-  queue: Outbox[]
+  queue: NumberedPatch[]
   /** Changes not in a patch yet; they will go out as `nextSeq` of `clientId`. */
   pending: Required<Pick<SessionPatch, 'variables' | 'deleted'>>
   nextSeq: number
 }
 
-/** The key of one page's record of a session. */
+/** Where a session's records live: `{endpoint}|{sessionId}#{clientId}`, one record per page. */
+export const sessionKeyOf = (endpoint: string, sessionId: string) => `${endpoint}|${sessionId}`
+
+/** The key of one page's record of a session (`recordKey(sessionKey, '')` is the prefix of them all). */
 export const recordKey = (sessionKey: string, clientId: string) => `${sessionKey}#${clientId}`
 
 /** The record when it is one this version wrote, else undefined (old format, corrupt, absent). */
@@ -94,7 +97,7 @@ export function readRecord(value: unknown): CacheRecord | undefined {
 
 /** Every readable record of one session, oldest first, with its key; unreadable ones are deleted. */
 export async function readSessionRecords(storage: CacheStorage, sessionKey: string): Promise<Array<{ key: string; record: CacheRecord }>> {
-  const prefix = `${sessionKey}#`
+  const prefix = recordKey(sessionKey, '')
   const ours = (key: unknown): key is string => typeof key === 'string' && key.startsWith(prefix)
   const pairs: Array<[string, unknown]> = storage.entries
     ? (await storage.entries()).filter(([key]) => ours(key))

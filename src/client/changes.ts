@@ -6,8 +6,8 @@ export type Change = { value: JsonValue } | { deleted: true }
 /** Changes by variable name, in the order they were made. */
 export type Changes = Map<string, Change>
 
-/** A patch that was (or is being) sent, with the client id and sequence number it carries. */
-export interface Outbox {
+/** One patch as sent: its changes with the client id and sequence number it carries (the outbox is the queue of these). */
+export interface NumberedPatch {
   clientId: string
   seq: number
   variables: Variables
@@ -15,7 +15,7 @@ export interface Outbox {
   workflowId?: string
 }
 
-export function toPatchBody(changes: ReadonlyMap<string, Change>): Pick<Outbox, 'variables' | 'deleted'> {
+export function toPatchBody(changes: ReadonlyMap<string, Change>): Pick<NumberedPatch, 'variables' | 'deleted'> {
   const variables: Variables = {}
   const deleted: string[] = []
   for (const [key, change] of changes) {
@@ -30,8 +30,4 @@ export function fromPatchBody(patch: SessionPatch): Changes {
   for (const key of patch.deleted ?? []) changes.set(key, { deleted: true })
   for (const [key, value] of Object.entries(patch.variables ?? {})) changes.set(key, { value })
   return changes
-}
-
-export function outboxKeys(outbox: Outbox | null): string[] {
-  return outbox ? [...Object.keys(outbox.variables), ...outbox.deleted] : []
 }

@@ -9,7 +9,6 @@ export type SessionErrorCode =
   | 'offline'
   | 'http_error'
   | 'flush_timeout'
-  | 'closed'
 
 /**
  * A failed request, flush or run. `retryable` errors (network, timeout, 5xx, 408, 429) are

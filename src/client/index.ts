@@ -1,6 +1,6 @@
 export { createSessionClient, type SessionClient, type SessionClientOptions } from './session-client.js'
 export { SessionError, SessionValueError, type SessionErrorCode } from './errors.js'
-export type { SessionMeta } from './meta.js'
+export type { SyncStatus, SessionMeta } from './meta.js'
 export { indexedDbStorage, memoryStorage, type CacheStorage } from './cache.js'
 export { forgetSessionId, rememberSessionId, type SessionIdStorage, type RememberOptions } from './session-id.js'
 export type { HeadersOption } from './transport.js'

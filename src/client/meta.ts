@@ -1,7 +1,7 @@
 import type { SessionError } from './errors.js'
 
-/** What a person may want to see about the session's sync: read with `getMeta()` or `useSyncStatus()`. */
-export interface SessionMeta {
+/** What a person may want to see about the session's sync: read with `useSyncStatus()` or `client.getMeta()`. */
+export interface SyncStatus {
   /** Some change is not yet confirmed by the server. */
   isDirty: boolean
   /** A request is on its way. */
@@ -23,7 +23,10 @@ export interface SessionMeta {
 }
 
 /** Every field compares by identity: the client hands out the same `pendingKeys` array until the set of keys changes. */
-export function sameMeta(a: SessionMeta, b: SessionMeta): boolean {
-  for (const field in a) if (a[field as keyof SessionMeta] !== b[field as keyof SessionMeta]) return false
+/** @deprecated The same type under its old name: use {@link SyncStatus}. */
+export type SessionMeta = SyncStatus
+
+export function sameMeta(a: SyncStatus, b: SyncStatus): boolean {
+  for (const field in a) if (a[field as keyof SyncStatus] !== b[field as keyof SyncStatus]) return false
   return true
 }

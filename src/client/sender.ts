@@ -1,15 +1,15 @@
 import type { SessionSnapshot } from '../shared/protocol.js'
 import { backoff } from './backoff.js'
-import type { Outbox } from './changes.js'
+import type { NumberedPatch } from './changes.js'
 import { asSessionError, type SessionError } from './errors.js'
 import type { SessionClientOptions } from './types.js'
 import type { QueuedPatch } from './view.js'
 
 export interface SenderOptions {
-  post: (outbox: Outbox, init: { keepalive: boolean; signal: AbortSignal }) => Promise<SessionSnapshot>
+  post: (body: NumberedPatch, init: { keepalive: boolean; signal: AbortSignal }) => Promise<SessionSnapshot>
   retry: { baseMs: number; maxMs: number }
   onAuthError: SessionClientOptions['onAuthError']
-  /** Runs before a (non-keepalive) request leaves: the outbox is on disk first, so a reload resends it with the same seq. */
+  /** Runs before a (non-keepalive) request leaves: the patch is on disk first, so a reload resends it with the same seq. */
   beforeSend: () => Promise<void>
   /** Whether `patch` is still to be sent (not superseded by the patch sent when the page hid). */
   isQueued: (patch: QueuedPatch) => boolean
@@ -97,7 +97,7 @@ export function createSender(options: SenderOptions): Sender {
         try {
           if (!keepalive) await options.beforeSend()
           request.signal.throwIfAborted()
-          snapshot = await options.post(patch.outbox, { keepalive, signal: request.signal })
+          snapshot = await options.post(patch.body, { keepalive, signal: request.signal })
         } catch (failure) {
           // Given up and already sent again (back online): neither its answer nor its failure counts.
           if (requests.delete(request)) failed(patch, asSessionError(failure))

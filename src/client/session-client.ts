@@ -2,14 +2,14 @@ import type { JsonValue, SessionSnapshot } from '../shared/protocol.js'
 import { jsonValueProblem, keyProblem } from '../shared/rules.js'
 import { schemaFor, schemaProblemSync } from '../shared/schema.js'
 import { scopeWorkflow } from '../shared/workflow.js'
-import { CACHE_FORMAT, createCacheWriter, indexedDbStorage, memoryStorage, recordKey, type CacheStorage } from './cache.js'
+import { CACHE_FORMAT, createCacheWriter, indexedDbStorage, memoryStorage, recordKey, sessionKeyOf, type CacheStorage } from './cache.js'
 import { toPatchBody, type Change, type Changes } from './changes.js'
 import { encryptedStorage } from './encrypted-storage.js'
 import { followChanges } from './live.js'
 import { asSessionError, SessionError, SessionValueError } from './errors.js'
 import { createSender } from './sender.js'
 import { Listeners } from './listeners.js'
-import { sameMeta, type SessionMeta } from './meta.js'
+import { sameMeta, type SyncStatus } from './meta.js'
 import { defaultSessionIdStorage, markSessionCreated, randomId, resolveSessionId } from './session-id.js'
 import { FlushBarriers } from './barriers.js'
 import { beginRead, finishRead, stoppedInThisPage } from './startup-read.js'
@@ -52,7 +52,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   const retryBaseMs = options.retry?.baseMs ?? 500
   const retryMaxMs = options.retry?.maxMs ?? 30_000
   const locks = options.locks === undefined ? defaultLocks() : options.locks
-  const sessionKey = `${endpoint}|${sessionId}`
+  const sessionKey = sessionKeyOf(endpoint, sessionId)
 
   const fallbackStorage = memoryStorage()
   const plainStorage = options.storage ?? indexedDbStorage()
@@ -96,7 +96,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       clientId,
       savedAt: Date.now(),
       base: view.base,
-      queue: view.queue.map((patch) => patch.outbox),
+      queue: view.queue.map((patch) => patch.body),
       pending: toPatchBody(view.pending),
       nextSeq,
     }),
@@ -109,7 +109,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     },
   )
   const sender = createSender({
-    post: (outbox, init) => transport.patch(sessionId, outbox, init),
+    post: (body, init) => transport.patch(sessionId, body, init),
     retry: { baseMs: retryBaseMs, maxMs: retryMaxMs },
     onAuthError: options.onAuthError,
     beforeSend: () => client.persist(),
@@ -140,7 +140,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     if (!discarded) writer.schedule()
   }
 
-  function computeMeta(): SessionMeta {
+  function computeMeta(): SyncStatus {
     const pendingKeys = view.unconfirmedKeys()
     return {
       isDirty: pendingKeys.length > 0,
@@ -303,7 +303,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     sendOnHide() {
       void client.persist()
       if (!hydrated || !running || !online || sender.isAuthorizing()) return
-      const ours = view.queue.every((patch) => patch.outbox.clientId === clientId)
+      const ours = view.queue.every((patch) => patch.body.clientId === clientId)
       let patch: QueuedPatch | undefined
       if (ours && (view.pending.size > 0 || view.queue.length > 1)) {
         // One patch with everything unconfirmed, under a new seq: whichever of it and a patch in
@@ -314,7 +314,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
         const replaced = view.queue
         patch = seal(true)
         for (const queued of replaced) barriers.replace(queued.ticket, patch.ticket)
-      } else if (view.queue[0] && !sender.isSending() && byteLength(view.queue[0].outbox) <= KEEPALIVE_MAX_BYTES) {
+      } else if (view.queue[0] && !sender.isSending() && byteLength(view.queue[0].body) <= KEEPALIVE_MAX_BYTES) {
         patch = view.queue[0]
       }
       if (!patch) return
@@ -377,7 +377,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
         writer.cancel()
       }
       await transport.remove(id)
-      const prefix = `${endpoint}|${id}#`
+      const prefix = recordKey(sessionKeyOf(endpoint, id), '')
       for (const key of await storage.keys().catch(() => [] as string[])) {
         if (key.startsWith(prefix)) await storage.del(key).catch(() => {})
       }

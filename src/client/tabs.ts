@@ -68,9 +68,9 @@ export function takeOver(
     if (record.clientId === ownClientId) continue
     if (record.base && (!base || record.base.version > base.version)) base = record.base
     if (alive.has(record.clientId)) continue
-    for (const outbox of record.queue) patches.push({ outbox, changes: fromPatchBody(outbox), ticket: nextTicket() })
+    for (const body of record.queue) patches.push({ body, changes: fromPatchBody(body), ticket: nextTicket() })
     const left = fromPatchBody(record.pending)
-    if (left.size > 0) patches.push({ outbox: { clientId: record.clientId, seq: record.nextSeq, ...record.pending }, changes: left, ticket: nextTicket() })
+    if (left.size > 0) patches.push({ body: { clientId: record.clientId, seq: record.nextSeq, ...record.pending }, changes: left, ticket: nextTicket() })
     claimed.push(key)
   }
   return { base, patches, claimed }

@@ -1,7 +1,7 @@
 import type { JsonValue, SessionSnapshot, SessionSummary, Variables } from '../shared/protocol.js'
 import type { CacheStorage } from './cache.js'
 import type { SessionError, SessionValueError } from './errors.js'
-import type { SessionMeta } from './meta.js'
+import type { SyncStatus } from './meta.js'
 import type { KeyMaterial } from '../shared/crypto.js'
 import type { SessionSchema } from '../shared/schema.js'
 import type { Workflow } from '../shared/workflow.js'
@@ -74,7 +74,7 @@ export interface SessionClient {
   /** All variables; the same object until one of them changes. */
   getSnapshot(): Readonly<Variables>
   /** Sync status; the same object until some field changes. */
-  getMeta(): SessionMeta
+  getMeta(): SyncStatus
   /** Calls `listener` after any variable changes. Returns the unsubscribe function. */
   subscribe(listener: () => void): () => void
   /** Calls `listener` only when `key`'s value changes. Returns the unsubscribe function. */

@@ -1,11 +1,11 @@
 import type { JsonValue, SessionSnapshot, Variables } from '../shared/protocol.js'
-import type { Change, Changes, Outbox } from './changes.js'
+import type { Change, Changes, NumberedPatch } from './changes.js'
 import { KeyedListeners } from './listeners.js'
 import { jsonEqual } from './values.js'
 
 /** A patch with its number in the local send order (what flush barriers count in). */
 export interface QueuedPatch {
-  outbox: Outbox
+  body: NumberedPatch
   changes: Changes
   ticket: number
 }
@@ -89,9 +89,9 @@ export class LayeredView {
    * Turns the pending changes into a patch at the end of the queue. With `carryQueue`, the patch
    * also carries every queued change and replaces the whole queue (the send when the page hides).
    */
-  seal(outboxOf: (changes: Changes) => Outbox, ticket: number, carryQueue = false): QueuedPatch {
+  seal(bodyOf: (changes: Changes) => NumberedPatch, ticket: number, carryQueue = false): QueuedPatch {
     const changes: Changes = carryQueue ? new Map([...this.#queue.flatMap((queued) => [...queued.changes]), ...this.#pending]) : this.#pending
-    const patch = { outbox: outboxOf(changes), changes, ticket }
+    const patch = { body: bodyOf(changes), changes, ticket }
     this.#pending = new Map()
     if (carryQueue) this.#queue = [patch]
     else this.#queue.push(patch)

@@ -1,10 +1,10 @@
 'use client'
 
 import { useCallback, useMemo } from 'react'
-import type { SessionMeta } from '../client/meta.js'
+import type { SyncStatus } from '../client/meta.js'
 import type { JsonValue, Variables } from '../shared/protocol.js'
 import { useSessionClient } from './context.js'
-import { applySetValue, type SetValue } from './hooks.js'
+import { applySetValue, type SetValue } from './useVariable.js'
 import { useTracked } from './useTracked.js'
 
 export interface SessionState {
@@ -12,7 +12,7 @@ export interface SessionState {
   /** Every variable. Reading it makes the component render on any variable's change. */
   variables: Readonly<Variables>
   /** Sync status. Reading it makes the component render when the status changes. */
-  meta: SessionMeta
+  meta: SyncStatus
   /** Reading a variable makes the component render when that variable changes. */
   getVariable<T = JsonValue>(key: string): T | undefined
   setVariable<T = JsonValue>(key: string, value: SetValue<T | undefined>): void

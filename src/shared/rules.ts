@@ -1,4 +1,4 @@
-import { FORBIDDEN_KEYS, MAX_KEY_LENGTH, SESSION_ID_PATTERN, type JsonValue } from './protocol.js'
+import { FORBIDDEN_KEYS, MAX_KEY_LENGTH, SESSION_ID_PATTERN } from './protocol.js'
 
 /** Deepest nesting of arrays and objects a variable may have. */
 export const MAX_DEPTH = 64
@@ -52,11 +52,6 @@ export function isSessionId(id: unknown): id is string {
 /** Why `value` is not a JSON value (with where inside it), or `null` when it is one. */
 export function jsonValueProblem(value: unknown, maxDepth = MAX_DEPTH): string | null {
   return walk(value, '', 0, maxDepth, new Set())
-}
-
-/** Whether `value` is a JSON value within the depth limit. */
-export function isJsonValue(value: unknown, maxDepth = MAX_DEPTH): value is JsonValue {
-  return jsonValueProblem(value, maxDepth) === null
 }
 
 function walk(value: unknown, path: string, depth: number, maxDepth: number, seen: Set<object>): string | null {

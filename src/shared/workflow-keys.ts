@@ -12,7 +12,10 @@
  */
 export const WORKFLOW_PREFIX = 'wf:'
 
-export type WorkflowSlot = 'step' | 'flow' | 'params' | 'stack' | 'at'
+const SLOTS = ['step', 'flow', 'params', 'stack', 'at'] as const
+
+/** A workflow's own variables besides its data fields. */
+export type WorkflowSlot = (typeof SLOTS)[number]
 
 const encode = (text: string) => encodeURIComponent(text)
 
@@ -33,7 +36,7 @@ export function parseWorkflowKey(name: string): ParsedKey {
   const parts = name.slice(WORKFLOW_PREFIX.length).split(':')
   try {
     if (parts.length === 3 && parts[1] === 'v') return { workflowId: decodeURIComponent(parts[0]!), field: decodeURIComponent(parts[2]!) }
-    if (parts.length === 2 && ['step', 'flow', 'params', 'stack', 'at'].includes(parts[1]!)) {
+    if (parts.length === 2 && (SLOTS as readonly string[]).includes(parts[1]!)) {
       return { workflowId: decodeURIComponent(parts[0]!), slot: parts[1] as WorkflowSlot }
     }
   } catch {

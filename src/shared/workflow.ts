@@ -1,5 +1,5 @@
 import type { JsonValue } from './protocol.js'
-import { workflowDataKey, workflowPrefix, workflowSlotKey, parseWorkflowKey } from './workflow-keys.js'
+import { workflowDataKey, workflowPrefix, workflowSlotKey, parseWorkflowKey, type WorkflowSlot } from './workflow-keys.js'
 
 /** Read and write session variables by name: what a workflow scope needs from a client or a step. */
 export interface VariableAccess {
@@ -59,7 +59,7 @@ const NO_FRAMES: readonly SubflowFrame[] = Object.freeze([])
 
 /** A workflow scope over any variable access (a client's view, or a step's draft). */
 export function scopeWorkflow<Data extends object = Record<string, JsonValue>>(access: VariableAccess, id: string): Workflow<Data> {
-  const slot = (name: 'step' | 'flow' | 'params' | 'stack' | 'at') => workflowSlotKey(id, name)
+  const slot = (name: WorkflowSlot) => workflowSlotKey(id, name)
   const stack = (): readonly SubflowFrame[] => {
     const value = access.get(slot('stack'))
     return Array.isArray(value) ? (value as unknown as SubflowFrame[]) : NO_FRAMES

@@ -1,0 +1,17 @@
+'use client'
+
+import { useSyncExternalStore } from 'react'
+import type { SyncStatus } from '../client/meta.js'
+import { useSessionClient } from './context.js'
+
+/**
+ * The sync status alone: renders only when it changes.
+ *
+ * @example
+ * const { isDirty, isSyncing, error } = useSyncStatus()
+ * return <span>{error ? 'Not saved' : isDirty ? 'Saving…' : 'Saved'}</span>
+ */
+export function useSyncStatus(): SyncStatus {
+  const client = useSessionClient()
+  return useSyncExternalStore(client.subscribeMeta, client.getMeta, client.getMeta)
+}
