@@ -14,6 +14,17 @@ export const ENTRIES = {
   'workflow-session/msw': 'src/msw.ts',
 } as const
 
+/**
+ * Apps, as an app bundles them (only what it imports is kept): the smallest useful one, and one
+ * that uses every capability. Measured beside the entries and held to budgets the same way.
+ */
+export const APPS = {
+  /** SessionProvider, useVariable, useSyncStatus and useRun. */
+  'minimal app': `export { SessionProvider, useVariable, useSyncStatus, useRun } from './src/react/index.ts'`,
+  /** Every hook and capability. */
+  'full app': `export * from './src/react/index.ts'`,
+} as const
+
 const PEERS = ['react', 'react-dom', 'react/jsx-runtime', 'msw', 'node:*', 'pg', 'better-sqlite3']
 const DEPENDENCIES = ['@tanstack/react-query', 'use-debounce', 'idb-keyval']
 
@@ -47,6 +58,9 @@ export async function entrySizes(): Promise<Array<{ entry: string; own: Size; wi
   const rows = []
   for (const [entry, path] of Object.entries(ENTRIES)) {
     const code = `export * from './${path}'`
+    rows.push({ entry, own: await sizeOfModule(code, [...PEERS, ...DEPENDENCIES]), withDependencies: await sizeOfModule(code, PEERS) })
+  }
+  for (const [entry, code] of Object.entries(APPS)) {
     rows.push({ entry, own: await sizeOfModule(code, [...PEERS, ...DEPENDENCIES]), withDependencies: await sizeOfModule(code, PEERS) })
   }
   return rows
