@@ -2,9 +2,8 @@ import type { JsonValue, SessionSnapshot } from '../shared/protocol.js'
 import { jsonValueProblem, keyProblem } from '../shared/rules.js'
 import { schemaFor, schemaProblemSync } from '../shared/schema.js'
 import { scopeWorkflow } from '../shared/workflow.js'
-import { CACHE_FORMAT, createCacheWriter, indexedDbStorage, memoryStorage, recordKey, sessionKeyOf, type CacheStorage } from './cache.js'
+import { sessionKeyOf } from './cache.js'
 import { toPatchBody, type Change, type Changes } from './changes.js'
-import { encryptedStorage } from './encrypted-storage.js'
 import { followChanges } from './live.js'
 import { asSessionError, SessionError, SessionValueError } from './errors.js'
 import { createSender } from './sender.js'
@@ -12,8 +11,9 @@ import { Listeners } from './listeners.js'
 import { sameMeta, type SyncStatus } from './meta.js'
 import { defaultSessionIdStorage, markSessionCreated, randomId, resolveSessionId } from './session-id.js'
 import { FlushBarriers } from './barriers.js'
-import { beginRead, finishRead, stoppedInThisPage } from './startup-read.js'
-import { defaultLocks, holdPageLock, openTabChannel, takeOver } from './tabs.js'
+import { createLocalCopy } from './local-copy.js'
+import { stoppedInThisPage } from './startup-read.js'
+import { defaultLocks, holdPageLock, openTabChannel } from './tabs.js'
 import { createTransport, endpointBase } from './transport.js'
 import type { SessionClient, SessionClientOptions } from './types.js'
 import { jsonEqual, toStoredValue } from './values.js'
@@ -54,14 +54,6 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   const locks = options.locks === undefined ? defaultLocks() : options.locks
   const sessionKey = sessionKeyOf(endpoint, sessionId)
 
-  const fallbackStorage = memoryStorage()
-  const plainStorage = options.storage ?? indexedDbStorage()
-  let storage: CacheStorage = options.encryptionKey ? encryptedStorage(plainStorage, options.encryptionKey) : plainStorage
-  // In a browser, start reading the local copy now: it overlaps the first render, and start()
-  // only applies it. (The read changes nothing but dropping unreadable records, so a client
-  // made and dropped, as StrictMode does, costs only the read.)
-  const preloaded = typeof window !== 'undefined' ? beginRead(storage, sessionKey, locks) : undefined
-  preloaded?.catch(() => {})
   let tickets = 0
   let nextSeq = 1
   let syncRequested = false
@@ -70,43 +62,26 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   let hydrated = false
   let running = true
   let online = (globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine ?? true
-  let persistent = true
   let lastSyncedAt: number | null = null
   let error: SessionError | null = null
-  /** Records of closed pages this page took over; deleted once our own record holds their changes. */
-  let claimed: string[] = []
   let pageLock: { release: () => void } | undefined
   let channel: ReturnType<typeof openTabChannel> | undefined
   let live: { stop: () => void } | undefined
-  /** Deleted through `deleteSession`: nothing of it is sent or written any more. */
-  let discarded = false
 
   const metaListeners = new Listeners()
   const writeListeners = new Listeners()
   // Every change of a layer is saved soon and shows in the status: the view calls this itself.
   const view = new LayeredView((persist) => {
-    if (persist) persistSoon()
+    if (persist) local.save()
     updateMeta()
   })
-  const writer = createCacheWriter(
-    // `storage` may become the memory fallback later: look it up at each write.
-    (value) => storage.set(recordKey(sessionKey, clientId), value),
-    () => ({
-      format: CACHE_FORMAT,
-      clientId,
-      savedAt: Date.now(),
-      base: view.base,
-      queue: view.queue.map((patch) => patch.body),
-      pending: toPatchBody(view.pending),
-      nextSeq,
-    }),
-    (ok) => {
-      persistent = ok && storage !== fallbackStorage
-      if (ok && claimed.length > 0) {
-        for (const key of claimed.splice(0)) void storage.del(key).catch(() => {})
-      }
-      updateMeta()
-    },
+  const local = createLocalCopy(
+    options,
+    sessionKey,
+    clientId,
+    locks,
+    () => ({ base: view.base, queue: view.queue.map((patch) => patch.body), pending: toPatchBody(view.pending), nextSeq }),
+    () => updateMeta(),
   )
   const sender = createSender({
     post: (body, init) => transport.patch(sessionId, body, init),
@@ -135,11 +110,6 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   })
   let meta = computeMeta()
 
-  /** Writes this page's record soon, unless the session was deleted from here. */
-  function persistSoon(): void {
-    if (!discarded) writer.schedule()
-  }
-
   function computeMeta(): SyncStatus {
     const pendingKeys = view.unconfirmedKeys()
     return {
@@ -149,7 +119,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       pendingKeys,
       error,
       isOnline: online,
-      isPersistent: persistent,
+      isPersistent: local.isPersistent(),
       isHydrated: hydrated,
       version: view.base?.version ?? 0,
     }
@@ -205,18 +175,10 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
 
   /** Reads this session's records: the newest base, and the unconfirmed changes of pages that are gone. */
   async function hydrate(): Promise<void> {
-    const read = await finishRead({ storage, sessionKey, clientId, locks, preloaded })
-    if (!read) {
-      // IndexedDB refused (private mode, blocked, broken): keep going, in memory only.
-      storage = fallbackStorage
-      persistent = false
-    }
-    const taken = takeOver(read?.records ?? [], clientId, read?.alive ?? new Set(), () => ++tickets)
-    claimed.push(...taken.claimed)
+    const taken = await local.read(() => ++tickets)
     hydrated = true
     // Nothing was sent before this point: the closed pages' older changes go out before this page's.
     view.restore(taken.base, taken.patches)
-    if (claimed.length > 0) persistSoon()
   }
 
   async function start(): Promise<void> {
@@ -270,7 +232,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     async stop() {
       running = false
       sender.cancelRetry()
-      await writer.flush()
+      await local.flush()
       stoppedInThisPage.add(clientId)
       // From now on another client may take over what this one left unconfirmed.
       pageLock?.release()
@@ -366,21 +328,17 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       }
     },
     persist: () => {
-      persistSoon()
-      return writer.flush()
+      local.save()
+      return local.flush()
     },
     listSessions: () => transport.list(),
     async deleteSession(id) {
       if (id === sessionId) {
-        discarded = true
+        local.discard()
         running = false
-        writer.cancel()
       }
       await transport.remove(id)
-      const prefix = recordKey(sessionKeyOf(endpoint, id), '')
-      for (const key of await storage.keys().catch(() => [] as string[])) {
-        if (key.startsWith(prefix)) await storage.del(key).catch(() => {})
-      }
+      await local.forget(sessionKeyOf(endpoint, id))
     },
     workflow: (workflowId) =>
       scopeWorkflow(
