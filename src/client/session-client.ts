@@ -25,13 +25,31 @@ export type { SessionClient, SessionClientOptions } from './types.js'
 export const KEEPALIVE_MAX_BYTES = 60 * 1024
 
 /**
- * Creates the framework-free session client. The React provider makes one for you.
+ * Creates the framework-free session client. The React provider makes one for you and wires it
+ * to the page; without React, the app wires four things itself (the client keeps no timer of its
+ * own): when to send (`sync()` after a debounce of local writes), the page hiding (`sendOnHide()`:
+ * the local copy is written at once and what is unconfirmed goes out with `keepalive`), the online
+ * state (`setOnline()`), and `stop()` when the client is dropped. `flush()` and `run()` send at
+ * once, whatever the debounce.
  *
  * @example
  * const client = createSessionClient({ endpoint: '/api/session' })
- * await client.start()
+ * void client.start()                                   // reads the local copy, sends what an earlier page left
+ * let timer: ReturnType<typeof setTimeout> | undefined
+ * const offLocalWrite = client.onLocalWrite(() => {      // debounce: one patch per pause in typing
+ *   clearTimeout(timer)
+ *   timer = setTimeout(() => client.sync(), 800)
+ * })
+ * const onHide = () => { clearTimeout(timer); client.sendOnHide() }
+ * document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && onHide())
+ * window.addEventListener('pagehide', onHide)
+ * client.setOnline(navigator.onLine)
+ * window.addEventListener('online', () => client.setOnline(true))
+ * window.addEventListener('offline', () => client.setOnline(false))
+ *
  * client.set('email', 'a@b.c')   // visible at once: client.get('email') === 'a@b.c'
  * await client.flush()           // on the server now
+ * // when done with it: offLocalWrite(); await client.stop()
  */
 export function createSessionClient(options: SessionClientOptions = {}): SessionClient {
   const endpoint = endpointBase(options.endpoint)
