@@ -8,5 +8,40 @@ export { useSessionState, type SessionState } from './useSessionState.js'
 export { useSessionClient } from './context.js'
 export { useWorkflow } from './useWorkflow.js'
 export { useSessions, type UseSessionsResult } from './useSessions.js'
-// Everything of `workflow-session/client`, so an app needs one import path.
-export * from '../client/index.js'
+// Everything of `workflow-session/client`, so an app needs one import path; named one by one,
+// as a client boundary ('use client') may not `export *` (Next.js refuses it). A test checks
+// that nothing of the client entry is missing here.
+export {
+  createSessionClient,
+  SessionError,
+  SessionValueError,
+  indexedDbStorage,
+  memoryStorage,
+  forgetSessionId,
+  rememberSessionId,
+  workflowDataKey,
+  workflowSlotKey,
+  workflowPrefix,
+  parseWorkflowKey,
+  encryptedStorage,
+  type SessionClient,
+  type SessionClientOptions,
+  type SessionErrorCode,
+  type SyncStatus,
+  type SessionMeta,
+  type CacheStorage,
+  type SessionIdStorage,
+  type RememberOptions,
+  type HeadersOption,
+  type JsonValue,
+  type Variables,
+  type SessionSnapshot,
+  type SessionSummary,
+  type SessionPatch,
+  type RunResponse,
+  type SessionSchema,
+  type StandardSchemaV1,
+  type Workflow,
+  type SubflowFrame,
+  type KeyMaterial,
+} from '../client/index.js'
