@@ -136,7 +136,9 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
         conflict = true
         return undefined
       }
-      const limits = { ...(maxBytes !== undefined && { maxBytes }), ...((owner ?? caller?.userId ?? undefined) !== undefined && { owner: (owner ?? caller?.userId)! }) }
+      // A new session is owned by the owner given (create), else by the calling user.
+      const newOwner = owner ?? caller?.userId ?? undefined
+      const limits = { ...(maxBytes !== undefined && { maxBytes }), ...(newOwner !== undefined && { owner: newOwner }) }
       plan = planMerge(current?.head ?? null, (name) => current?.sizeOf(name), sessionId, change, new Date(), limits)
       // Creating is a change of its own, even with no variables: the session is there, version 1.
       if (create && !plan.applied) plan = { ...plan, head: { ...plan.head, version: 1 }, applied: true }
