@@ -7,6 +7,7 @@ import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { workflowDataKey } from '../../src/server/index.js'
 import { launchChromium } from './harness.js'
+import { stopProcess } from '../processes.js'
 
 let browser: Browser
 let place = ''
@@ -39,18 +40,6 @@ function startDemo(env: Record<string, string>): Promise<Demo> {
   })
 }
 
-/** SIGTERM (a graceful close), then SIGKILL if it is still there after `graceMs`; resolves with the exit code. */
-function stopDemo(child: ChildProcess, graceMs = 5000): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode)
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs)
-    child.once('exit', (code) => {
-      clearTimeout(kill)
-      resolve(code)
-    })
-    child.kill('SIGTERM')
-  })
-}
 
 beforeAll(async () => {
   place = await mkdtemp(join(tmpdir(), 'ws-demo-'))
@@ -58,7 +47,7 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await browser?.close()
-  await Promise.all([...demos].map((child) => stopDemo(child)))
+  await Promise.all([...demos].map((child) => stopProcess(child)))
   await rm(place, { recursive: true, force: true })
 })
 
@@ -77,7 +66,7 @@ it('keeps what a person typed across a reload and a server restart (SQLite)', as
   await expect.poll(() => page.getByRole('note').textContent()).toBe('Welcome, Ada! Your account is ready.')
   const sessionId = (await page.locator('#sessions-heading + p code').textContent())!
 
-  expect(await stopDemo(first)).toBe(0) // SIGTERM: graceful, store closed
+  expect(await stopProcess(first)).toBe(0) // SIGTERM: graceful, store closed
   const port = new URL(url).port // the same origin, so the page keeps its IndexedDB and session id
   const { url: again, child: restarted } = await startDemo({ ...env, PORT: port })
   const cookie = (await page.context().cookies()).map((c) => `${c.name}=${c.value}`).join('; ')
@@ -96,7 +85,7 @@ it('keeps what a person typed across a reload and a server restart (SQLite)', as
   await expect.poll(() => page.getByLabel('Name').inputValue()).toBe('Ada')
   await expect.poll(() => page.getByRole('note').textContent()).toBe('Registered as ada@example.com.')
   await page.close()
-  expect(await stopDemo(restarted)).toBe(0)
+  expect(await stopProcess(restarted)).toBe(0)
 })
 
 it('runs the checkout step on the stored cart and writes the order back', async () => {
@@ -120,5 +109,5 @@ it('runs the checkout step on the stored cart and writes the order back', async 
   await expect.poll(() => page.getByLabel('Name', { exact: true }).inputValue()).toBe('Ada')
   expect(await page.getByLabel('Deliver to').inputValue()).toBe('Grace')
   await page.close()
-  expect(await stopDemo(demo)).toBe(0)
+  expect(await stopProcess(demo)).toBe(0)
 })

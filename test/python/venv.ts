@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { stopProcess } from '../processes.js'
 
 /** The repository's root and the Python package's virtualenv (scripts/test-env.sh makes it). */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -52,17 +53,7 @@ export function startPython(args: string[], prefix: string, env: Record<string, 
 }
 
 /** SIGTERM (uvicorn's graceful stop), then SIGKILL after `graceMs`; resolves with the exit code. */
-export function stopPython(child: ChildProcess, graceMs = 5000): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode)
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs)
-    child.once('exit', (code) => {
-      clearTimeout(kill)
-      resolve(code)
-    })
-    child.kill('SIGTERM')
-  })
-}
+export const stopPython = stopProcess
 
 /** Stops every Python process still running (for afterAll). */
 export async function stopAllPython(): Promise<void> {

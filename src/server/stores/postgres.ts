@@ -6,9 +6,9 @@ import { defineStore } from './define.js'
 import { watchChanges } from './postgres-listen.js'
 import { asUnavailable, describeTarget, isConnectionError } from './postgres-errors.js'
 import { expiryCutoff, isExpired } from './records.js'
-import { afterWrite, createSessionCache, currentOf, headColumns, headOf, sessionAt, type HeadRow, type VariableRow } from './session-cache.js'
+import { afterWrite, createSessionCache, currentOf, headColumns, headOf, sessionAt, type HeadRow, type VariableRow, type WriteJob } from './session-cache.js'
 import { entryOf, fromSnapshotRecord, summaryOf, valueOfEntry, type StoredSession } from './stored.js'
-import type { CurrentSession, SessionStore, StoreOptions, Write } from './types.js'
+import type { SessionStore, StoreOptions } from './types.js'
 
 export interface PostgresStoreOptions extends StoreOptions {
   /** Table name; default `workflow_sessions`. */
@@ -154,15 +154,7 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
     return use(fresh)
   }
 
-  interface Job {
-    decide: (current: CurrentSession | null) => Write | undefined
-    view: (after: StoredSession | null) => unknown
-    resolve: (value: unknown) => void
-    reject: (error: unknown) => void
-    result?: unknown
-    error?: unknown
-  }
-  const waiting = new Map<string, Job[]>()
+  const waiting = new Map<string, WriteJob[]>()
   const running = new Set<string>()
 
   /** Runs the jobs of one session that arrived together in one transaction, then the next ones. */
@@ -175,7 +167,7 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
     running.delete(sessionId)
   }
 
-  async function runBatch(sessionId: string, jobs: Job[]): Promise<void> {
+  async function runBatch(sessionId: string, jobs: WriteJob[]): Promise<void> {
     let db: PoolClient | undefined
     let broken = false
     const onError = () => (broken = true)

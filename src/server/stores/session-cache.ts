@@ -118,6 +118,16 @@ export function sessionAt(
   return Array.isArray(rows) ? finish(rows) : rows.then(finish)
 }
 
+/** One write waiting in a SQL store's queue: what `update` was given, and how to answer it. */
+export interface WriteJob {
+  decide: (current: CurrentSession | null) => Write | undefined
+  view: (after: StoredSession | null) => unknown
+  resolve: (value: unknown) => void
+  reject: (error: unknown) => void
+  result?: unknown
+  error?: unknown
+}
+
 /** What `decide` sees of a session held in memory. */
 export const currentOf = (stored: StoredSession | null): CurrentSession | null =>
   stored && { head: stored.head, sizeOf: (name) => sizeOfEntry(stored.entries.get(name)) }

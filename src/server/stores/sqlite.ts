@@ -2,9 +2,9 @@ import type { Database, Statement } from 'better-sqlite3'
 import { SessionProtocolError } from '../errors.js'
 import { defineStore } from './define.js'
 import { expiryCutoff, isExpired } from './records.js'
-import { afterWrite, createSessionCache, currentOf, headColumns, headOf, sessionAt, type HeadRow, type VariableRow } from './session-cache.js'
+import { afterWrite, createSessionCache, currentOf, headColumns, headOf, sessionAt, type HeadRow, type VariableRow, type WriteJob } from './session-cache.js'
 import { fromSnapshotRecord, summaryOf, type StoredSession } from './stored.js'
-import type { CurrentSession, SessionStore, StoreOptions, Write } from './types.js'
+import type { SessionStore, StoreOptions } from './types.js'
 
 export interface SqliteStoreOptions extends StoreOptions {
   /**
@@ -43,14 +43,8 @@ const SCHEMA = `
   ) WITHOUT ROWID;
 `
 
-interface Job {
+interface Job extends WriteJob {
   sessionId: string
-  decide: (current: CurrentSession | null) => Write | undefined
-  view: (after: StoredSession | null) => unknown
-  resolve: (value: unknown) => void
-  reject: (error: unknown) => void
-  result?: unknown
-  error?: unknown
 }
 
 /**
