@@ -70,11 +70,13 @@ async def test_the_channel_and_payload_are_the_typescript_stores(two_servers: An
         stream = await events(f"{second.url}/{sid}/events?since=1")
         assert await stream.next_block() == [": connected"]
         await wait_listening(second)
-        await listener.execute(
-            f"UPDATE {table} SET version = 2, updated_at = %s, bytes = 20 WHERE id = %s", ("2026-11-21T04:00:01.000Z", sid)
-        )
-        await listener.execute(f"INSERT INTO {table}_variables (session_id, name, value, version) VALUES (%s, 'node', 'true', 2)", (sid,))
-        await listener.execute("SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, json.dumps({"id": sid, "version": 2})))
+        # In one transaction, as the Node store writes: a reader never sees the head without its rows.
+        async with listener.transaction():
+            await listener.execute(
+                f"UPDATE {table} SET version = 2, updated_at = %s, bytes = 20 WHERE id = %s", ("2026-11-21T04:00:01.000Z", sid)
+            )
+            await listener.execute(f"INSERT INTO {table}_variables (session_id, name, value, version) VALUES (%s, 'node', 'true', 2)", (sid,))
+            await listener.execute("SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, json.dumps({"id": sid, "version": 2})))
         snapshot = data_of(await stream.next_block())
         assert snapshot["variables"] == {"a": 1, "node": True} and snapshot["version"] == 2
     finally:
