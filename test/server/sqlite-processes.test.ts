@@ -45,6 +45,10 @@ it('two processes writing one session of one file: every patch applied once, no 
   expect(snapshot!.version).toBe(600)
   expect(Object.keys(snapshot!.variables)).toHaveLength(600)
   await store.close()
+  // Two processes that open a file nobody made yet, at the same moment, both set it up.
+  const fresh = join(dir, 'fresh.db')
+  const again = await Promise.all(['left', 'right'].map((clientId) => runFixture('sqlite-writer.ts', [fresh, clientId, '20'])))
+  for (const result of again) expect(JSON.parse(result)).toEqual({ applied: 20, errors: [] })
 }, 60_000)
 
 it('waits for another process that holds the file locked, then writes', async () => {

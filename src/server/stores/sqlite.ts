@@ -68,9 +68,12 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
   }
   const db: Database = new Sqlite(path, { timeout: options.busyTimeoutMs ?? 5000 })
   busyAsUnavailable(() => {
-    db.pragma('journal_mode = WAL')
+    // Turning a new file to WAL takes a lock SQLite does not wait for: processes opening one
+    // file at once retry it within the busy timeout.
+    const timeoutMs = options.busyTimeoutMs ?? 5000
+    retryWhileLocked(() => db.pragma('journal_mode = WAL'), timeoutMs)
     db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
-    db.exec(SCHEMA)
+    retryWhileLocked(() => db.exec(SCHEMA), timeoutMs)
     migrateFrom01(db)
   })
   const cache = createSessionCache(options.cacheBytes)
@@ -224,6 +227,20 @@ function migrateFrom01(db: Database): void {
     }
     db.exec('DROP TABLE sessions')
   }).immediate()
+}
+
+/** Runs `work`, again every 20 ms while the file is locked, for at most `timeoutMs` (only while the store opens). */
+function retryWhileLocked(work: () => unknown, timeoutMs: number): void {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      work()
+      return
+    } catch (error) {
+      if (!(error as { code?: string }).code?.startsWith('SQLITE_BUSY') || Date.now() > until) throw error
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20)
+    }
+  }
 }
 
 /** Runs `work`; a database still locked by another process after the busy timeout is `unavailable` (503, retried). */

@@ -13,6 +13,7 @@ import functools
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
@@ -80,9 +81,11 @@ class SqliteBackend(Backend):
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode = WAL")
+            # Turning a new file to WAL takes a lock that SQLite does not wait for: processes
+            # opening one file at once retry it within the busy timeout.
+            _retry_while_locked(lambda: db.execute("PRAGMA journal_mode = WAL"), self._busy_timeout)
             db.execute(f"PRAGMA synchronous = {self._synchronous}")
-            db.executescript(SCHEMA)
+            _retry_while_locked(lambda: db.executescript(SCHEMA), self._busy_timeout)
             if db.execute("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'record'").fetchone():
                 raise RuntimeError(f"{self.path} holds sessions in the layout of 0.1: open it once with the TypeScript sqliteStore, which moves them")
             self._local.db = db
@@ -167,6 +170,19 @@ class SqliteBackend(Backend):
             for db in self._connections:
                 db.close()
             self._connections.clear()
+
+
+def _retry_while_locked(work: Callable[[], Any], seconds: float) -> None:
+    """Runs ``work``, again every 20 ms while the file is locked, for at most ``seconds``."""
+    until = time.monotonic() + seconds
+    while True:
+        try:
+            work()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error) or time.monotonic() > until:
+                raise
+            time.sleep(0.02)
 
 
 def _busy_as_unavailable(work: Callable[..., T], *args: Any) -> T:
