@@ -42,34 +42,26 @@ if [ -z "${DATABASE_URL:-}" ]; then
   fi
 fi
 
-# --- React 18 for the react18 vitest project ------------------------------------------------
-# test/react18/node_modules comes from its own lockfile. `npm ci` runs only when that lockfile
-# differs from the copy stamped after the last install (so a second run changes nothing).
-react18="$(cd "$(dirname "${BASH_SOURCE[0]}")/../test/react18" && pwd)"
-if ! cmp -s "$react18/package-lock.json" "$react18/node_modules/.installed-package-lock.json"; then
-  echo "test-env: installing React 18 in test/react18 (react18 tests)"
-  if npm ci --prefix "$react18" --no-audit --no-fund --loglevel=error; then
-    cp "$react18/package-lock.json" "$react18/node_modules/.installed-package-lock.json"
+# --- Folders with a lockfile of their own (test/react18, test/e2e/next-app) ------------------
+# `npm ci` runs in such a folder only when its lockfile differs from the copy stamped after the
+# last install (so a second run changes nothing).
+npm_ci_once() { # folder, what it is for
+  local dir
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../$1" && pwd)"
+  cmp -s "$dir/package-lock.json" "$dir/node_modules/.installed-package-lock.json" && return 0
+  echo "test-env: installing the dependencies of $1 ($2)"
+  if npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error; then
+    cp "$dir/package-lock.json" "$dir/node_modules/.installed-package-lock.json"
   else
-    echo "test-env: npm ci in $react18 failed: the react18 tests cannot run" >&2
+    echo "test-env: npm ci in $1 failed: the $2 cannot run" >&2
   fi
-fi
-# --- end React 18 ----------------------------------------------------------------------------
-
-# --- Next.js fixture app (test/e2e/next.e2e.test.ts) ------------------------------------------
-# test/e2e/next-app/node_modules (next 15, react 19, typescript 5) comes from its own lockfile;
-# the test copies the folder and installs the packed package into the copy. `npm ci` runs only
-# when that lockfile differs from the copy stamped after the last install.
-next_app="$(cd "$(dirname "${BASH_SOURCE[0]}")/../test/e2e/next-app" && pwd)"
-if ! cmp -s "$next_app/package-lock.json" "$next_app/node_modules/.installed-package-lock.json"; then
-  echo "test-env: installing the Next.js fixture's dependencies in test/e2e/next-app (Next.js test)"
-  if npm ci --prefix "$next_app" --no-audit --no-fund --loglevel=error; then
-    cp "$next_app/package-lock.json" "$next_app/node_modules/.installed-package-lock.json"
-  else
-    echo "test-env: npm ci in $next_app failed: the Next.js test cannot run" >&2
-  fi
-fi
-# --- end Next.js fixture ---------------------------------------------------------------------
+}
+# React 18.3 for the react18 vitest project.
+npm_ci_once test/react18 "react18 tests"
+# The Next.js fixture app (next 15, react 19, typescript 5): test/e2e/next.e2e.test.ts copies the
+# folder and installs the packed package into the copy.
+npm_ci_once test/e2e/next-app "Next.js test"
+# --- end folders with a lockfile of their own ------------------------------------------------
 
 # --- Python package (python/: pytest, and the Python server's conformance and Chromium tests) ---
 # python/.venv: a virtualenv with the pinned test dependencies of python/requirements-test.txt,

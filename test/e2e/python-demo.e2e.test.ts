@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { INDEX_HTML, buildDemoAssets } from '../../demo/assets.js'
 import { workflowDataKey } from '../../src/server/index.js'
 import { ROOT, startPython, stopAllPython, stopPython } from '../python/venv.js'
+import { checkoutScenario } from './demo-scenarios.js'
 import { launchChromium } from './harness.js'
 
 // The demo page (the same built assets as `npm start`) against the Python backend:
@@ -74,22 +75,7 @@ it('runs the checkout step on the stored cart and writes the order back', async 
   const demo = await startDemo({ SESSION_STORE: 'memory:' })
   const page = await browser.newPage()
   await page.goto(demo.url)
-  await page.getByLabel('Quantity').fill('3')
-  await page.getByRole('button', { name: 'Add to cart' }).click()
-  await page.getByLabel('Product').selectOption('coffee')
-  await page.getByLabel('Quantity').fill('1')
-  await page.getByRole('button', { name: 'Add to cart' }).click()
-  // No waiting for the debounce: Place order flushes first, so the step sees both lines.
-  await page.getByRole('button', { name: 'Place order' }).click()
-  await expect.poll(() => page.getByRole('note').last().textContent()).toBe('Order #1 placed: €10.50')
-  await expect.poll(() => page.getByText('The cart is empty.').count()).toBe(1)
-
-  // Two workflows, one session: each has a field called "name", and they stay apart.
-  await page.getByLabel('Name', { exact: true }).fill('Ada')
-  await page.getByLabel('Deliver to').fill('Grace')
-  await page.reload()
-  await expect.poll(() => page.getByLabel('Name', { exact: true }).inputValue()).toBe('Ada')
-  expect(await page.getByLabel('Deliver to').inputValue()).toBe('Grace')
+  await checkoutScenario(page)
   await page.close()
   expect(await stopPython(demo.child)).toBe(0)
 })

@@ -1,0 +1,26 @@
+import type { Page } from 'playwright-core'
+import { expect } from 'vitest'
+
+/**
+ * What a person does with the demo's cart, whichever backend serves it: adds two lines, places
+ * the order (the checkout step runs on the stored cart and writes the order back), then fills a
+ * field called "name" in each of two workflows, reloads, and finds both kept apart.
+ */
+export async function checkoutScenario(page: Page): Promise<void> {
+  await page.getByLabel('Quantity').fill('3')
+  await page.getByRole('button', { name: 'Add to cart' }).click()
+  await page.getByLabel('Product').selectOption('coffee')
+  await page.getByLabel('Quantity').fill('1')
+  await page.getByRole('button', { name: 'Add to cart' }).click()
+  // No waiting for the debounce: Place order flushes first, so the step sees both lines.
+  await page.getByRole('button', { name: 'Place order' }).click()
+  await expect.poll(() => page.getByRole('note').last().textContent()).toBe('Order #1 placed: €10.50')
+  await expect.poll(() => page.getByText('The cart is empty.').count()).toBe(1)
+
+  // Two workflows, one session: each has a field called "name", and they stay apart.
+  await page.getByLabel('Name', { exact: true }).fill('Ada')
+  await page.getByLabel('Deliver to').fill('Grace')
+  await page.reload()
+  await expect.poll(() => page.getByLabel('Name', { exact: true }).inputValue()).toBe('Ada')
+  expect(await page.getByLabel('Deliver to').inputValue()).toBe('Grace')
+}
