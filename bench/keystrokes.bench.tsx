@@ -117,7 +117,7 @@ function Ours({ counters }: { counters: Counters }) {
   const [client] = useState(() => {
     const inner = memoryStorage()
     const storage: CacheStorage = { ...inner, set: (key, value) => (counters.storageWrites++, inner.set(key, value)) }
-    return createSessionClient({ endpoint: 'http://bench/api/session', sessionId: 'bench-session-1', storage, fetch: countingFetch(counters), locks: null, broadcast: false })
+    return createSessionClient({ endpoint: 'http://bench/api/session', sessionId: 'bench-session-1', storage, fetch: countingFetch(counters), locks: null })
   })
   function Field({ index }: { index: number }) {
     counters.renders[index]!++

@@ -1,12 +1,15 @@
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
-import { SessionProvider } from 'workflow-session'
+import { SessionProvider, liveUpdates, tabSync } from 'workflow-session'
 import { App } from './App.js'
 import './styles.css'
 
+// Changes made elsewhere (another device, a step) appear at once; open tabs share confirmed changes.
+const plugins = [liveUpdates(), tabSync()]
+
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
-    <SessionProvider endpoint="/api/session" live>
+    <SessionProvider endpoint="/api/session" plugins={plugins}>
       <App />
     </SessionProvider>
   </StrictMode>,

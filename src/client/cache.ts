@@ -1,4 +1,4 @@
-import { createStore, del, entries, get, keys, set, type UseStore } from 'idb-keyval'
+import { createStore, del, get, keys, set, update, type UseStore } from 'idb-keyval'
 import type { SessionPatch, SessionSnapshot } from '../shared/protocol.js'
 import type { NumberedPatch } from './changes.js'
 
@@ -11,8 +11,8 @@ export interface CacheStorage {
   set(key: string, value: unknown): Promise<void>
   del(key: string): Promise<void>
   keys(): Promise<string[]>
-  /** Every key with its value, in one read (optional: without it, `keys` then `get` each). */
-  entries?(): Promise<Array<[string, unknown]>>
+  /** Replaces a value with `updater(old)` in one step (optional: without it, `get` then `set`). */
+  update?(key: string, updater: (old: unknown) => unknown): Promise<void>
 }
 
 /**
@@ -39,7 +39,7 @@ export function indexedDbStorage(dbName = 'workflow-session', storeName = 'sessi
     set: (key, value) => withStore((s) => set(key, value, s)),
     del: (key) => withStore((s) => del(key, s)),
     keys: () => withStore((s) => keys<string>(s)),
-    entries: () => withStore((s) => entries<string, unknown>(s)),
+    update: (key, updater) => withStore((s) => update(key, updater, s)),
   }
 }
 
@@ -51,23 +51,29 @@ export function memoryStorage(): CacheStorage {
     set: async (key, value) => void values.set(key, structuredClone(value)),
     del: async (key) => void values.delete(key),
     keys: async () => [...values.keys()],
-    entries: async () => [...values.entries()].map(([key, value]) => [key, structuredClone(value)] as [string, unknown]),
+    update: async (key, updater) => void values.set(key, structuredClone(updater(values.get(key)))),
   }
 }
 
-/** Bumped whenever the record's shape changes; a record of another format is discarded. */
-export const CACHE_FORMAT = 2
+/** Bumped whenever a record's shape changes. Format 2 (one record per page, base included) is still read. */
+export const CACHE_FORMAT = 3
+
+/** The last snapshot the server confirmed: one record per session, shared by its pages. */
+export interface BaseRecord {
+  format: typeof CACHE_FORMAT
+  savedAt: number
+  base: SessionSnapshot
+}
 
 /**
- * What one page keeps per session: the last server snapshot and every change it has not had
- * confirmed. Each page writes its own record, so two tabs never overwrite each other's changes;
- * a later page claims the records of pages that are gone.
+ * One page's changes the server has not confirmed, kept only while there are some. Each page
+ * writes its own, so two tabs never overwrite each other's changes; a later page takes over the
+ * records of pages that are gone.
  */
-export interface CacheRecord {
+export interface OutboxRecord {
   format: typeof CACHE_FORMAT
   clientId: string
   savedAt: number
-  base: SessionSnapshot | null
   /** Patches that have a seq, oldest first (sent, or about to be). */
   queue: NumberedPatch[]
   /** Changes not in a patch yet; they will go out as `nextSeq` of `clientId`. */
@@ -75,77 +81,64 @@ export interface CacheRecord {
   nextSeq: number
 }
 
-/** Where a session's records live: `{endpoint}|{sessionId}#{clientId}`, one record per page. */
+/** An outbox record as read: format 2 records also carried the page's base. */
+export type ReadOutbox = OutboxRecord & { base?: SessionSnapshot | null }
+
+/** Where a session's base record lives: `{endpoint}|{sessionId}`; its pages' outboxes add `#{clientId}`. */
 export const sessionKeyOf = (endpoint: string, sessionId: string) => `${endpoint}|${sessionId}`
 
-/** The key of one page's record of a session (`recordKey(sessionKey, '')` is the prefix of them all). */
-export const recordKey = (sessionKey: string, clientId: string) => `${sessionKey}#${clientId}`
+/** The key of one page's outbox record (`outboxKey(sessionKey, '')` is the prefix of them all). */
+export const outboxKey = (sessionKey: string, clientId: string) => `${sessionKey}#${clientId}`
 
-/** The record when it is one this version wrote, else undefined (old format, corrupt, absent). */
-export function readRecord(value: unknown): CacheRecord | undefined {
-  if (typeof value !== 'object' || value === null) return undefined
-  const record = value as Partial<CacheRecord>
-  if (record.format !== CACHE_FORMAT || typeof record.clientId !== 'string' || typeof record.nextSeq !== 'number') return undefined
-  if (typeof record.pending !== 'object' || record.pending === null) return undefined
-  if (!Array.isArray(record.pending.deleted) || typeof record.pending.variables !== 'object' || record.pending.variables === null) return undefined
-  if (record.base !== null && (typeof record.base !== 'object' || typeof record.base.version !== 'number')) return undefined
-  if (!Array.isArray(record.queue) || !record.queue.every((outbox) => typeof outbox?.seq === 'number' && typeof outbox.clientId === 'string')) {
-    return undefined
-  }
-  return record as CacheRecord
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null
+
+/** The snapshot of a base record this version wrote, else undefined. */
+export function readBase(value: unknown): SessionSnapshot | undefined {
+  if (!isObject(value) || value.format !== CACHE_FORMAT) return undefined
+  const base = value.base
+  return isObject(base) && typeof base.version === 'number' && isObject(base.variables) ? (base as unknown as SessionSnapshot) : undefined
 }
 
-/** Every readable record of one session, oldest first, with its key; unreadable ones are deleted. */
-export async function readSessionRecords(storage: CacheStorage, sessionKey: string): Promise<Array<{ key: string; record: CacheRecord }>> {
-  const prefix = recordKey(sessionKey, '')
-  const ours = (key: unknown): key is string => typeof key === 'string' && key.startsWith(prefix)
-  const pairs: Array<[string, unknown]> = storage.entries
-    ? (await storage.entries()).filter(([key]) => ours(key))
-    : await Promise.all((await storage.keys()).filter(ours).map(async (key) => [key, await storage.get(key)] as [string, unknown]))
-  const found: Array<{ key: string; record: CacheRecord }> = []
-  for (const [key, value] of pairs) {
-    const record = readRecord(value)
-    if (record) found.push({ key, record })
-    else await storage.del(key).catch(() => {})
-  }
-  return found.sort((a, b) => a.record.savedAt - b.record.savedAt)
+/** The outbox record when it is one this version can read (format 3, or 2), else undefined (corrupt, older). */
+export function readOutbox(value: unknown): ReadOutbox | undefined {
+  if (!isObject(value) || (value.format !== CACHE_FORMAT && value.format !== 2)) return undefined
+  const record = value as Partial<ReadOutbox>
+  if (typeof record.clientId !== 'string' || typeof record.nextSeq !== 'number' || typeof record.savedAt !== 'number') return undefined
+  if (!isObject(record.pending) || !Array.isArray(record.pending.deleted) || !isObject(record.pending.variables)) return undefined
+  if (record.base != null && (!isObject(record.base) || typeof record.base.version !== 'number')) return undefined
+  if (!Array.isArray(record.queue) || !record.queue.every((patch) => typeof patch?.seq === 'number' && typeof patch.clientId === 'string')) return undefined
+  return record as ReadOutbox
 }
 
 export interface CacheWriter {
   /** Write soon: many calls within `delayMs` become one write. */
   schedule(): void
-  /** Write now (and wait for it), unless nothing changed since the last write. */
+  /** Write now (and wait for it), unless nothing was scheduled since the last write. */
   flush(): Promise<void>
   /** Cancels a scheduled write. */
   cancel(): void
 }
 
 /**
- * Coalesces cache writes. Writes run one after another, so the last one stored is the newest.
- * `onResult` hears whether each write reached the storage.
+ * Coalesces cache writes. `prepare` runs when the write starts and returns the write to make;
+ * writes run one after another, so the last one stored is the newest. `onResult` hears whether
+ * each write reached the storage.
  */
-export function createCacheWriter(
-  write: (record: CacheRecord) => Promise<void>,
-  record: () => CacheRecord,
-  onResult: (ok: boolean, error?: unknown) => void,
-  delayMs = 100,
-): CacheWriter {
+export function createCacheWriter(prepare: () => () => Promise<void>, onResult: (ok: boolean) => void, delayMs = 100): CacheWriter {
   let timer: ReturnType<typeof setTimeout> | undefined
   let dirty = false
   let chain: Promise<void> = Promise.resolve()
 
-  const flush = () => {
-    if (timer !== undefined) clearTimeout(timer)
+  const cancel = () => {
+    clearTimeout(timer)
     timer = undefined
+  }
+  const flush = () => {
+    cancel()
     if (!dirty) return chain
     dirty = false
-    const value = record()
-    chain = chain.then(() =>
-      write(value).then(
-        () => onResult(true),
-        (error: unknown) => onResult(false, error),
-      ),
-    )
+    const write = prepare()
+    chain = chain.then(() => write().then(() => onResult(true), () => onResult(false)))
     return chain
   }
   return {
@@ -154,9 +147,6 @@ export function createCacheWriter(
       timer ??= setTimeout(() => void flush(), delayMs)
     },
     flush,
-    cancel() {
-      if (timer !== undefined) clearTimeout(timer)
-      timer = undefined
-    },
+    cancel,
   }
 }

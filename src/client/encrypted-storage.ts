@@ -1,5 +1,6 @@
 import { importAesKey, open, seal, type KeyMaterial } from '../shared/crypto.js'
 import type { CacheStorage } from './cache.js'
+import type { SessionPlugin } from './plugins.js'
 
 /**
  * Encrypts what the client keeps on the device (AES-256-GCM, WebCrypto), each record bound to
@@ -8,7 +9,7 @@ import type { CacheStorage } from './cache.js'
  *
  * @example
  * createSessionClient({ storage: encryptedStorage(indexedDbStorage(), keyFromYourServer) })
- * // or, with the provider: <SessionProvider encryptionKey={keyFromYourServer}>
+ * // or, for whichever storage the client uses: plugins: [encryptLocalCopy(keyFromYourServer)]
  */
 export function encryptedStorage(storage: CacheStorage, key: KeyMaterial): CacheStorage {
   const cryptoKey = importAesKey(key)
@@ -23,11 +24,19 @@ export function encryptedStorage(storage: CacheStorage, key: KeyMaterial): Cache
   }
   return {
     get: async (name) => unseal(name, await storage.get(name)),
-    ...(storage.entries && {
-      entries: async () => Promise.all((await storage.entries!()).map(async ([name, value]) => [name, await unseal(name, value)] as [string, unknown])),
-    }),
     set: async (name, value) => storage.set(name, await seal(await cryptoKey, JSON.stringify(value), name)),
     del: (name) => storage.del(name),
     keys: () => storage.keys(),
   }
+}
+
+/**
+ * Encrypts the copy the client keeps on this device (AES-256-GCM): a CryptoKey or 32 bytes (or
+ * their base64), best fetched from your server after sign-in. See {@link encryptedStorage}.
+ *
+ * @example
+ * <SessionProvider plugins={[encryptLocalCopy(keyFromYourServer)]}>
+ */
+export function encryptLocalCopy(key: KeyMaterial): SessionPlugin {
+  return { name: 'encryptLocalCopy', wrapStorage: (storage) => encryptedStorage(storage, key) }
 }

@@ -1,41 +1,40 @@
 import type { SessionSnapshot } from '../shared/protocol.js'
 import { backoff } from './backoff.js'
-import type { Transport } from './transport.js'
-
-export interface LiveOptions {
-  transport: Transport
-  sessionId: string
-  /** The version the client has: the stream starts after it (catch-up by version). */
-  since: () => number
-  onSnapshot: (snapshot: SessionSnapshot) => void
-  retry: { baseMs: number; maxMs: number }
-}
+import type { SessionPlugin } from './plugins.js'
 
 /**
- * Follows the session's change stream: each snapshot the server sends is handed to
- * `onSnapshot`. Reads the stream with fetch (so credentials in `headers` work, unlike
- * EventSource), reconnects with capped exponential backoff and jitter, and resumes after the
- * version the client already has.
+ * Follows the server's change stream: changes made elsewhere (other devices, other servers,
+ * steps) appear without a reload. Reads the stream with fetch (so credentials in `headers` work,
+ * unlike EventSource), reconnects with capped exponential backoff and jitter, and resumes after
+ * the version the page already has.
+ *
+ * @example
+ * <SessionProvider plugins={[liveUpdates()]}>
  */
-export function followChanges(options: LiveOptions): { stop: () => void } {
-  const abort = new AbortController()
-  void (async () => {
-    let attempt = 0
-    while (!abort.signal.aborted) {
-      try {
-        const response = await options.transport.events(options.sessionId, options.since(), abort.signal)
-        attempt = 0
-        await readEvents(response.body!, (event, data) => {
-          if (event === 'snapshot') options.onSnapshot(JSON.parse(data) as SessionSnapshot)
-        })
-      } catch {
-        // Dropped, refused or offline: try again after a backoff.
-      }
-      if (abort.signal.aborted) break
-      await new Promise((resolve) => setTimeout(resolve, backoff(++attempt, options.retry)))
-    }
-  })()
-  return { stop: () => abort.abort() }
+export function liveUpdates(): SessionPlugin {
+  return {
+    name: 'liveUpdates',
+    start(session) {
+      const abort = new AbortController()
+      void (async () => {
+        let attempt = 0
+        while (!abort.signal.aborted) {
+          try {
+            const response = await session.events(session.version(), abort.signal)
+            attempt = 0
+            await readEvents(response.body!, (event, data) => {
+              if (event === 'snapshot') session.receive(JSON.parse(data) as SessionSnapshot)
+            })
+          } catch {
+            // Dropped, refused or offline: try again after a backoff.
+          }
+          if (abort.signal.aborted) break
+          await new Promise((resolve) => setTimeout(resolve, backoff(++attempt, session.retry)))
+        }
+      })()
+      return () => abort.abort()
+    },
+  }
 }
 
 /** Parses a text/event-stream body, calling `onEvent(event, data)` per dispatched event. */

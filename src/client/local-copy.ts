@@ -1,67 +1,128 @@
 import type { SessionSnapshot } from '../shared/protocol.js'
-import { CACHE_FORMAT, createCacheWriter, indexedDbStorage, memoryStorage, recordKey, type CacheRecord } from './cache.js'
-import { encryptedStorage } from './encrypted-storage.js'
-import { beginRead, finishRead } from './startup-read.js'
-import { takeOver, type PageLocks } from './tabs.js'
-import type { SessionClientOptions } from './types.js'
+import { CACHE_FORMAT, createCacheWriter, indexedDbStorage, memoryStorage, outboxKey, readBase, readOutbox, type CacheStorage, type OutboxRecord, type ReadOutbox } from './cache.js'
+import { livePages, takeOver, type PageLocks } from './tabs.js'
 import type { QueuedPatch } from './view.js'
 
 export interface LocalCopy {
-  /** Saves this page's record soon; many calls become one write. Nothing once discarded. */
-  save(): void
+  /** Saves soon what changed (the outbox when `outbox`; the base whenever it is a new one); many calls become one write. */
+  save(outbox: boolean): void
   /** Writes now what changed since the last write, and waits for it. */
   flush(): Promise<void>
   /** The session was deleted from here: nothing of it is written any more. */
   discard(): void
   /** Whether writes reach the device (false: the storage refused, kept in memory only). */
   isPersistent(): boolean
-  /** Reads the session's records: the newest base, and the unconfirmed patches of pages that are gone (now this page's). */
+  /** Reads the session: its base, and the unconfirmed patches of pages that are gone (now this page's). */
   read(nextTicket: () => number): Promise<{ base: SessionSnapshot | null; patches: QueuedPatch[] }>
-  /** Deletes every page's record of the session under `sessionKey`. */
+  /** Deletes the session's records: its base and every page's outbox. */
   forget(sessionKey: string): Promise<void>
 }
 
+/** What this page's records hold now. */
+export type LocalContent = Pick<OutboxRecord, 'queue' | 'pending' | 'nextSeq'> & { base: SessionSnapshot | null }
+
+/** Clients stopped in this page (realm): their records may have changed after another client began reading. */
+const stoppedInThisPage = new Set<string>()
+
 /**
- * This page's copy of the session on the device: one record per page (so tabs never overwrite
- * each other), written soon after each change and before each request, falling back to memory
- * when IndexedDB refuses. The reading starts as the copy is made, so it overlaps the first render.
+ * This page's copy of the session on the device, in two kinds of records: the session's base
+ * (the last confirmed snapshot, shared by its pages) and one outbox per page holding its
+ * unconfirmed changes while it has some (so tabs never overwrite each other's changes). A reload
+ * with nothing pending reads the base and a list of keys; only when some page left changes are
+ * the outboxes read and the live pages asked for. Falls back to memory when IndexedDB refuses.
+ * The reading starts as the copy is made, so it overlaps the first render.
  */
 export function createLocalCopy(
-  options: Pick<SessionClientOptions, 'storage' | 'encryptionKey'>,
+  options: { storage?: CacheStorage; wrap: (storage: CacheStorage) => CacheStorage },
   sessionKey: string,
   clientId: string,
   locks: PageLocks | null,
-  /** What the record holds now. */
-  content: () => Pick<CacheRecord, 'base' | 'queue' | 'pending' | 'nextSeq'>,
+  content: () => LocalContent,
   /** A write ended (`isPersistent()` may have changed). */
   onWritten: () => void,
 ): LocalCopy {
   const fallback = memoryStorage()
-  const plain = options.storage ?? indexedDbStorage()
-  let storage = options.encryptionKey ? encryptedStorage(plain, options.encryptionKey) : plain
-  // In a browser, start reading now: start() only applies it. (The read changes nothing but
-  // dropping unreadable records, so a client made and dropped, as StrictMode does, costs only the read.)
-  const preloaded = typeof window !== 'undefined' ? beginRead(storage, sessionKey, locks) : undefined
+  let storage = options.wrap(options.storage ?? indexedDbStorage())
+  const ownKey = outboxKey(sessionKey, clientId)
+  const prefix = outboxKey(sessionKey, '')
+  /** The outbox keys of other pages of this session. */
+  const othersOf = (keys: string[]) => keys.filter((key) => typeof key === 'string' && key.startsWith(prefix) && key !== ownKey)
+  const beginRead = () => Promise.all([storage.get(sessionKey).then(readBase), storage.keys().then(othersOf)] as const)
+  // In a browser, start reading now: start() only applies it. (The read changes nothing, so a
+  // client made and dropped, as StrictMode does, costs only the read.)
+  const preloaded = typeof window !== 'undefined' ? beginRead() : undefined
   preloaded?.catch(() => {})
+
   let persistent = true
   let discarded = false
-  /** Records of closed pages this page took over; deleted once our own record holds their changes. */
+  let outboxChanged = false
+  /** Whether this page's outbox is on the device, and which base is (by identity). */
+  let outboxWritten = false
+  let baseWritten: SessionSnapshot | null = null
+  /** Records of closed pages this page took over; deleted once our own outbox holds their changes. */
   const claimed: string[] = []
+
   const writer = createCacheWriter(
-    // `storage` may become the memory fallback later: look it up at each write.
-    (value) => storage.set(recordKey(sessionKey, clientId), value),
-    () => ({ format: CACHE_FORMAT, clientId, savedAt: Date.now(), ...content() }),
+    () => {
+      const { base, queue, pending, nextSeq } = content()
+      const target = storage // may become the memory fallback later
+      const writes: Array<() => Promise<void>> = []
+      if (base && base !== baseWritten) {
+        baseWritten = base
+        // Another tab may have written a newer base meanwhile: an older one never replaces it.
+        const record = { format: CACHE_FORMAT, savedAt: Date.now(), base }
+        const newer = (stored: unknown) => (readBase(stored)?.version ?? -1) <= base.version
+        writes.push(() =>
+          target.update
+            ? target.update(sessionKey, (stored) => (newer(stored) ? record : stored))
+            : target.get(sessionKey).then((stored) => (newer(stored) ? target.set(sessionKey, record) : undefined)),
+        )
+      }
+      if (outboxChanged) {
+        outboxChanged = false
+        const empty = queue.length === 0 && pending.deleted.length === 0 && Object.keys(pending.variables).length === 0
+        if (!empty) {
+          const record: OutboxRecord = { format: CACHE_FORMAT, clientId, savedAt: Date.now(), queue, pending, nextSeq }
+          writes.push(() => target.set(ownKey, record))
+        } else if (outboxWritten) writes.push(() => target.del(ownKey))
+        outboxWritten = !empty
+      }
+      const taken = claimed.splice(0)
+      return async () => {
+        try {
+          await Promise.all(writes.map((write) => write()))
+        } catch (error) {
+          // Written again with the next change.
+          baseWritten = null
+          outboxChanged = true
+          claimed.push(...taken)
+          throw error
+        }
+        for (const key of taken) void target.del(key).catch(() => {})
+      }
+    },
     (ok) => {
       persistent = ok && storage !== fallback
-      if (ok) for (const key of claimed.splice(0)) void storage.del(key).catch(() => {})
       onWritten()
     },
   )
-  const save = () => {
-    if (!discarded) writer.schedule()
+
+  async function readOutboxes(keys: string[]): Promise<Array<{ key: string; record: ReadOutbox }>> {
+    const found: Array<{ key: string; record: ReadOutbox }> = []
+    for (const key of keys) {
+      const record = readOutbox(await storage.get(key))
+      if (record) found.push({ key, record })
+      else await storage.del(key).catch(() => {}) // unreadable (corrupt, an older format): dropped
+    }
+    return found.sort((a, b) => a.record.savedAt - b.record.savedAt)
   }
+
   return {
-    save,
+    save(outbox) {
+      if (discarded) return
+      if (outbox) outboxChanged = true
+      writer.schedule()
+    },
     flush: writer.flush,
     discard() {
       discarded = true
@@ -69,22 +130,40 @@ export function createLocalCopy(
     },
     isPersistent: () => persistent,
     async read(nextTicket) {
-      const read = await finishRead({ storage, sessionKey, clientId, locks, preloaded })
-      if (!read) {
+      let read: readonly [SessionSnapshot | undefined, string[]]
+      try {
+        read = await (preloaded ?? beginRead())
+        // A client stopped in this page may have written its last changes after the preload: list again.
+        if (preloaded && [...stoppedInThisPage].some((id) => id !== clientId)) read = [read[0], othersOf(await storage.keys())]
+      } catch {
         // IndexedDB refused (private mode, blocked, broken): keep going, in memory only.
         storage = fallback
         persistent = false
+        return { base: null, patches: [] }
       }
-      const taken = takeOver(read?.records ?? [], clientId, read?.alive ?? new Set(), nextTicket)
-      claimed.push(...taken.claimed)
-      if (claimed.length > 0) save()
-      return taken
+      const [base = null, others] = read
+      // The common reload: no page left changes, so neither outboxes nor locks are read.
+      if (others.length === 0) return { base, patches: [] }
+      const [records, alive] = await Promise.all([readOutboxes(others).catch(() => []), livePages(locks).catch(() => new Set<string>())])
+      const taken = takeOver(records, clientId, alive, nextTicket)
+      if (taken.claimed.length > 0) {
+        claimed.push(...taken.claimed)
+        outboxChanged = true
+        writer.schedule()
+      }
+      return { base: taken.base && (!base || taken.base.version > base.version) ? taken.base : base, patches: taken.patches }
     },
     async forget(key) {
-      const prefix = recordKey(key, '')
+      const outboxes = outboxKey(key, '')
+      await storage.del(key).catch(() => {})
       for (const stored of await storage.keys().catch(() => [] as string[])) {
-        if (stored.startsWith(prefix)) await storage.del(stored).catch(() => {})
+        if (typeof stored === 'string' && stored.startsWith(outboxes)) await storage.del(stored).catch(() => {})
       }
     },
   }
+}
+
+/** Marks a client of this page as stopped: a client made after may take over what it left. */
+export function stoppedHere(clientId: string): void {
+  stoppedInThisPage.add(clientId)
 }

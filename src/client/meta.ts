@@ -1,6 +1,8 @@
-import type { SessionError } from './errors.js'
+import { asSessionError, type SessionError } from './errors.js'
+import { Listeners } from './listeners.js'
+import type { LayeredView } from './view.js'
 
-/** What a person may want to see about the session's sync: read with `useSyncStatus()` or `client.getMeta()`. */
+/** What a person may want to see about the session's sync: read with `useSyncStatus()` or `client.getStatus()`. */
 export interface SyncStatus {
   /** Some change is not yet confirmed by the server. */
   isDirty: boolean
@@ -8,7 +10,7 @@ export interface SyncStatus {
   isSyncing: boolean
   /** When the server last confirmed a change or sent the session (ms since epoch), or null. */
   lastSyncedAt: number | null
-  /** Names of the variables with unconfirmed changes. */
+  /** Names of the variables with unconfirmed changes (the same array until that set changes). */
   pendingKeys: readonly string[]
   /** The last failure; cleared by the next success. Retryable ones are being retried. */
   error: SessionError | null
@@ -22,11 +24,57 @@ export interface SyncStatus {
   version: number
 }
 
-/** Every field compares by identity: the client hands out the same `pendingKeys` array until the set of keys changes. */
 /** @deprecated The same type under its old name: use {@link SyncStatus}. */
 export type SessionMeta = SyncStatus
 
-export function sameMeta(a: SyncStatus, b: SyncStatus): boolean {
-  for (const field in a) if (a[field as keyof SyncStatus] !== b[field as keyof SyncStatus]) return false
-  return true
+/**
+ * The client's sync status, kept up to date: `update()` after anything that may change it makes
+ * a new object (and tells the listeners) only when a field really changed, so a keystroke that
+ * changes no field costs a few comparisons and no allocation.
+ */
+export function createStatus(view: LayeredView, isSending: () => boolean, isPersistent: () => boolean) {
+  let error: SessionError | null = null
+  let lastSyncedAt: number | null = null
+  const status = {
+    online: (globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine ?? true,
+    hydrated: false,
+    current: undefined as unknown as SyncStatus,
+    listeners: new Listeners(),
+    /** Takes `failure` as the last error (when given), then refreshes the status; returns the failure as a SessionError. */
+    update(failure?: unknown): SessionError | undefined {
+      const failed = failure === undefined ? undefined : (error = asSessionError(failure))
+      const pendingKeys = view.unconfirmedKeys()
+      const isSyncing = isSending()
+      const persistent = isPersistent()
+      const version = view.base?.version ?? 0
+      const now = status.current
+      if (
+        now?.pendingKeys === pendingKeys && now.isSyncing === isSyncing && now.error === error && now.lastSyncedAt === lastSyncedAt &&
+        now.isOnline === status.online && now.isPersistent === persistent && now.isHydrated === status.hydrated && now.version === version
+      ) {
+        return failed
+      }
+      status.current = {
+        isDirty: pendingKeys.length > 0,
+        isSyncing,
+        lastSyncedAt,
+        pendingKeys,
+        error,
+        isOnline: status.online,
+        isPersistent: persistent,
+        isHydrated: status.hydrated,
+        version,
+      }
+      if (now) status.listeners.notify()
+      return failed
+    },
+    /** The server answered: the last sync is now, and (`clearError`) the last failure is over. */
+    succeeded(clearError: boolean): void {
+      lastSyncedAt = Date.now()
+      if (clearError) error = null
+      status.update()
+    },
+  }
+  status.update()
+  return status
 }

@@ -1,19 +1,16 @@
 import type { JsonValue, SessionSnapshot } from '../shared/protocol.js'
-import { jsonValueProblem, keyProblem } from '../shared/rules.js'
-import { schemaFor, schemaProblemSync } from '../shared/schema.js'
-import { scopeWorkflow } from '../shared/workflow.js'
-import { sessionKeyOf } from './cache.js'
-import { toPatchBody, type Change, type Changes } from './changes.js'
-import { followChanges } from './live.js'
-import { asSessionError, SessionError, SessionValueError } from './errors.js'
-import { createSender } from './sender.js'
-import { Listeners } from './listeners.js'
-import { sameMeta, type SyncStatus } from './meta.js'
-import { defaultSessionIdStorage, markSessionCreated, randomId, resolveSessionId } from './session-id.js'
+import { jsonValueProblem, keyProblem, utf8Length } from '../shared/rules.js'
 import { FlushBarriers } from './barriers.js'
-import { createLocalCopy } from './local-copy.js'
-import { stoppedInThisPage } from './startup-read.js'
-import { defaultLocks, holdPageLock, openTabChannel } from './tabs.js'
+import { sessionKeyOf } from './cache.js'
+import { toPatchBody, type Change } from './changes.js'
+import { SessionError, SessionValueError } from './errors.js'
+import { Listeners } from './listeners.js'
+import { createLocalCopy, stoppedHere } from './local-copy.js'
+import { createStatus } from './meta.js'
+import type { PluginSession } from './plugins.js'
+import { createSender } from './sender.js'
+import { defaultSessionIdStorage, markSessionCreated, randomId, resolveSessionId } from './session-id.js'
+import { defaultLocks, holdPageLock } from './tabs.js'
 import { createTransport, endpointBase } from './transport.js'
 import type { SessionClient, SessionClientOptions } from './types.js'
 import { jsonEqual, toStoredValue } from './values.js'
@@ -24,35 +21,25 @@ export type { SessionClient, SessionClientOptions } from './types.js'
 /** Largest body sent with `keepalive` (browsers allow 64 KiB for all of a page's keepalive requests). */
 export const KEEPALIVE_MAX_BYTES = 60 * 1024
 
+const byteLength = (body: unknown) => utf8Length(JSON.stringify(body))
+
 /**
  * Creates the framework-free session client. The React provider makes one for you and wires it
- * to the page; without React, the app wires four things itself (the client keeps no timer of its
- * own): when to send (`sync()` after a debounce of local writes), the page hiding (`sendOnHide()`:
- * the local copy is written at once and what is unconfirmed goes out with `keepalive`), the online
- * state (`setOnline()`), and `stop()` when the client is dropped. `flush()` and `run()` send at
- * once, whatever the debounce.
+ * to the page; without React, `connectToPage(client)` does the same wiring (see its docs), or
+ * the app wires four things itself (the client keeps no timer of its own): when to send
+ * (`sync()` after a debounce of local writes), the page hiding (`sendOnHide()`), the online state
+ * (`setOnline()`), and `stop()` when the client is dropped. `flush()` and `run()` send at once.
  *
  * @example
  * const client = createSessionClient({ endpoint: '/api/session' })
- * void client.start()                                   // reads the local copy, sends what an earlier page left
- * let timer: ReturnType<typeof setTimeout> | undefined
- * const offLocalWrite = client.onLocalWrite(() => {      // debounce: one patch per pause in typing
- *   clearTimeout(timer)
- *   timer = setTimeout(() => client.sync(), 800)
- * })
- * const onHide = () => { clearTimeout(timer); client.sendOnHide() }
- * document.addEventListener('visibilitychange', () => document.visibilityState === 'hidden' && onHide())
- * window.addEventListener('pagehide', onHide)
- * client.setOnline(navigator.onLine)
- * window.addEventListener('online', () => client.setOnline(true))
- * window.addEventListener('offline', () => client.setOnline(false))
- *
- * client.set('email', 'a@b.c')   // visible at once: client.get('email') === 'a@b.c'
- * await client.flush()           // on the server now
- * // when done with it: offLocalWrite(); await client.stop()
+ * const disconnect = connectToPage(client)   // start, debounced sync, page hide, online state
+ * client.set('email', 'a@b.c')               // visible at once: client.get('email') === 'a@b.c'
+ * await client.flush()                       // on the server now
+ * // when done with it: await disconnect()
  */
 export function createSessionClient(options: SessionClientOptions = {}): SessionClient {
   const endpoint = endpointBase(options.endpoint)
+  const plugins = options.plugins ?? []
   // Looked up only when needed: a server render with a given id touches no localStorage.
   const idStorage = () => (options.sessionIdStorage === undefined ? defaultSessionIdStorage() : options.sessionIdStorage)
   const resolved = options.sessionId ? { sessionId: options.sessionId, isNew: false } : resolveSessionId(endpoint, undefined, idStorage())
@@ -60,58 +47,48 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   /** The server has no session under this id yet (made here, nothing confirmed): a GET could only answer 404. */
   let serverHasNone = resolved.isNew || options.newSession === true
   const sessionExists = () => {
-    if (!serverHasNone) return
+    if (serverHasNone) markSessionCreated(endpoint, sessionId, idStorage())
     serverHasNone = false
-    markSessionCreated(endpoint, sessionId, idStorage())
   }
   const clientId = `c-${randomId()}`
   const transport = createTransport({ endpoint, headers: options.headers, fetch: options.fetch, timeoutMs: options.requestTimeoutMs ?? 15_000 })
-  const flushTimeoutMs = options.flushTimeoutMs ?? 30_000
-  const retryBaseMs = options.retry?.baseMs ?? 500
-  const retryMaxMs = options.retry?.maxMs ?? 30_000
+  const retry = { baseMs: options.retry?.baseMs ?? 500, maxMs: options.retry?.maxMs ?? 30_000 }
   const locks = options.locks === undefined ? defaultLocks() : options.locks
   const sessionKey = sessionKeyOf(endpoint, sessionId)
 
   let tickets = 0
   let nextSeq = 1
   let syncRequested = false
-  const barriers = new FlushBarriers()
   let started: Promise<void> | undefined
-  let hydrated = false
   let running = true
-  let online = (globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine ?? true
-  let lastSyncedAt: number | null = null
-  let error: SessionError | null = null
   let pageLock: { release: () => void } | undefined
-  let channel: ReturnType<typeof openTabChannel> | undefined
-  let live: { stop: () => void } | undefined
-
-  const metaListeners = new Listeners()
+  let stopPlugins: Array<() => void> = []
+  const barriers = new FlushBarriers()
   const writeListeners = new Listeners()
+  const confirmedListeners = new Listeners<[SessionSnapshot]>()
   // Every change of a layer is saved soon and shows in the status: the view calls this itself.
-  const view = new LayeredView((persist) => {
-    if (persist) local.save()
-    updateMeta()
+  const view = new LayeredView((outboxChanged) => {
+    local.save(outboxChanged)
+    status.update()
   })
   const local = createLocalCopy(
-    options,
+    { storage: options.storage, wrap: (storage) => plugins.reduce((wrapped, plugin) => plugin.wrapStorage?.(wrapped) ?? wrapped, storage) },
     sessionKey,
     clientId,
     locks,
     () => ({ base: view.base, queue: view.queue.map((patch) => patch.body), pending: toPatchBody(view.pending), nextSeq }),
-    () => updateMeta(),
+    () => status.update(),
   )
   const sender = createSender({
     post: (body, init) => transport.patch(sessionId, body, init),
-    retry: { baseMs: retryBaseMs, maxMs: retryMaxMs },
+    retry,
     onAuthError: options.onAuthError,
     beforeSend: () => client.persist(),
     isQueued: (patch) => view.queue.includes(patch),
     onAck(patch, snapshot) {
       sessionExists()
-      error = null
-      lastSyncedAt = Date.now()
-      if (view.ack(patch, snapshot)) channel?.post(snapshot)
+      status.succeeded(true)
+      if (view.ack(patch, snapshot)) confirmedListeners.notify(snapshot)
       barriers.confirm(patch.ticket)
       continueSending()
     },
@@ -120,40 +97,10 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       barriers.refuse(patch.ticket, failure)
       continueSending()
     },
-    onStatus(failure) {
-      if (failure) error = failure
-      updateMeta()
-    },
+    onStatus: (failure) => status.update(failure),
     resend: () => send(),
   })
-  let meta = computeMeta()
-
-  function computeMeta(): SyncStatus {
-    const pendingKeys = view.unconfirmedKeys()
-    return {
-      isDirty: pendingKeys.length > 0,
-      isSyncing: sender.isSending(),
-      lastSyncedAt,
-      pendingKeys,
-      error,
-      isOnline: online,
-      isPersistent: local.isPersistent(),
-      isHydrated: hydrated,
-      version: view.base?.version ?? 0,
-    }
-  }
-
-  function updateMeta(): void {
-    const next = computeMeta()
-    if (sameMeta(meta, next)) return
-    meta = next
-    metaListeners.notify()
-  }
-
-  function write(key: string, change: Change): void {
-    view.write(key, change)
-    writeListeners.notify()
-  }
+  const status = createStatus(view, () => sender.isSending(), () => local.isPersistent())
 
   /** Turns the pending changes (with every queued one, `carryQueue`) into a patch with the next seq. */
   function seal(carryQueue?: boolean): QueuedPatch {
@@ -165,8 +112,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   }
 
   function send(): void {
-    if (!running || sender.isBusy() || !online) return
-    if (!hydrated) {
+    if (!running || sender.isBusy() || !status.online) return
+    if (!status.hydrated) {
       syncRequested = true
       void start()
       return
@@ -183,42 +130,46 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     if (view.queue.length > 0 || (view.pending.size > 0 && (syncRequested || barriers.size > 0))) send()
   }
 
-  /** A snapshot from another tab or the change stream: taken when newer, under the local edits. */
-  function onRemoteSnapshot(snapshot: SessionSnapshot): void {
+  /** A snapshot from another tab, the change stream or a step: taken when newer, under the local edits. */
+  function receive(snapshot: SessionSnapshot, fromStep = false): void {
     if (snapshot.version > 0) sessionExists()
-    if (!view.adopt(snapshot)) return
-    lastSyncedAt = Date.now()
-    updateMeta()
-  }
-
-  /** Reads this session's records: the newest base, and the unconfirmed changes of pages that are gone. */
-  async function hydrate(): Promise<void> {
-    const taken = await local.read(() => ++tickets)
-    hydrated = true
-    // Nothing was sent before this point: the closed pages' older changes go out before this page's.
-    view.restore(taken.base, taken.patches)
+    const taken = view.adopt(snapshot)
+    if (taken && fromStep) confirmedListeners.notify(snapshot)
+    if (taken || fromStep) status.succeeded(false)
   }
 
   async function start(): Promise<void> {
     running = true
     pageLock ??= holdPageLock(locks, clientId)
-    if (options.broadcast !== false) channel ??= openTabChannel(`workflow-session|${sessionKey}`, onRemoteSnapshot)
-    started ??= hydrate()
+    started ??= local.read(() => ++tickets).then(({ base, patches }) => {
+      status.hydrated = true
+      // Nothing was sent before this point: the closed pages' older changes go out before this page's.
+      view.restore(base, patches)
+    })
     await started
-    if (options.live && !live && running) {
-      live = followChanges({
-        transport,
+    if (running && stopPlugins.length === 0) {
+      const session: PluginSession = {
         sessionId,
-        since: () => view.base?.version ?? 0,
-        onSnapshot: onRemoteSnapshot,
-        retry: { baseMs: retryBaseMs, maxMs: retryMaxMs },
-      })
+        clientId,
+        sessionKey,
+        retry,
+        version: () => view.base?.version ?? 0,
+        receive: (snapshot) => receive(snapshot),
+        onConfirmed: (listener) => confirmedListeners.add(listener),
+        events: (since, signal) => transport.events(sessionId, since, signal),
+      }
+      stopPlugins = plugins.flatMap((plugin) => (plugin.start ? [plugin.start(session)] : []))
     }
     if (view.queue.length > 0 || view.pending.size > 0 || syncRequested) {
       send()
       // Left-over patches went first; what was pending follows without waiting for a debounce.
       if (view.pending.size > 0) syncRequested = true
     }
+  }
+
+  function write(key: string, change: Change): void {
+    view.write(key, change)
+    writeListeners.notify()
   }
 
   const client: SessionClient = {
@@ -229,10 +180,11 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     get: <T>(key: string) => view.get(key) as T | undefined,
     set(key, value) {
       const stored = toStoredValue(key, value)
-      const problem = schemaProblemSync(schemaFor(options.schema, key), stored)
-      if (problem) throw new SessionValueError(key, problem)
-      if (view.has(key) && jsonEqual(view.get(key), stored)) return
-      write(key, { value: stored })
+      for (const plugin of plugins) {
+        const problem = plugin.validate?.(key, stored)
+        if (problem) throw new SessionValueError(key, problem)
+      }
+      if (!view.has(key) || !jsonEqual(view.get(key), stored)) write(key, { value: stored })
     },
     delete(key) {
       const problem = keyProblem(key)
@@ -240,40 +192,35 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       if (view.has(key)) write(key, { deleted: true })
     },
     getSnapshot: () => view.snapshot(),
-    getMeta: () => meta,
+    getStatus: () => status.current,
+    getMeta: () => status.current,
     subscribe(keyOrListener: string | (() => void), maybeListener?: () => void) {
       return typeof keyOrListener === 'function' ? view.listeners.add(undefined, keyOrListener) : view.listeners.add(keyOrListener, maybeListener!)
     },
-    subscribeMeta: (listener) => metaListeners.add(listener),
+    subscribeStatus: (listener) => status.listeners.add(listener),
+    subscribeMeta: (listener) => status.listeners.add(listener),
     onLocalWrite: (listener) => writeListeners.add(listener),
     start,
     async stop() {
       running = false
       sender.cancelRetry()
       await local.flush()
-      stoppedInThisPage.add(clientId)
+      stoppedHere(clientId)
       // From now on another client may take over what this one left unconfirmed.
       pageLock?.release()
       pageLock = undefined
-      channel?.close()
-      channel = undefined
-      live?.stop()
-      live = undefined
+      for (const stopPlugin of stopPlugins.splice(0)) stopPlugin()
     },
     async refresh() {
       let snapshot: SessionSnapshot | null = null
       try {
         if (!serverHasNone) snapshot = await transport.get(sessionId)
       } catch (failure) {
-        error = asSessionError(failure)
-        updateMeta()
-        throw error
+        throw status.update(failure)
       }
-      lastSyncedAt = Date.now()
-      if (!sender.isBusy()) error = null
       // No session on the server (new, deleted or expired): the server's word wins over an old base.
-      view.adopt(snapshot ?? emptySnapshot(sessionId), snapshot === null)
-      updateMeta()
+      view.adopt(snapshot ?? { sessionId, variables: {}, version: 0, createdAt: '', updatedAt: '' }, snapshot === null)
+      status.succeeded(!sender.isBusy())
       return snapshot
     },
     sync() {
@@ -282,15 +229,13 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     },
     sendOnHide() {
       void client.persist()
-      if (!hydrated || !running || !online || sender.isAuthorizing()) return
-      const ours = view.queue.every((patch) => patch.body.clientId === clientId)
+      if (!status.hydrated || !running || !status.online || sender.isAuthorizing()) return
       let patch: QueuedPatch | undefined
-      if (ours && (view.pending.size > 0 || view.queue.length > 1)) {
+      if (view.queue.every((queued) => queued.body.clientId === clientId) && (view.pending.size > 0 || view.queue.length > 1)) {
         // One patch with everything unconfirmed, under a new seq: whichever of it and a patch in
         // flight arrives last, the server ends with every change (an older seq is not applied).
-        const carried: Changes = new Map([...view.queue.flatMap((queued) => [...queued.changes]), ...view.pending])
         // Too large for keepalive: a plain send, which may not outlive the page; the next load replays it.
-        if (byteLength({ clientId, seq: nextSeq, ...toPatchBody(carried) }) > KEEPALIVE_MAX_BYTES) return client.sync()
+        if (byteLength({ clientId, seq: nextSeq, ...toPatchBody(view.unconfirmedChanges()) }) > KEEPALIVE_MAX_BYTES) return client.sync()
         const replaced = view.queue
         patch = seal(true)
         for (const queued of replaced) barriers.replace(queued.ticket, patch.ticket)
@@ -301,19 +246,19 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       void client.persist()
       sender.send(patch, true)
     },
-    async flush({ timeoutMs = flushTimeoutMs } = {}) {
+    async flush({ timeoutMs = options.flushTimeoutMs ?? 30_000 } = {}) {
       // "Before the call" is fixed now: the pending changes become a patch of their own, and the
       // flush waits for the patches queued at this moment.
       if (view.pending.size > 0) seal()
       const ticketsNow = tickets
       const mine = view.queue.map((patch) => patch.ticket)
-      const wasHydrated = hydrated
+      const wasHydrated = status.hydrated
       await (started ?? start())
       // A closed page's left-over changes were made before this call too: the flush waits for them.
       const leftovers = wasHydrated ? [] : view.queue.map((patch) => patch.ticket).filter((ticket) => ticket > ticketsNow)
       const outstanding = [...mine, ...leftovers].filter((ticket) => view.queue.some((patch) => patch.ticket === ticket))
       if (outstanding.length === 0) return
-      if (!online) throw new SessionError('offline', 'Offline: changes are kept and will be sent when back online', undefined, true)
+      if (!status.online) throw new SessionError('offline', 'Offline: changes are kept and will be sent when back online', undefined, true)
       const confirmed = barriers.wait(outstanding, timeoutMs)
       client.sync()
       return confirmed
@@ -323,22 +268,19 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       if (problem) throw new TypeError(`run(${JSON.stringify(step)}): input ${problem}`)
       await client.flush()
       const response = await transport.run<Output>(sessionId, step, input)
-      if (response.session.version > 0) sessionExists()
-      lastSyncedAt = Date.now()
-      if (view.adopt(response.session)) channel?.post(response.session)
-      updateMeta()
+      receive(response.session, true)
       return response.output
     },
-    setOnline(next) {
-      if (online === next) return
-      online = next
+    setOnline(online) {
+      if (status.online === online) return
+      status.online = online
       if (online) {
         // A request sent before or during the outage may hang on a dead connection until its
         // timeout, and nothing else is sent meanwhile: give it up and send it again now (same
         // clientId and seq: the server applies it once).
         sender.abandon()
       }
-      updateMeta()
+      status.update()
       if (online && (view.queue.length > 0 || view.pending.size > 0)) {
         // Back online: do not wait out a backoff meant for the outage.
         sender.cancelRetry()
@@ -346,7 +288,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       }
     },
     persist: () => {
-      local.save()
+      local.save(false)
       return local.flush()
     },
     listSessions: () => transport.list(),
@@ -358,20 +300,6 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       await transport.remove(id)
       await local.forget(sessionKeyOf(endpoint, id))
     },
-    workflow: (workflowId) =>
-      scopeWorkflow(
-        { get: (name) => view.get(name), set: (name, value) => client.set(name, value), delete: (name) => client.delete(name), names: () => view.keys() },
-        workflowId,
-      ),
   }
   return client
 }
-
-function emptySnapshot(sessionId: string): SessionSnapshot {
-  return { sessionId, variables: {}, version: 0, createdAt: '', updatedAt: '' }
-}
-
-function byteLength(value: unknown): number {
-  return new TextEncoder().encode(JSON.stringify(value)).byteLength
-}
-

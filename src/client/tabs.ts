@@ -1,5 +1,5 @@
 import type { SessionSnapshot } from '../shared/protocol.js'
-import type { CacheRecord } from './cache.js'
+import type { ReadOutbox } from './cache.js'
 import { fromPatchBody } from './changes.js'
 import type { QueuedPatch } from './view.js'
 
@@ -33,30 +33,13 @@ export async function livePages(locks: PageLocks | null): Promise<Set<string>> {
 }
 
 /**
- * Tells the other tabs of this session about acknowledged snapshots, and hears theirs. Each tab
- * sends its own changes; only confirmed snapshots travel here, and a tab takes one only when it
- * is newer than what it has, so nothing echoes back and forth.
- */
-export function openTabChannel(name: string, onSnapshot: (snapshot: SessionSnapshot) => void): { post: (snapshot: SessionSnapshot) => void; close: () => void } {
-  const Channel = (globalThis as { BroadcastChannel?: typeof BroadcastChannel }).BroadcastChannel
-  if (!Channel) return { post: () => {}, close: () => {} }
-  const channel = new Channel(name)
-  ;(channel as { unref?: () => void }).unref?.() // Node: do not keep the process alive
-  channel.onmessage = (event: MessageEvent) => {
-    const snapshot = (event.data as { snapshot?: SessionSnapshot } | null)?.snapshot
-    if (snapshot && typeof snapshot.version === 'number' && typeof snapshot.variables === 'object') onSnapshot(snapshot)
-  }
-  return { post: (snapshot) => channel.postMessage({ snapshot }), close: () => channel.close() }
-}
-
-/**
- * What this page takes over from the records of other pages of its session: the newest base, and
- * the unconfirmed changes of pages that are gone (not `alive`). Their patches keep their own
+ * What this page takes over from the outbox records of other pages of its session: the unconfirmed
+ * changes of pages that are gone (not `alive`), and the newest base a format-2 record carried. Their patches keep their own
  * client id and seq, and their pending changes go out as their next seq, so whatever of it a
  * keepalive request already delivered is not applied again.
  */
 export function takeOver(
-  records: Array<{ key: string; record: CacheRecord }>,
+  records: Array<{ key: string; record: ReadOutbox }>,
   ownClientId: string,
   alive: Set<string>,
   nextTicket: () => number,

@@ -2,9 +2,7 @@ import type { JsonValue, SessionSnapshot, SessionSummary, Variables } from '../s
 import type { CacheStorage } from './cache.js'
 import type { SessionError, SessionValueError } from './errors.js'
 import type { SyncStatus } from './meta.js'
-import type { KeyMaterial } from '../shared/crypto.js'
-import type { SessionSchema } from '../shared/schema.js'
-import type { Workflow } from '../shared/workflow.js'
+import type { SessionPlugin } from './plugins.js'
 import type { PageLocks } from './tabs.js'
 import type { HeadersOption } from './transport.js'
 import type { SessionIdStorage } from './session-id.js'
@@ -45,16 +43,14 @@ export interface SessionClientOptions {
   onAuthError?: (error: SessionError) => boolean | void | Promise<boolean | void>
   /** Web Locks, to tell a closed tab's left-over changes from a live tab's; default `navigator.locks`. */
   locks?: PageLocks | null
-  /** Tell other tabs of this session about confirmed snapshots (BroadcastChannel); default true. */
-  broadcast?: boolean
-  /** Standard Schemas for variables and workflow fields: `set` refuses a value they reject. Pass the same object to the server. */
-  schema?: SessionSchema
   /** Recorded on the session (`snapshot.workflowId`): which workflow this session is for. */
   workflowId?: string
-  /** Follow the server's change stream: changes made elsewhere (other devices, servers, steps) appear without a reload. */
-  live?: boolean
-  /** Encrypts the copy kept on this device (AES-256-GCM): a CryptoKey or 32 bytes (or their base64). */
-  encryptionKey?: KeyMaterial
+  /**
+   * Optional capabilities, bundled only when imported: `liveUpdates()` (the server's change
+   * stream), `tabSync()` (open tabs share confirmed changes at once), `encryptLocalCopy(key)`,
+   * `schemaValidation(schema)`. Default none.
+   */
+  plugins?: readonly SessionPlugin[]
 }
 
 /** A session's variables on this page: read synchronously, written optimistically, synced in patches. */
@@ -74,11 +70,16 @@ export interface SessionClient {
   /** All variables; the same object until one of them changes. */
   getSnapshot(): Readonly<Variables>
   /** Sync status; the same object until some field changes. */
+  getStatus(): SyncStatus
+  /** @deprecated The same as {@link getStatus}. */
   getMeta(): SyncStatus
   /** Calls `listener` after any variable changes. Returns the unsubscribe function. */
   subscribe(listener: () => void): () => void
   /** Calls `listener` only when `key`'s value changes. Returns the unsubscribe function. */
   subscribe(key: string, listener: () => void): () => void
+  /** Calls `listener` when the sync status changes. Returns the unsubscribe function. */
+  subscribeStatus(listener: () => void): () => void
+  /** @deprecated The same as {@link subscribeStatus}. */
   subscribeMeta(listener: () => void): () => void
   /** Calls `listener` after each local `set`/`delete`: where a debounce schedules `sync()`. */
   onLocalWrite(listener: () => void): () => void
@@ -104,6 +105,4 @@ export interface SessionClient {
   listSessions(): Promise<SessionSummary[]>
   /** Deletes a session on the server and this browser's copies of it. */
   deleteSession(sessionId: string): Promise<void>
-  /** The scoped view of one workflow's fields, step and subflows. */
-  workflow<Data extends object = Record<string, JsonValue>>(workflowId: string): Workflow<Data>
 }

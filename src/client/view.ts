@@ -16,8 +16,8 @@ export interface QueuedPatch {
  * Only keys whose visible value really changes are announced.
  *
  * The view owns its layers: they change only through its operations (write, seal, ack, refuse,
- * adopt, restore), and after each one `onChange(persist)` runs, so saving the local copy and the
- * sync status follow every change without the caller remembering to.
+ * adopt, restore), and after each one `onChange(outboxChanged)` runs, so saving the local copy
+ * and the sync status follow every change without the caller remembering to.
  */
 export class LayeredView {
   #base: SessionSnapshot | null = null
@@ -31,11 +31,11 @@ export class LayeredView {
   #unconfirmed: readonly string[] | null = null
   #values = new Map<string, JsonValue>()
   #snapshot: Readonly<Variables> | null = null
-  #onChange: (persist: boolean) => void
+  #onChange: (outboxChanged: boolean) => void
 
   readonly listeners = new KeyedListeners()
 
-  constructor(onChange: (persist: boolean) => void) {
+  constructor(onChange: (outboxChanged: boolean) => void) {
     this.#onChange = onChange
   }
 
@@ -72,6 +72,11 @@ export class LayeredView {
     return (this.#unconfirmed ??= [...new Set([...this.#queue.flatMap((patch) => [...patch.changes.keys()]), ...this.#pending.keys()])])
   }
 
+  /** Every unconfirmed change in one map, the newest of each key: what the queue and the pending layer would send together. */
+  unconfirmedChanges(): Changes {
+    return new Map([...this.#queue.flatMap((queued) => [...queued.changes]), ...this.#pending])
+  }
+
   /** A local change; one back to what the server has (or is being sent) is no change at all. */
   write(key: string, change: Change): void {
     const queued = this.#queuedChange(key)
@@ -90,7 +95,7 @@ export class LayeredView {
    * also carries every queued change and replaces the whole queue (the send when the page hides).
    */
   seal(bodyOf: (changes: Changes) => NumberedPatch, ticket: number, carryQueue = false): QueuedPatch {
-    const changes: Changes = carryQueue ? new Map([...this.#queue.flatMap((queued) => [...queued.changes]), ...this.#pending]) : this.#pending
+    const changes: Changes = carryQueue ? this.unconfirmedChanges() : this.#pending
     const patch = { body: bodyOf(changes), changes, ticket }
     this.#pending = new Map()
     if (carryQueue) this.#queue = [patch]
@@ -122,7 +127,7 @@ export class LayeredView {
    */
   adopt(snapshot: SessionSnapshot, replace = false): boolean {
     const taken = this.#setBase(snapshot, [], replace)
-    if (taken) this.#onChange(true)
+    if (taken) this.#onChange(false)
     return taken
   }
 

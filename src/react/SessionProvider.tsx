@@ -6,7 +6,6 @@ import { useDebouncedCallback } from 'use-debounce'
 import type { CacheStorage } from '../client/cache.js'
 import { createSessionClient, type SessionClient, type SessionClientOptions } from '../client/session-client.js'
 import { randomId, rememberSessionId } from '../client/session-id.js'
-import type { SessionSchema } from '../shared/schema.js'
 import { endpointBase, type HeadersOption } from '../client/transport.js'
 import { SessionContext, SessionSwitchContext, type SessionSwitch } from './context.js'
 
@@ -20,14 +19,14 @@ export interface SessionProviderProps {
    * update `sessionId` there. Without it, the provider switches by itself.
    */
   onSessionChange?: (sessionId: string) => void
-  /** Standard Schemas for variables and workflow fields; pass the same object to the server's handler. */
-  schema?: SessionSchema
   /** Recorded on the session as `workflowId`. */
   workflowId?: string
-  /** Follow the server's change stream: changes made on other devices and servers appear without a reload. */
-  live?: boolean
-  /** Encrypts the copy kept on this device (see `SessionClientOptions.encryptionKey`). */
-  encryptionKey?: SessionClientOptions['encryptionKey']
+  /**
+   * Optional capabilities, bundled only when imported: `liveUpdates()`, `tabSync()`,
+   * `encryptLocalCopy(key)`, `schemaValidation(schema)`. Read when the client is made (a new
+   * array on each render does not make a new client).
+   */
+  plugins?: SessionClientOptions['plugins']
   /** Quiet time after the last change before the patch is sent; default 800 ms. */
   debounceMs?: number
   /** During continuous typing, a patch is sent at least this often; default 5000 ms. */
@@ -66,10 +65,12 @@ export function SessionProvider(props: SessionProviderProps) {
   const fetchRef = useRef(props.fetch)
   const headersRef = useRef(props.headers)
   const onAuthErrorRef = useRef(props.onAuthError)
+  const pluginsRef = useRef(props.plugins)
+  pluginsRef.current = props.plugins
   fetchRef.current = props.fetch
   headersRef.current = props.headers
   onAuthErrorRef.current = props.onAuthError
-  const { storage, schema, workflowId, encryptionKey, live, client: givenClient, onSessionChange } = props
+  const { storage, workflowId, client: givenClient, onSessionChange } = props
   const endpoint = endpointBase(props.endpoint)
   const [chosenId, setChosenId] = useState<string | undefined>(undefined)
   const sessionId = props.sessionId ?? chosenId
@@ -102,10 +103,8 @@ export function SessionProvider(props: SessionProviderProps) {
         endpoint,
         ...(sessionId !== undefined && { sessionId, newSession: madeHere.has(sessionId) }),
         ...(storage !== undefined && { storage }),
-        ...(schema !== undefined && { schema }),
         ...(workflowId !== undefined && { workflowId }),
-        ...(encryptionKey !== undefined && { encryptionKey }),
-        ...(live !== undefined && { live }),
+        ...(pluginsRef.current !== undefined && { plugins: pluginsRef.current }),
         fetch: (input, init) => (fetchRef.current ?? globalThis.fetch)(input, init),
         headers: async () => {
           const headers = headersRef.current
@@ -113,7 +112,7 @@ export function SessionProvider(props: SessionProviderProps) {
         },
         onAuthError: (error) => onAuthErrorRef.current?.(error),
       }),
-    [givenClient, endpoint, sessionId, storage, schema, workflowId, encryptionKey, live, madeHere],
+    [givenClient, endpoint, sessionId, storage, workflowId, madeHere],
   )
 
   const body = (
@@ -182,13 +181,13 @@ function SessionSync({ client, debounceMs, maxWaitMs, warnOnUnsavedChanges }: Se
     }
     let listening = false
     const update = () => {
-      const dirty = client.getMeta().isDirty
+      const dirty = client.getStatus().isDirty
       if (dirty && !listening) window.addEventListener('beforeunload', onBeforeUnload)
       if (!dirty && listening) window.removeEventListener('beforeunload', onBeforeUnload)
       listening = dirty
     }
     update()
-    const unsubscribe = client.subscribeMeta(update)
+    const unsubscribe = client.subscribeStatus(update)
     return () => {
       unsubscribe()
       window.removeEventListener('beforeunload', onBeforeUnload)

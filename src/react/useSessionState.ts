@@ -12,6 +12,8 @@ export interface SessionState {
   /** Every variable. Reading it makes the component render on any variable's change. */
   variables: Readonly<Variables>
   /** Sync status. Reading it makes the component render when the status changes. */
+  status: SyncStatus
+  /** @deprecated The same as {@link status}. */
   meta: SyncStatus
   /** Reading a variable makes the component render when that variable changes. */
   getVariable<T = JsonValue>(key: string): T | undefined
@@ -23,22 +25,22 @@ export interface SessionState {
 
 /**
  * The whole session. The component renders again only for what it read in its last render:
- * `variables` (any change), `meta` (status changes), `getVariable(key)` (that key), methods
+ * `variables` (any change), `status` (status changes), `getVariable(key)` (that key), methods
  * alone (never).
  *
  * @example
- * const { meta, setVariable, flush } = useSessionState()
- * <button onClick={() => setVariable('step', 2)}>Next</button> {meta.isDirty && 'Saving…'}
+ * const { status, setVariable, flush } = useSessionState()
+ * <button onClick={() => setVariable('step', 2)}>Next</button> {status.isDirty && 'Saving…'}
  */
 export function useSessionState(): SessionState {
   const client = useSessionClient()
   const subscribe = useCallback(
     (onChange: () => void) => {
       const offVariables = client.subscribe(onChange)
-      const offMeta = client.subscribeMeta(onChange)
+      const offStatus = client.subscribeStatus(onChange)
       return () => {
         offVariables()
-        offMeta()
+        offStatus()
       }
     },
     [client],
@@ -51,8 +53,11 @@ export function useSessionState(): SessionState {
       get variables() {
         return track('variables', client.getSnapshot)
       },
+      get status() {
+        return track('status', client.getStatus)
+      },
       get meta() {
-        return track('meta', client.getMeta)
+        return track('status', client.getStatus)
       },
       getVariable: <T,>(key: string) => track(`key:${key}`, () => client.get<T>(key)),
       setVariable: <T,>(key: string, value: SetValue<T | undefined>) => client.set(key, applySetValue(value, client.get<T>(key))),

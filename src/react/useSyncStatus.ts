@@ -13,5 +13,5 @@ import { useSessionClient } from './context.js'
  */
 export function useSyncStatus(): SyncStatus {
   const client = useSessionClient()
-  return useSyncExternalStore(client.subscribeMeta, client.getMeta, client.getMeta)
+  return useSyncExternalStore(client.subscribeStatus, client.getStatus, client.getStatus)
 }

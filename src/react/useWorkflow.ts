@@ -3,6 +3,7 @@
 import { useCallback, useMemo, useRef } from 'react'
 import type { JsonValue } from '../shared/protocol.js'
 import type { Workflow } from '../shared/workflow.js'
+import { workflowOf } from '../client/workflow.js'
 import { useSessionClient } from './context.js'
 import { useTracked } from './useTracked.js'
 
@@ -19,7 +20,7 @@ import { useTracked } from './useTracked.js'
  */
 export function useWorkflow<Data extends object = Record<string, JsonValue>>(workflowId: string): Workflow<Data> {
   const client = useSessionClient()
-  const workflow = useMemo(() => client.workflow<Data>(workflowId), [client, workflowId])
+  const workflow = useMemo(() => workflowOf<Data>(client, workflowId), [client, workflowId])
   const subscribe = useCallback((onChange: () => void) => client.subscribe(onChange), [client])
   const { version, track } = useTracked(subscribe)
   // getAll() builds a new object: keep the last one while its fields are the same values.

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { HttpResponse, http } from 'msw'
 import { expect, it, vi } from 'vitest'
-import { createSessionClient, memoryStorage, type CacheStorage, type JsonValue, type SessionClient, type SessionPatch } from '../../src/client/index.js'
+import { createSessionClient, memoryStorage, tabSync, type CacheStorage, type JsonValue, type SessionClient, type SessionPatch } from '../../src/client/index.js'
 import { fakeLocks } from '../fake-locks.js'
 import { useMockServer } from '../msw-server.js'
 
@@ -50,7 +50,7 @@ it('random edits in several tabs under random faults: every tab and the server a
       const everOpened: SessionClient[] = []
       /** What a page does as it opens: start (cache, left-overs) and fetch the server's snapshot, as SessionProvider does. */
       const open = async () => {
-        const client = createSessionClient({ endpoint: 'http://localhost/api/session', sessionId, storage, locks, retry: { baseMs: 1, maxMs: 4 }, flushTimeoutMs: 10_000 })
+        const client = createSessionClient({ endpoint: 'http://localhost/api/session', sessionId, storage, locks, plugins: [tabSync()], retry: { baseMs: 1, maxMs: 4 }, flushTimeoutMs: 10_000 })
         everOpened.push(client)
         await client.start()
         await client.refresh().catch(() => {}) // a failed fetch is retried by the provider's query; not needed here

@@ -1,6 +1,6 @@
 import { HttpResponse, http } from 'msw'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createSessionClient, memoryStorage, type CacheStorage, type SessionClient, type SessionClientOptions, type SessionPatch } from '../../src/client/index.js'
+import { createSessionClient, memoryStorage, tabSync, type CacheStorage, type SessionClient, type SessionClientOptions, type SessionPatch } from '../../src/client/index.js'
 import { fakeLocks } from '../fake-locks.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 import { newGate } from '../gate.js'
@@ -11,7 +11,7 @@ let n = 0
 const newId = () => `faults-session-${++n}`
 
 function makeClient(options: SessionClientOptions = {}) {
-  const client = createSessionClient({ endpoint: ENDPOINT, storage: memoryStorage(), retry: { baseMs: 20, maxMs: 100 }, locks: null, broadcast: false, ...options })
+  const client = createSessionClient({ endpoint: ENDPOINT, storage: memoryStorage(), retry: { baseMs: 20, maxMs: 100 }, locks: null, ...options })
   clients.push(client)
   return client
 }
@@ -251,8 +251,8 @@ describe('tabs', () => {
     const sessionId = newId()
     const storage = memoryStorage()
     const locks = fakeLocks()
-    const one = makeClient({ sessionId, storage, locks, broadcast: true })
-    const two = makeClient({ sessionId, storage, locks, broadcast: true })
+    const one = makeClient({ sessionId, storage, locks, plugins: [tabSync()] })
+    const two = makeClient({ sessionId, storage, locks, plugins: [tabSync()] })
     await Promise.all([one.start(), two.start()])
     one.set('email', 'ada@example.com')
     two.set('name', 'Ada')

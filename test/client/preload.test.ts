@@ -14,7 +14,7 @@ it('takes over the last changes of a client stopped in this page after the new o
   const storage = memoryStorage()
   const locks = fakeLocks()
   const make = () => {
-    const client = createSessionClient({ endpoint: ENDPOINT, sessionId: 'preload-session-1', storage, locks, broadcast: false })
+    const client = createSessionClient({ endpoint: ENDPOINT, sessionId: 'preload-session-1', storage, locks })
     clients.push(client)
     return client
   }

@@ -9,7 +9,7 @@ afterEach(async () => {
 })
 
 function makeClient(options: SessionClientOptions) {
-  const client = createSessionClient({ endpoint: ENDPOINT, storage: memoryStorage(), locks: null, broadcast: false, ...options })
+  const client = createSessionClient({ endpoint: ENDPOINT, storage: memoryStorage(), locks: null, ...options })
   clients.push(client)
   return client
 }

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { createSessionClient, memoryStorage, parseWorkflowKey, workflowDataKey, workflowSlotKey, type SessionClient, type SessionPatch, type SessionSchema } from '../../src/client/index.js'
+import { createSessionClient, memoryStorage, schemaValidation, workflowOf, parseWorkflowKey, workflowDataKey, workflowSlotKey, type SessionClient, type SessionPatch, type SessionSchema } from '../../src/client/index.js'
 import { createSessionHandler, memoryStore } from '../../src/server/index.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 
@@ -18,7 +18,7 @@ const mock = useMockServer({
 const clients: SessionClient[] = []
 let n = 0
 function makeClient(schema?: SessionSchema) {
-  const client = createSessionClient({ endpoint: ENDPOINT, sessionId: `workflow-session-${++n}`, storage: memoryStorage(), locks: null, broadcast: false, ...(schema && { schema }) })
+  const client = createSessionClient({ endpoint: ENDPOINT, sessionId: `workflow-session-${++n}`, storage: memoryStorage(), locks: null, ...(schema && { plugins: [schemaValidation(schema)] }) })
   clients.push(client)
   return client
 }
@@ -44,16 +44,16 @@ describe('workflow key layout', () => {
   it('keeps ids with _ : / and unicode apart', () => {
     const client = makeClient()
     const ids = ['a', 'a:b', 'a_b', 'a/b', 'a:v:b', 'ünïcødé', '🚀']
-    for (const id of ids) client.workflow(id).set('k', id)
-    for (const id of ids) expect(client.workflow(id).get('k')).toBe(id)
-    for (const id of ids) expect(client.workflow(id).getAll()).toEqual({ k: id })
+    for (const id of ids) workflowOf(client, id).set('k', id)
+    for (const id of ids) expect(workflowOf(client, id).get('k')).toBe(id)
+    for (const id of ids) expect(workflowOf(client, id).getAll()).toEqual({ k: id })
   })
 })
 
 describe('a workflow scope', () => {
   it('gets, sets, has, deletes and lists its own fields', () => {
     const client = makeClient()
-    const signup = client.workflow<{ email: string; plan: string }>('signup')
+    const signup = workflowOf<{ email: string; plan: string }>(client, 'signup')
     expect(signup.get('email')).toBeUndefined()
     expect(signup.get('email', 'none')).toBe('none')
     signup.set('email', 'ada@example.com')
@@ -68,21 +68,21 @@ describe('a workflow scope', () => {
   it('clear() removes only this workflow: not another, not one whose id starts the same, not plain variables', () => {
     const client = makeClient()
     client.set('plain', 1)
-    client.workflow('a').set('x', 1)
-    client.workflow('a').setStep('two')
-    client.workflow('a:b').set('x', 2)
-    client.workflow('ab').set('x', 3)
-    client.workflow('a').clear()
-    expect(client.workflow('a').getAll()).toEqual({})
-    expect(client.workflow('a').step).toBeNull()
-    expect(client.workflow('a:b').getAll()).toEqual({ x: 2 })
-    expect(client.workflow('ab').getAll()).toEqual({ x: 3 })
+    workflowOf(client, 'a').set('x', 1)
+    workflowOf(client, 'a').setStep('two')
+    workflowOf(client, 'a:b').set('x', 2)
+    workflowOf(client, 'ab').set('x', 3)
+    workflowOf(client, 'a').clear()
+    expect(workflowOf(client, 'a').getAll()).toEqual({})
+    expect(workflowOf(client, 'a').step).toBeNull()
+    expect(workflowOf(client, 'a:b').getAll()).toEqual({ x: 2 })
+    expect(workflowOf(client, 'ab').getAll()).toEqual({ x: 3 })
     expect(client.get('plain')).toBe(1)
   })
 
   it('keeps the current step, and returns from a subflow two levels deep to the right steps', () => {
     const client = makeClient()
-    const checkout = client.workflow('checkout')
+    const checkout = workflowOf(client, 'checkout')
     expect(checkout).toMatchObject({ step: null, flow: 'checkout', stack: [], params: null })
     checkout.setStep('cart')
     checkout.enterSubflow('payment', 'card', { amount: 42 })
@@ -102,7 +102,7 @@ describe('a workflow scope', () => {
 
   it('sends one key when one field changes, and the server stamps lastModified', async () => {
     const client = makeClient()
-    const signup = client.workflow('signup')
+    const signup = workflowOf(client, 'signup')
     signup.set('email', 'a@b.c')
     signup.set('name', 'Ada')
     await client.flush()
@@ -114,12 +114,12 @@ describe('a workflow scope', () => {
     await client.flush()
     expect((mock.posts()[0]!.body as SessionPatch).variables).toEqual({ [workflowDataKey('signup', 'email')]: 'ada@example.com' })
     expect(signup.lastModified! > before!).toBe(true)
-    expect(client.workflow('other').lastModified).toBeNull()
+    expect(workflowOf(client, 'other').lastModified).toBeNull()
   })
 
   it('reaches server steps as the same view: the step reads and writes fields and the step', async () => {
     const client = makeClient()
-    const checkout = client.workflow<{ items: string[]; shippedTo: string }>('checkout')
+    const checkout = workflowOf<{ items: string[]; shippedTo: string }>(client, 'checkout')
     checkout.set('items', ['milk', 'eggs'])
     const output = await client.run('ship', 'Paris')
     expect(output).toEqual({ count: 2 })
@@ -146,12 +146,12 @@ describe('schemas (Standard Schema, here zod) on both sides', () => {
 
   it('refuses an invalid value in set() with the schema message, changing nothing', () => {
     const client = makeClient(schema)
-    expect(() => client.workflow('signup').set('email', 'not an email')).toThrow(/Enter a valid email/)
+    expect(() => workflowOf(client, 'signup').set('email', 'not an email')).toThrow(/Enter a valid email/)
     expect(() => client.set('age', -1)).toThrow(TypeError)
     expect(client.getSnapshot()).toEqual({})
-    client.workflow('signup').set('email', 'ada@example.com')
+    workflowOf(client, 'signup').set('email', 'ada@example.com')
     client.set('age', 36)
-    client.workflow('other').set('email', 'not checked here')
+    workflowOf(client, 'other').set('email', 'not checked here')
     expect(Object.keys(client.getSnapshot())).toHaveLength(3)
   })
 

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { createSessionClient, encryptedStorage, memoryStorage } from '../../src/client/index.js'
+import { createSessionClient, encryptLocalCopy, encryptedStorage, memoryStorage } from '../../src/client/index.js'
 import { createSessionHandler, encryptedStore, fileStore, newKeyBase64, sqliteStore, workflowDataKey } from '../../src/server/index.js'
 
 const places: string[] = []
@@ -86,7 +86,7 @@ describe('encryptedStore', () => {
 describe('encryptedStorage (the device cache)', () => {
   it('keeps no plaintext on the device, and a record sealed with another key reads as absent', async () => {
     const raw = memoryStorage()
-    const client = createSessionClient({ endpoint: 'http://localhost/api/session', sessionId: 'device-secret-1', storage: raw, encryptionKey: k1, locks: null, broadcast: false })
+    const client = createSessionClient({ endpoint: 'http://localhost/api/session', sessionId: 'device-secret-1', storage: raw, plugins: [encryptLocalCopy(k1)], locks: null })
     client.set('email', SECRET)
     await client.persist()
     const [name] = await raw.keys()

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createSessionClient, memoryStorage, type SessionClient, type SessionClientOptions } from '../../src/client/index.js'
+import { createSessionClient, liveUpdates, memoryStorage, type SessionClient, type SessionClientOptions } from '../../src/client/index.js'
 import { createSessionHandler, memoryStore, serve, type RunningServer, type SessionStore } from '../../src/server/index.js'
 
 const clients: SessionClient[] = []
@@ -15,7 +15,7 @@ async function start(store: SessionStore, port = 0) {
   return server
 }
 function client(server: RunningServer, sessionId: string, options: SessionClientOptions = {}) {
-  const made = createSessionClient({ endpoint: `${server.url}/api/session`, sessionId, storage: memoryStorage(), locks: null, broadcast: false, retry: { baseMs: 20, maxMs: 200 }, ...options })
+  const made = createSessionClient({ endpoint: `${server.url}/api/session`, sessionId, storage: memoryStorage(), locks: null, retry: { baseMs: 20, maxMs: 200 }, ...options })
   clients.push(made)
   return made
 }
@@ -23,7 +23,7 @@ function client(server: RunningServer, sessionId: string, options: SessionClient
 describe('live changes', () => {
   it('shows a change made by another client without a reload, under local edits that are still pending', async () => {
     const server = await start(memoryStore())
-    const watcher = client(server, 'live-session-1', { live: true })
+    const watcher = client(server, 'live-session-1', { plugins: [liveUpdates()] })
     await watcher.start()
     watcher.set('mine', 'typing…') // pending, never sent: it must stay on top
     const writer = client(server, 'live-session-1')
@@ -77,7 +77,7 @@ describe('live changes', () => {
     const store = memoryStore() // the shared database, in this test
     const first = await start(store)
     const port = Number(new URL(first.url).port)
-    const watcher = client(first, 'live-session-2', { live: true })
+    const watcher = client(first, 'live-session-2', { plugins: [liveUpdates()] })
     await watcher.start()
     const writer = client(first, 'live-session-2')
     writer.set('n', 1)

@@ -1,5 +1,5 @@
 import { createRoot } from 'react-dom/client'
-import { SessionProvider, useSyncStatus, useVariable } from '../../../src/react/index.js'
+import { SessionProvider, tabSync, useSyncStatus, useVariable } from '../../../src/react/index.js'
 
 function Field({ name }: { name: string }) {
   const [value, setValue] = useVariable<string>(name, '')
@@ -22,8 +22,11 @@ function Status() {
 }
 
 const params = new URLSearchParams(location.search)
+// Open tabs of one session share confirmed changes at once.
+const plugins = [tabSync()]
+
 createRoot(document.getElementById('root')!).render(
-  <SessionProvider endpoint="/api/session" sessionId={params.get('session') ?? undefined} debounceMs={Number(params.get('debounce') ?? 800)}>
+  <SessionProvider endpoint="/api/session" plugins={plugins} sessionId={params.get('session') ?? undefined} debounceMs={Number(params.get('debounce') ?? 800)}>
     <Field name="email" />
     <Field name="name" />
     <Status />

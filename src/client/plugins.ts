@@ -1,0 +1,35 @@
+import type { JsonValue, SessionSnapshot } from '../shared/protocol.js'
+import type { CacheStorage } from './cache.js'
+
+/**
+ * An optional capability of the client, passed in `plugins`: an app bundles only the ones it
+ * imports (`liveUpdates`, `tabSync`, `encryptLocalCopy`, `schemaValidation`).
+ */
+export interface SessionPlugin {
+  /** For error messages and dev tools. */
+  readonly name: string
+  /** Why `value` may not be stored under `key`, or null: `set` throws a `SessionValueError` with it. */
+  validate?(key: string, value: JsonValue): string | null
+  /** Wraps where the local copy is kept (say, to encrypt it). */
+  wrapStorage?(storage: CacheStorage): CacheStorage
+  /** Runs once the local copy is read, at each `start()`; the function it returns runs at `stop()`. */
+  start?(session: PluginSession): () => void
+}
+
+/** What a plugin's `start` may use of the client. */
+export interface PluginSession {
+  readonly sessionId: string
+  readonly clientId: string
+  /** The name the session's records on this device share (`{endpoint}|{sessionId}`). */
+  readonly sessionKey: string
+  /** The server version this page's view is based on (0: none yet). */
+  version(): number
+  /** A snapshot from elsewhere (another tab, the change stream): taken when newer, under the local edits. */
+  receive(snapshot: SessionSnapshot): void
+  /** Calls `listener` with each snapshot this page took from the server's answers (acks, steps). */
+  onConfirmed(listener: (snapshot: SessionSnapshot) => void): () => void
+  /** Opens the change stream (`GET {endpoint}/{id}/events`) from versions after `since`. */
+  events(since: number, signal: AbortSignal): Promise<Response>
+  /** The client's retry backoff. */
+  readonly retry: { baseMs: number; maxMs: number }
+}
