@@ -1,7 +1,8 @@
 // Hydration in Chromium: 1,000 variables in IndexedDB; the time from mount to the first render
-// that shows them, per library (median of 7 page loads each).
+// that shows them, per library (median of 7 page loads each). Ours twice: the common reload
+// (everything confirmed, nothing pending) and a reload that takes over a closed page's changes.
 import { fileURLToPath } from 'node:url'
-import { serve } from '../src/server/index.js'
+import { createSessionHandler, memoryStore, serve } from '../src/server/index.js'
 import { bundle, launchChromium } from '../test/e2e/harness.js'
 
 export interface HydrationRow {
@@ -13,16 +14,25 @@ export interface HydrationRow {
 
 export async function measureHydration(): Promise<{ rows: HydrationRow[]; chromium: string }> {
   const script = await bundle(fileURLToPath(new URL('./hydration/page.tsx', import.meta.url)))
+  const sessions = createSessionHandler({ store: memoryStore() })
   const server = await serve({
     port: 0,
-    handler: (request) =>
-      new URL(request.url).pathname === '/app.js'
+    handler: (request) => {
+      const path = new URL(request.url).pathname
+      if (path.startsWith('/api/session')) return sessions(request)
+      return path === '/app.js'
         ? new Response(script, { headers: { 'content-type': 'text/javascript' } })
-        : new Response('<!doctype html><div id="root"></div><script type="module" src="/app.js"></script>', { headers: { 'content-type': 'text/html' } }),
+        : new Response('<!doctype html><div id="root"></div><script type="module" src="/app.js"></script>', { headers: { 'content-type': 'text/html' } })
+    },
   })
   const browser = await launchChromium()
   const rows: HydrationRow[] = []
-  for (const [lib, library] of [['ours', 'workflow-session'], ['zustand', 'zustand + persist (idb-keyval)']] as const) {
+  const libraries = [
+    ['ours', 'workflow-session, nothing pending'],
+    ['ours-pending', 'workflow-session, 1,000 pending (left by a closed page)'],
+    ['zustand', 'zustand + persist (idb-keyval)'],
+  ] as const
+  for (const [lib, library] of libraries) {
     const context = await browser.newContext()
     const page = await context.newPage()
     await page.goto(`${server.url}/?lib=${lib}&mode=seed`)

@@ -1,4 +1,4 @@
-// A page for the hydration benchmark. ?lib=ours|zustand&mode=seed|measure
+// A page for the hydration benchmark. ?lib=ours|ours-pending|zustand&mode=seed|measure
 //   seed:    writes 1,000 variables to IndexedDB the library's own way, then says done
 //   measure: mounts, and reports the time from mount to the first render that shows them
 import { get, set } from 'idb-keyval'
@@ -29,11 +29,11 @@ function OursProbe() {
   const [value] = useVariable<string>(`field${COUNT - 1}`)
   return <Shown value={value} />
 }
-function OursSeed() {
+function OursSeed({ pending }: { pending: boolean }) {
   const client = useSessionClient()
   useLayoutEffect(() => {
     for (let i = 0; i < COUNT; i++) client.set(`field${i}`, `value ${i}`)
-    void client.persist().then(() => report({ seeded: true }))
+    void (pending ? Promise.resolve() : client.flush()).then(() => client.persist()).then(() => report({ seeded: true }))
   }, [client])
   return null
 }
@@ -57,8 +57,17 @@ if (params.get('lib') === 'zustand') {
     root.render(<ZustandProbe />)
   }
 } else {
-  // No server in this page: the client only reads and writes IndexedDB (its requests fail and retry).
-  const client = createSessionClient({ endpoint: '/nowhere', sessionId: 'hydration-bench-1', fetch: () => Promise.reject(new TypeError('offline')) })
+  // lib=ours: the variables are on the server and in the local copy's base, nothing pending (the
+  // common reload). lib=ours-pending: they never reached the server (every request fails), so
+  // each load takes them over from the closed page's outbox. Measuring, no request is answered:
+  // what shows comes from IndexedDB alone.
+  const pending = params.get('lib') === 'ours-pending'
+  const offline = () => Promise.reject(new TypeError('offline'))
+  const client = createSessionClient({
+    endpoint: '/api/session',
+    sessionId: pending ? 'hydration-bench-pending' : 'hydration-bench-1',
+    ...((pending || !seeding) && { fetch: offline }),
+  })
   mountedAt = performance.now()
-  root.render(<SessionProvider client={client}>{seeding ? <OursSeed /> : <OursProbe />}</SessionProvider>)
+  root.render(<SessionProvider client={client}>{seeding ? <OursSeed pending={pending} /> : <OursProbe />}</SessionProvider>)
 }

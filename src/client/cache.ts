@@ -58,11 +58,17 @@ export function memoryStorage(): CacheStorage {
 /** Bumped whenever a record's shape changes. Format 2 (one record per page, base included) is still read. */
 export const CACHE_FORMAT = 3
 
-/** The last snapshot the server confirmed: one record per session, shared by its pages. */
+/**
+ * The last snapshot the server confirmed: one record per session, shared by its pages. The
+ * snapshot is kept as JSON text, which IndexedDB stores and reads back as one string (several
+ * times faster to read than the same object cloned property by property).
+ */
 export interface BaseRecord {
   format: typeof CACHE_FORMAT
   savedAt: number
-  base: SessionSnapshot
+  version: number
+  /** The snapshot, as JSON. */
+  snapshot: string
 }
 
 /**
@@ -92,11 +98,21 @@ export const outboxKey = (sessionKey: string, clientId: string) => `${sessionKey
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null
 
-/** The snapshot of a base record this version wrote, else undefined. */
+/** The base record of `snapshot`. */
+export const toBaseRecord = (snapshot: SessionSnapshot): BaseRecord => ({ format: CACHE_FORMAT, savedAt: Date.now(), version: snapshot.version, snapshot: JSON.stringify(snapshot) })
+
+/** The version of a base record this version wrote, else undefined. */
+export const baseVersion = (value: unknown): number | undefined => (isObject(value) && value.format === CACHE_FORMAT && typeof value.version === 'number' ? value.version : undefined)
+
+/** The snapshot of a base record this version wrote, else undefined (absent, corrupt, another format). */
 export function readBase(value: unknown): SessionSnapshot | undefined {
-  if (!isObject(value) || value.format !== CACHE_FORMAT) return undefined
-  const base = value.base
-  return isObject(base) && typeof base.version === 'number' && isObject(base.variables) ? (base as unknown as SessionSnapshot) : undefined
+  if (baseVersion(value) === undefined || typeof (value as BaseRecord).snapshot !== 'string') return undefined
+  try {
+    const base: unknown = JSON.parse((value as BaseRecord).snapshot)
+    return isObject(base) && typeof base.version === 'number' && isObject(base.variables) ? (base as unknown as SessionSnapshot) : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** The outbox record when it is one this version can read (format 3, or 2), else undefined (corrupt, older). */

@@ -1,5 +1,5 @@
 import type { SessionSnapshot } from '../shared/protocol.js'
-import { CACHE_FORMAT, createCacheWriter, indexedDbStorage, memoryStorage, outboxKey, readBase, readOutbox, type CacheStorage, type OutboxRecord, type ReadOutbox } from './cache.js'
+import { CACHE_FORMAT, baseVersion, createCacheWriter, toBaseRecord, indexedDbStorage, memoryStorage, outboxKey, readBase, readOutbox, type CacheStorage, type OutboxRecord, type ReadOutbox } from './cache.js'
 import { livePages, takeOver, type PageLocks } from './tabs.js'
 import type { QueuedPatch } from './view.js'
 
@@ -14,6 +14,12 @@ export interface LocalCopy {
   isPersistent(): boolean
   /** Reads the session: its base, and the unconfirmed patches of pages that are gone (now this page's). */
   read(nextTicket: () => number): Promise<{ base: SessionSnapshot | null; patches: QueuedPatch[] }>
+  /**
+   * In a browser, the read begun as the copy was made: it resolves with the base when that is
+   * all there is to read (no page left changes), so the values can show before `start()`; else
+   * with undefined, and `read()` does the rest.
+   */
+  readonly baseOnly: Promise<SessionSnapshot | null | undefined>
   /** Deletes the session's records: its base and every page's outbox. */
   forget(sessionKey: string): Promise<void>
 }
@@ -51,7 +57,10 @@ export function createLocalCopy(
   // In a browser, start reading now: start() only applies it. (The read changes nothing, so a
   // client made and dropped, as StrictMode does, costs only the read.)
   const preloaded = typeof window !== 'undefined' ? beginRead() : undefined
-  preloaded?.catch(() => {})
+  const baseOnly = (preloaded ?? Promise.reject(new Error('not preloaded'))).then(
+    ([base = null, others]) => (others.length === 0 && stoppedInThisPage.size === 0 ? base : undefined),
+    () => undefined,
+  )
 
   let persistent = true
   let discarded = false
@@ -70,8 +79,8 @@ export function createLocalCopy(
       if (base && base !== baseWritten) {
         baseWritten = base
         // Another tab may have written a newer base meanwhile: an older one never replaces it.
-        const record = { format: CACHE_FORMAT, savedAt: Date.now(), base }
-        const newer = (stored: unknown) => (readBase(stored)?.version ?? -1) <= base.version
+        const record = toBaseRecord(base)
+        const newer = (stored: unknown) => (baseVersion(stored) ?? -1) <= base.version
         writes.push(() =>
           target.update
             ? target.update(sessionKey, (stored) => (newer(stored) ? record : stored))
@@ -118,6 +127,7 @@ export function createLocalCopy(
   }
 
   return {
+    baseOnly,
     save(outbox) {
       if (discarded) return
       if (outbox) outboxChanged = true
@@ -142,6 +152,7 @@ export function createLocalCopy(
         return { base: null, patches: [] }
       }
       const [base = null, others] = read
+      baseWritten = base
       // The common reload: no page left changes, so neither outboxes nor locks are read.
       if (others.length === 0) return { base, patches: [] }
       const [records, alive] = await Promise.all([readOutboxes(others).catch(() => []), livePages(locks).catch(() => new Set<string>())])

@@ -60,6 +60,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   let nextSeq = 1
   let syncRequested = false
   let started: Promise<void> | undefined
+  /** The local copy is read and closed pages' changes are taken over: sending may begin. */
+  let ready = false
   let running = true
   let pageLock: { release: () => void } | undefined
   let stopPlugins: Array<() => void> = []
@@ -101,6 +103,13 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     resend: () => send(),
   })
   const status = createStatus(view, () => sender.isSending(), () => local.isPersistent())
+  // The common reload has only a base to read: it shows as soon as it is read, not at start()
+  // (which still reads what a client stopped in this page may have left since).
+  void local.baseOnly.then((base) => {
+    if (base === undefined || status.hydrated) return
+    status.hydrated = true
+    view.restore(base, [])
+  })
 
   /** Turns the pending changes (with every queued one, `carryQueue`) into a patch with the next seq. */
   function seal(carryQueue?: boolean): QueuedPatch {
@@ -113,7 +122,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
 
   function send(): void {
     if (!running || sender.isBusy() || !status.online) return
-    if (!status.hydrated) {
+    if (!ready) {
       syncRequested = true
       void start()
       return
@@ -142,7 +151,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     running = true
     pageLock ??= holdPageLock(locks, clientId)
     started ??= local.read(() => ++tickets).then(({ base, patches }) => {
-      status.hydrated = true
+      status.hydrated = ready = true
       // Nothing was sent before this point: the closed pages' older changes go out before this page's.
       view.restore(base, patches)
     })
@@ -229,7 +238,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     },
     sendOnHide() {
       void client.persist()
-      if (!status.hydrated || !running || !status.online || sender.isAuthorizing()) return
+      if (!ready || !running || !status.online || sender.isAuthorizing()) return
       let patch: QueuedPatch | undefined
       if (view.queue.every((queued) => queued.body.clientId === clientId) && (view.pending.size > 0 || view.queue.length > 1)) {
         // One patch with everything unconfirmed, under a new seq: whichever of it and a patch in
@@ -252,10 +261,10 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       if (view.pending.size > 0) seal()
       const ticketsNow = tickets
       const mine = view.queue.map((patch) => patch.ticket)
-      const wasHydrated = status.hydrated
+      const wasReady = ready
       await (started ?? start())
       // A closed page's left-over changes were made before this call too: the flush waits for them.
-      const leftovers = wasHydrated ? [] : view.queue.map((patch) => patch.ticket).filter((ticket) => ticket > ticketsNow)
+      const leftovers = wasReady ? [] : view.queue.map((patch) => patch.ticket).filter((ticket) => ticket > ticketsNow)
       const outstanding = [...mine, ...leftovers].filter((ticket) => view.queue.some((patch) => patch.ticket === ticket))
       if (outstanding.length === 0) return
       if (!status.online) throw new SessionError('offline', 'Offline: changes are kept and will be sent when back online', undefined, true)

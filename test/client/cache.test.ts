@@ -2,6 +2,8 @@ import 'fake-indexeddb/auto'
 import { HttpResponse, http } from 'msw'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createSessionClient, indexedDbStorage, type CacheStorage, type SessionClient, type SessionPatch } from '../../src/client/index.js'
+import { readBase, toBaseRecord } from '../../src/client/cache.js'
+import type { PageLocks } from '../../src/client/tabs.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 
 const mock = useMockServer()
@@ -181,5 +183,67 @@ describe('IndexedDB cache', () => {
     }
     expect(failures).toBe(2)
     expect(await ids.storage.get('after-close')).toBe('kept')
+  })
+})
+
+describe('the local copy: one base per session, one outbox per page', () => {
+  /** Counts what a client reads of a storage. */
+  function reading(storage: CacheStorage) {
+    const gets: string[] = []
+    return { gets, storage: { ...storage, get: (key: string) => (gets.push(key), storage.get(key)) } }
+  }
+
+  it('a reload with nothing pending reads one record (the base) and asks no page whether it is alive', async () => {
+    const ids = newIds()
+    const first = makeClient(ids)
+    first.set('email', 'a@b.c')
+    await first.flush()
+    await first.stop()
+    // Confirmed: the page's outbox is gone, the base holds the value.
+    expect(await ids.storage.keys()).toEqual([`${ENDPOINT}|${ids.sessionId}`])
+
+    const { gets, storage } = reading(ids.storage)
+    let queries = 0
+    const locks = { request: () => Promise.resolve(), query: async () => (queries++, { held: [], pending: [] }) } as unknown as PageLocks
+    const second = createSessionClient({ endpoint: ENDPOINT, sessionId: ids.sessionId, storage, locks })
+    clients.push(second)
+    await second.start()
+    expect(second.get('email')).toBe('a@b.c')
+    expect(gets).toEqual([`${ENDPOINT}|${ids.sessionId}`])
+    expect(queries).toBe(0)
+  })
+
+  it('reads the record an earlier version left (format 2: base and changes in one record per page) and sends its changes once', async () => {
+    const ids = newIds()
+    await mock.store.apply(ids.sessionId, { variables: { a: 1 } })
+    const base = (await mock.store.get(ids.sessionId))!
+    await ids.storage.set(`${ENDPOINT}|${ids.sessionId}#c-old-page`, {
+      format: 2,
+      clientId: 'c-old-page',
+      savedAt: Date.now(),
+      base,
+      queue: [],
+      pending: { variables: { b: 2 }, deleted: [] },
+      nextSeq: 4,
+    })
+    const client = makeClient(ids)
+    await client.start()
+    expect(client.getSnapshot()).toEqual({ a: 1, b: 2 })
+    await client.flush()
+    expect(mock.posts().map((post) => post.body)).toEqual([expect.objectContaining({ clientId: 'c-old-page', seq: 4, variables: { b: 2 } })])
+    await vi.waitFor(async () => expect(await ids.storage.get(`${ENDPOINT}|${ids.sessionId}#c-old-page`)).toBeUndefined())
+  })
+
+  it('never replaces a newer base another tab wrote with an older one', async () => {
+    const ids = newIds()
+    const client = makeClient(ids)
+    client.set('a', 1)
+    await client.flush() // version 1 here
+    const newer = { sessionId: ids.sessionId, variables: { a: 1, b: 'from another tab' }, version: 9, createdAt: '', updatedAt: '' }
+    await ids.storage.set(`${ENDPOINT}|${ids.sessionId}`, toBaseRecord(newer))
+    client.set('a', 2)
+    await client.flush() // version 2 here: older than what the other tab stored
+    await client.persist()
+    expect(readBase(await ids.storage.get(`${ENDPOINT}|${ids.sessionId}`))).toEqual(newer)
   })
 })
