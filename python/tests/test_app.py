@@ -294,6 +294,10 @@ async def test_a_user_who_signs_in_adopts_the_session_they_started_and_nobody_el
         sid = new_id()
         await client.post(f"/{sid}", json={"variables": {"draft": "typed before signing in"}})
         assert error_of(await client.post(f"/{sid}/adopt")) == (401, "unauthenticated")
+        # A cross-site form signed in as eve cannot adopt it for her: forms send a content type.
+        form = {"x-user": "eve", "content-type": "application/x-www-form-urlencoded"}
+        assert error_of(await client.post(f"/{sid}/adopt", headers=form, content=b"")) == (415, "unsupported_media_type")
+        assert (await client.get("", headers={"x-user": "eve"})).json()["sessions"] == []
         adopted = (await client.post(f"/{sid}/adopt", headers={"x-user": "eve"})).json()
         assert adopted["userId"] == "eve" and adopted["version"] == 2
         assert error_of(await client.get(f"/{sid}")) == (404, "not_found")

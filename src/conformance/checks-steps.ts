@@ -73,4 +73,15 @@ export const stepChecks: Check[] = [
       await expectUnchanged(b, before)
     },
   },
+  {
+    name: 'an empty run with the content type of an HTML form (form-urlencoded, multipart, text/plain) is 415: no cross-site form runs a step',
+    needs: 'step',
+    async run(b) {
+      const before = await b.seeded()
+      for (const contentType of ['application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'text/plain']) {
+        expectError(await b.run(before.sessionId, '', { contentType }), 415, 'unsupported_media_type', ` (${contentType})`)
+      }
+      await expectUnchanged(b, before)
+    },
+  },
 ]

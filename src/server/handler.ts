@@ -151,9 +151,11 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
       },
     },
     adopt: {
-      async POST({ sessionId, caller }) {
+      async POST({ request, sessionId, caller }) {
         // Sign-in: the caller takes a session made before it (ownerless) as its own, explicitly.
         if (caller.userId === null) throw new SessionProtocolError('unauthenticated', 'Sign in to adopt a session')
+        // No body is read; like a run's, the request has no content type or JSON (never a form's).
+        await readJsonBody(request, maxBytes, { emptyNeedsNoType: true })
         const snapshot = await text.adopt(sessionId, caller.userId)
         feed.announce(sessionId)
         return jsonTextResponse(snapshot)

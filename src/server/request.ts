@@ -6,12 +6,14 @@ import { toSessionChange } from './merge.js'
 /**
  * Reads a JSON body: 415 unless `application/json`, 413 past `maxBytes` (counted while reading,
  * so an oversized body is never buffered whole), 400 `invalid_json` when it does not parse.
- * An empty body reads as `undefined`; with `emptyNeedsNoType` (a run) it needs no content type.
+ * An empty body reads as `undefined`; with `emptyNeedsNoType` (a run, an adoption) it may come
+ * without a content type — but not with another one: a cross-site HTML form always sends one
+ * (form-urlencoded, multipart or text/plain), so it can never run a step or adopt a session.
  */
 export async function readJsonBody(request: Request, maxBytes: number, { emptyNeedsNoType = false } = {}): Promise<unknown> {
   const type = request.headers.get('content-type') ?? ''
   if (type.split(';')[0]!.trim().toLowerCase() !== 'application/json') {
-    const mayBeEmpty = emptyNeedsNoType && (request.headers.get('content-length') ?? '0') === '0'
+    const mayBeEmpty = emptyNeedsNoType && type === '' && (request.headers.get('content-length') ?? '0') === '0'
     // Read no more than a byte: any byte at all makes it a body of the wrong type.
     if (!mayBeEmpty || (await readBytes(request, 0).then((bytes) => bytes.byteLength, () => 1)) > 0) {
       throw new SessionProtocolError('unsupported_media_type', 'Send the body as application/json')

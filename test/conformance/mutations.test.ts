@@ -40,6 +40,7 @@ const CAUGHT_BY: Record<Flaw, string> = {
   'empty-patch-bumps': 'version after an empty patch',
   'session-id-wrong-code': 'expected 400 invalid_session_id',
   'no-415': 'expected 415 unsupported_media_type',
+  'form-run': 'expected 415 unsupported_media_type (application/x-www-form-urlencoded)',
   'nan-accepted': 'for the body {"variables":{"x":NaN}}',
   'name-length-utf16': 'for a name of 256 code points',
   'summary-with-variables': 'does not match the listSessions 200 body in docs/openapi.json: /sessions/0/variables: not allowed here',

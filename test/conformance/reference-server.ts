@@ -34,6 +34,7 @@ export type Flaw =
   | 'empty-patch-bumps'
   | 'session-id-wrong-code'
   | 'no-415'
+  | 'form-run'
   | 'nan-accepted'
   | 'name-length-utf16'
   | 'summary-with-variables'
@@ -237,7 +238,7 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     const bytes = Buffer.concat(chunks)
     const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
     if (type !== 'application/json' && flaw !== 'no-415') {
-      if (emptyNeedsNoType && bytes.length === 0) return undefined
+      if (emptyNeedsNoType && bytes.length === 0 && (type === '' || flaw === 'form-run')) return undefined
       throw new Refusal(415, 'unsupported_media_type', 'Send application/json')
     }
     if (bytes.length > maxBytes && flaw !== 'no-body-size-limit') throw new Refusal(413, 'too_large', 'The body is too large')

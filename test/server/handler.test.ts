@@ -297,6 +297,10 @@ describe('every protocol error is JSON and changes nothing', () => {
     const run = (init: RequestInit) => handler(new Request(`http://localhost/api/session/${ID}/run/s`, { method: 'POST', ...init }))
     expect((await run({})).status).toBe(200)
     expect((await run({ body: 'x', headers: { 'content-type': 'text/plain' } })).status).toBe(415)
+    // A cross-site HTML form always sends a content type, even with no fields: never a run.
+    for (const type of ['application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'text/plain']) {
+      expect((await run({ body: '', headers: { 'content-type': type } })).status, type).toBe(415)
+    }
     // Check order: method before session id, session id before step name, step name before the body.
     expect((await call('PUT', '/api/session/bad id')).body.error.code).toBe('method_not_allowed')
     expect((await call('POST', '/api/session/bad id/run/nope', {})).body.error.code).toBe('invalid_session_id')
@@ -304,10 +308,14 @@ describe('every protocol error is JSON and changes nothing', () => {
   })
 
   it('lets a user who signs in adopt the session they started anonymously, explicitly, and nobody else', async () => {
-    const { call } = setup({ authorize: (request) => request.headers.get('x-user') })
+    const { call, handler } = setup({ authorize: (request) => request.headers.get('x-user') })
     const eve = { 'x-user': 'eve' }
     await call('POST', `/api/session/${ID}`, { variables: { draft: 'typed before signing in' } })
     expect((await call('GET', '/api/session', undefined, eve)).body.sessions).toEqual([]) // not hers until she says so
+    // A cross-site form signed in as eve (her cookie) cannot adopt it for her: forms send a content type.
+    const byForm = await handler(new Request(`http://localhost/api/session/${ID}/adopt`, { method: 'POST', body: '', headers: { ...eve, 'content-type': 'application/x-www-form-urlencoded' } }))
+    expect(byForm.status).toBe(415)
+    expect((await call('GET', '/api/session', undefined, eve)).body.sessions).toEqual([])
     expect((await call('POST', `/api/session/${ID}/adopt`)).body.error.code).toBe('unauthenticated')
     const adopted = await call('POST', `/api/session/${ID}/adopt`, undefined, eve)
     expect(adopted.body).toMatchObject({ userId: 'eve', version: 2, variables: { draft: 'typed before signing in' } })

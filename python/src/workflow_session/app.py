@@ -190,10 +190,12 @@ class SessionApp:
         sessions = [] if caller.user_id is None else await self.store.list(user_id=caller.user_id, limit=limit, offset=offset)
         await send_json(send, 200, {"sessions": sessions})
 
-    async def _adopt(self, *, send: Any, caller: Caller, session_id: str, **_: Any) -> None:
+    async def _adopt(self, *, scope: dict[str, Any], receive: Any, send: Any, caller: Caller, session_id: str, **_: Any) -> None:
         # Sign-in: the caller takes a session made before it (ownerless) as its own, explicitly.
         if caller.user_id is None:
             raise SessionProtocolError("unauthenticated", "Sign in to adopt a session")
+        # No body is read; like a run's, the request has no content type or JSON (never a form's).
+        await read_json_body(scope, receive, self.max_bytes, empty_needs_no_type=True)
         snapshot = await self.store.adopt(session_id, caller.user_id)
         self.feed.announce(session_id)
         await send_json(send, 200, snapshot)

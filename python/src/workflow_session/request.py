@@ -39,12 +39,14 @@ async def read_json_body(scope: Scope, receive: Any, max_bytes: int, *, empty_ne
     """Reads a JSON body: 415 unless ``application/json``, 413 past ``max_bytes``, 400 ``invalid_json``.
 
     The size is counted while reading, so an oversized body is never buffered whole. An empty
-    body reads as :data:`NO_BODY`; with ``empty_needs_no_type`` (a run) it needs no content type.
+    body reads as :data:`NO_BODY`; with ``empty_needs_no_type`` (a run, an adoption) it may come
+    without a content type, but not with another one: a cross-site HTML form always sends one, so
+    it can never run a step or adopt a session.
     """
     content_type = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
     declared = header(scope, b"content-length")
     if content_type != "application/json":
-        may_be_empty = empty_needs_no_type and (declared is None or declared.strip() == "0")
+        may_be_empty = empty_needs_no_type and header(scope, b"content-type") is None and (declared is None or declared.strip() == "0")
         # Read no more than the first chunk: any byte at all makes it a body of the wrong type.
         if not may_be_empty or await _first_chunk_has_bytes(receive):
             raise SessionProtocolError("unsupported_media_type", "Send the body as application/json")
