@@ -221,13 +221,15 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       for (const stopPlugin of stopPlugins.splice(0)) stopPlugin()
     },
     async refresh() {
-      let snapshot: SessionSnapshot | null = null
+      // Made here and never written: there is nothing to ask the server, and nothing was synced.
+      if (serverHasNone) return null
+      let snapshot: SessionSnapshot | null
       try {
-        if (!serverHasNone) snapshot = await transport.get(sessionId)
+        snapshot = await transport.get(sessionId)
       } catch (failure) {
         throw status.update(failure)
       }
-      // No session on the server (new, deleted or expired): the server's word wins over an old base.
+      // No session on the server (deleted or expired): the server's word wins over an old base.
       view.adopt(snapshot ?? { sessionId, variables: {}, version: 0, createdAt: '', updatedAt: '' }, snapshot === null)
       status.succeeded(!sender.isBusy())
       return snapshot
