@@ -61,8 +61,8 @@ it('runs as a command and ends with "N passed, 0 failed, 0 skipped"', async () =
 it('skips the step checks without the conformance step, and the user listing without --user-header, saying once how to enable each', async () => {
   const { stdout } = await cli(`${withoutStep.url}/api/session`)
   const lines = stdout.trim().split('\n')
-  expect(lines.at(-1)).toMatch(/^\d+ passed, 0 failed, 6 skipped$/)
-  expect(lines.filter((line) => line.endsWith('(skipped)'))).toHaveLength(6)
+  expect(lines.at(-1)).toMatch(/^\d+ passed, 0 failed, 7 skipped$/) // 6 step checks and the signed-in listing
+  expect(lines.filter((line) => line.endsWith('(skipped)'))).toHaveLength(7)
   expect(lines.filter((line) => line.includes('conformanceSteps in TypeScript, conformance_steps in Python'))).toHaveLength(1)
   expect(lines.filter((line) => line.includes('--user-header'))).toHaveLength(1)
 })
