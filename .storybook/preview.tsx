@@ -3,5 +3,7 @@ import '../demo/src/styles.css'
 
 const preview: Preview = {
   parameters: { layout: 'padded' },
+  // A Docs page per component, from its stories (published with the static build).
+  tags: ['autodocs'],
 }
 export default preview
