@@ -38,6 +38,12 @@ async function readBytes(request: Request, maxBytes: number): Promise<Uint8Array
   if (fromNode) return fromNode
   const chunks: Uint8Array[] = []
   let size = 0
+  if (request.bodyUsed || request.body?.locked) {
+    // A body parser or middleware read it first (Hono's c.req.json(), a logging middleware…).
+    throw new Error(
+      'The request body was read before the session handler: let no body parser or middleware read requests to the session endpoints, or hand the handler a fresh Request (request.clone() before reading)',
+    )
+  }
   if (request.body) {
     const reader = request.body.getReader()
     for (;;) {

@@ -362,3 +362,15 @@ describe('every protocol error is JSON and changes nothing', () => {
   })
 })
 
+
+describe('a body read before the handler', () => {
+  it('answers the protocol JSON 500 and reports an error that says what happened, not a locked stream', async () => {
+    const { handler, errors } = setup()
+    const request = new Request(`http://localhost/api/session/${ID}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"variables":{"a":1}}' })
+    await request.json() // what a framework's body parser does
+    const response = await handler(request)
+    expect(response.status).toBe(500)
+    expect((await response.json()).error.code).toBe('internal_error')
+    expect(String(errors[0])).toMatch(/request body was read before the session handler/)
+  })
+})
