@@ -1,4 +1,4 @@
-import { createStore, del, get, keys, set, update, type UseStore } from 'idb-keyval'
+import { createStore, del, get, keys, promisifyRequest, set, update, type UseStore } from 'idb-keyval'
 import type { SessionPatch, SessionSnapshot } from '../shared/protocol.js'
 import type { NumberedPatch } from './changes.js'
 
@@ -13,6 +13,8 @@ export interface CacheStorage {
   keys(): Promise<string[]>
   /** Replaces a value with `updater(old)` in one step (optional: without it, `get` then `set`). */
   update?(key: string, updater: (old: unknown) => unknown): Promise<void>
+  /** A value and every key, in one read (optional: without it, `get` and `keys`). */
+  getWithKeys?(key: string): Promise<[unknown, string[]]>
 }
 
 /**
@@ -40,6 +42,10 @@ export function indexedDbStorage(dbName = 'workflow-session', storeName = 'sessi
     del: (key) => withStore((s) => del(key, s)),
     keys: () => withStore((s) => keys<string>(s)),
     update: (key, updater) => withStore((s) => update(key, updater, s)),
+    getWithKeys: (key) =>
+      withStore((s) =>
+        s('readonly', (objects) => Promise.all([promisifyRequest(objects.get(key)), promisifyRequest(objects.getAllKeys()) as Promise<string[]>])),
+      ),
   }
 }
 

@@ -53,12 +53,19 @@ export function createLocalCopy(
   const prefix = outboxKey(sessionKey, '')
   /** The outbox keys of other pages of this session. */
   const othersOf = (keys: string[]) => keys.filter((key) => typeof key === 'string' && key.startsWith(prefix) && key !== ownKey)
-  const beginRead = () => Promise.all([storage.get(sessionKey).then(readBase), storage.keys().then(othersOf)] as const)
+  const beginRead = async (): Promise<readonly [SessionSnapshot | undefined, string[]]> => {
+    const [value, keys] = storage.getWithKeys ? await storage.getWithKeys(sessionKey) : await Promise.all([storage.get(sessionKey), storage.keys()])
+    return [readBase(value), othersOf(keys)]
+  }
   // In a browser, start reading now: start() only applies it. (The read changes nothing, so a
   // client made and dropped, as StrictMode does, costs only the read.)
   const preloaded = typeof window !== 'undefined' ? beginRead() : undefined
   const baseOnly = (preloaded ?? Promise.reject(new Error('not preloaded'))).then(
-    ([base = null, others]) => (others.length === 0 && stoppedInThisPage.size === 0 ? base : undefined),
+    ([base = null, others]) => {
+      if (others.length > 0 || stoppedInThisPage.size > 0) return undefined
+      baseWritten = base // it is on the device: showing it writes nothing
+      return base
+    },
     () => undefined,
   )
 
