@@ -190,7 +190,14 @@ describe('the local copy: one base per session, one outbox per page', () => {
   /** Counts what a client reads of a storage. */
   function reading(storage: CacheStorage) {
     const gets: string[] = []
-    return { gets, storage: { ...storage, get: (key: string) => (gets.push(key), storage.get(key)) } }
+    return {
+      gets,
+      storage: {
+        ...storage,
+        get: (key: string) => (gets.push(key), storage.get(key)),
+        getWithKeys: (key: string) => (gets.push(key), storage.getWithKeys!(key)),
+      },
+    }
   }
 
   it('a reload with nothing pending reads one record (the base) and asks no page whether it is alive', async () => {
