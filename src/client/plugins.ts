@@ -33,3 +33,8 @@ export interface PluginSession {
   /** The client's retry backoff. */
   readonly retry: { baseMs: number; maxMs: number }
 }
+
+/** Starts each plugin that has a `start`; returns the functions that stop them. */
+export function startPlugins(plugins: readonly SessionPlugin[], session: PluginSession): Array<() => void> {
+  return plugins.flatMap((plugin) => (plugin.start ? [plugin.start(session)] : []))
+}

@@ -45,6 +45,26 @@ export function markSessionCreated(endpoint: string, sessionId: string, storage:
   })
 }
 
+/** A client's session id, and whether the server may have a session under it yet. */
+export function sessionIdentity(endpoint: string, options: { sessionId?: string; newSession?: boolean; sessionIdStorage?: SessionIdStorage | null }) {
+  // Looked up only when needed: a server render with a given id touches no localStorage.
+  const storage = () => (options.sessionIdStorage === undefined ? defaultSessionIdStorage() : options.sessionIdStorage)
+  const { sessionId, isNew } = resolveSessionId(endpoint, options.sessionId, options.sessionId ? null : storage())
+  let serverHasNone = isNew || options.newSession === true
+  return {
+    sessionId,
+    /** The id is kept for the next load (the app did not choose it, and something remembers it). */
+    remembered: !options.sessionId && storage() !== null,
+    /** Made here and nothing confirmed yet: a GET could only answer 404. */
+    serverHasNone: () => serverHasNone,
+    /** The server has the session now. */
+    exists(): void {
+      if (serverHasNone) markSessionCreated(endpoint, sessionId, storage())
+      serverHasNone = false
+    },
+  }
+}
+
 /**
  * Makes `sessionId` the one this browser reuses for `endpoint`. `isNew`: the id was just made
  * and the server has no session under it yet (nothing is fetched for it until its first write).

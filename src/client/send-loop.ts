@@ -1,0 +1,166 @@
+import type { SessionSnapshot } from '../shared/protocol.js'
+import { utf8Length } from '../shared/rules.js'
+import { FlushBarriers } from './barriers.js'
+import { toPatchBody } from './changes.js'
+import { SessionError } from './errors.js'
+import type { createStatus } from './meta.js'
+import { createSender, type Sender, type SenderOptions } from './sender.js'
+import type { LayeredView, QueuedPatch } from './view.js'
+
+/** Largest body sent with `keepalive` (browsers allow 64 KiB for all of a page's keepalive requests). */
+export const KEEPALIVE_MAX_BYTES = 60 * 1024
+
+const byteLength = (body: unknown) => utf8Length(JSON.stringify(body))
+
+export interface SendLoopOptions extends Pick<SenderOptions, 'post' | 'retry' | 'onAuthError'> {
+  view: LayeredView
+  status: ReturnType<typeof createStatus>
+  clientId: string
+  workflowId: string | undefined
+  /** Writes the local copy now (before a request leaves, and as the page hides). */
+  persist: () => Promise<void>
+  /** Whether the client runs (not stopped). */
+  isRunning: () => boolean
+  /** Whether the local copy is read and closed pages' changes are taken over: sending may begin. */
+  isReady: () => boolean
+  /** Reads the local copy (once) and resumes sending. */
+  start: () => Promise<void>
+  /** The server confirmed a patch; `taken`: its snapshot became the base. */
+  onAck: (snapshot: SessionSnapshot, taken: boolean) => void
+}
+
+export interface SendLoop {
+  readonly sender: Sender
+  /** The seq the next patch of this page will carry. */
+  nextSeq(): number
+  /** A number in the local send order, for a patch taken over from a closed page. */
+  nextTicket(): number
+  /** Sends pending changes now, or as soon as the request in flight is answered. */
+  sync(): void
+  /** After `start()`: what is queued goes out, and what was pending follows without a debounce. */
+  resume(): void
+  /** Sends the next patch if nothing else is under way (back online, say). */
+  send(): void
+  /** As the page hides: everything unconfirmed in one patch, with `keepalive`. */
+  sendOnHide(): void
+  /** Resolves when every change made before the call is confirmed (see `SessionClient.flush`). */
+  flush(timeoutMs: number, started: Promise<void> | undefined): Promise<void>
+}
+
+/**
+ * The patch queue's send loop: seals pending changes into numbered patches, keeps one request in
+ * flight (the sender owns the request, backoff and 401), and answers flush barriers as patches
+ * are confirmed or refused.
+ */
+export function createSendLoop(options: SendLoopOptions): SendLoop {
+  const { view, clientId } = options
+  // Read when used: the status is made after the loop (it asks the sender whether it is sending).
+  const status = () => options.status
+  let tickets = 0
+  let nextSeq = 1
+  let syncRequested = false
+  const barriers = new FlushBarriers()
+  const sender = createSender({
+    post: options.post,
+    retry: options.retry,
+    onAuthError: options.onAuthError,
+    beforeSend: options.persist,
+    isQueued: (patch) => view.queue.includes(patch),
+    onAck(patch, snapshot) {
+      status().succeeded(true)
+      options.onAck(snapshot, view.ack(patch, snapshot))
+      barriers.confirm(patch.ticket)
+      continueSending()
+    },
+    onRefuse(patch, failure) {
+      view.refuse(patch)
+      barriers.refuse(patch.ticket, failure)
+      continueSending()
+    },
+    onStatus: (failure) => status().update(failure),
+    resend: () => send(),
+  })
+
+  /** Turns the pending changes (with every queued one, `carryQueue`) into a patch with the next seq. */
+  function seal(carryQueue?: boolean): QueuedPatch {
+    return view.seal(
+      (changes) => ({ clientId, seq: nextSeq++, ...toPatchBody(changes), ...(options.workflowId !== undefined && { workflowId: options.workflowId }) }),
+      ++tickets,
+      carryQueue,
+    )
+  }
+
+  function send(): void {
+    if (!options.isRunning() || sender.isBusy() || !status().online) return
+    if (!options.isReady()) {
+      syncRequested = true
+      void options.start()
+      return
+    }
+    if (view.queue.length === 0) {
+      if (view.pending.size === 0) return
+      seal()
+    }
+    syncRequested = false
+    sender.send(view.queue[0]!, false)
+  }
+
+  function continueSending(): void {
+    if (view.queue.length > 0 || (view.pending.size > 0 && (syncRequested || barriers.size > 0))) send()
+  }
+
+  function sync(): void {
+    syncRequested = true
+    send()
+  }
+
+  return {
+    sender,
+    nextSeq: () => nextSeq,
+    nextTicket: () => ++tickets,
+    sync,
+    send,
+    resume() {
+      if (view.queue.length === 0 && view.pending.size === 0 && !syncRequested) return
+      send()
+      // Left-over patches went first; what was pending follows without waiting for a debounce.
+      if (view.pending.size > 0) syncRequested = true
+    },
+    sendOnHide() {
+      void options.persist()
+      if (!options.isReady() || !options.isRunning() || !status().online || sender.isAuthorizing()) return
+      let patch: QueuedPatch | undefined
+      if (view.queue.every((queued) => queued.body.clientId === clientId) && (view.pending.size > 0 || view.queue.length > 1)) {
+        // One patch with everything unconfirmed, under a new seq: whichever of it and a patch in
+        // flight arrives last, the server ends with every change (an older seq is not applied).
+        // Too large for keepalive: a plain send, which may not outlive the page; the next load replays it.
+        if (byteLength({ clientId, seq: nextSeq, ...toPatchBody(view.unconfirmedChanges()) }) > KEEPALIVE_MAX_BYTES) return sync()
+        const replaced = view.queue
+        patch = seal(true)
+        for (const queued of replaced) barriers.replace(queued.ticket, patch.ticket)
+      } else if (view.queue[0] && !sender.isSending() && byteLength(view.queue[0].body) <= KEEPALIVE_MAX_BYTES) {
+        patch = view.queue[0]
+      }
+      if (!patch) return
+      void options.persist()
+      sender.send(patch, true)
+    },
+    async flush(timeoutMs, started) {
+      // "Before the call" is fixed now: the pending changes become a patch of their own, and the
+      // flush waits for the patches queued at this moment.
+      if (view.pending.size > 0) seal()
+      const ticketsNow = tickets
+      const mine = view.queue.map((patch) => patch.ticket)
+      const wasReady = options.isReady()
+      await (started ?? options.start())
+      // A closed page's left-over changes were made before this call too: the flush waits for them.
+      const leftovers = wasReady ? [] : view.queue.map((patch) => patch.ticket).filter((ticket) => ticket > ticketsNow)
+      const outstanding = [...mine, ...leftovers].filter((ticket) => view.queue.some((patch) => patch.ticket === ticket))
+      if (outstanding.length === 0) return
+      if (!status().online) throw new SessionError('offline', 'Offline: changes are kept and will be sent when back online', undefined, true)
+      const confirmed = barriers.wait(outstanding, timeoutMs)
+      sync()
+      return confirmed
+    },
+  }
+}
