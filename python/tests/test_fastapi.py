@@ -30,6 +30,18 @@ def make_app() -> FastAPI:
     return app
 
 
+async def test_mount_on_serves_the_mount_point_itself_without_a_redirect() -> None:
+    app = FastAPI()
+    create_session_app(store=memory_store(), authorize=lambda r: r.headers.get("x-user")).mount_on(app, "/api/session/")
+    async with client_of(app, **{"x-user": "ada"}) as client:
+        sid = new_id()
+        assert (await client.post(f"/api/session/{sid}", json={"variables": {"a": 1}})).status_code == 200
+        listed = await client.get("/api/session")  # no redirect followed: answered here
+        assert listed.status_code == 200 and [s["sessionId"] for s in listed.json()["sessions"]] == [sid]
+        wrong = await client.request("PATCH", "/api/session", content=b"")
+        assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+
+
 async def test_the_endpoints_under_the_mount_point() -> None:
     async with client_of(make_app(), **{"x-user": "ada"}) as client:
         sid = new_id()

@@ -264,6 +264,33 @@ class SessionApp:
         """Ends every open change stream (before shutting down) and stops watching the store."""
         self.feed.close()
 
+    def mount_on(self, app: Any, path: str = "/api/session") -> None:
+        """Mounts the endpoints on a Starlette or FastAPI ``app`` at ``path``, the mount point included.
+
+        ``app.mount(path, sessions)`` alone serves what is below ``path``; for ``path`` itself
+        (``GET /api/session``, the caller's sessions) Starlette answers a redirect to
+        ``path + "/"``, built from the request's ``Host``, which behind a proxy can point
+        elsewhere. This serves both, with no redirect::
+
+            sessions.mount_on(app, "/api/session")
+        """
+        from starlette.routing import Route
+
+        path = path.rstrip("/")
+        app.mount(path, self)
+        app.router.routes.append(Route(path, endpoint=_AtMountPoint(self, path)))
+
+
+class _AtMountPoint:
+    """The session app for a request to its mount point itself, as a mount would pass it."""
+
+    def __init__(self, app: SessionApp, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self.app({**scope, "root_path": scope.get("root_path", "") + self.path}, receive, send)
+
 
 def _route_of(parts: list[str]) -> str:
     """Which route a path's parts (after the base) name: ``[]``, ``[id]``, ``[id, "run", step]``, ``[id, "events"]``."""
