@@ -94,7 +94,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   /** A snapshot from another tab, the change stream or a step: taken when newer, under the local edits. */
   function receive(snapshot: SessionSnapshot, fromStep = false): void {
     if (snapshot.version > 0) identity.exists()
-    const taken = view.adopt(snapshot)
+    const taken = view.rebase(snapshot)
     if (taken && fromStep) confirmedListeners.notify(snapshot)
     if (taken || fromStep) status.succeeded(false)
   }
@@ -177,7 +177,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
         throw status.update(failure)
       }
       // No session on the server (deleted or expired): the server's word wins over an old base.
-      view.adopt(snapshot ?? { sessionId, variables: {}, version: 0, createdAt: '', updatedAt: '' }, snapshot === null)
+      view.rebase(snapshot ?? { sessionId, variables: {}, version: 0, createdAt: '', updatedAt: '' }, snapshot === null)
       status.succeeded(!loop.sender.isBusy())
       return snapshot
     },
@@ -209,6 +209,11 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     persist: () => {
       local.save(false)
       return local.flush()
+    },
+    async adopt() {
+      // The changes made before signing in are on the server first, then the session becomes the user's.
+      await client.flush()
+      receive(await transport.adopt(sessionId), true)
     },
     listSessions: () => transport.list(),
     async deleteSession(id) {

@@ -19,6 +19,8 @@ export interface Transport {
   run<Output>(sessionId: string, step: string, input: JsonValue | undefined): Promise<RunResponse<Output>>
   /** The caller's sessions, newest first. */
   list(): Promise<SessionSummary[]>
+  /** Makes an ownerless session the signed-in caller's (`POST {base}/{id}/adopt`). */
+  adopt(sessionId: string): Promise<SessionSnapshot>
   /** Deletes a session; resolves also when it did not exist. */
   remove(sessionId: string): Promise<void>
   /** Opens the change stream (`GET {base}/{id}/events`), from versions after `since`. No timeout: it stays open. */
@@ -83,6 +85,7 @@ export function createTransport(options: TransportOptions): Transport {
       if (!response.ok || !response.body) throw await readError(response)
       return response
     },
+    adopt: async (sessionId) => (await request<SessionSnapshot>('POST', `${sessionPath(sessionId)}/adopt`))!,
     list: async () => (await request<{ sessions: SessionSummary[] }>('GET', ''))?.sessions ?? [],
     remove: async (sessionId) => {
       try {

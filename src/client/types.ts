@@ -101,6 +101,13 @@ export interface SessionClient {
   setOnline(online: boolean): void
   /** Writes the local copy now. */
   persist(): Promise<void>
+  /**
+   * After sign-in: makes this session, started anonymously, the signed-in user's (`POST
+   * {endpoint}/{id}/adopt`), once what was typed before is on the server. From then on only that
+   * user reaches it, and it is in their `listSessions()`. Rejects with a `SessionError`
+   * (`unauthenticated` when the server sees no user; `not_found` when another user owns it).
+   */
+  adopt(): Promise<void>
   /** The caller's sessions on the server (`GET {endpoint}`), newest first. */
   listSessions(): Promise<SessionSummary[]>
   /** Deletes a session on the server and this browser's copies of it. */

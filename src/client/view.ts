@@ -16,7 +16,7 @@ export interface QueuedPatch {
  * Only keys whose visible value really changes are announced.
  *
  * The view owns its layers: they change only through its operations (write, seal, ack, refuse,
- * adopt, restore), and after each one `onChange(outboxChanged)` runs, so saving the local copy
+ * rebase, restore), and after each one `onChange(outboxChanged)` runs, so saving the local copy
  * and the sync status follow every change without the caller remembering to.
  */
 export class LayeredView {
@@ -125,7 +125,7 @@ export class LayeredView {
    * Takes `snapshot` as the new base unless it is older than the one we have (`replace` takes it
    * anyway). Returns whether it was taken.
    */
-  adopt(snapshot: SessionSnapshot, replace = false): boolean {
+  rebase(snapshot: SessionSnapshot, replace = false): boolean {
     const taken = this.#setBase(snapshot, [], replace)
     if (taken) this.#onChange(false)
     return taken
