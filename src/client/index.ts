@@ -1,7 +1,7 @@
 export { createSessionClient, type SessionClient, type SessionClientOptions } from './session-client.js'
 export { connectToPage, type ConnectOptions } from './connect.js'
 export { SessionError, SessionValueError, type SessionErrorCode } from './errors.js'
-export type { SyncStatus, SessionMeta } from './meta.js'
+export type { SyncStatus } from './status.js'
 export { indexedDbStorage, memoryStorage, type CacheStorage } from './cache.js'
 export { forgetSessionId, rememberSessionId, type SessionIdStorage, type RememberOptions } from './session-id.js'
 export type { HeadersOption } from './transport.js'

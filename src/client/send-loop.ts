@@ -3,7 +3,7 @@ import { utf8Length } from '../shared/rules.js'
 import { FlushBarriers } from './barriers.js'
 import { toPatchBody } from './changes.js'
 import { SessionError } from './errors.js'
-import type { createStatus } from './meta.js'
+import type { createStatus } from './status.js'
 import { createSender, type Sender, type SenderOptions } from './sender.js'
 import type { LayeredView, QueuedPatch } from './view.js'
 

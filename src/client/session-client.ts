@@ -5,7 +5,7 @@ import { toPatchBody, type Change } from './changes.js'
 import { SessionValueError } from './errors.js'
 import { Listeners } from './listeners.js'
 import { createLocalCopy, stoppedHere } from './local-copy.js'
-import { createStatus } from './meta.js'
+import { createStatus } from './status.js'
 import { startPlugins } from './plugins.js'
 import { createSendLoop } from './send-loop.js'
 import { randomId, sessionIdentity } from './session-id.js'
@@ -149,12 +149,10 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     },
     getSnapshot: () => view.snapshot(),
     getStatus: () => status.current,
-    getMeta: () => status.current,
     subscribe(keyOrListener: string | (() => void), maybeListener?: () => void) {
       return typeof keyOrListener === 'function' ? view.listeners.add(undefined, keyOrListener) : view.listeners.add(keyOrListener, maybeListener!)
     },
     subscribeStatus: (listener) => status.listeners.add(listener),
-    subscribeMeta: (listener) => status.listeners.add(listener),
     onLocalWrite: (listener) => writeListeners.add(listener),
     start,
     async stop() {

@@ -1,7 +1,7 @@
 import type { JsonValue, SessionSnapshot, SessionSummary, Variables } from '../shared/protocol.js'
 import type { CacheStorage } from './cache.js'
 import type { SessionError, SessionValueError } from './errors.js'
-import type { SyncStatus } from './meta.js'
+import type { SyncStatus } from './status.js'
 import type { SessionPlugin } from './plugins.js'
 import type { PageLocks } from './tabs.js'
 import type { HeadersOption } from './transport.js'
@@ -71,16 +71,12 @@ export interface SessionClient {
   getSnapshot(): Readonly<Variables>
   /** Sync status; the same object until some field changes. */
   getStatus(): SyncStatus
-  /** @deprecated The same as {@link getStatus}. */
-  getMeta(): SyncStatus
   /** Calls `listener` after any variable changes. Returns the unsubscribe function. */
   subscribe(listener: () => void): () => void
   /** Calls `listener` only when `key`'s value changes. Returns the unsubscribe function. */
   subscribe(key: string, listener: () => void): () => void
   /** Calls `listener` when the sync status changes. Returns the unsubscribe function. */
   subscribeStatus(listener: () => void): () => void
-  /** @deprecated The same as {@link subscribeStatus}. */
-  subscribeMeta(listener: () => void): () => void
   /** Calls `listener` after each local `set`/`delete`: where a debounce schedules `sync()`. */
   onLocalWrite(listener: () => void): () => void
   /** Reads the local copy (once), takes over what closed tabs left unconfirmed, and resends it. */

@@ -37,7 +37,6 @@ export {
   type SessionClientOptions,
   type SessionErrorCode,
   type SyncStatus,
-  type SessionMeta,
   type CacheStorage,
   type SessionIdStorage,
   type RememberOptions,

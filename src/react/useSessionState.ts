@@ -1,7 +1,7 @@
 'use client'
 
 import { useCallback, useMemo } from 'react'
-import type { SyncStatus } from '../client/meta.js'
+import type { SyncStatus } from '../client/status.js'
 import type { JsonValue, Variables } from '../shared/protocol.js'
 import { useSessionClient } from './context.js'
 import { applySetValue, type SetValue } from './useVariable.js'
@@ -13,8 +13,6 @@ export interface SessionState {
   variables: Readonly<Variables>
   /** Sync status. Reading it makes the component render when the status changes. */
   status: SyncStatus
-  /** @deprecated The same as {@link status}. */
-  meta: SyncStatus
   /** Reading a variable makes the component render when that variable changes. */
   getVariable<T = JsonValue>(key: string): T | undefined
   setVariable<T = JsonValue>(key: string, value: SetValue<T | undefined>): void
@@ -54,9 +52,6 @@ export function useSessionState(): SessionState {
         return track('variables', client.getSnapshot)
       },
       get status() {
-        return track('status', client.getStatus)
-      },
-      get meta() {
         return track('status', client.getStatus)
       },
       getVariable: <T,>(key: string) => track(`key:${key}`, () => client.get<T>(key)),

@@ -1,7 +1,7 @@
 'use client'
 
 import { useSyncExternalStore } from 'react'
-import type { SyncStatus } from '../client/meta.js'
+import type { SyncStatus } from '../client/status.js'
 import { useSessionClient } from './context.js'
 
 /**

@@ -56,7 +56,7 @@ describe('IndexedDB cache', () => {
     const second = makeClient(ids)
     await second.start()
     expect(second.get('email')).toBe('a@b.c')
-    expect(second.getMeta()).toMatchObject({ isHydrated: true, isDirty: false, version: 1 })
+    expect(second.getStatus()).toMatchObject({ isHydrated: true, isDirty: false, version: 1 })
   })
 
   it('resends a left-over patch with its original clientId and seq, and the server applies it once', async () => {
@@ -78,7 +78,7 @@ describe('IndexedDB cache', () => {
     const second = makeClient(ids)
     second.set('other', true) // a change of the new page, made before its cache was read
     await second.start()
-    await vi.waitFor(() => expect(second.getMeta()).toMatchObject({ isDirty: false, isSyncing: false }))
+    await vi.waitFor(() => expect(second.getStatus()).toMatchObject({ isDirty: false, isSyncing: false }))
     const resent = mock.posts()[1]!.body as { clientId: string; seq: number }
     expect(resent).toMatchObject({ clientId: firstPatch.clientId, seq: firstPatch.seq, variables: { count: 1 } })
     expect(await mock.store.get(ids.sessionId)).toMatchObject({ variables: { count: 1, other: true }, version: 2 })
@@ -121,7 +121,7 @@ describe('IndexedDB cache', () => {
     await client.start()
     client.set('a', 1)
     await client.flush()
-    expect(client.getMeta().isPersistent).toBe(false)
+    expect(client.getStatus().isPersistent).toBe(false)
     expect(client.get('a')).toBe(1)
     expect((await mock.store.get('cache-failing-1'))?.variables).toEqual({ a: 1 })
   })
@@ -142,11 +142,11 @@ describe('IndexedDB cache', () => {
     await client.start()
     client.set('a', 1)
     await client.persist()
-    expect(client.getMeta().isPersistent).toBe(false)
+    expect(client.getStatus().isPersistent).toBe(false)
     fail = false
     client.set('a', 2)
     await client.persist()
-    expect(client.getMeta().isPersistent).toBe(true)
+    expect(client.getStatus().isPersistent).toBe(true)
     expect(memory.size).toBe(1)
   })
 

@@ -84,7 +84,7 @@ describe('fault injection', () => {
       expect(second, when).toEqual(first)
       expect(second, when).toMatchObject({ clientId: client.clientId, seq: 1 })
       expect(await mock.store.get(sessionId), when).toMatchObject({ variables: { a: 1 }, version: 1 })
-      expect(client.getMeta(), when).toMatchObject({ isDirty: false, isSyncing: false, error: null, version: 1 })
+      expect(client.getStatus(), when).toMatchObject({ isDirty: false, isSyncing: false, error: null, version: 1 })
     }
   })
 
@@ -110,14 +110,14 @@ describe('fault injection', () => {
       await flushed
       release()
       await new Promise((resolve) => setTimeout(resolve, 50)) // the late answer is in; a retry would be under way by now
-      expect(client.getMeta(), late).toMatchObject({ isDirty: false, isSyncing: false, error: null, version: 1 })
+      expect(client.getStatus(), late).toMatchObject({ isDirty: false, isSyncing: false, error: null, version: 1 })
       client.set('b', 2)
       await client.flush({ timeoutMs: 1000 })
       expect(calls, late).toBe(3)
       const posted = mock.posts().filter((r) => r.path.endsWith(sessionId))
       expect(posted.map((r) => (r.body as SessionPatch).seq), late).toEqual([1, 2])
       expect(await mock.store.get(sessionId), late).toMatchObject({ variables: { a: 1, b: 2 }, version: 2 })
-      expect(client.getMeta(), late).toMatchObject({ isDirty: false, isSyncing: false, error: null, version: 2 })
+      expect(client.getStatus(), late).toMatchObject({ isDirty: false, isSyncing: false, error: null, version: 2 })
     }
   })
 
@@ -148,7 +148,7 @@ describe('fault injection', () => {
     client.set('a', 1)
     await expect(client.flush()).rejects.toMatchObject({ code: 'unauthenticated', status: 401 })
     expect(client.get('a')).toBe(1)
-    expect(client.getMeta().error?.code).toBe('unauthenticated')
+    expect(client.getStatus().error?.code).toBe('unauthenticated')
   })
 
   it('does not let a refused change block the ones after it', async () => {
@@ -183,7 +183,7 @@ describe('fault injection', () => {
     client.sync()
     await vi.advanceTimersByTimeAsync(50)
     expect((await mock.store.get(sessionId))?.variables).toEqual({ a: 1, b: 2 })
-    expect(client.getMeta()).toMatchObject({ isDirty: false })
+    expect(client.getStatus()).toMatchObject({ isDirty: false })
   })
 })
 
@@ -218,7 +218,7 @@ describe('closing a page', () => {
       client.sendOnHide() // seq 2 carries a and b
       await vi.waitFor(() => expect(mock.posts().filter((r) => r.path.endsWith(sessionId))).toHaveLength(2))
       releaseFirst()
-      await vi.waitFor(() => expect(client.getMeta()).toMatchObject({ isDirty: false, isSyncing: false }))
+      await vi.waitFor(() => expect(client.getStatus()).toMatchObject({ isDirty: false, isSyncing: false }))
       expect((await mock.store.get(sessionId))?.variables, order).toEqual({ a: 3, b: 2 })
     }
   })
@@ -283,7 +283,7 @@ describe('tabs', () => {
     client.set('a', 1)
     client.sendOnHide()
     await client.flush()
-    expect(client.getMeta().isPersistent).toBe(false)
+    expect(client.getStatus().isPersistent).toBe(false)
     expect((await mock.store.get(sessionId))?.variables).toEqual({ a: 1 })
   })
 })

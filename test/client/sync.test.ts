@@ -18,7 +18,7 @@ function makeClient(options: SessionClientOptions = {}) {
 
 /** Resolves when the client has nothing left unconfirmed and no request in flight. */
 async function settled(client: SessionClient) {
-  await vi.waitFor(() => expect(client.getMeta()).toMatchObject({ isDirty: false, isSyncing: false }))
+  await vi.waitFor(() => expect(client.getStatus()).toMatchObject({ isDirty: false, isSyncing: false }))
 }
 
 afterEach(async () => {
@@ -31,7 +31,7 @@ describe('local writes', () => {
     client.set('email', 'a@b.c')
     expect(client.get('email')).toBe('a@b.c')
     expect(client.getSnapshot()).toEqual({ email: 'a@b.c' })
-    expect(client.getMeta()).toMatchObject({ isDirty: true, pendingKeys: ['email'] })
+    expect(client.getStatus()).toMatchObject({ isDirty: true, pendingKeys: ['email'] })
     expect(mock.requests).toHaveLength(0)
   })
 
@@ -100,7 +100,7 @@ describe('local writes', () => {
     expect((thrown as Error).message).toContain('setVariable("field")')
     expect((thrown as Error).message).toMatch(message)
     expect(client.getSnapshot()).toBe(before)
-    expect(client.getMeta().pendingKeys).toEqual(['kept'])
+    expect(client.getStatus().pendingKeys).toEqual(['kept'])
     expect(listener).not.toHaveBeenCalled()
   })
 
@@ -149,7 +149,7 @@ describe('sending patches', () => {
     mock.requests = []
     client.set('b', 'other')
     client.set('b', 'same')
-    expect(client.getMeta().isDirty).toBe(false)
+    expect(client.getStatus().isDirty).toBe(false)
     client.sync()
     await client.flush()
     expect(mock.requests).toHaveLength(0)
@@ -199,7 +199,7 @@ describe('sending patches', () => {
     const seen: unknown[] = []
     client.subscribe('email', () => seen.push(client.get('email')))
     release()
-    await vi.waitFor(() => expect(client.getMeta().isSyncing).toBe(false))
+    await vi.waitFor(() => expect(client.getStatus().isSyncing).toBe(false))
     expect(client.get('email')).toBe('new@b.c')
     expect(seen).toEqual([]) // never flickered back to the acknowledged old value
     await client.flush()
@@ -239,12 +239,12 @@ describe('flush', () => {
     expect(failure).toBeInstanceOf(SessionError)
     expect(failure).toMatchObject({ code: 'too_large', status: 413, retryable: false })
     expect(client.get('big')).toBe('x')
-    expect(client.getMeta().error?.code).toBe('too_large')
+    expect(client.getStatus().error?.code).toBe('too_large')
 
     client.set('small', 1)
     await client.flush()
     expect((await mock.store.get(ID))?.variables).toEqual({ small: 1 })
-    expect(client.getMeta().error).toBeNull()
+    expect(client.getStatus().error).toBeNull()
   })
 
   it('rejects when offline and sends once back online', async () => {
@@ -278,14 +278,14 @@ describe('retries', () => {
     client.set('a', 1)
     const flushed = client.flush()
     await vi.advanceTimersByTimeAsync(5)
-    expect(client.getMeta().error?.code).toBe('internal_error')
+    expect(client.getStatus().error?.code).toBe('internal_error')
     await vi.advanceTimersByTimeAsync(1000)
     await flushed
     const posts = mock.posts()
     expect(posts).toHaveLength(2)
     expect(posts[1]!.body).toEqual(posts[0]!.body)
     expect(await mock.store.get(ID)).toMatchObject({ variables: { a: 1 }, version: 1 })
-    expect(client.getMeta().error).toBeNull()
+    expect(client.getStatus().error).toBeNull()
   })
 
   it('does not apply twice when the reply is lost after the server applied the write', async () => {
@@ -323,7 +323,7 @@ describe('retries', () => {
     for (let elapsed = 0; elapsed < 2400; elapsed += 10) await vi.advanceTimersByTimeAsync(10)
     const gaps = sentAt.slice(1).map((at, i) => at - sentAt[i]!)
     expect(gaps.slice(0, 5)).toEqual([100, 200, 400, 800, 800])
-    expect(client.getMeta()).toMatchObject({ isDirty: true, error: { code: 'network_error' } })
+    expect(client.getStatus()).toMatchObject({ isDirty: true, error: { code: 'network_error' } })
     expect(client.get('a')).toBe(1)
   })
 })

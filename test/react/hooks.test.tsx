@@ -44,8 +44,8 @@ function Field({ name }: { name: string }) {
 }
 
 function Status() {
-  const meta = useSyncStatus()
-  return <output aria-label="status">{meta.error ? `error ${meta.error.code}` : meta.isDirty ? (meta.isSyncing ? 'saving' : 'dirty') : 'saved'}</output>
+  const status = useSyncStatus()
+  return <output aria-label="status">{status.error ? `error ${status.error.code}` : status.isDirty ? (status.isSyncing ? 'saving' : 'dirty') : 'saved'}</output>
 }
 
 function App({ children, ...props }: { children: React.ReactNode; debounceMs?: number; maxWaitMs?: number }) {

@@ -33,7 +33,7 @@ describe('live changes', () => {
     await vi.waitFor(() => expect(watcher.get('theirs')).toBe('from another device'), { timeout: 1000, interval: 5 })
     expect(Date.now() - sentAt).toBeLessThan(1000)
     expect(watcher.get('mine')).toBe('typing…')
-    expect(watcher.getMeta().pendingKeys).toEqual(['mine'])
+    expect(watcher.getStatus().pendingKeys).toEqual(['mine'])
   })
 
   it("streams another user's session exactly like an unused id: keep-alives, never its data; 401 without a user when required", async () => {

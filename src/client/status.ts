@@ -24,9 +24,6 @@ export interface SyncStatus {
   version: number
 }
 
-/** @deprecated The same type under its old name: use {@link SyncStatus}. */
-export type SessionMeta = SyncStatus
-
 /**
  * The client's sync status, kept up to date: `update()` after anything that may change it makes
  * a new object (and tells the listeners) only when a field really changed, so a keystroke that
