@@ -103,3 +103,27 @@ async def test_the_feed_on_a_sqlite_store_and_the_lifespan_opens_and_closes_it(s
         assert data_of(await stream.next_block())["version"] == 1
     server.stop()
     assert server.app.store.backend._closed
+
+
+async def test_a_stream_cancelled_by_a_shutting_down_server_ends_quietly() -> None:
+    """Uvicorn cancels the streams its graceful timeout cut: the stream ends, no error escapes."""
+    import asyncio
+
+    app = create_session_app(store=memory_store())
+    sent: list[dict[str, Any]] = []
+    never = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await never.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": f"/{new_id()}/events", "root_path": "", "query_string": b"", "headers": []}
+    task = asyncio.get_running_loop().create_task(app(scope, receive, send))
+    while len(sent) < 2:  # the head and ": connected"
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await task  # returns: nothing raised
+    assert sent[0]["status"] == 200 and sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}

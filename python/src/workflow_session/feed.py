@@ -109,6 +109,10 @@ class ChangeFeed:
                         await _write(send, f"id: {last_sent}\nevent: snapshot\ndata: {compact_json(snapshot)}\n\n")
         except OSError:
             pass  # the client went
+        except asyncio.CancelledError:
+            # The server is shutting down (its graceful timeout ended the stream): the stream ends
+            # here, quietly, as when the feed closes; nothing was half-written.
+            pass
         finally:
             listeners = self._listeners.get(session_id)
             if listeners is not None:
