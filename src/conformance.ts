@@ -4,6 +4,7 @@ import { listingChecks } from './conformance/checks-listing.js'
 import { sessionChecks } from './conformance/checks-sessions.js'
 import { stepChecks } from './conformance/checks-steps.js'
 import { loadShapes } from './conformance/openapi.js'
+import { withoutTrailingSlashes } from './shared/protocol.js'
 
 /** The outcome of one protocol check. */
 export interface ConformanceResult {
@@ -61,7 +62,7 @@ const ALL_UNAUTHENTICATED =
 export async function runConformance(base: string, options: ConformanceOptions = {}): Promise<ConformanceResult[]> {
   const { maxBytes = 1024 * 1024, step = 'conformance_echo' } = options
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024) throw new RangeError(`maxBytes must be a whole number of bytes, at least 1024 (got ${maxBytes})`)
-  const backend = createBackend(base.replace(/\/+$/, ''), {
+  const backend = createBackend(withoutTrailingSlashes(base), {
     headers: options.headers ?? {},
     userHeaders: options.userHeaders,
     step,

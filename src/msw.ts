@@ -1,5 +1,5 @@
 import { http, type HttpHandler } from 'msw'
-import { DEFAULT_BASE } from './shared/protocol.js'
+import { DEFAULT_BASE, withoutTrailingSlashes } from './shared/protocol.js'
 import { createSessionHandler, type SessionHandlerOptions } from './server/handler.js'
 import { memoryStore } from './server/stores/memory.js'
 
@@ -16,7 +16,7 @@ export interface SessionHandlersOptions extends Partial<SessionHandlerOptions> {
  * const server = setupServer(...sessionHandlers({ store, steps: { register: () => ({ output: 'ok' }) } }))
  */
 export function sessionHandlers(options: SessionHandlersOptions = {}): HttpHandler[] {
-  const base = (options.base ?? DEFAULT_BASE).replace(/\/+$/, '')
+  const base = withoutTrailingSlashes(options.base ?? DEFAULT_BASE)
   const handler = createSessionHandler({ ...options, base, store: options.store ?? memoryStore() })
   const path = new RegExp(`^[^?#]*${escapeRegExp(base)}(?:/[^?#]*)?(?:[?#].*)?$`)
   return [http.all(path, ({ request }) => handler(request))]

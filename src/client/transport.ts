@@ -1,4 +1,4 @@
-import { DEFAULT_BASE, type ErrorBody, type JsonValue, type RunResponse, type SessionPatch, type SessionSnapshot, type SessionSummary } from '../shared/protocol.js'
+import { DEFAULT_BASE, withoutTrailingSlashes, type ErrorBody, type JsonValue, type RunResponse, type SessionPatch, type SessionSnapshot, type SessionSummary } from '../shared/protocol.js'
 import { SessionError, isRetryableStatus } from './errors.js'
 
 export type HeadersOption = HeadersInit | (() => HeadersInit | Promise<HeadersInit>)
@@ -27,9 +27,9 @@ export interface Transport {
   events(sessionId: string, since: number, signal: AbortSignal): Promise<Response>
 }
 
-/** Where the session endpoints are mounted, without trailing slashes (the one place they are stripped). */
+/** Where the session endpoints are mounted, without trailing slashes. */
 export function endpointBase(endpoint: string = DEFAULT_BASE): string {
-  return endpoint.replace(/\/+$/, '')
+  return withoutTrailingSlashes(endpoint)
 }
 
 /** The protocol's requests over `fetch`, with every failure turned into a {@link SessionError}. */

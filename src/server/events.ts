@@ -1,3 +1,4 @@
+import { KeyedListeners } from '../shared/listeners.js'
 import type { Caller, SessionStore } from './stores/types.js'
 
 const encoder = new TextEncoder()
@@ -12,10 +13,10 @@ const HEARTBEAT_MS = 15_000
  * whenever its version passes the last one sent, so duplicates and reordering collapse.
  */
 export function createChangeFeed(store: SessionStore) {
-  const listeners = new Map<string, Set<() => void>>()
+  const listeners = new KeyedListeners()
   const streams = new Set<() => void>()
 
-  const announce = (sessionId: string) => listeners.get(sessionId)?.forEach((listener) => listener())
+  const announce = (sessionId: string) => listeners.notify([sessionId])
   // After the store lost its change notices for a while (a database restart), any open stream's
   // session may have changed: each checks for a newer version.
   const unwatch = store.watch?.(
@@ -23,15 +24,7 @@ export function createChangeFeed(store: SessionStore) {
     () => [...listeners.keys()].forEach(announce),
   )
 
-  function listen(sessionId: string, listener: () => void): () => void {
-    let set = listeners.get(sessionId)
-    if (!set) listeners.set(sessionId, (set = new Set()))
-    set.add(listener)
-    return () => {
-      set.delete(listener)
-      if (set.size === 0) listeners.delete(sessionId)
-    }
-  }
+  const listen = (sessionId: string, listener: () => void) => listeners.add(sessionId, listener)
 
   /**
    * An event stream of `sessionId`'s snapshots newer than `since`, each read as `caller` (the

@@ -1,4 +1,4 @@
-import { DEFAULT_BASE, DEFAULT_MAX_BYTES, type JsonValue, type Variables } from '../shared/protocol.js'
+import { DEFAULT_BASE, DEFAULT_MAX_BYTES, withoutTrailingSlashes, type JsonValue, type Variables } from '../shared/protocol.js'
 import { isSessionId } from '../shared/rules.js'
 import { schemaFor, schemaProblem, type SessionSchema } from '../shared/schema.js'
 import { SessionProtocolError, errorResponse, jsonResponse, jsonTextResponse } from './errors.js'
@@ -71,8 +71,8 @@ type RouteName = 'list' | 'session' | 'run' | 'events' | 'adopt'
  */
 export function createSessionHandler(options: SessionHandlerOptions): SessionHandler {
   const { store, steps = {}, maxBytes = DEFAULT_MAX_BYTES, authorize, requireUser = false, schema, maxKeysPerPatch = 1000 } = options
-  const allowedOrigins = options.allowedOrigins && new Set(options.allowedOrigins.map((origin) => origin.replace(/\/+$/, '')))
-  const base = (options.base ?? DEFAULT_BASE).replace(/\/+$/, '')
+  const allowedOrigins = options.allowedOrigins && new Set(options.allowedOrigins.map(withoutTrailingSlashes))
+  const base = withoutTrailingSlashes(options.base ?? DEFAULT_BASE)
   const onError = options.onError ?? ((error: unknown) => console.error('[workflow-session]', error))
   const feed = createChangeFeed(store)
   // Stores of this package answer with the snapshot's JSON text, joined from what they hold:

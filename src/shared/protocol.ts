@@ -78,6 +78,9 @@ export interface ErrorBody {
 /** The default mount point of the session endpoints. */
 export const DEFAULT_BASE = '/api/session'
 
+/** A base path, endpoint or origin without its trailing slashes (`/api/session/` → `/api/session`): the one place they are stripped. */
+export const withoutTrailingSlashes = (path: string) => path.replace(/\/+$/, '')
+
 /** Largest request body and largest stored session, in bytes of JSON (1 MiB). */
 export const DEFAULT_MAX_BYTES = 1024 * 1024
 

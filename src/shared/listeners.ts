@@ -1,4 +1,4 @@
-/** Listeners by variable name plus listeners of every change: the client's only event plumbing. */
+/** Listeners by key (a variable name in the client, a session id in the server's change feed) plus listeners of every change. */
 export class KeyedListeners {
   #byKey = new Map<string, Set<() => void>>()
   #all = new Set<() => void>()
@@ -15,6 +15,11 @@ export class KeyedListeners {
       set.delete(listener)
       if (set.size === 0 && this.#byKey.get(key) === set) this.#byKey.delete(key)
     }
+  }
+
+  /** The keys that have listeners now. */
+  keys(): IterableIterator<string> {
+    return this.#byKey.keys()
   }
 
   /** Tells the listeners of each changed key, then the listeners of every change once. */
