@@ -10,7 +10,9 @@ export interface ConnectOptions {
 /**
  * Wires a client to the page without React, as `SessionProvider` does: starts it, sends one
  * patch per pause in writing (debounce with a maximum wait), sends what is unconfirmed with
- * `keepalive` when the page hides, and follows the browser's online state. Returns the function
+ * `keepalive` when the page hides, fetches the session again when the page shows again or the
+ * network comes back (so another tab's or device's changes appear), and follows the browser's
+ * online state. Returns the function
  * that undoes it all, sends what a debounce was holding back, and stops the client.
  *
  * @example
@@ -44,8 +46,12 @@ export function connectToPage(client: SessionClient, options: ConnectOptions = {
     cancel()
     client.sendOnHide()
   }
-  const onVisibility = () => document.visibilityState === 'hidden' && onHide()
-  const onOnline = () => client.setOnline(true)
+  const refresh = () => void client.refresh().catch(() => {}) // the status holds the error
+  const onVisibility = () => (document.visibilityState === 'hidden' ? onHide() : refresh())
+  const onOnline = () => {
+    client.setOnline(true)
+    refresh()
+  }
   const onOffline = () => client.setOnline(false)
   const page = typeof window === 'undefined' ? undefined : window
   if (page) {

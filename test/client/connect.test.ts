@@ -45,6 +45,12 @@ it('sends what is unconfirmed with keepalive when the page hides, follows the on
   await vi.waitFor(() => expect(mock.posts()).toHaveLength(1))
   expect(mock.posts()[0]!.body).toMatchObject({ variables: { draft: 'typed before hiding' } })
 
+  // Shown again: the session is fetched again (another tab's or device's changes appear).
+  await mock.store.apply('connect-2', { variables: { fromElsewhere: true } })
+  Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'visible' })
+  document.dispatchEvent(new Event('visibilitychange'))
+  await vi.waitFor(() => expect(client.get('fromElsewhere')).toBe(true))
+
   window.dispatchEvent(new Event('offline'))
   expect(client.getStatus().isOnline).toBe(false)
   window.dispatchEvent(new Event('online'))
