@@ -87,11 +87,11 @@ export function createLocalCopy(
         baseWritten = base
         // Another tab may have written a newer base meanwhile: an older one never replaces it.
         const record = toBaseRecord(base)
-        const newer = (stored: unknown) => (baseVersion(stored) ?? -1) <= base.version
+        const notOlder = (stored: unknown) => (baseVersion(stored) ?? -1) <= base.version
         writes.push(() =>
           target.update
-            ? target.update(sessionKey, (stored) => (newer(stored) ? record : stored))
-            : target.get(sessionKey).then((stored) => (newer(stored) ? target.set(sessionKey, record) : undefined)),
+            ? target.update(sessionKey, (stored) => (notOlder(stored) ? record : stored))
+            : target.get(sessionKey).then((stored) => (notOlder(stored) ? target.set(sessionKey, record) : undefined)),
         )
       }
       if (outboxChanged) {
