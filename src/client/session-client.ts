@@ -105,7 +105,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     started ??= local.read(loop.nextTicket).then(({ base, patches }) => {
       status.hydrated = ready = true
       // Nothing was sent before this point: the closed pages' older changes go out before this page's.
-      view.restore(base, patches)
+      if (patches.length > 0 || (base !== null && base !== view.base)) view.restore(base, patches)
+      else status.update() // the early read showed this base already
     })
     await started
     if (running && stopPlugins.length === 0) {
