@@ -9,7 +9,7 @@ import type { KeystrokeRow } from './keystrokes.bench.js'
 import { readResult } from './results.js'
 import { hasWrk, hotSession, measureAgainstFloor, postgresWalPerPatch, sqliteBytesPerPatch, type WrkRow } from './server-cost.js'
 import { measure, measureSessionSize, throughputTable, type SizeRow, type ThroughputRow } from './server.js'
-import { BUDGETS, entrySizes, kB, sizeOfModule } from './size.js'
+import { BEFORE, BUDGETS, entrySizes, kB, sizeOfModule } from './size.js'
 
 const sections: string[] = []
 const say = (text: string) => {
@@ -33,6 +33,8 @@ committed render, in jsdom on this machine.
 | library | POSTs | requests | bytes sent | storage writes | renders of non-readers | latency p50 / p99 ms | bytes vs ours |
 |---|---|---|---|---|---|---|---|
 ${keys.map((r) => `| ${r.library} | ${r.posts} | ${r.requests} | ${r.bytesSent} | ${r.storageWrites} | ${r.nonReaderRenders} | ${r.p50.toFixed(2)} / ${r.p99.toFixed(2)} | ${r === ours ? '1×' : r.bytesSent === 0 ? 'no server' : ratio(ours.bytesSent, r.bytesSent)} |`).join('\n')}
+
+Before the client rework (bench/before.json), latency p50 / p99: workflow-session ${BEFORE.keystrokeLatencyMs['workflow-session']!.p50} / ${BEFORE.keystrokeLatencyMs['workflow-session']!.p99} ms, zustand ${BEFORE.keystrokeLatencyMs.zustand!.p50} / ${BEFORE.keystrokeLatencyMs.zustand!.p99} ms in the same run. The p99 of 500 setter calls in jsdom moves by ±1 ms from run to run.
 `)
 
 // 2. Hydration in Chromium.
@@ -48,6 +50,10 @@ nothing pending; the second row takes over 1,000 changes a closed page left unse
 | library | median ms | min–max ms | time vs zustand + persist (the floor) |
 |---|---|---|---|
 ${hydration.rows.map((r) => `| ${r.library} | ${r.medianMs.toFixed(1)} | ${r.minMs.toFixed(1)}–${r.maxMs.toFixed(1)} | ${r === hydrationFloor ? '1× (floor)' : `${(r.medianMs / hydrationFloor.medianMs).toFixed(2)}×`} |`).join('\n')}
+
+Before the client rework (bench/before.json; one record per page, base included, read at
+start(); 7 loads per library, one library after the other): workflow-session ${BEFORE.hydrationMs['workflow-session']} ms, zustand + persist
+${BEFORE.hydrationMs.zustand} ms (${(BEFORE.hydrationMs['workflow-session']! / BEFORE.hydrationMs.zustand!).toFixed(2)}×).
 `)
 
 // The server processes run the built package, as production does (no TypeScript loader).
@@ -124,9 +130,9 @@ const alternatives = [
 const alternativeSizes = await Promise.all(alternatives.map(async ([name, code]) => [name, await sizeOfModule(code, peers)] as const))
 say(`## Bundle size (minified; brotli / gzip)
 
-| entry | own code (budget) | with the card's dependencies (TanStack Query, use-debounce, idb-keyval) |
-|---|---|---|
-${entries.map((r) => `| \`${r.entry}\` | ${kB(r.own.brotli)} / ${kB(r.own.gzip)} (${BUDGETS[r.entry]} kB) | ${kB(r.withDependencies.brotli)} / ${kB(r.withDependencies.gzip)} |`).join('\n')}
+| entry | own code (budget) | own code before the client rework, brotli | with the card's dependencies (TanStack Query, use-debounce, idb-keyval) |
+|---|---|---|---|
+${entries.map((r) => `| \`${r.entry}\` | ${kB(r.own.brotli)} / ${kB(r.own.gzip)} (${BUDGETS[r.entry]} kB) | ${BEFORE.sizeBrotliKB[r.entry]?.toFixed(2) ?? '—'} kB | ${kB(r.withDependencies.brotli)} / ${kB(r.withDependencies.gzip)} |`).join('\n')}
 
 | alternative (peers external) | brotli / gzip |
 |---|---|
