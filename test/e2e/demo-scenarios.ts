@@ -2,6 +2,23 @@ import type { Page } from 'playwright-core'
 import { expect } from 'vitest'
 
 /**
+ * What a person does with the demo's sign-up form, whichever backend serves it: types, sees
+ * "Saved", reloads and finds the value, registers (the step runs on what was saved). Returns the
+ * session id the page shows.
+ */
+export async function signupScenario(page: Page): Promise<string> {
+  await page.getByLabel('Email').fill('ada@example.com')
+  await page.getByLabel('Name').fill('Ada')
+  await expect.poll(() => page.getByRole('status').textContent()).toBe('Saved')
+  await page.reload()
+  await expect.poll(() => page.getByLabel('Email').inputValue()).toBe('ada@example.com')
+
+  await page.getByRole('button', { name: 'Register' }).click()
+  await expect.poll(() => page.getByRole('note').textContent()).toBe('Welcome, Ada! Your account is ready.')
+  return (await page.locator('#sessions-heading + p code').textContent())!
+}
+
+/**
  * What a person does with the demo's cart, whichever backend serves it: adds two lines, places
  * the order (the checkout step runs on the stored cart and writes the order back), then fills a
  * field called "name" in each of two workflows, reloads, and finds both kept apart.

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { workflowDataKey } from '../../src/server/index.js'
-import { checkoutScenario } from './demo-scenarios.js'
+import { checkoutScenario, signupScenario } from './demo-scenarios.js'
 import { launchChromium } from './harness.js'
 import { stopProcess } from '../processes.js'
 
@@ -57,15 +57,7 @@ it('keeps what a person typed across a reload and a server restart (SQLite)', as
   const { url, child: first } = await startDemo(env)
   const page = await browser.newPage()
   await page.goto(url)
-  await page.getByLabel('Email').fill('ada@example.com')
-  await page.getByLabel('Name').fill('Ada')
-  await expect.poll(() => page.getByRole('status').textContent()).toBe('Saved')
-  await page.reload()
-  await expect.poll(() => page.getByLabel('Email').inputValue()).toBe('ada@example.com')
-
-  await page.getByRole('button', { name: 'Register' }).click()
-  await expect.poll(() => page.getByRole('note').textContent()).toBe('Welcome, Ada! Your account is ready.')
-  const sessionId = (await page.locator('#sessions-heading + p code').textContent())!
+  const sessionId = await signupScenario(page)
 
   expect(await stopProcess(first)).toBe(0) // SIGTERM: graceful, store closed
   const port = new URL(url).port // the same origin, so the page keeps its IndexedDB and session id

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { INDEX_HTML, buildDemoAssets } from '../../demo/assets.js'
 import { workflowDataKey } from '../../src/server/index.js'
 import { ROOT, startPython, stopAllPython, stopPython } from '../python/venv.js'
-import { checkoutScenario } from './demo-scenarios.js'
+import { checkoutScenario, signupScenario } from './demo-scenarios.js'
 import { launchChromium } from './harness.js'
 
 // The demo page (the same built assets as `npm start`) against the Python backend:
@@ -40,15 +40,7 @@ it('keeps what a person typed across a reload and a restart of the Python server
   const first = await startDemo(env)
   const page = await browser.newPage()
   await page.goto(first.url)
-  await page.getByLabel('Email').fill('ada@example.com')
-  await page.getByLabel('Name').fill('Ada')
-  await expect.poll(() => page.getByRole('status').textContent()).toBe('Saved')
-  await page.reload()
-  await expect.poll(() => page.getByLabel('Email').inputValue()).toBe('ada@example.com')
-
-  await page.getByRole('button', { name: 'Register' }).click()
-  await expect.poll(() => page.getByRole('note').textContent()).toBe('Welcome, Ada! Your account is ready.')
-  const sessionId = (await page.locator('#sessions-heading + p code').textContent())!
+  const sessionId = await signupScenario(page)
 
   expect(await stopPython(first.child)).toBe(0) // SIGTERM: graceful, store closed
   const again = await startDemo({ ...env, PORT: new URL(first.url).port }) // the same origin: the page keeps its IndexedDB
