@@ -53,9 +53,7 @@ export interface SendLoop {
  * are confirmed or refused.
  */
 export function createSendLoop(options: SendLoopOptions): SendLoop {
-  const { view, clientId } = options
-  // Read when used: the status is made after the loop (it asks the sender whether it is sending).
-  const status = () => options.status
+  const { view, status, clientId } = options
   let tickets = 0
   let nextSeq = 1
   let syncRequested = false
@@ -67,7 +65,7 @@ export function createSendLoop(options: SendLoopOptions): SendLoop {
     beforeSend: options.persist,
     isQueued: (patch) => view.queue.includes(patch),
     onAck(patch, snapshot) {
-      status().succeeded(true)
+      status.succeeded(true)
       options.onAck(snapshot, view.ack(patch, snapshot))
       barriers.confirm(patch.ticket)
       continueSending()
@@ -77,7 +75,7 @@ export function createSendLoop(options: SendLoopOptions): SendLoop {
       barriers.refuse(patch.ticket, failure)
       continueSending()
     },
-    onStatus: (failure) => status().update(failure),
+    onStatus: (failure) => status.update(failure),
     resend: () => send(),
   })
 
@@ -91,7 +89,7 @@ export function createSendLoop(options: SendLoopOptions): SendLoop {
   }
 
   function send(): void {
-    if (!options.isRunning() || sender.isBusy() || !status().online) return
+    if (!options.isRunning() || sender.isBusy() || !status.online) return
     if (!options.isReady()) {
       syncRequested = true
       void options.start()
@@ -128,7 +126,7 @@ export function createSendLoop(options: SendLoopOptions): SendLoop {
     },
     sendOnHide() {
       void options.persist()
-      if (!options.isReady() || !options.isRunning() || !status().online || sender.isAuthorizing()) return
+      if (!options.isReady() || !options.isRunning() || !status.online || sender.isAuthorizing()) return
       let patch: QueuedPatch | undefined
       if (view.queue.every((queued) => queued.body.clientId === clientId) && (view.pending.size > 0 || view.queue.length > 1)) {
         // One patch with everything unconfirmed, under a new seq: whichever of it and a patch in
@@ -157,7 +155,7 @@ export function createSendLoop(options: SendLoopOptions): SendLoop {
       const leftovers = wasReady ? [] : view.queue.map((patch) => patch.ticket).filter((ticket) => ticket > ticketsNow)
       const outstanding = [...mine, ...leftovers].filter((ticket) => view.queue.some((patch) => patch.ticket === ticket))
       if (outstanding.length === 0) return
-      if (!status().online) throw new SessionError('offline', 'Offline: changes are kept and will be sent when back online', undefined, true)
+      if (!status.online) throw new SessionError('offline', 'Offline: changes are kept and will be sent when back online', undefined, true)
       const confirmed = barriers.wait(outstanding, timeoutMs)
       sync()
       return confirmed

@@ -63,11 +63,10 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     () => ({ base: view.base, queue: view.queue.map((patch) => patch.body), pending: toPatchBody(view.pending), nextSeq: loop.nextSeq() }),
     () => status.update(),
   )
+  const status = createStatus(view, () => loop.sender.isSending(), () => local.isPersistent())
   const loop = createSendLoop({
     view,
-    get status() {
-      return status
-    },
+    status,
     clientId,
     workflowId: options.workflowId,
     post: (body, init) => transport.patch(sessionId, body, init),
@@ -82,7 +81,6 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       if (taken) confirmedListeners.notify(snapshot)
     },
   })
-  const status = createStatus(view, () => loop.sender.isSending(), () => local.isPersistent())
   // The common reload has only a base to read: it shows as soon as it is read, not at start()
   // (which still reads what a client stopped in this page may have left since).
   void local.baseOnly.then((base) => {

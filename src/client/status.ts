@@ -32,10 +32,24 @@ export interface SyncStatus {
 export function createStatus(view: LayeredView, isSending: () => boolean, isPersistent: () => boolean) {
   let error: SessionError | null = null
   let lastSyncedAt: number | null = null
+  const online = (globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine ?? true
+  // As made: nothing read, sent or failed yet (so `isSending` and `isPersistent` are not asked
+  // before the parts that answer them exist).
+  const initial: SyncStatus = {
+    isDirty: false,
+    isSyncing: false,
+    lastSyncedAt,
+    pendingKeys: view.unconfirmedKeys(),
+    error,
+    isOnline: online,
+    isPersistent: true,
+    isHydrated: false,
+    version: 0,
+  }
   const status = {
-    online: (globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine ?? true,
+    online,
     hydrated: false,
-    current: undefined as unknown as SyncStatus,
+    current: initial,
     listeners: new Listeners(),
     /** Takes `failure` as the last error (when given), then refreshes the status; returns the failure as a SessionError. */
     update(failure?: unknown): SessionError | undefined {
@@ -46,7 +60,7 @@ export function createStatus(view: LayeredView, isSending: () => boolean, isPers
       const version = view.base?.version ?? 0
       const now = status.current
       if (
-        now?.pendingKeys === pendingKeys && now.isSyncing === isSyncing && now.error === error && now.lastSyncedAt === lastSyncedAt &&
+        now.pendingKeys === pendingKeys && now.isSyncing === isSyncing && now.error === error && now.lastSyncedAt === lastSyncedAt &&
         now.isOnline === status.online && now.isPersistent === persistent && now.isHydrated === status.hydrated && now.version === version
       ) {
         return failed
@@ -62,7 +76,7 @@ export function createStatus(view: LayeredView, isSending: () => boolean, isPers
         isHydrated: status.hydrated,
         version,
       }
-      if (now) status.listeners.notify()
+      status.listeners.notify()
       return failed
     },
     /** The server answered: the last sync is now, and (`clearError`) the last failure is over. */
@@ -72,6 +86,5 @@ export function createStatus(view: LayeredView, isSending: () => boolean, isPers
       status.update()
     },
   }
-  status.update()
   return status
 }
