@@ -3,7 +3,7 @@ import { playwright } from '@vitest/browser-playwright'
 import { fileURLToPath } from 'node:url'
 import { defineConfig, mergeConfig } from 'vitest/config'
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from './test/chromium.js'
-import { inlineReactDeps, resolveReact18 } from './test/react18/resolve.js'
+import { inlineReactDeps, resolveOldestPeers } from './test/oldest-peers/resolve.js'
 import viteConfig from './vite.config.js'
 
 const chromium = playwright({ launchOptions: { executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS } })
@@ -16,19 +16,21 @@ export default mergeConfig(
       projects: [
         {
           extends: true,
-          test: { name: 'unit', include: ['test/**/*.test.{ts,tsx}'], exclude: ['test/e2e/**', 'test/react18/**'], environment: 'node', setupFiles: ['test/setup.ts'] },
+          test: { name: 'unit', include: ['test/**/*.test.{ts,tsx}'], exclude: ['test/e2e/**', 'test/oldest-peers/**'], environment: 'node', setupFiles: ['test/setup.ts'] },
         },
         {
-          // The React tests once more on React 18.3 (the peer range's other major), installed in
-          // test/react18 by scripts/test-env.sh; test/react18/react18.test.tsx proves it is the one used.
+          // The React tests and the client's sync tests once more on the oldest version of each
+          // peer range (React 18.3, @tanstack/react-query 5.59, msw 2), installed in
+          // test/oldest-peers by scripts/test-env.sh; test/oldest-peers/oldest-peers.test.tsx
+          // proves those are the copies used.
           extends: true,
-          plugins: [resolveReact18()],
+          plugins: [resolveOldestPeers()],
           test: {
-            name: 'react18',
-            include: ['test/react/**/*.test.tsx', 'test/react18/**/*.test.tsx'],
+            name: 'oldest-peers',
+            include: ['test/react/**/*.test.tsx', 'test/client/sync.test.ts', 'test/oldest-peers/**/*.test.tsx'],
             exclude: ['**/node_modules/**'],
             environment: 'node',
-            setupFiles: ['test/setup.ts', 'test/react18/setup.ts'],
+            setupFiles: ['test/setup.ts', 'test/oldest-peers/setup.ts'],
             server: { deps: { inline: inlineReactDeps } },
           },
         },

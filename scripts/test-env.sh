@@ -42,7 +42,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   fi
 fi
 
-# --- Folders with a lockfile of their own (test/react18, test/e2e/next-app) ------------------
+# --- Folders with a lockfile of their own (test/oldest-peers, test/e2e/next-app) --------------
 # `npm ci` runs in such a folder only when its lockfile differs from the copy stamped after the
 # last install (so a second run changes nothing).
 npm_ci_once() { # folder, what it is for
@@ -56,8 +56,9 @@ npm_ci_once() { # folder, what it is for
     echo "test-env: npm ci in $1 failed: the $2 cannot run" >&2
   fi
 }
-# React 18.3 for the react18 vitest project.
-npm_ci_once test/react18 "react18 tests"
+# The oldest version of each peer range (React 18.3, TanStack Query 5.59, msw 2) for the
+# oldest-peers vitest project.
+npm_ci_once test/oldest-peers "oldest-peers tests"
 # The Next.js fixture app (next 15, react 19, typescript 5): test/e2e/next.e2e.test.ts copies the
 # folder and installs the packed package into the copy.
 npm_ci_once test/e2e/next-app "Next.js test"

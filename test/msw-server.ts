@@ -31,7 +31,8 @@ export function useMockServer(steps: Steps = {}, options: Partial<SessionHandler
     entry.body = text ? JSON.parse(text) : undefined
   })
   beforeAll(() => {
-    server.listen({ onUnhandledRequest: 'error' })
+    // msw 3 calls it onUnhandledFrame, msw 2 (the oldest-peers project) onUnhandledRequest.
+    server.listen({ onUnhandledFrame: 'error', onUnhandledRequest: 'error' } as Parameters<typeof server.listen>[0])
     reset()
   })
   afterEach(reset)

@@ -1,6 +1,7 @@
 // @vitest-environment jsdom
-// Runs only in the react18 project: proves the test/react files there really ran on React 18.3,
-// with the libraries that import React sharing that one copy.
+// Runs only in the oldest-peers project: proves the test files there really ran on the oldest
+// version of each peer range (React 18.3, @tanstack/react-query 5.59, msw 2), with the libraries
+// that import React sharing that one copy, and the package's own modules getting those copies.
 import { QueryClient, QueryClientProvider, useQuery } from '@tanstack/react-query'
 import { act, cleanup, render, screen } from '@testing-library/react'
 import { useState, version } from 'react'
@@ -8,6 +9,10 @@ import { version as domVersion } from 'react-dom'
 import { renderToString, version as serverVersion } from 'react-dom/server'
 import { useDebouncedCallback } from 'use-debounce'
 import { afterEach, expect, it } from 'vitest'
+import { http } from 'msw'
+import mswPackage from 'msw/package.json' with { type: 'json' }
+import queryPackage from '@tanstack/react-query/package.json' with { type: 'json' }
+import { sessionHandlers } from '../../src/msw.js'
 
 afterEach(cleanup)
 
@@ -15,6 +20,15 @@ it('imports React, ReactDOM and its server renderer at 18.3', () => {
   expect(version).toMatch(/^18\.3\./)
   expect(domVersion).toMatch(/^18\.3\./)
   expect(serverVersion).toMatch(/^18\.3\./)
+})
+
+it('imports @tanstack/react-query 5.59 and msw 2, in the tests and in the package alike', () => {
+  // Resolved through the same plugin as every bare import of the tests and of src/.
+  expect(queryPackage.version).toMatch(/^5\.59\./)
+  expect(mswPackage.version).toMatch(/^2\./)
+  // The package's msw handlers are made by the msw these tests import (one copy).
+  const [handler] = sessionHandlers()
+  expect(handler).toBeInstanceOf(http.all('/probe', () => undefined).constructor)
 })
 
 it('renders @tanstack/react-query and use-debounce hooks under that same React', async () => {
