@@ -7,11 +7,21 @@ import { useSessionClient } from './context.js'
 import { applySetValue, type SetValue } from './useVariable.js'
 import { useTracked } from './useTracked.js'
 
+/**
+ * The session as the session-state spec defines it (`{ sessionId, variables, meta }`), with the
+ * methods that change it.
+ */
 export interface SessionState {
   sessionId: string
   /** Every variable. Reading it makes the component render on any variable's change. */
   variables: Readonly<Variables>
-  /** Sync status. Reading it makes the component render when the status changes. */
+  /**
+   * The sync status: the spec's `lastSyncedAt` and `isDirty`, with `isSyncing`, `pendingKeys`,
+   * `error`, `isOnline`, `isPersistent`, `isHydrated` and `version` (see `SyncStatus`). Reading it
+   * makes the component render when the status changes.
+   */
+  meta: SyncStatus
+  /** @deprecated The same object as `meta`, the spec's name; `status` goes in the next minor release. */
   status: SyncStatus
   /** Reading a variable makes the component render when that variable changes. */
   getVariable<T = JsonValue>(key: string): T | undefined
@@ -23,12 +33,12 @@ export interface SessionState {
 
 /**
  * The whole session. The component renders again only for what it read in its last render:
- * `variables` (any change), `status` (status changes), `getVariable(key)` (that key), methods
+ * `variables` (any change), `meta` (status changes), `getVariable(key)` (that key), methods
  * alone (never).
  *
  * @example
- * const { status, setVariable, flush } = useSessionState()
- * <button onClick={() => setVariable('step', 2)}>Next</button> {status.isDirty && 'Saving…'}
+ * const { meta, setVariable, flush } = useSessionState()
+ * <button onClick={() => setVariable('step', 2)}>Next</button> {meta.isDirty && 'Saving…'}
  */
 export function useSessionState(): SessionState {
   const client = useSessionClient()
@@ -51,8 +61,11 @@ export function useSessionState(): SessionState {
       get variables() {
         return track('variables', client.getSnapshot)
       },
+      get meta() {
+        return track('meta', client.getStatus)
+      },
       get status() {
-        return track('status', client.getStatus)
+        return track('meta', client.getStatus)
       },
       getVariable: <T,>(key: string) => track(`key:${key}`, () => client.get<T>(key)),
       setVariable: <T,>(key: string, value: SetValue<T | undefined>) => client.set(key, applySetValue(value, client.get<T>(key))),

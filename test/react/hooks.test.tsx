@@ -224,6 +224,39 @@ describe('useSessionState', () => {
     expect(await failure).toMatchObject({ name: 'SessionError', code: 'too_large' })
   })
 
+  it('has the shape the session-state spec defines: { sessionId, variables, meta: { lastSyncedAt, isDirty } }', async () => {
+    // Written from the spec's interface, not from this package's types.
+    interface SpecSessionState {
+      sessionId: string
+      variables: Record<string, unknown>
+      meta: { lastSyncedAt: number | null; isDirty: boolean }
+      getVariable(key: string): unknown
+      setVariable(key: string, value: unknown): void
+    }
+    const seen: Array<{ isDirty: boolean; lastSyncedAt: number | null; email: unknown }> = []
+    let state: SpecSessionState | undefined
+    function SpecReader() {
+      const spec: SpecSessionState = useSessionState()
+      state = spec
+      seen.push({ isDirty: spec.meta.isDirty, lastSyncedAt: spec.meta.lastSyncedAt, email: spec.variables.email })
+      return null
+    }
+    render(<App><SpecReader /></App>)
+    await advance(10)
+    expect(state!.sessionId).toBe(sessionId)
+    expect(state!.meta.isDirty).toBe(false)
+    const before = Date.now()
+    act(() => state!.setVariable('email', 'a@b.c'))
+    expect(state!.meta.isDirty).toBe(true)
+    expect(state!.getVariable('email')).toBe('a@b.c')
+    await advance(1000) // the debounce, then the answer
+    expect(state!.meta.isDirty).toBe(false)
+    expect(state!.meta.lastSyncedAt).toBeGreaterThanOrEqual(before)
+    expect(seen.at(-1)).toEqual({ isDirty: false, lastSyncedAt: state!.meta.lastSyncedAt, email: 'a@b.c' })
+    // The deprecated alias is the same object, read under the same subscription.
+    expect((state as SessionState).status).toBe(state!.meta)
+  })
+
   it('throws a clear error when used outside SessionProvider', () => {
     vi.spyOn(console, 'error').mockImplementation(() => {}) // React reports the render error
     function Outside() {
