@@ -13,6 +13,9 @@ export default mergeConfig(
   defineConfig({
     test: {
       reporters: ['default', './test/summary-reporter.ts'],
+      // On Node 22, node:sqlite (the SQLite store's built-in binding) prints an ExperimentalWarning
+      // once per process; the docs tell apps to pass this same flag (24 and 26 print nothing).
+      execArgv: ['--disable-warning=ExperimentalWarning'],
       projects: [
         {
           extends: true,

@@ -28,7 +28,9 @@ interface StoreKind {
 const kinds: StoreKind[] = [
   { name: 'memory', open: async (_, options) => memoryStore(options), durable: false },
   { name: 'file', open: async (place, options) => fileStore(join(place, 'sessions'), options), durable: true },
-  { name: 'sqlite', open: (place, options) => sqliteStore(join(place, 'sessions.db'), options), durable: true },
+  { name: 'sqlite (better-sqlite3)', open: (place, options) => sqliteStore(join(place, 'sessions.db'), { ...options, driver: 'better-sqlite3' }), durable: true },
+  // Node's built-in binding, what `sqlite:` uses when better-sqlite3 is not installed.
+  { name: 'sqlite (node:sqlite)', open: (place, options) => sqliteStore(join(place, 'sessions.db'), { ...options, driver: 'node:sqlite' }), durable: true },
   // The "place" of a PostgreSQL store is a table of its own in the test database.
   { name: 'postgres', open: (place, options) => postgresStore(DATABASE_URL, { ...options, table: tableFor(place) }), durable: true },
   // Encryption is a codec over any store: the same contract holds through it.

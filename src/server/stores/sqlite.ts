@@ -1,8 +1,8 @@
-import type { Database, Statement } from 'better-sqlite3'
 import { SessionProtocolError } from '../errors.js'
 import { defineStore } from './define.js'
 import { expiryCutoff, isExpired } from './records.js'
 import { afterWrite, createSessionCache, currentOf, headColumns, headOf, sessionAt, type HeadRow, type VariableRow, type WriteJob } from './session-cache.js'
+import { inTransaction, isBusy, openSqlite, type SqliteDatabase, type SqliteDriverName } from './sqlite-driver.js'
 import { fromSnapshotRecord, summaryOf, type StoredSession } from './stored.js'
 import type { SessionStore, StoreOptions } from './types.js'
 
@@ -19,6 +19,12 @@ export interface SqliteStoreOptions extends StoreOptions {
   busyTimeoutMs?: number
   /** Bytes of recently used sessions this process keeps in memory; default 64 MiB. */
   cacheBytes?: number
+  /**
+   * The SQLite binding: `better-sqlite3`, or Node's built-in `node:sqlite` (Node 22.16+, 24,
+   * 26; on Node 22 it prints an ExperimentalWarning once). Default: better-sqlite3 when the app
+   * has it installed, else `node:sqlite`. Both write the same file format and tables.
+   */
+  driver?: SqliteDriverName
 }
 
 const SCHEMA = `
@@ -48,7 +54,8 @@ interface Job extends WriteJob {
 }
 
 /**
- * Sessions in one SQLite file (better-sqlite3, WAL): the embedded default. A session is a head
+ * Sessions in one SQLite file (WAL; better-sqlite3 or Node's built-in `node:sqlite`): the
+ * embedded default. A session is a head
  * row and one row per variable, so a one-key patch writes two small rows whatever the session's
  * size. Writes that arrive together share one `BEGIN IMMEDIATE` transaction and so one fsync
  * (group commit), each in a savepoint of its own and each acknowledged only after the commit.
@@ -59,20 +66,18 @@ interface Job extends WriteJob {
  * const store = await sqliteStore('.data/sessions.db')
  */
 export async function sqliteStore(path: string, options: SqliteStoreOptions = {}): Promise<SessionStore> {
-  const { default: Sqlite } = await import('better-sqlite3').catch((error: unknown) => {
-    throw new Error(`sqliteStore needs the better-sqlite3 package: npm install better-sqlite3 (${(error as Error).message})`)
-  })
   if (path !== ':memory:') {
     const [{ mkdir }, { dirname }] = await Promise.all([import('node:fs/promises'), import('node:path')])
     await mkdir(dirname(path), { recursive: true })
   }
-  const db: Database = new Sqlite(path, { timeout: options.busyTimeoutMs ?? 5000 })
+  const db = await openSqlite(path, options.driver)
+  db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`)
   busyAsUnavailable(() => {
     // Turning a new file to WAL takes a lock SQLite does not wait for: processes opening one
     // file at once retry it within the busy timeout.
     const timeoutMs = options.busyTimeoutMs ?? 5000
-    retryWhileLocked(() => db.pragma('journal_mode = WAL'), timeoutMs)
-    db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
+    retryWhileLocked(() => db.exec('PRAGMA journal_mode = WAL'), timeoutMs)
+    db.exec(`PRAGMA synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
     retryWhileLocked(() => db.exec(SCHEMA), timeoutMs)
     migrateFrom01(db)
   })
@@ -111,7 +116,7 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
     }
     return sessionAt(cache, head, (since) => selectRows.all(sessionId, since).filter((variable) => since >= 0 || variable.value !== null))
   }
-  const readInSnapshot = db.transaction(load)
+  const readInSnapshot = (sessionId: string) => inTransaction(db, 'BEGIN', () => load(sessionId))
 
   /** One job inside the shared transaction, in a savepoint: its failure undoes only its own writes. */
   function run(job: Job): void {
@@ -153,7 +158,7 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
   }
   /** Removes an expired session's rows (found on a read), unless it is live again by then. */
   function purgeSoon(sessionId: string): void {
-    if (!db.open) return
+    if (!db.isOpen) return
     enqueue({ sessionId, decide: (current) => (current ? undefined : { head: null }), view: () => null, resolve: () => {}, reject: () => {} })
   }
   function commitQueued(): void {
@@ -182,7 +187,7 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
       read: async (sessionId, use) => use(busyAsUnavailable(() => readInSnapshot(sessionId))),
       update: (sessionId, _names, decide, view) =>
         new Promise((resolve, reject) => {
-          if (!db.open) return reject(new Error('The session store is closed'))
+          if (!db.isOpen) return reject(new Error('The session store is closed'))
           enqueue({ sessionId, decide, view, resolve: resolve as (value: unknown) => void, reject })
         }),
       async list({ userId, limit, offset }) {
@@ -201,11 +206,11 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
       async purgeExpired() {
         if (options.ttlMs === undefined) return 0
         const at = cutoff()
-        return busyAsUnavailable(() => db.transaction(() => (purgeVariables.run(at), purgeSessions.run(at).changes)).immediate())
+        return busyAsUnavailable(() => inTransaction(db, 'BEGIN IMMEDIATE', () => (purgeVariables.run(at), Number(purgeSessions.run(at).changes))))
       },
       async close() {
         if (queue.length > 0) await new Promise((resolve) => setImmediate(resolve))
-        if (db.open) db.close()
+        if (db.isOpen) db.close()
       },
     },
     options,
@@ -213,20 +218,20 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
 }
 
 /** Sessions of 0.1 (`sessions`: one JSON `record` per session) move to the head and variable rows, in one transaction. */
-function migrateFrom01(db: Database): void {
+function migrateFrom01(db: SqliteDatabase): void {
   const old = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('sessions') WHERE name = 'record'").get()
   if (!old) return
-  const insertHead = db.prepare('INSERT OR REPLACE INTO ws_sessions (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-  const insertVariable = db.prepare('INSERT OR REPLACE INTO ws_variables (session_id, name, value, version) VALUES (?, ?, ?, ?)')
-  const rows = db.prepare<[], { record: string }>('SELECT record FROM sessions') as Statement<[], { record: string }>
-  db.transaction(() => {
+  const insertHead = db.prepare<ReturnType<typeof headColumns>>('INSERT OR REPLACE INTO ws_sessions (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+  const insertVariable = db.prepare<[string, string, string, number]>('INSERT OR REPLACE INTO ws_variables (session_id, name, value, version) VALUES (?, ?, ?, ?)')
+  const rows = db.prepare<[], { record: string }>('SELECT record FROM sessions')
+  inTransaction(db, 'BEGIN IMMEDIATE', () => {
     for (const { record } of rows.all()) {
       const { head, entries } = fromSnapshotRecord(JSON.parse(record) as Parameters<typeof fromSnapshotRecord>[0])
       insertHead.run(...headColumns(head))
       for (const [name, entry] of entries) insertVariable.run(head.sessionId, name, entry.slice(JSON.stringify(name).length + 1), head.version)
     }
     db.exec('DROP TABLE sessions')
-  }).immediate()
+  })
 }
 
 /** Runs `work`, again every 20 ms while the file is locked, for at most `timeoutMs` (only while the store opens). */
@@ -237,7 +242,7 @@ function retryWhileLocked(work: () => unknown, timeoutMs: number): void {
       work()
       return
     } catch (error) {
-      if (!(error as { code?: string }).code?.startsWith('SQLITE_BUSY') || Date.now() > until) throw error
+      if (!isBusy(error) || Date.now() > until) throw error
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20)
     }
   }
@@ -248,7 +253,7 @@ function busyAsUnavailable<T>(work: () => T): T {
   try {
     return work()
   } catch (error) {
-    if ((error as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
+    if (isBusy(error)) {
       throw new SessionProtocolError('unavailable', 'The session database is busy with another process; try again')
     }
     throw error
