@@ -3,6 +3,7 @@ import type { ClientConfig, Pool, PoolClient } from 'pg'
 import { SessionProtocolError } from '../errors.js'
 import type { SessionHead } from '../merge.js'
 import { defineStore } from './define.js'
+import { importDriver } from './import-driver.js'
 import { watchChanges } from './postgres-listen.js'
 import { asUnavailable, describeTarget, isConnectionError } from './postgres-errors.js'
 import { expiryCutoff, isExpired } from './records.js'
@@ -85,7 +86,7 @@ const LISTENER_NAME = 'workflow-session listen'
  * const store = await postgresStore(process.env.DATABASE_URL!)
  */
 export async function postgresStore(url: string, options: PostgresStoreOptions = {}): Promise<SessionStore & { watch: NonNullable<SessionStore['watch']> }> {
-  const { default: pg } = await import('pg').catch((error: unknown) => {
+  const { default: pg } = await importDriver<typeof import('pg')>('pg').catch((error: unknown) => {
     throw new Error(`postgresStore needs the pg package: npm install pg (${(error as Error).message})`)
   })
   const table = options.table ?? 'workflow_sessions'
