@@ -9,6 +9,7 @@ import type { KeystrokeRow } from './keystrokes.bench.js'
 import { readResult } from './results.js'
 import { hasWrk, hotSession, measureAgainstFloor, postgresWalPerPatch, sqliteBytesPerPatch, type WrkRow } from './server-cost.js'
 import { measure, measureSessionSize, throughputTable, type SizeRow, type ThroughputRow } from './server.js'
+import { measureSqliteDrivers, sqliteDriversTable } from './sqlite-drivers.js'
 import { BEFORE, BUDGETS, entrySizes, kB, sizeOfModule } from './size.js'
 
 const sections: string[] = []
@@ -105,6 +106,8 @@ say(`## Server: bytes written to the database by a one-key patch on a 1 MiB sess
 | SQLite (WAL frames, 4 KiB pages) | ${sqliteWal.pages} pages, ${sqliteWal.bytes} bytes | the 1 MiB row and its pages |
 | PostgreSQL (WAL, \`pg_current_wal_lsn()\`, between two checkpoints) | ${postgresWal === undefined ? 'not measured (no DATABASE_URL)' : `${postgresWal} bytes`} | the 1 MiB row |
 `)
+
+say(sqliteDriversTable(await measureSqliteDrivers()))
 
 const throughput: ThroughputRow[] = []
 for (const [url, label] of stores) throughput.push(await measure(url, label, 64, seconds))
