@@ -3,24 +3,25 @@
 Example::
 
     from fastapi import FastAPI
-    from workflow_session import StepError, create_session_app, open_store
+    from workflow_session import StepContext, StepError, StepResult, create_session_app, open_store
 
-    def register(ctx):
+    def register(ctx: StepContext) -> StepResult:
         signup = ctx.workflow("signup")
-        if "@" not in signup.get("email", ""):
+        email = signup.get("email")
+        if not isinstance(email, str) or "@" not in email:
             raise StepError("Enter a valid email address first")
         signup.set_step("registered")
-        return {"output": {"ok": True}}
+        return StepResult(output={"ok": True})
 
     app = FastAPI()
-    app.mount("/api/session", create_session_app(store=open_store("sqlite:.data/sessions.db"), steps={"register": register}))
+    create_session_app(store=open_store("sqlite:.data/sessions.db"), steps={"register": register}).mount_on(app, "/api/session")
 """
 
 from .app import SessionApp, create_session_app
 from .errors import SessionProtocolError
 from .merge import MAX_REMEMBERED_CLIENTS, merge_session
-from .models import ErrorBody, JsonValue, Patch, Record, RunResponse, Snapshot, Summary
-from .steps import Step, StepContext, StepError, StepResult, conformance_steps
+from .models import ErrorBody, JsonInput, JsonValue, Patch, Record, RunResponse, Snapshot, Summary
+from .steps import Step, StepContext, StepError, StepResult, StepResultDict, conformance_steps
 from .stores import ApplyResult, Caller, SessionStore, WorkflowState, memory_store, open_store, postgres_store, sqlite_store
 from .workflow import Workflow
 from .workflow_keys import parse_workflow_key, workflow_data_key, workflow_slot_key
@@ -30,6 +31,7 @@ __all__ = [
     "ApplyResult",
     "Caller",
     "ErrorBody",
+    "JsonInput",
     "JsonValue",
     "Patch",
     "Record",
@@ -42,6 +44,7 @@ __all__ = [
     "StepContext",
     "StepError",
     "StepResult",
+    "StepResultDict",
     "Summary",
     "Workflow",
     "WorkflowState",

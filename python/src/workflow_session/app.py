@@ -13,16 +13,22 @@ import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 from .errors import RETRY_AFTER_SECONDS, SessionProtocolError
 from .feed import HEARTBEAT_SECONDS, ChangeFeed
 from .merge import to_session_change
 from .request import header, page_of, parse_run_input, read_json_body, route_path, since_of
 from .rules import DEFAULT_MAX_BYTES, is_session_id
+from .models import JsonValue, Patch, Summary
 from .steps import Step, StepError, run_step
 from .stores.base import Caller, SessionStore, may_reach, no_such_session
 from .workflow_keys import decode_component
@@ -33,6 +39,8 @@ log = logging.getLogger("workflow_session")
 Authorize = Callable[[Request], "str | None | Awaitable[str | None]"]
 #: Told of unexpected errors and failed steps (the response says only what is safe).
 OnError = Callable[[BaseException, Request, "str | None"], None]
+#: The variables the app's steps read (an app's ``TypedDict``, or any JSON by default).
+_Vars = TypeVar("_Vars", bound=Mapping[str, object])
 
 #: Errors of a step's own changes: the step's failure (500 ``step_failed``), not the request's.
 _STEP_RESULT_PROBLEMS = frozenset({"invalid_key", "invalid_patch", "too_large"})
@@ -43,25 +51,38 @@ def _no_such_endpoint() -> SessionProtocolError:
     return SessionProtocolError("not_found", "No such endpoint")
 
 
-def _encode(body: Any) -> bytes:
+def _encode(body: object) -> bytes:
     try:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate in an error message: escaped, still JSON
         return json.dumps(body, separators=(",", ":")).encode("ascii")
 
 
-async def send_json(send: Any, status: int, body: Any, extra_headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+async def send_json(send: Send, status: int, body: object, extra_headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
     data = _encode(body)
     headers = [*_JSON_HEADERS, (b"content-length", str(len(data)).encode()), *extra_headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
 
 
-async def send_error(send: Any, error: SessionProtocolError) -> None:
+async def send_error(send: Send, error: SessionProtocolError) -> None:
     extra = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())] if error.code == "unavailable" else []
     if error.allow:
         extra.append((b"allow", ", ".join(error.allow).encode()))
     await send_json(send, error.status, error.body(), extra)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One request, routed: what its handler is given."""
+
+    scope: Scope
+    receive: Receive
+    send: Send
+    request: Request
+    caller: Caller
+    session_id: str
+    step: str
 
 
 class SessionApp:
@@ -71,7 +92,7 @@ class SessionApp:
         self,
         *,
         store: SessionStore,
-        steps: Mapping[str, Step] | None = None,
+        steps: Mapping[str, Step[_Vars]] | None = None,
         authorize: Authorize | None = None,
         require_user: bool = False,
         allowed_origins: Iterable[str] | None = None,
@@ -84,7 +105,8 @@ class SessionApp:
         if not isinstance(store, SessionStore):
             raise TypeError("store must be a SessionStore: open_store('sqlite:…'), memory_store(), …")
         self.store = store
-        self.steps: dict[str, Step] = dict(steps or {})
+        # Each step reads the variables its own way (its type parameter); the app only calls it.
+        self.steps: dict[str, Step[Any]] = dict(steps or {})
         self.authorize = authorize
         self.require_user = require_user
         self.allowed_origins = None if allowed_origins is None else {origin.rstrip("/") for origin in allowed_origins}
@@ -93,7 +115,7 @@ class SessionApp:
         self.base = base.rstrip("/")
         self.on_error = on_error or _log_error
         self.feed = ChangeFeed(store, heartbeat_seconds)
-        self._routes: dict[str, dict[str, Callable[..., Awaitable[None]]]] = {
+        self._routes: dict[str, dict[str, Callable[[_Call], Awaitable[None]]]] = {
             "list": {"GET": self._list},
             "session": {"GET": self._get, "POST": self._patch, "DELETE": self._delete},
             "run": {"POST": self._run},
@@ -101,7 +123,7 @@ class SessionApp:
             "adopt": {"POST": self._adopt},
         }
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
@@ -109,7 +131,7 @@ class SessionApp:
         else:
             await send({"type": "websocket.close", "code": 1003})
 
-    async def _lifespan(self, receive: Any, send: Any) -> None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         # Only when the app is served alone: a router that mounts it runs its own lifespan.
         while True:
             message = await receive()
@@ -126,7 +148,7 @@ class SessionApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
             await self._route(scope, receive, send, request)
@@ -136,7 +158,7 @@ class SessionApp:
             self.on_error(error, request, None)
             await send_error(send, SessionProtocolError("internal_error", "The server could not handle the request"))
 
-    async def _route(self, scope: dict[str, Any], receive: Any, send: Any, request: Request) -> None:
+    async def _route(self, scope: Scope, receive: Receive, send: Send, request: Request) -> None:
         # The protocol's order: path, method, origin, user, session id, step name, then the body.
         path = route_path(scope)
         if self.base:
@@ -166,7 +188,7 @@ class SessionApp:
         step = parts[2] if name == "run" else ""
         if name == "run" and step not in self.steps:
             raise SessionProtocolError("unknown_step", f'No step named "{step}"')
-        await answer(scope=scope, receive=receive, send=send, request=request, caller=caller, session_id=session_id, step=step)
+        await answer(_Call(scope, receive, send, request, caller, session_id, step))
 
     async def _user_of(self, request: Request) -> str | None:
         if self.authorize is None:
@@ -180,17 +202,19 @@ class SessionApp:
             raise TypeError(f"authorize must return a non-empty user id or None, got {user_id!r}")
         return user_id
 
-    async def _list(self, *, scope: dict[str, Any], send: Any, caller: Caller, **_: Any) -> None:
+    async def _list(self, call: _Call) -> None:
+        scope, send, caller = call.scope, call.send, call.caller
         query: dict[str, str] = {}
         for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
             query.setdefault(key, value)
         limit, offset = page_of(query)
         # Only a known user has "their" sessions. Listing anonymous sessions would hand out their
         # ids, and an id is all it takes to read one.
-        sessions = [] if caller.user_id is None else await self.store.list(user_id=caller.user_id, limit=limit, offset=offset)
+        sessions: list[Summary] = [] if caller.user_id is None else await self.store.list(user_id=caller.user_id, limit=limit, offset=offset)
         await send_json(send, 200, {"sessions": sessions})
 
-    async def _adopt(self, *, scope: dict[str, Any], receive: Any, send: Any, caller: Caller, session_id: str, **_: Any) -> None:
+    async def _adopt(self, call: _Call) -> None:
+        scope, receive, send, caller, session_id = call.scope, call.receive, call.send, call.caller, call.session_id
         # Sign-in: the caller takes a session made before it (ownerless) as its own, explicitly.
         if caller.user_id is None:
             raise SessionProtocolError("unauthenticated", "Sign in to adopt a session")
@@ -200,13 +224,15 @@ class SessionApp:
         self.feed.announce(session_id)
         await send_json(send, 200, snapshot)
 
-    async def _get(self, *, send: Any, caller: Caller, session_id: str, **_: Any) -> None:
+    async def _get(self, call: _Call) -> None:
+        send, caller, session_id = call.send, call.caller, call.session_id
         snapshot = await self.store.get(session_id, caller=caller)
         if snapshot is None:
             raise no_such_session()
         await send_json(send, 200, snapshot)
 
-    async def _patch(self, *, scope: dict[str, Any], receive: Any, send: Any, caller: Caller, session_id: str, **_: Any) -> None:
+    async def _patch(self, call: _Call) -> None:
+        scope, receive, send, caller, session_id = call.scope, call.receive, call.send, call.caller, call.session_id
         patch = to_session_change(await read_json_body(scope, receive, self.max_bytes))
         if len(patch.get("variables") or {}) + len(patch.get("deleted") or []) > self.max_keys_per_patch:
             raise SessionProtocolError("too_large", f"A patch may change at most {self.max_keys_per_patch} variables")
@@ -215,15 +241,15 @@ class SessionApp:
             self.feed.announce(session_id)
         await send_json(send, 200, result.snapshot)
 
-    async def _delete(self, *, send: Any, caller: Caller, session_id: str, **_: Any) -> None:
+    async def _delete(self, call: _Call) -> None:
+        send, caller, session_id = call.send, call.caller, call.session_id
         if not await self.store.delete(session_id, caller=caller):
             raise no_such_session()
         await send({"type": "http.response.start", "status": 204, "headers": [(b"cache-control", b"no-store")]})
         await send({"type": "http.response.body", "body": b""})
 
-    async def _run(
-        self, *, scope: dict[str, Any], receive: Any, send: Any, request: Request, caller: Caller, session_id: str, step: str
-    ) -> None:
+    async def _run(self, call: _Call) -> None:
+        scope, receive, send, request, caller, session_id, step = call.scope, call.receive, call.send, call.request, call.caller, call.session_id, call.step
         run_input = parse_run_input(await read_json_body(scope, receive, self.max_bytes, empty_needs_no_type=True))
         # Read as the server, so that another user's session is refused before its step runs.
         current = await self.store.get(session_id)
@@ -233,15 +259,16 @@ class SessionApp:
         def report(error: BaseException) -> None:
             self.on_error(error, request, step)
 
+        variables: dict[str, JsonValue] = current["variables"] if current is not None else {}
         result = await run_step(
             self.steps[step],
             session_id=session_id,
-            variables=current["variables"] if current is not None else {},
+            variables=variables,
             input=run_input,
             user_id=caller.user_id,
             report=report,
         )
-        change = {"variables": result["variables"], "deleted": result["deleted"]}
+        change: Patch = {"variables": result["variables"], "deleted": result["deleted"]}
         try:
             applied = await self.store.apply(session_id, change, caller=caller, max_bytes=self.max_bytes)
         except SessionProtocolError as error:
@@ -254,7 +281,8 @@ class SessionApp:
             self.feed.announce(session_id)
         await send_json(send, 200, {"output": result["output"], "session": applied.snapshot})
 
-    async def _events(self, *, scope: dict[str, Any], receive: Any, send: Any, caller: Caller, session_id: str, **_: Any) -> None:
+    async def _events(self, call: _Call) -> None:
+        scope, receive, send, caller, session_id = call.scope, call.receive, call.send, call.caller, call.session_id
         # Every event is read as the caller: another user's session streams exactly like an unused
         # id (nothing but keep-alives), so the feed tells no one which ids exist.
         query = next((value for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")) if key == "since"), None)
@@ -264,7 +292,7 @@ class SessionApp:
         """Ends every open change stream (before shutting down) and stops watching the store."""
         self.feed.close()
 
-    def mount_on(self, app: Any, path: str = "/api/session") -> None:
+    def mount_on(self, app: Starlette, path: str = "/api/session") -> None:
         """Mounts the endpoints on a Starlette or FastAPI ``app`` at ``path``, the mount point included.
 
         ``app.mount(path, sessions)`` alone serves what is below ``path``; for ``path`` itself
@@ -288,7 +316,7 @@ class _AtMountPoint:
         self.app = app
         self.path = path
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app({**scope, "root_path": scope.get("root_path", "") + self.path}, receive, send)
 
 
@@ -307,7 +335,7 @@ def _route_of(parts: list[str]) -> str:
     raise _no_such_endpoint()
 
 
-def _raw_parts(scope: dict[str, Any], parts: list[str]) -> list[str]:
+def _raw_parts(scope: Scope, parts: list[str]) -> list[str]:
     """The path's parts as the TypeScript server splits them: at a raw ``/``, each part then decoded.
 
     A server decodes the whole path first, so ``%2F`` would split a part in two; and a malformed
@@ -316,15 +344,16 @@ def _raw_parts(scope: dict[str, Any], parts: list[str]) -> list[str]:
     raw = scope.get("raw_path")
     if not raw or b"%" not in raw:
         return parts
-    decoded = [decode_component(part) for part in bytes(raw).split(b"?", 1)[0].decode("latin-1").split("/") if part]
-    if any(part is None for part in decoded):
+    decoded_or_none = [decode_component(part) for part in bytes(raw).split(b"?", 1)[0].decode("latin-1").split("/") if part]
+    decoded = [part for part in decoded_or_none if part is not None]
+    if len(decoded) != len(decoded_or_none):
         raise _no_such_endpoint()
     # The raw parts below the mount: the shortest tail that decodes to the parts the server gave.
     target = "/".join(parts)
     for count in range(len(decoded) + 1):
         tail = decoded[len(decoded) - count :]
-        if "/".join(tail) == target:  # type: ignore[arg-type]
-            return tail  # type: ignore[return-value]
+        if "/".join(tail) == target:
+            return tail
     return parts
 
 
@@ -339,7 +368,7 @@ def _log_error(error: BaseException, request: Request, step: str | None) -> None
 def create_session_app(
     *,
     store: SessionStore,
-    steps: Mapping[str, Step] | None = None,
+    steps: Mapping[str, Step[_Vars]] | None = None,
     authorize: Authorize | None = None,
     require_user: bool = False,
     allowed_origins: Iterable[str] | None = None,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+
+from starlette.types import Receive, Send
 
 from .rules import compact_json
 from .stores.base import Caller, SessionStore
@@ -24,9 +25,6 @@ SSE_HEADERS = [
     (b"cache-control", b"no-store"),
     (b"x-accel-buffering", b"no"),
 ]
-
-Send = Callable[[dict[str, Any]], Any]
-Receive = Callable[[], Any]
 
 
 class _Stream:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import cast
 
 from .errors import SessionProtocolError
-from .models import Record, Snapshot
+from .models import JsonValue, Patch, Record, Snapshot
 from .rules import (
     DEFAULT_MAX_BYTES,
     MAX_SEQ,
@@ -41,7 +41,7 @@ def _invalid_patch(message: str) -> SessionProtocolError:
     return SessionProtocolError("invalid_patch", message)
 
 
-def to_session_change(body: object) -> dict[str, Any]:
+def to_session_change(body: object) -> Patch:
     """The change ``body`` describes, built from its named fields only.
 
     ``variables``, ``deleted``, ``clientId``, ``seq`` and ``workflowId``: anything else a body
@@ -50,12 +50,13 @@ def to_session_change(body: object) -> dict[str, Any]:
     """
     if not isinstance(body, dict):
         raise _invalid_patch("The patch must be a JSON object")
+    body = cast("dict[str, object]", body)
     variables, deleted = body.get("variables"), body.get("deleted")
     client_id, seq, workflow_id = body.get("clientId"), body.get("seq"), body.get("workflowId")
     has = body.__contains__
     if has("variables") and not isinstance(variables, dict):
         raise _invalid_patch('"variables" must be an object')
-    if has("deleted") and not (isinstance(deleted, list) and all(isinstance(name, str) for name in deleted)):
+    if has("deleted") and not (isinstance(deleted, list) and all(isinstance(name, str) for name in cast("list[object]", deleted))):
         raise _invalid_patch('"deleted" must be an array of strings')
     if has("clientId") and not is_name(client_id):
         raise _invalid_patch('"clientId" must be a string of 1 to 128 characters')
@@ -65,16 +66,18 @@ def to_session_change(body: object) -> dict[str, Any]:
         raise _invalid_patch('"clientId" and "seq" go together')
     if has("workflowId") and not is_name(workflow_id):
         raise _invalid_patch('"workflowId" must be a string of 1 to 128 characters')
-    change: dict[str, Any] = {}
+    # Checked above: a dict (its names and values are checked by assert_valid_change), a list of
+    # strings, names, a whole number.
+    change: Patch = {}
     if has("variables"):
-        change["variables"] = variables
+        change["variables"] = cast("dict[str, JsonValue]", variables)
     if has("deleted"):
-        change["deleted"] = deleted
+        change["deleted"] = cast("list[str]", deleted)
     if has("clientId"):
-        change["clientId"] = client_id
-        change["seq"] = seq
+        change["clientId"] = cast(str, client_id)
+        change["seq"] = cast(int, seq)
     if has("workflowId"):
-        change["workflowId"] = workflow_id
+        change["workflowId"] = cast(str, workflow_id)
     return change
 
 
@@ -89,7 +92,7 @@ def _seq_of(seq: object) -> int:
     return int(seq)
 
 
-def assert_valid_change(change: dict[str, Any]) -> None:
+def assert_valid_change(change: Patch) -> None:
     """Raises ``invalid_key`` for a bad name, ``invalid_patch`` for a value that is not JSON (or too deep)."""
     for key, value in (change.get("variables") or {}).items():
         problem = key_problem(key)
@@ -114,7 +117,7 @@ class MergeResult:
 def merge_session(
     current: Record | None,
     session_id: str,
-    change: dict[str, Any],
+    change: Patch,
     now: datetime,
     *,
     max_bytes: int | None = None,
@@ -130,7 +133,7 @@ def merge_session(
     value, ``too_large`` when the result is over ``max_bytes``.
     """
     assert_valid_change(change)
-    sets: dict[str, Any] = change.get("variables") or {}
+    sets: dict[str, JsonValue] = change.get("variables") or {}
     deletes: list[str] = change.get("deleted") or []
     client_id, seq = change.get("clientId"), change.get("seq")
 
@@ -160,7 +163,7 @@ def merge_session(
     return MergeResult({"snapshot": snapshot, "clientSeqs": _remember_seq(base["clientSeqs"], client_id, seq)}, True)
 
 
-def _empty_record(session_id: str, change: dict[str, Any], now: datetime, owner: str | None) -> Record:
+def _empty_record(session_id: str, change: Patch, now: datetime, owner: str | None) -> Record:
     at = iso_time(now)
     snapshot: Snapshot = {"sessionId": session_id, "variables": {}, "version": 0, "createdAt": at, "updatedAt": at}
     if owner is not None:
@@ -182,7 +185,7 @@ def _remember_seq(client_seqs: dict[str, int], client_id: str | None, seq: int |
     return remembered
 
 
-def _stamp_workflows(variables: dict[str, Any], keys: list[str], at: str) -> None:
+def _stamp_workflows(variables: dict[str, JsonValue], keys: list[str], at: str) -> None:
     """Records when each workflow a change touched was last changed (its ``last_modified``), in the same merge."""
     touched: dict[str, None] = {}
     for key in keys:

@@ -7,16 +7,26 @@ They come from ``typing_extensions`` because Pydantic needs that TypedDict befor
 
 from __future__ import annotations
 
-from typing import Union
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Union
 
-from typing_extensions import NotRequired, TypeAliasType, TypedDict
+from typing_extensions import NotRequired, TypeAlias, TypeAliasType, TypedDict
 
-#: A JSON value: what a session variable may hold.
-JsonValue = TypeAliasType(  # type: ignore[misc]
-    "JsonValue", "Union[None, bool, int, float, str, list[JsonValue], dict[str, JsonValue]]"
-)
-__all__ = ["ErrorBody", "ErrorDetail", "JsonValue", "Patch", "Record", "RunResponse", "Snapshot", "Summary"]
-_ = Union  # used by the alias's string
+if TYPE_CHECKING:
+    # What type checkers read: mypy and pyright agree on a recursive alias only in this form.
+    JsonValue: TypeAlias = Union[None, bool, int, float, str, list["JsonValue"], dict[str, "JsonValue"]]
+    JsonInput: TypeAlias = Union[None, bool, int, float, str, Sequence["JsonInput"], Mapping[str, "JsonInput"]]
+else:
+    # At run time, alias objects that Pydantic resolves (``TypeAdapter(JsonValue)``).
+    JsonValue = TypeAliasType("JsonValue", "Union[None, bool, int, float, str, list[JsonValue], dict[str, JsonValue]]")
+    JsonInput = TypeAliasType("JsonInput", "Union[None, bool, int, float, str, Sequence[JsonInput], Mapping[str, JsonInput]]")
+
+#: ``JsonValue``: a JSON value, as the package hands it out (a stored variable, a run's input).
+#: ``JsonInput``: what may be given where JSON is stored or sent (a step's output, variables to
+#: set): a JSON value whose lists and dicts a type checker takes as any ``Sequence`` and
+#: ``Mapping``, so that an app's own ``list[str]`` or ``dict[str, int]`` fits. At run time only
+#: ``list`` and ``dict`` are JSON (a tuple is refused, with a message that says so).
+__all__ = ["ErrorBody", "ErrorDetail", "JsonInput", "JsonValue", "Patch", "Record", "RunResponse", "Snapshot", "Summary"]
 
 
 class Snapshot(TypedDict):

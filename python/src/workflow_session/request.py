@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from enum import Enum
+from typing import Final, Literal
+
+from starlette.types import Receive, Scope
 
 from .errors import SessionProtocolError
+from .models import JsonValue
 from .rules import parse_json
 
-#: What ``read_json_body`` returns for an empty body.
-NO_BODY: Any = type("NoBody", (), {"__repr__": lambda self: "NO_BODY"})()
 
-Scope = dict[str, Any]
+class _NoBody(Enum):
+    NO_BODY = "NO_BODY"
+
+    def __repr__(self) -> str:
+        return "NO_BODY"
+
+
+#: What ``read_json_body`` returns for an empty body.
+NO_BODY: Final = _NoBody.NO_BODY
 
 
 def route_path(scope: Scope) -> str:
@@ -35,7 +45,7 @@ def _too_large(max_bytes: int) -> SessionProtocolError:
     return SessionProtocolError("too_large", f"The body is larger than {max_bytes} bytes")
 
 
-async def read_json_body(scope: Scope, receive: Any, max_bytes: int, *, empty_needs_no_type: bool = False) -> Any:
+async def read_json_body(scope: Scope, receive: Receive, max_bytes: int, *, empty_needs_no_type: bool = False) -> JsonValue | Literal[_NoBody.NO_BODY]:
     """Reads a JSON body: 415 unless ``application/json``, 413 past ``max_bytes``, 400 ``invalid_json``.
 
     The size is counted while reading, so an oversized body is never buffered whole. An empty
@@ -82,7 +92,7 @@ async def read_json_body(scope: Scope, receive: Any, max_bytes: int, *, empty_ne
         raise SessionProtocolError("invalid_json", "The body is not valid JSON") from None
 
 
-async def _first_chunk_has_bytes(receive: Any) -> bool:
+async def _first_chunk_has_bytes(receive: Receive) -> bool:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -93,7 +103,7 @@ async def _first_chunk_has_bytes(receive: Any) -> bool:
             return False
 
 
-def parse_run_input(body: Any) -> Any:
+def parse_run_input(body: JsonValue | Literal[_NoBody.NO_BODY]) -> JsonValue:
     """A run body: empty, or ``{"input": any JSON}``. Returns the input (None when there is none)."""
     if body is NO_BODY:
         return None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import NoReturn, cast
+
+from .models import JsonValue
 
 #: Session ids the server accepts.
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,128}")
@@ -114,23 +116,23 @@ def _type_problem(value: object, at: str) -> str:
     return f"a {type(value).__name__} is not JSON{at}; store a dict, list, str, int, float, bool or None"
 
 
-def compact_json(value: Any) -> str:
+def compact_json(value: object) -> str:
     """JSON as the server writes it: compact, UTF-8 text (as JavaScript's ``JSON.stringify``)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def json_bytes(value: Any) -> int:
+def json_bytes(value: object) -> int:
     """Size of ``value`` as compact UTF-8 JSON, in bytes: how the session size limit is measured."""
     return len(compact_json(value).encode("utf-8"))
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_json(text: str) -> Any:
+def parse_json(text: str) -> JsonValue:
     """Parses JSON text as the protocol reads it: ``NaN`` and ``Infinity`` are not JSON.
 
     Raises ValueError for text that is not JSON, RecursionError for nesting too deep to read.
     """
-    return json.loads(text, parse_constant=_no_constant)
+    return cast(JsonValue, json.loads(text, parse_constant=_no_constant))

@@ -13,7 +13,7 @@ import asyncio
 import signal
 import socket
 import sys
-from typing import Any
+from typing import NoReturn
 
 from .app import create_session_app
 from .steps import conformance_steps
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if server.started else 1
 
 
-def _run() -> Any:
+def _run() -> NoReturn:
     sys.exit(main())
 
 

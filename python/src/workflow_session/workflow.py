@@ -8,22 +8,34 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Protocol, TypedDict, cast
 
-from .workflow_keys import parse_workflow_key, workflow_data_key, workflow_prefix, workflow_slot_key
+from .models import JsonInput, JsonValue
+from .workflow_keys import WorkflowSlot, parse_workflow_key, workflow_data_key, workflow_prefix, workflow_slot_key
 
 
 class VariableAccess(Protocol):
     """Read and write session variables by name: what a workflow view needs."""
 
-    def get(self, name: str) -> Any: ...
+    def get(self, name: str) -> JsonValue: ...
     def has(self, name: str) -> bool: ...
-    def set(self, name: str, value: Any) -> None: ...
+    def set(self, name: str, value: JsonInput) -> None: ...
     def delete(self, name: str) -> None: ...
     def names(self) -> Iterable[str]: ...
 
 
-_MISSING: Any = object()
+class Changes(TypedDict):
+    """What was changed through a :class:`Draft`, as a patch."""
+
+    variables: dict[str, JsonValue]
+    deleted: list[str]
+
+
+class _Missing:
+    """What a :class:`Draft` records for a deleted variable."""
+
+
+_MISSING = _Missing()
 
 
 class Draft:
@@ -32,19 +44,21 @@ class Draft:
     What a step's ``workflow(id)`` and the store's ``update_workflow`` write to, before one merge.
     """
 
-    def __init__(self, variables: Mapping[str, Any]) -> None:
-        self._current: dict[str, Any] = copy.deepcopy(dict(variables))
-        self._changed: dict[str, Any] = {}
+    def __init__(self, variables: Mapping[str, JsonValue]) -> None:
+        self._current: dict[str, JsonValue] = copy.deepcopy(dict(variables))
+        self._changed: dict[str, JsonValue | _Missing] = {}
 
-    def get(self, name: str) -> Any:
+    def get(self, name: str) -> JsonValue:
         return self._current.get(name)
 
     def has(self, name: str) -> bool:
         return name in self._current
 
-    def set(self, name: str, value: Any) -> None:
-        self._current[name] = value
-        self._changed[name] = value
+    def set(self, name: str, value: JsonInput) -> None:
+        # Stored as given (the merge checks that it is JSON, and refuses the change if not).
+        stored = cast(JsonValue, value)
+        self._current[name] = stored
+        self._changed[name] = stored
 
     def delete(self, name: str) -> None:
         self._current.pop(name, None)
@@ -57,10 +71,10 @@ class Draft:
         """How many variables were changed."""
         return len(self._changed)
 
-    def changes(self) -> dict[str, Any]:
+    def changes(self) -> Changes:
         """The changes as a patch: ``variables`` set, ``deleted`` removed."""
-        sets = {name: value for name, value in self._changed.items() if value is not _MISSING}
-        deletes = [name for name, value in self._changed.items() if value is _MISSING]
+        sets = {name: value for name, value in self._changed.items() if not isinstance(value, _Missing)}
+        deletes = [name for name, value in self._changed.items() if isinstance(value, _Missing)]
         return {"variables": sets, "deleted": deletes}
 
 
@@ -80,15 +94,15 @@ class Workflow:
         self._access = access
         self.id = workflow_id
 
-    def _slot(self, name: str) -> str:
-        return workflow_slot_key(self.id, name)  # type: ignore[arg-type]
+    def _slot(self, name: WorkflowSlot) -> str:
+        return workflow_slot_key(self.id, name)
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: str, default: JsonValue = None) -> JsonValue:
         """A data field, or ``default`` when it is not set."""
         value = self._access.get(workflow_data_key(self.id, key))
         return default if value is None and not self.has(key) else value
 
-    def set(self, key: str, value: Any) -> None:
+    def set(self, key: str, value: JsonInput) -> None:
         self._access.set(workflow_data_key(self.id, key), value)
 
     def has(self, key: str) -> bool:
@@ -104,9 +118,9 @@ class Workflow:
             if name.startswith(prefix) and name != at:
                 self._access.delete(name)
 
-    def get_all(self) -> dict[str, Any]:
+    def get_all(self) -> dict[str, JsonValue]:
         """This workflow's data fields."""
-        fields: dict[str, Any] = {}
+        fields: dict[str, JsonValue] = {}
         for name in list(self._access.names()):
             parsed = parse_workflow_key(name)
             if parsed and parsed.field is not None and parsed.workflow_id == self.id:
@@ -129,19 +143,20 @@ class Workflow:
         return value if isinstance(value, str) else self.id
 
     @property
-    def stack(self) -> list[dict[str, Any]]:
+    def stack(self) -> list[dict[str, JsonValue]]:
         """The parent flows, outermost first: ``{"flow", "step", "params"}`` each (a copy)."""
         value = self._access.get(self._slot("stack"))
-        return copy.deepcopy(value) if isinstance(value, list) else []
+        # Written by enter_subflow only: a list of such dicts.
+        return cast("list[dict[str, JsonValue]]", copy.deepcopy(value)) if isinstance(value, list) else []
 
     @property
-    def params(self) -> Any:
+    def params(self) -> JsonValue:
         """The params the current subflow was entered with (None at the top level)."""
         return self._access.get(self._slot("params"))
 
-    def enter_subflow(self, flow: str, step: str, params: Any = None) -> None:
+    def enter_subflow(self, flow: str, step: str, params: JsonInput = None) -> None:
         """Saves where this flow is, then moves into ``flow`` at ``step``."""
-        frame = {"flow": self.flow, "step": self.step, "params": self.params}
+        frame: dict[str, JsonValue] = {"flow": self.flow, "step": self.step, "params": self.params}
         self._access.set(self._slot("stack"), [*self.stack, frame])
         self._access.set(self._slot("flow"), flow)
         self._access.set(self._slot("step"), step)
@@ -177,16 +192,16 @@ class Workflow:
 class ReadOnlyAccess:
     """Variable access over a snapshot's variables that refuses writes (``get_workflow``)."""
 
-    def __init__(self, variables: Mapping[str, Any]) -> None:
+    def __init__(self, variables: Mapping[str, JsonValue]) -> None:
         self._variables = variables
 
-    def get(self, name: str) -> Any:
+    def get(self, name: str) -> JsonValue:
         return self._variables.get(name)
 
     def has(self, name: str) -> bool:
         return name in self._variables
 
-    def set(self, name: str, value: Any) -> None:
+    def set(self, name: str, value: JsonInput) -> None:
         raise TypeError("get_workflow reads only: change a workflow with update_workflow()")
 
     def delete(self, name: str) -> None:

@@ -21,8 +21,8 @@ __all__ = [
 ]
 
 
-def postgres_store(url: str, **options: object) -> SessionStore:
+def postgres_store(url: str, *, table: str = "workflow_sessions", pool_size: int = 10, connect_timeout: float = 5.0) -> SessionStore:
     """Sessions in PostgreSQL; see :func:`workflow_session.stores.postgres.postgres_store` (needs psycopg)."""
     from .postgres import postgres_store as open_postgres
 
-    return open_postgres(url, **options)  # type: ignore[arg-type]
+    return open_postgres(url, table=table, pool_size=pool_size, connect_timeout=connect_timeout)

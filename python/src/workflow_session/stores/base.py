@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from enum import Enum
+from typing import Final, Generic, Literal, TypeVar, Union, cast
 
 from ..errors import SessionProtocolError
 from ..merge import assert_valid_change, iso_time, merge_session, to_session_change, utc_now
-from ..models import Record, Snapshot, Summary
+from ..models import JsonInput, JsonValue, Patch, Record, Snapshot, Summary
 from ..rules import is_session_id
 from ..workflow import Draft, ReadOnlyAccess, Workflow
 
@@ -27,20 +28,24 @@ ChangeListener = Callable[[str, int], None]
 MAX_EDIT_ATTEMPTS = 20
 
 
-class _Keep:
+class _Keep(Enum):
+    KEEP = "KEEP"
+
     def __repr__(self) -> str:
         return "KEEP"
 
 
 #: A decision that leaves the stored record as it is.
-KEEP: Any = _Keep()
+KEEP: Final = _Keep.KEEP
+#: What a decision writes: a record, None to delete it, :data:`KEEP` to leave it.
+Write = Union[Record, None, Literal[_Keep.KEEP]]
 
 
 @dataclass(frozen=True)
 class Decision(Generic[T]):
     """What a backend's atomic step decided: ``write`` a record, None to delete, :data:`KEEP` to leave it."""
 
-    write: Any
+    write: Write
     result: T
 
 
@@ -66,11 +71,11 @@ class ApplyResult:
 class WorkflowState:
     """What ``get_workflow`` reads: the same fields a workflow view shows."""
 
-    data: dict[str, Any]
+    data: dict[str, JsonValue]
     step: str | None
     flow: str
-    stack: list[dict[str, Any]]
-    params: Any
+    stack: list[dict[str, JsonValue]]
+    params: JsonValue
     last_modified: str | None
 
 
@@ -85,7 +90,12 @@ def may_reach(snapshot: Snapshot, caller: Caller | None) -> bool:
 
 
 def summarize(snapshot: Snapshot) -> Summary:
-    return {key: value for key, value in snapshot.items() if key != "variables"}  # type: ignore[return-value]
+    summary: Summary = {"sessionId": snapshot["sessionId"], "version": snapshot["version"], "createdAt": snapshot["createdAt"], "updatedAt": snapshot["updatedAt"]}
+    if "workflowId" in snapshot:
+        summary["workflowId"] = snapshot["workflowId"]
+    if "userId" in snapshot:
+        summary["userId"] = snapshot["userId"]
+    return summary
 
 
 def no_such_session() -> SessionProtocolError:
@@ -154,7 +164,7 @@ class SessionStore:
         return _ordered(record["snapshot"]) if record is not None and may_reach(record["snapshot"], caller) else None
 
     async def apply(
-        self, session_id: str, change: Any, *, caller: Caller | None = None, max_bytes: int | None = None
+        self, session_id: str, change: Patch, *, caller: Caller | None = None, max_bytes: int | None = None
     ) -> ApplyResult:
         """Merges ``change`` (a patch: ``variables``, ``deleted``, ``clientId`` + ``seq``, ``workflowId``) atomically.
 
@@ -168,7 +178,7 @@ class SessionStore:
         return result
 
     async def _merge(
-        self, session_id: str, change: dict[str, Any], caller: Caller | None, max_bytes: int | None, expect_version: int | None = None
+        self, session_id: str, change: Patch, caller: Caller | None, max_bytes: int | None, expect_version: int | None = None
     ) -> ApplyResult | None:
         owner = caller.user_id if caller is not None else None
 
@@ -188,7 +198,7 @@ class SessionStore:
         self,
         session_id: str,
         *,
-        variables: dict[str, Any] | None = None,
+        variables: Mapping[str, JsonInput] | None = None,
         workflow_id: str | None = None,
         user_id: str | None = None,
         max_bytes: int | None = None,
@@ -197,7 +207,7 @@ class SessionStore:
         _check_session_id(session_id)
         if user_id is not None and (not isinstance(user_id, str) or user_id == ""):
             raise TypeError("create: user_id must be a non-empty string")
-        body: dict[str, Any] = {"variables": variables or {}}
+        body: dict[str, object] = {"variables": variables or {}}
         if workflow_id is not None:
             body["workflowId"] = workflow_id
         change = _prepare(body)
@@ -209,7 +219,7 @@ class SessionStore:
             record = merged.record
             if not merged.applied:
                 # Creating is a change of its own, even with no variables: the session is there, version 1.
-                record = {**record, "snapshot": {**record["snapshot"], "version": 1}}  # type: ignore[typeddict-item]
+                record = {**record, "snapshot": {**record["snapshot"], "version": 1}}
             return Decision(record, _ordered(record["snapshot"]))
 
         return await self.backend.update(session_id, decide)
@@ -230,9 +240,9 @@ class SessionStore:
                 raise SessionProtocolError("not_found", "No such session")
             if current["snapshot"].get("userId") == user_id:
                 return Decision(KEEP, _ordered(current["snapshot"]))
-            snapshot = {**current["snapshot"], "userId": user_id, "version": current["snapshot"]["version"] + 1, "updatedAt": iso_time(utc_now())}
-            record = {**current, "snapshot": snapshot}
-            return Decision(record, _ordered(snapshot))  # type: ignore[arg-type]
+            snapshot: Snapshot = {**current["snapshot"], "userId": user_id, "version": current["snapshot"]["version"] + 1, "updatedAt": iso_time(utc_now())}
+            record: Record = {**current, "snapshot": snapshot}
+            return Decision(record, _ordered(snapshot))
 
         return await self.backend.update(session_id, decide)
 
@@ -262,14 +272,15 @@ class SessionStore:
         """Every session id, unpaged, in no particular order (for jobs: export, migration, audit)."""
         return self.backend.ids()
 
-    async def get_state(self, session_id: str, key: str, default: Any = None) -> Any:
+    async def get_state(self, session_id: str, key: str, default: JsonValue = None) -> JsonValue:
         """One variable of a session (trusted), or ``default``."""
         snapshot = await self.get(session_id)
         return snapshot["variables"].get(key, default) if snapshot is not None else default
 
-    async def set_state(self, session_id: str, key: str, value: Any) -> Snapshot:
+    async def set_state(self, session_id: str, key: str, value: JsonInput) -> Snapshot:
         """Sets one variable (trusted: an atomic patch of one key); returns the new snapshot."""
-        return (await self.apply(session_id, {"variables": {key: value}})).snapshot
+        # apply() checks that the value is JSON (JsonInput lets a checker take any Sequence or Mapping).
+        return (await self.apply(session_id, {"variables": {key: cast(JsonValue, value)}})).snapshot
 
     async def get_workflow(self, session_id: str, workflow_id: str) -> WorkflowState | None:
         """One workflow's part of a session (trusted), or None without the session."""
@@ -321,10 +332,10 @@ class SessionStore:
 
 def _ordered(snapshot: Snapshot) -> Snapshot:
     """The snapshot with its variables in name order, whichever store or merge made it: the same answer from every read."""
-    return {**snapshot, "variables": dict(sorted(snapshot["variables"].items()))}  # type: ignore[typeddict-item]
+    return {**snapshot, "variables": dict(sorted(snapshot["variables"].items()))}
 
 
-def _prepare(change: Any) -> dict[str, Any]:
+def _prepare(change: object) -> Patch:
     """The caller's change, checked and copied: nothing of the caller's is kept."""
     prepared = to_session_change(change)
     assert_valid_change(prepared)

@@ -45,7 +45,7 @@ class MemoryBackend(Backend):
         records = [json.loads(text) for text in list(self._records.values())]
         return page_of([summarize(record["snapshot"]) for record in records], user_id, limit, offset)
 
-    async def ids(self) -> AsyncIterator[str]:  # type: ignore[override]
+    async def ids(self) -> AsyncIterator[str]:
         for session_id in list(self._records):
             if session_id in self._records:
                 yield session_id

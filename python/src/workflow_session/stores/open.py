@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Literal
+
+from typing_extensions import TypedDict, Unpack
 
 from .base import SessionStore
 
 
-def open_store(url: str, **options: Any) -> SessionStore:
+class StoreOptions(TypedDict, total=False):
+    """The options ``open_store`` passes on; each store takes its own (another's raises TypeError)."""
+
+    #: SQLite: ``"full"`` (default) or ``"normal"``.
+    synchronous: Literal["full", "normal"]
+    #: SQLite: seconds a write waits for another process's write (5.0).
+    busy_timeout: float
+    #: PostgreSQL: the sessions table (``"workflow_sessions"``).
+    table: str
+    #: PostgreSQL: most connections in the pool (10).
+    pool_size: int
+    #: PostgreSQL: seconds to wait for a connection (5.0).
+    connect_timeout: float
+
+
+def open_store(url: str, **options: Unpack[StoreOptions]) -> SessionStore:
     """The store ``url`` names, like the TypeScript ``openStore``.
 
     ============================  ==========================================================
@@ -29,16 +47,21 @@ def open_store(url: str, **options: Any) -> SessionStore:
     if scheme == "memory":
         from .memory import memory_store
 
-        return memory_store(**options)
+        return _made(memory_store, options)
     if scheme == "sqlite":
         from .sqlite import sqlite_store
 
         path = rest[2:] if rest.startswith("///") else rest
         if not path:
             raise ValueError(f'open_store: "{url}" names no path, e.g. sqlite:.data/sessions.db')
-        return sqlite_store(path, **options)
+        return _made(sqlite_store, options, path)
     if scheme in ("postgres", "postgresql"):
         from .postgres import postgres_store
 
-        return postgres_store(url, **options)
+        return _made(postgres_store, options, url)
     raise ValueError(f'open_store: cannot open "{url}". Use memory:, sqlite:PATH (for example sqlite:.data/sessions.db) or postgres://…')
+
+
+def _made(make: Callable[..., SessionStore], options: Mapping[str, object], *args: str) -> SessionStore:
+    """The store ``make`` makes with the options as given: one it does not take raises TypeError, as calling it would."""
+    return make(*args, **options)

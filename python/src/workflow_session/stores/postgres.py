@@ -15,7 +15,8 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from ..errors import SessionProtocolError
@@ -23,6 +24,11 @@ from ..models import Record, Summary
 from ..rules import compact_json
 from .base import KEEP, Backend, ChangeListener, Decision, SessionStore, T
 from .rows import HEAD_COLUMNS, head_row, record_of, summary_of, variable_rows
+
+if TYPE_CHECKING:  # psycopg is the optional ``postgres`` extra: imported when the store opens
+    from psycopg import AsyncConnection
+    from psycopg.rows import TupleRow
+    from psycopg_pool import AsyncConnectionPool
 
 HEAD_COLUMNS_OF_H = ", ".join(f"h.{column.strip()}" for column in HEAD_COLUMNS.split(","))
 
@@ -37,7 +43,7 @@ log = logging.getLogger("workflow_session")
 
 def retry_delay(attempt: int) -> float:
     """Seconds before the next attempt to listen again: 0.1 doubling to 2."""
-    return min(2.0, 0.1 * 2**attempt)
+    return min(2.0, 0.1 * 2.0**attempt)
 
 
 def describe_target(url: str) -> str:
@@ -70,7 +76,7 @@ class PostgresBackend(Backend):
         self.variables = f"{table}_variables"
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
-        self._pool: Any = None
+        self._pool: AsyncConnectionPool[AsyncConnection[TupleRow]] | None = None
         self._opening: asyncio.Lock | None = None
         self._watchers: dict[int, tuple[ChangeListener, Callable[[], None] | None]] = {}
         self._watcher_keys = itertools.count()
@@ -91,17 +97,19 @@ class PostgresBackend(Backend):
             import psycopg
             from psycopg_pool import AsyncConnectionPool
 
-            settings = {"autocommit": True, "application_name": "workflow-session", "connect_timeout": max(1, round(self._connect_timeout))}
+            connect_timeout = max(1, round(self._connect_timeout))
+            settings: dict[str, str | int | bool] = {"autocommit": True, "application_name": "workflow-session", "connect_timeout": connect_timeout}
             try:
                 # A connection of its own first: when the database cannot be reached, its error says why.
-                async with await psycopg.AsyncConnection.connect(self.url, **settings) as db:
+                connecting = psycopg.AsyncConnection.connect(self.url, autocommit=True, application_name="workflow-session", connect_timeout=connect_timeout)
+                async with await connecting as db:
                     await self._create_tables(db)
             except psycopg.Error as error:
                 reason = " ".join(str(error).split())  # one line
                 raise SessionProtocolError(
                     "unavailable", f"postgres_store: cannot open the session table at {describe_target(self.url)}: {reason}"
                 ) from error
-            pool = AsyncConnectionPool(
+            pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
                 self.url,
                 min_size=1,
                 max_size=self._pool_size,
@@ -113,7 +121,7 @@ class PostgresBackend(Backend):
             await pool.open(wait=False)
             self._pool = pool
 
-    async def _create_tables(self, db: Any) -> None:
+    async def _create_tables(self, db: AsyncConnection[TupleRow]) -> None:
         """The TypeScript store's tables (see :mod:`.rows`), under its schema lock, so either may create them."""
         async with db.transaction():
             await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"workflow-session schema {self.table}",))
@@ -146,7 +154,7 @@ class PostgresBackend(Backend):
                     CREATE INDEX IF NOT EXISTS {self.variables}_by_version ON {self.variables} (session_id, version);"""
             )
 
-    async def _connection(self) -> Any:
+    async def _connection(self) -> AbstractAsyncContextManager[AsyncConnection[TupleRow]]:
         if self._pool is None:
             try:
                 await self.open()
@@ -154,6 +162,8 @@ class PostgresBackend(Backend):
                 # Opened by a request: its answer says no more than "try again" (open() says why).
                 log.warning("workflow-session: %s", error.message)
                 raise _unavailable() from error
+        if self._pool is None:  # closed while it opened
+            raise SessionProtocolError("unavailable", "The session store is closed")
         return self._pool.connection()
 
     async def read(self, session_id: str) -> Record | None:
@@ -161,7 +171,7 @@ class PostgresBackend(Backend):
             async with await self._connection() as db:
                 return await self._read(db, session_id)
 
-    async def _read(self, db: Any, session_id: str) -> Record | None:
+    async def _read(self, db: AsyncConnection[TupleRow], session_id: str) -> Record | None:
         cursor = await db.execute(
             f"""SELECT {HEAD_COLUMNS_OF_H}, v.name, v.value FROM {self.table} h
                 LEFT JOIN {self.variables} v ON v.session_id = h.id AND v.value IS NOT NULL WHERE h.id = %s""",
@@ -216,7 +226,7 @@ class PostgresBackend(Backend):
                 )
                 return [summary_of(row) for row in await cursor.fetchall()]
 
-    async def ids(self) -> AsyncIterator[str]:  # type: ignore[override]
+    async def ids(self) -> AsyncIterator[str]:
         # In batches by id (keyset), so a long walk neither holds a transaction nor loads every id at once.
         after = ""
         while True:
@@ -235,7 +245,11 @@ class PostgresBackend(Backend):
         self._watchers[key] = (on_change, on_reconnect)
         if self._listener is None and not self._closed:
             self._listener = asyncio.get_running_loop().create_task(self._listen(), name="workflow-session listen")
-        return lambda: self._watchers.pop(key, None) and None  # type: ignore[func-returns-value]
+
+        def unwatch() -> None:
+            self._watchers.pop(key, None)
+
+        return unwatch
 
     async def _listen(self) -> None:
         """LISTENs on a connection of its own; connects again with backoff whenever it is lost."""
@@ -306,7 +320,7 @@ class _as_unavailable:
     async def __aenter__(self) -> None:
         return None
 
-    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> bool:
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> Literal[False]:
         import psycopg
 
         if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)):

@@ -10,16 +10,18 @@ Node servers can therefore share one database.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Optional
 
 from ..models import Record, Snapshot, Summary
 from ..rules import compact_json, json_bytes
 
 #: The head's columns, in the order both stores write them.
 HEAD_COLUMNS = "id, user_id, workflow_id, version, created_at, updated_at, bytes, clients"
+#: A head row as both databases hand it back (``clients``: ``[[clientId, seq], …]`` as JSON text).
+HeadRow = tuple[str, Optional[str], Optional[str], int, str, str, int, str]
 
 
-def record_of(head: tuple[Any, ...], variables: list[tuple[str, str | None]]) -> Record:
+def record_of(head: HeadRow, variables: list[tuple[str, str | None]]) -> Record:
     """A record from a head row (HEAD_COLUMNS order) and its live variable rows (name, value JSON)."""
     session_id, user_id, workflow_id, version, created_at, updated_at, _bytes, clients = head
     snapshot: Snapshot = {
@@ -36,7 +38,7 @@ def record_of(head: tuple[Any, ...], variables: list[tuple[str, str | None]]) ->
     return {"snapshot": snapshot, "clientSeqs": {client: int(seq) for client, seq in json.loads(clients)}}
 
 
-def summary_of(head: tuple[Any, ...]) -> Summary:
+def summary_of(head: HeadRow) -> Summary:
     session_id, user_id, workflow_id, version, created_at, updated_at, _bytes, _clients = head
     summary: Summary = {"sessionId": session_id, "version": int(version), "createdAt": created_at, "updatedAt": updated_at}
     if workflow_id is not None:
@@ -46,7 +48,7 @@ def summary_of(head: tuple[Any, ...]) -> Summary:
     return summary
 
 
-def head_row(record: Record) -> tuple[Any, ...]:
+def head_row(record: Record) -> HeadRow:
     """The head row of ``record``, in HEAD_COLUMNS order."""
     snapshot = record["snapshot"]
     return (

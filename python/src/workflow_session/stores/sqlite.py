@@ -16,7 +16,9 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Literal
+
+from typing_extensions import ParamSpec
 
 from ..errors import SessionProtocolError
 from ..models import Record, Summary
@@ -54,6 +56,7 @@ UPSERT_VARIABLE = """
   ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value, version = excluded.version
 """
 _IDS_BATCH = 500
+P = ParamSpec("P")
 
 
 class SqliteBackend(Backend):
@@ -93,11 +96,11 @@ class SqliteBackend(Backend):
                 self._connections.append(db)
         return db
 
-    async def _run(self, work: Callable[..., T], *args: Any) -> T:
+    async def _run(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self._closed:
             raise SessionProtocolError("unavailable", "The session store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(_busy_as_unavailable, work, *args))
+        return await loop.run_in_executor(self._executor, functools.partial(_busy_as_unavailable, work, *args, **kwargs))
 
     def _read(self, session_id: str) -> Record | None:
         db = self._connection()
@@ -130,11 +133,12 @@ class SqliteBackend(Backend):
         return decision.result
 
     def _list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:
+        params: tuple[str | int, ...]
         if user_id is None:
             sql, params = f"SELECT {HEAD_COLUMNS} FROM ws_sessions ORDER BY updated_at DESC, id LIMIT ? OFFSET ?", (limit, offset)
         else:
             sql = f"SELECT {HEAD_COLUMNS} FROM ws_sessions WHERE user_id = ? ORDER BY updated_at DESC, id LIMIT ? OFFSET ?"
-            params = (user_id, limit, offset)  # type: ignore[assignment]
+            params = (user_id, limit, offset)
         return [summary_of(row) for row in self._connection().execute(sql, params)]
 
     def _ids_after(self, after: str) -> list[str]:
@@ -150,7 +154,7 @@ class SqliteBackend(Backend):
     async def list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:
         return await self._run(self._list, user_id, limit, offset)
 
-    async def ids(self) -> AsyncIterator[str]:  # type: ignore[override]
+    async def ids(self) -> AsyncIterator[str]:
         # In batches by id, so a long walk neither holds a read transaction nor loads every id at once.
         after = ""
         while True:
@@ -172,7 +176,7 @@ class SqliteBackend(Backend):
             self._connections.clear()
 
 
-def _retry_while_locked(work: Callable[[], Any], seconds: float) -> None:
+def _retry_while_locked(work: Callable[[], object], seconds: float) -> None:
     """Runs ``work``, again every 20 ms while the file is locked, for at most ``seconds``."""
     until = time.monotonic() + seconds
     while True:
@@ -185,10 +189,10 @@ def _retry_while_locked(work: Callable[[], Any], seconds: float) -> None:
             time.sleep(0.02)
 
 
-def _busy_as_unavailable(work: Callable[..., T], *args: Any) -> T:
+def _busy_as_unavailable(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """A database still locked by another process after the busy timeout is ``unavailable`` (503, retried)."""
     try:
-        return work(*args)
+        return work(*args, **kwargs)
     except sqlite3.OperationalError as error:
         name = getattr(error, "sqlite_errorname", "")
         if name.startswith("SQLITE_BUSY") or "database is locked" in str(error):
