@@ -42,7 +42,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   fi
 fi
 
-# --- Folders with a lockfile of their own (test/oldest-peers, test/e2e/next-app) --------------
+# --- Folders with a lockfile of their own (test/oldest-peers, test/package/compilers, test/e2e/next-app)
 # `npm ci` runs in such a folder only when its lockfile differs from the copy stamped after the
 # last install (so a second run changes nothing).
 npm_ci_once() { # folder, what it is for
@@ -59,6 +59,8 @@ npm_ci_once() { # folder, what it is for
 # The oldest version of each peer range (React 18.3, TanStack Query 5.59, msw 2) for the
 # oldest-peers vitest project.
 npm_ci_once test/oldest-peers "oldest-peers tests"
+# TypeScript 6 and 7 as a user's compiler, for test/package/types.test.ts.
+npm_ci_once test/package/compilers "packed-types tests on TypeScript 6 and 7"
 # The Next.js fixture app (next 15, react 19, typescript 5): test/e2e/next.e2e.test.ts copies the
 # folder and installs the packed package into the copy.
 npm_ci_once test/e2e/next-app "Next.js test"

@@ -12,7 +12,16 @@ import { installPacked, packedTarball, ROOT, run } from './packed.js'
 // The server entry compiles with the ES lib and Node's types only, no DOM. The client entry is
 // checked with the DOM lib: it is the browser half (its transport and tab coordination take DOM
 // types such as HeadersInit and LockManager), and without React's types. The React entry adds
-// @types/react. Each entry is imported through its own path under node16, node10 and bundler.
+// @types/react. Each entry is imported through its own path under node16, node10 and bundler,
+// by each TypeScript a user may have: 5.9, 6 and 7 (the native compiler). TypeScript 6 takes
+// node10 only with `ignoreDeprecations: "6.0"`, and 7 does not have it any more.
+
+// TypeScript 6 and 7 come from test/package/compilers (its own lockfile, installed by scripts/test-env.sh).
+const COMPILERS: Compiler[] = [
+  { typescript: '5.9', tsc: join(ROOT, 'node_modules/typescript/bin/tsc'), node10: {} },
+  { typescript: '6', tsc: join(ROOT, 'test/package/compilers/node_modules/typescript-6/bin/tsc'), node10: { ignoreDeprecations: '6.0' } },
+  { typescript: '7', tsc: join(ROOT, 'test/package/compilers/node_modules/typescript-7/bin/tsc'), node10: null },
+]
 
 const RESOLUTIONS = [
   { moduleResolution: 'node16', module: 'node16' },
@@ -20,7 +29,25 @@ const RESOLUTIONS = [
   { moduleResolution: 'bundler', module: 'esnext' },
 ] as const
 
-const TSC = join(ROOT, 'node_modules/typescript/bin/tsc')
+interface Compiler {
+  typescript: string
+  tsc: string
+  /** The options node10 needs with this compiler, or null where it has no node10. */
+  node10: Record<string, unknown> | null
+}
+
+interface Check extends Compiler {
+  resolution: (typeof RESOLUTIONS)[number]
+  options: Record<string, unknown>
+}
+
+/** Every compiler with every resolution it has. */
+const CASES: Check[] = COMPILERS.flatMap((compiler) =>
+  RESOLUTIONS.flatMap((resolution): Check[] => {
+    if (resolution.moduleResolution !== 'node10') return [{ ...compiler, resolution, options: { ...resolution } }]
+    return compiler.node10 === null ? [] : [{ ...compiler, resolution, options: { ...resolution, ...compiler.node10 } }]
+  }),
+)
 
 let project = ''
 
@@ -58,28 +85,33 @@ afterAll(async () => {
   if (project) await rm(project, { recursive: true, force: true })
 })
 
-async function typeCheck(name: string, compilerOptions: Record<string, unknown>, files: string[]): Promise<void> {
+async function typeCheck(compiler: Compiler, name: string, compilerOptions: Record<string, unknown>, files: string[]): Promise<void> {
+  name = `${name}-ts${compiler.typescript}`
   // skipDefaultLibCheck skips only TypeScript's own lib.*.d.ts, which are not ours to check.
   const config = { compilerOptions: { target: 'ES2022', strict: true, skipLibCheck: false, skipDefaultLibCheck: true, noEmit: true, ...compilerOptions }, files }
   await writeFile(join(project, `tsconfig.${name}.json`), JSON.stringify(config, null, 2))
   // Fails with tsc's diagnostics in the message.
-  await run(process.execPath, [TSC, '-p', `tsconfig.${name}.json`], { cwd: project })
+  await run(process.execPath, [compiler.tsc, '-p', `tsconfig.${name}.json`], { cwd: project })
 }
 
-it.each(RESOLUTIONS)('server types compile without the DOM lib and without pg, better-sqlite3 or msw (moduleResolution $moduleResolution)', async (resolution) => {
+it('the compilers are the versions they are named after', async () => {
+  for (const compiler of COMPILERS) expect(await run(process.execPath, [compiler.tsc, '--version'], { cwd: ROOT })).toMatch(new RegExp(`^Version ${compiler.typescript.replace('.', '\\.')}\\.`))
+})
+
+it.each(CASES)('server types compile without the DOM lib and without pg, better-sqlite3 or msw (TypeScript $typescript, moduleResolution $resolution.moduleResolution)', async (check) => {
   for (const peer of ['pg', 'better-sqlite3', 'msw', '@types/pg', '@types/better-sqlite3']) expect(existsSync(join(project, 'node_modules', peer)), peer).toBe(false)
-  await typeCheck(`server-${resolution.moduleResolution}`, { lib: ['ES2022'], types: ['node'], ...resolution }, ['server.ts', 'server-usage.ts'])
+  await typeCheck(check, `server-${check.resolution.moduleResolution}`, { lib: ['ES2022'], types: ['node'], ...check.options }, ['server.ts', 'server-usage.ts'])
 }, 60_000)
 
 // React types are for the React entry only: the framework-free client compiles without them.
-it('client types compile with the DOM lib and no React types', async () => {
+it.each(COMPILERS)('client types compile with the DOM lib and no React types (TypeScript $typescript)', async (compiler) => {
   expect(existsSync(join(project, 'node_modules/@types/react'))).toBe(false)
-  await typeCheck('client', { lib: ['ES2022', 'DOM'], types: ['node'], ...RESOLUTIONS[0] }, ['client.ts'])
+  await typeCheck(compiler, 'client', { lib: ['ES2022', 'DOM'], types: ['node'], ...RESOLUTIONS[0] }, ['client.ts'])
 }, 60_000)
 
-it.each(RESOLUTIONS)('client and React entry types compile with the DOM lib and @types/react (moduleResolution $moduleResolution)', async (resolution) => {
+it.each(CASES)('client and React entry types compile with the DOM lib and @types/react (TypeScript $typescript, moduleResolution $resolution.moduleResolution)', async (check) => {
   if (!existsSync(join(project, 'node_modules/@types/react'))) {
     await symlink(join(ROOT, 'node_modules/@types/react'), join(project, 'node_modules/@types/react'), 'dir')
   }
-  await typeCheck(`react-${resolution.moduleResolution}`, { lib: ['ES2022', 'DOM'], types: ['node'], jsx: 'react-jsx', ...resolution }, ['client.ts', 'react.ts'])
+  await typeCheck(check, `react-${check.resolution.moduleResolution}`, { lib: ['ES2022', 'DOM'], types: ['node'], jsx: 'react-jsx', ...check.options }, ['client.ts', 'react.ts'])
 }, 60_000)
