@@ -3,14 +3,33 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { stopProcess } from '../processes.js'
 
-/** The repository's root and the Python package's virtualenv (scripts/test-env.sh makes it). */
+/** The repository's root and the Python package's virtualenvs (scripts/test-env.sh makes them). */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+/** Python 3.11, the oldest the package supports: the servers and the type checks run on it. */
 export const PYTHON = fileURLToPath(new URL('../../python/.venv/bin/python', import.meta.url))
+/** Python 3.13: pytest runs on it too. */
+export const PYTHON_313 = fileURLToPath(new URL('../../python/.venv-3.13/bin/python', import.meta.url))
 
 /** Fails with what to do when the virtualenv is not there. */
-export function requirePython(): string {
-  if (!existsSync(PYTHON)) throw new Error(`No Python virtualenv at ${PYTHON}: run scripts/test-env.sh (npm test runs it first)`)
-  return PYTHON
+export function requirePython(python = PYTHON): string {
+  if (!existsSync(python)) throw new Error(`No Python virtualenv at ${python}: run scripts/test-env.sh (npm test runs it first; it says what is missing)`)
+  return python
+}
+
+/** Runs `python args…` in the repository's root to its end: its exit code and everything it wrote. */
+export function runPython(python: string, args: string[], options: { cwd?: string } = {}): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(requirePython(python), args, { cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    started.add(child)
+    let output = ''
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    child.once('error', reject)
+    child.once('exit', (code) => {
+      started.delete(child)
+      resolve({ code, output })
+    })
+  })
 }
 
 /** Every Python process a test file started and that has not exited, so that none outlives the file. */
