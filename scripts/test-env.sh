@@ -73,6 +73,7 @@ npm_ci_once test/e2e/next-app "Next.js test"
 # source folder: the tests see what a user gets). Each step runs only when its input differs from
 # the stamp its last run left: the requirements file, and a hash of the package's sources (one
 # build for both virtualenvs). An interpreter is pythonX.Y on PATH, else pyenv's, else /usr/bin's.
+# python/typecheck: the pinned pyright that type-checks the docs' Python examples.
 python_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../python" && pwd)"
 
 python_of() { # X.Y: prints the path of a Python X.Y interpreter, or fails
@@ -158,4 +159,6 @@ if [ "${#python_venvs[@]}" -gt 0 ]; then
     done
   fi
 fi
+
+npm_ci_once python/typecheck "type check of the docs' Python examples (pyright)"
 # --- end Python package ------------------------------------------------------------------------
