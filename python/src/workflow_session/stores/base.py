@@ -90,12 +90,8 @@ def may_reach(snapshot: Snapshot, caller: Caller | None) -> bool:
 
 
 def summarize(snapshot: Snapshot) -> Summary:
-    summary: Summary = {"sessionId": snapshot["sessionId"], "version": snapshot["version"], "createdAt": snapshot["createdAt"], "updatedAt": snapshot["updatedAt"]}
-    if "workflowId" in snapshot:
-        summary["workflowId"] = snapshot["workflowId"]
-    if "userId" in snapshot:
-        summary["userId"] = snapshot["userId"]
-    return summary
+    # The snapshot's own keys in its own order, but its variables: a Summary.
+    return cast(Summary, {key: value for key, value in snapshot.items() if key != "variables"})
 
 
 def no_such_session() -> SessionProtocolError:
