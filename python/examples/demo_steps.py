@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Any
-
-from workflow_session import StepContext, StepError
+from workflow_session import JsonValue, StepContext, StepError, StepResult
 
 #: What the demo shop sells; prices in cents so sums stay exact (demo/catalog.ts).
 CATALOG = {"milk": 120, "bread": 250, "eggs": 310, "coffee": 690, "apples": 280}
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
-def _text(value: Any) -> str:
+def _text(value: JsonValue) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def register(ctx: StepContext) -> dict[str, Any]:
+def register(ctx: StepContext) -> StepResult:
     signup = ctx.workflow("signup")
     email = _text(signup.get("email"))
     if not EMAIL.fullmatch(email):
@@ -25,31 +23,35 @@ def register(ctx: StepContext) -> dict[str, Any]:
     name = _text(signup.get("name")) or email
     signup.set("registeredEmail", email)
     signup.set_step("registered")
-    return {"output": {"message": f"Welcome, {name}! Your account is ready."}}
+    return StepResult(output={"message": f"Welcome, {name}! Your account is ready."})
 
 
-def _quantity(value: Any) -> int | None:
+def _quantity(value: JsonValue) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer() or value <= 0:
         return None
     return int(value)
 
 
-def checkout(ctx: StepContext) -> dict[str, Any]:
+def checkout(ctx: StepContext) -> StepResult:
     flow = ctx.workflow("checkout")
-    lines = []
-    for line in flow.get("cart") or []:
+    cart = flow.get("cart")
+    lines: list[JsonValue] = []
+    total = 0
+    for line in cart if isinstance(cart, list) else []:
         product = line.get("product") if isinstance(line, dict) else None
         qty = _quantity(line.get("qty")) if isinstance(line, dict) else None
-        if product in CATALOG and qty is not None:
+        if isinstance(product, str) and product in CATALOG and qty is not None:
             lines.append({"product": product, "qty": qty, "cents": CATALOG[product] * qty})
+            total += CATALOG[product] * qty
     if not lines:
         raise StepError("The cart is empty")
-    orders = flow.get("orders") or []
+    placed = flow.get("orders")
+    orders = placed if isinstance(placed, list) else []
     now = datetime.now(timezone.utc)
-    order: dict[str, Any] = {
+    order: dict[str, JsonValue] = {
         "number": len(orders) + 1,
         "lines": lines,
-        "totalCents": sum(line["cents"] for line in lines),
+        "totalCents": total,
         "placedAt": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
     }
     if flow.get("name"):
@@ -57,7 +59,7 @@ def checkout(ctx: StepContext) -> dict[str, Any]:
     flow.set("orders", [*orders, order])
     flow.set("cart", [])
     flow.set_step("ordered")
-    return {"output": order}
+    return StepResult(output=order)
 
 
 demo_steps = {"register": register, "checkout": checkout}

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { PYTHON, ROOT, requirePython, runPython, stopAllPython } from './venv.js'
 
 // The Python package's types, as its users meet them:
-// - mypy --strict passes over python/src (the package's own annotations);
+// - mypy --strict passes over python/src (the package's own annotations) and python/examples;
 // - every python block of the FastAPI page and of python/README.md passes mypy --strict and
 //   pyright --strict as written, with the names a reader brings from their own app (their store,
 //   their steps…) declared by APP_CONTEXT below, and the package's exports a block uses without
@@ -125,9 +125,9 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true })
 })
 
-it('mypy --strict passes over python/src', async () => {
-  const { code, output } = await runPython(PYTHON, ['-m', 'mypy', '--strict', '--cache-dir', '.venv/.mypy_cache', 'src'], { cwd: join(ROOT, 'python') })
-  expect(code, `mypy --strict python/src:\n${output}`).toBe(0)
+it('mypy --strict passes over python/src and python/examples', async () => {
+  const { code, output } = await runPython(PYTHON, ['-m', 'mypy', '--strict', '--cache-dir', '.venv/.mypy_cache', 'src', 'examples'], { cwd: join(ROOT, 'python') })
+  expect(code, `mypy --strict python/src python/examples:\n${output}`).toBe(0)
   expect(output).toMatch(/^Success: no issues found in \d+ source files$/m)
 }, 180_000)
 
