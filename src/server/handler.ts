@@ -3,11 +3,10 @@ import { isSessionId } from '../shared/rules.js'
 import { schemaFor, schemaProblem, type SessionSchema } from '../shared/schema.js'
 import { SessionProtocolError, errorResponse, jsonResponse, jsonTextResponse } from './errors.js'
 import { createChangeFeed } from './events.js'
-import { assertValidChange } from './merge.js'
-import { parsePatch, parseRunInput, readJsonBody } from './request.js'
+import { mayReach, validChange } from './merge.js'
+import { parseRunInput, readJsonBody } from './request.js'
 import { runStep, type Steps } from './steps.js'
-import { mayReach, textAccessOf, type TextAccess } from './stores/define.js'
-import type { Caller, SessionStore } from './stores/types.js'
+import type { ApplyResult, Caller, SessionStore } from './stores/types.js'
 
 export interface SessionHandlerOptions {
   store: SessionStore
@@ -75,19 +74,6 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
   const base = withoutTrailingSlashes(options.base ?? DEFAULT_BASE)
   const onError = options.onError ?? ((error: unknown) => console.error('[workflow-session]', error))
   const feed = createChangeFeed(store)
-  // Stores of this package answer with the snapshot's JSON text, joined from what they hold:
-  // nothing is parsed or serialized again. Other stores go through their public methods.
-  const text: TextAccess = textAccessOf(store) ?? {
-    adopt: async (sessionId, userId) => JSON.stringify(await store.adopt(sessionId, userId)),
-    get: async (sessionId, caller) => {
-      const snapshot = await store.get(sessionId, { caller })
-      return snapshot && JSON.stringify(snapshot)
-    },
-    apply: async (sessionId, change, applyOptions) => {
-      const { snapshot, applied } = await store.apply(sessionId, change, applyOptions)
-      return { text: JSON.stringify(snapshot), applied }
-    },
-  }
 
   const routes: Record<RouteName, Partial<Record<string, (call: Call) => Promise<Response>>>> = {
     list: {
@@ -100,23 +86,21 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
     },
     session: {
       async GET({ sessionId, caller }) {
-        const snapshot = await text.get(sessionId, caller)
+        const snapshot = await store.get(sessionId, { caller })
         if (snapshot === null) throw noSuchSession()
-        return jsonTextResponse(snapshot)
+        return jsonResponse(snapshot)
       },
       async POST({ request, sessionId, caller }) {
-        const patch = parsePatch(await readJsonBody(request, maxBytes))
+        // Checked here, at the edge, and only here: the protocol's rules come before the app's
+        // schema, and the store takes a change that passed validChange as it is.
+        const patch = validChange(await readJsonBody(request, maxBytes))
         const keyCount = Object.keys(patch.variables ?? {}).length + (patch.deleted?.length ?? 0)
         if (keyCount > maxKeysPerPatch) throw new SessionProtocolError('too_large', `A patch may change at most ${maxKeysPerPatch} variables`)
-        if (schema) {
-          // The protocol's rules come before the app's schema (the store checks them again).
-          assertValidChange(patch)
-          const problem = await firstSchemaProblem(schema, patch.variables)
-          if (problem) throw new SessionProtocolError('invalid_patch', problem)
-        }
-        const { text: snapshot, applied } = await text.apply(sessionId, patch, { caller, maxBytes })
-        if (applied) feed.announce(sessionId)
-        return jsonTextResponse(snapshot)
+        const problem = await firstSchemaProblem(schema, patch.variables)
+        if (problem) throw new SessionProtocolError('invalid_patch', problem)
+        const result = await store.apply(sessionId, patch, { caller, maxBytes })
+        if (result.applied) feed.announce(sessionId)
+        return jsonTextResponse(jsonOf(result))
       },
       async DELETE({ sessionId, caller }) {
         if (!(await store.delete(sessionId, { caller }))) throw noSuchSession()
@@ -138,7 +122,8 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
           throw new SessionProtocolError('step_failed', `Step "${step}" returned a value its schema refuses: ${problem}`)
         }
         const change = { variables: result.variables ?? {}, deleted: result.deleted ?? [] }
-        const { text: snapshot, applied } = await text.apply(sessionId, change, { caller, maxBytes }).catch((error: unknown) => {
+        // The step's changes are server code's: the store checks them (one check, there).
+        const stored = await store.apply(sessionId, change, { caller, maxBytes }).catch((error: unknown) => {
           // The step's own changes broke a rule: that is the step's failure, and nothing was stored.
           if (error instanceof SessionProtocolError && STEP_RESULT_PROBLEMS.has(error.code)) {
             report(error)
@@ -146,8 +131,8 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
           }
           throw error
         })
-        if (applied) feed.announce(sessionId)
-        return jsonTextResponse(`{"output":${JSON.stringify(result.output ?? null)},"session":${snapshot}}`)
+        if (stored.applied) feed.announce(sessionId)
+        return jsonTextResponse(`{"output":${JSON.stringify(result.output ?? null)},"session":${jsonOf(stored)}}`)
       },
     },
     adopt: {
@@ -156,9 +141,9 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         if (caller.userId === null) throw new SessionProtocolError('unauthenticated', 'Sign in to adopt a session')
         // No body is read; like a run's, the request has no content type or JSON (never a form's).
         await readJsonBody(request, maxBytes, { emptyNeedsNoType: true })
-        const snapshot = await text.adopt(sessionId, caller.userId)
+        const snapshot = await store.adopt(sessionId, caller.userId)
         feed.announce(sessionId)
-        return jsonTextResponse(snapshot)
+        return jsonResponse(snapshot)
       },
     },
     events: {
@@ -223,6 +208,9 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
   }
   return Object.assign(handler, { close: feed.close, allowed })
 }
+
+/** The snapshot of an apply as the protocol's JSON: the store's own text when it has it (see `ApplyResult.json`). */
+const jsonOf = (result: ApplyResult): string => result.json ?? JSON.stringify(result.snapshot)
 
 /** The path of an absolute URL as a request carries it (`http://host/a/b?q` → `/a/b`), without parsing the whole URL. */
 function pathOf(url: string): string {

@@ -137,6 +137,24 @@ export function assertValidChange(change: Pick<SessionChange, 'variables' | 'del
   }
 }
 
+/** Changes that passed {@link validChange}: frozen, so that what was checked is what is merged. */
+const checked = new WeakSet<SessionChange>()
+
+/**
+ * `input` as a change that passed every rule: its shape ({@link toSessionChange}) and its names
+ * and values ({@link assertValidChange}). A change this returned is not checked again: the
+ * handler checks a request's patch at the edge (before the app's schema sees it) and hands the
+ * store the result, and the store checks only what it did not get that way (server code's).
+ */
+export function validChange(input: unknown): SessionChange {
+  if (checked.has(input as SessionChange)) return input as SessionChange
+  const change = toSessionChange(input)
+  assertValidChange(change)
+  Object.freeze(change)
+  checked.add(change)
+  return change
+}
+
 /** The variables whose present size a merge of `change` needs: those it names, and the stamps it writes. */
 export function namesNeeded(change: PreparedChange): string[] {
   const names = new Set([...change.deletes, ...change.sets.keys()])

@@ -1,7 +1,5 @@
-import { type SessionPatch } from '../shared/protocol.js'
 import { isPlainObject } from '../shared/rules.js'
 import { SessionProtocolError } from './errors.js'
-import { toSessionChange } from './merge.js'
 
 /**
  * Reads a JSON body: 415 unless `application/json`, 413 past `maxBytes` (counted while reading,
@@ -81,9 +79,6 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
   }
   return all
 }
-
-/** Checks a patch body's shape against the protocol and returns the change it names; throws the protocol error. */
-export const parsePatch = (body: unknown): SessionPatch => toSessionChange(body)
 
 /** Checks a run body: empty, or `{ "input": any JSON }`. Returns the input. */
 export function parseRunInput(body: unknown): unknown {

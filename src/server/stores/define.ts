@@ -4,11 +4,10 @@ import { scopeWorkflow } from '../../shared/workflow.js'
 import { createDraft } from '../draft.js'
 import { SessionProtocolError } from '../errors.js'
 import {
-  assertValidChange,
   mayReach,
   namesNeeded,
   planMerge,
-  toSessionChange,
+  validChange,
   type Caller,
   type MergePlan,
   type PreparedChange,
@@ -32,27 +31,15 @@ export interface DefineStoreOptions extends StoreOptions {
   codec?: ValueCodec
 }
 
-/** The backend under a store made by `defineStore`, for wrappers that add a codec. */
+/** The backend under a store made by `defineStore`, for `encryptedStore`, which adds a codec to it. */
 const BACKEND = Symbol('workflow-session.backend')
-/** The handler's way to a store's snapshots as JSON text, without parsing and serializing them again. */
-const AS_TEXT = Symbol('workflow-session.text')
 
-/** Snapshots as the protocol's JSON text: what the handler answers with. */
-export interface TextAccess {
-  get(sessionId: string, caller: Caller): Promise<string | null>
-  apply(sessionId: string, change: SessionChange, options: { caller: Caller; maxBytes: number }): Promise<{ text: string; applied: boolean }>
-  adopt(sessionId: string, userId: string): Promise<string>
-}
-
-type DefinedStore = SessionStore & { [BACKEND]?: StoreBackend; [AS_TEXT]?: TextAccess }
+type DefinedStore = SessionStore & { [BACKEND]?: StoreBackend }
 
 /** How often `updateWorkflow` re-runs its edit when other writes keep landing first. */
 const MAX_EDIT_ATTEMPTS = 20
 
 export { mayReach }
-
-/** A store's text access when it was made by `defineStore`; undefined for stores of other making. */
-export const textAccessOf = (store: SessionStore): TextAccess | undefined => (store as DefinedStore)[AS_TEXT]
 
 /** What `view` hands back: the session after an update, ready to answer with. */
 interface After {
@@ -61,6 +48,9 @@ interface After {
   text?: string
   entries?: Array<[string, string]>
 }
+
+/** How a merge ended: merged (applied, or a replay or empty change answered as it is), or not tried on a moved version. */
+type MergeOutcome = { kind: 'merged'; after: After; applied: boolean } | { kind: 'conflict' }
 
 /**
  * Builds a {@link SessionStore} on a storage backend: every store method checks the session id,
@@ -103,10 +93,26 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     return snapshotOf(after.head, variablesOf(await decodedEntries(after)))
   }
 
-  /** The caller's change, checked, its values written as JSON text (encoded): nothing of the caller's is kept. */
+  /** A store's answer to `apply`: the snapshot's text, parsed into `snapshot` only if someone reads it. */
+  async function applyResult(after: After, applied: boolean): Promise<ApplyResult> {
+    const json = await textOf(after)
+    let snapshot: SessionSnapshot | undefined
+    return {
+      applied,
+      json,
+      get snapshot() {
+        return (snapshot ??= JSON.parse(json) as SessionSnapshot)
+      },
+    }
+  }
+
+  /**
+   * The caller's change, its values written as JSON text (encoded): nothing of the caller's is
+   * kept. The store is a public API for server code too, so it checks every change here, once,
+   * unless the handler did already at the edge (a change from `validChange` is frozen and known).
+   */
   async function prepare(sessionId: string, input: SessionChange): Promise<PreparedChange> {
-    const change = toSessionChange(input)
-    assertValidChange(change)
+    const change = validChange(input)
     const sets = new Map<string, string>()
     for (const [name, value] of Object.entries(change.variables ?? {})) {
       sets.set(name, JSON.stringify(codec ? await codec.encode(sessionId, name, value) : value))
@@ -126,16 +132,13 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     sessionId: string,
     change: PreparedChange,
     { caller, maxBytes, owner, expectVersion, create = false }: { caller?: Caller; maxBytes?: number; owner?: string; expectVersion?: number; create?: boolean },
-  ): Promise<{ after: After; applied: boolean } | 'conflict'> {
-    let plan: MergePlan | undefined
-    let conflict = false
+  ): Promise<MergeOutcome> {
+    // What decide found, handed out by view: both run in the backend's one atomic step, in turn.
+    let plan: MergePlan | null = null
     const decide = (current: CurrentSession | null): Write | undefined => {
       if (create && current) throw new SessionProtocolError('exists', `A session with id "${sessionId}" exists already`)
       if (current && !mayReach(current.head, caller)) throw new SessionProtocolError('not_found', 'No such session')
-      if (expectVersion !== undefined && (current?.head.version ?? 0) !== expectVersion) {
-        conflict = true
-        return undefined
-      }
+      if (expectVersion !== undefined && (current?.head.version ?? 0) !== expectVersion) return undefined
       // A new session is owned by the owner given (create), else by the calling user.
       const newOwner = owner ?? caller?.userId ?? undefined
       const limits = { ...(maxBytes !== undefined && { maxBytes }), ...(newOwner !== undefined && { owner: newOwner }) }
@@ -144,30 +147,23 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       if (create && !plan.applied) plan = { ...plan, head: { ...plan.head, version: 1 }, applied: true }
       return plan.applied ? { head: plan.head, sets: plan.sets, deletes: plan.deletes } : undefined
     }
-    const after = await backend.update(sessionId, namesNeeded(change), decide, capture)
-    if (conflict) return 'conflict'
-    // Not applied and no session: the version-0 snapshot the protocol answers, created nowhere.
-    return { after: after ?? { head: plan!.head, text: snapshotText(plan!.head, []), entries: [] }, applied: plan!.applied }
+    const view = (stored: StoredSession | null): MergeOutcome => {
+      if (!plan) return { kind: 'conflict' }
+      // Not applied and no session: the version-0 snapshot the protocol answers, created nowhere.
+      const after = capture(stored) ?? { head: plan.head, text: snapshotText(plan.head, []), entries: [] }
+      return { kind: 'merged', after, applied: plan.applied }
+    }
+    return backend.update(sessionId, namesNeeded(change), decide, view)
   }
 
-  const asText: TextAccess = {
-    async adopt(sessionId, userId) {
-      const snapshot = await store.adopt(sessionId, userId)
-      return JSON.stringify(snapshot)
-    },
-    async get(sessionId, caller) {
-      const after = await backend.read(sessionId, capture)
-      return after && mayReach(after.head, caller) ? textOf(after) : null
-    },
-    async apply(sessionId, change, { caller, maxBytes }) {
-      const merged = (await merge(sessionId, await prepare(sessionId, change), { caller, maxBytes })) as Exclude<Awaited<ReturnType<typeof merge>>, 'conflict'>
-      return { text: await textOf(merged.after), applied: merged.applied }
-    },
+  /** A merge that cannot meet a conflict (no expected version): its result. */
+  function merged(outcome: MergeOutcome): { after: After; applied: boolean } {
+    if (outcome.kind === 'conflict') throw new Error('A merge without an expected version met a conflict')
+    return outcome
   }
 
   const store: DefinedStore = {
     [BACKEND]: backend,
-    [AS_TEXT]: asText,
     async get(sessionId, access = {}) {
       checkSessionId(sessionId)
       const caller = checkCaller(access)
@@ -177,16 +173,16 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     async apply(sessionId, change, applyOptions = {}): Promise<ApplyResult> {
       checkSessionId(sessionId)
       const caller = checkCaller(applyOptions)
-      const merged = await merge(sessionId, await prepare(sessionId, change), { ...(caller && { caller }), ...(applyOptions.maxBytes !== undefined && { maxBytes: applyOptions.maxBytes }) })
-      if (merged === 'conflict') throw new Error('unreachable: a merge without an expected version has no conflict')
-      return { snapshot: await objectOf(merged.after), applied: merged.applied }
+      const limits = { ...(caller && { caller }), ...(applyOptions.maxBytes !== undefined && { maxBytes: applyOptions.maxBytes }) }
+      const { after, applied } = merged(await merge(sessionId, await prepare(sessionId, change), limits))
+      return applyResult(after, applied)
     },
     async create(sessionId, { variables = {}, workflowId, userId, maxBytes } = {}) {
       checkSessionId(sessionId)
       if (userId !== undefined && (typeof userId !== 'string' || userId === '')) throw new TypeError('create: userId must be a non-empty string')
       const change = await prepare(sessionId, { variables, ...(workflowId !== undefined && { workflowId }) })
-      const merged = await merge(sessionId, change, { create: true, ...(userId !== undefined && { owner: userId }), ...(maxBytes !== undefined && { maxBytes }) })
-      return objectOf((merged as Exclude<typeof merged, 'conflict'>).after)
+      const limits = { create: true, ...(userId !== undefined && { owner: userId }), ...(maxBytes !== undefined && { maxBytes }) }
+      return objectOf(merged(await merge(sessionId, change, limits)).after)
     },
     async delete(sessionId, access = {}) {
       checkSessionId(sessionId)
@@ -250,8 +246,8 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
         const before = await store.get(sessionId)
         const draft = createDraft((before?.variables ?? {}) as Variables)
         await edit(scopeWorkflow(draft.access, workflowId))
-        const merged = await merge(sessionId, await prepare(sessionId, draft.changes()), { expectVersion: before?.version ?? 0 })
-        if (merged !== 'conflict') return objectOf(merged.after)
+        const outcome = await merge(sessionId, await prepare(sessionId, draft.changes()), { expectVersion: before?.version ?? 0 })
+        if (outcome.kind === 'merged') return objectOf(outcome.after)
       }
       throw new Error(`updateWorkflow: session "${sessionId}" changed under each of ${MAX_EDIT_ATTEMPTS} attempts; nothing was written`)
     },

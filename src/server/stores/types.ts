@@ -7,6 +7,13 @@ export interface ApplyResult {
   snapshot: SessionSnapshot
   /** False when the change was empty or its `seq` was already applied. */
   applied: boolean
+  /**
+   * The same snapshot as the protocol's JSON text, when the store has it at hand (the stores of
+   * this package always do, and parse `snapshot` from it only when it is read). The handler
+   * answers a patch with this text as it is, so a large session is not serialized again. A
+   * wrapper that returns another `snapshot` than the store's must leave `json` out.
+   */
+  json?: string
 }
 
 export type { Caller }
