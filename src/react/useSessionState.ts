@@ -32,9 +32,9 @@ export interface SessionState {
 }
 
 /**
- * The whole session. The component renders again only for what it read in its last render:
- * `variables` (any change), `meta` (status changes), `getVariable(key)` (that key), methods
- * alone (never).
+ * The whole session. The component renders again only for what it read in its last committed
+ * render: `variables` (any change), `meta` (status changes), `getVariable(key)` (that key),
+ * methods alone (never).
  *
  * @example
  * const { meta, setVariable, flush } = useSessionState()
