@@ -1,19 +1,10 @@
 export { createSessionHandler, type SessionHandler, type SessionHandlerOptions } from './handler.js'
 export { SessionProtocolError, type ServerErrorCode } from './errors.js'
 export { StepError, conformanceSteps, type Step, type StepContext, type StepResult, type Steps } from './steps.js'
-export {
-  planMerge,
-  namesNeeded,
-  entryBytes,
-  toSessionChange,
-  assertValidChange,
-  type SessionChange,
-  type SessionHead,
-  type PreparedChange,
-  type MergePlan,
-  type MergeLimits,
-} from './merge.js'
-export { defineStore, mayReach, type ValueCodec, type DefineStoreOptions } from './stores/define.js'
+// The merge engine (src/server/merge.ts) stays inside: a store author gives defineStore a
+// backend, and the merge, the rules and the owner check come with it.
+export type { SessionChange, SessionHead } from './merge.js'
+export { defineStore, type ValueCodec, type DefineStoreOptions } from './stores/define.js'
 export type { StoredSession } from './stores/stored.js'
 export { memoryStore } from './stores/memory.js'
 export { fileStore } from './stores/file.js'

@@ -39,8 +39,6 @@ type DefinedStore = SessionStore & { [BACKEND]?: StoreBackend }
 /** How often `updateWorkflow` re-runs its edit when other writes keep landing first. */
 const MAX_EDIT_ATTEMPTS = 20
 
-export { mayReach }
-
 /** What `view` hands back: the session after an update, ready to answer with. */
 interface After {
   head: SessionHead
