@@ -19,8 +19,8 @@ Example::
 
 from .app import SessionApp, create_session_app
 from .errors import SessionProtocolError
-from .merge import MAX_REMEMBERED_CLIENTS, merge_session
-from .models import ErrorBody, JsonInput, JsonValue, Patch, Record, RunResponse, Snapshot, Summary
+from .merge import MAX_REMEMBERED_CLIENTS, ValidChange, merge_session, valid_change
+from .models import ErrorBody, JsonInput, JsonValue, Patch, Record, RunResponse, SessionHead, Snapshot, Summary
 from .steps import Step, StepContext, StepError, StepResult, StepResultDict, conformance_steps
 from .stores import ApplyResult, Caller, SessionStore, WorkflowState, memory_store, open_store, postgres_store, sqlite_store
 from .workflow import Workflow
@@ -37,6 +37,7 @@ __all__ = [
     "Record",
     "RunResponse",
     "SessionApp",
+    "SessionHead",
     "SessionProtocolError",
     "SessionStore",
     "Snapshot",
@@ -46,6 +47,7 @@ __all__ = [
     "StepResult",
     "StepResultDict",
     "Summary",
+    "ValidChange",
     "Workflow",
     "WorkflowState",
     "conformance_steps",
@@ -56,6 +58,7 @@ __all__ = [
     "parse_workflow_key",
     "postgres_store",
     "sqlite_store",
+    "valid_change",
     "workflow_data_key",
     "workflow_slot_key",
 ]

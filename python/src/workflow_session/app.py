@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 from .errors import RETRY_AFTER_SECONDS, SessionProtocolError
 from .feed import HEARTBEAT_SECONDS, ChangeFeed
-from .merge import to_session_change
+from .merge import valid_change
 from .request import header, page_of, parse_run_input, read_json_body, route_path, since_of
 from .rules import DEFAULT_MAX_BYTES, is_session_id
 from .models import JsonValue, Patch, Summary
@@ -233,10 +233,10 @@ class SessionApp:
 
     async def _patch(self, call: _Call) -> None:
         scope, receive, send, caller, session_id = call.scope, call.receive, call.send, call.caller, call.session_id
-        patch = to_session_change(await read_json_body(scope, receive, self.max_bytes))
-        if len(patch.get("variables") or {}) + len(patch.get("deleted") or []) > self.max_keys_per_patch:
-            raise SessionProtocolError("too_large", f"A patch may change at most {self.max_keys_per_patch} variables")
-        result = await self.store.apply(session_id, patch, caller=caller, max_bytes=self.max_bytes)
+        # Checked here, at the edge, and only here, in the protocol's order (shape, keys per patch,
+        # names and values): the store takes the ValidChange as it is.
+        change = valid_change(await read_json_body(scope, receive, self.max_bytes), max_keys=self.max_keys_per_patch)
+        result = await self.store.apply(session_id, change, caller=caller, max_bytes=self.max_bytes)
         if result.applied:
             self.feed.announce(session_id)
         await send_json(send, 200, result.snapshot)
@@ -269,6 +269,7 @@ class SessionApp:
             report=report,
         )
         change: Patch = {"variables": result["variables"], "deleted": result["deleted"]}
+        # The step's changes are server code's: the store checks them (one check, there).
         try:
             applied = await self.store.apply(session_id, change, caller=caller, max_bytes=self.max_bytes)
         except SessionProtocolError as error:

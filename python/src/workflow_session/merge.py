@@ -1,18 +1,27 @@
-"""The one merge every store runs inside its own atomic step (docs/protocol.md, "Patch").
+"""What happens to a change, in one place (docs/protocol.md, "Patch").
 
-Per top-level key; ``seq`` applied once per (session, clientId), remembered for the 256 most
+:func:`valid_change` checks a change once — its shape, then (on the HTTP path) how many
+variables it changes, then its names and values — and copies it into a :class:`ValidChange`.
+Each layer that takes a change from someone it cannot trust checks it there, once: the app a
+request's patch, at the edge, in the protocol's order; the store a change from server code (a
+step's result, ``apply``, ``update_workflow``). A ``ValidChange`` is not checked again.
+
+:func:`merge_session` is the one merge every store runs inside its own atomic step, on a session
+as the stores keep it (a :class:`~workflow_session.models.Record`: its head and its variables):
+per top-level key; ``seq`` applied once per (session, clientId), remembered for the 256 most
 recent clients; one version bump per applied change; ``wf:{id}:at`` stamped for every workflow a
 change touches; the size limit checked on the result.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import cast
 
 from .errors import SessionProtocolError
-from .models import JsonValue, Patch, Record, Snapshot
+from .models import JsonValue, Patch, Record, SessionHead
 from .rules import (
     DEFAULT_MAX_BYTES,
     MAX_SEQ,
@@ -108,6 +117,41 @@ def assert_valid_change(change: Patch) -> None:
 
 
 @dataclass(frozen=True)
+class ValidChange:
+    """A change that passed every rule, copied: what :func:`valid_change` returns, and what the merge takes.
+
+    Nothing of the caller's is in it, and it is not checked again: made only by
+    :func:`valid_change`.
+    """
+
+    variables: dict[str, JsonValue] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)
+    #: With ``seq``: applied once per (session, clientId, seq).
+    client_id: str | None = None
+    seq: int | None = None
+    #: Recorded on the session as ``workflowId``.
+    workflow_id: str | None = None
+
+
+def valid_change(change: object, *, max_keys: int | None = None) -> ValidChange:
+    """``change`` checked in the protocol's order, then copied: its shape (:func:`to_session_change`),
+    at most ``max_keys`` variables changed (``too_large``; the app's ``max_keys_per_patch``), its
+    names and values (:func:`assert_valid_change`).
+    """
+    shaped = to_session_change(change)
+    if max_keys is not None and len(shaped.get("variables") or {}) + len(shaped.get("deleted") or []) > max_keys:
+        raise SessionProtocolError("too_large", f"A patch may change at most {max_keys} variables")
+    assert_valid_change(shaped)
+    return ValidChange(
+        variables=copy.deepcopy(shaped.get("variables") or {}),
+        deleted=list(shaped.get("deleted") or []),
+        client_id=shaped.get("clientId"),
+        seq=shaped.get("seq"),
+        workflow_id=shaped.get("workflowId"),
+    )
+
+
+@dataclass(frozen=True)
 class MergeResult:
     record: Record
     #: False when nothing changed: an empty change, or a ``seq`` already applied.
@@ -117,7 +161,7 @@ class MergeResult:
 def merge_session(
     current: Record | None,
     session_id: str,
-    change: Patch,
+    change: Patch | ValidChange,
     now: datetime,
     *,
     max_bytes: int | None = None,
@@ -130,47 +174,53 @@ def merge_session(
     storage, and who may change the session is not its concern (the store checks the caller).
 
     Raises :class:`SessionProtocolError`: ``invalid_key`` / ``invalid_patch`` for a bad name or
-    value, ``too_large`` when the result is over ``max_bytes``.
+    value (a change that is not a :class:`ValidChange` yet), ``too_large`` when the result is
+    over ``max_bytes``.
     """
-    assert_valid_change(change)
-    sets: dict[str, JsonValue] = change.get("variables") or {}
-    deletes: list[str] = change.get("deleted") or []
-    client_id, seq = change.get("clientId"), change.get("seq")
+    # The stores hand a ValidChange, checked before their atomic step; anyone else who merges has
+    # no edge before this function, so a plain patch is checked here, once.
+    checked = change if isinstance(change, ValidChange) else valid_change(change)
+    sets, deletes = checked.variables, checked.deleted
+    client_id, seq = checked.client_id, checked.seq
 
-    last_seq = current["clientSeqs"].get(client_id) if current is not None and client_id is not None else None
+    last_seq = current["head"]["clients"].get(client_id) if current is not None and client_id is not None else None
     replayed = seq is not None and last_seq is not None and seq <= last_seq
     if replayed or (not sets and not deletes):
-        return MergeResult(current if current is not None else _empty_record(session_id, change, now, owner), False)
+        return MergeResult(current if current is not None else _empty_record(session_id, checked, now, owner), False)
 
     at = iso_time(now)
-    variables = dict(current["snapshot"]["variables"]) if current is not None else {}
+    variables = dict(current["variables"]) if current is not None else {}
     for key in deletes:
         variables.pop(key, None)
     for key, value in sets.items():
         variables[key] = value
     _stamp_workflows(variables, [*deletes, *sets], at)
+    size = json_bytes(variables)
     limit = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
-    if json_bytes(variables) > limit:
+    if size > limit:
         raise SessionProtocolError("too_large", f"The session would be larger than {limit} bytes")
 
-    base = current if current is not None else _empty_record(session_id, change, now, owner)
-    snapshot = cast(Snapshot, dict(base["snapshot"]))
-    snapshot["variables"] = variables
-    snapshot["version"] = base["snapshot"]["version"] + 1
-    snapshot["updatedAt"] = at
-    if change.get("workflowId") is not None:
-        snapshot["workflowId"] = change["workflowId"]
-    return MergeResult({"snapshot": snapshot, "clientSeqs": _remember_seq(base["clientSeqs"], client_id, seq)}, True)
+    base = current["head"] if current is not None else _empty_record(session_id, checked, now, owner)["head"]
+    head: SessionHead = {
+        **base,
+        "version": base["version"] + 1,
+        "updatedAt": at,
+        "bytes": size,
+        "clients": _remember_seq(base["clients"], client_id, seq),
+    }
+    if checked.workflow_id is not None:
+        head["workflowId"] = checked.workflow_id
+    return MergeResult({"head": head, "variables": variables}, True)
 
 
-def _empty_record(session_id: str, change: Patch, now: datetime, owner: str | None) -> Record:
+def _empty_record(session_id: str, change: ValidChange, now: datetime, owner: str | None) -> Record:
     at = iso_time(now)
-    snapshot: Snapshot = {"sessionId": session_id, "variables": {}, "version": 0, "createdAt": at, "updatedAt": at}
+    head: SessionHead = {"sessionId": session_id, "version": 0, "createdAt": at, "updatedAt": at, "bytes": json_bytes({}), "clients": {}}
     if owner is not None:
-        snapshot["userId"] = owner
-    if change.get("workflowId") is not None:
-        snapshot["workflowId"] = change["workflowId"]
-    return {"snapshot": snapshot, "clientSeqs": {}}
+        head["userId"] = owner
+    if change.workflow_id is not None:
+        head["workflowId"] = change.workflow_id
+    return {"head": head, "variables": {}}
 
 
 def _remember_seq(client_seqs: dict[str, int], client_id: str | None, seq: int | None) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""Typed models of what goes over the wire (docs/protocol.md), as TypedDicts.
+"""Typed models of what goes over the wire (docs/protocol.md), and of a session as the stores keep it, as TypedDicts.
 
 They are plain dicts at run time, so they cost nothing; a type checker reads them, and Pydantic
 validates them as field types (``TypeAdapter(Snapshot)``, or ``session: Snapshot`` in a model).
@@ -26,11 +26,11 @@ else:
 #: set): a JSON value whose lists and dicts a type checker takes as any ``Sequence`` and
 #: ``Mapping``, so that an app's own ``list[str]`` or ``dict[str, int]`` fits. At run time only
 #: ``list`` and ``dict`` are JSON (a tuple is refused, with a message that says so).
-__all__ = ["ErrorBody", "ErrorDetail", "JsonInput", "JsonValue", "Patch", "Record", "RunResponse", "Snapshot", "Summary"]
+__all__ = ["ErrorBody", "ErrorDetail", "JsonInput", "JsonValue", "Patch", "Record", "RunResponse", "SessionHead", "Snapshot", "Summary"]
 
 
 class Snapshot(TypedDict):
-    """A session as the server stores and returns it."""
+    """A session as the server returns it (the stores keep it as a :class:`Record`)."""
 
     sessionId: str
     variables: dict[str, JsonValue]
@@ -84,12 +84,35 @@ class ErrorBody(TypedDict):
     error: ErrorDetail
 
 
-class Record(TypedDict):
-    """What a store keeps per session: the snapshot and the last applied ``seq`` of each client.
+class SessionHead(TypedDict):
+    """A session without its variables: the head row a store keeps (``ws_sessions`` in SQLite, the ``table`` in PostgreSQL).
 
-    Stored as this JSON, the same as the TypeScript stores write, so both can share a database.
+    The same row as the TypeScript stores read and write, column for column (see
+    :mod:`workflow_session.stores.rows`).
     """
 
-    snapshot: Snapshot
-    #: In recency order: the oldest clients are forgotten first.
-    clientSeqs: dict[str, int]
+    sessionId: str
+    version: int
+    createdAt: str
+    updatedAt: str
+    workflowId: NotRequired[str]
+    userId: NotRequired[str]
+    #: The variables' size as compact JSON, in UTF-8 bytes (the ``bytes`` column).
+    bytes: int
+    #: The last applied ``seq`` of the most recent clients (at most 256), oldest first: the
+    #: ``clients`` column, ``[[clientId, seq], …]``, as a dict in that order.
+    clients: dict[str, int]
+
+
+class Record(TypedDict):
+    """What a store keeps per session: its head (one row) and its variables (one row each).
+
+    The layout the SQLite and PostgreSQL stores read and write, shared with the TypeScript
+    stores (a variable deleted since stays as a row without a value, which is not read into a
+    record); the memory store keeps the same record as JSON text. Sessions in the layout of 0.1
+    (one JSON ``{snapshot, clientSeqs}`` row each) are moved to this one by the TypeScript stores
+    when they open the database; the Python stores refuse to open such a database.
+    """
+
+    head: SessionHead
+    variables: dict[str, JsonValue]

@@ -165,7 +165,7 @@ def _result_of(result: object) -> tuple[StepOutcome | None, str | None]:
     if deleted is not None and not (isinstance(deleted, list) and all(isinstance(name, str) for name in cast("list[object]", deleted))):
         return None, '"deleted" is not a list of strings'
     # The output is JSON (checked above); the variables' names and values are checked by the
-    # store's merge, which refuses the whole run when one is not.
+    # store when the run's changes are applied, which refuses the whole run when one is not.
     return {
         "output": cast(JsonValue, output),
         "variables": cast("dict[str, JsonValue]", variables or {}),

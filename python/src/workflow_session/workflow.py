@@ -55,7 +55,7 @@ class Draft:
         return name in self._current
 
     def set(self, name: str, value: JsonInput) -> None:
-        # Stored as given (the merge checks that it is JSON, and refuses the change if not).
+        # Kept as given: the store checks that it is JSON when the changes are applied, and refuses them if not.
         stored = cast(JsonValue, value)
         self._current[name] = stored
         self._changed[name] = stored

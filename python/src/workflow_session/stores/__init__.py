@@ -1,16 +1,18 @@
 """Where sessions live: memory, SQLite (the default) and PostgreSQL, all on one store layer."""
 
-from .base import ApplyResult, Backend, Caller, Decision, KEEP, SessionStore, WorkflowState, may_reach
+from .base import ApplyResult, Backend, Caller, Decision, Keep, Put, Remove, SessionStore, WorkflowState, may_reach
 from .memory import memory_store
 from .open import open_store
 from .sqlite import sqlite_store
 
 __all__ = [
-    "KEEP",
     "ApplyResult",
     "Backend",
     "Caller",
     "Decision",
+    "Keep",
+    "Put",
+    "Remove",
     "SessionStore",
     "WorkflowState",
     "may_reach",

@@ -1,21 +1,20 @@
-"""The store layer every backend shares: ids checked, copies in and out, the owner rule, the one merge.
+"""The store layer every backend shares: ids checked, changes checked once, copies in and out, the owner rule, the one merge.
 
-A backend only stores a record atomically (``read``, ``update`` with a decision made inside its
-atomic step, ``list``, ``ids``, ``close``); :class:`SessionStore` builds the whole store API on it.
+A backend only keeps a :class:`~workflow_session.models.Record` (a session's head and its
+variables) atomically (``read``, ``update`` with a decision made inside its atomic step,
+``list``, ``ids``, ``close``); :class:`SessionStore` builds the whole store API on it.
 """
 
 from __future__ import annotations
 
-import copy
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from enum import Enum
-from typing import Final, Generic, Literal, TypeVar, Union, cast
+from typing import Generic, TypeVar, Union, cast
 
 from ..errors import SessionProtocolError
-from ..merge import assert_valid_change, iso_time, merge_session, to_session_change, utc_now
-from ..models import JsonInput, JsonValue, Patch, Record, Snapshot, Summary
+from ..merge import ValidChange, iso_time, merge_session, utc_now, valid_change
+from ..models import JsonInput, JsonValue, Patch, Record, SessionHead, Snapshot, Summary
 from ..rules import is_session_id
 from ..workflow import Draft, ReadOnlyAccess, Workflow
 
@@ -28,22 +27,30 @@ ChangeListener = Callable[[str, int], None]
 MAX_EDIT_ATTEMPTS = 20
 
 
-class _Keep(Enum):
-    KEEP = "KEEP"
+@dataclass(frozen=True)
+class Put:
+    """A decision that writes ``record``: the session's new head and variables."""
 
-    def __repr__(self) -> str:
-        return "KEEP"
+    record: Record
 
 
-#: A decision that leaves the stored record as it is.
-KEEP: Final = _Keep.KEEP
-#: What a decision writes: a record, None to delete it, :data:`KEEP` to leave it.
-Write = Union[Record, None, Literal[_Keep.KEEP]]
+@dataclass(frozen=True)
+class Remove:
+    """A decision that deletes the session: its head and every variable row."""
+
+
+@dataclass(frozen=True)
+class Keep:
+    """A decision that leaves the stored session as it is."""
+
+
+#: What a decision does to the stored session.
+Write = Union[Put, Remove, Keep]
 
 
 @dataclass(frozen=True)
 class Decision(Generic[T]):
-    """What a backend's atomic step decided: ``write`` a record, None to delete, :data:`KEEP` to leave it."""
+    """What a backend's atomic step decided: its :data:`Write`, and the ``result`` ``update`` returns."""
 
     write: Write
     result: T
@@ -68,6 +75,11 @@ class ApplyResult:
 
 
 @dataclass(frozen=True)
+class Conflict:
+    """A merge onto an expected version that was not the stored one: nothing was written."""
+
+
+@dataclass(frozen=True)
 class WorkflowState:
     """What ``get_workflow`` reads: the same fields a workflow view shows."""
 
@@ -79,19 +91,36 @@ class WorkflowState:
     last_modified: str | None
 
 
-def may_reach(snapshot: Snapshot, caller: Caller | None) -> bool:
-    """Whether ``caller`` may reach ``snapshot``: the one owner rule of the server.
+def may_reach(session: Snapshot | SessionHead, caller: Caller | None) -> bool:
+    """Whether ``caller`` may reach ``session`` (a snapshot, or a stored head): the one owner rule of the server.
 
     Trusted server code (no caller) reaches every session; a request's caller its own and
     those without an owner.
     """
-    owner = snapshot.get("userId")
+    owner = session.get("userId")
     return caller is None or owner is None or owner == caller.user_id
 
 
-def summarize(snapshot: Snapshot) -> Summary:
-    # The snapshot's own keys in its own order, but its variables: a Summary.
-    return cast(Summary, {key: value for key, value in snapshot.items() if key != "variables"})
+#: What a head holds for the store only, never shown: the variables' size and the clients' ``seq``
+#: (and its ``sessionId``, which a view puts first itself).
+_NOT_SHOWN = frozenset({"sessionId", "bytes", "clients"})
+
+
+def summary_of(head: SessionHead) -> Summary:
+    """What ``list`` shows of a session: its head without the store's bookkeeping, the head's keys in their order."""
+    summary: dict[str, object] = {"sessionId": head["sessionId"]}
+    summary.update((key, value) for key, value in head.items() if key not in _NOT_SHOWN)
+    return cast(Summary, summary)
+
+
+def snapshot_of(record: Record) -> Snapshot:
+    """The session as the protocol answers it: its summary with the variables second, in name order.
+
+    The same answer from every store and every read, whichever store or merge made the record.
+    """
+    snapshot: dict[str, object] = {"sessionId": record["head"]["sessionId"], "variables": dict(sorted(record["variables"].items()))}
+    snapshot.update((key, value) for key, value in record["head"].items() if key not in _NOT_SHOWN)
+    return cast(Snapshot, snapshot)
 
 
 def no_such_session() -> SessionProtocolError:
@@ -157,10 +186,10 @@ class SessionStore:
         _check_session_id(session_id)
         _check_caller(caller)
         record = await self.backend.read(session_id)
-        return _ordered(record["snapshot"]) if record is not None and may_reach(record["snapshot"], caller) else None
+        return snapshot_of(record) if record is not None and may_reach(record["head"], caller) else None
 
     async def apply(
-        self, session_id: str, change: Patch, *, caller: Caller | None = None, max_bytes: int | None = None
+        self, session_id: str, change: Patch | ValidChange, *, caller: Caller | None = None, max_bytes: int | None = None
     ) -> ApplyResult:
         """Merges ``change`` (a patch: ``variables``, ``deleted``, ``clientId`` + ``seq``, ``workflowId``) atomically.
 
@@ -169,26 +198,26 @@ class SessionStore:
         """
         _check_session_id(session_id)
         _check_caller(caller)
-        result = await self._merge(session_id, _prepare(change), caller, max_bytes)
-        assert result is not None
-        return result
+        outcome = await self._merge(session_id, _checked(change), caller, max_bytes)
+        if isinstance(outcome, Conflict):  # only a merge onto an expected version meets one
+            raise RuntimeError("A merge without an expected version met a conflict")
+        return outcome
 
     async def _merge(
-        self, session_id: str, change: Patch, caller: Caller | None, max_bytes: int | None, expect_version: int | None = None
-    ) -> ApplyResult | None:
+        self, session_id: str, change: ValidChange, caller: Caller | None, max_bytes: int | None, expect_version: int | None = None
+    ) -> ApplyResult | Conflict:
         owner = caller.user_id if caller is not None else None
 
-        def decide(current: Record | None) -> Decision[ApplyResult | None]:
-            if current is not None and not may_reach(current["snapshot"], caller):
+        def decide(current: Record | None) -> Decision[ApplyResult | Conflict]:
+            if current is not None and not may_reach(current["head"], caller):
                 raise no_such_session()
-            if expect_version is not None and (current["snapshot"]["version"] if current else 0) != expect_version:
-                return Decision(KEEP, None)
+            if expect_version is not None and (current["head"]["version"] if current else 0) != expect_version:
+                return Decision(Keep(), Conflict())
             merged = merge_session(current, session_id, change, utc_now(), max_bytes=max_bytes, owner=owner)
-            return Decision(merged.record if merged.applied else KEEP, ApplyResult(_ordered(merged.record["snapshot"]), merged.applied))
+            return Decision(Put(merged.record) if merged.applied else Keep(), ApplyResult(snapshot_of(merged.record), merged.applied))
 
-        result = await self.backend.update(session_id, decide)
-        # Backends hand back records they parsed or serialised: nothing here is shared with storage.
-        return result
+        # Backends hand decide records they parsed, so the snapshot shares nothing with storage.
+        return await self.backend.update(session_id, decide)
 
     async def create(
         self,
@@ -206,7 +235,7 @@ class SessionStore:
         body: dict[str, object] = {"variables": variables or {}}
         if workflow_id is not None:
             body["workflowId"] = workflow_id
-        change = _prepare(body)
+        change = _checked(body)
 
         def decide(current: Record | None) -> Decision[Snapshot]:
             if current is not None:
@@ -215,8 +244,8 @@ class SessionStore:
             record = merged.record
             if not merged.applied:
                 # Creating is a change of its own, even with no variables: the session is there, version 1.
-                record = {**record, "snapshot": {**record["snapshot"], "version": 1}}
-            return Decision(record, _ordered(record["snapshot"]))
+                record = {**record, "head": {**record["head"], "version": 1}}
+            return Decision(Put(record), snapshot_of(record))
 
         return await self.backend.update(session_id, decide)
 
@@ -232,13 +261,13 @@ class SessionStore:
             raise TypeError("adopt: user_id must be a non-empty string")
 
         def decide(current: Record | None) -> Decision[Snapshot]:
-            if current is None or not may_reach(current["snapshot"], Caller(user_id)):
-                raise SessionProtocolError("not_found", "No such session")
-            if current["snapshot"].get("userId") == user_id:
-                return Decision(KEEP, _ordered(current["snapshot"]))
-            snapshot: Snapshot = {**current["snapshot"], "userId": user_id, "version": current["snapshot"]["version"] + 1, "updatedAt": iso_time(utc_now())}
-            record: Record = {**current, "snapshot": snapshot}
-            return Decision(record, _ordered(snapshot))
+            if current is None or not may_reach(current["head"], Caller(user_id)):
+                raise no_such_session()
+            if current["head"].get("userId") == user_id:
+                return Decision(Keep(), snapshot_of(current))
+            head: SessionHead = {**current["head"], "userId": user_id, "version": current["head"]["version"] + 1, "updatedAt": iso_time(utc_now())}
+            record: Record = {**current, "head": head}
+            return Decision(Put(record), snapshot_of(record))
 
         return await self.backend.update(session_id, decide)
 
@@ -248,9 +277,9 @@ class SessionStore:
         _check_caller(caller)
 
         def decide(current: Record | None) -> Decision[bool]:
-            if current is not None and may_reach(current["snapshot"], caller):
-                return Decision(None, True)
-            return Decision(KEEP, False)
+            if current is not None and may_reach(current["head"], caller):
+                return Decision(Remove(), True)
+            return Decision(Keep(), False)
 
         return await self.backend.update(session_id, decide)
 
@@ -303,8 +332,8 @@ class SessionStore:
             if inspect.isawaitable(done):
                 await done
             expect = before["version"] if before else 0
-            merged = await self._merge(session_id, _prepare(draft.changes()), None, None, expect)
-            if merged is not None:
+            merged = await self._merge(session_id, _checked(draft.changes()), None, None, expect)
+            if isinstance(merged, ApplyResult):
                 return merged.snapshot
         raise RuntimeError(
             f'update_workflow: session "{session_id}" changed under each of {MAX_EDIT_ATTEMPTS} attempts; nothing was written'
@@ -326,16 +355,14 @@ class SessionStore:
         await self.close()
 
 
-def _ordered(snapshot: Snapshot) -> Snapshot:
-    """The snapshot with its variables in name order, whichever store or merge made it: the same answer from every read."""
-    return {**snapshot, "variables": dict(sorted(snapshot["variables"].items()))}
+def _checked(change: object) -> ValidChange:
+    """The caller's change, checked and copied: nothing of the caller's is kept.
 
-
-def _prepare(change: object) -> Patch:
-    """The caller's change, checked and copied: nothing of the caller's is kept."""
-    prepared = to_session_change(change)
-    assert_valid_change(prepared)
-    return copy.deepcopy(prepared)
+    The store is an API for server code too (a step's result, a job), which has no edge before
+    it: a change is checked here, once, unless it is a ValidChange already (the app checked a
+    request's patch at the edge, in the protocol's order, before its key count).
+    """
+    return change if isinstance(change, ValidChange) else valid_change(change)
 
 
 def _check_session_id(session_id: object) -> None:

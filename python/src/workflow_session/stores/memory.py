@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 from ..models import Record, Summary
 from ..rules import compact_json
-from .base import KEEP, Backend, Decision, SessionStore, T, summarize
+from .base import Backend, Decision, Keep, Put, Remove, SessionStore, T, summary_of
 
 
 def page_of(summaries: list[Summary], user_id: str | None, limit: int, offset: int) -> list[Summary]:
@@ -20,7 +20,7 @@ def page_of(summaries: list[Summary], user_id: str | None, limit: int, offset: i
 
 
 class MemoryBackend(Backend):
-    """Records kept as JSON text, so nothing a caller does to a value given or returned reaches the store."""
+    """Records (a session's head and variables) kept as JSON text, so nothing a caller does to a value given or returned reaches the store."""
 
     def __init__(self) -> None:
         self._records: dict[str, str] = {}
@@ -35,15 +35,18 @@ class MemoryBackend(Backend):
         with self._lock:
             text = self._records.get(session_id)
             decision = decide(json.loads(text) if text is not None else None)
-            if decision.write is None:
-                self._records.pop(session_id, None)
-            elif decision.write is not KEEP:
-                self._records[session_id] = compact_json(decision.write)
+            match decision.write:
+                case Put(record):
+                    self._records[session_id] = compact_json(record)
+                case Remove():
+                    self._records.pop(session_id, None)
+                case Keep():
+                    pass
         return decision.result
 
     async def list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:
         records = [json.loads(text) for text in list(self._records.values())]
-        return page_of([summarize(record["snapshot"]) for record in records], user_id, limit, offset)
+        return page_of([summary_of(record["head"]) for record in records], user_id, limit, offset)
 
     async def ids(self) -> AsyncIterator[str]:
         for session_id in list(self._records):

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 from ..errors import SessionProtocolError
 from ..models import Record, Summary
 from ..rules import compact_json
-from .base import KEEP, Backend, ChangeListener, Decision, SessionStore, T
-from .rows import HEAD_COLUMNS, head_row, record_of, summary_of, variable_rows
+from .base import Backend, ChangeListener, Decision, Keep, Put, Remove, SessionStore, T, summary_of
+from .rows import HEAD_COLUMNS, head_of, head_row, record_of, variable_rows
 
 if TYPE_CHECKING:  # psycopg is the optional ``postgres`` extra: imported when the store opens
     from psycopg import AsyncConnection
@@ -190,31 +190,37 @@ class PostgresBackend(Backend):
                 await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (session_id,))
                 current = await self._read(db, session_id)
                 decision = decide(current)
-                if decision.write is None:
-                    await db.execute(f"DELETE FROM {self.variables} WHERE session_id = %s", (session_id,))
-                    await db.execute(f"DELETE FROM {self.table} WHERE id = %s", (session_id,))
-                elif decision.write is not KEEP:
-                    if current is None:  # a new session: nothing of an older one with this id stays
+                match decision.write:
+                    case Put(record):
+                        await self._write(db, session_id, current, record)
+                    case Remove():
                         await db.execute(f"DELETE FROM {self.variables} WHERE session_id = %s", (session_id,))
-                    version = decision.write["snapshot"]["version"]
-                    await db.execute(
-                        f"""INSERT INTO {self.table} ({HEAD_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-                            ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, workflow_id = excluded.workflow_id,
-                            version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at,
-                            bytes = excluded.bytes, clients = excluded.clients""",
-                        head_row(decision.write),
-                    )
-                    rows = variable_rows(current, decision.write)
-                    if rows:
-                        await db.execute(
-                            f"""INSERT INTO {self.variables} (session_id, name, value, version)
-                                SELECT %s, name, value, %s FROM unnest(%s::text[], %s::text[]) AS t(name, value)
-                                ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value, version = excluded.version""",
-                            (session_id, version, [name for name, _ in rows], [value for _, value in rows]),
-                        )
-                    payload = compact_json({"id": session_id, "version": version})
-                    await db.execute("SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, payload))
+                        await db.execute(f"DELETE FROM {self.table} WHERE id = %s", (session_id,))
+                    case Keep():
+                        pass
                 return decision.result
+
+    async def _write(self, db: AsyncConnection[TupleRow], session_id: str, current: Record | None, record: Record) -> None:
+        """Writes the head and the variable rows the write changed, and tells every server of the new version."""
+        if current is None:  # a new session: nothing of an older one with this id stays
+            await db.execute(f"DELETE FROM {self.variables} WHERE session_id = %s", (session_id,))
+        version = record["head"]["version"]
+        await db.execute(
+            f"""INSERT INTO {self.table} ({HEAD_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, workflow_id = excluded.workflow_id,
+                version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at,
+                bytes = excluded.bytes, clients = excluded.clients""",
+            head_row(record["head"]),
+        )
+        rows = variable_rows(current, record)
+        if rows:
+            await db.execute(
+                f"""INSERT INTO {self.variables} (session_id, name, value, version)
+                    SELECT %s, name, value, %s FROM unnest(%s::text[], %s::text[]) AS t(name, value)
+                    ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value, version = excluded.version""",
+                (session_id, version, [name for name, _ in rows], [value for _, value in rows]),
+            )
+        await db.execute("SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, compact_json({"id": session_id, "version": version})))
 
     async def list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:
         async with _as_unavailable():
@@ -224,7 +230,7 @@ class PostgresBackend(Backend):
                         ORDER BY updated_at DESC, id LIMIT %s OFFSET %s""",
                     (user_id, user_id, limit, offset),
                 )
-                return [summary_of(row) for row in await cursor.fetchall()]
+                return [summary_of(head_of(row)) for row in await cursor.fetchall()]
 
     async def ids(self) -> AsyncIterator[str]:
         # In batches by id (keyset), so a long walk neither holds a transaction nor loads every id at once.

@@ -22,8 +22,8 @@ from typing_extensions import ParamSpec
 
 from ..errors import SessionProtocolError
 from ..models import Record, Summary
-from .base import KEEP, Backend, Decision, SessionStore, T
-from .rows import HEAD_COLUMNS, head_row, record_of, summary_of, variable_rows
+from .base import Backend, Decision, Keep, Put, Remove, SessionStore, T, summary_of
+from .rows import HEAD_COLUMNS, head_of, head_row, record_of, variable_rows
 
 SCHEMA = """
   CREATE TABLE IF NOT EXISTS ws_sessions (
@@ -116,15 +116,18 @@ class SqliteBackend(Backend):
         try:
             current = self._read(session_id)
             decision = decide(current)
-            if decision.write is None:
-                db.execute("DELETE FROM ws_variables WHERE session_id = ?", (session_id,))
-                db.execute("DELETE FROM ws_sessions WHERE id = ?", (session_id,))
-            elif decision.write is not KEEP:
-                if current is None:  # a new session: nothing of an older one with this id stays
+            match decision.write:
+                case Put(record):
+                    if current is None:  # a new session: nothing of an older one with this id stays
+                        db.execute("DELETE FROM ws_variables WHERE session_id = ?", (session_id,))
+                    version = record["head"]["version"]
+                    db.execute(UPSERT_HEAD, head_row(record["head"]))
+                    db.executemany(UPSERT_VARIABLE, [(session_id, name, value, version) for name, value in variable_rows(current, record)])
+                case Remove():
                     db.execute("DELETE FROM ws_variables WHERE session_id = ?", (session_id,))
-                version = decision.write["snapshot"]["version"]
-                db.execute(UPSERT_HEAD, head_row(decision.write))
-                db.executemany(UPSERT_VARIABLE, [(session_id, name, value, version) for name, value in variable_rows(current, decision.write)])
+                    db.execute("DELETE FROM ws_sessions WHERE id = ?", (session_id,))
+                case Keep():
+                    pass
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -139,7 +142,7 @@ class SqliteBackend(Backend):
         else:
             sql = f"SELECT {HEAD_COLUMNS} FROM ws_sessions WHERE user_id = ? ORDER BY updated_at DESC, id LIMIT ? OFFSET ?"
             params = (user_id, limit, offset)
-        return [summary_of(row) for row in self._connection().execute(sql, params)]
+        return [summary_of(head_of(row)) for row in self._connection().execute(sql, params)]
 
     def _ids_after(self, after: str) -> list[str]:
         rows = self._connection().execute("SELECT id FROM ws_sessions WHERE id > ? ORDER BY id LIMIT ?", (after, _IDS_BATCH))
