@@ -91,9 +91,14 @@ export function forgetSessionId(endpoint: string, storage: SessionIdStorage | nu
   })
 }
 
-/** `localStorage` where there is one (browsers), else null: nothing is remembered. */
+/**
+ * The page's `localStorage` (browsers), else null: nothing is remembered. Looked up through
+ * `window`: Node 25+ has a global `localStorage` of its own that prints a warning each time it is
+ * looked at unless Node was started with `--localstorage-file` (pass it as `sessionIdStorage`
+ * to use it).
+ */
 export function defaultSessionIdStorage(): SessionIdStorage | null {
-  return attempt(() => (globalThis as { localStorage?: SessionIdStorage }).localStorage) ?? null
+  return attempt(() => (globalThis as { window?: { localStorage?: SessionIdStorage } }).window?.localStorage) ?? null
 }
 
 /** Web Storage access can throw (sandboxed iframes, some private modes, a full quota): then nothing is remembered. */
