@@ -1,11 +1,12 @@
 'use client'
 
 import { QueryClient, QueryClientContext, QueryClientProvider, onlineManager, useQuery } from '@tanstack/react-query'
-import { useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from 'react'
+import { startTransition, useCallback, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore, type ReactNode } from 'react'
 import { useDebouncedCallback } from 'use-debounce'
 import type { CacheStorage } from '../client/cache.js'
 import { createSessionClient, type SessionClient, type SessionClientOptions } from '../client/session-client.js'
 import { randomId, rememberSessionId } from '../client/session-id.js'
+import type { SyncStatus } from '../client/status.js'
 import { endpointBase, type HeadersOption } from '../client/transport.js'
 import { SessionContext, SessionSwitchContext, type SessionSwitch } from './context.js'
 
@@ -96,30 +97,49 @@ export function SessionProvider(props: SessionProviderProps) {
     }),
     [switchTo, madeHere],
   )
+  // On the server there is no client: it would choose a session id (random numbers, storage),
+  // which a server render must not touch (Next.js refuses them while it prerenders).
   const client = useMemo(
     () =>
       givenClient ??
-      createSessionClient({
-        endpoint,
-        ...(sessionId !== undefined && { sessionId, newSession: madeHere.has(sessionId) }),
-        ...(storage !== undefined && { storage }),
-        ...(workflowId !== undefined && { workflowId }),
-        ...(pluginsRef.current !== undefined && { plugins: pluginsRef.current }),
-        fetch: (input, init) => (fetchRef.current ?? globalThis.fetch)(input, init),
-        headers: async () => {
-          const headers = headersRef.current
-          return (typeof headers === 'function' ? await headers() : headers) ?? {}
-        },
-        onAuthError: (error) => onAuthErrorRef.current?.(error),
-      }),
+      (typeof window === 'undefined'
+        ? null
+        : createSessionClient({
+            endpoint,
+            ...(sessionId !== undefined && { sessionId, newSession: madeHere.has(sessionId) }),
+            ...(storage !== undefined && { storage }),
+            ...(workflowId !== undefined && { workflowId }),
+            ...(pluginsRef.current !== undefined && { plugins: pluginsRef.current }),
+            fetch: (input, init) => (fetchRef.current ?? globalThis.fetch)(input, init),
+            headers: async () => {
+              const headers = headersRef.current
+              return (typeof headers === 'function' ? await headers() : headers) ?? {}
+            },
+            onAuthError: (error) => onAuthErrorRef.current?.(error),
+          })),
     [givenClient, endpoint, sessionId, storage, workflowId, madeHere],
+  )
+  // While React hydrates the server's HTML, the hooks read what the server rendered. The switch to
+  // the client's own values is a transition, which React holds back while a part of the page it
+  // reaches has still to hydrate: such a part (a Next.js page whose code arrives after the
+  // layout's) may hydrate after the client has read the local copy, and must match the server's
+  // HTML too. (React 19 does not hold it for a Suspense boundary rendered as a direct child of
+  // the provider.)
+  const hydrating = useSyncExternalStore(subscribeToNothing, isFalse, isTrue)
+  const [asServer, setAsServer] = useState(hydrating)
+  useEffect(() => {
+    if (asServer) startTransition(() => setAsServer(false))
+  }, [asServer])
+  const shown = useMemo(
+    () => (client && (givenClient || !asServer) ? client : serverRendered(endpoint, sessionId, client ?? undefined)),
+    [client, givenClient, asServer, endpoint, sessionId],
   )
 
   const body = (
     <SessionSwitchContext.Provider value={sessionSwitch}>
-      <SessionContext.Provider value={client}>
+      <SessionContext.Provider value={shown}>
         <SessionSync
-          client={client}
+          client={client ?? shown}
           debounceMs={props.debounceMs ?? 800}
           maxWaitMs={props.maxWaitMs ?? 5000}
           warnOnUnsavedChanges={props.warnOnUnsavedChanges ?? false}
@@ -129,6 +149,45 @@ export function SessionProvider(props: SessionProviderProps) {
     </SessionSwitchContext.Provider>
   )
   return queryClient === appQueryClient ? body : <QueryClientProvider client={queryClient}>{body}</QueryClientProvider>
+}
+
+const subscribeToNothing = () => () => {}
+const isFalse = () => false
+const isTrue = () => true
+const NOTHING = Object.freeze({})
+const NOT_LOADED: SyncStatus = Object.freeze({ isDirty: false, isSyncing: false, lastSyncedAt: null, pendingKeys: [], error: null, isOnline: true, isPersistent: true, isHydrated: false, version: 0 })
+
+/**
+ * The session as the server renders it: no variables (each hook shows its default) and the
+ * status of a client that has loaded nothing yet, as the browser's client starts. While the page
+ * hydrates, everything but these reads goes to the browser's `client`, so that a write or a step
+ * run meanwhile is not lost; on the server there is none, and nothing is sent.
+ */
+function serverRendered(endpoint: string, sessionId = '', client?: SessionClient): SessionClient {
+  return { ...(client ?? ON_THE_SERVER), sessionId, sessionIdRemembered: false, endpoint, clientId: '', get: () => undefined, getSnapshot: () => NOTHING, getStatus: () => NOT_LOADED }
+}
+
+const ignore = () => {}
+const done = async () => {}
+const fromBrowser = () => Promise.reject(new Error('workflow-session: the session is reached from the browser, not during the server render'))
+const ON_THE_SERVER: Omit<SessionClient, 'sessionId' | 'sessionIdRemembered' | 'endpoint' | 'clientId' | 'get' | 'getSnapshot' | 'getStatus'> = {
+  set: ignore,
+  delete: ignore,
+  subscribe: () => ignore,
+  subscribeStatus: () => ignore,
+  onLocalWrite: () => ignore,
+  start: done,
+  stop: done,
+  persist: done,
+  flush: done,
+  sync: ignore,
+  sendOnHide: ignore,
+  setOnline: ignore,
+  refresh: fromBrowser,
+  run: fromBrowser,
+  adopt: fromBrowser,
+  listSessions: fromBrowser,
+  deleteSession: fromBrowser,
 }
 
 interface SessionSyncProps {
