@@ -61,8 +61,9 @@ npm_ci_once() { # folder, what it is for
 npm_ci_once test/oldest-peers "oldest-peers tests"
 # TypeScript 6 and 7 as a user's compiler, for test/package/types.test.ts.
 npm_ci_once test/package/compilers "packed-types tests on TypeScript 6 and 7"
-# The Next.js fixture app (next 15, react 19, typescript 5): test/e2e/next.e2e.test.ts copies the
-# folder and installs the packed package into the copy.
+# The Next.js fixture app (next 16, react 19, typescript 5): test/e2e/next.e2e.test.ts copies the
+# folder, writes the recipe's files from docs/backends/nextjs.md into the copy and installs the
+# packed package there.
 npm_ci_once test/e2e/next-app "Next.js test"
 # --- end folders with a lockfile of their own ------------------------------------------------
 
