@@ -1,10 +1,38 @@
-"""The session protocol (docs/protocol.md) as an ASGI app, on Starlette: mount it, or serve it alone.
+"""The session protocol (docs/protocol.md) as an ASGI app on Starlette's routing: mount it, or serve it alone.
 
 Example (FastAPI)::
 
     session_app = create_session_app(store=open_store("sqlite:.data/sessions.db"), steps={"register": register})
     app = FastAPI()
     app.mount("/api/session", session_app)
+
+The endpoints are Starlette routes (``Route``) in a ``Router``: per resource, one route for each
+of its methods, whose endpoint is a ``request -> response`` function, then one that answers any
+other method 405 with the resource's ``Allow``; the router's default answers any other path 404.
+Every answer is the protocol's JSON, and the checks run in the protocol's order: the path and
+the method (the router), then the origin, the user, the session id and the step name (each
+endpoint, before its handler), then the body (the handler). What is not Starlette's own, and why:
+
+- **The path the router reads.** The TypeScript server splits a path at its raw ``/`` and then
+  decodes each part; Starlette routes on the decoded path, where an encoded ``%2F`` has already
+  split a part in two, and it keeps empty parts (``//``, a trailing ``/``). So the router reads
+  the parts as the TypeScript server has them (a part holding a ``/`` or a ``%`` percent-encoded,
+  decoded again for the endpoint), the app answers 404 itself to a malformed escape (``%zz``,
+  bytes that are not UTF-8), which ``decodeURIComponent`` refuses, and an endpoint is handed the
+  request as it came (its own path and method) with the path parameters the router found.
+- **No HEAD.** Starlette's ``Route`` takes HEAD wherever it takes GET; the protocol has no HEAD
+  (405, like any method a resource lacks), so each route takes exactly its own method.
+- **The lifespan** (served alone) is the app's own: Starlette's ``Router`` answers a failed
+  startup with the whole traceback and raises it again; the app says in one line why the store
+  could not open (``lifespan.startup.failed``).
+- **The change feed** is a ``Response`` that the feed writes itself, not a ``StreamingResponse``:
+  the stream has to hear the client go while it is idle (it reads ``receive`` itself; a
+  ``StreamingResponse`` under ASGI 2.4 notices only when it next writes), and to end quietly,
+  with the response closed, when the server cancels it at shutdown (a ``StreamingResponse``
+  lets the cancellation through and closes nothing).
+- **The body** is read by the app (``Request.stream()``, counting bytes as they come): the
+  content type is checked before the size, and an oversized body is answered 413 in the
+  protocol's JSON; Starlette's own body limit (1.x only) answers in plain text.
 """
 
 from __future__ import annotations
@@ -15,9 +43,11 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl
+from urllib.parse import quote, unquote
 
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -26,9 +56,9 @@ if TYPE_CHECKING:
 from .errors import RETRY_AFTER_SECONDS, SessionProtocolError
 from .feed import HEARTBEAT_SECONDS, ChangeFeed
 from .merge import valid_change
-from .request import header, page_of, parse_run_input, read_json_body, route_path, since_of
-from .rules import DEFAULT_MAX_BYTES, is_session_id
 from .models import JsonValue, Patch, Summary
+from .request import first_query_value, page_of, parse_run_input, read_json_body, route_path, since_of
+from .rules import DEFAULT_MAX_BYTES, is_session_id
 from .steps import Step, StepError, run_step
 from .stores.base import Caller, SessionStore, may_reach, no_such_session
 from .workflow_keys import decode_component
@@ -42,9 +72,10 @@ OnError = Callable[[BaseException, Request, "str | None"], None]
 #: The variables the app's steps read (an app's ``TypedDict``, or any JSON by default).
 _Vars = TypeVar("_Vars", bound=Mapping[str, object])
 
+#: Where the routed scope keeps the request's scope as it came (see ``SessionApp._routed``).
+_AS_SENT = "workflow_session.scope"
 #: Errors of a step's own changes: the step's failure (500 ``step_failed``), not the request's.
 _STEP_RESULT_PROBLEMS = frozenset({"invalid_key", "invalid_patch", "too_large"})
-_JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8"), (b"cache-control", b"no-store")]
 
 
 def _no_such_endpoint() -> SessionProtocolError:
@@ -58,31 +89,60 @@ def _encode(body: object) -> bytes:
         return json.dumps(body, separators=(",", ":")).encode("ascii")
 
 
-async def send_json(send: Send, status: int, body: object, extra_headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
-    data = _encode(body)
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(data)).encode()), *extra_headers]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
+class JsonResponse(Response):
+    """The protocol's JSON: compact UTF-8, never cached."""
+
+    media_type = "application/json; charset=utf-8"
+
+    def __init__(self, body: object, status_code: int = 200, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(_encode(body), status_code, {"cache-control": "no-store", **(headers or {})})
 
 
-async def send_error(send: Send, error: SessionProtocolError) -> None:
-    extra = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())] if error.code == "unavailable" else []
+def error_response(error: SessionProtocolError) -> JsonResponse:
+    """``{"error": {"code", "message"}}`` with the code's status (and ``Retry-After`` or ``Allow`` where it has one)."""
+    headers = {"retry-after": str(RETRY_AFTER_SECONDS)} if error.code == "unavailable" else {}
     if error.allow:
-        extra.append((b"allow", ", ".join(error.allow).encode()))
-    await send_json(send, error.status, error.body(), extra)
+        headers["allow"] = ", ".join(error.allow)
+    return JsonResponse(error.body(), error.status, headers)
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """The router's default: no route has this path."""
+    await error_response(_no_such_endpoint())(scope, receive, send)
+
+
+class _NotAllowed:
+    """A resource's route for every method it does not have: 405 with its ``Allow``."""
+
+    def __init__(self, allow: list[str]) -> None:
+        self.allow = allow
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await error_response(SessionProtocolError("method_not_allowed", "Method not allowed here", self.allow))(scope, receive, send)
+
+
+class _EventStream(Response):
+    """``GET {base}/{id}/events``: the change feed writes the response itself (see the module docstring)."""
+
+    def __init__(self, feed: ChangeFeed, session_id: str, since: int, caller: Caller) -> None:
+        super().__init__(status_code=200)
+        self.feed, self.session_id, self.since, self.caller = feed, session_id, since, caller
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.feed.stream(send, receive, self.session_id, self.since, self.caller)
 
 
 @dataclass(frozen=True)
 class _Call:
-    """One request, routed: what its handler is given."""
+    """One request, past the checks every endpoint makes: what its handler is given."""
 
-    scope: Scope
-    receive: Receive
-    send: Send
     request: Request
     caller: Caller
     session_id: str
     step: str
+
+
+_Handler = Callable[[_Call], Awaitable[Response]]
 
 
 class SessionApp:
@@ -115,21 +175,99 @@ class SessionApp:
         self.base = base.rstrip("/")
         self.on_error = on_error or _log_error
         self.feed = ChangeFeed(store, heartbeat_seconds)
-        self._routes: dict[str, dict[str, Callable[[_Call], Awaitable[None]]]] = {
-            "list": {"GET": self._list},
-            "session": {"GET": self._get, "POST": self._patch, "DELETE": self._delete},
-            "run": {"POST": self._run},
-            "events": {"GET": self._events},
-            "adopt": {"POST": self._adopt},
-        }
+        #: The endpoints, below the mount point.
+        self.router = Router(
+            routes=[
+                *self._resource("/", {"GET": self._list}),
+                *self._resource("/{session_id}", {"GET": self._get, "POST": self._patch, "DELETE": self._delete}),
+                *self._resource("/{session_id}/events", {"GET": self._events}),
+                *self._resource("/{session_id}/adopt", {"POST": self._adopt}),
+                *self._resource("/{session_id}/run/{step}", {"POST": self._run}),
+            ],
+            redirect_slashes=False,
+            default=_not_found,
+        )
+
+    def _resource(self, path: str, handlers: Mapping[str, _Handler]) -> list[BaseRoute]:
+        """A route per method of the resource at ``path``, then one that answers every other method 405."""
+        path = self.base + path
+        routes: list[BaseRoute] = []
+        for method, handler in handlers.items():
+            route = Route(path, self._endpoint(handler), methods=[method])
+            route.methods = {method}  # not HEAD too, as Route adds to GET: the protocol has no HEAD
+            routes.append(route)
+        routes.append(Route(path, _NotAllowed(list(handlers))))
+        return routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
-            await self._http(scope, receive, send)
+            routed = self._routed(scope)
+            if routed is None:
+                await _not_found(scope, receive, send)
+            else:
+                await self.router(routed, receive, send)
         else:
             await send({"type": "websocket.close", "code": 1003})
+
+    def _routed(self, scope: Scope) -> Scope | None:
+        """The request as the router reads it (see the module docstring), or None when there is no such endpoint.
+
+        Its path: the mount point, ``base``, then the parts below ``base`` as the TypeScript
+        server splits them; its method in capitals. It keeps the request as it came for the
+        endpoint.
+        """
+        path = route_path(scope)
+        if self.base:
+            if path != self.base and not path.startswith(f"{self.base}/"):
+                return None
+            path = path[len(self.base) :]
+        parts = _raw_parts(scope, [part for part in path.split("/") if part])
+        if parts is None:
+            return None
+        below = "/" + "/".join(quote(part, safe="") if "/" in part or "%" in part else part for part in parts)
+        routed_path = scope.get("root_path", "") + self.base + below
+        return {**scope, "method": scope["method"].upper(), "path": routed_path, _AS_SENT: scope}
+
+    def _endpoint(self, handler: _Handler) -> Callable[[Request], Awaitable[Response]]:
+        """The route's endpoint: the checks every endpoint makes, then ``handler``; any error as the protocol's JSON."""
+
+        async def endpoint(routed: Request) -> Response:
+            # The request as it came (its own path and method, for authorize and on_error), with
+            # the path parameters the router found.
+            request = Request({**routed.scope[_AS_SENT], "path_params": routed.path_params}, routed.receive)
+            try:
+                return await handler(await self._call_of(request, routed.method))
+            except SessionProtocolError as error:
+                return error_response(error)
+            except Exception as error:
+                self.on_error(error, request, None)
+                return error_response(SessionProtocolError("internal_error", "The server could not handle the request"))
+
+        return endpoint
+
+    async def _call_of(self, request: Request, method: str) -> _Call:
+        # The protocol's order after the path and the method (the router's): origin, user, session
+        # id, step name; the body is the handler's.
+        if self.allowed_origins is not None and method not in ("GET", "HEAD"):
+            origin = request.headers.get("origin")
+            if origin is not None and origin not in self.allowed_origins:
+                raise SessionProtocolError("forbidden_origin", "Requests from this origin may not change sessions")
+        user_id = await self._user_of(request)
+        if self.require_user and user_id is None:
+            raise SessionProtocolError("unauthenticated", "Sign in first")
+        # Always a caller, never trusted: a request reaches only sessions without an owner and its own.
+        caller = Caller(user_id)
+
+        params = request.path_params
+        session_id = unquote(params["session_id"]) if "session_id" in params else ""
+        if "session_id" in params and not is_session_id(session_id):
+            raise SessionProtocolError("invalid_session_id", "A session id is 8 to 128 characters of A-Z a-z 0-9 _ -")
+        step = unquote(params["step"]) if "step" in params else ""
+        if "step" in params and step not in self.steps:
+            raise SessionProtocolError("unknown_step", f'No step named "{step}"')
+        return _Call(request, caller, session_id, step)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         # Only when the app is served alone: a router that mounts it runs its own lifespan.
@@ -148,48 +286,6 @@ class SessionApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        try:
-            await self._route(scope, receive, send, request)
-        except SessionProtocolError as error:
-            await send_error(send, error)
-        except Exception as error:
-            self.on_error(error, request, None)
-            await send_error(send, SessionProtocolError("internal_error", "The server could not handle the request"))
-
-    async def _route(self, scope: Scope, receive: Receive, send: Send, request: Request) -> None:
-        # The protocol's order: path, method, origin, user, session id, step name, then the body.
-        path = route_path(scope)
-        if self.base:
-            if path != self.base and not path.startswith(f"{self.base}/"):
-                raise _no_such_endpoint()
-            path = path[len(self.base) :]
-        parts = _raw_parts(scope, [part for part in path.split("/") if part])
-        name = _route_of(parts)
-        method = scope["method"].upper()
-        answer = self._routes[name].get(method)
-        if answer is None:
-            raise SessionProtocolError("method_not_allowed", "Method not allowed here", list(self._routes[name]))
-
-        if self.allowed_origins is not None and method not in ("GET", "HEAD"):
-            origin = header(scope, b"origin")
-            if origin is not None and origin not in self.allowed_origins:
-                raise SessionProtocolError("forbidden_origin", "Requests from this origin may not change sessions")
-        user_id = await self._user_of(request)
-        if self.require_user and user_id is None:
-            raise SessionProtocolError("unauthenticated", "Sign in first")
-        # Always a caller, never trusted: a request reaches only sessions without an owner and its own.
-        caller = Caller(user_id)
-
-        session_id = parts[0] if parts else ""
-        if name != "list" and not is_session_id(session_id):
-            raise SessionProtocolError("invalid_session_id", "A session id is 8 to 128 characters of A-Z a-z 0-9 _ -")
-        step = parts[2] if name == "run" else ""
-        if name == "run" and step not in self.steps:
-            raise SessionProtocolError("unknown_step", f'No step named "{step}"')
-        await answer(_Call(scope, receive, send, request, caller, session_id, step))
-
     async def _user_of(self, request: Request) -> str | None:
         if self.authorize is None:
             return None
@@ -202,55 +298,47 @@ class SessionApp:
             raise TypeError(f"authorize must return a non-empty user id or None, got {user_id!r}")
         return user_id
 
-    async def _list(self, call: _Call) -> None:
-        scope, send, caller = call.scope, call.send, call.caller
-        query: dict[str, str] = {}
-        for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
-            query.setdefault(key, value)
-        limit, offset = page_of(query)
+    async def _list(self, call: _Call) -> Response:
+        limit, offset = page_of(call.request)
         # Only a known user has "their" sessions. Listing anonymous sessions would hand out their
         # ids, and an id is all it takes to read one.
-        sessions: list[Summary] = [] if caller.user_id is None else await self.store.list(user_id=caller.user_id, limit=limit, offset=offset)
-        await send_json(send, 200, {"sessions": sessions})
+        user_id = call.caller.user_id
+        sessions: list[Summary] = [] if user_id is None else await self.store.list(user_id=user_id, limit=limit, offset=offset)
+        return JsonResponse({"sessions": sessions})
 
-    async def _adopt(self, call: _Call) -> None:
-        scope, receive, send, caller, session_id = call.scope, call.receive, call.send, call.caller, call.session_id
+    async def _adopt(self, call: _Call) -> Response:
         # Sign-in: the caller takes a session made before it (ownerless) as its own, explicitly.
-        if caller.user_id is None:
+        if call.caller.user_id is None:
             raise SessionProtocolError("unauthenticated", "Sign in to adopt a session")
         # No body is read; like a run's, the request has no content type or JSON (never a form's).
-        await read_json_body(scope, receive, self.max_bytes, empty_needs_no_type=True)
-        snapshot = await self.store.adopt(session_id, caller.user_id)
-        self.feed.announce(session_id)
-        await send_json(send, 200, snapshot)
+        await read_json_body(call.request, self.max_bytes, empty_needs_no_type=True)
+        snapshot = await self.store.adopt(call.session_id, call.caller.user_id)
+        self.feed.announce(call.session_id)
+        return JsonResponse(snapshot)
 
-    async def _get(self, call: _Call) -> None:
-        send, caller, session_id = call.send, call.caller, call.session_id
-        snapshot = await self.store.get(session_id, caller=caller)
+    async def _get(self, call: _Call) -> Response:
+        snapshot = await self.store.get(call.session_id, caller=call.caller)
         if snapshot is None:
             raise no_such_session()
-        await send_json(send, 200, snapshot)
+        return JsonResponse(snapshot)
 
-    async def _patch(self, call: _Call) -> None:
-        scope, receive, send, caller, session_id = call.scope, call.receive, call.send, call.caller, call.session_id
+    async def _patch(self, call: _Call) -> Response:
         # Checked here, at the edge, and only here, in the protocol's order (shape, keys per patch,
         # names and values): the store takes the ValidChange as it is.
-        change = valid_change(await read_json_body(scope, receive, self.max_bytes), max_keys=self.max_keys_per_patch)
-        result = await self.store.apply(session_id, change, caller=caller, max_bytes=self.max_bytes)
+        change = valid_change(await read_json_body(call.request, self.max_bytes), max_keys=self.max_keys_per_patch)
+        result = await self.store.apply(call.session_id, change, caller=call.caller, max_bytes=self.max_bytes)
         if result.applied:
-            self.feed.announce(session_id)
-        await send_json(send, 200, result.snapshot)
+            self.feed.announce(call.session_id)
+        return JsonResponse(result.snapshot)
 
-    async def _delete(self, call: _Call) -> None:
-        send, caller, session_id = call.send, call.caller, call.session_id
-        if not await self.store.delete(session_id, caller=caller):
+    async def _delete(self, call: _Call) -> Response:
+        if not await self.store.delete(call.session_id, caller=call.caller):
             raise no_such_session()
-        await send({"type": "http.response.start", "status": 204, "headers": [(b"cache-control", b"no-store")]})
-        await send({"type": "http.response.body", "body": b""})
+        return Response(status_code=204, headers={"cache-control": "no-store"})
 
-    async def _run(self, call: _Call) -> None:
-        scope, receive, send, request, caller, session_id, step = call.scope, call.receive, call.send, call.request, call.caller, call.session_id, call.step
-        run_input = parse_run_input(await read_json_body(scope, receive, self.max_bytes, empty_needs_no_type=True))
+    async def _run(self, call: _Call) -> Response:
+        request, caller, session_id, step = call.request, call.caller, call.session_id, call.step
+        run_input = parse_run_input(await read_json_body(request, self.max_bytes, empty_needs_no_type=True))
         # Read as the server, so that another user's session is refused before its step runs.
         current = await self.store.get(session_id)
         if current is not None and not may_reach(current, caller):
@@ -280,14 +368,14 @@ class SessionApp:
             raise SessionProtocolError("step_failed", f'Step "{step}" returned changes that cannot be stored: {error.message}') from error
         if applied.applied:
             self.feed.announce(session_id)
-        await send_json(send, 200, {"output": result["output"], "session": applied.snapshot})
+        return JsonResponse({"output": result["output"], "session": applied.snapshot})
 
-    async def _events(self, call: _Call) -> None:
-        scope, receive, send, caller, session_id = call.scope, call.receive, call.send, call.caller, call.session_id
+    async def _events(self, call: _Call) -> Response:
         # Every event is read as the caller: another user's session streams exactly like an unused
         # id (nothing but keep-alives), so the feed tells no one which ids exist.
-        query = next((value for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")) if key == "since"), None)
-        await self.feed.stream(send, receive, session_id, since_of(header(scope, b"last-event-id"), query), caller)
+        # The version the caller has: Last-Event-ID (an EventSource's reconnect), else ?since=.
+        since = since_of(call.request.headers.get("last-event-id"), first_query_value(call.request, "since", blank=False))
+        return _EventStream(self.feed, call.session_id, since, call.caller)
 
     def close(self) -> None:
         """Ends every open change stream (before shutting down) and stops watching the store."""
@@ -303,8 +391,6 @@ class SessionApp:
 
             sessions.mount_on(app, "/api/session")
         """
-        from starlette.routing import Route
-
         path = path.rstrip("/")
         app.mount(path, self)
         app.router.routes.append(Route(path, endpoint=_AtMountPoint(self, path)))
@@ -321,26 +407,12 @@ class _AtMountPoint:
         await self.app({**scope, "root_path": scope.get("root_path", "") + self.path}, receive, send)
 
 
-def _route_of(parts: list[str]) -> str:
-    """Which route a path's parts (after the base) name: ``[]``, ``[id]``, ``[id, "run", step]``, ``[id, "events"]``."""
-    if not parts:
-        return "list"
-    if len(parts) == 1:
-        return "session"
-    if len(parts) == 2 and parts[1] == "events":
-        return "events"
-    if len(parts) == 2 and parts[1] == "adopt":
-        return "adopt"
-    if len(parts) == 3 and parts[1] == "run":
-        return "run"
-    raise _no_such_endpoint()
-
-
-def _raw_parts(scope: Scope, parts: list[str]) -> list[str]:
+def _raw_parts(scope: Scope, parts: list[str]) -> list[str] | None:
     """The path's parts as the TypeScript server splits them: at a raw ``/``, each part then decoded.
 
     A server decodes the whole path first, so ``%2F`` would split a part in two; and a malformed
-    escape (``%zz``, bytes that are not UTF-8) is 404, as ``decodeURIComponent`` refuses it.
+    escape (``%zz``, bytes that are not UTF-8) is no endpoint (None), as ``decodeURIComponent``
+    refuses it.
     """
     raw = scope.get("raw_path")
     if not raw or b"%" not in raw:
@@ -348,7 +420,7 @@ def _raw_parts(scope: Scope, parts: list[str]) -> list[str]:
     decoded_or_none = [decode_component(part) for part in bytes(raw).split(b"?", 1)[0].decode("latin-1").split("/") if part]
     decoded = [part for part in decoded_or_none if part is not None]
     if len(decoded) != len(decoded_or_none):
-        raise _no_such_endpoint()
+        return None
     # The raw parts below the mount: the shortest tail that decodes to the parts the server gave.
     target = "/".join(parts)
     for count in range(len(decoded) + 1):

@@ -1,12 +1,14 @@
-"""Reading a request: its path under the mount, its JSON body (with the protocol's limits), its run input."""
+"""Reading a request: its path under the mount, its JSON body (with the protocol's limits), its run input and query."""
 
 from __future__ import annotations
 
 import re
+from contextlib import aclosing
 from enum import Enum
 from typing import Final, Literal
 
-from starlette.types import Receive, Scope
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Scope
 
 from .errors import SessionProtocolError
 from .models import JsonValue
@@ -33,19 +35,11 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-def header(scope: Scope, name: bytes) -> str | None:
-    """The first value of header ``name`` (lowercase), as text."""
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
 def _too_large(max_bytes: int) -> SessionProtocolError:
     return SessionProtocolError("too_large", f"The body is larger than {max_bytes} bytes")
 
 
-async def read_json_body(scope: Scope, receive: Receive, max_bytes: int, *, empty_needs_no_type: bool = False) -> JsonValue | Literal[_NoBody.NO_BODY]:
+async def read_json_body(request: Request, max_bytes: int, *, empty_needs_no_type: bool = False) -> JsonValue | Literal[_NoBody.NO_BODY]:
     """Reads a JSON body: 415 unless ``application/json``, 413 past ``max_bytes``, 400 ``invalid_json``.
 
     The size is counted while reading, so an oversized body is never buffered whole. An empty
@@ -53,12 +47,13 @@ async def read_json_body(scope: Scope, receive: Receive, max_bytes: int, *, empt
     without a content type, but not with another one: a cross-site HTML form always sends one, so
     it can never run a step or adopt a session.
     """
-    content_type = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
-    declared = header(scope, b"content-length")
+    given_type = request.headers.get("content-type")
+    content_type = (given_type or "").split(";")[0].strip().lower()
+    declared = request.headers.get("content-length")
     if content_type != "application/json":
-        may_be_empty = empty_needs_no_type and header(scope, b"content-type") is None and (declared is None or declared.strip() == "0")
+        may_be_empty = empty_needs_no_type and given_type is None and (declared is None or declared.strip() == "0")
         # Read no more than the first chunk: any byte at all makes it a body of the wrong type.
-        if not may_be_empty or await _first_chunk_has_bytes(receive):
+        if not may_be_empty or await _has_bytes(request):
             raise SessionProtocolError("unsupported_media_type", "Send the body as application/json")
         return NO_BODY
     try:
@@ -68,18 +63,16 @@ async def read_json_body(scope: Scope, receive: Receive, max_bytes: int, *, empt
         pass
     chunks: list[bytes] = []
     size = 0
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            # A body that stops midway (the client went) is the request's fault, not the server's.
-            raise SessionProtocolError("bad_request", "The request body ended before it was complete")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > max_bytes:
-            raise _too_large(max_bytes)
-        chunks.append(chunk)
-        more = message.get("more_body", False)
+    try:
+        async with aclosing(request.stream()) as stream:
+            async for chunk in stream:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise _too_large(max_bytes)
+                chunks.append(chunk)
+    except ClientDisconnect:
+        # A body that stops midway (the client went) is the request's fault, not the server's.
+        raise SessionProtocolError("bad_request", "The request body ended before it was complete") from None
     # As a browser's TextDecoder: a leading BOM is dropped, bytes that are not UTF-8 become U+FFFD.
     text = b"".join(chunks).decode("utf-8-sig", errors="replace")
     if text.strip() == "":
@@ -92,15 +85,21 @@ async def read_json_body(scope: Scope, receive: Receive, max_bytes: int, *, empt
         raise SessionProtocolError("invalid_json", "The body is not valid JSON") from None
 
 
-async def _first_chunk_has_bytes(receive: Receive) -> bool:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return False
-        if message.get("body"):
-            return True
-        if not message.get("more_body", False):
-            return False
+async def _has_bytes(request: Request) -> bool:
+    """Whether the body has a byte at all, reading up to its first chunk that has one (a client that went has none)."""
+    try:
+        async with aclosing(request.stream()) as stream:
+            async for chunk in stream:
+                if chunk:
+                    return True
+    except ClientDisconnect:
+        return False
+    return False
+
+
+def first_query_value(request: Request, name: str, *, blank: bool = True) -> str | None:
+    """The first ``?name=`` value of the query, or None; with ``blank=False`` an empty value counts as none."""
+    return next((value for key, value in request.query_params.multi_items() if key == name and (blank or value != "")), None)
 
 
 def parse_run_input(body: JsonValue | Literal[_NoBody.NO_BODY]) -> JsonValue:
@@ -115,11 +114,11 @@ def parse_run_input(body: JsonValue | Literal[_NoBody.NO_BODY]) -> JsonValue:
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
 
 
-def page_of(query: dict[str, str]) -> tuple[int, int]:
+def page_of(request: Request) -> tuple[int, int]:
     """A listing page from ``?limit=`` (1-100, default 50) and ``?offset=`` (default 0); else 400 ``bad_request``."""
 
     def number(name: str, fallback: int, low: int, high: int) -> int:
-        text = query.get(name)
+        text = first_query_value(request, name)
         if text is None:
             return fallback
         if not _WHOLE_NUMBER.fullmatch(text) or not low <= int(text) <= high:
