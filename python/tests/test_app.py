@@ -303,3 +303,26 @@ async def test_a_user_who_signs_in_adopts_the_session_they_started_and_nobody_el
         assert error_of(await client.get(f"/{sid}")) == (404, "not_found")
         assert error_of(await client.post(f"/{sid}/adopt", headers={"x-user": "ada"})) == (404, "not_found")
         assert [s["sessionId"] for s in (await client.get("", headers={"x-user": "eve"})).json()["sessions"]] == [sid]
+
+
+async def test_a_change_is_checked_once_on_each_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request's patch at the edge only; a step's changes and server code's in the store only."""
+    from workflow_session import merge
+
+    checked: list[list[str]] = []
+    check = merge.assert_valid_change
+
+    def counted(change: Any) -> None:
+        checked.append(sorted(change.get("variables") or {}))
+        check(change)
+
+    monkeypatch.setattr(merge, "assert_valid_change", counted)
+    store = memory_store()
+    async with client_of(make_app(store=store, steps={"step": lambda ctx: {"variables": {"b": 2}}})) as client:
+        sid = new_id()
+        assert (await client.post(f"/{sid}", json={"variables": {"a": 1}})).status_code == 200
+        assert checked == [["a"]]
+        assert (await client.post(f"/{sid}/run/step")).status_code == 200
+        assert checked == [["a"], ["b"]]
+    await store.apply(sid, {"variables": {"c": 3}})
+    assert checked == [["a"], ["b"], ["c"]]

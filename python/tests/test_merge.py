@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from workflow_session import MAX_REMEMBERED_CLIENTS, SessionProtocolError, merge_session
+from workflow_session import MAX_REMEMBERED_CLIENTS, SessionProtocolError, merge_session, valid_change
 from workflow_session.merge import iso_time
 
 NOW = datetime(2026, 11, 21, 4, 5, 12, 345678, tzinfo=timezone.utc)
@@ -91,3 +91,13 @@ def test_names_and_values_are_checked_in_the_order_given() -> None:
 def test_the_workflow_id_is_recorded() -> None:
     record = merged(None, {"variables": {"a": 1}, "workflowId": "checkout"}).record
     assert record["head"]["workflowId"] == "checkout"
+
+
+def test_a_valid_change_is_not_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workflow_session import merge
+
+    change = valid_change({"variables": {"a": 1}, "clientId": "tab", "seq": 1})
+    calls: list[object] = []
+    monkeypatch.setattr(merge, "assert_valid_change", calls.append)
+    assert merged(None, change).record["variables"] == {"a": 1} and calls == []
+    assert merged(None, {"variables": {"a": 1}}).applied and len(calls) == 1
