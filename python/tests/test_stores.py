@@ -234,3 +234,20 @@ async def test_adopt_makes_an_ownerless_session_the_users_once(store: SessionSto
     assert refused.value.code == "not_found"
     assert await store.get(sid, caller=Caller(None)) is None
     assert [summary["sessionId"] for summary in await store.list(user_id="eve")] == [sid]
+
+
+async def test_sessions_do_not_expire_and_a_read_removes_nothing(tmp_path: Path) -> None:
+    """No TTL: a session untouched for years (one a TypeScript store with ttlMs would purge) reads as live, and stays."""
+    path = tmp_path / "old.db"
+    store = open_store(f"sqlite:{path}")
+    sid = new_id()
+    await store.apply(sid, {"variables": {"a": 1}})
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("UPDATE ws_sessions SET updated_at = '2001-01-01T00:00:00.000Z' WHERE id = ?", (sid,))
+    snapshot = await store.get(sid)
+    assert snapshot is not None and snapshot["variables"] == {"a": 1} and snapshot["updatedAt"] == "2001-01-01T00:00:00.000Z"
+    assert [summary["sessionId"] for summary in await store.list()] == [sid]
+    assert db.execute("SELECT count(*) FROM ws_variables WHERE session_id = ?", (sid,)).fetchone() == (1,)
+    db.close()
+    await store.close()

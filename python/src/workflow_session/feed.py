@@ -1,9 +1,9 @@
 """The change feed behind ``GET {base}/{id}/events``: Server-Sent Events of a session's snapshots.
 
-Changes are announced in process (every applied patch or step of this app) and, when the store
-is shared (PostgreSQL), by the store's ``watch()`` for changes made through any server. A stream
-sends the snapshot whenever its version passes the last one sent, so duplicates and reordering
-collapse. Every event is read as the caller: another user's session sends nothing, exactly like
+Changes are announced in process (every applied patch, step or adoption of this app) and, when
+the store is shared (PostgreSQL), by the store's ``watch()`` for changes made through any server.
+A stream sends the snapshot whenever its version passes the last one sent, so duplicates and
+reordering collapse. Every event is read as the caller: another user's session sends nothing, exactly like
 an id nobody uses.
 """
 

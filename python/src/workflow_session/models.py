@@ -34,7 +34,7 @@ class Snapshot(TypedDict):
 
     sessionId: str
     variables: dict[str, JsonValue]
-    #: Counts applied changes: 1 after the first, +1 per later applied patch or step.
+    #: Counts applied changes: 1 after the first (or a ``create``), +1 per later applied patch, step, adoption or server-side write.
     version: int
     #: ISO 8601 in UTC with milliseconds: ``2026-11-21T04:05:12.345Z``.
     createdAt: str

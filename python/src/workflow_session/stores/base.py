@@ -163,9 +163,16 @@ class SessionStore:
     """Where sessions live, as a safe API for server code.
 
     Every method checks the session id (``invalid_session_id``), takes copies of what it is
-    given and returns copies. ``apply`` is atomic per session: the merge, the version bump and
+    given and returns copies; a change is checked once, here, unless it is a ``ValidChange``
+    already (the app's patches). ``apply`` is atomic per session: the merge, the version bump and
     the client's ``seq`` are written together or not at all. Pass ``caller=Caller(user_id)`` for
     a request's caller; leave it out in trusted server code.
+
+    Sessions do not expire: the Python stores have no TTL, and a session stays until it is
+    deleted. A TypeScript server with ``ttlMs`` on the same database reads a session older than
+    that as missing and removes its rows (when its read finds it, and by its periodic purge);
+    until they are gone, these stores read it as live, and a write through them makes it live
+    again for the TypeScript server too (its ``updatedAt`` is then now).
 
     Example::
 

@@ -77,7 +77,7 @@ class SqliteBackend(Backend):
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._closed = False
-        # Creating the schema once, now: a bad path fails here rather than on the first request.
+        # The first connection (and the tables) now: a bad path fails here rather than on the first request.
         self._executor.submit(_busy_as_unavailable, self._connection).result()
 
     def _connection(self) -> sqlite3.Connection:
