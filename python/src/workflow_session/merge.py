@@ -121,7 +121,8 @@ class ValidChange:
     """A change that passed every rule, copied: what :func:`valid_change` returns, and what the merge takes.
 
     Nothing of the caller's is in it, and it is not checked again: made only by
-    :func:`valid_change`.
+    :func:`valid_change`. A store handed one takes it as it is, without a copy (its values may
+    come back in the snapshot ``apply`` returns): it is given away.
     """
 
     variables: dict[str, JsonValue] = field(default_factory=dict)

@@ -163,8 +163,8 @@ class SessionStore:
     """Where sessions live, as a safe API for server code.
 
     Every method checks the session id (``invalid_session_id``), takes copies of what it is
-    given and returns copies; a change is checked once, here, unless it is a ``ValidChange``
-    already (the app's patches). ``apply`` is atomic per session: the merge, the version bump and
+    given and returns copies; a change is checked (and copied) once, here, unless it is a
+    ``ValidChange`` already (the app's patches), which it takes as it is. ``apply`` is atomic per session: the merge, the version bump and
     the client's ``seq`` are written together or not at all. Pass ``caller=Caller(user_id)`` for
     a request's caller; leave it out in trusted server code.
 
