@@ -1,5 +1,5 @@
 export { createSessionClient, type SessionClient, type SessionClientOptions } from './session-client.js'
-export { connectToPage, type ConnectOptions } from './connect.js'
+export { connectToPage, type ConnectOptions, type DebouncedSend, type OnlineSource } from './connect.js'
 export { SessionError, SessionValueError, type SessionErrorCode } from './errors.js'
 export type { SyncStatus } from './status.js'
 export { indexedDbStorage, memoryStorage, type CacheStorage } from './cache.js'

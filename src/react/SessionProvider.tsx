@@ -1,9 +1,10 @@
 'use client'
 
-import { QueryClient, QueryClientContext, QueryClientProvider, onlineManager, useQuery } from '@tanstack/react-query'
+import { QueryClient, QueryClientContext, QueryClientProvider, onlineManager, useQuery, useQueryClient } from '@tanstack/react-query'
 import { startTransition, useCallback, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore, type ReactNode } from 'react'
 import { useDebouncedCallback } from 'use-debounce'
 import type { CacheStorage } from '../client/cache.js'
+import { wirePage } from '../client/connect.js'
 import { createSessionClient, type SessionClient, type SessionClientOptions } from '../client/session-client.js'
 import { randomId, rememberSessionId } from '../client/session-id.js'
 import type { SyncStatus } from '../client/status.js'
@@ -197,63 +198,21 @@ interface SessionSyncProps {
   warnOnUnsavedChanges: boolean
 }
 
-/** Wires the client to the page: start, debounced sends, page hide, online state, and the server snapshot query. */
+/**
+ * Wires the client to the page as `connectToPage` does for an app without React (the same
+ * `wirePage`), handing it
+ * use-debounce's debounced send, TanStack Query's online state, and the session query's refetch;
+ * the query itself is the server snapshot, visible in the app's devtools.
+ */
 function SessionSync({ client, debounceMs, maxWaitMs, warnOnUnsavedChanges }: SessionSyncProps) {
-  const sync = useDebouncedCallback(() => client.sync(), debounceMs, { maxWait: maxWaitMs })
-
+  const send = useDebouncedCallback(() => client.sync(), debounceMs, { maxWait: maxWaitMs })
+  const queryClient = useQueryClient()
   useEffect(() => {
-    void client.start()
-    return () => {
-      sync.flush()
-      void client.stop()
-    }
-  }, [client, sync])
-
-  useEffect(() => client.onLocalWrite(sync), [client, sync])
-
-  useEffect(() => {
-    client.setOnline(onlineManager.isOnline())
-    return onlineManager.subscribe((online) => client.setOnline(online))
-  }, [client])
-
-  useEffect(() => {
-    // The tab may never come back: write the cache now and send what is unconfirmed with keepalive.
-    const onHide = () => {
-      sync.cancel()
-      client.sendOnHide()
-    }
-    const onVisibility = () => document.visibilityState === 'hidden' && onHide()
-    document.addEventListener('visibilitychange', onVisibility)
-    window.addEventListener('pagehide', onHide)
-    return () => {
-      document.removeEventListener('visibilitychange', onVisibility)
-      window.removeEventListener('pagehide', onHide)
-    }
-  }, [client, sync])
-
-  useEffect(() => {
-    if (!warnOnUnsavedChanges) return
-    // Listen only while dirty: a beforeunload listener can keep the page out of the back/forward cache.
-    const onBeforeUnload = (event: BeforeUnloadEvent) => {
-      event.preventDefault()
-      event.returnValue = ''
-    }
-    let listening = false
-    const update = () => {
-      const dirty = client.getStatus().isDirty
-      if (dirty && !listening) window.addEventListener('beforeunload', onBeforeUnload)
-      if (!dirty && listening) window.removeEventListener('beforeunload', onBeforeUnload)
-      listening = dirty
-    }
-    update()
-    const unsubscribe = client.subscribeStatus(update)
-    return () => {
-      unsubscribe()
-      window.removeEventListener('beforeunload', onBeforeUnload)
-    }
-  }, [client, warnOnUnsavedChanges])
-
-  // The server snapshot as a query: fetched on mount, refetched on focus and reconnect.
-  useQuery({ queryKey: queryKeyOf(client), queryFn: () => client.refresh(), retry: 2, staleTime: 0 })
+    const refresh = () => void queryClient.refetchQueries({ queryKey: queryKeyOf(client), exact: true })
+    const disconnect = wirePage(client, { send, online: onlineManager, refresh, warnOnUnsavedChanges })
+    return () => void disconnect()
+  }, [client, send, queryClient, warnOnUnsavedChanges])
+  // Fetched on mount; the wiring above refetches it when the page shows again or the network is back.
+  useQuery({ queryKey: queryKeyOf(client), queryFn: () => client.refresh(), retry: 2, staleTime: 0, refetchOnWindowFocus: false, refetchOnReconnect: false })
   return null
 }

@@ -31,6 +31,8 @@ export {
   workflowOf,
   connectToPage,
   type ConnectOptions,
+  type DebouncedSend,
+  type OnlineSource,
   type SessionPlugin,
   type PluginSession,
   type SessionClient,

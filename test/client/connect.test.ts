@@ -64,3 +64,22 @@ it('sends what is unconfirmed with keepalive when the page hides, follows the on
   expect(mock.posts()).toHaveLength(2)
   Reflect.deleteProperty(document, 'visibilityState')
 })
+
+it('asks before the page is left only while changes are unconfirmed, and not after disconnect (warnOnUnsavedChanges)', async () => {
+  const client = makeClient('connect-3')
+  const disconnect = connectToPage(client, { debounceMs: 10_000, warnOnUnsavedChanges: true })
+  await vi.advanceTimersByTimeAsync(0)
+  const leave = () => {
+    const event = new Event('beforeunload', { cancelable: true })
+    window.dispatchEvent(event)
+    return event.defaultPrevented
+  }
+  expect(leave()).toBe(false)
+  client.set('draft', 'unsaved words')
+  expect(leave()).toBe(true)
+  await client.flush()
+  expect(leave()).toBe(false)
+  client.set('draft', 'unsaved again')
+  await disconnect()
+  expect(leave()).toBe(false)
+})
