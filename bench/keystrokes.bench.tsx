@@ -11,7 +11,7 @@ import useLocalStorageState from 'use-local-storage-state'
 import { it, vi } from 'vitest'
 import { create } from 'zustand'
 import { createJSONStorage, persist } from 'zustand/middleware'
-import { SessionProvider, createSessionClient, memoryStorage, useVariable, type CacheStorage } from '../src/react/index.js'
+import { SessionProvider, createSessionClient, memoryLocalCopy, useVariable, type LocalCopyStorage } from '../src/react/index.js'
 import { createSessionHandler, memoryStore } from '../src/server/index.js'
 import { writeResult } from './results.js'
 
@@ -115,8 +115,8 @@ const Form = ({ Field }: { Field: (props: { index: number }) => ReactNode }) => 
 // 1. workflow-session
 function Ours({ counters }: { counters: Counters }) {
   const [client] = useState(() => {
-    const inner = memoryStorage()
-    const storage: CacheStorage = { ...inner, set: (key, value) => (counters.storageWrites++, inner.set(key, value)) }
+    const inner = memoryLocalCopy()
+    const storage: LocalCopyStorage = { ...inner, set: (key, value) => (counters.storageWrites++, inner.set(key, value)) }
     return createSessionClient({ endpoint: 'http://bench/api/session', sessionId: 'bench-session-1', storage, fetch: countingFetch(counters), locks: null })
   })
   function Field({ index }: { index: number }) {

@@ -1,6 +1,6 @@
 import { getResponse, type RequestHandler } from 'msw'
 import { useState, type ReactNode } from 'react'
-import { SessionProvider, createSessionClient, memoryStorage, type CacheStorage } from 'workflow-session'
+import { SessionProvider, createSessionClient, memoryLocalCopy, type LocalCopyStorage } from 'workflow-session'
 import { memoryStore, sessionHandlers } from 'workflow-session/msw'
 import type { Steps } from 'workflow-session/server'
 import { demoSteps } from '../demo/steps.js'
@@ -28,7 +28,7 @@ export interface MockSessionProps {
   faults?: RequestHandler[]
   debounceMs?: number
   /** Where the client keeps its copy; default: memory. */
-  storage?: CacheStorage
+  storage?: LocalCopyStorage
   children: ReactNode
 }
 
@@ -37,7 +37,7 @@ export function MockSession({ faults = [], debounceMs = 400, storage, children }
   const [client] = useState(() =>
     createSessionClient({
       sessionId: `story-${Math.random().toString(36).slice(2, 12)}`,
-      storage: storage ?? memoryStorage(),
+      storage: storage ?? memoryLocalCopy(),
       fetch: fetchThrough([...faults, ...sessionHandlers({ store: memoryStore(), steps: storySteps, onError: () => {} })]),
       retry: { baseMs: 300, maxMs: 1500 },
     }),

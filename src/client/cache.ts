@@ -4,9 +4,9 @@ import type { NumberedPatch } from './changes.js'
 
 /**
  * Where the client keeps its copy of a session: a small async key-value contract, like
- * idb-keyval's. The default is IndexedDB; pass `memoryStorage()` to keep nothing on disk.
+ * idb-keyval's. The default is IndexedDB; pass `memoryLocalCopy()` to keep nothing on disk.
  */
-export interface CacheStorage {
+export interface LocalCopyStorage {
   get(key: string): Promise<unknown>
   set(key: string, value: unknown): Promise<void>
   del(key: string): Promise<void>
@@ -22,9 +22,9 @@ export interface CacheStorage {
  * first use, so creating it touches nothing (safe during server rendering).
  *
  * @example
- * createSessionClient({ storage: indexedDbStorage('my-app', 'sessions') })
+ * createSessionClient({ storage: indexedDbLocalCopy('my-app', 'sessions') })
  */
-export function indexedDbStorage(dbName = 'workflow-session', storeName = 'sessions'): CacheStorage {
+export function indexedDbLocalCopy(dbName = 'workflow-session', storeName = 'sessions'): LocalCopyStorage {
   let store: UseStore | undefined
   /** Runs `operation`; when the connection was closed under it (Safari does), reopens once and retries. */
   const withStore = async <T>(operation: (store: UseStore) => Promise<T>): Promise<T> => {
@@ -50,7 +50,7 @@ export function indexedDbStorage(dbName = 'workflow-session', storeName = 'sessi
 }
 
 /** A cache that lives as long as the page: what the client falls back to when IndexedDB fails. */
-export function memoryStorage(): CacheStorage {
+export function memoryLocalCopy(): LocalCopyStorage {
   const values = new Map<string, unknown>()
   return {
     get: async (key) => values.get(key),

@@ -1,5 +1,5 @@
 import { importAesKey, open, seal, type KeyMaterial } from '../shared/crypto.js'
-import type { CacheStorage } from './cache.js'
+import type { LocalCopyStorage } from './cache.js'
 import type { SessionPlugin } from './plugins.js'
 
 /**
@@ -7,11 +7,9 @@ import type { SessionPlugin } from './plugins.js'
  * its name. A record that does not decrypt with `key` (another key, tampered) reads as absent,
  * so the client discards it and starts from the server, as with any unreadable cache.
  *
- * @example
- * createSessionClient({ storage: encryptedStorage(indexedDbStorage(), keyFromYourServer) })
- * // or, for whichever storage the client uses: plugins: [encryptLocalCopy(keyFromYourServer)]
+ * What the {@link encryptedLocalCopy} plugin wraps around whichever storage the client uses.
  */
-export function encryptedStorage(storage: CacheStorage, key: KeyMaterial): CacheStorage {
+export function encryptedStorage(storage: LocalCopyStorage, key: KeyMaterial): LocalCopyStorage {
   const cryptoKey = importAesKey(key)
   const unseal = async (name: string, value: unknown) => {
     const sealed = value as { iv?: unknown; data?: unknown } | undefined
@@ -32,11 +30,13 @@ export function encryptedStorage(storage: CacheStorage, key: KeyMaterial): Cache
 
 /**
  * Encrypts the copy the client keeps on this device (AES-256-GCM): a CryptoKey or 32 bytes (or
- * their base64), best fetched from your server after sign-in. See {@link encryptedStorage}.
+ * their base64), best fetched from your server after sign-in. Each record is bound to its name;
+ * one that does not decrypt (another key, tampered) reads as absent, and the client starts from
+ * the server.
  *
  * @example
- * <SessionProvider plugins={[encryptLocalCopy(keyFromYourServer)]}>
+ * <SessionProvider plugins={[encryptedLocalCopy(keyFromYourServer)]}>
  */
-export function encryptLocalCopy(key: KeyMaterial): SessionPlugin {
-  return { name: 'encryptLocalCopy', wrapStorage: (storage) => encryptedStorage(storage, key) }
+export function encryptedLocalCopy(key: KeyMaterial): SessionPlugin {
+  return { name: 'encryptedLocalCopy', wrapStorage: (storage) => encryptedStorage(storage, key) }
 }

@@ -1,5 +1,5 @@
 import type { SessionSnapshot } from '../shared/protocol.js'
-import { CACHE_FORMAT, baseVersion, createCacheWriter, toBaseRecord, indexedDbStorage, memoryStorage, outboxKey, readBase, readOutbox, type CacheStorage, type OutboxRecord, type ReadOutbox } from './cache.js'
+import { CACHE_FORMAT, baseVersion, createCacheWriter, toBaseRecord, indexedDbLocalCopy, memoryLocalCopy, outboxKey, readBase, readOutbox, type LocalCopyStorage, type OutboxRecord, type ReadOutbox } from './cache.js'
 import { livePages, takeOver, type PageLocks } from './tabs.js'
 import type { QueuedPatch } from './view.js'
 
@@ -39,7 +39,7 @@ const stoppedInThisPage = new Set<string>()
  * The reading starts as the copy is made, so it overlaps the first render.
  */
 export function createLocalCopy(
-  options: { storage?: CacheStorage; wrap: (storage: CacheStorage) => CacheStorage },
+  options: { storage?: LocalCopyStorage; wrap: (storage: LocalCopyStorage) => LocalCopyStorage },
   sessionKey: string,
   clientId: string,
   locks: PageLocks | null,
@@ -47,8 +47,8 @@ export function createLocalCopy(
   /** A write ended (`isPersistent()` may have changed). */
   onWritten: () => void,
 ): LocalCopy {
-  const fallback = memoryStorage()
-  let storage = options.wrap(options.storage ?? indexedDbStorage())
+  const fallback = memoryLocalCopy()
+  let storage = options.wrap(options.storage ?? indexedDbLocalCopy())
   const ownKey = outboxKey(sessionKey, clientId)
   const prefix = outboxKey(sessionKey, '')
   /** The outbox keys of other pages of this session. */

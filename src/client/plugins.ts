@@ -1,9 +1,9 @@
 import type { JsonValue, SessionSnapshot } from '../shared/protocol.js'
-import type { CacheStorage } from './cache.js'
+import type { LocalCopyStorage } from './cache.js'
 
 /**
  * An optional capability of the client, passed in `plugins`: an app bundles only the ones it
- * imports (`liveUpdates`, `tabSync`, `encryptLocalCopy`, `schemaValidation`).
+ * imports (`liveUpdates`, `tabSync`, `encryptedLocalCopy`, `schemaValidation`).
  */
 export interface SessionPlugin {
   /** For error messages and dev tools. */
@@ -11,7 +11,7 @@ export interface SessionPlugin {
   /** Why `value` may not be stored under `key`, or null: `set` throws a `SessionValueError` with it. */
   validate?(key: string, value: JsonValue): string | null
   /** Wraps where the local copy is kept (say, to encrypt it). */
-  wrapStorage?(storage: CacheStorage): CacheStorage
+  wrapStorage?(storage: LocalCopyStorage): LocalCopyStorage
   /** Runs once the local copy is read, at each `start()`; the function it returns runs at `stop()`. */
   start?(session: PluginSession): () => void
 }

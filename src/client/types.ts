@@ -1,5 +1,5 @@
 import type { JsonValue, SessionSnapshot, SessionSummary, Variables } from '../shared/protocol.js'
-import type { CacheStorage } from './cache.js'
+import type { LocalCopyStorage } from './cache.js'
 import type { SessionError, SessionValueError } from './errors.js'
 import type { SyncStatus } from './status.js'
 import type { SessionPlugin } from './plugins.js'
@@ -29,7 +29,7 @@ export interface SessionClientOptions {
   /** Sent with every request; a function is called per request (fresh tokens). */
   headers?: HeadersOption
   /** Where the local copy lives; default IndexedDB (falls back to memory when it fails). */
-  storage?: CacheStorage
+  storage?: LocalCopyStorage
   /** A request without an answer in this time fails as retryable; default 15 s. */
   requestTimeoutMs?: number
   /** `flush()` rejects after this long without confirmation; default 30 s. */
@@ -47,7 +47,7 @@ export interface SessionClientOptions {
   workflowId?: string
   /**
    * Optional capabilities, bundled only when imported: `liveUpdates()` (the server's change
-   * stream), `tabSync()` (open tabs share confirmed changes at once), `encryptLocalCopy(key)`,
+   * stream), `tabSync()` (open tabs share confirmed changes at once), `encryptedLocalCopy(key)`,
    * `schemaValidation(schema)`. Default none.
    */
   plugins?: readonly SessionPlugin[]

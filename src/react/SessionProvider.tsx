@@ -3,7 +3,7 @@
 import { QueryClient, QueryClientContext, QueryClientProvider, onlineManager, useQuery, useQueryClient } from '@tanstack/react-query'
 import { startTransition, useCallback, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore, type ReactNode } from 'react'
 import { useDebouncedCallback } from 'use-debounce'
-import type { CacheStorage } from '../client/cache.js'
+import type { LocalCopyStorage } from '../client/cache.js'
 import { wirePage } from '../client/connect.js'
 import { createSessionClient, type SessionClient, type SessionClientOptions } from '../client/session-client.js'
 import { randomId, rememberSessionId } from '../client/session-id.js'
@@ -25,7 +25,7 @@ export interface SessionProviderProps {
   workflowId?: string
   /**
    * Optional capabilities, bundled only when imported: `liveUpdates()`, `tabSync()`,
-   * `encryptLocalCopy(key)`, `schemaValidation(schema)`. Read when the client is made (a new
+   * `encryptedLocalCopy(key)`, `schemaValidation(schema)`. Read when the client is made (a new
    * array on each render does not make a new client).
    */
   plugins?: SessionClientOptions['plugins']
@@ -38,7 +38,7 @@ export interface SessionProviderProps {
   fetch?: typeof fetch
   headers?: HeadersOption
   /** Where the local copy lives; default IndexedDB. */
-  storage?: CacheStorage
+  storage?: LocalCopyStorage
   /** Asks the browser to confirm leaving the page while changes are not yet on the server. */
   warnOnUnsavedChanges?: boolean
   /** Called on a 401; resolve `true` after refreshing credentials to retry (see `SessionClientOptions`). */

@@ -11,7 +11,7 @@ export { fileStore } from './stores/file.js'
 export { sqliteStore, type SqliteStoreOptions } from './stores/sqlite.js'
 export { openStore } from './stores/open.js'
 export { postgresStore, CHANGE_CHANNEL, type PostgresStoreOptions, type PostgresPoolOptions } from './stores/postgres.js'
-export { encryptedStore, type EncryptionOptions } from './stores/encrypted.js'
+export { encryptedStore, type EncryptedStoreOptions } from './stores/encrypted.js'
 export { newKeyBase64, type KeyMaterial, type WebCryptoKey } from '../shared/crypto.js'
 export type {
   SessionStore,

@@ -1,5 +1,5 @@
 import { afterEach, expect, it } from 'vitest'
-import { createSessionClient, memoryStorage, SessionError, type SessionClient } from '../../src/client/index.js'
+import { createSessionClient, memoryLocalCopy, SessionError, type SessionClient } from '../../src/client/index.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 
 // Sign-in: a session started anonymously becomes the user's only when the app says so.
@@ -11,7 +11,7 @@ afterEach(async () => {
 
 it('adopt() sends what was typed before, then makes the session the signed-in user’s, and only theirs', async () => {
   let user: string | null = null
-  const client = createSessionClient({ endpoint: ENDPOINT, sessionId: 'adopt-session-1', storage: memoryStorage(), locks: null, headers: (): Record<string, string> => (user ? { 'x-user': user } : {}) })
+  const client = createSessionClient({ endpoint: ENDPOINT, sessionId: 'adopt-session-1', storage: memoryLocalCopy(), locks: null, headers: (): Record<string, string> => (user ? { 'x-user': user } : {}) })
   clients.push(client)
   await client.start()
   client.set('draft', 'typed before signing in')

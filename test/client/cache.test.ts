@@ -1,7 +1,7 @@
 import 'fake-indexeddb/auto'
 import { HttpResponse, http } from 'msw'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createSessionClient, indexedDbStorage, type CacheStorage, type SessionClient, type SessionPatch } from '../../src/client/index.js'
+import { createSessionClient, indexedDbLocalCopy, type LocalCopyStorage, type SessionClient, type SessionPatch } from '../../src/client/index.js'
 import { readBase, toBaseRecord } from '../../src/client/cache.js'
 import type { PageLocks } from '../../src/client/tabs.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
@@ -12,17 +12,17 @@ let n = 0
 
 function newIds() {
   n++
-  return { sessionId: `cache-session-${n}`, storage: indexedDbStorage(`cache-test-${n}`) }
+  return { sessionId: `cache-session-${n}`, storage: indexedDbLocalCopy(`cache-test-${n}`) }
 }
 
-function makeClient(ids: { sessionId: string; storage: CacheStorage }) {
+function makeClient(ids: { sessionId: string; storage: LocalCopyStorage }) {
   const client = createSessionClient({ endpoint: ENDPOINT, ...ids, retry: { baseMs: 50, maxMs: 200 } })
   clients.push(client)
   return client
 }
 
 /** Counts writes to a storage. */
-function counting(storage: CacheStorage) {
+function counting(storage: LocalCopyStorage) {
   const writes: unknown[] = []
   return { writes, storage: { ...storage, set: (key: string, value: unknown) => (writes.push(value), storage.set(key, value)) } }
 }
@@ -111,7 +111,7 @@ describe('IndexedDB cache', () => {
   })
 
   it('keeps working in memory when IndexedDB fails, and says so', async () => {
-    const failing: CacheStorage = {
+    const failing: LocalCopyStorage = {
       get: () => Promise.reject(new DOMException('blocked', 'InvalidStateError')),
       set: () => Promise.reject(new DOMException('quota', 'QuotaExceededError')),
       del: () => Promise.reject(new DOMException('blocked', 'InvalidStateError')),
@@ -129,7 +129,7 @@ describe('IndexedDB cache', () => {
   it('reports a failing write as not persistent, and recovers when writes work again', async () => {
     let fail = true
     const memory = new Map<string, unknown>()
-    const flaky: CacheStorage = {
+    const flaky: LocalCopyStorage = {
       get: async (key) => memory.get(key),
       set: async (key, value) => {
         if (fail) throw new DOMException('quota', 'QuotaExceededError')
@@ -188,7 +188,7 @@ describe('IndexedDB cache', () => {
 
 describe('the local copy: one base per session, one outbox per page', () => {
   /** Counts what a client reads of a storage. */
-  function reading(storage: CacheStorage) {
+  function reading(storage: LocalCopyStorage) {
     const gets: string[] = []
     return {
       gets,

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { HttpResponse, http } from 'msw'
 import { expect, it, vi } from 'vitest'
-import { createSessionClient, memoryStorage, tabSync, type CacheStorage, type JsonValue, type SessionClient, type SessionPatch } from '../../src/client/index.js'
+import { createSessionClient, memoryLocalCopy, tabSync, type LocalCopyStorage, type JsonValue, type SessionClient, type SessionPatch } from '../../src/client/index.js'
 import { fakeLocks } from '../fake-locks.js'
 import { useMockServer } from '../msw-server.js'
 
@@ -45,7 +45,7 @@ it('random edits in several tabs under random faults: every tab and the server a
         }),
       )
       // One browser profile: the tabs share IndexedDB (here a shared storage) and Web Locks.
-      const storage: CacheStorage = memoryStorage()
+      const storage: LocalCopyStorage = memoryLocalCopy()
       const locks = fakeLocks()
       const everOpened: SessionClient[] = []
       /** What a page does as it opens: start (cache, left-overs) and fetch the server's snapshot, as SessionProvider does. */

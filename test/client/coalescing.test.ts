@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, expect, it, vi } from 'vitest'
-import { createSessionClient, memoryStorage, type CacheStorage } from '../../src/client/index.js'
+import { createSessionClient, memoryLocalCopy, type LocalCopyStorage } from '../../src/client/index.js'
 import { useMockServer } from '../msw-server.js'
 
 useMockServer()
@@ -11,9 +11,9 @@ afterEach(() => {
 })
 
 it('writes IndexedDB at most once per 100 ms of typing, plus once when the page hides', async () => {
-  const inner = memoryStorage()
+  const inner = memoryLocalCopy()
   let writes = 0
-  const counting: CacheStorage = { ...inner, set: (key, value) => (writes++, inner.set(key, value)) }
+  const counting: LocalCopyStorage = { ...inner, set: (key, value) => (writes++, inner.set(key, value)) }
   const client = createSessionClient({ endpoint: 'http://localhost/api/session', sessionId: 'coalescing-1', storage: counting, locks: null })
   await client.start()
   // 500 keystrokes across 5 fields over 10 s; the debounce never fires (no sync), so only the cache writes.

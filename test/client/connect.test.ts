@@ -1,6 +1,6 @@
 // @vitest-environment jsdom
 import { afterEach, beforeEach, expect, it, vi } from 'vitest'
-import { connectToPage, createSessionClient, memoryStorage } from '../../src/client/index.js'
+import { connectToPage, createSessionClient, memoryLocalCopy } from '../../src/client/index.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 
 // connectToPage: the wiring the React provider does, for an app without React.
@@ -12,7 +12,7 @@ afterEach(() => {
   vi.useRealTimers()
 })
 
-const makeClient = (sessionId: string) => createSessionClient({ endpoint: ENDPOINT, sessionId, storage: memoryStorage(), locks: null })
+const makeClient = (sessionId: string) => createSessionClient({ endpoint: ENDPOINT, sessionId, storage: memoryLocalCopy(), locks: null })
 
 it('sends one patch per pause in writing, and at least every maxWaitMs while writing goes on', async () => {
   const client = makeClient('connect-1')

@@ -1,6 +1,6 @@
 import { HttpResponse, http } from 'msw'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createSessionClient, memoryStorage, tabSync, type CacheStorage, type SessionClient, type SessionClientOptions, type SessionPatch } from '../../src/client/index.js'
+import { createSessionClient, memoryLocalCopy, tabSync, type LocalCopyStorage, type SessionClient, type SessionClientOptions, type SessionPatch } from '../../src/client/index.js'
 import { fakeLocks } from '../fake-locks.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 import { newGate } from '../gate.js'
@@ -11,7 +11,7 @@ let n = 0
 const newId = () => `faults-session-${++n}`
 
 function makeClient(options: SessionClientOptions = {}) {
-  const client = createSessionClient({ endpoint: ENDPOINT, storage: memoryStorage(), retry: { baseMs: 20, maxMs: 100 }, locks: null, ...options })
+  const client = createSessionClient({ endpoint: ENDPOINT, storage: memoryLocalCopy(), retry: { baseMs: 20, maxMs: 100 }, locks: null, ...options })
   clients.push(client)
   return client
 }
@@ -225,7 +225,7 @@ describe('closing a page', () => {
 
   it("takes over a closed page's unsent changes, but never a live page's", async () => {
     const sessionId = newId()
-    const storage = memoryStorage() // one browser: the pages share IndexedDB
+    const storage = memoryLocalCopy() // one browser: the pages share IndexedDB
     const locks = fakeLocks()
     const live = makeClient({ sessionId, storage, locks })
     await live.start()
@@ -249,7 +249,7 @@ describe('closing a page', () => {
 describe('tabs', () => {
   it('converge without reloading: different fields and the same field, each change sent once', async () => {
     const sessionId = newId()
-    const storage = memoryStorage()
+    const storage = memoryLocalCopy()
     const locks = fakeLocks()
     const one = makeClient({ sessionId, storage, locks, plugins: [tabSync()] })
     const two = makeClient({ sessionId, storage, locks, plugins: [tabSync()] })
@@ -271,7 +271,7 @@ describe('tabs', () => {
   })
 
   it('keeps working without persistence when every storage call fails', async () => {
-    const failing: CacheStorage = {
+    const failing: LocalCopyStorage = {
       get: () => Promise.reject(new Error('denied')),
       set: () => Promise.reject(new Error('denied')),
       del: () => Promise.reject(new Error('denied')),

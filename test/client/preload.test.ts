@@ -1,6 +1,6 @@
 // @vitest-environment jsdom
 import { afterEach, expect, it, vi } from 'vitest'
-import { createSessionClient, memoryStorage, type SessionClient } from '../../src/client/index.js'
+import { createSessionClient, memoryLocalCopy, type SessionClient } from '../../src/client/index.js'
 import { fakeLocks } from '../fake-locks.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 
@@ -11,7 +11,7 @@ afterEach(async () => {
 })
 
 it('takes over the last changes of a client stopped in this page after the new one began reading', async () => {
-  const storage = memoryStorage()
+  const storage = memoryLocalCopy()
   const locks = fakeLocks()
   const make = () => {
     const client = createSessionClient({ endpoint: ENDPOINT, sessionId: 'preload-session-1', storage, locks })

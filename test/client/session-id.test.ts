@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { createSessionClient, memoryStorage, type SessionClient, type SessionClientOptions, type SessionIdStorage } from '../../src/client/index.js'
+import { createSessionClient, memoryLocalCopy, type SessionClient, type SessionClientOptions, type SessionIdStorage } from '../../src/client/index.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 
 const mock = useMockServer()
@@ -9,7 +9,7 @@ afterEach(async () => {
 })
 
 function makeClient(options: SessionClientOptions) {
-  const client = createSessionClient({ endpoint: ENDPOINT, storage: memoryStorage(), locks: null, ...options })
+  const client = createSessionClient({ endpoint: ENDPOINT, storage: memoryLocalCopy(), locks: null, ...options })
   clients.push(client)
   return client
 }

@@ -1,6 +1,6 @@
 import { HttpResponse, http } from 'msw'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { createSessionClient, memoryStorage, SessionError, type SessionClient, type SessionClientOptions, type SessionPatch } from '../../src/client/index.js'
+import { createSessionClient, memoryLocalCopy, SessionError, type SessionClient, type SessionClientOptions, type SessionPatch } from '../../src/client/index.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 import { newGate } from '../gate.js'
 
@@ -11,7 +11,7 @@ const ID = 'sync-session-1'
 const clients: SessionClient[] = []
 
 function makeClient(options: SessionClientOptions = {}) {
-  const client = createSessionClient({ endpoint: ENDPOINT, sessionId: ID, storage: memoryStorage(), retry: { baseMs: 100, maxMs: 1000 }, ...options })
+  const client = createSessionClient({ endpoint: ENDPOINT, sessionId: ID, storage: memoryLocalCopy(), retry: { baseMs: 100, maxMs: 1000 }, ...options })
   clients.push(client)
   return client
 }

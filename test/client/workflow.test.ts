@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { createSessionClient, memoryStorage, schemaValidation, workflowOf, parseWorkflowKey, workflowDataKey, workflowSlotKey, type SessionClient, type SessionPatch, type SessionSchema } from '../../src/client/index.js'
+import { createSessionClient, memoryLocalCopy, schemaValidation, workflowOf, parseWorkflowKey, workflowDataKey, workflowSlotKey, type SessionClient, type SessionPatch, type SessionSchema } from '../../src/client/index.js'
 import { createSessionHandler, memoryStore } from '../../src/server/index.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 
@@ -18,7 +18,7 @@ const mock = useMockServer({
 const clients: SessionClient[] = []
 let n = 0
 function makeClient(schema?: SessionSchema) {
-  const client = createSessionClient({ endpoint: ENDPOINT, sessionId: `workflow-session-${++n}`, storage: memoryStorage(), locks: null, ...(schema && { plugins: [schemaValidation(schema)] }) })
+  const client = createSessionClient({ endpoint: ENDPOINT, sessionId: `workflow-session-${++n}`, storage: memoryLocalCopy(), locks: null, ...(schema && { plugins: [schemaValidation(schema)] }) })
   clients.push(client)
   return client
 }
@@ -130,7 +130,7 @@ describe('a workflow scope', () => {
   })
 
   it('records the session workflowId', async () => {
-    const client = createSessionClient({ endpoint: ENDPOINT, sessionId: `workflow-session-${++n}`, storage: memoryStorage(), workflowId: 'signup' })
+    const client = createSessionClient({ endpoint: ENDPOINT, sessionId: `workflow-session-${++n}`, storage: memoryLocalCopy(), workflowId: 'signup' })
     clients.push(client)
     client.set('a', 1)
     await client.flush()

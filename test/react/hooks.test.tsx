@@ -5,7 +5,7 @@ import { act, cleanup, fireEvent, render, screen } from '@testing-library/react'
 import { HttpResponse, http } from 'msw'
 import { StrictMode } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { SessionProvider, memoryStorage, useRun, useSessionState, useSyncStatus, useVariable, type CacheStorage, type SessionState } from '../../src/react/index.js'
+import { SessionProvider, memoryLocalCopy, useRun, useSessionState, useSyncStatus, useVariable, type LocalCopyStorage, type SessionState } from '../../src/react/index.js'
 import { useMockServer } from '../msw-server.js'
 import { newGate } from '../gate.js'
 
@@ -15,13 +15,13 @@ const mock = useMockServer({
 
 let sessionNumber = 0
 let sessionId = ''
-let storage: CacheStorage
+let storage: LocalCopyStorage
 const renders: Record<string, number> = {}
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
   sessionId = `react-session-${++sessionNumber}`
-  storage = memoryStorage() // IndexedDB itself is proven in the cache tests and in Chromium
+  storage = memoryLocalCopy() // IndexedDB itself is proven in the cache tests and in Chromium
   for (const key of Object.keys(renders)) delete renders[key]
 })
 afterEach(async () => {

@@ -4,7 +4,7 @@ import { act } from '@testing-library/react'
 import { hydrateRoot, type Root } from 'react-dom/client'
 import { renderToString } from 'react-dom/server'
 import { afterEach, expect, it } from 'vitest'
-import { SessionProvider, memoryStorage, useSessionClient, useVariable } from '../../src/react/index.js'
+import { SessionProvider, memoryLocalCopy, useSessionClient, useVariable } from '../../src/react/index.js'
 import { useMockServer } from '../msw-server.js'
 
 const mock = useMockServer()
@@ -19,7 +19,7 @@ function Form() {
 it('hydrates server HTML without a mismatch, then shows the stored value', async () => {
   await mock.store.apply('ssr-session-2', { variables: { email: 'ada@example.com' } })
   const app = (
-    <SessionProvider endpoint="/api/session" sessionId="ssr-session-2" storage={memoryStorage()}>
+    <SessionProvider endpoint="/api/session" sessionId="ssr-session-2" storage={memoryLocalCopy()}>
       <Form />
     </SessionProvider>
   )
@@ -46,7 +46,7 @@ it('asks before leaving only while changes are unconfirmed (warnOnUnsavedChanges
     const { createRoot } = await import('react-dom/client')
     root = createRoot(container)
     root.render(
-      <SessionProvider endpoint="/api/session" sessionId="warn-session-1" storage={memoryStorage()} warnOnUnsavedChanges>
+      <SessionProvider endpoint="/api/session" sessionId="warn-session-1" storage={memoryLocalCopy()} warnOnUnsavedChanges>
         <Grab />
       </SessionProvider>,
     )

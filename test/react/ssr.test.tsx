@@ -5,7 +5,7 @@ import { lazy, Suspense, useEffect, type ReactNode } from 'react'
 import { hydrateRoot, type Root } from 'react-dom/client'
 import { renderToString } from 'react-dom/server'
 import { afterEach, expect, it } from 'vitest'
-import { memoryStorage, SessionProvider, useRun, useSessions, useSessionState, useSyncStatus, useVariable, useWorkflow } from '../../src/react/index.js'
+import { memoryLocalCopy, SessionProvider, useRun, useSessions, useSessionState, useSyncStatus, useVariable, useWorkflow } from '../../src/react/index.js'
 import { useMockServer } from '../msw-server.js'
 
 // The server renders run with the browser's globals hidden (getters on globalThis that answer
@@ -125,7 +125,7 @@ function Visit() {
 it('hydrates a part of the page that hydrates after the provider has loaded the session (a Next.js page whose code arrives after the layout’s) as the server rendered it, then shows the session; a write made meanwhile is kept', async () => {
   await mock.store.apply('late-session-1', { variables: { email: 'ada@example.com' } })
   const app = (page: ReactNode) => (
-    <SessionProvider endpoint="/api/session" sessionId="late-session-1" storage={memoryStorage()} debounceMs={10}>
+    <SessionProvider endpoint="/api/session" sessionId="late-session-1" storage={memoryLocalCopy()} debounceMs={10}>
       <Visit />
       <main>
         <Suspense fallback={null}>{page}</Suspense>

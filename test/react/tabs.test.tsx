@@ -2,7 +2,7 @@
 import { QueryClient } from '@tanstack/react-query'
 import { act, cleanup, fireEvent, render, screen } from '@testing-library/react'
 import { afterEach, expect, it, vi } from 'vitest'
-import { SessionProvider, memoryStorage, useVariable } from '../../src/react/index.js'
+import { SessionProvider, memoryLocalCopy, useVariable } from '../../src/react/index.js'
 import { useMockServer } from '../msw-server.js'
 
 // Two tabs of one session without tabSync(): each sends its own changes, and a tab shows the
@@ -16,7 +16,7 @@ function Field({ tab }: { tab: string }) {
 }
 
 it('two tabs converge without tabSync(): the other tab shows the change when it is looked at again', async () => {
-  const storage = memoryStorage() // one browser: the tabs share the device's copy
+  const storage = memoryLocalCopy() // one browser: the tabs share the device's copy
   const tab = (name: string) => (
     <SessionProvider endpoint="http://localhost/api/session" sessionId="tabs-session-1" storage={storage} queryClient={new QueryClient()} debounceMs={10}>
       <Field tab={name} />

@@ -3,7 +3,7 @@ import 'fake-indexeddb/auto'
 import { act, cleanup, render, screen } from '@testing-library/react'
 import { StrictMode, Suspense, startTransition, useEffect, useState } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { SessionProvider, memoryStorage, useSessionState, type CacheStorage, type SessionState } from '../../src/react/index.js'
+import { SessionProvider, memoryLocalCopy, useSessionState, type LocalCopyStorage, type SessionState } from '../../src/react/index.js'
 import { useMockServer } from '../msw-server.js'
 import { newGate } from '../gate.js'
 
@@ -14,14 +14,14 @@ useMockServer()
 
 let sessionNumber = 0
 let sessionId = ''
-let storage: CacheStorage
+let storage: LocalCopyStorage
 let renders: Record<string, number> = {}
 let commits: Record<string, number> = {}
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
   sessionId = `tracked-session-${++sessionNumber}`
-  storage = memoryStorage()
+  storage = memoryLocalCopy()
   renders = {}
   commits = {}
 })

@@ -1,17 +1,17 @@
 // @vitest-environment jsdom
 import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { SessionProvider, memoryStorage, useSessions, useWorkflow, workflowDataKey, type CacheStorage } from '../../src/react/index.js'
+import { SessionProvider, memoryLocalCopy, useSessions, useWorkflow, workflowDataKey, type LocalCopyStorage } from '../../src/react/index.js'
 import { useMockServer } from '../msw-server.js'
 
 const mock = useMockServer({}, { authorize: (request) => request.headers.get('x-user') })
 const renders: Record<string, number> = {}
-let storage: CacheStorage
+let storage: LocalCopyStorage
 let n = 0
 let sessionId = ''
 
 beforeEach(() => {
-  storage = memoryStorage()
+  storage = memoryLocalCopy()
   sessionId = `react-workflow-${++n}`
   for (const key of Object.keys(renders)) delete renders[key]
   localStorage.clear()

@@ -3,7 +3,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { createSessionClient, encryptLocalCopy, encryptedStorage, memoryStorage } from '../../src/client/index.js'
+import { createSessionClient, encryptedLocalCopy, memoryLocalCopy } from '../../src/client/index.js'
+import { encryptedStorage } from '../../src/client/encrypted-storage.js'
 import { createSessionHandler, encryptedStore, fileStore, newKeyBase64, sqliteStore, workflowDataKey } from '../../src/server/index.js'
 
 const places: string[] = []
@@ -85,8 +86,8 @@ describe('encryptedStore', () => {
 
 describe('encryptedStorage (the device cache)', () => {
   it('keeps no plaintext on the device, and a record sealed with another key reads as absent', async () => {
-    const raw = memoryStorage()
-    const client = createSessionClient({ endpoint: 'http://localhost/api/session', sessionId: 'device-secret-1', storage: raw, plugins: [encryptLocalCopy(k1)], locks: null })
+    const raw = memoryLocalCopy()
+    const client = createSessionClient({ endpoint: 'http://localhost/api/session', sessionId: 'device-secret-1', storage: raw, plugins: [encryptedLocalCopy(k1)], locks: null })
     client.set('email', SECRET)
     await client.persist()
     const [name] = await raw.keys()

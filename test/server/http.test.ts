@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { createSessionClient, memoryStorage } from '../../src/client/index.js'
+import { createSessionClient, memoryLocalCopy } from '../../src/client/index.js'
 import { createSessionHandler, openStore, serve, type Steps } from '../../src/server/index.js'
 
 const places: string[] = []
@@ -21,7 +21,7 @@ describe.each(['file', 'sqlite'])('the real client and the real server over loop
     const url = kind === 'file' ? `file:${join(place, 'sessions')}` : `sqlite:${join(place, 'sessions.db')}`
 
     const first = await startOn(url)
-    const writer = createSessionClient({ endpoint: first.endpoint, sessionId: 'http-session-1', storage: memoryStorage() })
+    const writer = createSessionClient({ endpoint: first.endpoint, sessionId: 'http-session-1', storage: memoryLocalCopy() })
     writer.set('email', 'ada@example.com')
     writer.set('cart', [{ item: 'milk', qty: 2 }])
     await writer.flush()
@@ -32,7 +32,7 @@ describe.each(['file', 'sqlite'])('the real client and the real server over loop
     await first.running.close()
 
     const second = await startOn(url)
-    const reader = createSessionClient({ endpoint: second.endpoint, sessionId: 'http-session-1', storage: memoryStorage() })
+    const reader = createSessionClient({ endpoint: second.endpoint, sessionId: 'http-session-1', storage: memoryLocalCopy() })
     const snapshot = await reader.refresh()
     expect(snapshot).toMatchObject({ variables: { email: 'ada@example.com', name: 'Ada' }, version: 2 })
     expect(reader.getSnapshot()).toEqual({ email: 'ada@example.com', name: 'Ada' })

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createSessionClient, liveUpdates, memoryStorage, type SessionClient, type SessionClientOptions } from '../../src/client/index.js'
+import { createSessionClient, liveUpdates, memoryLocalCopy, type SessionClient, type SessionClientOptions } from '../../src/client/index.js'
 import { createSessionHandler, memoryStore, serve, type RunningServer, type SessionStore } from '../../src/server/index.js'
 
 const clients: SessionClient[] = []
@@ -15,7 +15,7 @@ async function start(store: SessionStore, port = 0) {
   return server
 }
 function client(server: RunningServer, sessionId: string, options: SessionClientOptions = {}) {
-  const made = createSessionClient({ endpoint: `${server.url}/api/session`, sessionId, storage: memoryStorage(), locks: null, retry: { baseMs: 20, maxMs: 200 }, ...options })
+  const made = createSessionClient({ endpoint: `${server.url}/api/session`, sessionId, storage: memoryLocalCopy(), locks: null, retry: { baseMs: 20, maxMs: 200 }, ...options })
   clients.push(made)
   return made
 }

@@ -1,7 +1,7 @@
 import pg from 'pg'
 import { afterAll, beforeAll, expect, it, vi } from 'vitest'
 import { startServerProcess } from '../../bench/server.js'
-import { createSessionClient, liveUpdates, memoryStorage } from '../../src/client/index.js'
+import { createSessionClient, liveUpdates, memoryLocalCopy } from '../../src/client/index.js'
 import { DATABASE_URL } from '../postgres.js'
 
 // Two app servers, each a process of its own, sharing one PostgreSQL database of this test.
@@ -33,10 +33,10 @@ afterAll(async () => {
 
 it('a write through server A reaches a client subscribed through server B within one second', async () => {
   const [a, b] = servers as [(typeof servers)[0], (typeof servers)[0]]
-  const watcher = createSessionClient({ endpoint: `${b.url}/api/session`, sessionId: 'many-servers-live', storage: memoryStorage(), locks: null, plugins: [liveUpdates()] })
+  const watcher = createSessionClient({ endpoint: `${b.url}/api/session`, sessionId: 'many-servers-live', storage: memoryLocalCopy(), locks: null, plugins: [liveUpdates()] })
   await watcher.start()
   await new Promise((resolve) => setTimeout(resolve, 200)) // the stream is open
-  const writer = createSessionClient({ endpoint: `${a.url}/api/session`, sessionId: 'many-servers-live', storage: memoryStorage(), locks: null })
+  const writer = createSessionClient({ endpoint: `${a.url}/api/session`, sessionId: 'many-servers-live', storage: memoryLocalCopy(), locks: null })
   for (const value of ['first', 'second', 'third']) {
     writer.set('news', value)
     await writer.flush()

@@ -3,7 +3,7 @@ import { importAesKey, open, seal, type KeyMaterial } from '../../shared/crypto.
 import { withCodec } from './define.js'
 import type { SessionStore } from './types.js'
 
-export interface EncryptionOptions {
+export interface EncryptedStoreOptions {
   /** Keys by id. Old ids stay here as long as values sealed with them may be read. */
   keys: Record<string, KeyMaterial>
   /** The id of the key new values are sealed with. */
@@ -32,7 +32,7 @@ const isEnvelope = (value: JsonValue | undefined): value is JsonValue & Envelope
  *   keys: { k2: process.env.SESSION_KEY_2!, k1: process.env.SESSION_KEY_1! }, currentKeyId: 'k2',
  * })
  */
-export function encryptedStore(inner: SessionStore, options: EncryptionOptions): SessionStore {
+export function encryptedStore(inner: SessionStore, options: EncryptedStoreOptions): SessionStore {
   if (!Object.hasOwn(options.keys, options.currentKeyId)) throw new Error(`encryptedStore: no key with id "${options.currentKeyId}" among the keys given`)
   const imported = new Map<string, Promise<CryptoKey>>()
   const keyOf = (id: string) => {
