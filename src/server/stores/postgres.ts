@@ -7,7 +7,20 @@ import { importDriver } from './import-driver.js'
 import { watchChanges } from './postgres-listen.js'
 import { asUnavailable, describeTarget, isConnectionError } from './postgres-errors.js'
 import { expiryCutoff, isExpired } from './records.js'
-import { afterWrite, createSessionCache, currentOf, headColumns, headOf, sessionAt, type HeadRow, type VariableRow, type WriteJob } from './session-cache.js'
+import {
+  afterWrite,
+  compactionOf,
+  createSessionCache,
+  currentOf,
+  headColumns,
+  headOf,
+  nextCompaction,
+  sessionAt,
+  type Compaction,
+  type HeadRow,
+  type VariableRow,
+  type WriteJob,
+} from './session-cache.js'
 import { entryOf, fromSnapshotRecord, summaryOf, valueOfEntry, type StoredSession } from './stored.js'
 import type { SessionStore, StoreOptions } from './types.js'
 
@@ -108,18 +121,32 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
   const cache = createSessionCache(options.cacheBytes)
   const cutoff = () => (options.ttlMs === undefined ? '' : expiryCutoff(options.ttlMs))
 
-  /** The head and the variable rows newer than `since`, in one statement (one snapshot). */
-  async function readRows(db: Pool | PoolClient, sessionId: string, since: number): Promise<{ head: SessionHead | null; expired: boolean; rows: VariableRow[] }> {
+  /**
+   * The head and, in the same statement (one snapshot), the variable rows newer than `since`:
+   * tombstones included, to catch a copy of version `since` up. When the session was compacted
+   * after `since` (a copy that old may have missed a deletion whose tombstone is gone), every live
+   * row instead, and `since` comes back as -1 (as it does when asked with -1).
+   */
+  async function readRows(
+    db: Pool | PoolClient,
+    sessionId: string,
+    since: number,
+  ): Promise<{ head: SessionHead | null; compaction: Compaction; expired: boolean; rows: VariableRow[]; since: number }> {
     const { rows } = await db.query<HeadRow & { name: string | null; value: string | null }>(
-      `SELECT h.*, v.name, v.value FROM ${table} h LEFT JOIN ${variables} v ON v.session_id = h.id AND v.version > $2 WHERE h.id = $1`,
+      `SELECT h.*, v.name, v.value FROM ${table} h LEFT JOIN ${variables} v
+         ON v.session_id = h.id AND v.version > (CASE WHEN h.compacted_through > $2 THEN -1 ELSE $2 END)
+       WHERE h.id = $1`,
       [sessionId, since],
     )
-    if (!rows[0]) return { head: null, expired: false, rows: [] }
+    const none = { head: null, compaction: { compactedThrough: 0, tombstones: 0 }, rows: [], since }
+    if (!rows[0]) return { ...none, expired: false }
     const head = headOf(rows[0])
-    const found = rows.filter((row) => row.name !== null && (since >= 0 || row.value !== null)) as VariableRow[]
-    if (!isExpired(head, options.ttlMs)) return { head, expired: false, rows: found }
+    const compaction = compactionOf(rows[0])
+    const from = compaction.compactedThrough > since ? -1 : since
+    const found = rows.filter((row) => row.name !== null && (from >= 0 || row.value !== null)) as VariableRow[]
+    if (!isExpired(head, options.ttlMs)) return { head, compaction, expired: false, rows: found, since: from }
     if (db === pool) purgeSoon(sessionId)
-    return { head: null, expired: true, rows: [] }
+    return { ...none, expired: true }
   }
 
   /** Removes an expired session's rows (found on a read), unless it is live again by then. */
@@ -137,16 +164,19 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
    */
   async function read<T>(sessionId: string, use: (stored: StoredSession | null) => T): Promise<T> {
     const cached = cache.get(sessionId)
-    const since = cached ? cached.head.version : -1
-    const { head, rows } = await readRows(pool, sessionId, since)
-    if (!head) return use(null)
+    let found = await readRows(pool, sessionId, cached ? cached.head.version : -1)
+    if (!found.head) return use(null)
     const current = cache.get(sessionId)
-    if (current && current.head.version === head.version) return use(current)
+    if (current && current.head.version === found.head.version) return use(current)
+    // The copy catches up when the rows are the ones newer than it (not every row: compacted since).
+    const base = cached && found.since >= 0 && cached.head.createdAt === found.head.createdAt && cached.head.version < found.head.version
+    // A copy of another session of this id, or newer than the database: every row, with their head.
+    if (!base && found.since >= 0) found = await readRows(pool, sessionId, -1)
+    const head = found.head
+    if (!head) return use(null)
     // Never change a copy another caller may be using: build a new one.
-    const base = cached && cached.head.createdAt === head.createdAt && cached.head.version < head.version
     const fresh: StoredSession = base ? { head, entries: new Map(cached.entries) } : { head, entries: new Map() }
-    const changes = base ? rows : since >= 0 ? (await readRows(pool, sessionId, -1)).rows : rows
-    for (const row of changes) {
+    for (const row of found.rows) {
       if (row.value === null) fresh.entries.delete(row.name)
       else fresh.entries.set(row.name, entryOf(row.name, row.value))
     }
@@ -183,8 +213,9 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
       const found = await readRows(db, sessionId, since)
       let state: StoredSession | null = null
       if (found.head) {
-        const rowsOf = async (asked: number) => (asked === since ? found.rows : (await readRows(db!, sessionId, asked)).rows)
-        state = await sessionAt(cache, found.head, rowsOf)
+        // Under the session's lock: a second read sees the same session.
+        const rowsOf = async (asked: number) => (asked === found.since ? found.rows : (await readRows(db!, sessionId, asked)).rows)
+        state = await sessionAt(cache, found.head, found.compaction.compactedThrough, rowsOf)
       } else cache.drop(sessionId)
       const wipe = found.expired
       // Every job in turn, in memory; one write for all of them.
@@ -214,16 +245,20 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
         await db.query(`WITH gone AS (DELETE FROM ${variables} WHERE session_id = $1) DELETE FROM ${table} WHERE id = $1`, [sessionId])
       } else if (finalHead) {
         if (wipe || recreated) await db.query(`DELETE FROM ${variables} WHERE session_id = $1`, [sessionId])
+        let written = 0
+        for (const json of sets.values()) if (json === null) written++
+        const compaction = nextCompaction(found.head && !recreated ? found.compaction : null, finalHead.version, written)
         await db.query(
           `WITH vars AS (
              INSERT INTO ${variables} (session_id, name, value, version)
              SELECT $1, name, value, $4 FROM unnest($2::text[], $3::text[]) AS t(name, value)
              ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value, version = excluded.version
            ), head AS (
-             INSERT INTO ${table} (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients)
-             VALUES ($1, $5, $6, $4, $7, $8, $9, $10)
+             INSERT INTO ${table} (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients, compacted_through, tombstones)
+             VALUES ($1, $5, $6, $4, $7, $8, $9, $10, $13, $14)
              ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, workflow_id = excluded.workflow_id, version = excluded.version,
-               created_at = excluded.created_at, updated_at = excluded.updated_at, bytes = excluded.bytes, clients = excluded.clients
+               created_at = excluded.created_at, updated_at = excluded.updated_at, bytes = excluded.bytes, clients = excluded.clients,
+               compacted_through = excluded.compacted_through, tombstones = excluded.tombstones
            )
            SELECT pg_notify($11, $12)`,
           [
@@ -239,8 +274,12 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
             JSON.stringify(finalHead.clients),
             CHANGE_CHANNEL,
             JSON.stringify({ id: sessionId, version: finalHead.version }),
+            compaction.compactedThrough,
+            compaction.tombstones,
           ],
         )
+        // After the statement that wrote this batch's own tombstones (one statement must not change a row twice).
+        if (compaction.compact) await db.query(`DELETE FROM ${variables} WHERE session_id = $1 AND value IS NULL`, [sessionId])
       }
       await db.query('COMMIT')
       for (const job of jobs) (job.error === undefined ? job.resolve(job.result) : job.reject(job.error))
@@ -309,7 +348,11 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
   return store as SessionStore & { watch: NonNullable<SessionStore['watch']> }
 }
 
-/** Creates the tables, and moves the sessions of 0.1 (one JSON `record` per session) to them, once, under a lock. */
+/**
+ * Creates the tables (or adds the head's compaction columns to tables made before them, with
+ * each session's count of its tombstones), and moves the sessions of 0.1 (one JSON `record` per
+ * session) to them, once, under a lock. The Python store does the same under the same lock.
+ */
 async function prepareSchema(pool: Pool, table: string, variables: string): Promise<void> {
   const db = await pool.connect()
   try {
@@ -326,7 +369,9 @@ async function prepareSchema(pool: Pool, table: string, variables: string): Prom
         created_at  text NOT NULL,
         updated_at  text NOT NULL,
         bytes       bigint NOT NULL,
-        clients     text NOT NULL
+        clients     text NOT NULL,
+        compacted_through bigint NOT NULL DEFAULT 0,
+        tombstones  bigint NOT NULL DEFAULT 0
       );
       CREATE INDEX IF NOT EXISTS ${table}_user_newest ON ${table} (user_id, updated_at DESC);
       CREATE INDEX IF NOT EXISTS ${table}_newest ON ${table} (updated_at DESC);
@@ -338,7 +383,15 @@ async function prepareSchema(pool: Pool, table: string, variables: string): Prom
         PRIMARY KEY (session_id, name)
       );
       CREATE INDEX IF NOT EXISTS ${variables}_by_version ON ${variables} (session_id, version);
+      CREATE INDEX IF NOT EXISTS ${variables}_tombstones ON ${variables} (session_id) WHERE value IS NULL;
     `)
+    const compacted = await db.query(`SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'compacted_through'`, [table])
+    if (compacted.rows.length === 0) {
+      await db.query(`
+        ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS compacted_through bigint NOT NULL DEFAULT 0, ADD COLUMN IF NOT EXISTS tombstones bigint NOT NULL DEFAULT 0;
+        UPDATE ${table} SET tombstones = c.n FROM (SELECT session_id, count(*) AS n FROM ${variables} WHERE value IS NULL GROUP BY session_id) c WHERE ${table}.id = c.session_id;
+      `)
+    }
     if (rows.length > 0) {
       const old = await db.query<{ record: Parameters<typeof fromSnapshotRecord>[0] }>(`SELECT record FROM ${table}_0_1`)
       for (const { record } of old.rows) {

@@ -10,6 +10,13 @@ import type { CurrentSession, Write } from './types.js'
  * newer than its copy. Each process keeps recently used sessions in memory (`createSessionCache`),
  * which is what makes a one-key patch O(change): the merge needs only the head and the sizes of
  * the variables it names, and the answer is joined from the cached entries.
+ *
+ * Tombstones are compacted (`nextCompaction`): the head counts the tombstones written since the
+ * last compaction, and the write that takes the count past {@link MAX_TOMBSTONES} removes every
+ * tombstone of the session and sets the head's `compacted_through` to its version. A copy at a
+ * version below `compacted_through` may have missed a deletion whose tombstone is gone, so it is
+ * not caught up but loaded again whole (`sessionAt`). The Python stores keep the same columns by
+ * the same rule (python/src/workflow_session/stores/rows.py).
  */
 
 /** A head row as both SQL stores read it. */
@@ -22,6 +29,10 @@ export interface HeadRow {
   updated_at: string
   bytes: number | string
   clients: string
+  /** A copy older than this version cannot catch up by rows: it is loaded again whole. */
+  compacted_through: number | string
+  /** Tombstones written since the last compaction (at least as many as the session has). */
+  tombstones: number | string
 }
 
 /** A variable row: `value` is null for a variable deleted at `version`. */
@@ -43,6 +54,34 @@ export function headOf(row: HeadRow): SessionHead {
   if (row.workflow_id !== null) head.workflowId = row.workflow_id
   if (row.user_id !== null) head.userId = row.user_id
   return head
+}
+
+/**
+ * Tombstones a session keeps at most: the write that takes its count past this removes them all.
+ * The same in the Python stores (`MAX_TOMBSTONES` in python/src/workflow_session/stores/rows.py).
+ */
+export const MAX_TOMBSTONES = 1000
+
+/** A head's compaction columns. */
+export interface Compaction {
+  /** A copy at a version below this may have missed a deletion: it is loaded again whole. */
+  compactedThrough: number
+  /** Tombstones written since the last compaction: at least the number of the session's tombstone rows. */
+  tombstones: number
+}
+
+export const compactionOf = (row: HeadRow): Compaction => ({ compactedThrough: Number(row.compacted_through), tombstones: Number(row.tombstones) })
+
+/**
+ * The compaction columns after a write of `version` that writes `written` tombstones, on a
+ * session whose columns were `before` (null: the write makes the session anew, so no copy of an
+ * earlier version is of this session), and whether the write removes every tombstone of the
+ * session (`compact`: after its own rows, in its transaction). O(1): no row is read.
+ */
+export function nextCompaction(before: Compaction | null, version: number, written: number): Compaction & { compact: boolean } {
+  const tombstones = (before?.tombstones ?? 0) + written
+  if (tombstones > MAX_TOMBSTONES) return { compactedThrough: version, tombstones: 0, compact: true }
+  return { compactedThrough: before ? before.compactedThrough : version, tombstones, compact: false }
 }
 
 /** The head's columns in the order both stores write them. */
@@ -90,20 +129,28 @@ export type SessionCache = ReturnType<typeof createSessionCache>
 
 /**
  * The session as of `head`: the cached copy brought up to date with `rows` (the variable rows
- * newer than the copy, tombstones included), or, without a copy, built from `rows` (every live
- * row). `loadRows(since)` reads the rows newer than `since` (-1: all), in the same snapshot as `head`.
+ * newer than the copy, tombstones included), or, without a copy or with one older than
+ * `compactedThrough` (its deletions' tombstones may be gone), built from `rows` (every live row).
+ * `loadRows(since)` reads the rows newer than `since` (-1: all), in the same snapshot as `head`.
  */
-export function sessionAt(cache: SessionCache, head: SessionHead, loadRows: (since: number) => VariableRow[]): StoredSession
-export function sessionAt(cache: SessionCache, head: SessionHead, loadRows: (since: number) => Promise<VariableRow[]>): Promise<StoredSession>
+export function sessionAt(cache: SessionCache, head: SessionHead, compactedThrough: number, loadRows: (since: number) => VariableRow[]): StoredSession
 export function sessionAt(
   cache: SessionCache,
   head: SessionHead,
+  compactedThrough: number,
+  loadRows: (since: number) => Promise<VariableRow[]>,
+): Promise<StoredSession>
+export function sessionAt(
+  cache: SessionCache,
+  head: SessionHead,
+  compactedThrough: number,
   loadRows: (since: number) => VariableRow[] | Promise<VariableRow[]>,
 ): StoredSession | Promise<StoredSession> {
   const cached = cache.get(head.sessionId)
   if (cached && cached.head.version === head.version) return cached
-  // A copy newer than the database (another process deleted and re-made the session): start over.
-  const base = cached && cached.head.version < head.version && cached.head.createdAt === head.createdAt ? cached : undefined
+  // A copy newer than the database (another process deleted and re-made the session), or older
+  // than the last compaction: start over.
+  const base = cached && cached.head.version < head.version && cached.head.createdAt === head.createdAt && cached.head.version >= compactedThrough ? cached : undefined
   const rows = loadRows(base ? base.head.version : -1)
   const finish = (loaded: VariableRow[]) => {
     const stored: StoredSession = base ?? { head, entries: new Map() }

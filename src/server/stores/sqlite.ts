@@ -1,7 +1,20 @@
 import { SessionProtocolError } from '../errors.js'
 import { defineStore } from './define.js'
 import { expiryCutoff, isExpired } from './records.js'
-import { afterWrite, createSessionCache, currentOf, headColumns, headOf, sessionAt, type HeadRow, type VariableRow, type WriteJob } from './session-cache.js'
+import {
+  afterWrite,
+  compactionOf,
+  createSessionCache,
+  currentOf,
+  headColumns,
+  headOf,
+  nextCompaction,
+  sessionAt,
+  type Compaction,
+  type HeadRow,
+  type VariableRow,
+  type WriteJob,
+} from './session-cache.js'
 import { inTransaction, isBusy, openSqlite, type SqliteDatabase, type SqliteDriverName } from './sqlite-driver.js'
 import { fromSnapshotRecord, summaryOf, type StoredSession } from './stored.js'
 import type { SessionStore, StoreOptions } from './types.js'
@@ -36,7 +49,9 @@ const SCHEMA = `
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
     bytes       INTEGER NOT NULL,
-    clients     TEXT NOT NULL
+    clients     TEXT NOT NULL,
+    compacted_through INTEGER NOT NULL DEFAULT 0,
+    tombstones  INTEGER NOT NULL DEFAULT 0
   );
   CREATE INDEX IF NOT EXISTS ws_sessions_by_user_newest ON ws_sessions (user_id, updated_at DESC);
   CREATE INDEX IF NOT EXISTS ws_sessions_by_newest ON ws_sessions (updated_at DESC);
@@ -47,6 +62,7 @@ const SCHEMA = `
     version    INTEGER NOT NULL,
     PRIMARY KEY (session_id, name)
   ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS ws_variables_tombstones ON ws_variables (session_id) WHERE value IS NULL;
 `
 
 interface Job extends WriteJob {
@@ -79,6 +95,7 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
     retryWhileLocked(() => db.exec('PRAGMA journal_mode = WAL'), timeoutMs)
     db.exec(`PRAGMA synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
     retryWhileLocked(() => db.exec(SCHEMA), timeoutMs)
+    retryWhileLocked(() => addCompactionColumns(db), timeoutMs)
     migrateFrom01(db)
   })
   const cache = createSessionCache(options.cacheBytes)
@@ -86,10 +103,12 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
 
   const selectHead = db.prepare<[string], HeadRow>('SELECT * FROM ws_sessions WHERE id = ?')
   const selectRows = db.prepare<[string, number], VariableRow>('SELECT name, value FROM ws_variables WHERE session_id = ? AND version > ?')
-  const upsertHead = db.prepare<[string, string | null, string | null, number, string, string, number, string]>(
-    `INSERT INTO ws_sessions (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+  const upsertHead = db.prepare<[...ReturnType<typeof headColumns>, number, number]>(
+    `INSERT INTO ws_sessions (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients, compacted_through, tombstones)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, workflow_id = excluded.workflow_id, version = excluded.version,
-       updated_at = excluded.updated_at, bytes = excluded.bytes, clients = excluded.clients`,
+       updated_at = excluded.updated_at, bytes = excluded.bytes, clients = excluded.clients,
+       compacted_through = excluded.compacted_through, tombstones = excluded.tombstones`,
   )
   const upsertVariable = db.prepare<[string, string, string | null, number]>(
     `INSERT INTO ws_variables (session_id, name, value, version) VALUES (?, ?, ?, ?)
@@ -97,6 +116,8 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
   )
   const removeSession = db.prepare<[string]>('DELETE FROM ws_sessions WHERE id = ?')
   const removeVariables = db.prepare<[string]>('DELETE FROM ws_variables WHERE session_id = ?')
+  // Through the partial index ws_variables_tombstones: O(tombstones), not O(session).
+  const removeTombstones = db.prepare<[string]>('DELETE FROM ws_variables WHERE session_id = ? AND value IS NULL')
   const purgeVariables = db.prepare<[string]>('DELETE FROM ws_variables WHERE session_id IN (SELECT id FROM ws_sessions WHERE updated_at <= ?)')
   const purgeSessions = db.prepare<[string]>('DELETE FROM ws_sessions WHERE updated_at <= ?')
   const listAll = db.prepare<[string, number, number], HeadRow>('SELECT * FROM ws_sessions WHERE updated_at > ? ORDER BY updated_at DESC, id LIMIT ? OFFSET ?')
@@ -105,24 +126,27 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
   )
   const idsBatch = db.prepare<[string, string, number], { id: string }>('SELECT id FROM ws_sessions WHERE id > ? AND updated_at > ? ORDER BY id LIMIT ?')
 
-  /** The live session as the database has it now (inside the caller's transaction). */
-  function load(sessionId: string): StoredSession | null {
+  /** The live session as the database has it now, and its head's compaction columns (inside the caller's transaction). */
+  function load(sessionId: string): { stored: StoredSession; compaction: Compaction } | null {
     const row = selectHead.get(sessionId)
     const head = row && headOf(row)
-    if (!head || isExpired(head, options.ttlMs)) {
+    if (!row || !head || isExpired(head, options.ttlMs)) {
       cache.drop(sessionId)
       if (head) purgeSoon(sessionId)
       return null
     }
-    return sessionAt(cache, head, (since) => selectRows.all(sessionId, since).filter((variable) => since >= 0 || variable.value !== null))
+    const compaction = compactionOf(row)
+    const loadRows = (since: number) => selectRows.all(sessionId, since).filter((variable) => since >= 0 || variable.value !== null)
+    return { stored: sessionAt(cache, head, compaction.compactedThrough, loadRows), compaction }
   }
-  const readInSnapshot = (sessionId: string) => inTransaction(db, 'BEGIN', () => load(sessionId))
+  const readInSnapshot = (sessionId: string) => inTransaction(db, 'BEGIN', () => load(sessionId)?.stored ?? null)
 
   /** One job inside the shared transaction, in a savepoint: its failure undoes only its own writes. */
   function run(job: Job): void {
     db.exec('SAVEPOINT job')
     try {
-      const stored = load(job.sessionId)
+      const loaded = load(job.sessionId)
+      const stored = loaded?.stored ?? null
       const write = job.decide(currentOf(stored))
       let after = stored
       if (write?.head === null) {
@@ -135,9 +159,12 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
           removeVariables.run(job.sessionId)
           removeSession.run(job.sessionId)
         }
-        upsertHead.run(...headColumns(write.head))
+        const deletes = write.deletes ?? []
+        const compaction = nextCompaction(loaded?.compaction ?? null, write.head.version, deletes.length)
+        upsertHead.run(...headColumns(write.head), compaction.compactedThrough, compaction.tombstones)
         for (const [name, json] of write.sets ?? []) upsertVariable.run(job.sessionId, name, json, write.head.version)
-        for (const name of write.deletes ?? []) upsertVariable.run(job.sessionId, name, null, write.head.version)
+        for (const name of deletes) upsertVariable.run(job.sessionId, name, null, write.head.version)
+        if (compaction.compact) removeTombstones.run(job.sessionId)
         after = afterWrite(cache, job.sessionId, stored, write)
       }
       job.result = job.view(after)
@@ -215,6 +242,25 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
     },
     options,
   )
+}
+
+/**
+ * Tables made before tombstones were compacted get the head's compaction columns, and each
+ * session's count of the tombstones it has, once, in one transaction (the Python store does the
+ * same; whichever opens the file first adds them).
+ */
+function addCompactionColumns(db: SqliteDatabase): void {
+  const added = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('ws_sessions') WHERE name = 'compacted_through'")
+  if (added.get()) return
+  inTransaction(db, 'BEGIN IMMEDIATE', () => {
+    if (added.get()) return
+    db.exec(`
+      ALTER TABLE ws_sessions ADD COLUMN compacted_through INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE ws_sessions ADD COLUMN tombstones INTEGER NOT NULL DEFAULT 0;
+      UPDATE ws_sessions SET tombstones = (SELECT count(*) FROM ws_variables WHERE session_id = ws_sessions.id AND value IS NULL)
+        WHERE id IN (SELECT session_id FROM ws_variables WHERE value IS NULL);
+    `)
+  })
 }
 
 /** Sessions of 0.1 (`sessions`: one JSON `record` per session) move to the head and variable rows, in one transaction. */
