@@ -23,7 +23,7 @@ from ..errors import SessionProtocolError
 from ..models import Record, Summary
 from ..rules import compact_json
 from .base import Backend, ChangeListener, Decision, Keep, Put, Remove, SessionStore, T, summary_of
-from .rows import HEAD_COLUMNS, head_of, head_row, record_of, variable_rows
+from .rows import COMPACTION_COLUMNS, HEAD_COLUMNS, Compaction, compaction_of, head_of, head_row, next_compaction, record_of, tombstones_in, variable_rows
 
 if TYPE_CHECKING:  # psycopg is the optional ``postgres`` extra: imported when the store opens
     from psycopg import AsyncConnection
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # psycopg is the optional ``postgres`` extra: imported when t
     from psycopg_pool import AsyncConnectionPool
 
 HEAD_COLUMNS_OF_H = ", ".join(f"h.{column.strip()}" for column in HEAD_COLUMNS.split(","))
+COMPACTION_COLUMNS_OF_H = ", ".join(f"h.{column.strip()}" for column in COMPACTION_COLUMNS.split(","))
 
 #: The NOTIFY channel that carries ``{"id", "version"}`` of each applied change to every server.
 CHANGE_CHANNEL = "workflow_session_changes"
@@ -122,7 +123,11 @@ class PostgresBackend(Backend):
             self._pool = pool
 
     async def _create_tables(self, db: AsyncConnection[TupleRow]) -> None:
-        """The TypeScript store's tables (see :mod:`.rows`), under its schema lock, so either may create them."""
+        """The TypeScript store's tables (see :mod:`.rows`), under its schema lock, so either may create them.
+
+        Tables made before tombstones were compacted get the head's compaction columns and each
+        session's count of its tombstones, once, as the TypeScript store does.
+        """
         async with db.transaction():
             await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"workflow-session schema {self.table}",))
             cursor = await db.execute(
@@ -140,7 +145,9 @@ class PostgresBackend(Backend):
                       created_at  text NOT NULL,
                       updated_at  text NOT NULL,
                       bytes       bigint NOT NULL,
-                      clients     text NOT NULL
+                      clients     text NOT NULL,
+                      compacted_through bigint NOT NULL DEFAULT 0,
+                      tombstones  bigint NOT NULL DEFAULT 0
                     );
                     CREATE INDEX IF NOT EXISTS {self.table}_user_newest ON {self.table} (user_id, updated_at DESC);
                     CREATE INDEX IF NOT EXISTS {self.table}_newest ON {self.table} (updated_at DESC);
@@ -151,8 +158,21 @@ class PostgresBackend(Backend):
                       version    bigint NOT NULL,
                       PRIMARY KEY (session_id, name)
                     );
-                    CREATE INDEX IF NOT EXISTS {self.variables}_by_version ON {self.variables} (session_id, version);"""
+                    CREATE INDEX IF NOT EXISTS {self.variables}_by_version ON {self.variables} (session_id, version);
+                    CREATE INDEX IF NOT EXISTS {self.variables}_tombstones ON {self.variables} (session_id) WHERE value IS NULL;"""
             )
+            cursor = await db.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s AND column_name = 'compacted_through'",
+                (self.table,),
+            )
+            if not await cursor.fetchone():
+                await db.execute(
+                    f"""ALTER TABLE {self.table} ADD COLUMN IF NOT EXISTS compacted_through bigint NOT NULL DEFAULT 0,
+                          ADD COLUMN IF NOT EXISTS tombstones bigint NOT NULL DEFAULT 0;
+                        UPDATE {self.table} SET tombstones = c.n
+                          FROM (SELECT session_id, count(*) AS n FROM {self.variables} WHERE value IS NULL GROUP BY session_id) c
+                          WHERE {self.table}.id = c.session_id"""
+                )
 
     async def _connection(self) -> AbstractAsyncContextManager[AsyncConnection[TupleRow]]:
         if self._pool is None:
@@ -169,18 +189,20 @@ class PostgresBackend(Backend):
     async def read(self, session_id: str) -> Record | None:
         async with _as_unavailable():
             async with await self._connection() as db:
-                return await self._read(db, session_id)
+                return (await self._read(db, session_id))[0]
 
-    async def _read(self, db: AsyncConnection[TupleRow], session_id: str) -> Record | None:
+    async def _read(self, db: AsyncConnection[TupleRow], session_id: str) -> tuple[Record | None, Compaction | None]:
+        """The session and its head's compaction columns, in one statement (None and None: no session)."""
         cursor = await db.execute(
-            f"""SELECT {HEAD_COLUMNS_OF_H}, v.name, v.value FROM {self.table} h
+            f"""SELECT {HEAD_COLUMNS_OF_H}, {COMPACTION_COLUMNS_OF_H}, v.name, v.value FROM {self.table} h
                 LEFT JOIN {self.variables} v ON v.session_id = h.id AND v.value IS NOT NULL WHERE h.id = %s""",
             (session_id,),
         )
         rows = await cursor.fetchall()
         if not rows:
-            return None
-        return record_of(rows[0][:8], [(row[8], row[9]) for row in rows if row[8] is not None])
+            return None, None
+        record = record_of(rows[0][:8], [(row[10], row[11]) for row in rows if row[10] is not None])
+        return record, compaction_of(rows[0][8], rows[0][9])
 
     async def update(self, session_id: str, decide: Callable[[Record | None], Decision[T]]) -> T:
         async with _as_unavailable():
@@ -188,11 +210,11 @@ class PostgresBackend(Backend):
                 # One writer per session at a time, across every server sharing the database
                 # (the same lock key as the TypeScript store).
                 await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (session_id,))
-                current = await self._read(db, session_id)
+                current, compaction = await self._read(db, session_id)
                 decision = decide(current)
                 match decision.write:
                     case Put(record):
-                        await self._write(db, session_id, current, record)
+                        await self._write(db, session_id, current, compaction, record)
                     case Remove():
                         await db.execute(f"DELETE FROM {self.variables} WHERE session_id = %s", (session_id,))
                         await db.execute(f"DELETE FROM {self.table} WHERE id = %s", (session_id,))
@@ -200,19 +222,21 @@ class PostgresBackend(Backend):
                         pass
                 return decision.result
 
-    async def _write(self, db: AsyncConnection[TupleRow], session_id: str, current: Record | None, record: Record) -> None:
-        """Writes the head and the variable rows the write changed, and tells every server of the new version."""
+    async def _write(self, db: AsyncConnection[TupleRow], session_id: str, current: Record | None, compaction: Compaction | None, record: Record) -> None:
+        """Writes the head and the variable rows the write changed (compacting tombstones by the rule of :mod:`.rows`), and tells every server of the new version."""
         if current is None:  # a new session: nothing of an older one with this id stays
             await db.execute(f"DELETE FROM {self.variables} WHERE session_id = %s", (session_id,))
         version = record["head"]["version"]
+        rows = variable_rows(current, record)
+        after = next_compaction(compaction, version, tombstones_in(rows))
         await db.execute(
-            f"""INSERT INTO {self.table} ({HEAD_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            f"""INSERT INTO {self.table} ({HEAD_COLUMNS}, {COMPACTION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                 ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, workflow_id = excluded.workflow_id,
                 version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at,
-                bytes = excluded.bytes, clients = excluded.clients""",
-            head_row(record["head"]),
+                bytes = excluded.bytes, clients = excluded.clients,
+                compacted_through = excluded.compacted_through, tombstones = excluded.tombstones""",
+            (*head_row(record["head"]), after.compacted_through, after.tombstones),
         )
-        rows = variable_rows(current, record)
         if rows:
             await db.execute(
                 f"""INSERT INTO {self.variables} (session_id, name, value, version)
@@ -220,6 +244,8 @@ class PostgresBackend(Backend):
                     ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value, version = excluded.version""",
                 (session_id, version, [name for name, _ in rows], [value for _, value in rows]),
             )
+        if after.compact:  # through the partial index {variables}_tombstones: O(tombstones)
+            await db.execute(f"DELETE FROM {self.variables} WHERE session_id = %s AND value IS NULL", (session_id,))
         await db.execute("SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, compact_json({"id": session_id, "version": version})))
 
     async def list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:

@@ -1,18 +1,25 @@
 """The row layout the SQLite and PostgreSQL stores share with the TypeScript stores, and its :class:`Record`.
 
 A session is a head row (id, user_id, workflow_id, version, created_at, updated_at, bytes,
-clients) and one row per variable (session_id, name, value as JSON text, version). A deleted
-variable stays as a row with a NULL value at the version that deleted it, so a server that keeps
-a session in memory (the TypeScript stores do) catches up by reading the rows newer than the
-version it has. The Python stores keep nothing between requests: they read the head and the live
-variable rows into a :class:`~workflow_session.models.Record` inside each read or write, and
-write back the head and the variable rows the write changed. Python and Node servers can
-therefore share one database.
+clients, compacted_through, tombstones) and one row per variable (session_id, name, value as
+JSON text, version). A deleted variable stays as a row with a NULL value at the version that
+deleted it (a tombstone), so a server that keeps a session in memory (the TypeScript stores do)
+catches up by reading the rows newer than the version it has. The Python stores keep nothing
+between requests: they read the head and the live variable rows into a
+:class:`~workflow_session.models.Record` inside each read or write, and write back the head and
+the variable rows the write changed. Python and Node servers can therefore share one database.
+
+Tombstones are compacted by the TypeScript stores' rule (:func:`next_compaction`): the head
+counts the tombstones written since the last compaction, and the write that takes the count past
+:data:`MAX_TOMBSTONES` removes every tombstone of the session and sets ``compacted_through`` to
+its version; a server whose copy is older than ``compacted_through`` loads the session again
+whole instead of catching up.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Optional
 
 from ..models import Record, SessionHead
@@ -22,6 +29,40 @@ from ..rules import compact_json
 HEAD_COLUMNS = "id, user_id, workflow_id, version, created_at, updated_at, bytes, clients"
 #: A head row as both databases hand it back (``clients``: ``[[clientId, seq], …]`` as JSON text).
 HeadRow = tuple[str, Optional[str], Optional[str], int, str, str, int, str]
+#: The head's compaction columns, after HEAD_COLUMNS.
+COMPACTION_COLUMNS = "compacted_through, tombstones"
+#: Tombstones a session keeps at most: the write that takes its count past this removes them all
+#: (``MAX_TOMBSTONES`` of the TypeScript stores, src/server/stores/session-cache.ts).
+MAX_TOMBSTONES = 1000
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """A head's compaction columns."""
+
+    #: A copy at a version below this may have missed a deletion (its tombstone is gone): it is loaded again whole.
+    compacted_through: int
+    #: Tombstones written since the last compaction: at least the number of the session's tombstone rows.
+    tombstones: int
+    #: Whether the write removes every tombstone of the session (after its own rows, in its transaction).
+    compact: bool = False
+
+
+def compaction_of(compacted_through: int, tombstones: int) -> Compaction:
+    """The compaction columns of a head row, as the database hands them back."""
+    return Compaction(int(compacted_through), int(tombstones))
+
+
+def next_compaction(before: Compaction | None, version: int, written: int) -> Compaction:
+    """The compaction columns after a write of ``version`` that writes ``written`` tombstones.
+
+    ``before``: the session's columns, or None when the write makes the session anew (no copy of
+    an earlier version is of this session). O(1): no row is read.
+    """
+    tombstones = (before.tombstones if before is not None else 0) + written
+    if tombstones > MAX_TOMBSTONES:
+        return Compaction(version, 0, compact=True)
+    return Compaction(before.compacted_through if before is not None else version, tombstones)
 
 
 def head_of(row: HeadRow) -> SessionHead:
@@ -59,6 +100,11 @@ def head_row(head: SessionHead) -> HeadRow:
         head["bytes"],
         compact_json([[client, seq] for client, seq in head["clients"].items()]),
     )
+
+
+def tombstones_in(rows: list[tuple[str, str | None]]) -> int:
+    """How many of a write's variable rows are tombstones."""
+    return sum(1 for _, value in rows if value is None)
 
 
 def variable_rows(before: Record | None, after: Record) -> list[tuple[str, str | None]]:

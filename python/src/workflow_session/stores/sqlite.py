@@ -23,7 +23,7 @@ from typing_extensions import ParamSpec
 from ..errors import SessionProtocolError
 from ..models import Record, Summary
 from .base import Backend, Decision, Keep, Put, Remove, SessionStore, T, summary_of
-from .rows import HEAD_COLUMNS, head_of, head_row, record_of, variable_rows
+from .rows import COMPACTION_COLUMNS, HEAD_COLUMNS, Compaction, compaction_of, head_of, head_row, next_compaction, record_of, tombstones_in, variable_rows
 
 SCHEMA = """
   CREATE TABLE IF NOT EXISTS ws_sessions (
@@ -34,7 +34,9 @@ SCHEMA = """
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
     bytes       INTEGER NOT NULL,
-    clients     TEXT NOT NULL
+    clients     TEXT NOT NULL,
+    compacted_through INTEGER NOT NULL DEFAULT 0,
+    tombstones  INTEGER NOT NULL DEFAULT 0
   );
   CREATE INDEX IF NOT EXISTS ws_sessions_by_user_newest ON ws_sessions (user_id, updated_at DESC);
   CREATE INDEX IF NOT EXISTS ws_sessions_by_newest ON ws_sessions (updated_at DESC);
@@ -45,11 +47,20 @@ SCHEMA = """
     version    INTEGER NOT NULL,
     PRIMARY KEY (session_id, name)
   ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS ws_variables_tombstones ON ws_variables (session_id) WHERE value IS NULL;
+"""
+#: Tables made before tombstones were compacted: the head's compaction columns, and each session's count of its tombstones.
+ADD_COMPACTION_COLUMNS = """
+  ALTER TABLE ws_sessions ADD COLUMN compacted_through INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE ws_sessions ADD COLUMN tombstones INTEGER NOT NULL DEFAULT 0;
+  UPDATE ws_sessions SET tombstones = (SELECT count(*) FROM ws_variables WHERE session_id = ws_sessions.id AND value IS NULL)
+    WHERE id IN (SELECT session_id FROM ws_variables WHERE value IS NULL);
 """
 UPSERT_HEAD = f"""
-  INSERT INTO ws_sessions ({HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+  INSERT INTO ws_sessions ({HEAD_COLUMNS}, {COMPACTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, workflow_id = excluded.workflow_id, version = excluded.version,
-    updated_at = excluded.updated_at, bytes = excluded.bytes, clients = excluded.clients
+    updated_at = excluded.updated_at, bytes = excluded.bytes, clients = excluded.clients,
+    compacted_through = excluded.compacted_through, tombstones = excluded.tombstones
 """
 UPSERT_VARIABLE = """
   INSERT INTO ws_variables (session_id, name, value, version) VALUES (?, ?, ?, ?)
@@ -89,6 +100,7 @@ class SqliteBackend(Backend):
             _retry_while_locked(lambda: db.execute("PRAGMA journal_mode = WAL"), self._busy_timeout)
             db.execute(f"PRAGMA synchronous = {self._synchronous}")
             _retry_while_locked(lambda: db.executescript(SCHEMA), self._busy_timeout)
+            _retry_while_locked(lambda: _add_compaction_columns(db), self._busy_timeout)
             if db.execute("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'record'").fetchone():
                 raise RuntimeError(f"{self.path} holds sessions in the layout of 0.1: open it once with the TypeScript sqliteStore, which moves them")
             self._local.db = db
@@ -103,26 +115,34 @@ class SqliteBackend(Backend):
         return await loop.run_in_executor(self._executor, functools.partial(_busy_as_unavailable, work, *args, **kwargs))
 
     def _read(self, session_id: str) -> Record | None:
+        return self._read_compaction(session_id)[0]
+
+    def _read_compaction(self, session_id: str) -> tuple[Record | None, Compaction | None]:
+        """The session and its head's compaction columns (None and None: no session)."""
         db = self._connection()
-        head = db.execute(f"SELECT {HEAD_COLUMNS} FROM ws_sessions WHERE id = ?", (session_id,)).fetchone()
+        head = db.execute(f"SELECT {HEAD_COLUMNS}, {COMPACTION_COLUMNS} FROM ws_sessions WHERE id = ?", (session_id,)).fetchone()
         if head is None:
-            return None
+            return None, None
         rows = db.execute("SELECT name, value FROM ws_variables WHERE session_id = ? AND value IS NOT NULL", (session_id,)).fetchall()
-        return record_of(head, rows)
+        return record_of(head[:8], rows), compaction_of(head[8], head[9])
 
     def _update(self, session_id: str, decide: Callable[[Record | None], Decision[T]]) -> T:
         db = self._connection()
         db.execute("BEGIN IMMEDIATE")
         try:
-            current = self._read(session_id)
+            current, compaction = self._read_compaction(session_id)
             decision = decide(current)
             match decision.write:
                 case Put(record):
                     if current is None:  # a new session: nothing of an older one with this id stays
                         db.execute("DELETE FROM ws_variables WHERE session_id = ?", (session_id,))
                     version = record["head"]["version"]
-                    db.execute(UPSERT_HEAD, head_row(record["head"]))
-                    db.executemany(UPSERT_VARIABLE, [(session_id, name, value, version) for name, value in variable_rows(current, record)])
+                    rows = variable_rows(current, record)
+                    after = next_compaction(compaction, version, tombstones_in(rows))
+                    db.execute(UPSERT_HEAD, (*head_row(record["head"]), after.compacted_through, after.tombstones))
+                    db.executemany(UPSERT_VARIABLE, [(session_id, name, value, version) for name, value in rows])
+                    if after.compact:  # through the partial index ws_variables_tombstones: O(tombstones)
+                        db.execute("DELETE FROM ws_variables WHERE session_id = ? AND value IS NULL", (session_id,))
                 case Remove():
                     db.execute("DELETE FROM ws_variables WHERE session_id = ?", (session_id,))
                     db.execute("DELETE FROM ws_sessions WHERE id = ?", (session_id,))
@@ -177,6 +197,24 @@ class SqliteBackend(Backend):
             for db in self._connections:
                 db.close()
             self._connections.clear()
+
+
+def _add_compaction_columns(db: sqlite3.Connection) -> None:
+    """Adds the head's compaction columns to tables made before them, once, in one transaction (as the TypeScript store does)."""
+    added = "SELECT 1 FROM pragma_table_info('ws_sessions') WHERE name = 'compacted_through'"
+    if db.execute(added).fetchone():
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if not db.execute(added).fetchone():
+            for statement in ADD_COMPACTION_COLUMNS.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def _retry_while_locked(work: Callable[[], object], seconds: float) -> None:
