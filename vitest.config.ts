@@ -19,7 +19,13 @@ export default mergeConfig(
       projects: [
         {
           extends: true,
-          test: { name: 'unit', include: ['test/**/*.test.{ts,tsx}'], exclude: ['test/e2e/**', 'test/oldest-peers/**'], environment: 'node', setupFiles: ['test/setup.ts'] },
+          test: {
+            name: 'unit',
+            include: ['test/**/*.test.{ts,tsx}'],
+            exclude: ['test/e2e/**', 'test/oldest-peers/**'],
+            environment: 'node',
+            setupFiles: ['test/setup.ts'],
+          },
         },
         {
           // The React tests and the client's sync tests once more on the oldest version of each

@@ -22,7 +22,9 @@ export async function measureHydration(): Promise<{ rows: HydrationRow[]; chromi
       if (path.startsWith('/api/session')) return sessions(request)
       return path === '/app.js'
         ? new Response(script, { headers: { 'content-type': 'text/javascript' } })
-        : new Response('<!doctype html><div id="root"></div><script type="module" src="/app.js"></script>', { headers: { 'content-type': 'text/html' } })
+        : new Response('<!doctype html><div id="root"></div><script type="module" src="/app.js"></script>', {
+            headers: { 'content-type': 'text/html' },
+          })
     },
   })
   const browser = await launchChromium()
@@ -47,7 +49,9 @@ export async function measureHydration(): Promise<{ rows: HydrationRow[]; chromi
   for (let round = -2; round < 11; round++) {
     for (const { lib, page, times } of pages) {
       await page.goto(`${server.url}/?lib=${lib}&mode=measure`)
-      await page.waitForFunction(() => typeof (window as unknown as { __result?: { ms?: number } }).__result?.ms === 'number', undefined, { timeout: 20_000 })
+      await page.waitForFunction(() => typeof (window as unknown as { __result?: { ms?: number } }).__result?.ms === 'number', undefined, {
+        timeout: 20_000,
+      })
       const ms = await page.evaluate(() => (window as unknown as { __result: { ms: number } }).__result.ms)
       if (round >= 0) times.push(ms)
     }

@@ -40,7 +40,9 @@ export interface KeystrokeRow {
 }
 
 /** The form as it starts, in every variant: 50 filled-in fields. */
-const INITIAL: Record<string, string> = Object.fromEntries(Array.from({ length: FIELDS }, (_, i) => [`field${i}`, `initial value of field ${i}`]))
+const INITIAL: Record<string, string> = Object.fromEntries(
+  Array.from({ length: FIELDS }, (_, i) => [`field${i}`, `initial value of field ${i}`]),
+)
 
 /** A fetch that answers with the real session handler (over a store holding the initial form) and counts what is sent. */
 function countingFetch(counters: Counters): typeof fetch {
@@ -87,7 +89,9 @@ async function runScenario(library: string, App: (props: { counters: Counters })
     await act(() => vi.advanceTimersByTimeAsync(INTERVAL_MS))
   }
   await act(() => vi.advanceTimersByTimeAsync(6000)) // let debounces and retries settle
-  const nonReaderRenders = counters.renders.slice(TYPED_FIELDS).reduce((sum, count, i) => sum + count - rendersAfterMount[TYPED_FIELDS + i]!, 0)
+  const nonReaderRenders = counters.renders
+    .slice(TYPED_FIELDS)
+    .reduce((sum, count, i) => sum + count - rendersAfterMount[TYPED_FIELDS + i]!, 0)
   cleanup()
   current = undefined
   vi.useRealTimers()
@@ -117,7 +121,13 @@ function Ours({ counters }: { counters: Counters }) {
   const [client] = useState(() => {
     const inner = memoryLocalCopy()
     const storage: LocalCopyStorage = { ...inner, set: (key, value) => (counters.storageWrites++, inner.set(key, value)) }
-    return createSessionClient({ endpoint: 'http://bench/api/session', sessionId: 'bench-session-1', storage, fetch: countingFetch(counters), locks: null })
+    return createSessionClient({
+      endpoint: 'http://bench/api/session',
+      sessionId: 'bench-session-1',
+      storage,
+      fetch: countingFetch(counters),
+      locks: null,
+    })
   })
   function Field({ index }: { index: number }) {
     counters.renders[index]!++
@@ -142,10 +152,13 @@ function Zustand({ counters }: { counters: Counters }) {
       removeItem: async (name: string) => void data.delete(name),
     }
     return create<{ values: Record<string, string>; setValue: (key: string, value: string) => void }>()(
-      persist((set) => ({ values: { ...INITIAL }, setValue: (key, value) => set((state) => ({ values: { ...state.values, [key]: value } })) }), {
-        name: 'form',
-        storage: createJSONStorage(() => storage),
-      }),
+      persist(
+        (set) => ({ values: { ...INITIAL }, setValue: (key, value) => set((state) => ({ values: { ...state.values, [key]: value } })) }),
+        {
+          name: 'form',
+          storage: createJSONStorage(() => storage),
+        },
+      ),
     )
   })
   function Field({ index }: { index: number }) {
@@ -188,7 +201,11 @@ function TanStackOptimistic({ counters }: { counters: Counters }) {
     })
     const mutation = useMutation({
       mutationFn: (value: string) =>
-        fetchCounted(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ variables: { [key]: value } }) }),
+        fetchCounted(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ variables: { [key]: value } }),
+        }),
       onMutate: async (value) => {
         await client.cancelQueries({ queryKey: ['form'] })
         const previous = client.getQueryData<Record<string, string>>(['form'])
@@ -214,7 +231,11 @@ function WholeState({ counters }: { counters: Counters }) {
   const [fetchCounted] = useState(() => countingFetch(counters))
   const send = useDebouncedCallback(
     (all: Record<string, string>) =>
-      void fetchCounted('http://bench/api/session/bench-session-3', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ variables: all }) }),
+      void fetchCounted('http://bench/api/session/bench-session-3', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ variables: all }),
+      }),
     800,
     { maxWait: 5000 },
   )
@@ -235,7 +256,12 @@ function WholeState({ counters }: { counters: Counters }) {
     </>
   )
 }
-const WholeStateField = memo(function WholeStateField(props: { index: number; value: string; onChange: (key: string, value: string) => void; counters: Counters }) {
+const WholeStateField = memo(function WholeStateField(props: {
+  index: number
+  value: string
+  onChange: (key: string, value: string) => void
+  counters: Counters
+}) {
   props.counters.renders[props.index]!++
   setters[props.index] = (value) => props.onChange(`field${props.index}`, value)
   return <input readOnly value={props.value} />

@@ -20,7 +20,9 @@ const say = (text: string) => {
 const ratio = (ours: number, theirs: number) => (ours === 0 ? (theirs === 0 ? '—' : '∞ better') : `${(theirs / ours).toFixed(1)}×`)
 
 // 1. Keystrokes (jsdom, fake timers: counts do not depend on the machine).
-const run = spawnSync(process.execPath, ['node_modules/vitest/vitest.mjs', 'run', '--config', 'bench/vitest.config.ts'], { stdio: 'inherit' })
+const run = spawnSync(process.execPath, ['node_modules/vitest/vitest.mjs', 'run', '--config', 'bench/vitest.config.ts'], {
+  stdio: 'inherit',
+})
 if (run.status !== 0) throw new Error('the keystroke benchmark failed')
 const keys = await readResult<KeystrokeRow[]>('keystrokes')
 const ours = keys[0]!
@@ -88,7 +90,8 @@ const stores: Array<[string, string]> = [
   ...(databaseUrl ? ([[databaseUrl, 'postgres']] as Array<[string, string]>) : []),
 ]
 const sizes: SizeRow[] = []
-for (const [url, label] of stores.filter(([, label]) => label !== 'file')) for (const variables of [10, 1000, 10000]) sizes.push(await measureSessionSize(url, label, variables))
+for (const [url, label] of stores.filter(([, label]) => label !== 'file'))
+  for (const variables of [10, 1000, 10000]) sizes.push(await measureSessionSize(url, label, variables))
 const smallest = (row: SizeRow) => sizes.find((other) => other.store === row.store && other.variables === 10)!
 say(`## Server: cost of a one-key patch against session size (1 client)
 
@@ -126,9 +129,15 @@ PostgreSQL: ${hot ? `${hot.patchesPerSecond.toFixed(0)} patches/s, version ${hot
 const entries = await entrySizes()
 const peers = ['react', 'react-dom', 'react/jsx-runtime']
 const alternatives = [
-  ['zustand + persist + idb-keyval', "export { create } from 'zustand'; export { persist, createJSONStorage } from 'zustand/middleware'; export { get, set } from 'idb-keyval'"],
+  [
+    'zustand + persist + idb-keyval',
+    "export { create } from 'zustand'; export { persist, createJSONStorage } from 'zustand/middleware'; export { get, set } from 'idb-keyval'",
+  ],
   ['use-local-storage-state', "export { default } from 'use-local-storage-state'"],
-  ['@tanstack/react-query (the optimistic recipe)', "export { QueryClient, QueryClientProvider, useQuery, useMutation } from '@tanstack/react-query'"],
+  [
+    '@tanstack/react-query (the optimistic recipe)',
+    "export { QueryClient, QueryClientProvider, useQuery, useMutation } from '@tanstack/react-query'",
+  ],
 ] as const
 const alternativeSizes = await Promise.all(alternatives.map(async ([name, code]) => [name, await sizeOfModule(code, peers)] as const))
 say(`## Bundle size (minified; brotli / gzip)

@@ -7,5 +7,10 @@ const { createSessionHandler, openStore, serve } = (await import(
 )) as typeof import('../src/server/index.js')
 
 const store = await openStore(process.argv[2]!)
-const running = await serve({ handler: createSessionHandler({ store }), port: 0, shutdownSignals: ['SIGTERM'], onClose: () => store.close() })
+const running = await serve({
+  handler: createSessionHandler({ store }),
+  port: 0,
+  shutdownSignals: ['SIGTERM'],
+  onClose: () => store.close(),
+})
 console.log(running.url)

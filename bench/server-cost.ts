@@ -43,11 +43,14 @@ function startProcess(script: string, args: string[]): Promise<{ url: string; ch
   })
 }
 
-const ms = (text: string) => (text.endsWith('us') ? Number.parseFloat(text) / 1000 : text.endsWith('ms') ? Number.parseFloat(text) : Number.parseFloat(text) * 1000)
+const ms = (text: string) =>
+  text.endsWith('us') ? Number.parseFloat(text) / 1000 : text.endsWith('ms') ? Number.parseFloat(text) : Number.parseFloat(text) * 1000
 
 /** wrk against `url` with one-key patches over 200 sessions (bench/wrk-patch.lua). */
 export function wrk(url: string, target: string, connections: number, seconds: number): WrkRow {
-  const output = execFileSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', here('./wrk-patch.lua'), url], { encoding: 'utf8' })
+  const output = execFileSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', here('./wrk-patch.lua'), url], {
+    encoding: 'utf8',
+  })
   const percentile = (p: string) => ms(new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(output)?.[1] ?? 'NaN')
   return {
     target,
@@ -124,7 +127,11 @@ async function fillOneMebibyte(store: import('../src/server/index.js').SessionSt
   // 1,000 variables of ~1 KiB: about 1 MiB of JSON.
   const value = 'x'.repeat(1000)
   for (let start = 0; start < 1000; start += 100) {
-    await store.apply('mebibyte-session', { variables: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`v${start + i}`, value])) }, { maxBytes: 2 * 1024 * 1024 })
+    await store.apply(
+      'mebibyte-session',
+      { variables: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`v${start + i}`, value])) },
+      { maxBytes: 2 * 1024 * 1024 },
+    )
   }
 }
 

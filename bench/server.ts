@@ -30,7 +30,8 @@ export function startServerProcess(storeUrl: string): Promise<{ url: string; clo
     child.stdout.once('data', (chunk: Buffer) =>
       resolve({
         url: chunk.toString().trim(),
-        close: () => new Promise<void>((done) => (child.removeAllListeners('exit'), child.once('exit', () => done()), child.kill('SIGTERM'))),
+        close: () =>
+          new Promise<void>((done) => (child.removeAllListeners('exit'), child.once('exit', () => done()), child.kill('SIGTERM'))),
       }),
     )
   })
@@ -40,7 +41,13 @@ export function startServerProcess(storeUrl: string): Promise<{ url: string; clo
  * Drives `clients` loops of patches for `seconds` against `serverCount` server processes on the
  * same store (clients take turns between them); returns the measured row.
  */
-export async function measure(storeUrl: string, label: string, clientCount = clients, durationSeconds = seconds, serverCount = 1): Promise<ThroughputRow> {
+export async function measure(
+  storeUrl: string,
+  label: string,
+  clientCount = clients,
+  durationSeconds = seconds,
+  serverCount = 1,
+): Promise<ThroughputRow> {
   const running: Array<Awaited<ReturnType<typeof startServerProcess>>> = []
   for (let i = 0; i < serverCount; i++) running.push(await startServerProcess(storeUrl))
   const latencies: number[] = []
@@ -49,7 +56,11 @@ export async function measure(storeUrl: string, label: string, clientCount = cli
     Array.from({ length: clientCount }, async (_, client) => {
       const url = `${running[client % serverCount]!.url}/api/session/bench-${label.replace(/\W+/g, '-')}-${client}-session`
       for (let seq = 1; performance.now() < until; seq++) {
-        const body = JSON.stringify({ variables: { [`field${seq % 50}`]: `value ${seq}`, step: seq % 5 }, clientId: `bench-${client}`, seq })
+        const body = JSON.stringify({
+          variables: { [`field${seq % 50}`]: `value ${seq}`, step: seq % 5 },
+          clientId: `bench-${client}`,
+          seq,
+        })
         const started = performance.now()
         const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
         await response.arrayBuffer()
@@ -66,7 +77,8 @@ export async function measure(storeUrl: string, label: string, clientCount = cli
 
 export function throughputTable(rows: ThroughputRow[]): string {
   const lines = ['| store | clients | patches/s | p50 ms | p99 ms |', '|---|---|---|---|---|']
-  for (const row of rows) lines.push(`| ${row.store} | ${row.clients} | ${row.patchesPerSecond.toFixed(0)} | ${row.p50.toFixed(2)} | ${row.p99.toFixed(2)} |`)
+  for (const row of rows)
+    lines.push(`| ${row.store} | ${row.clients} | ${row.patchesPerSecond.toFixed(0)} | ${row.p50.toFixed(2)} | ${row.p99.toFixed(2)} |`)
   return lines.join('\n')
 }
 
@@ -97,9 +109,14 @@ export interface SizeRow {
 export async function measureSessionSize(storeUrl: string, label: string, variables: number, durationSeconds = 2): Promise<SizeRow> {
   const server = await startServerProcess(storeUrl)
   const url = `${server.url}/api/session/bench-size-${label.replace(/\W+/g, '-')}-${variables}`
-  const post = (body: unknown) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.arrayBuffer())
+  const post = (body: unknown) =>
+    fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.arrayBuffer())
   for (let start = 0; start < variables; start += 1000) {
-    await post({ variables: Object.fromEntries(Array.from({ length: Math.min(1000, variables - start) }, (_, i) => [`v${start + i}`, `value ${start + i}`])) })
+    await post({
+      variables: Object.fromEntries(
+        Array.from({ length: Math.min(1000, variables - start) }, (_, i) => [`v${start + i}`, `value ${start + i}`]),
+      ),
+    })
   }
   const latencies: number[] = []
   const until = performance.now() + durationSeconds * 1000

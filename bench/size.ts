@@ -70,17 +70,24 @@ export async function entrySizes(): Promise<Array<{ entry: string; own: Size; wi
 export const BUDGETS: Record<string, number> = JSON.parse(readFileSync(new URL('./size-budgets.json', import.meta.url), 'utf8'))
 
 /** The figures before the client rework (bench/before.json), shown beside each run. */
-export const BEFORE: { keystrokeLatencyMs: Record<string, { p50: number; p99: number }>; hydrationMs: Record<string, number>; sizeBrotliKB: Record<string, number> } = JSON.parse(
-  readFileSync(new URL('./before.json', import.meta.url), 'utf8'),
-)
+export const BEFORE: {
+  keystrokeLatencyMs: Record<string, { p50: number; p99: number }>
+  hydrationMs: Record<string, number>
+  sizeBrotliKB: Record<string, number>
+} = JSON.parse(readFileSync(new URL('./before.json', import.meta.url), 'utf8'))
 const before = (entry: string) => (BEFORE.sizeBrotliKB[entry] === undefined ? '—' : `${BEFORE.sizeBrotliKB[entry]!.toFixed(2)} kB`)
 
 export const kB = (bytes: number) => `${(bytes / 1024).toFixed(2)} kB`
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const lines = ['| entry | own code, brotli (budget) | before the client rework | own code, gzip | with dependencies, brotli | with dependencies, gzip |', '|---|---|---|---|---|---|']
+  const lines = [
+    '| entry | own code, brotli (budget) | before the client rework | own code, gzip | with dependencies, brotli | with dependencies, gzip |',
+    '|---|---|---|---|---|---|',
+  ]
   for (const row of await entrySizes()) {
-    lines.push(`| \`${row.entry}\` | ${kB(row.own.brotli)} (${BUDGETS[row.entry]} kB) | ${before(row.entry)} | ${kB(row.own.gzip)} | ${kB(row.withDependencies.brotli)} | ${kB(row.withDependencies.gzip)} |`)
+    lines.push(
+      `| \`${row.entry}\` | ${kB(row.own.brotli)} (${BUDGETS[row.entry]} kB) | ${before(row.entry)} | ${kB(row.own.gzip)} | ${kB(row.withDependencies.brotli)} | ${kB(row.withDependencies.gzip)} |`,
+    )
   }
   console.log(lines.join('\n'))
 }

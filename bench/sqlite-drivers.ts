@@ -24,7 +24,9 @@ const ROUNDS = 5
 
 async function oneRound(place: string, driver: SqliteDriverName, round: number): Promise<{ seconds: number; latencies: number[] }> {
   // npm run bench measures the built package (WS_BENCH_DIST), as production runs it.
-  const { sqliteStore } = (await import(process.env.WS_BENCH_DIST ? '../dist/server/index.js' : '../src/server/index.js')) as typeof import('../src/server/index.js')
+  const { sqliteStore } = (await import(
+    process.env.WS_BENCH_DIST ? '../dist/server/index.js' : '../src/server/index.js'
+  )) as typeof import('../src/server/index.js')
   const store = await sqliteStore(join(place, `${driver.replace(':', '-')}-${round}.db`), { driver })
   const latencies: number[] = []
   const started = performance.now()

@@ -36,14 +36,17 @@ const running = await serve({
   hostname: process.env.HOST ?? '127.0.0.1',
   shutdownSignals: ['SIGTERM', 'SIGINT'],
   onClose: () => store.close(),
-  handler: Object.assign(async (request: Request) => {
-    const { pathname } = new URL(request.url)
-    if (pathname === '/api/session' || pathname.startsWith('/api/session/')) return sessions(request)
-    if (request.method !== 'GET' && request.method !== 'HEAD') return new Response('Method not allowed', { status: 405 })
-    if (pathname === '/app.js') return page(assets.js, 'text/javascript')
-    if (pathname === '/app.css') return page(assets.css, 'text/css')
-    // The page signs a new visitor in, so that the API calls that follow carry a user.
-    return page(INDEX_HTML, 'text/html', await auth.signIn(request))
-  }, { close: sessions.close }),
+  handler: Object.assign(
+    async (request: Request) => {
+      const { pathname } = new URL(request.url)
+      if (pathname === '/api/session' || pathname.startsWith('/api/session/')) return sessions(request)
+      if (request.method !== 'GET' && request.method !== 'HEAD') return new Response('Method not allowed', { status: 405 })
+      if (pathname === '/app.js') return page(assets.js, 'text/javascript')
+      if (pathname === '/app.css') return page(assets.css, 'text/css')
+      // The page signs a new visitor in, so that the API calls that follow carry a user.
+      return page(INDEX_HTML, 'text/html', await auth.signIn(request))
+    },
+    { close: sessions.close },
+  ),
 })
 console.log(`workflow-session demo on ${running.url.replace('127.0.0.1', 'localhost')} (store: ${storeUrl})`)

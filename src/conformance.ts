@@ -61,7 +61,8 @@ const ALL_UNAUTHENTICATED =
  */
 export async function runConformance(base: string, options: ConformanceOptions = {}): Promise<ConformanceResult[]> {
   const { maxBytes = 1024 * 1024, step = 'conformance_echo' } = options
-  if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024) throw new RangeError(`maxBytes must be a whole number of bytes, at least 1024 (got ${maxBytes})`)
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024)
+    throw new RangeError(`maxBytes must be a whole number of bytes, at least 1024 (got ${maxBytes})`)
   const backend = createBackend(withoutTrailingSlashes(base), {
     headers: options.headers ?? {},
     userHeaders: options.userHeaders,
@@ -79,7 +80,9 @@ export async function runConformance(base: string, options: ConformanceOptions =
     step: (await stepMissing(backend))
       ? `the step checks need the conformance step "${step}" (docs/protocol.md, "The conformance step"): register it while testing, conformanceSteps in TypeScript, conformance_steps in Python${options.step ? '' : ', or name yours with --step'}`
       : undefined,
-    user: options.userHeaders ? undefined : 'the signed-in listing checks need a user: pass their credentials with --user-header "Cookie: …"',
+    user: options.userHeaders
+      ? undefined
+      : 'the signed-in listing checks need a user: pass their credentials with --user-header "Cookie: …"',
   }
 
   const results: ConformanceResult[] = []
@@ -94,7 +97,11 @@ export async function runConformance(base: string, options: ConformanceOptions =
       results.push({ name, ok: true })
     } catch (error) {
       // Cut again: a message quoting an answer stays a line or two, whatever the backend sent.
-      results.push({ name, ok: false, detail: cut(error instanceof CheckFailed ? error.message : `the check broke: ${String(error)}`, 400) })
+      results.push({
+        name,
+        ok: false,
+        detail: cut(error instanceof CheckFailed ? error.message : `the check broke: ${String(error)}`, 400),
+      })
     }
   }
   const { answers, unauthenticated } = backend.counts

@@ -97,7 +97,9 @@ export const ServerErrorThenRetry: Story = {
 /** The server refuses a change for good (413): the value stays on screen and the badge says why. */
 export const ChangeRefused: Story = {
   args: {
-    faults: [http.post(PATCH, () => HttpResponse.json({ error: { code: 'too_large', message: 'the session is too large' } }, { status: 413 }))],
+    faults: [
+      http.post(PATCH, () => HttpResponse.json({ error: { code: 'too_large', message: 'the session is too large' } }, { status: 413 })),
+    ],
   },
   play: async ({ canvasElement }) => {
     const canvas = within(canvasElement)

@@ -14,7 +14,7 @@ function serverBin(): string {
   const root = '/usr/lib/postgresql'
   const versions = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a)) : []
   for (const version of versions) if (existsSync(join(root, version, 'bin', 'pg_ctl'))) return join(root, version, 'bin')
-  throw new Error('No PostgreSQL server programs found: install Debian\'s postgresql (scripts/test-env.sh does), or set PG_BIN')
+  throw new Error("No PostgreSQL server programs found: install Debian's postgresql (scripts/test-env.sh does), or set PG_BIN")
 }
 
 async function freePort(): Promise<number> {
@@ -45,7 +45,16 @@ export async function startPrivateCluster() {
   const port = await freePort()
   await pg('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync'])
   const start = () =>
-    pg('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start'])
+    pg('pg_ctl', [
+      '-D',
+      data,
+      '-l',
+      join(dir, 'log'),
+      '-w',
+      '-o',
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      'start',
+    ])
   const stop = () => pg('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop'])
   await start()
   return {

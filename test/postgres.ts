@@ -10,7 +10,9 @@ export async function dropTestTables(): Promise<void> {
   const { default: pg } = await import('pg')
   const client = new pg.Client({ connectionString: DATABASE_URL })
   await client.connect()
-  const { rows } = await client.query<{ tablename: string }>(`SELECT tablename FROM pg_tables WHERE tablename LIKE $1`, [`ws_test_${process.pid}_%`])
+  const { rows } = await client.query<{ tablename: string }>(`SELECT tablename FROM pg_tables WHERE tablename LIKE $1`, [
+    `ws_test_${process.pid}_%`,
+  ])
   for (const { tablename } of rows) await client.query(`DROP TABLE IF EXISTS ${tablename}`)
   await client.end()
 }

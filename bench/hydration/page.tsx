@@ -39,10 +39,17 @@ function OursSeed({ pending }: { pending: boolean }) {
 }
 
 // zustand + persist on idb-keyval
-const idbStorage = { getItem: async (name: string) => (await get<string>(name)) ?? null, setItem: (name: string, value: string) => set(name, value), removeItem: async () => {} }
+const idbStorage = {
+  getItem: async (name: string) => (await get<string>(name)) ?? null,
+  setItem: (name: string, value: string) => set(name, value),
+  removeItem: async () => {},
+}
 // Made only on zustand's pages: made on every page, its hydration (a second database opened and
 // read) would run beside ours and slow our row.
-const makeForm = () => create<{ values: Record<string, string> }>()(persist(() => ({ values: {} }), { name: 'bench-form', storage: createJSONStorage(() => idbStorage) }))
+const makeForm = () =>
+  create<{ values: Record<string, string> }>()(
+    persist(() => ({ values: {} }), { name: 'bench-form', storage: createJSONStorage(() => idbStorage) }),
+  )
 const useForm = params.get('lib') === 'zustand' ? makeForm() : (undefined as unknown as ReturnType<typeof makeForm>)
 function ZustandProbe() {
   const value = useForm((state) => state.values[`field${COUNT - 1}`])

@@ -22,9 +22,7 @@ export function Cart() {
   const add = () =>
     setCart((lines) => {
       const existing = lines.find((line) => line.product === product)
-      return existing
-        ? lines.map((line) => (line === existing ? { ...line, qty: line.qty + qty } : line))
-        : [...lines, { product, qty }]
+      return existing ? lines.map((line) => (line === existing ? { ...line, qty: line.qty + qty } : line)) : [...lines, { product, qty }]
     })
   const remove = (id: ProductId) => setCart((lines) => lines.filter((line) => line.product !== id))
   const total = cart.reduce((sum, line) => sum + CATALOG[line.product].cents * line.qty, 0)
@@ -73,7 +71,11 @@ export function Cart() {
       <button type="button" onClick={() => run()} disabled={isRunning || cart.length === 0}>
         {isRunning ? 'Placing order…' : 'Place order'}
       </button>
-      {output && <p role="note">Order #{output.number} placed: {euros(output.totalCents)}</p>}
+      {output && (
+        <p role="note">
+          Order #{output.number} placed: {euros(output.totalCents)}
+        </p>
+      )}
       {error && <p role="alert">Could not place the order: {error.message}</p>}
       {orders.length > 0 && <p>Orders so far: {orders.map((order) => `#${order.number} (${euros(order.totalCents)})`).join(', ')}</p>}
     </div>

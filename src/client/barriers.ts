@@ -28,7 +28,11 @@ export class FlushBarriers {
         resolve,
         reject,
         timer: setTimeout(
-          () => this.#settle(waiter, new SessionError('flush_timeout', `Changes not confirmed within ${timeoutMs} ms; they stay queued`, undefined, true)),
+          () =>
+            this.#settle(
+              waiter,
+              new SessionError('flush_timeout', `Changes not confirmed within ${timeoutMs} ms; they stay queued`, undefined, true),
+            ),
           timeoutMs,
         ),
       }

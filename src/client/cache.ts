@@ -44,7 +44,9 @@ export function indexedDbLocalCopy(dbName = 'workflow-session', storeName = 'ses
     update: (key, updater) => withStore((s) => update(key, updater, s)),
     getWithKeys: (key) =>
       withStore((s) =>
-        s('readonly', (objects) => Promise.all([promisifyRequest(objects.get(key)), promisifyRequest(objects.getAllKeys()) as Promise<string[]>])),
+        s('readonly', (objects) =>
+          Promise.all([promisifyRequest(objects.get(key)), promisifyRequest(objects.getAllKeys()) as Promise<string[]>]),
+        ),
       ),
   }
 }
@@ -105,10 +107,16 @@ export const outboxKey = (sessionKey: string, clientId: string) => `${sessionKey
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null
 
 /** The base record of `snapshot`. */
-export const toBaseRecord = (snapshot: SessionSnapshot): BaseRecord => ({ format: CACHE_FORMAT, savedAt: Date.now(), version: snapshot.version, snapshot: JSON.stringify(snapshot) })
+export const toBaseRecord = (snapshot: SessionSnapshot): BaseRecord => ({
+  format: CACHE_FORMAT,
+  savedAt: Date.now(),
+  version: snapshot.version,
+  snapshot: JSON.stringify(snapshot),
+})
 
 /** The version of a base record this version wrote, else undefined. */
-export const baseVersion = (value: unknown): number | undefined => (isObject(value) && value.format === CACHE_FORMAT && typeof value.version === 'number' ? value.version : undefined)
+export const baseVersion = (value: unknown): number | undefined =>
+  isObject(value) && value.format === CACHE_FORMAT && typeof value.version === 'number' ? value.version : undefined
 
 /** The snapshot of a base record this version wrote, else undefined (absent, corrupt, another format). */
 export function readBase(value: unknown): SessionSnapshot | undefined {
@@ -128,7 +136,8 @@ export function readOutbox(value: unknown): ReadOutbox | undefined {
   if (typeof record.clientId !== 'string' || typeof record.nextSeq !== 'number' || typeof record.savedAt !== 'number') return undefined
   if (!isObject(record.pending) || !Array.isArray(record.pending.deleted) || !isObject(record.pending.variables)) return undefined
   if (record.base != null && (!isObject(record.base) || typeof record.base.version !== 'number')) return undefined
-  if (!Array.isArray(record.queue) || !record.queue.every((patch) => typeof patch?.seq === 'number' && typeof patch.clientId === 'string')) return undefined
+  if (!Array.isArray(record.queue) || !record.queue.every((patch) => typeof patch?.seq === 'number' && typeof patch.clientId === 'string'))
+    return undefined
   return record as ReadOutbox
 }
 
@@ -160,7 +169,12 @@ export function createCacheWriter(prepare: () => () => Promise<void>, onResult: 
     if (!dirty) return chain
     dirty = false
     const write = prepare()
-    chain = chain.then(() => write().then(() => onResult(true), () => onResult(false)))
+    chain = chain.then(() =>
+      write().then(
+        () => onResult(true),
+        () => onResult(false),
+      ),
+    )
     return chain
   }
   return {

@@ -2,13 +2,7 @@ import type { ProtocolErrorCode } from '../shared/protocol.js'
 
 /** Why a request or a flush failed. Protocol codes come from the server; the rest are local. */
 export type SessionErrorCode =
-  | ProtocolErrorCode
-  | 'internal_error'
-  | 'network_error'
-  | 'timeout'
-  | 'offline'
-  | 'http_error'
-  | 'flush_timeout'
+  ProtocolErrorCode | 'internal_error' | 'network_error' | 'timeout' | 'offline' | 'http_error' | 'flush_timeout'
 
 /**
  * A failed request, flush or run. `retryable` errors (network, timeout, 5xx, 408, 429) are
@@ -55,5 +49,7 @@ export function isRetryableStatus(status: number): boolean {
 
 /** Any failure as a SessionError; what is not one already is a retryable network error. */
 export function asSessionError(error: unknown): SessionError {
-  return error instanceof SessionError ? error : new SessionError('network_error', String((error as Error)?.message ?? error), undefined, true)
+  return error instanceof SessionError
+    ? error
+    : new SessionError('network_error', String((error as Error)?.message ?? error), undefined, true)
 }

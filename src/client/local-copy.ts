@@ -1,5 +1,18 @@
 import type { SessionSnapshot } from '../shared/protocol.js'
-import { CACHE_FORMAT, baseVersion, createCacheWriter, toBaseRecord, indexedDbLocalCopy, memoryLocalCopy, outboxKey, readBase, readOutbox, type LocalCopyStorage, type OutboxRecord, type ReadOutbox } from './cache.js'
+import {
+  CACHE_FORMAT,
+  baseVersion,
+  createCacheWriter,
+  toBaseRecord,
+  indexedDbLocalCopy,
+  memoryLocalCopy,
+  outboxKey,
+  readBase,
+  readOutbox,
+  type LocalCopyStorage,
+  type OutboxRecord,
+  type ReadOutbox,
+} from './cache.js'
 import { livePages, takeOver, type PageLocks } from './tabs.js'
 import type { QueuedPatch } from './view.js'
 
@@ -54,7 +67,9 @@ export function createLocalCopy(
   /** The outbox keys of other pages of this session. */
   const othersOf = (keys: string[]) => keys.filter((key) => typeof key === 'string' && key.startsWith(prefix) && key !== ownKey)
   const beginRead = async (): Promise<readonly [SessionSnapshot | undefined, string[]]> => {
-    const [value, keys] = storage.getWithKeys ? await storage.getWithKeys(sessionKey) : await Promise.all([storage.get(sessionKey), storage.keys()])
+    const [value, keys] = storage.getWithKeys
+      ? await storage.getWithKeys(sessionKey)
+      : await Promise.all([storage.get(sessionKey), storage.keys()])
     return [readBase(value), othersOf(keys)]
   }
   // In a browser, start reading now: start() only applies it. (The read changes nothing, so a

@@ -82,7 +82,12 @@ export function createSendLoop(options: SendLoopOptions): SendLoop {
   /** Turns the pending changes (with every queued one, `carryQueue`) into a patch with the next seq. */
   function seal(carryQueue?: boolean): QueuedPatch {
     return view.seal(
-      (changes) => ({ clientId, seq: nextSeq++, ...toPatchBody(changes), ...(options.workflowId !== undefined && { workflowId: options.workflowId }) }),
+      (changes) => ({
+        clientId,
+        seq: nextSeq++,
+        ...toPatchBody(changes),
+        ...(options.workflowId !== undefined && { workflowId: options.workflowId }),
+      }),
       ++tickets,
       carryQueue,
     )

@@ -79,10 +79,13 @@ export function createSender(options: SenderOptions): Sender {
       options.onStatus(failure)
       return refuse(patch, failure)
     }
-    retryTimer = setTimeout(() => {
-      retryTimer = undefined
-      options.resend()
-    }, backoff(++attempt, options.retry))
+    retryTimer = setTimeout(
+      () => {
+        retryTimer = undefined
+        options.resend()
+      },
+      backoff(++attempt, options.retry),
+    )
     options.onStatus(failure)
   }
 

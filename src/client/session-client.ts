@@ -37,7 +37,12 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   const identity = sessionIdentity(endpoint, options)
   const { sessionId } = identity
   const clientId = `c-${randomId()}`
-  const transport = createTransport({ endpoint, headers: options.headers, fetch: options.fetch, timeoutMs: options.requestTimeoutMs ?? 15_000 })
+  const transport = createTransport({
+    endpoint,
+    headers: options.headers,
+    fetch: options.fetch,
+    timeoutMs: options.requestTimeoutMs ?? 15_000,
+  })
   const retry = { baseMs: options.retry?.baseMs ?? 500, maxMs: options.retry?.maxMs ?? 30_000 }
   const locks = options.locks === undefined ? defaultLocks() : options.locks
   const sessionKey = sessionKeyOf(endpoint, sessionId)
@@ -63,7 +68,11 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     () => ({ base: view.base, queue: view.queue.map((patch) => patch.body), pending: toPatchBody(view.pending), nextSeq: loop.nextSeq() }),
     () => status.update(),
   )
-  const status = createStatus(view, () => loop.sender.isSending(), () => local.isPersistent())
+  const status = createStatus(
+    view,
+    () => loop.sender.isSending(),
+    () => local.isPersistent(),
+  )
   const loop = createSendLoop({
     view,
     status,
@@ -149,7 +158,9 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     getSnapshot: () => view.snapshot(),
     getStatus: () => status.current,
     subscribe(keyOrListener: string | (() => void), maybeListener?: () => void) {
-      return typeof keyOrListener === 'function' ? view.listeners.add(undefined, keyOrListener) : view.listeners.add(keyOrListener, maybeListener!)
+      return typeof keyOrListener === 'function'
+        ? view.listeners.add(undefined, keyOrListener)
+        : view.listeners.add(keyOrListener, maybeListener!)
     },
     subscribeStatus: (listener) => status.listeners.add(listener),
     onLocalWrite: (listener) => writeListeners.add(listener),

@@ -46,7 +46,10 @@ export function markSessionCreated(endpoint: string, sessionId: string, storage:
 }
 
 /** A client's session id, and whether the server may have a session under it yet. */
-export function sessionIdentity(endpoint: string, options: { sessionId?: string; newSession?: boolean; sessionIdStorage?: SessionIdStorage | null }) {
+export function sessionIdentity(
+  endpoint: string,
+  options: { sessionId?: string; newSession?: boolean; sessionIdStorage?: SessionIdStorage | null },
+) {
   // Looked up only when needed: a server render with a given id touches no localStorage.
   const storage = () => (options.sessionIdStorage === undefined ? defaultSessionIdStorage() : options.sessionIdStorage)
   const { sessionId, isNew } = resolveSessionId(endpoint, options.sessionId, options.sessionId ? null : storage())
@@ -69,7 +72,11 @@ export function sessionIdentity(endpoint: string, options: { sessionId?: string;
  * Makes `sessionId` the one this browser reuses for `endpoint`. `isNew`: the id was just made
  * and the server has no session under it yet (nothing is fetched for it until its first write).
  */
-export function rememberSessionId(endpoint: string, sessionId: string, { isNew = false, storage = defaultSessionIdStorage() }: RememberOptions = {}): void {
+export function rememberSessionId(
+  endpoint: string,
+  sessionId: string,
+  { isNew = false, storage = defaultSessionIdStorage() }: RememberOptions = {},
+): void {
   attempt(() => {
     storage?.setItem(STORAGE_PREFIX + endpoint, sessionId)
     if (isNew) storage?.setItem(NEW_PREFIX + endpoint, sessionId)

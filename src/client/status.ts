@@ -60,8 +60,14 @@ export function createStatus(view: LayeredView, isSending: () => boolean, isPers
       const version = view.base?.version ?? 0
       const now = status.current
       if (
-        now.pendingKeys === pendingKeys && now.isSyncing === isSyncing && now.error === error && now.lastSyncedAt === lastSyncedAt &&
-        now.isOnline === status.online && now.isPersistent === persistent && now.isHydrated === status.hydrated && now.version === version
+        now.pendingKeys === pendingKeys &&
+        now.isSyncing === isSyncing &&
+        now.error === error &&
+        now.lastSyncedAt === lastSyncedAt &&
+        now.isOnline === status.online &&
+        now.isPersistent === persistent &&
+        now.isHydrated === status.hydrated &&
+        now.version === version
       ) {
         return failed
       }

@@ -29,7 +29,12 @@ export function holdPageLock(locks: PageLocks | null, clientId: string): { relea
 export async function livePages(locks: PageLocks | null): Promise<Set<string>> {
   if (!locks) return new Set()
   const { held = [] } = await locks.query()
-  return new Set(held.map((lock) => lock.name ?? '').filter((name) => name.startsWith(LOCK_PREFIX)).map((name) => name.slice(LOCK_PREFIX.length)))
+  return new Set(
+    held
+      .map((lock) => lock.name ?? '')
+      .filter((name) => name.startsWith(LOCK_PREFIX))
+      .map((name) => name.slice(LOCK_PREFIX.length)),
+  )
 }
 
 /**
@@ -53,7 +58,8 @@ export function takeOver(
     if (alive.has(record.clientId)) continue
     for (const body of record.queue) patches.push({ body, changes: fromPatchBody(body), ticket: nextTicket() })
     const left = fromPatchBody(record.pending)
-    if (left.size > 0) patches.push({ body: { clientId: record.clientId, seq: record.nextSeq, ...record.pending }, changes: left, ticket: nextTicket() })
+    if (left.size > 0)
+      patches.push({ body: { clientId: record.clientId, seq: record.nextSeq, ...record.pending }, changes: left, ticket: nextTicket() })
     claimed.push(key)
   }
   return { base, patches, claimed }

@@ -1,4 +1,13 @@
-import { DEFAULT_BASE, withoutTrailingSlashes, type ErrorBody, type JsonValue, type RunResponse, type SessionPatch, type SessionSnapshot, type SessionSummary } from '../shared/protocol.js'
+import {
+  DEFAULT_BASE,
+  withoutTrailingSlashes,
+  type ErrorBody,
+  type JsonValue,
+  type RunResponse,
+  type SessionPatch,
+  type SessionSnapshot,
+  type SessionSummary,
+} from '../shared/protocol.js'
 import { SessionError, isRetryableStatus } from './errors.js'
 
 export type HeadersOption = HeadersInit | (() => HeadersInit | Promise<HeadersInit>)
@@ -38,7 +47,12 @@ export function createTransport(options: TransportOptions): Transport {
   /** The caller's headers (a function is asked per request, for fresh tokens). */
   const headersOf = async () => new Headers(typeof options.headers === 'function' ? await options.headers() : options.headers)
 
-  async function request<T>(method: string, path: string, body?: unknown, init: { keepalive?: boolean; signal?: AbortSignal } = {}): Promise<T | null> {
+  async function request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    init: { keepalive?: boolean; signal?: AbortSignal } = {},
+  ): Promise<T | null> {
     const fetchFn = options.fetch ?? globalThis.fetch
     const headers = await headersOf()
     if (body !== undefined) headers.set('content-type', 'application/json')
@@ -81,7 +95,10 @@ export function createTransport(options: TransportOptions): Transport {
       const headers = await headersOf()
       headers.set('accept', 'text/event-stream')
       headers.set('last-event-id', String(since))
-      const response = await (options.fetch ?? globalThis.fetch)(resolveUrl(`${endpoint}${sessionPath(sessionId)}/events`), { headers, signal })
+      const response = await (options.fetch ?? globalThis.fetch)(resolveUrl(`${endpoint}${sessionPath(sessionId)}/events`), {
+        headers,
+        signal,
+      })
       if (!response.ok || !response.body) throw await readError(response)
       return response
     },

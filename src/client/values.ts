@@ -12,7 +12,6 @@ export function toStoredValue(key: string, value: unknown): JsonValue {
   return deepFreeze(JSON.parse(JSON.stringify(value)) as JsonValue)
 }
 
-
 /** Structural equality of two JSON values. */
 export function jsonEqual(a: JsonValue | undefined, b: JsonValue | undefined): boolean {
   if (Object.is(a, b)) return true

@@ -189,7 +189,12 @@ export class LayeredView {
 
   /** Every key any layer mentions. */
   #allKeys(): Set<string> {
-    const keys = new Set([...this.#values.keys(), ...Object.keys(this.#base?.variables ?? {}), ...this.#pending.keys(), ...this.#rejected.keys()])
+    const keys = new Set([
+      ...this.#values.keys(),
+      ...Object.keys(this.#base?.variables ?? {}),
+      ...this.#pending.keys(),
+      ...this.#rejected.keys(),
+    ])
     for (const patch of this.#queue) for (const key of patch.changes.keys()) keys.add(key)
     return keys
   }

@@ -12,7 +12,12 @@ import type { SessionClient } from './types.js'
  */
 export function workflowOf<Data extends object = Record<string, JsonValue>>(client: SessionClient, workflowId: string): Workflow<Data> {
   return scopeWorkflow<Data>(
-    { get: (name) => client.get(name), set: (name, value) => client.set(name, value), delete: (name) => client.delete(name), names: () => Object.keys(client.getSnapshot()) },
+    {
+      get: (name) => client.get(name),
+      set: (name, value) => client.set(name, value),
+      delete: (name) => client.delete(name),
+      names: () => Object.keys(client.getSnapshot()),
+    },
     workflowId,
   )
 }

@@ -88,7 +88,9 @@ const REQUEST_TIMEOUT_MS = 30_000
 const AUTH_HINT = ' (the backend requires a user: pass one with --header "Cookie: …")'
 
 export function createBackend(root: string, options: BackendOptions): Backend {
-  const run = randomId().replace(/[^A-Za-z0-9]/g, '').slice(0, 12)
+  const run = randomId()
+    .replace(/[^A-Za-z0-9]/g, '')
+    .slice(0, 12)
   let made = 0
   const counts = { answers: 0, unauthenticated: 0 }
 
@@ -150,7 +152,9 @@ export function createBackend(root: string, options: BackendOptions): Backend {
 function describeRequest(method: string, path: string): { operation: Operation | undefined; request: string } {
   const [route = '', query = ''] = path.split('?')
   const parts = route.split('/').filter(Boolean)
-  const shown = parts.map((part, i) => (i === 0 && part.startsWith('conformance-') ? '{id}' : part.length > 40 ? `${part.slice(0, 40)}…` : part))
+  const shown = parts.map((part, i) =>
+    i === 0 && part.startsWith('conformance-') ? '{id}' : part.length > 40 ? `${part.slice(0, 40)}…` : part,
+  )
   const request = `${method} {base}${shown.map((part) => `/${part}`).join('')}${query ? `?${query}` : ''}`
   let operation: Operation | undefined
   if (parts.length === 0 && method === 'GET') operation = 'listSessions'
@@ -171,13 +175,17 @@ export function fail(message: string): never {
 
 export function expectStatus(answer: Answer, status: number, hint = ''): void {
   if (answer.status === status) return
-  fail(`${answer.request} answered ${answer.status} ${brief(answer.body)}, expected ${status}${hint}${answer.status === 401 ? AUTH_HINT : ''}`)
+  fail(
+    `${answer.request} answered ${answer.status} ${brief(answer.body)}, expected ${status}${hint}${answer.status === 401 ? AUTH_HINT : ''}`,
+  )
 }
 
 /** The protocol's error: this status and `{ "error": { "code": code, … } }` (the rest of the shape is docs/openapi.json's). */
 export function expectError(answer: Answer, status: number, code: string, hint = ''): void {
   if (answer.status === status && answer.body?.error?.code === code) return
-  fail(`${answer.request} answered ${answer.status} ${brief(answer.body)}, expected ${status} ${code}${hint}${answer.status === 401 ? AUTH_HINT : ''}`)
+  fail(
+    `${answer.request} answered ${answer.status} ${brief(answer.body)}, expected ${status} ${code}${hint}${answer.status === 401 ? AUTH_HINT : ''}`,
+  )
 }
 
 /** Deep equality of parsed JSON: object keys in any order. */
@@ -190,7 +198,10 @@ export function sameJson(a: unknown, b: unknown): boolean {
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false
   if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((item, i) => sameJson(item, (b as unknown[])[i]))
   const keys = Object.keys(a)
-  return keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]))
+  return (
+    keys.length === Object.keys(b).length &&
+    keys.every((key) => Object.hasOwn(b, key) && sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]))
+  )
 }
 
 /** JSON of `value`, cut to `max` characters: a message stays short whatever came back. */

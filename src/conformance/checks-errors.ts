@@ -18,7 +18,13 @@ export const errorChecks: Check[] = [
   ),
   refused(
     'an empty name, "__proto__", "constructor" or "prototype" is 400 invalid_key, in "variables" and in "deleted"',
-    [{ variables: { '': 1 } }, '{"variables":{"kept":2,"__proto__":{"polluted":true}}}', { variables: { constructor: 1 } }, { deleted: ['prototype'] }, { deleted: [''] }],
+    [
+      { variables: { '': 1 } },
+      '{"variables":{"kept":2,"__proto__":{"polluted":true}}}',
+      { variables: { constructor: 1 } },
+      { deleted: ['prototype'] },
+      { deleted: [''] },
+    ],
     400,
     'invalid_key',
   ),
@@ -40,7 +46,13 @@ export const errorChecks: Check[] = [
       expectStatus(await b.patch(before.sessionId, { deleted: [longest] }), 200, ' for deleting a name of 256 code points')
     },
   },
-  refused('a patch that is not application/json is 415 unsupported_media_type', ['{"variables":{"kept":2}}'], 415, 'unsupported_media_type', 'text/plain'),
+  refused(
+    'a patch that is not application/json is 415 unsupported_media_type',
+    ['{"variables":{"kept":2}}'],
+    415,
+    'unsupported_media_type',
+    'text/plain',
+  ),
   {
     name: 'a malformed session id is 400 invalid_session_id, on every route',
     async run(b) {

@@ -16,7 +16,10 @@ export const listingChecks: Check[] = [
       if (listing.status === 401) return
       expectStatus(listing, 200)
       const ids = (listing.body.sessions as Summary[]).map((summary) => summary.sessionId)
-      if (ids.length > 0) fail(`a caller without credentials was listed ${ids.length} session ids (${brief(ids, 100)}): ids are never listed to strangers, it must be []`)
+      if (ids.length > 0)
+        fail(
+          `a caller without credentials was listed ${ids.length} session ids (${brief(ids, 100)}): ids are never listed to strangers, it must be []`,
+        )
     },
   },
   {
@@ -34,9 +37,15 @@ export const listingChecks: Check[] = [
       const sessions = listing.body.sessions as Summary[]
       const at = (id: string) => sessions.findIndex((summary) => summary.sessionId === id)
       if (at(older.sessionId) < 0 || at(newer.sessionId) < 0) {
-        fail(`the user's listing lacks sessions they just wrote: ${brief(sessions.map((summary) => summary.sessionId), 120)}`)
+        fail(
+          `the user's listing lacks sessions they just wrote: ${brief(
+            sessions.map((summary) => summary.sessionId),
+            120,
+          )}`,
+        )
       }
-      if (at(older.sessionId) > at(newer.sessionId)) fail('not newest first: the session written last is listed after one written before it')
+      if (at(older.sessionId) > at(newer.sessionId))
+        fail('not newest first: the session written last is listed after one written before it')
       for (let i = 1; i < sessions.length; i++) {
         const [previous, next] = [sessions[i - 1]!.updatedAt, sessions[i]!.updatedAt]
         if (Date.parse(previous) < Date.parse(next)) fail(`not newest first: updatedAt ${previous} is listed before ${next}`)

@@ -1,4 +1,16 @@
-import { brief, cut, expectError, expectSame, expectStatus, fail, tick, type Answer, type Backend, type Check, type Snapshot } from './backend.js'
+import {
+  brief,
+  cut,
+  expectError,
+  expectSame,
+  expectStatus,
+  fail,
+  tick,
+  type Answer,
+  type Backend,
+  type Check,
+  type Snapshot,
+} from './backend.js'
 
 const LIMIT_HINT = " (if the backend's limit is another, pass it with --max-bytes)"
 
@@ -106,14 +118,19 @@ export const sessionChecks: Check[] = [
         fail(`updatedAt did not move with an applied change: ${first.body.updatedAt}, then ${second.body.updatedAt}`)
       }
       await tick()
-      for (const [patch, what] of [[{ variables: { n: 2 }, clientId, seq: 2 }, 'a replay'], [{}, 'an empty patch']] as const) {
+      for (const [patch, what] of [
+        [{ variables: { n: 2 }, clientId, seq: 2 }, 'a replay'],
+        [{}, 'an empty patch'],
+      ] as const) {
         const answer = await b.patch(id, patch)
         expectStatus(answer, 200)
-        if (answer.body.updatedAt !== second.body.updatedAt) fail(`updatedAt moved with ${what}: ${second.body.updatedAt}, then ${answer.body.updatedAt}`)
+        if (answer.body.updatedAt !== second.body.updatedAt)
+          fail(`updatedAt moved with ${what}: ${second.body.updatedAt}, then ${answer.body.updatedAt}`)
       }
       const read = await b.get(id)
       for (const answer of [second, read]) {
-        if (answer.body?.createdAt !== first.body.createdAt) fail(`createdAt moved: ${first.body.createdAt}, then ${brief(answer.body?.createdAt)}`)
+        if (answer.body?.createdAt !== first.body.createdAt)
+          fail(`createdAt moved: ${first.body.createdAt}, then ${brief(answer.body?.createdAt)}`)
       }
       expectSame(read.body, second.body, 'GET after the replay')
     },
@@ -133,7 +150,7 @@ export const sessionChecks: Check[] = [
     },
   },
   {
-    name: "a patch whose seq is not above the last applied one of its client is not applied (gaps are allowed)",
+    name: 'a patch whose seq is not above the last applied one of its client is not applied (gaps are allowed)',
     async run(b) {
       const clientId = b.newClientId()
       const id = b.newId()
@@ -162,7 +179,11 @@ export const sessionChecks: Check[] = [
         for (const [name, id] of sessions) {
           const answer = await b.patch(id, { variables: { n: `${name}${seq}` }, clientId, seq })
           expectStatus(answer, 200)
-          expectSame(state(answer), [{ n: `${name}${seq}` }, seq], `seq per (session, client): [variables, version] of session ${name} after seq ${seq} of a client that writes to A and B`)
+          expectSame(
+            state(answer),
+            [{ n: `${name}${seq}` }, seq],
+            `seq per (session, client): [variables, version] of session ${name} after seq ${seq} of a client that writes to A and B`,
+          )
         }
       }
     },
@@ -189,8 +210,19 @@ export const sessionChecks: Check[] = [
     name: 'clientId and seq come together, and a clientId is 1 to 128 characters counted in code points',
     async run(b) {
       const before = await b.seeded()
-      for (const fields of [{ clientId: 'conformance-alone' }, { seq: 1 }, { clientId: '', seq: 1 }, { clientId: 'c'.repeat(129), seq: 1 }, { clientId: 7, seq: 1 }]) {
-        expectError(await b.patch(before.sessionId, { variables: { kept: 2 }, ...fields }), 400, 'invalid_patch', ` for ${brief(fields, 60)}`)
+      for (const fields of [
+        { clientId: 'conformance-alone' },
+        { seq: 1 },
+        { clientId: '', seq: 1 },
+        { clientId: 'c'.repeat(129), seq: 1 },
+        { clientId: 7, seq: 1 },
+      ]) {
+        expectError(
+          await b.patch(before.sessionId, { variables: { kept: 2 }, ...fields }),
+          400,
+          'invalid_patch',
+          ` for ${brief(fields, 60)}`,
+        )
       }
       await expectUnchanged(b, before)
       const answer = await b.patch(before.sessionId, { variables: { kept: 2 }, clientId: '😀'.repeat(128), seq: 1 })

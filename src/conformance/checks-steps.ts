@@ -45,7 +45,11 @@ export const stepChecks: Check[] = [
       const answer = await b.run(id, { input: 7 })
       expectStatus(answer, 200)
       expectSame(answer.body.output, { input: 7, seen: {} }, 'the output of a run on a missing session')
-      expectSame([answer.body.session.sessionId, answer.body.session.variables, answer.body.session.version], [id, { conformance_echo: 7 }, 1], 'the session a run created')
+      expectSame(
+        [answer.body.session.sessionId, answer.body.session.variables, answer.body.session.version],
+        [id, { conformance_echo: 7 }, 1],
+        'the session a run created',
+      )
       expectSame((await b.get(id)).body, answer.body.session, 'GET after the run')
     },
   },

@@ -83,7 +83,19 @@ function shapeOf(document: OpenApiDocument, operation: Operation, status: number
 const escape = (segment: string) => segment.replace(/~/g, '~0').replace(/\//g, '~1')
 
 /** Keywords whose errors only say "something inside failed": the useful error comes after them. */
-const WRAPPERS = new Set(['$ref', 'properties', 'items', 'prefixItems', 'additionalProperties', 'propertyNames', 'allOf', 'anyOf', 'oneOf', 'then', 'else'])
+const WRAPPERS = new Set([
+  '$ref',
+  'properties',
+  'items',
+  'prefixItems',
+  'additionalProperties',
+  'propertyNames',
+  'allOf',
+  'anyOf',
+  'oneOf',
+  'then',
+  'else',
+])
 
 /** The first two errors that say what is wrong, each with where in the body: `/sessions/0/variables: not allowed`. */
 function describe(errors: OutputUnit[]): string {

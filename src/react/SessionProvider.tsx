@@ -156,7 +156,17 @@ const subscribeToNothing = () => () => {}
 const isFalse = () => false
 const isTrue = () => true
 const NOTHING = Object.freeze({})
-const NOT_LOADED: SyncStatus = Object.freeze({ isDirty: false, isSyncing: false, lastSyncedAt: null, pendingKeys: [], error: null, isOnline: true, isPersistent: true, isHydrated: false, version: 0 })
+const NOT_LOADED: SyncStatus = Object.freeze({
+  isDirty: false,
+  isSyncing: false,
+  lastSyncedAt: null,
+  pendingKeys: [],
+  error: null,
+  isOnline: true,
+  isPersistent: true,
+  isHydrated: false,
+  version: 0,
+})
 
 /**
  * The session as the server renders it: no variables (each hook shows its default) and the
@@ -165,13 +175,26 @@ const NOT_LOADED: SyncStatus = Object.freeze({ isDirty: false, isSyncing: false,
  * run meanwhile is not lost; on the server there is none, and nothing is sent.
  */
 function serverRendered(endpoint: string, sessionId = '', client?: SessionClient): SessionClient {
-  return { ...(client ?? ON_THE_SERVER), sessionId, sessionIdRemembered: false, endpoint, clientId: '', get: () => undefined, getSnapshot: () => NOTHING, getStatus: () => NOT_LOADED }
+  return {
+    ...(client ?? ON_THE_SERVER),
+    sessionId,
+    sessionIdRemembered: false,
+    endpoint,
+    clientId: '',
+    get: () => undefined,
+    getSnapshot: () => NOTHING,
+    getStatus: () => NOT_LOADED,
+  }
 }
 
 const ignore = () => {}
 const done = async () => {}
-const fromBrowser = () => Promise.reject(new Error('workflow-session: the session is reached from the browser, not during the server render'))
-const ON_THE_SERVER: Omit<SessionClient, 'sessionId' | 'sessionIdRemembered' | 'endpoint' | 'clientId' | 'get' | 'getSnapshot' | 'getStatus'> = {
+const fromBrowser = () =>
+  Promise.reject(new Error('workflow-session: the session is reached from the browser, not during the server render'))
+const ON_THE_SERVER: Omit<
+  SessionClient,
+  'sessionId' | 'sessionIdRemembered' | 'endpoint' | 'clientId' | 'get' | 'getSnapshot' | 'getStatus'
+> = {
   set: ignore,
   delete: ignore,
   subscribe: () => ignore,
@@ -213,6 +236,13 @@ function SessionSync({ client, debounceMs, maxWaitMs, warnOnUnsavedChanges }: Se
     return () => void disconnect()
   }, [client, send, queryClient, warnOnUnsavedChanges])
   // Fetched on mount; the wiring above refetches it when the page shows again or the network is back.
-  useQuery({ queryKey: queryKeyOf(client), queryFn: () => client.refresh(), retry: 2, staleTime: 0, refetchOnWindowFocus: false, refetchOnReconnect: false })
+  useQuery({
+    queryKey: queryKeyOf(client),
+    queryFn: () => client.refresh(),
+    retry: 2,
+    staleTime: 0,
+    refetchOnWindowFocus: false,
+    refetchOnReconnect: false,
+  })
   return null
 }

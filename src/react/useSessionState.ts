@@ -67,8 +67,8 @@ export function useSessionState(): SessionState {
       get status() {
         return track('meta', client.getStatus)
       },
-      getVariable: <T,>(key: string) => track(`key:${key}`, () => client.get<T>(key)),
-      setVariable: <T,>(key: string, value: SetValue<T | undefined>) => client.set(key, applySetValue(value, client.get<T>(key))),
+      getVariable: <T>(key: string) => track(`key:${key}`, () => client.get<T>(key)),
+      setVariable: <T>(key: string, value: SetValue<T | undefined>) => client.set(key, applySetValue(value, client.get<T>(key))),
       deleteVariable: client.delete,
       flush: () => client.flush(),
     }),

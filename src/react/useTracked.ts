@@ -10,7 +10,10 @@ type Reads = Map<string, { read: () => unknown; seen: unknown }>
  * is compared (`Object.is`) with what that render saw. The snapshot React holds is a counter
  * bumped only then, so a first read never costs an extra render.
  */
-export function useTracked(subscribe: (onChange: () => void) => () => void): { version: number; track: <T>(id: string, read: () => T) => T } {
+export function useTracked(subscribe: (onChange: () => void) => () => void): {
+  version: number
+  track: <T>(id: string, read: () => T) => T
+} {
   // Each render reads into a map of its own. React may throw a render away (StrictMode's extra
   // render, an interrupted transition, a suspended tree): its map is then simply dropped, and what
   // the subscription compares against is never touched during a render.
@@ -52,7 +55,7 @@ export function useTracked(subscribe: (onChange: () => void) => () => void): { v
   // may have changed between the render and now, when nothing compared it yet.
   useEffect(check)
 
-  const track = useCallback(<T,>(id: string, read: () => T): T => {
+  const track = useCallback(<T>(id: string, read: () => T): T => {
     const seen = read()
     rendering.current.set(id, { read, seen })
     return seen

@@ -57,7 +57,8 @@ export const RETRY_AFTER_SECONDS = 1
 
 export function errorResponse(error: SessionProtocolError): Response {
   const body = { error: { code: error.code, message: error.message } } as ErrorBody
-  if (error.code === 'unavailable') return lightResponse(JSON.stringify(body), error.status, { ...JSON_HEADERS, 'retry-after': String(RETRY_AFTER_SECONDS) })
+  if (error.code === 'unavailable')
+    return lightResponse(JSON.stringify(body), error.status, { ...JSON_HEADERS, 'retry-after': String(RETRY_AFTER_SECONDS) })
   if (error.allow) return lightResponse(JSON.stringify(body), error.status, { ...JSON_HEADERS, allow: error.allow.join(', ') })
   return jsonResponse(body, error.status)
 }

@@ -95,7 +95,8 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         // schema, and the store takes a change that passed validChange as it is.
         const patch = validChange(await readJsonBody(request, maxBytes))
         const keyCount = Object.keys(patch.variables ?? {}).length + (patch.deleted?.length ?? 0)
-        if (keyCount > maxKeysPerPatch) throw new SessionProtocolError('too_large', `A patch may change at most ${maxKeysPerPatch} variables`)
+        if (keyCount > maxKeysPerPatch)
+          throw new SessionProtocolError('too_large', `A patch may change at most ${maxKeysPerPatch} variables`)
         const problem = await firstSchemaProblem(schema, patch.variables)
         if (problem) throw new SessionProtocolError('invalid_patch', problem)
         const result = await store.apply(sessionId, patch, { caller, maxBytes })
@@ -115,7 +116,11 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         if (current && !mayReach(current, caller)) throw noSuchSession()
         const variables: Variables = current?.variables ?? {}
         const report = (error: unknown) => onError(error, { request, step })
-        const result = await runStep(steps[step]!, { sessionId, variables, input: input as JsonValue | undefined, userId: caller.userId ?? undefined }, report)
+        const result = await runStep(
+          steps[step]!,
+          { sessionId, variables, input: input as JsonValue | undefined, userId: caller.userId ?? undefined },
+          report,
+        )
         const problem = await firstSchemaProblem(schema, result.variables)
         if (problem) {
           report(new Error(problem))
@@ -154,7 +159,8 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         const header = request.headers.get('last-event-id')
         const query = new URL(request.url).searchParams.get('since')
         for (const given of [header, query]) {
-          if (given !== null && !/^\d{1,15}$/.test(given)) throw new SessionProtocolError('bad_request', 'Last-Event-ID and since must be a version: a whole number')
+          if (given !== null && !/^\d{1,15}$/.test(given))
+            throw new SessionProtocolError('bad_request', 'Last-Event-ID and since must be a version: a whole number')
         }
         return feed.stream(sessionId, Number(header ?? query ?? 0), caller, request.signal)
       },
@@ -172,7 +178,8 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
 
     if (allowedOrigins && method !== 'GET' && method !== 'HEAD') {
       const origin = request.headers.get('origin')
-      if (origin !== null && !allowedOrigins.has(origin)) throw new SessionProtocolError('forbidden_origin', 'Requests from this origin may not change sessions')
+      if (origin !== null && !allowedOrigins.has(origin))
+        throw new SessionProtocolError('forbidden_origin', 'Requests from this origin may not change sessions')
     }
     const userId = (await authorize?.(request)) ?? undefined
     if (requireUser && userId === undefined) throw new SessionProtocolError('unauthenticated', 'Sign in first')
@@ -236,7 +243,8 @@ function pageOf(query: URLSearchParams): { limit: number; offset: number } {
     const text = query.get(name)
     if (text === null) return fallback
     const value = /^\d+$/.test(text) ? Number(text) : NaN
-    if (!(value >= min && value <= max)) throw new SessionProtocolError('bad_request', `"${name}" must be a whole number from ${min} to ${max}`)
+    if (!(value >= min && value <= max))
+      throw new SessionProtocolError('bad_request', `"${name}" must be a whole number from ${min} to ${max}`)
     return value
   }
   return { limit: number('limit', 50, 1, 100), offset: number('offset', 0, 0, Number.MAX_SAFE_INTEGER) }

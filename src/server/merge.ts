@@ -101,7 +101,8 @@ export function toSessionChange(input: unknown): SessionChange {
   if (clientId !== undefined && !isName(clientId)) {
     throw invalidPatch('"clientId" must be a string of 1 to 128 characters')
   }
-  if (seq !== undefined && !(typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 1)) throw invalidPatch('"seq" must be a positive integer')
+  if (seq !== undefined && !(typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 1))
+    throw invalidPatch('"seq" must be a positive integer')
   if ((clientId === undefined) !== (seq === undefined)) throw invalidPatch('"clientId" and "seq" go together')
   if (workflowId !== undefined && !isName(workflowId)) {
     throw invalidPatch('"workflowId" must be a string of 1 to 128 characters')

@@ -13,7 +13,14 @@ const MESSAGE = Symbol('workflow-session.incoming')
 const REAL = Symbol('workflow-session.request')
 
 interface NodeRequest extends Request {
-  [MESSAGE]: { req: IncomingMessage; res: ServerResponse; url: string; headers?: Headers; signal?: AbortSignal; body?: ReadableStream<Uint8Array> | null }
+  [MESSAGE]: {
+    req: IncomingMessage
+    res: ServerResponse
+    url: string
+    headers?: Headers
+    signal?: AbortSignal
+    body?: ReadableStream<Uint8Array> | null
+  }
   [REAL]?: Request
 }
 
@@ -77,7 +84,19 @@ const real = (request: NodeRequest): Request => {
   }
   return request[REAL]
 }
-for (const name of ['bodyUsed', 'cache', 'credentials', 'destination', 'integrity', 'keepalive', 'mode', 'redirect', 'referrer', 'referrerPolicy', 'duplex'] as const) {
+for (const name of [
+  'bodyUsed',
+  'cache',
+  'credentials',
+  'destination',
+  'integrity',
+  'keepalive',
+  'mode',
+  'redirect',
+  'referrer',
+  'referrerPolicy',
+  'duplex',
+] as const) {
   Object.defineProperty(NodeRequest.prototype, name, {
     get(this: NodeRequest) {
       return (real(this) as unknown as Record<string, unknown>)[name]

@@ -11,7 +11,10 @@ import { nodeRequest } from './node-request.js'
  * Anything that answers a `Request` with a `Response` (the session handler, or your router
  * around it). A `close()` on it is called first when the server closes (to end open streams).
  */
-export type FetchHandler = ((request: Request) => Response | Promise<Response>) & { close?: () => void; allowed?: (pathname: string) => string[] }
+export type FetchHandler = ((request: Request) => Response | Promise<Response>) & {
+  close?: () => void
+  allowed?: (pathname: string) => string[]
+}
 
 /**
  * Adapts a fetch-style handler to `node:http`: `http.createServer(toNodeListener(handler))`.
@@ -23,7 +26,11 @@ export type FetchHandler = ((request: Request) => Response | Promise<Response>) 
  * @example
  * http.createServer(toNodeListener(createSessionHandler({ store }))).listen(3000)
  */
-export function toNodeListener(handler: FetchHandler, onError: (error: unknown) => void = console.error, isClosing: () => boolean = () => false) {
+export function toNodeListener(
+  handler: FetchHandler,
+  onError: (error: unknown) => void = console.error,
+  isClosing: () => boolean = () => false,
+) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     if (isClosing()) {
       // A request on a kept-alive connection while the server closes: not served, and the
@@ -74,7 +81,8 @@ function toRequest(req: IncomingMessage, res: ServerResponse): Request {
 const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
 
 function refusal(method = '', allow?: string[]): SessionProtocolError {
-  if (FORBIDDEN_METHODS.has(method.toUpperCase())) return new SessionProtocolError('method_not_allowed', `${method} is not served here`, allow?.length ? allow : undefined)
+  if (FORBIDDEN_METHODS.has(method.toUpperCase()))
+    return new SessionProtocolError('method_not_allowed', `${method} is not served here`, allow?.length ? allow : undefined)
   return new SessionProtocolError('bad_request', 'The request cannot be read: its URL or headers are malformed')
 }
 

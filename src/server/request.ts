@@ -13,7 +13,13 @@ export async function readJsonBody(request: Request, maxBytes: number, { emptyNe
   if (type.split(';')[0]!.trim().toLowerCase() !== 'application/json') {
     const mayBeEmpty = emptyNeedsNoType && type === '' && (request.headers.get('content-length') ?? '0') === '0'
     // Read no more than a byte: any byte at all makes it a body of the wrong type.
-    if (!mayBeEmpty || (await readBytes(request, 0).then((bytes) => bytes.byteLength, () => 1)) > 0) {
+    if (
+      !mayBeEmpty ||
+      (await readBytes(request, 0).then(
+        (bytes) => bytes.byteLength,
+        () => 1,
+      )) > 0
+    ) {
       throw new SessionProtocolError('unsupported_media_type', 'Send the body as application/json')
     }
     return undefined

@@ -8,10 +8,14 @@ const decoder = new TextDecoder()
  * A WebCrypto key: the runtime's `CryptoKey` where the program's types declare one (the DOM lib),
  * else its shape (a key from Node's `crypto.subtle` fits). So the server's types need no DOM lib.
  */
-export type WebCryptoKey =
-  typeof globalThis extends { CryptoKey: { prototype: infer Key } }
-    ? Key
-    : { readonly algorithm: { readonly name: string }; readonly extractable: boolean; readonly type: string; readonly usages: readonly string[] }
+export type WebCryptoKey = typeof globalThis extends { CryptoKey: { prototype: infer Key } }
+  ? Key
+  : {
+      readonly algorithm: { readonly name: string }
+      readonly extractable: boolean
+      readonly type: string
+      readonly usages: readonly string[]
+    }
 
 /** A key for `seal`/`open`: a CryptoKey, or 32 raw bytes (as bytes or base64). */
 export type KeyMaterial = WebCryptoKey | Uint8Array | string

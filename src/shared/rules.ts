@@ -4,7 +4,8 @@ import { FORBIDDEN_KEYS, MAX_KEY_LENGTH, SESSION_ID_PATTERN } from './protocol.j
 export const MAX_DEPTH = 64
 
 /** A JSON object (not null, not an array). */
-export const isPlainObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
+export const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
 
 /** An array of strings. */
 export const isStringArray = (value: unknown): value is string[] => Array.isArray(value) && value.every((item) => typeof item === 'string')
@@ -38,7 +39,8 @@ export function codePointLength(text: string): number {
 export function keyProblem(key: unknown): string | null {
   if (typeof key !== 'string') return `a variable name must be a string, got ${typeof key}`
   if (key.length === 0) return 'a variable name must not be empty'
-  if (key.length > MAX_KEY_LENGTH && codePointLength(key) > MAX_KEY_LENGTH) return `variable name is longer than ${MAX_KEY_LENGTH} characters`
+  if (key.length > MAX_KEY_LENGTH && codePointLength(key) > MAX_KEY_LENGTH)
+    return `variable name is longer than ${MAX_KEY_LENGTH} characters`
   if (FORBIDDEN_KEYS.has(key)) return `"${key}" is reserved and cannot name a variable`
   if (!isWellFormed(key)) return 'a variable name must be Unicode text (it has a lone surrogate)'
   return null

@@ -15,7 +15,12 @@ export interface StandardSchemaV1<Input = unknown, Output = Input> {
 
 export type StandardResult<Output> =
   | { readonly value: Output; readonly issues?: undefined }
-  | { readonly issues: ReadonlyArray<{ readonly message: string; readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined }> }
+  | {
+      readonly issues: ReadonlyArray<{
+        readonly message: string
+        readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined
+      }>
+    }
 
 /**
  * Schemas for a session's variables, shared by client and server: the same object passed to
@@ -58,7 +63,8 @@ function describe(result: StandardResult<unknown>): string | null {
 export function schemaProblemSync(schema: StandardSchemaV1 | undefined, value: unknown): string | null {
   if (!schema) return null
   const result = schema['~standard'].validate(value)
-  if (result instanceof Promise) throw new TypeError(`The schema (${schema['~standard'].vendor}) validates asynchronously; the client needs a synchronous one`)
+  if (result instanceof Promise)
+    throw new TypeError(`The schema (${schema['~standard'].vendor}) validates asynchronously; the client needs a synchronous one`)
   return describe(result)
 }
 

@@ -11,7 +11,13 @@ afterEach(async () => {
 
 it('adopt() sends what was typed before, then makes the session the signed-in user’s, and only theirs', async () => {
   let user: string | null = null
-  const client = createSessionClient({ endpoint: ENDPOINT, sessionId: 'adopt-session-1', storage: memoryLocalCopy(), locks: null, headers: (): Record<string, string> => (user ? { 'x-user': user } : {}) })
+  const client = createSessionClient({
+    endpoint: ENDPOINT,
+    sessionId: 'adopt-session-1',
+    storage: memoryLocalCopy(),
+    locks: null,
+    headers: (): Record<string, string> => (user ? { 'x-user': user } : {}),
+  })
   clients.push(client)
   await client.start()
   client.set('draft', 'typed before signing in')

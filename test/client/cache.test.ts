@@ -1,7 +1,13 @@
 import 'fake-indexeddb/auto'
 import { HttpResponse, http } from 'msw'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createSessionClient, indexedDbLocalCopy, type LocalCopyStorage, type SessionClient, type SessionPatch } from '../../src/client/index.js'
+import {
+  createSessionClient,
+  indexedDbLocalCopy,
+  type LocalCopyStorage,
+  type SessionClient,
+  type SessionPatch,
+} from '../../src/client/index.js'
 import { readBase, toBaseRecord } from '../../src/client/cache.js'
 import type { PageLocks } from '../../src/client/tabs.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
@@ -41,7 +47,9 @@ describe('IndexedDB cache', () => {
     await vi.waitFor(() => expect(writes).toHaveLength(1), { timeout: 200, interval: 5 })
     await new Promise((resolve) => setTimeout(resolve, 60))
     expect(writes).toHaveLength(1)
-    expect(await ids.storage.get(`${ENDPOINT}|${ids.sessionId}#${client.clientId}`)).toMatchObject({ pending: { variables: { field: 'value 49' } } })
+    expect(await ids.storage.get(`${ENDPOINT}|${ids.sessionId}#${client.clientId}`)).toMatchObject({
+      pending: { variables: { field: 'value 49' } },
+    })
   })
 
   it('shows the cached values at start, before the server answers', async () => {
@@ -63,10 +71,14 @@ describe('IndexedDB cache', () => {
     const ids = newIds()
     // The first page's request reaches the server, which applies it; the page dies before the reply.
     mock.server.use(
-      http.post(`${ENDPOINT}/${ids.sessionId}`, async ({ request }) => {
-        await mock.store.apply(ids.sessionId, (await request.json()) as SessionPatch)
-        return new Promise<never>(() => {})
-      }, { once: true }),
+      http.post(
+        `${ENDPOINT}/${ids.sessionId}`,
+        async ({ request }) => {
+          await mock.store.apply(ids.sessionId, (await request.json()) as SessionPatch)
+          return new Promise<never>(() => {})
+        },
+        { once: true },
+      ),
     )
     const first = makeClient(ids)
     first.set('count', 1)
@@ -155,10 +167,14 @@ describe('IndexedDB cache', () => {
     const client = makeClient(ids)
     let cachedAtRequest: unknown
     mock.server.use(
-      http.post(`${ENDPOINT}/${ids.sessionId}`, async () => {
-        cachedAtRequest = await ids.storage.get(`${ENDPOINT}|${ids.sessionId}#${client.clientId}`)
-        return HttpResponse.json({ error: { code: 'internal_error', message: 'x' } }, { status: 500 })
-      }, { once: true }),
+      http.post(
+        `${ENDPOINT}/${ids.sessionId}`,
+        async () => {
+          cachedAtRequest = await ids.storage.get(`${ENDPOINT}|${ids.sessionId}#${client.clientId}`)
+          return HttpResponse.json({ error: { code: 'internal_error', message: 'x' } }, { status: 500 })
+        },
+        { once: true },
+      ),
     )
     await client.start()
     client.set('a', 1)
@@ -237,7 +253,9 @@ describe('the local copy: one base per session, one outbox per page', () => {
     await client.start()
     expect(client.getSnapshot()).toEqual({ a: 1, b: 2 })
     await client.flush()
-    expect(mock.posts().map((post) => post.body)).toEqual([expect.objectContaining({ clientId: 'c-old-page', seq: 4, variables: { b: 2 } })])
+    expect(mock.posts().map((post) => post.body)).toEqual([
+      expect.objectContaining({ clientId: 'c-old-page', seq: 4, variables: { b: 2 } }),
+    ])
     await vi.waitFor(async () => expect(await ids.storage.get(`${ENDPOINT}|${ids.sessionId}#c-old-page`)).toBeUndefined())
   })
 

@@ -1,7 +1,15 @@
 import fc from 'fast-check'
 import { HttpResponse, http } from 'msw'
 import { expect, it, vi } from 'vitest'
-import { createSessionClient, memoryLocalCopy, tabSync, type LocalCopyStorage, type JsonValue, type SessionClient, type SessionPatch } from '../../src/client/index.js'
+import {
+  createSessionClient,
+  memoryLocalCopy,
+  tabSync,
+  type LocalCopyStorage,
+  type JsonValue,
+  type SessionClient,
+  type SessionPatch,
+} from '../../src/client/index.js'
 import { fakeLocks } from '../fake-locks.js'
 import { useMockServer } from '../msw-server.js'
 
@@ -17,12 +25,30 @@ type Op =
 const TABS = 3
 const tab = fc.integer({ min: 0, max: TABS - 1 })
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('set' as const), tab, key: fc.integer({ min: 0, max: 3 }), shared: fc.boolean(), value: fc.integer({ min: 0, max: 999 }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), tab, key: fc.integer({ min: 0, max: 3 }), shared: fc.boolean() }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('set' as const),
+      tab,
+      key: fc.integer({ min: 0, max: 3 }),
+      shared: fc.boolean(),
+      value: fc.integer({ min: 0, max: 999 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('delete' as const), tab, key: fc.integer({ min: 0, max: 3 }), shared: fc.boolean() }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('sync' as const), tab }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('hide' as const), tab }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('reopen' as const), tab }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('fault' as const), fault: fc.constantFrom<Fault>('none', 'drop', '503', '429', 'applied-then-dropped') }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('fault' as const),
+      fault: fc.constantFrom<Fault>('none', 'drop', '503', '429', 'applied-then-dropped'),
+    }),
+  },
 )
 
 let run = 0
@@ -36,7 +62,8 @@ it('random edits in several tabs under random faults: every tab and the server a
         http.post(`*/api/session/${sessionId}`, async ({ request }) => {
           const fault = faults.shift() ?? 'none'
           if (fault === 'drop') return HttpResponse.error()
-          if (fault === '503' || fault === '429') return HttpResponse.json({ error: { code: 'internal_error', message: fault } }, { status: Number(fault) })
+          if (fault === '503' || fault === '429')
+            return HttpResponse.json({ error: { code: 'internal_error', message: fault } }, { status: Number(fault) })
           if (fault === 'applied-then-dropped') {
             await mock.store.apply(sessionId, (await request.json()) as SessionPatch)
             return HttpResponse.error()
@@ -50,7 +77,15 @@ it('random edits in several tabs under random faults: every tab and the server a
       const everOpened: SessionClient[] = []
       /** What a page does as it opens: start (cache, left-overs) and fetch the server's snapshot, as SessionProvider does. */
       const open = async () => {
-        const client = createSessionClient({ endpoint: 'http://localhost/api/session', sessionId, storage, locks, plugins: [tabSync()], retry: { baseMs: 1, maxMs: 4 }, flushTimeoutMs: 10_000 })
+        const client = createSessionClient({
+          endpoint: 'http://localhost/api/session',
+          sessionId,
+          storage,
+          locks,
+          plugins: [tabSync()],
+          retry: { baseMs: 1, maxMs: 4 },
+          flushTimeoutMs: 10_000,
+        })
         everOpened.push(client)
         await client.start()
         await client.refresh().catch(() => {}) // a failed fetch is retried by the provider's query; not needed here

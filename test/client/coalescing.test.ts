@@ -14,7 +14,12 @@ it('writes IndexedDB at most once per 100 ms of typing, plus once when the page 
   const inner = memoryLocalCopy()
   let writes = 0
   const counting: LocalCopyStorage = { ...inner, set: (key, value) => (writes++, inner.set(key, value)) }
-  const client = createSessionClient({ endpoint: 'http://localhost/api/session', sessionId: 'coalescing-1', storage: counting, locks: null })
+  const client = createSessionClient({
+    endpoint: 'http://localhost/api/session',
+    sessionId: 'coalescing-1',
+    storage: counting,
+    locks: null,
+  })
   await client.start()
   // 500 keystrokes across 5 fields over 10 s; the debounce never fires (no sync), so only the cache writes.
   for (let i = 0; i < 500; i++) {

@@ -1,6 +1,14 @@
 import { HttpResponse, http } from 'msw'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createSessionClient, memoryLocalCopy, tabSync, type LocalCopyStorage, type SessionClient, type SessionClientOptions, type SessionPatch } from '../../src/client/index.js'
+import {
+  createSessionClient,
+  memoryLocalCopy,
+  tabSync,
+  type LocalCopyStorage,
+  type SessionClient,
+  type SessionClientOptions,
+  type SessionPatch,
+} from '../../src/client/index.js'
 import { fakeLocks } from '../fake-locks.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 import { newGate } from '../gate.js'
@@ -11,7 +19,13 @@ let n = 0
 const newId = () => `faults-session-${++n}`
 
 function makeClient(options: SessionClientOptions = {}) {
-  const client = createSessionClient({ endpoint: ENDPOINT, storage: memoryLocalCopy(), retry: { baseMs: 20, maxMs: 100 }, locks: null, ...options })
+  const client = createSessionClient({
+    endpoint: ENDPOINT,
+    storage: memoryLocalCopy(),
+    retry: { baseMs: 20, maxMs: 100 },
+    locks: null,
+    ...options,
+  })
   clients.push(client)
   return client
 }
@@ -24,7 +38,9 @@ afterEach(async () => {
 
 const failWith = (status: number, code: string, times = 1) => {
   let left = times
-  return http.post(/\/api\/session\/[^/]+$/, () => (left-- > 0 ? HttpResponse.json({ error: { code, message: code } }, { status }) : undefined))
+  return http.post(/\/api\/session\/[^/]+$/, () =>
+    left-- > 0 ? HttpResponse.json({ error: { code, message: code } }, { status }) : undefined,
+  )
 }
 
 describe('fault injection', () => {
@@ -60,10 +76,14 @@ describe('fault injection', () => {
     for (const when of ['before the outage', 'during the outage'] as const) {
       const sessionId = newId()
       mock.server.use(
-        http.post(`${ENDPOINT}/${sessionId}`, async ({ request }) => {
-          await mock.store.apply(sessionId, (await request.json()) as SessionPatch) // applied…
-          return new Promise<never>(() => {}) // …but the answer never comes (the connection died)
-        }, { once: true }),
+        http.post(
+          `${ENDPOINT}/${sessionId}`,
+          async ({ request }) => {
+            await mock.store.apply(sessionId, (await request.json()) as SessionPatch) // applied…
+            return new Promise<never>(() => {}) // …but the answer never comes (the connection died)
+          },
+          { once: true },
+        ),
       )
       const client = makeClient({ sessionId }) // the default 15 s request timeout
       await client.start()
@@ -115,7 +135,10 @@ describe('fault injection', () => {
       await client.flush({ timeoutMs: 1000 })
       expect(calls, late).toBe(3)
       const posted = mock.posts().filter((r) => r.path.endsWith(sessionId))
-      expect(posted.map((r) => (r.body as SessionPatch).seq), late).toEqual([1, 2])
+      expect(
+        posted.map((r) => (r.body as SessionPatch).seq),
+        late,
+      ).toEqual([1, 2])
       expect(await mock.store.get(sessionId), late).toMatchObject({ variables: { a: 1, b: 2 }, version: 2 })
       expect(client.getStatus(), late).toMatchObject({ isDirty: false, isSyncing: false, error: null, version: 2 })
     }
@@ -126,7 +149,9 @@ describe('fault injection', () => {
     let token = 'expired'
     mock.server.use(
       http.post(`${ENDPOINT}/${sessionId}`, ({ request }) =>
-        request.headers.get('authorization') === 'Bearer fresh' ? undefined : HttpResponse.json({ error: { code: 'unauthenticated', message: 'sign in' } }, { status: 401 }),
+        request.headers.get('authorization') === 'Bearer fresh'
+          ? undefined
+          : HttpResponse.json({ error: { code: 'unauthenticated', message: 'sign in' } }, { status: 401 }),
       ),
     )
     const onAuthError = vi.fn(async () => {
@@ -143,7 +168,11 @@ describe('fault injection', () => {
 
   it('refuses the patch when onAuthError cannot help, and says why', async () => {
     const sessionId = newId()
-    mock.server.use(http.post(`${ENDPOINT}/${sessionId}`, () => HttpResponse.json({ error: { code: 'unauthenticated', message: 'sign in' } }, { status: 401 })))
+    mock.server.use(
+      http.post(`${ENDPOINT}/${sessionId}`, () =>
+        HttpResponse.json({ error: { code: 'unauthenticated', message: 'sign in' } }, { status: 401 }),
+      ),
+    )
     const client = makeClient({ sessionId, onAuthError: () => false })
     client.set('a', 1)
     await expect(client.flush()).rejects.toMatchObject({ code: 'unauthenticated', status: 401 })
@@ -203,10 +232,14 @@ describe('closing a page', () => {
       const sessionId = newId()
       const { gate: firstHeld, release: releaseFirst } = newGate()
       mock.server.use(
-        http.post(`${ENDPOINT}/${sessionId}`, async () => {
-          if (order === 'keepalive first') await firstHeld // the older patch arrives after the keepalive one
-          return undefined
-        }, { once: true }),
+        http.post(
+          `${ENDPOINT}/${sessionId}`,
+          async () => {
+            if (order === 'keepalive first') await firstHeld // the older patch arrives after the keepalive one
+            return undefined
+          },
+          { once: true },
+        ),
       )
       const client = makeClient({ sessionId })
       await client.start()

@@ -25,5 +25,7 @@ it('takes over the last changes of a client stopped in this page after the new o
   await old.stop()
   await next.start()
   expect(next.get('draft')).toBe('typed just before the remount')
-  await vi.waitFor(async () => expect((await mock.store.get('preload-session-1'))?.variables).toEqual({ draft: 'typed just before the remount' }))
+  await vi.waitFor(async () =>
+    expect((await mock.store.get('preload-session-1'))?.variables).toEqual({ draft: 'typed just before the remount' }),
+  )
 })

@@ -1,5 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { createSessionClient, memoryLocalCopy, type SessionClient, type SessionClientOptions, type SessionIdStorage } from '../../src/client/index.js'
+import {
+  createSessionClient,
+  memoryLocalCopy,
+  type SessionClient,
+  type SessionClientOptions,
+  type SessionIdStorage,
+} from '../../src/client/index.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 
 const mock = useMockServer()
@@ -17,7 +23,12 @@ function makeClient(options: SessionClientOptions) {
 /** What a script keeps between runs: here a Map, in a real one a file. */
 function mapStorage(): SessionIdStorage & { entries: Map<string, string> } {
   const entries = new Map<string, string>()
-  return { entries, getItem: (key) => entries.get(key) ?? null, setItem: (key, value) => void entries.set(key, value), removeItem: (key) => void entries.delete(key) }
+  return {
+    entries,
+    getItem: (key) => entries.get(key) ?? null,
+    setItem: (key, value) => void entries.set(key, value),
+    removeItem: (key) => void entries.delete(key),
+  }
 }
 
 const gets = () => mock.requests.filter((request) => request.method === 'GET')

@@ -1,6 +1,13 @@
 import { HttpResponse, http } from 'msw'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { createSessionClient, memoryLocalCopy, SessionError, type SessionClient, type SessionClientOptions, type SessionPatch } from '../../src/client/index.js'
+import {
+  createSessionClient,
+  memoryLocalCopy,
+  SessionError,
+  type SessionClient,
+  type SessionClientOptions,
+  type SessionPatch,
+} from '../../src/client/index.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 import { newGate } from '../gate.js'
 
@@ -11,7 +18,13 @@ const ID = 'sync-session-1'
 const clients: SessionClient[] = []
 
 function makeClient(options: SessionClientOptions = {}) {
-  const client = createSessionClient({ endpoint: ENDPOINT, sessionId: ID, storage: memoryLocalCopy(), retry: { baseMs: 100, maxMs: 1000 }, ...options })
+  const client = createSessionClient({
+    endpoint: ENDPOINT,
+    sessionId: ID,
+    storage: memoryLocalCopy(),
+    retry: { baseMs: 100, maxMs: 1000 },
+    ...options,
+  })
   clients.push(client)
   return client
 }
@@ -83,7 +96,15 @@ describe('local writes', () => {
     ['a Date', new Date(), /Date is not JSON.*toISOString/],
     ['a class instance', new (class Point {})(), /Point instance/],
     ['a nested Date', { when: [new Date()] }, /at \.when\[0\]/],
-    ['a cycle', (() => { const o: Record<string, unknown> = {}; o.self = o; return o })(), /cycle/],
+    [
+      'a cycle',
+      (() => {
+        const o: Record<string, unknown> = {}
+        o.self = o
+        return o
+      })(),
+      /cycle/,
+    ],
   ])('throws a TypeError naming the key for %s, and changes nothing', (_, value, message) => {
     const client = makeClient()
     client.set('kept', 1)
@@ -231,7 +252,9 @@ describe('flush', () => {
 
   it('rejects with a typed error on a 4xx; the change stays visible and later changes still sync', async () => {
     mock.server.use(
-      http.post(`${ENDPOINT}/${ID}`, () => HttpResponse.json({ error: { code: 'too_large', message: 'too big' } }, { status: 413 }), { once: true }),
+      http.post(`${ENDPOINT}/${ID}`, () => HttpResponse.json({ error: { code: 'too_large', message: 'too big' } }, { status: 413 }), {
+        once: true,
+      }),
     )
     const client = makeClient()
     client.set('big', 'x')
@@ -272,7 +295,9 @@ describe('retries', () => {
 
   it('retries a 5xx with the same seq and applies the change once', async () => {
     mock.server.use(
-      http.post(`${ENDPOINT}/${ID}`, () => HttpResponse.json({ error: { code: 'internal_error', message: 'down' } }, { status: 503 }), { once: true }),
+      http.post(`${ENDPOINT}/${ID}`, () => HttpResponse.json({ error: { code: 'internal_error', message: 'down' } }, { status: 503 }), {
+        once: true,
+      }),
     )
     const client = makeClient()
     client.set('a', 1)
@@ -291,12 +316,16 @@ describe('retries', () => {
   it('does not apply twice when the reply is lost after the server applied the write', async () => {
     let lost = 0
     mock.server.use(
-      http.post(`${ENDPOINT}/${ID}`, async ({ request }) => {
-        // The real handler applies the patch, then the network drops the answer.
-        await mock.store.apply(ID, (await request.json()) as SessionPatch)
-        lost++
-        return HttpResponse.error()
-      }, { once: true }),
+      http.post(
+        `${ENDPOINT}/${ID}`,
+        async ({ request }) => {
+          // The real handler applies the patch, then the network drops the answer.
+          await mock.store.apply(ID, (await request.json()) as SessionPatch)
+          lost++
+          return HttpResponse.error()
+        },
+        { once: true },
+      ),
     )
     const client = makeClient()
     client.set('count', 1)
@@ -339,7 +368,9 @@ describe('run', () => {
 
   it('does not call the step when the flush fails', async () => {
     mock.server.use(
-      http.post(`${ENDPOINT}/${ID}`, () => HttpResponse.json({ error: { code: 'invalid_patch', message: 'no' } }, { status: 400 }), { once: true }),
+      http.post(`${ENDPOINT}/${ID}`, () => HttpResponse.json({ error: { code: 'invalid_patch', message: 'no' } }, { status: 400 }), {
+        once: true,
+      }),
     )
     const client = makeClient()
     client.set('email', 'a@b.c')

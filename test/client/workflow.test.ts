@@ -1,7 +1,18 @@
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { createSessionClient, memoryLocalCopy, schemaValidation, workflowOf, parseWorkflowKey, workflowDataKey, workflowSlotKey, type SessionClient, type SessionPatch, type SessionSchema } from '../../src/client/index.js'
+import {
+  createSessionClient,
+  memoryLocalCopy,
+  schemaValidation,
+  workflowOf,
+  parseWorkflowKey,
+  workflowDataKey,
+  workflowSlotKey,
+  type SessionClient,
+  type SessionPatch,
+  type SessionSchema,
+} from '../../src/client/index.js'
 import { createSessionHandler, memoryStore } from '../../src/server/index.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 
@@ -18,7 +29,13 @@ const mock = useMockServer({
 const clients: SessionClient[] = []
 let n = 0
 function makeClient(schema?: SessionSchema) {
-  const client = createSessionClient({ endpoint: ENDPOINT, sessionId: `workflow-session-${++n}`, storage: memoryLocalCopy(), locks: null, ...(schema && { plugins: [schemaValidation(schema)] }) })
+  const client = createSessionClient({
+    endpoint: ENDPOINT,
+    sessionId: `workflow-session-${++n}`,
+    storage: memoryLocalCopy(),
+    locks: null,
+    ...(schema && { plugins: [schemaValidation(schema)] }),
+  })
   clients.push(client)
   return client
 }
@@ -130,7 +147,12 @@ describe('a workflow scope', () => {
   })
 
   it('records the session workflowId', async () => {
-    const client = createSessionClient({ endpoint: ENDPOINT, sessionId: `workflow-session-${++n}`, storage: memoryLocalCopy(), workflowId: 'signup' })
+    const client = createSessionClient({
+      endpoint: ENDPOINT,
+      sessionId: `workflow-session-${++n}`,
+      storage: memoryLocalCopy(),
+      workflowId: 'signup',
+    })
     clients.push(client)
     client.set('a', 1)
     await client.flush()
@@ -163,10 +185,18 @@ describe('schemas (Standard Schema, here zod) on both sides', () => {
       onError: () => {},
     })
     const post = (path: string, body: unknown) =>
-      handler(new Request(`http://localhost/api/session/schema-session-1${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }))
+      handler(
+        new Request(`http://localhost/api/session/schema-session-1${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        }),
+      )
     const refused = await post('', { variables: { [workflowDataKey('signup', 'email')]: 'nope' } })
     expect(refused.status).toBe(400)
-    expect(await refused.json()).toMatchObject({ error: { code: 'invalid_patch', message: expect.stringContaining('Enter a valid email') } })
+    expect(await refused.json()).toMatchObject({
+      error: { code: 'invalid_patch', message: expect.stringContaining('Enter a valid email') },
+    })
     expect((await post('', { variables: { age: 3 } })).status).toBe(200)
     const step = await post('/run/bad', {})
     expect(step.status).toBe(500)

@@ -84,7 +84,9 @@ it('passes the honest server with the limit of the flawed ones, another limit, a
 
 it('fails every flawed server on the first run against it, in a check that names the broken rule', async () => {
   const flaws = Object.keys(CAUGHT_BY) as Flaw[]
-  const outcomes = await Promise.all(flaws.map(async (flaw) => ({ flaw, failed: (await conformanceOf({ flaw })).filter((result) => !result.ok) })))
+  const outcomes = await Promise.all(
+    flaws.map(async (flaw) => ({ flaw, failed: (await conformanceOf({ flaw })).filter((result) => !result.ok) })),
+  )
   const missed = outcomes
     .filter(({ flaw, failed }) => !failed.some((result) => said(result).includes(CAUGHT_BY[flaw])))
     .map(({ flaw, failed }) => ({ flaw, expected: CAUGHT_BY[flaw], failed: failed.map(said) }))

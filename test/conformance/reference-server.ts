@@ -105,7 +105,14 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
   function snapshot(sessionId: string, stored: Stored | undefined) {
     const now = new Date().toISOString()
     const { variables = {}, version = 0, createdAt = now, updatedAt = now, userId } = stored ?? {}
-    return { sessionId, variables, version: flaw === 'version-as-string' ? String(version) : version, createdAt, updatedAt, ...(userId && { userId }) }
+    return {
+      sessionId,
+      variables,
+      version: flaw === 'version-as-string' ? String(version) : version,
+      createdAt,
+      updatedAt,
+      ...(userId && { userId }),
+    }
   }
 
   function reachable(sessionId: string, user: string | undefined): Stored | undefined {
@@ -120,7 +127,8 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
   }
 
   function checkValue(value: Json, depth: number) {
-    if (typeof value === 'string' && !wellFormed(value) && flaw !== 'lone-surrogate-accepted') throw new Refusal(400, 'invalid_patch', 'Not Unicode text')
+    if (typeof value === 'string' && !wellFormed(value) && flaw !== 'lone-surrogate-accepted')
+      throw new Refusal(400, 'invalid_patch', 'Not Unicode text')
     if (typeof value !== 'object' || value === null) return
     if (depth + 1 > 64 && flaw !== 'depth-unlimited') throw new Refusal(400, 'invalid_patch', 'Nested too deep')
     for (const [key, item] of Object.entries(value)) {
@@ -141,12 +149,14 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     if (!isObject(body)) throw new Refusal(400, 'invalid_patch', 'A patch is an object')
     const { variables = {}, deleted = [], clientId, seq } = body
     if (!isObject(variables)) throw new Refusal(400, 'invalid_patch', '"variables" is an object')
-    if (!Array.isArray(deleted) || !deleted.every((name) => typeof name === 'string')) throw new Refusal(400, 'invalid_patch', '"deleted" is an array of names')
+    if (!Array.isArray(deleted) || !deleted.every((name) => typeof name === 'string'))
+      throw new Refusal(400, 'invalid_patch', '"deleted" is an array of names')
     if ((clientId === undefined) !== (seq === undefined)) throw new Refusal(400, 'invalid_patch', 'clientId and seq come together')
     const change: Change = { variables, deleted }
     if (clientId !== undefined) {
       const seen = seqOf(seq)
-      if (typeof clientId !== 'string' || characters(clientId) < 1 || characters(clientId) > 128 || seen === undefined) throw new Refusal(400, 'invalid_patch', 'Bad clientId or seq')
+      if (typeof clientId !== 'string' || characters(clientId) < 1 || characters(clientId) > 128 || seen === undefined)
+        throw new Refusal(400, 'invalid_patch', 'Bad clientId or seq')
       Object.assign(change, { clientId, seq: seen })
     }
     for (const [name, value] of Object.entries(variables)) {
@@ -177,7 +187,8 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
       if (value === null && flaw === 'null-deletes') delete variables[name]
       else variables[name] = value
     }
-    if (Buffer.byteLength(JSON.stringify(variables)) > maxBytes && flaw !== 'no-session-size-limit') throw new Refusal(413, 'too_large', 'The session would be too large')
+    if (Buffer.byteLength(JSON.stringify(variables)) > maxBytes && flaw !== 'no-session-size-limit')
+      throw new Refusal(413, 'too_large', 'The session would be too large')
     const now = new Date().toISOString()
     const next: Stored = {
       variables,
@@ -264,9 +275,17 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     if (!allowed[route].includes(method)) throw new Refusal(405, 'method_not_allowed', 'Method not allowed')
     const user = typeof request.headers['x-user'] === 'string' ? request.headers['x-user'] : undefined
     if (route === 'list') return [200, list(url.searchParams, user)]
-    if (!SESSION_ID.test(sessionId)) throw flaw === 'session-id-wrong-code' ? new Refusal(404, 'not_found', 'No such session') : new Refusal(400, 'invalid_session_id', 'Bad session id')
+    if (!SESSION_ID.test(sessionId))
+      throw flaw === 'session-id-wrong-code'
+        ? new Refusal(404, 'not_found', 'No such session')
+        : new Refusal(400, 'invalid_session_id', 'Bad session id')
     if (route === 'run') {
-      if (rest[1] !== step) throw new Refusal(flaw === 'unknown-step-500' ? 500 : 404, flaw === 'unknown-step-500' ? 'step_failed' : 'unknown_step', 'No such step')
+      if (rest[1] !== step)
+        throw new Refusal(
+          flaw === 'unknown-step-500' ? 500 : 404,
+          flaw === 'unknown-step-500' ? 'step_failed' : 'unknown_step',
+          'No such step',
+        )
       const body = await readJson(request, true)
       if (body !== undefined && !isObject(body)) throw new Refusal(400, 'invalid_patch', 'A run body is { "input": … }')
       return [200, runStep(sessionId, body?.input, user)]
@@ -290,12 +309,17 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
         return [error.status, { error: { code: error.code, message: error.message } }]
       })
       .then(([status, body]) => {
-        if (status === 404 && flaw === 'plain-text-404') return void response.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found')
+        if (status === 404 && flaw === 'plain-text-404')
+          return void response.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found')
         if (body === undefined) return void response.writeHead(status).end()
         const ordered = reorderKeys ? reversedKeys(body) : body
         response.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(ordered))
       })
-      .catch((error: unknown) => response.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'internal_error', message: String(error) } })))
+      .catch((error: unknown) =>
+        response
+          .writeHead(500, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ error: { code: 'internal_error', message: String(error) } })),
+      )
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
@@ -312,5 +336,9 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
 function reversedKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(reversedKeys)
   if (!isObject(value)) return value
-  return Object.fromEntries(Object.entries(value).reverse().map(([key, item]) => [key, reversedKeys(item)]))
+  return Object.fromEntries(
+    Object.entries(value)
+      .reverse()
+      .map(([key, item]) => [key, reversedKeys(item)]),
+  )
 }

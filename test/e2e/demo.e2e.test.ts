@@ -25,7 +25,10 @@ const DEMO_SERVER = fileURLToPath(new URL('../../demo/server.ts', import.meta.ur
 
 /** Starts `demo/server.ts` (what `npm start` runs) and resolves with its URL. */
 function startDemo(env: Record<string, string>): Promise<Demo> {
-  const child = spawn(process.execPath, ['--import', 'tsx', DEMO_SERVER], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', DEMO_SERVER], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   demos.add(child)
   child.once('exit', () => demos.delete(child))
   return new Promise((resolve, reject) => {
@@ -40,7 +43,6 @@ function startDemo(env: Record<string, string>): Promise<Demo> {
     child.once('exit', (code) => reject(new Error(`demo exited (${code}): ${output}`)))
   })
 }
-
 
 beforeAll(async () => {
   place = await mkdtemp(join(tmpdir(), 'ws-demo-'))

@@ -43,7 +43,8 @@ export async function startServer(script: string, store: SessionStore = memorySt
       requests.push(`${request.method} ${pathname}`)
       const faults = test?.faults ?? {}
       if (request.method === 'GET' && faults.holdGets) await faults.holdGets
-      if (request.method === 'POST' && faults.failPatches) return new Response('{"error":{"code":"internal_error","message":"down"}}', { status: 503 })
+      if (request.method === 'POST' && faults.failPatches)
+        return new Response('{"error":{"code":"internal_error","message":"down"}}', { status: 503 })
       return sessions(request)
     }
     if (pathname === '/app.js') return new Response(script, { headers: { 'content-type': 'text/javascript' } })

@@ -51,7 +51,12 @@ async function recipeFromDocs(): Promise<Map<string, string>> {
 
 /** Runs `next <args>` in the app, in a process group of its own so that it can be ended whole. */
 function next(args: string[]): ChildProcess {
-  return spawn(process.execPath, [join(app, 'node_modules/next/dist/bin/next'), ...args], { cwd: app, env: ENV, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  return spawn(process.execPath, [join(app, 'node_modules/next/dist/bin/next'), ...args], {
+    cwd: app,
+    env: ENV,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
 }
 
 /** Ends a process group started by next(): SIGTERM, then SIGKILL after `graceMs`. */
@@ -100,7 +105,9 @@ async function start(): Promise<void> {
   const port = await freePort()
   server = next(['start', '--port', String(port), '--hostname', '127.0.0.1'])
   const output = (serverOutput = outputOf(server))
-  const exited = new Promise<never>((_, reject) => server!.once('exit', (code) => reject(new Error(`next start exited (${code}):\n${output()}`))))
+  const exited = new Promise<never>((_, reject) =>
+    server!.once('exit', (code) => reject(new Error(`next start exited (${code}):\n${output()}`))),
+  )
   exited.catch(() => {})
   const deadline = Date.now() + 30_000
   for (;;) {
@@ -121,7 +128,8 @@ const killServer = () => server?.pid && server.exitCode === null && process.kill
 process.once('exit', killServer)
 
 beforeAll(async () => {
-  if (!existsSync(join(FIXTURE, 'node_modules/next'))) throw new Error(`${FIXTURE} has no node_modules: run scripts/test-env.sh (npm test does)`)
+  if (!existsSync(join(FIXTURE, 'node_modules/next')))
+    throw new Error(`${FIXTURE} has no node_modules: run scripts/test-env.sh (npm test does)`)
   const [tarball, recipe] = await Promise.all([packedTarball(), recipeFromDocs()])
   expect([...recipe.keys()].sort()).toEqual([...RECIPE].sort())
   app = await mkdtemp(join(tmpdir(), 'ws-next-'))
@@ -150,7 +158,8 @@ async function openPage(): Promise<{ context: BrowserContext; page: Page; printe
   const page = await context.newPage()
   const printed: string[] = []
   page.on('console', (message: ConsoleMessage) => {
-    if (message.type() === 'error' || message.type() === 'warning') printed.push(`${message.type()}: ${message.text()} (${message.location().url})`)
+    if (message.type() === 'error' || message.type() === 'warning')
+      printed.push(`${message.type()}: ${message.text()} (${message.location().url})`)
   })
   page.on('pageerror', (error) => printed.push(`pageerror: ${error.message}`))
   /** The session ids of the patches sent (POST /api/session/{id}), in order. */
@@ -200,7 +209,9 @@ it('next build: Turbopack with cacheComponents, no route segment config, driver 
 
 it('serves each page’s server-rendered HTML: the form and the review with their defaults', async () => {
   const home = await (await fetch(`${base}/`)).text()
-  expect(home).toMatch(/<form>.*<input name="email" value=""\/>.*<button>Register<\/button><p role="status">Loading…<\/p>.*<a href="\/review">Review<\/a><\/form>/s)
+  expect(home).toMatch(
+    /<form>.*<input name="email" value=""\/>.*<button>Register<\/button><p role="status">Loading…<\/p>.*<a href="\/review">Review<\/a><\/form>/s,
+  )
   const review = await (await fetch(`${base}/review`)).text()
   expect(review).toMatch(/<main><p>Email: (<!-- -->)?none yet<\/p><a href="\/">Edit<\/a><\/main>/)
 })
@@ -222,8 +233,21 @@ it('hydrates without a word on the console; typing reaches the route handler, a 
     interface Cache<Item> {
       getAll(): Item[]
     }
-    const client = (window as unknown as { appQueryClient: { getQueryCache(): Cache<{ queryKey: unknown }>; getMutationCache(): Cache<{ options: { mutationKey?: unknown } }> } }).appQueryClient
-    return { queries: client.getQueryCache().getAll().map((query) => query.queryKey), mutations: client.getMutationCache().getAll().map((mutation) => mutation.options.mutationKey) }
+    const client = (
+      window as unknown as {
+        appQueryClient: { getQueryCache(): Cache<{ queryKey: unknown }>; getMutationCache(): Cache<{ options: { mutationKey?: unknown } }> }
+      }
+    ).appQueryClient
+    return {
+      queries: client
+        .getQueryCache()
+        .getAll()
+        .map((query) => query.queryKey),
+      mutations: client
+        .getMutationCache()
+        .getAll()
+        .map((mutation) => mutation.options.mutationKey),
+    }
   })
   expect(cache.queries).toContainEqual(['workflow-session', '/api/session', sessionId])
   expect(cache.mutations).toContainEqual(['workflow-session', 'run', sessionId, 'register'])

@@ -72,7 +72,9 @@ describe('in Chromium, offline and back', () => {
     await expect.poll(() => status.getAttribute('data-online')).toBe('false')
     const backOnline = Date.now()
     await context.setOffline(false)
-    await expect.poll(async () => (await store.get(sessionId))?.variables, { timeout: 1000, interval: 20 }).toEqual({ email: 'ada@example.com' })
+    await expect
+      .poll(async () => (await store.get(sessionId))?.variables, { timeout: 1000, interval: 20 })
+      .toEqual({ email: 'ada@example.com' })
     expect(Date.now() - backOnline).toBeLessThan(1000)
 
     const [held, resent] = posted.filter((p) => p.path === path).map((p) => p.patch)
@@ -82,7 +84,9 @@ describe('in Chromium, offline and back', () => {
     await expect.poll(() => status.textContent()).toBe('saved')
 
     // Had the held patch reached the store after all, late: it is not applied a second time.
-    const late = await sessions(new Request(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(held) }))
+    const late = await sessions(
+      new Request(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(held) }),
+    )
     expect(late.status).toBe(200)
     expect(await store.get(sessionId)).toMatchObject({ variables: { email: 'ada@example.com' }, version: 1 })
     expect(posted.filter((p) => p.path === path)).toHaveLength(2)

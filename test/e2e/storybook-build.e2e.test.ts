@@ -27,11 +27,19 @@ it('builds the static Storybook with its Docs pages and every story', async () =
   expect(code, output.slice(-3000)).toBe(0)
   const files = await readdir(out)
   expect(files).toEqual(expect.arrayContaining(['index.html', 'iframe.html', 'index.json']))
-  const index = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as { entries: Record<string, { type: string; importPath: string }> }
+  const index = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as {
+    entries: Record<string, { type: string; importPath: string }>
+  }
   const entries = Object.values(index.entries)
   const storyFiles = (await readdir(join(root, 'stories'))).filter((name) => name.endsWith('.stories.tsx'))
   for (const file of storyFiles) {
-    expect(entries.some((entry) => entry.type === 'story' && entry.importPath.endsWith(file)), file).toBe(true)
-    expect(entries.some((entry) => entry.type === 'docs' && entry.importPath.endsWith(file)), `Docs page of ${file}`).toBe(true)
+    expect(
+      entries.some((entry) => entry.type === 'story' && entry.importPath.endsWith(file)),
+      file,
+    ).toBe(true)
+    expect(
+      entries.some((entry) => entry.type === 'docs' && entry.importPath.endsWith(file)),
+      `Docs page of ${file}`,
+    ).toBe(true)
   }
 }, 240_000)

@@ -27,7 +27,8 @@ export function resolveOldestPeers(): Plugin {
     enforce: 'pre',
     async resolveId(source, _importer, options) {
       if (!oldestPeerImport.test(source)) return null
-      if (!existsSync(modules)) throw new Error(`The oldest peers are not installed: run \`npm ci\` in ${folder} (scripts/test-env.sh does it before npm test)`)
+      if (!existsSync(modules))
+        throw new Error(`The oldest peers are not installed: run \`npm ci\` in ${folder} (scripts/test-env.sh does it before npm test)`)
       const resolved = await this.resolve(source, anchor, { ...options, skipSelf: true })
       if (resolved && !resolved.id.startsWith(modules) && !resolved.id.startsWith(`${realpathSync(modules)}/`)) {
         throw new Error(`${source} resolved to ${resolved.id}, not to the copy in ${modules}: run \`npm ci\` in ${folder}`)

@@ -38,7 +38,9 @@ const [major] = process.versions.node.split('.').map(Number) as [number]
 
 it('stores sessions in a SQLite file with no driver package installed (node:sqlite)', async () => {
   expect(existsSync(join(project, 'node_modules/better-sqlite3'))).toBe(false)
-  const output = await run(process.execPath, ['--disable-warning=ExperimentalWarning', 'app.mjs', join(project, 'data/sessions.db')], { cwd: project })
+  const output = await run(process.execPath, ['--disable-warning=ExperimentalWarning', 'app.mjs', join(project, 'data/sessions.db')], {
+    cwd: project,
+  })
   const { status, snapshot } = JSON.parse(output) as { status: number; snapshot: { variables: unknown; version: number } }
   expect(status).toBe(200)
   expect(snapshot).toMatchObject({ variables: { email: 'a@b.c' }, version: 1 })
@@ -48,7 +50,10 @@ it('stores sessions in a SQLite file with no driver package installed (node:sqli
 it(`says on stderr what Node ${major} says about node:sqlite, and nothing with the flag the docs give`, async () => {
   const stderrOf = async (flags: string[]) => {
     const { spawnSync } = await import('node:child_process')
-    const child = spawnSync(process.execPath, [...flags, 'app.mjs', join(project, `data/warn-${flags.length}.db`)], { cwd: project, encoding: 'utf8' })
+    const child = spawnSync(process.execPath, [...flags, 'app.mjs', join(project, `data/warn-${flags.length}.db`)], {
+      cwd: project,
+      encoding: 'utf8',
+    })
     expect(child.status, child.stderr).toBe(0)
     return child.stderr
   }

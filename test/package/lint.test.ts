@@ -22,9 +22,13 @@ it('attw finds no problem in the packed package', async () => {
   const tarball = await packedTarball()
   const attw = join(ROOT, 'node_modules/.bin/attw')
   // Exits 1 on any problem; run() then fails with attw's table of what failed where.
-  const output = await run(attw, [tarball, '--ignore-rules', 'cjs-resolves-to-esm', '--no-definitely-typed', '--format', 'table', '--no-color', '--no-emoji'], {
-    cwd: ROOT,
-  })
+  const output = await run(
+    attw,
+    [tarball, '--ignore-rules', 'cjs-resolves-to-esm', '--no-definitely-typed', '--format', 'table', '--no-color', '--no-emoji'],
+    {
+      cwd: ROOT,
+    },
+  )
   expect(output).toContain('workflow-session/server')
 }, 240_000)
 

@@ -13,9 +13,18 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const PREFIX = 'workflow-session-pack-'
 
 /** Runs a command; on failure the error message carries its output. */
-export async function run(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<string> {
+export async function run(
+  command: string,
+  args: string[],
+  options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number },
+): Promise<string> {
   try {
-    const { stdout } = await execFileAsync(command, args, { cwd: options.cwd, env: options.env ?? process.env, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 })
+    const { stdout } = await execFileAsync(command, args, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      timeout: options.timeoutMs ?? 120_000,
+      maxBuffer: 64 * 1024 * 1024,
+    })
     return stdout
   } catch (error) {
     const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string }
@@ -54,7 +63,10 @@ async function packOnce(): Promise<string> {
   try {
     await removeFinishedRuns()
     await copySources(work)
-    const packed = (await run('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: work, timeoutMs: 180_000 })).trim().split('\n').pop()!
+    const packed = (await run('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: work, timeoutMs: 180_000 }))
+      .trim()
+      .split('\n')
+      .pop()!
     await rename(join(dir, packed), tarball)
     return tarball
   } catch (error) {
@@ -73,7 +85,14 @@ async function packOnce(): Promise<string> {
 async function copySources(work: string): Promise<void> {
   const manifest = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { files?: string[] }
   const always = (await readdir(ROOT)).filter((name) => /^(readme|license|licence|changelog)/i.test(name))
-  const paths = new Set(['package.json', 'tsconfig.json', 'tsconfig.build.json', 'src', ...always, ...(manifest.files ?? []).filter((path) => path !== 'dist')])
+  const paths = new Set([
+    'package.json',
+    'tsconfig.json',
+    'tsconfig.build.json',
+    'src',
+    ...always,
+    ...(manifest.files ?? []).filter((path) => path !== 'dist'),
+  ])
   await mkdir(work, { recursive: true })
   for (const path of paths) {
     if (existsSync(join(ROOT, path))) await cp(join(ROOT, path), join(work, path), { recursive: true })
@@ -126,6 +145,7 @@ async function removeFinishedRuns(): Promise<void> {
     const [pid, startTime] = name.slice(PREFIX.length).split('-').map(Number)
     if (pid === undefined || !Number.isInteger(pid)) continue
     const current = startTimeOf(pid)
-    if (!isAlive(pid) || (current !== undefined && Number(current) !== startTime)) await rm(join(tmpdir(), name), { recursive: true, force: true })
+    if (!isAlive(pid) || (current !== undefined && Number(current) !== startTime))
+      await rm(join(tmpdir(), name), { recursive: true, force: true })
   }
 }

@@ -88,30 +88,57 @@ afterAll(async () => {
 async function typeCheck(compiler: Compiler, name: string, compilerOptions: Record<string, unknown>, files: string[]): Promise<void> {
   name = `${name}-ts${compiler.typescript}`
   // skipDefaultLibCheck skips only TypeScript's own lib.*.d.ts, which are not ours to check.
-  const config = { compilerOptions: { target: 'ES2022', strict: true, skipLibCheck: false, skipDefaultLibCheck: true, noEmit: true, ...compilerOptions }, files }
+  const config = {
+    compilerOptions: { target: 'ES2022', strict: true, skipLibCheck: false, skipDefaultLibCheck: true, noEmit: true, ...compilerOptions },
+    files,
+  }
   await writeFile(join(project, `tsconfig.${name}.json`), JSON.stringify(config, null, 2))
   // Fails with tsc's diagnostics in the message.
   await run(process.execPath, [compiler.tsc, '-p', `tsconfig.${name}.json`], { cwd: project })
 }
 
 it('the compilers are the versions they are named after', async () => {
-  for (const compiler of COMPILERS) expect(await run(process.execPath, [compiler.tsc, '--version'], { cwd: ROOT })).toMatch(new RegExp(`^Version ${compiler.typescript.replace('.', '\\.')}\\.`))
+  for (const compiler of COMPILERS)
+    expect(await run(process.execPath, [compiler.tsc, '--version'], { cwd: ROOT })).toMatch(
+      new RegExp(`^Version ${compiler.typescript.replace('.', '\\.')}\\.`),
+    )
 })
 
-it.each(CASES)('server types compile without the DOM lib and without pg, better-sqlite3 or msw (TypeScript $typescript, moduleResolution $resolution.moduleResolution)', async (check) => {
-  for (const peer of ['pg', 'better-sqlite3', 'msw', '@types/pg', '@types/better-sqlite3']) expect(existsSync(join(project, 'node_modules', peer)), peer).toBe(false)
-  await typeCheck(check, `server-${check.resolution.moduleResolution}`, { lib: ['ES2022'], types: ['node'], ...check.options }, ['server.ts', 'server-usage.ts'])
-}, 60_000)
+it.each(CASES)(
+  'server types compile without the DOM lib and without pg, better-sqlite3 or msw (TypeScript $typescript, moduleResolution $resolution.moduleResolution)',
+  async (check) => {
+    for (const peer of ['pg', 'better-sqlite3', 'msw', '@types/pg', '@types/better-sqlite3'])
+      expect(existsSync(join(project, 'node_modules', peer)), peer).toBe(false)
+    await typeCheck(check, `server-${check.resolution.moduleResolution}`, { lib: ['ES2022'], types: ['node'], ...check.options }, [
+      'server.ts',
+      'server-usage.ts',
+    ])
+  },
+  60_000,
+)
 
 // React types are for the React entry only: the framework-free client compiles without them.
-it.each(COMPILERS)('client types compile with the DOM lib and no React types (TypeScript $typescript)', async (compiler) => {
-  expect(existsSync(join(project, 'node_modules/@types/react'))).toBe(false)
-  await typeCheck(compiler, 'client', { lib: ['ES2022', 'DOM'], types: ['node'], ...RESOLUTIONS[0] }, ['client.ts'])
-}, 60_000)
+it.each(COMPILERS)(
+  'client types compile with the DOM lib and no React types (TypeScript $typescript)',
+  async (compiler) => {
+    expect(existsSync(join(project, 'node_modules/@types/react'))).toBe(false)
+    await typeCheck(compiler, 'client', { lib: ['ES2022', 'DOM'], types: ['node'], ...RESOLUTIONS[0] }, ['client.ts'])
+  },
+  60_000,
+)
 
-it.each(CASES)('client and React entry types compile with the DOM lib and @types/react (TypeScript $typescript, moduleResolution $resolution.moduleResolution)', async (check) => {
-  if (!existsSync(join(project, 'node_modules/@types/react'))) {
-    await symlink(join(ROOT, 'node_modules/@types/react'), join(project, 'node_modules/@types/react'), 'dir')
-  }
-  await typeCheck(check, `react-${check.resolution.moduleResolution}`, { lib: ['ES2022', 'DOM'], types: ['node'], jsx: 'react-jsx', ...check.options }, ['client.ts', 'react.ts'])
-}, 60_000)
+it.each(CASES)(
+  'client and React entry types compile with the DOM lib and @types/react (TypeScript $typescript, moduleResolution $resolution.moduleResolution)',
+  async (check) => {
+    if (!existsSync(join(project, 'node_modules/@types/react'))) {
+      await symlink(join(ROOT, 'node_modules/@types/react'), join(project, 'node_modules/@types/react'), 'dir')
+    }
+    await typeCheck(
+      check,
+      `react-${check.resolution.moduleResolution}`,
+      { lib: ['ES2022', 'DOM'], types: ['node'], jsx: 'react-jsx', ...check.options },
+      ['client.ts', 'react.ts'],
+    )
+  },
+  60_000,
+)

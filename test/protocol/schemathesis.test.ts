@@ -41,33 +41,69 @@ function startTypeScript(): Promise<PythonServer> {
 }
 
 /** Runs schemathesis against `base`; resolves with its exit code, its output, and every response it got (from its HAR report). */
-async function fuzz(base: string, name: string): Promise<{ code: number | null; output: string; responses: Array<{ status: number; text: string; request: string }> }> {
+async function fuzz(
+  base: string,
+  name: string,
+): Promise<{ code: number | null; output: string; responses: Array<{ status: number; text: string; request: string }> }> {
   const har = join(place, `${name}.har`)
   const args = [
-    '-m', 'schemathesis.cli', 'run', join(ROOT, 'docs/openapi.json'), '--url', base,
-    '--max-examples', String(EXAMPLES), '--seed', '20261122', '--phases', 'examples,coverage,fuzzing',
-    '--checks', 'all',
+    '-m',
+    'schemathesis.cli',
+    'run',
+    join(ROOT, 'docs/openapi.json'),
+    '--url',
+    base,
+    '--max-examples',
+    String(EXAMPLES),
+    '--seed',
+    '20261122',
+    '--phases',
+    'examples,coverage,fuzzing',
+    '--checks',
+    'all',
     // The change feed answers with a stream that stays open: it is fuzzed in the live tests instead.
-    '--exclude-operation-id', 'followSession',
+    '--exclude-operation-id',
+    'followSession',
     // 5xx are checked below: a step's own failure (500 step_failed) is the protocol's answer.
     // ignored_auth: these servers have no authentication to ignore.
-    '--exclude-checks', 'not_a_server_error,ignored_auth',
-    '--suppress-health-check', 'all', '--workers', '1', '--no-color',
-    '--report', 'har', '--report-har-path', har,
+    '--exclude-checks',
+    'not_a_server_error,ignored_auth',
+    '--suppress-health-check',
+    'all',
+    '--workers',
+    '1',
+    '--no-color',
+    '--report',
+    'har',
+    '--report-har-path',
+    har,
   ]
-  const child = spawn(requirePython(), args, { cwd: ROOT, env: { ...process.env, SCHEMATHESIS_TELEMETRY: 'false', PYTHONUNBUFFERED: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(requirePython(), args, {
+    cwd: ROOT,
+    env: { ...process.env, SCHEMATHESIS_TELEMETRY: 'false', PYTHONUNBUFFERED: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
-  const log = JSON.parse(await readFile(har, 'utf8')) as { log: { entries: Array<{ request: { method: string; url: string }; response: { status: number; content: { text?: string } } }> } }
-  const responses = log.log.entries.map((entry) => ({ status: entry.response.status, text: entry.response.content.text ?? '', request: `${entry.request.method} ${entry.request.url}` }))
+  const log = JSON.parse(await readFile(har, 'utf8')) as {
+    log: { entries: Array<{ request: { method: string; url: string }; response: { status: number; content: { text?: string } } }> }
+  }
+  const responses = log.log.entries.map((entry) => ({
+    status: entry.response.status,
+    text: entry.response.content.text ?? '',
+    request: `${entry.request.method} ${entry.request.url}`,
+  }))
   return { code, output, responses }
 }
 
 describe.each([
   ['TypeScript', () => startTypeScript()],
-  ['Python', () => startPython(['-m', 'workflow_session.serve', '--store', 'memory:', '--port', '0', '--conformance'], 'workflow-session on')],
+  [
+    'Python',
+    () => startPython(['-m', 'workflow_session.serve', '--store', 'memory:', '--port', '0', '--conformance'], 'workflow-session on'),
+  ],
 ] as const)('the %s server, fuzzed from docs/openapi.json', (name, start) => {
   it('answers every request as the document says, and no 5xx but step_failed', async () => {
     const server = await start()

@@ -2,5 +2,9 @@
 // with the conformance step; prints `workflow-session on <base url>`.
 import { conformanceSteps, createSessionHandler, memoryStore, serve } from '../../src/server/index.js'
 
-const running = await serve({ handler: createSessionHandler({ store: memoryStore(), steps: conformanceSteps, onError: () => {} }), port: 0, shutdownSignals: ['SIGTERM'] })
+const running = await serve({
+  handler: createSessionHandler({ store: memoryStore(), steps: conformanceSteps, onError: () => {} }),
+  port: 0,
+  shutdownSignals: ['SIGTERM'],
+})
 console.log(`workflow-session on ${running.url}/api/session`)

@@ -11,7 +11,8 @@ it('the React entry exports every name of the client entry, values and types', (
   const files = { client: join(root, 'src/client/index.ts'), react: join(root, 'src/react/index.ts') }
   const program = ts.createProgram(Object.values(files), config.options)
   const checker = program.getTypeChecker()
-  const names = (file: string) => checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(file)!)!).map((symbol) => symbol.name)
+  const names = (file: string) =>
+    checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(file)!)!).map((symbol) => symbol.name)
   const react = new Set(names(files.react))
   expect(names(files.client).filter((name) => !react.has(name))).toEqual([])
   expect(ts.sys.readFile(files.react)).not.toMatch(/^export \* from/m)

@@ -5,7 +5,16 @@ import { act, cleanup, fireEvent, render, screen } from '@testing-library/react'
 import { HttpResponse, http } from 'msw'
 import { StrictMode } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { SessionProvider, memoryLocalCopy, useRun, useSessionState, useSyncStatus, useVariable, type LocalCopyStorage, type SessionState } from '../../src/react/index.js'
+import {
+  SessionProvider,
+  memoryLocalCopy,
+  useRun,
+  useSessionState,
+  useSyncStatus,
+  useVariable,
+  type LocalCopyStorage,
+  type SessionState,
+} from '../../src/react/index.js'
 import { useMockServer } from '../msw-server.js'
 import { newGate } from '../gate.js'
 
@@ -45,7 +54,11 @@ function Field({ name }: { name: string }) {
 
 function Status() {
   const status = useSyncStatus()
-  return <output aria-label="status">{status.error ? `error ${status.error.code}` : status.isDirty ? (status.isSyncing ? 'saving' : 'dirty') : 'saved'}</output>
+  return (
+    <output aria-label="status">
+      {status.error ? `error ${status.error.code}` : status.isDirty ? (status.isSyncing ? 'saving' : 'dirty') : 'saved'}
+    </output>
+  )
 }
 
 function App({ children, ...props }: { children: React.ReactNode; debounceMs?: number; maxWaitMs?: number }) {
@@ -61,7 +74,11 @@ const patches = () => mock.posts().filter((r) => !r.path.includes('/run/'))
 
 describe('useVariable', () => {
   it('shows a write at once, before any request is sent', async () => {
-    render(<App><Field name="email" /></App>)
+    render(
+      <App>
+        <Field name="email" />
+      </App>,
+    )
     await advance(10)
     type('email', 'a@b.c')
     expect(screen.getByLabelText<HTMLInputElement>('email').value).toBe('a@b.c')
@@ -69,7 +86,12 @@ describe('useVariable', () => {
   })
 
   it('does not render a component that reads another variable', async () => {
-    render(<App><Field name="a" /><Field name="b" /></App>)
+    render(
+      <App>
+        <Field name="a" />
+        <Field name="b" />
+      </App>,
+    )
     await advance(10)
     const before = { a: renders.a!, b: renders.b! }
     for (let i = 1; i <= 20; i++) type('a', 'x'.repeat(i))
@@ -79,7 +101,12 @@ describe('useVariable', () => {
   })
 
   it('sends 30 keystrokes in one debounce window as one POST with only the changed key', async () => {
-    render(<App><Field name="email" /><Field name="name" /></App>)
+    render(
+      <App>
+        <Field name="email" />
+        <Field name="name" />
+      </App>,
+    )
     await advance(10)
     for (let i = 1; i <= 30; i++) {
       type('email', 'e'.repeat(i))
@@ -97,7 +124,10 @@ describe('useVariable', () => {
     await mock.store.apply(sessionId, { variables: { name: 'Ada' } })
     render(
       <StrictMode>
-        <App><Field name="email" /><Field name="name" /></App>
+        <App>
+          <Field name="email" />
+          <Field name="name" />
+        </App>
       </StrictMode>,
     )
     await advance(10)
@@ -111,7 +141,11 @@ describe('useVariable', () => {
   })
 
   it('caps a long burst with maxWait', async () => {
-    render(<App debounceMs={800} maxWaitMs={3000}><Field name="notes" /></App>)
+    render(
+      <App debounceMs={800} maxWaitMs={3000}>
+        <Field name="notes" />
+      </App>,
+    )
     await advance(10)
     for (let i = 1; i <= 50; i++) {
       type('notes', 'n'.repeat(i))
@@ -125,7 +159,11 @@ describe('useVariable', () => {
   })
 
   it('makes no request when nothing changed', async () => {
-    render(<App><Field name="email" /></App>)
+    render(
+      <App>
+        <Field name="email" />
+      </App>,
+    )
     await advance(5000)
     type('email', '')
     await advance(5000)
@@ -137,7 +175,11 @@ describe('useVariable', () => {
       const [count, setCount] = useVariable<number>('count', 0)
       return <button onClick={() => setCount((n) => n + 1)}>count {count}</button>
     }
-    render(<App><Counter /></App>)
+    render(
+      <App>
+        <Counter />
+      </App>,
+    )
     await advance(10)
     fireEvent.click(screen.getByRole('button'))
     fireEvent.click(screen.getByRole('button'))
@@ -149,7 +191,12 @@ describe('sync status', () => {
   it('goes dirty → saving → saved', async () => {
     const { gate, release } = newGate()
     mock.server.use(http.post(`*/api/session/${sessionId}`, async () => void (await gate) as never, { once: true }))
-    render(<App><Field name="email" /><Status /></App>)
+    render(
+      <App>
+        <Field name="email" />
+        <Status />
+      </App>,
+    )
     await advance(10)
     expect(screen.getByLabelText('status').textContent).toBe('saved')
     type('email', 'a')
@@ -163,9 +210,18 @@ describe('sync status', () => {
 
   it('shows a server error while retrying, then saved', async () => {
     mock.server.use(
-      http.post(`*/api/session/${sessionId}`, () => HttpResponse.json({ error: { code: 'internal_error', message: 'down' } }, { status: 500 }), { once: true }),
+      http.post(
+        `*/api/session/${sessionId}`,
+        () => HttpResponse.json({ error: { code: 'internal_error', message: 'down' } }, { status: 500 }),
+        { once: true },
+      ),
     )
-    render(<App><Field name="email" /><Status /></App>)
+    render(
+      <App>
+        <Field name="email" />
+        <Status />
+      </App>,
+    )
     await advance(10)
     type('email', 'a')
     await advance(810)
@@ -188,7 +244,12 @@ describe('useSessionState', () => {
       renders.variables = (renders.variables ?? 0) + 1
       return <pre aria-label="all">{JSON.stringify(useSessionState().variables)}</pre>
     }
-    render(<App><MethodsOnly /><ReadsVariables /></App>)
+    render(
+      <App>
+        <MethodsOnly />
+        <ReadsVariables />
+      </App>,
+    )
     await advance(10)
     const before = { ...renders }
     act(() => state!.setVariable('a', 1))
@@ -205,7 +266,11 @@ describe('useSessionState', () => {
       state = useSessionState()
       return null
     }
-    render(<App><Grab /></App>)
+    render(
+      <App>
+        <Grab />
+      </App>,
+    )
     await advance(10)
     act(() => state!.setVariable('email', 'a@b.c'))
     let flushed = false
@@ -216,7 +281,9 @@ describe('useSessionState', () => {
     expect((await mock.store.get(sessionId))?.variables).toEqual({ email: 'a@b.c' })
 
     mock.server.use(
-      http.post(`*/api/session/${sessionId}`, () => HttpResponse.json({ error: { code: 'too_large', message: 'big' } }, { status: 413 }), { once: true }),
+      http.post(`*/api/session/${sessionId}`, () => HttpResponse.json({ error: { code: 'too_large', message: 'big' } }, { status: 413 }), {
+        once: true,
+      }),
     )
     act(() => state!.setVariable('email', 'x'))
     const failure = state!.flush().catch((error: unknown) => error)
@@ -241,7 +308,11 @@ describe('useSessionState', () => {
       seen.push({ isDirty: spec.meta.isDirty, lastSyncedAt: spec.meta.lastSyncedAt, email: spec.variables.email })
       return null
     }
-    render(<App><SpecReader /></App>)
+    render(
+      <App>
+        <SpecReader />
+      </App>,
+    )
     await advance(10)
     expect(state!.sessionId).toBe(sessionId)
     expect(state!.meta.isDirty).toBe(false)
@@ -276,7 +347,9 @@ describe('useRun', () => {
       <>
         <button onClick={() => setEmail('ada@example.com')}>Fill</button>
         <button onClick={() => run()}>Run</button>
-        <output aria-label="run">{isRunning ? 'running' : error ? `error ${(error as { code?: string }).code}` : (output ?? 'idle')}</output>
+        <output aria-label="run">
+          {isRunning ? 'running' : error ? `error ${(error as { code?: string }).code}` : (output ?? 'idle')}
+        </output>
       </>
     )
   }
@@ -284,7 +357,11 @@ describe('useRun', () => {
   it('sends the pending patch first, then runs the step on it', async () => {
     const { gate, release } = newGate()
     mock.server.use(http.post(`*/api/session/${sessionId}/run/register`, async () => void (await gate) as never, { once: true }))
-    render(<App><Register /></App>)
+    render(
+      <App>
+        <Register />
+      </App>,
+    )
     await advance(10)
     fireEvent.click(screen.getByText('Fill'))
     fireEvent.click(screen.getByText('Run'))
@@ -300,9 +377,17 @@ describe('useRun', () => {
 
   it('does not call the step when the flush fails, and says why', async () => {
     mock.server.use(
-      http.post(`*/api/session/${sessionId}`, () => HttpResponse.json({ error: { code: 'invalid_patch', message: 'no' } }, { status: 400 }), { once: true }),
+      http.post(
+        `*/api/session/${sessionId}`,
+        () => HttpResponse.json({ error: { code: 'invalid_patch', message: 'no' } }, { status: 400 }),
+        { once: true },
+      ),
     )
-    render(<App><Register /></App>)
+    render(
+      <App>
+        <Register />
+      </App>,
+    )
     await advance(10)
     fireEvent.click(screen.getByText('Fill'))
     fireEvent.click(screen.getByText('Run'))
@@ -317,7 +402,9 @@ describe('SessionProvider', () => {
     const queryClient = new QueryClient()
     render(
       <QueryClientProvider client={queryClient}>
-        <App><Field name="email" /></App>
+        <App>
+          <Field name="email" />
+        </App>
       </QueryClientProvider>,
     )
     await advance(10)
@@ -343,12 +430,18 @@ describe('SessionProvider', () => {
     await advance(10)
     expect(screen.getByRole('button').textContent).toBe('registered undefined')
     const mutations = queryClient.getMutationCache().findAll({ mutationKey: ['workflow-session', 'run'] })
-    expect(mutations.map((mutation) => [mutation.options.mutationKey, mutation.state.status])).toEqual([[['workflow-session', 'run', sessionId, 'register'], 'success']])
+    expect(mutations.map((mutation) => [mutation.options.mutationKey, mutation.state.status])).toEqual([
+      [['workflow-session', 'run', sessionId, 'register'], 'success'],
+    ])
   })
 
   it('shows server values after the first fetch', async () => {
     await mock.store.apply(sessionId, { variables: { email: 'server@b.c' } })
-    render(<App><Field name="email" /></App>)
+    render(
+      <App>
+        <Field name="email" />
+      </App>,
+    )
     await advance(10)
     expect(screen.getByLabelText<HTMLInputElement>('email').value).toBe('server@b.c')
   })

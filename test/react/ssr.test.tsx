@@ -5,7 +5,16 @@ import { lazy, Suspense, useEffect, type ReactNode } from 'react'
 import { hydrateRoot, type Root } from 'react-dom/client'
 import { renderToString } from 'react-dom/server'
 import { afterEach, expect, it } from 'vitest'
-import { memoryLocalCopy, SessionProvider, useRun, useSessions, useSessionState, useSyncStatus, useVariable, useWorkflow } from '../../src/react/index.js'
+import {
+  memoryLocalCopy,
+  SessionProvider,
+  useRun,
+  useSessions,
+  useSessionState,
+  useSyncStatus,
+  useVariable,
+  useWorkflow,
+} from '../../src/react/index.js'
 import { useMockServer } from '../msw-server.js'
 
 // The server renders run with the browser's globals hidden (getters on globalThis that answer
@@ -17,7 +26,11 @@ afterEach(() => act(() => root?.unmount()))
 function Form() {
   const [email] = useVariable<string>('email', 'nobody@example.com')
   const { isDirty } = useSyncStatus()
-  return <p>{email} {isDirty ? 'unsaved' : 'saved'}</p>
+  return (
+    <p>
+      {email} {isDirty ? 'unsaved' : 'saved'}
+    </p>
+  )
 }
 
 /** Every hook of the package, as a page rendered on the server uses them. */
@@ -29,7 +42,8 @@ function Everything() {
   const signup = useWorkflow<{ plan: string }>('signup')
   return (
     <p>
-      {email}|{meta.isHydrated ? 'loaded' : 'loading'}|{meta.isDirty ? 'unsaved' : 'saved'}|{Object.keys(variables).length}|{String(isRunning)}|{sessions.length}|{currentId}|{signup.get('plan', 'free')}
+      {email}|{meta.isHydrated ? 'loaded' : 'loading'}|{meta.isDirty ? 'unsaved' : 'saved'}|{Object.keys(variables).length}|
+      {String(isRunning)}|{sessions.length}|{currentId}|{signup.get('plan', 'free')}
     </p>
   )
 }
@@ -63,7 +77,10 @@ function renderWatched(app: React.ReactElement): { html: string; touched: string
   replace(globalThis, 'Date', {
     writable: true,
     value: new Proxy(RealDate, {
-      construct: (target, args: unknown[], newTarget) => (args.length === 0 && touched.push('new Date()'), Reflect.construct(target, args, newTarget)),
+      construct: (target, args: unknown[], newTarget) => (
+        args.length === 0 && touched.push('new Date()'),
+        Reflect.construct(target, args, newTarget)
+      ),
       apply: (target, self, args: unknown[]) => (touched.push('Date()'), Reflect.apply(target, self, args)),
     }),
   })
@@ -103,16 +120,27 @@ it('renders on the server without a session id, random values, the clock or stor
     </QueryClientProvider>,
   )
   // The session id is chosen in the browser: the server shows none.
-  expect(html).toBe('<p>nobody@example.com<!-- -->|<!-- -->loading<!-- -->|<!-- -->saved<!-- -->|<!-- -->0<!-- -->|<!-- -->false<!-- -->|<!-- -->0<!-- -->|<!-- -->|<!-- -->free</p>')
+  expect(html).toBe(
+    '<p>nobody@example.com<!-- -->|<!-- -->loading<!-- -->|<!-- -->saved<!-- -->|<!-- -->0<!-- -->|<!-- -->false<!-- -->|<!-- -->0<!-- -->|<!-- -->|<!-- -->free</p>',
+  )
   expect(reachedFor(touched)).toEqual([])
   expect(asked).toBe(0)
-  expect(queryClient.getQueryCache().getAll().every((query) => query.state.fetchStatus === 'idle')).toBe(true)
+  expect(
+    queryClient
+      .getQueryCache()
+      .getAll()
+      .every((query) => query.state.fetchStatus === 'idle'),
+  ).toBe(true)
 })
 
 function Page() {
   const [email] = useVariable<string>('email', 'nobody')
   const { isHydrated } = useSyncStatus()
-  return <p>{email} {isHydrated ? 'loaded' : 'loading'}</p>
+  return (
+    <p>
+      {email} {isHydrated ? 'loaded' : 'loading'}
+    </p>
+  )
 }
 
 /** Writes in its first effect, as a page may: during hydration, before the provider shows the client's values. */

@@ -18,7 +18,13 @@ function Field({ tab }: { tab: string }) {
 it('two tabs converge without tabSync(): the other tab shows the change when it is looked at again', async () => {
   const storage = memoryLocalCopy() // one browser: the tabs share the device's copy
   const tab = (name: string) => (
-    <SessionProvider endpoint="http://localhost/api/session" sessionId="tabs-session-1" storage={storage} queryClient={new QueryClient()} debounceMs={10}>
+    <SessionProvider
+      endpoint="http://localhost/api/session"
+      sessionId="tabs-session-1"
+      storage={storage}
+      queryClient={new QueryClient()}
+      debounceMs={10}
+    >
       <Field tab={name} />
     </SessionProvider>
   )

@@ -68,7 +68,10 @@ describe('useTracked', () => {
   it('under StrictMode (each render run twice), renders again for the variable it reads and not for another', async () => {
     render(
       <StrictMode>
-        <App><Writer /><Reader name="a" /></App>
+        <App>
+          <Writer />
+          <Reader name="a" />
+        </App>
       </StrictMode>,
     )
     await advance(10)
@@ -101,7 +104,12 @@ describe('useTracked', () => {
         </Suspense>
       )
     }
-    render(<App><Writer /><Switcher /></App>)
+    render(
+      <App>
+        <Writer />
+        <Switcher />
+      </App>,
+    )
     await advance(10)
     set('a', 'a1')
     set('b', 'b1')

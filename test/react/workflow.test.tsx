@@ -1,7 +1,14 @@
 // @vitest-environment jsdom
 import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { SessionProvider, memoryLocalCopy, useSessions, useWorkflow, workflowDataKey, type LocalCopyStorage } from '../../src/react/index.js'
+import {
+  SessionProvider,
+  memoryLocalCopy,
+  useSessions,
+  useWorkflow,
+  workflowDataKey,
+  type LocalCopyStorage,
+} from '../../src/react/index.js'
 import { useMockServer } from '../msw-server.js'
 
 const mock = useMockServer({}, { authorize: (request) => request.headers.get('x-user') })
@@ -23,7 +30,9 @@ const count = (name: string) => (renders[name] = (renders[name] ?? 0) + 1)
 function Field({ workflow, field }: { workflow: string; field: string }) {
   count(`${workflow}.${field}`)
   const scope = useWorkflow<Record<string, string>>(workflow)
-  return <input aria-label={`${workflow} ${field}`} value={scope.get(field, '')} onChange={(event) => scope.set(field, event.target.value)} />
+  return (
+    <input aria-label={`${workflow} ${field}`} value={scope.get(field, '')} onChange={(event) => scope.set(field, event.target.value)} />
+  )
 }
 
 function Step({ workflow }: { workflow: string }) {
@@ -110,7 +119,9 @@ describe('useSessions', () => {
         <Sessions />
       </SessionProvider>,
     )
-    await waitFor(() => expect(screen.getAllByText(/^open /).map((b) => b.textContent)).toEqual(['open newer-session', 'open older-session']))
+    await waitFor(() =>
+      expect(screen.getAllByText(/^open /).map((b) => b.textContent)).toEqual(['open newer-session', 'open older-session']),
+    )
 
     fireEvent.click(screen.getByText('open older-session'))
     await waitFor(() => expect(screen.getByLabelText('email').textContent).toBe('old@example.com'))

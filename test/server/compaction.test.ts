@@ -50,7 +50,10 @@ async function sqlitePlace(): Promise<Place> {
         .get(sessionId) as { live: number; tombstones: number }
     },
     async head(sessionId) {
-      return reader().prepare('SELECT compacted_through, tombstones FROM ws_sessions WHERE id = ?').get(sessionId) as { compacted_through: number; tombstones: number }
+      return reader().prepare('SELECT compacted_through, tombstones FROM ws_sessions WHERE id = ?').get(sessionId) as {
+        compacted_through: number
+        tombstones: number
+      }
     },
     async close() {
       db?.close()
@@ -113,7 +116,9 @@ describe.each([
         most = Math.max(most, (await place.rows(id)).tombstones)
       }
       const rows = await place.rows(id)
-      console.log(`${name}: ${rows.live + rows.tombstones} variable rows left after 10,000 names written and deleted (${rows.tombstones} tombstones; most at once ${most})`)
+      console.log(
+        `${name}: ${rows.live + rows.tombstones} variable rows left after 10,000 names written and deleted (${rows.tombstones} tombstones; most at once ${most})`,
+      )
       expect(most).toBeLessThanOrEqual(MAX_TOMBSTONES)
       // Compacted by the 11th, 22nd, … 99th delete (version 199): the last 100 deletions stay as tombstones.
       expect(rows).toEqual({ live: 1, tombstones: 100 })

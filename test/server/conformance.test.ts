@@ -19,7 +19,16 @@ beforeAll(async () => {
   ;[server, withoutStep, usersOnly] = await Promise.all([
     serve({ port: 0, handler: createSessionHandler({ store: memoryStore(), steps: conformanceSteps, authorize: byUser, onError: quiet }) }),
     serve({ port: 0, handler: createSessionHandler({ store: memoryStore(), authorize: byUser, onError: quiet }) }),
-    serve({ port: 0, handler: createSessionHandler({ store: memoryStore(), steps: conformanceSteps, authorize: byUser, requireUser: true, onError: quiet }) }),
+    serve({
+      port: 0,
+      handler: createSessionHandler({
+        store: memoryStore(),
+        steps: conformanceSteps,
+        authorize: byUser,
+        requireUser: true,
+        onError: quiet,
+      }),
+    }),
   ])
 })
 afterAll(() => Promise.all([server.close(), withoutStep.close(), usersOnly.close()]))
@@ -31,7 +40,10 @@ it("passes every check against the package's own server over HTTP, nothing skipp
 })
 
 it('passes as a user on a server that requires one, with the user in --header too', async () => {
-  const results = await runConformance(`${usersOnly.url}/api/session`, { headers: { 'x-user': 'caller' }, userHeaders: { 'x-user': 'lister' } })
+  const results = await runConformance(`${usersOnly.url}/api/session`, {
+    headers: { 'x-user': 'caller' },
+    userHeaders: { 'x-user': 'lister' },
+  })
   expect(results.filter((result) => !result.ok || result.skipped)).toEqual([])
 })
 
@@ -71,7 +83,10 @@ it('says in one line to pass --header when every request is answered 401, and ex
   const failure = await cli(`${usersOnly.url}/api/session`).catch((error: { code: number; stdout: string }) => error)
   expect(failure).toMatchObject({ code: 1 })
   const lines = (failure as { stdout: string }).stdout.trim().split('\n')
-  expect(lines).toEqual([expect.stringMatching(/^✗ every request was answered 401 .*--header "Cookie: …"/), '0 passed, 1 failed, 0 skipped'])
+  expect(lines).toEqual([
+    expect.stringMatching(/^✗ every request was answered 401 .*--header "Cookie: …"/),
+    '0 passed, 1 failed, 0 skipped',
+  ])
 })
 
 it('says in one line that the backend cannot be reached, and exits 2', async () => {
@@ -80,12 +95,18 @@ it('says in one line that the backend cannot be reached, and exits 2', async () 
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
   const { port } = probe.address() as AddressInfo
   await new Promise((resolve) => probe.close(resolve))
-  const failure = await cli(`http://127.0.0.1:${port}/api/session`).catch((error: { code: number; stdout: string; stderr: string }) => error)
+  const failure = await cli(`http://127.0.0.1:${port}/api/session`).catch(
+    (error: { code: number; stdout: string; stderr: string }) => error,
+  )
   expect(failure).toMatchObject({ code: 2, stdout: '', stderr: `cannot reach http://127.0.0.1:${port}/api/session: ECONNREFUSED\n` })
 })
 
 it('exits 2 with a usage line when called wrongly', async () => {
-  for (const args of [[], ['http://localhost:1/api/session', '--max-bytes', '12'], ['http://localhost:1/api/session', '--user-header', 'no colon']]) {
+  for (const args of [
+    [],
+    ['http://localhost:1/api/session', '--max-bytes', '12'],
+    ['http://localhost:1/api/session', '--user-header', 'no colon'],
+  ]) {
     const failure = await cli(...args).catch((error: { code: number; stderr: string }) => error)
     expect(failure).toMatchObject({ code: 2, stderr: expect.stringContaining('usage: workflow-session conformance') })
   }

@@ -34,7 +34,9 @@ describe('encryptedStore', () => {
     expect(raw).not.toContain('4242')
     expect(raw).toContain('"~enc":"k1"')
     await rows.close()
-    const row = new Database(dbPath).prepare("SELECT group_concat(value, ' ') AS record FROM ws_variables WHERE session_id = ?").get('secret-session-1') as { record: string }
+    const row = new Database(dbPath)
+      .prepare("SELECT group_concat(value, ' ') AS record FROM ws_variables WHERE session_id = ?")
+      .get('secret-session-1') as { record: string }
     expect(row.record).toContain('"~enc":"k1"')
     expect(row.record).not.toContain(SECRET)
     expect(row.record).not.toContain('4242')
@@ -45,7 +47,9 @@ describe('encryptedStore', () => {
     const dir = await place()
     await encryptedStore(fileStore(dir), { keys: { k1 }, currentKeyId: 'k1' }).apply('secret-session-2', { variables: { email: SECRET } })
     const wrongKey = encryptedStore(fileStore(dir), { keys: { k1: k2 }, currentKeyId: 'k1' })
-    await expect(wrongKey.get('secret-session-2')).rejects.toThrow(/Cannot decrypt variable "email" of session "secret-session-2" with key "k1": wrong key/)
+    await expect(wrongKey.get('secret-session-2')).rejects.toThrow(
+      /Cannot decrypt variable "email" of session "secret-session-2" with key "k1": wrong key/,
+    )
     const noKey = encryptedStore(fileStore(dir), { keys: { k2 }, currentKeyId: 'k2' })
     await expect(noKey.get('secret-session-2')).rejects.toThrow(/encrypted with key "k1", which is not among the keys/)
     expect(() => encryptedStore(fileStore(dir), { keys: { k1 }, currentKeyId: 'k9' })).toThrow(/no key with id "k9"/)
@@ -67,7 +71,9 @@ describe('encryptedStore', () => {
     await store.apply('secret-session-4', { variables: { kept: 1 } })
     let deep: unknown = 'bottom'
     for (let i = 0; i < 70; i++) deep = [deep]
-    await expect(store.apply('secret-session-4', JSON.parse('{"variables": {"__proto__": {"x": 1}}}'))).rejects.toMatchObject({ code: 'invalid_key' })
+    await expect(store.apply('secret-session-4', JSON.parse('{"variables": {"__proto__": {"x": 1}}}'))).rejects.toMatchObject({
+      code: 'invalid_key',
+    })
     await expect(store.apply('secret-session-4', { variables: { deep: deep as never } })).rejects.toMatchObject({ code: 'invalid_patch' })
     await expect(store.apply('secret-session-4', { deleted: ['constructor'] })).rejects.toMatchObject({ code: 'invalid_key' })
     expect(await store.get('secret-session-4')).toMatchObject({ version: 1, variables: { kept: 1 } })
@@ -75,9 +81,18 @@ describe('encryptedStore', () => {
 
   it('serves the protocol and steps, with workflow stamps, over an encrypted store', async () => {
     const store = encryptedStore(fileStore(await place()), { keys: { k1 }, currentKeyId: 'k1' })
-    const handler = createSessionHandler({ store, steps: { echo: ({ workflow }) => ({ output: workflow<{ email: string }>('signup').get('email') ?? null }) } })
+    const handler = createSessionHandler({
+      store,
+      steps: { echo: ({ workflow }) => ({ output: workflow<{ email: string }>('signup').get('email') ?? null }) },
+    })
     const post = (path: string, body: unknown) =>
-      handler(new Request(`http://localhost/api/session/secret-session-3${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }))
+      handler(
+        new Request(`http://localhost/api/session/secret-session-3${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        }),
+      )
     await post('', { variables: { [workflowDataKey('signup', 'email')]: SECRET } })
     expect(await (await post('/run/echo', {})).json()).toMatchObject({ output: SECRET })
     expect((await store.getWorkflow('secret-session-3', 'signup'))!.lastModified).toEqual(expect.any(String))
@@ -87,7 +102,13 @@ describe('encryptedStore', () => {
 describe('encryptedStorage (the device cache)', () => {
   it('keeps no plaintext on the device, and a record sealed with another key reads as absent', async () => {
     const raw = memoryLocalCopy()
-    const client = createSessionClient({ endpoint: 'http://localhost/api/session', sessionId: 'device-secret-1', storage: raw, plugins: [encryptedLocalCopy(k1)], locks: null })
+    const client = createSessionClient({
+      endpoint: 'http://localhost/api/session',
+      sessionId: 'device-secret-1',
+      storage: raw,
+      plugins: [encryptedLocalCopy(k1)],
+      locks: null,
+    })
     client.set('email', SECRET)
     await client.persist()
     const [name] = await raw.keys()

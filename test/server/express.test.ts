@@ -16,14 +16,17 @@ async function listen(app: express.Express): Promise<string> {
   return `http://127.0.0.1:${(server.address() as { port: number }).port}`
 }
 
-const post = (url: string, body: unknown) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+const post = (url: string, body: unknown) =>
+  fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
 
 it('serves the protocol under a mount path: Express strips it from req.url, the handler routes by the whole path', async () => {
   const app = express()
   app.use('/api/session', toNodeListener(createSessionHandler({ store: memoryStore() })))
   const url = await listen(app)
   // A session that does not exist yet is "no such session", not "no such endpoint".
-  expect(await (await fetch(`${url}/api/session/express-session-1`)).json()).toEqual({ error: { code: 'not_found', message: 'No such session' } })
+  expect(await (await fetch(`${url}/api/session/express-session-1`)).json()).toEqual({
+    error: { code: 'not_found', message: 'No such session' },
+  })
   expect((await post(`${url}/api/session/express-session-1`, { variables: { a: 1 } })).status).toBe(200)
   expect(await (await fetch(`${url}/api/session/express-session-1`)).json()).toMatchObject({ version: 1, variables: { a: 1 } })
   expect(await (await fetch(`${url}/api/session`)).json()).toEqual({ sessions: [] })
@@ -34,7 +37,10 @@ it('says clearly when express.json() read the body first: a 500 the client retri
   const store = memoryStore()
   const app = express()
   app.use(express.json())
-  app.use('/api/session', toNodeListener(createSessionHandler({ store, onError: (error) => errors.push(error) }), (error) => errors.push(error)))
+  app.use(
+    '/api/session',
+    toNodeListener(createSessionHandler({ store, onError: (error) => errors.push(error) }), (error) => errors.push(error)),
+  )
   const url = await listen(app)
   const response = await post(`${url}/api/session/express-session-2`, { variables: { a: 1 } })
   expect(response.status).toBe(500)

@@ -34,7 +34,10 @@ it('leaves the old file or the new one, never a torn one, when the process is ki
   for (; killedMidWrite < 3 && round < 40; round++) {
     total += await writeThenKill(Math.floor(Math.random() * 40))
     if ((await readdir(dir)).some((name) => name.endsWith('.tmp'))) killedMidWrite++
-    const file = JSON.parse(await readFile(join(dir, 'crash-test.json'), 'utf8')) as { head: SessionHead; variables: { n: number; blob: string } }
+    const file = JSON.parse(await readFile(join(dir, 'crash-test.json'), 'utf8')) as {
+      head: SessionHead
+      variables: { n: number; blob: string }
+    }
     const { n, blob } = file.variables
     expect(blob).toBe(String.fromCharCode(97 + (n % 26)).repeat(256 * 1024))
     expect(file.head.version).toBeGreaterThanOrEqual(round + 1)

@@ -6,25 +6,40 @@ const SEEDED = 'fuzz-session-1'
 const EVES = 'fuzz-eves-session'
 const ADA = 'ada'
 
-const hostileKey = fc.constantFrom('__proto__', 'constructor', 'prototype', 'polluted', '', 'k'.repeat(257), 'wf:x:v:y', 'toString', 'valueOf', 'hasOwnProperty')
+const hostileKey = fc.constantFrom(
+  '__proto__',
+  'constructor',
+  'prototype',
+  'polluted',
+  '',
+  'k'.repeat(257),
+  'wf:x:v:y',
+  'toString',
+  'valueOf',
+  'hasOwnProperty',
+)
 const key = fc.oneof(fc.string({ maxLength: 12 }), hostileKey)
 const value = fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.constant({ __proto__: { polluted: true } }), fc.string({ maxLength: 2000 }))
-const patchBody = fc.record(
-  {
-    variables: fc.oneof(fc.dictionary(key, value, { maxKeys: 6 }), fc.jsonValue({ maxDepth: 2 })),
-    deleted: fc.oneof(fc.array(key, { maxLength: 4 }), fc.jsonValue({ maxDepth: 1 })),
-    clientId: fc.oneof(fc.string({ maxLength: 140 }), fc.integer()),
-    seq: fc.oneof(fc.integer(), fc.double(), fc.string()),
-    workflowId: fc.oneof(fc.string({ maxLength: 140 }), fc.constant(null)),
-    // Fields a patch does not have: the owner comes only from authorize, the rest from the server.
-    userId: fc.constantFrom(ADA, 'eve', '', null),
-    version: fc.oneof(fc.integer(), fc.string()),
-    createdAt: fc.constantFrom('1970-01-01T00:00:00.000Z', 'yesterday'),
-    updatedAt: fc.constantFrom('2999-01-01T00:00:00.000Z'),
-    sessionId: fc.constantFrom(SEEDED, 'fuzz-other-1'),
-  },
-  { requiredKeys: [] },
-).chain((patch) => fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }).map((extra) => ({ ...extra, ...patch })))
+const patchBody = fc
+  .record(
+    {
+      variables: fc.oneof(fc.dictionary(key, value, { maxKeys: 6 }), fc.jsonValue({ maxDepth: 2 })),
+      deleted: fc.oneof(fc.array(key, { maxLength: 4 }), fc.jsonValue({ maxDepth: 1 })),
+      clientId: fc.oneof(fc.string({ maxLength: 140 }), fc.integer()),
+      seq: fc.oneof(fc.integer(), fc.double(), fc.string()),
+      workflowId: fc.oneof(fc.string({ maxLength: 140 }), fc.constant(null)),
+      // Fields a patch does not have: the owner comes only from authorize, the rest from the server.
+      userId: fc.constantFrom(ADA, 'eve', '', null),
+      version: fc.oneof(fc.integer(), fc.string()),
+      createdAt: fc.constantFrom('1970-01-01T00:00:00.000Z', 'yesterday'),
+      updatedAt: fc.constantFrom('2999-01-01T00:00:00.000Z'),
+      sessionId: fc.constantFrom(SEEDED, 'fuzz-other-1'),
+    },
+    { requiredKeys: [] },
+  )
+  .chain((patch) =>
+    fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }).map((extra) => ({ ...extra, ...patch })),
+  )
 /** A patch the server accepts, carrying fields that would claim a session if they were trusted. */
 const claimingPatch = fc
   .record(
@@ -55,18 +70,32 @@ const body = fc.oneof(
   ),
   fc.integer({ min: 1000, max: 5000 }).map((size) => JSON.stringify({ variables: { big: 'x'.repeat(size) } })),
 )
-const sessionId = fc.oneof(fc.constant(SEEDED), fc.constant('fuzz-other-1'), fc.constant(EVES), fc.string({ maxLength: 140 }), fc.constantFrom('..', '%2e%2e', 'a/b', 'short', '%E0%A4%A', '__proto__'))
+const sessionId = fc.oneof(
+  fc.constant(SEEDED),
+  fc.constant('fuzz-other-1'),
+  fc.constant(EVES),
+  fc.string({ maxLength: 140 }),
+  fc.constantFrom('..', '%2e%2e', 'a/b', 'short', '%E0%A4%A', '__proto__'),
+)
 const path = fc.oneof(
   fc.constantFrom(SEEDED, EVES).map((id) => `/api/session/${id}`),
   sessionId.map((id) => `/api/session/${id}`),
   sessionId.map((id) => `/api/session/${id}/run/ok`),
-  fc.tuple(sessionId, fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('boom', 'toString', '__proto__', 'constructor'))).map(([id, step]) => `/api/session/${id}/run/${encodeURIComponent(step)}`),
+  fc
+    .tuple(sessionId, fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('boom', 'toString', '__proto__', 'constructor')))
+    .map(([id, step]) => `/api/session/${id}/run/${encodeURIComponent(step)}`),
   fc.constantFrom('/api/session', '/api/session/', '/api', '/elsewhere'),
 )
 const request = fc.record({
   method: fc.constantFrom('GET', 'POST', 'DELETE', 'PUT', 'PATCH'),
   path,
-  contentType: fc.constantFrom('application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded', undefined),
+  contentType: fc.constantFrom(
+    'application/json',
+    'application/json; charset=utf-8',
+    'text/plain',
+    'application/x-www-form-urlencoded',
+    undefined,
+  ),
   body,
   user: fc.constantFrom(ADA, 'eve', undefined),
 })

@@ -234,7 +234,11 @@ describe('every protocol error is JSON and changes nothing', () => {
       expect(response.body.error.code).toBe('not_found')
     }
     expect((await call('GET', '/api/session', undefined, eve)).body.sessions).toEqual([])
-    expect((await call('GET', `/api/session/${ID}`, undefined, ada)).body).toMatchObject({ version: 1, variables: { secret: 1 }, userId: 'ada' })
+    expect((await call('GET', `/api/session/${ID}`, undefined, ada)).body).toMatchObject({
+      version: 1,
+      variables: { secret: 1 },
+      userId: 'ada',
+    })
   })
 
   it("tells no one which ids exist: another user's session and an unused id look the same on every read, delete and stream", async () => {
@@ -243,7 +247,11 @@ describe('every protocol error is JSON and changes nothing', () => {
     /** Everything a caller can observe of one request: status, headers, and the body (the first chunk of a stream). */
     const observe = async (method: string, path: string, headers: Record<string, string>, body?: string) => {
       const abort = new AbortController()
-      const init: RequestInit = { method, headers: { ...headers, ...(body !== undefined && { 'content-type': 'application/json' }) }, signal: abort.signal }
+      const init: RequestInit = {
+        method,
+        headers: { ...headers, ...(body !== undefined && { 'content-type': 'application/json' }) },
+        signal: abort.signal,
+      }
       if (body !== undefined) init.body = body
       const response = await handler(new Request(`http://localhost${path}`, init))
       const reader = response.body?.getReader()
@@ -274,7 +282,10 @@ describe('every protocol error is JSON and changes nothing', () => {
   })
 
   it('holds to the contract in detail (docs/protocol.md): paging, lengths in code points, Unicode text, run bodies, check order', async () => {
-    const { call, handler, store } = setup({ authorize: (request) => request.headers.get('x-user'), steps: { s: ({ input }) => ({ output: input ?? null }) } })
+    const { call, handler, store } = setup({
+      authorize: (request) => request.headers.get('x-user'),
+      steps: { s: ({ input }) => ({ output: input ?? null }) },
+    })
     const ada = { 'x-user': 'ada' }
     for (let i = 0; i < 3; i++) await store.apply(`paged-session-${i}`, { variables: { i } }, { caller: { userId: 'ada' } })
     expect((await call('GET', '/api/session?limit=2', undefined, ada)).body.sessions).toHaveLength(2)
@@ -291,7 +302,9 @@ describe('every protocol error is JSON and changes nothing', () => {
     expect((await call('POST', `/api/session/${ID}`, '{"variables":{"\\udc00":1}}')).body.error.code).toBe('invalid_key')
     expect((await call('POST', `/api/session/${ID}`, '{"variables":{"a":NaN}}')).body.error.code).toBe('invalid_json')
     for (const seq of ['"5"', '1.5', 'true', '0']) {
-      expect((await call('POST', `/api/session/${ID}`, `{"variables":{},"clientId":"c","seq":${seq}}`)).body.error.code, seq).toBe('invalid_patch')
+      expect((await call('POST', `/api/session/${ID}`, `{"variables":{},"clientId":"c","seq":${seq}}`)).body.error.code, seq).toBe(
+        'invalid_patch',
+      )
     }
     // A run with no body needs no Content-Type; a body of another type is 415.
     const run = (init: RequestInit) => handler(new Request(`http://localhost/api/session/${ID}/run/s`, { method: 'POST', ...init }))
@@ -304,7 +317,9 @@ describe('every protocol error is JSON and changes nothing', () => {
     // Check order: method before session id, session id before step name, step name before the body.
     expect((await call('PUT', '/api/session/bad id')).body.error.code).toBe('method_not_allowed')
     expect((await call('POST', '/api/session/bad id/run/nope', {})).body.error.code).toBe('invalid_session_id')
-    expect((await call('POST', `/api/session/${ID}/run/nope`, 'not json', { 'content-type': 'text/plain' })).body.error.code).toBe('unknown_step')
+    expect((await call('POST', `/api/session/${ID}/run/nope`, 'not json', { 'content-type': 'text/plain' })).body.error.code).toBe(
+      'unknown_step',
+    )
   })
 
   it('lets a user who signs in adopt the session they started anonymously, explicitly, and nobody else', async () => {
@@ -313,7 +328,13 @@ describe('every protocol error is JSON and changes nothing', () => {
     await call('POST', `/api/session/${ID}`, { variables: { draft: 'typed before signing in' } })
     expect((await call('GET', '/api/session', undefined, eve)).body.sessions).toEqual([]) // not hers until she says so
     // A cross-site form signed in as eve (her cookie) cannot adopt it for her: forms send a content type.
-    const byForm = await handler(new Request(`http://localhost/api/session/${ID}/adopt`, { method: 'POST', body: '', headers: { ...eve, 'content-type': 'application/x-www-form-urlencoded' } }))
+    const byForm = await handler(
+      new Request(`http://localhost/api/session/${ID}/adopt`, {
+        method: 'POST',
+        body: '',
+        headers: { ...eve, 'content-type': 'application/x-www-form-urlencoded' },
+      }),
+    )
     expect(byForm.status).toBe(415)
     expect((await call('GET', '/api/session', undefined, eve)).body.sessions).toEqual([])
     expect((await call('POST', `/api/session/${ID}/adopt`)).body.error.code).toBe('unauthenticated')
@@ -353,20 +374,29 @@ describe('every protocol error is JSON and changes nothing', () => {
     const { call } = setup({ maxKeysPerPatch: 10 })
     await call('POST', `/api/session/${ID}`, { variables: { a: 1 } })
     const many = Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`k${i}`, i]))
-    expect(await call('POST', `/api/session/${ID}`, { variables: many })).toMatchObject({ status: 413, body: { error: { code: 'too_large' } } })
+    expect(await call('POST', `/api/session/${ID}`, { variables: many })).toMatchObject({
+      status: 413,
+      body: { error: { code: 'too_large' } },
+    })
     let deep: unknown = 'bottom'
     for (let i = 0; i < 70; i++) deep = [deep]
     const tooDeep = await call('POST', `/api/session/${ID}`, { variables: { deep } })
-    expect(tooDeep).toMatchObject({ status: 400, body: { error: { code: 'invalid_patch', message: expect.stringContaining('deeper than 64') } } })
+    expect(tooDeep).toMatchObject({
+      status: 400,
+      body: { error: { code: 'invalid_patch', message: expect.stringContaining('deeper than 64') } },
+    })
     expect((await call('GET', `/api/session/${ID}`)).body).toMatchObject({ version: 1, variables: { a: 1 } })
   })
 })
 
-
 describe('a body read before the handler', () => {
   it('answers the protocol JSON 500 and reports an error that says what happened, not a locked stream', async () => {
     const { handler, errors } = setup()
-    const request = new Request(`http://localhost/api/session/${ID}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"variables":{"a":1}}' })
+    const request = new Request(`http://localhost/api/session/${ID}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"variables":{"a":1}}',
+    })
     await request.json() // what a framework's body parser does
     const response = await handler(request)
     expect(response.status).toBe(500)

@@ -15,7 +15,14 @@ async function start(store: SessionStore, port = 0) {
   return server
 }
 function client(server: RunningServer, sessionId: string, options: SessionClientOptions = {}) {
-  const made = createSessionClient({ endpoint: `${server.url}/api/session`, sessionId, storage: memoryLocalCopy(), locks: null, retry: { baseMs: 20, maxMs: 200 }, ...options })
+  const made = createSessionClient({
+    endpoint: `${server.url}/api/session`,
+    sessionId,
+    storage: memoryLocalCopy(),
+    locks: null,
+    retry: { baseMs: 20, maxMs: 200 },
+    ...options,
+  })
   clients.push(made)
   return made
 }
@@ -48,7 +55,10 @@ describe('live changes', () => {
       let text = ''
       const until = Date.now() + 300
       while (Date.now() < until) {
-        const chunk = await Promise.race([reader.read(), new Promise<null>((resolve) => setTimeout(() => resolve(null), until - Date.now()))])
+        const chunk = await Promise.race([
+          reader.read(),
+          new Promise<null>((resolve) => setTimeout(() => resolve(null), until - Date.now())),
+        ])
         if (!chunk || chunk.done) break
         text += new TextDecoder().decode(chunk.value)
       }

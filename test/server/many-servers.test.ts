@@ -33,10 +33,21 @@ afterAll(async () => {
 
 it('a write through server A reaches a client subscribed through server B within one second', async () => {
   const [a, b] = servers as [(typeof servers)[0], (typeof servers)[0]]
-  const watcher = createSessionClient({ endpoint: `${b.url}/api/session`, sessionId: 'many-servers-live', storage: memoryLocalCopy(), locks: null, plugins: [liveUpdates()] })
+  const watcher = createSessionClient({
+    endpoint: `${b.url}/api/session`,
+    sessionId: 'many-servers-live',
+    storage: memoryLocalCopy(),
+    locks: null,
+    plugins: [liveUpdates()],
+  })
   await watcher.start()
   await new Promise((resolve) => setTimeout(resolve, 200)) // the stream is open
-  const writer = createSessionClient({ endpoint: `${a.url}/api/session`, sessionId: 'many-servers-live', storage: memoryLocalCopy(), locks: null })
+  const writer = createSessionClient({
+    endpoint: `${a.url}/api/session`,
+    sessionId: 'many-servers-live',
+    storage: memoryLocalCopy(),
+    locks: null,
+  })
   for (const value of ['first', 'second', 'third']) {
     writer.set('news', value)
     await writer.flush()

@@ -51,7 +51,7 @@ function parse(raw: string): Exchange {
 
 function dechunk(text: string): string {
   let body = ''
-  for (let at = 0; ; ) {
+  for (let at = 0; ;) {
     const end = text.indexOf('\r\n', at)
     const size = parseInt(text.slice(at, end), 16)
     if (!(size > 0)) return body
@@ -85,11 +85,21 @@ describe('the Node adapter', () => {
     const seen: unknown[] = []
     const { url } = await start({
       handler: async (request) => {
-        seen.push(request instanceof Request, request.method, new URL(request.url).pathname, request.headers.get('x-trace'), await request.clone().json())
+        seen.push(
+          request instanceof Request,
+          request.method,
+          new URL(request.url).pathname,
+          request.headers.get('x-trace'),
+          await request.clone().json(),
+        )
         return sessions(request)
       },
     })
-    const response = await fetch(`${url}/api/session/cloned-body-1`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-trace': 't1' }, body: '{"variables":{"a":1}}' })
+    const response = await fetch(`${url}/api/session/cloned-body-1`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-trace': 't1' },
+      body: '{"variables":{"a":1}}',
+    })
     expect(response.status).toBe(200)
     expect(response instanceof Response).toBe(true)
     expect(seen).toEqual([true, 'POST', '/api/session/cloned-body-1', 't1', { variables: { a: 1 } }])
@@ -100,7 +110,13 @@ describe('the Node adapter', () => {
     const { port } = await start()
     let sent = 0
     const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/api/session/big-body-1', headers: { 'content-type': 'application/json' } })
+      const req = httpRequest({
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/api/session/big-body-1',
+        headers: { 'content-type': 'application/json' },
+      })
       req.on('response', (res) => {
         let body = ''
         res.on('data', (chunk) => (body += chunk))
@@ -127,7 +143,9 @@ describe('the Node adapter', () => {
     const { port } = await start()
     for (let round = 0; round < 20; round++) {
       const answer = await exchange(port, (socket) => {
-        socket.write('POST /api/session/chunked-body-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n')
+        socket.write(
+          'POST /api/session/chunked-body-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n',
+        )
         pump(socket, (chunk) => Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]), '0\r\n\r\n')
       })
       expect(answer.status, `round ${round}: ${answer.raw.slice(0, 200)}`).toBe('HTTP/1.1 413 Payload Too Large')
@@ -140,7 +158,9 @@ describe('the Node adapter', () => {
     const { port } = await start()
     for (let round = 0; round < 20; round++) {
       const answer = await exchange(port, (socket) => {
-        socket.write(`POST /api/session/declared-body-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${5 * 1024 * 1024}\r\n\r\n`)
+        socket.write(
+          `POST /api/session/declared-body-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${5 * 1024 * 1024}\r\n\r\n`,
+        )
         pump(socket, (chunk) => chunk)
       })
       expect(answer.status, `round ${round}: ${answer.raw.slice(0, 200)}`).toBe('HTTP/1.1 413 Payload Too Large')
@@ -222,7 +242,9 @@ describe('the Node adapter', () => {
     })
     const startedAt = Date.now()
     const answer = await exchange(port, (socket) => {
-      socket.write('POST /api/session/slow-body-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n')
+      socket.write(
+        'POST /api/session/slow-body-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n',
+      )
       const drip = setInterval(() => socket.write(' '), 300)
       socket.on('close', () => clearInterval(drip))
     })
@@ -247,12 +269,19 @@ describe('the Node adapter', () => {
 
   it('keeps a change feed open well past requestTimeoutMs, and it still delivers', async () => {
     const errors: unknown[] = []
-    const { url } = await start({ handler: createSessionHandler({ store: memoryStore(), onError: (error) => errors.push(error) }), requestTimeoutMs: 300 })
+    const { url } = await start({
+      handler: createSessionHandler({ store: memoryStore(), onError: (error) => errors.push(error) }),
+      requestTimeoutMs: 300,
+    })
     const feed = await fetch(`${url}/api/session/long-feed-1/events`)
     expect(feed.status).toBe(200)
     const reader = feed.body!.pipeThrough(new TextDecoderStream()).getReader()
     await sleep(1500) // five times the limit, which is checked every 100 ms
-    const patch = await fetch(`${url}/api/session/long-feed-1`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"variables":{"n":1}}' })
+    const patch = await fetch(`${url}/api/session/long-feed-1`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"variables":{"n":1}}',
+    })
     expect(patch.status).toBe(200)
     let text = ''
     while (!text.includes('event: snapshot')) {
@@ -314,7 +343,11 @@ describe('the Node adapter', () => {
         await store.close()
       },
     })
-    const underway = fetch(`${running.url}/api/session/graceful-1/run/slow`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+    const underway = fetch(`${running.url}/api/session/graceful-1/run/slow`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    })
     await new Promise((resolve) => setTimeout(resolve, 50))
     const closed = running.close()
     await new Promise((resolve) => setTimeout(resolve, 50))

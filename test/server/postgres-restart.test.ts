@@ -59,7 +59,11 @@ function follow(serverUrl: string, sessionId: string) {
 }
 
 async function post(serverUrl: string, sessionId: string, body: unknown): Promise<Response> {
-  return fetch(`${serverUrl}/api/session/${sessionId}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  return fetch(`${serverUrl}/api/session/${sessionId}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
 }
 
 beforeAll(async () => {
@@ -89,7 +93,9 @@ it('survives a database restart under load: 503 unavailable meanwhile, writes ag
     for (let seq = 1; running; seq++) {
       // Like the client: the same clientId and seq until the server acknowledges it.
       for (;;) {
-        const response = await post(server.url, sessionId, { variables: { [`s${seq}`]: seq }, clientId: `writer-${writer}`, seq }).catch(() => null)
+        const response = await post(server.url, sessionId, { variables: { [`s${seq}`]: seq }, clientId: `writer-${writer}`, seq }).catch(
+          () => null,
+        )
         if (!response) throw new Error(`server ${writer % 2} did not answer: it is down`)
         statuses.push(response.status)
         const body = await response.json()
@@ -170,7 +176,11 @@ it('refuses to open a store on an unreachable database with one clear error nami
     (error: Error & { code?: string }) => error,
   )
   expect(failure).toMatchObject({ code: 'unavailable' })
-  expect(failure!.message).toMatch(new RegExp(`^postgresStore: cannot open the session table at 127\\.0\\.0\\.1:${cluster.port + 1}, database "orders_db": .*ECONNREFUSED`))
+  expect(failure!.message).toMatch(
+    new RegExp(
+      `^postgresStore: cannot open the session table at 127\\.0\\.0\\.1:${cluster.port + 1}, database "orders_db": .*ECONNREFUSED`,
+    ),
+  )
   expect(failure!.message).not.toContain('\n')
   expect(performance.now() - started).toBeLessThan(6000)
 

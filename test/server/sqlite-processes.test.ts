@@ -19,13 +19,17 @@ afterAll(() => rm(dir, { recursive: true, force: true }))
 function runFixture(name: string, args: string[], onLine?: (line: string) => void): Promise<string> {
   const script = fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
   // node:sqlite is experimental on Node 22, which says so once per process: not the test's business.
-  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', '--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', '--import', 'tsx', script, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => {
     output += chunk.toString()
     if (onLine && output.includes('\n')) onLine(output.trim())
   })
-  return new Promise((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(output) : reject(new Error(`${name} exited ${code}`)))))
+  return new Promise((resolve, reject) =>
+    child.once('exit', (code) => (code === 0 ? resolve(output) : reject(new Error(`${name} exited ${code}`)))),
+  )
 }
 
 /** Starts the lock holder and resolves once it holds the lock, with its exit. */
@@ -75,7 +79,11 @@ describe.each(['better-sqlite3', 'node:sqlite'] as const)('with %s', (driver) =>
     const handler = createSessionHandler({ store })
     const { released } = await holdLock(path, 1500)
     const response = await handler(
-      new Request('http://localhost/api/session/busy-session-1', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"variables":{"a":2}}' }),
+      new Request('http://localhost/api/session/busy-session-1', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"variables":{"a":2}}',
+      }),
     )
     expect(response.status).toBe(503)
     expect(response.headers.get('retry-after')).toBe('1')

@@ -42,7 +42,9 @@ const previousPostgresSchema = (table: string) => `
 /** A session of version 3 as the previous version left it: `kept` (version 1) and 1,500 tombstones (version 2). */
 const PREVIOUS_TIME = '2026-01-02T03:04:05.678Z'
 const previousHead = ['previous-session-1', null, null, 3, PREVIOUS_TIME, PREVIOUS_TIME, 10, '[]'] as const
-const previousRows = [['kept', '1', 1], ...Array.from({ length: 1500 }, (_, i) => [`gone${i}`, null, 2])] as Array<[string, string | null, number]>
+const previousRows = [['kept', '1', 1], ...Array.from({ length: 1500 }, (_, i) => [`gone${i}`, null, 2])] as Array<
+  [string, string | null, number]
+>
 
 /** What 0.1 stored, as its own get() returned it (recorded with the file). */
 async function releaseSnapshots(): Promise<SessionSnapshot[]> {
@@ -57,7 +59,10 @@ describe('SQLite', () => {
     for (const snapshot of await releaseSnapshots()) expect(await store.get(snapshot.sessionId)).toEqual(snapshot)
     // tab-a's seq 4 was applied by 0.1: a replay is still not applied; seq 5 is.
     expect((await store.apply('release-session-1', { variables: { note: 'again' }, clientId: 'tab-a', seq: 4 })).applied).toBe(false)
-    expect(await store.apply('release-session-1', { variables: { note: 'next' }, clientId: 'tab-a', seq: 5 })).toMatchObject({ applied: true, snapshot: { version: 3 } })
+    expect(await store.apply('release-session-1', { variables: { note: 'next' }, clientId: 'tab-a', seq: 5 })).toMatchObject({
+      applied: true,
+      snapshot: { version: 3 },
+    })
     expect((await store.list({ userId: 'ada' })).map((summary) => summary.sessionId)).toEqual(['release-session-1'])
     await store.close()
     const tables = new Database(path).prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all()
@@ -68,13 +73,17 @@ describe('SQLite', () => {
     const path = join(await place(), 'big.db')
     const store = await sqliteStore(path)
     for (let start = 0; start < 10_000; start += 1000) {
-      await store.apply('big-session-1', { variables: Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`v${start + i}`, `value ${start + i}`])) })
+      await store.apply('big-session-1', {
+        variables: Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`v${start + i}`, `value ${start + i}`])),
+      })
     }
     const { snapshot } = await store.apply('big-session-1', { variables: { v42: 'changed' } })
     await store.close()
     const db = new Database(path)
     expect(db.prepare('SELECT count(*) AS rows FROM ws_variables WHERE session_id = ?').get('big-session-1')).toEqual({ rows: 10_000 })
-    expect(db.prepare('SELECT name, value FROM ws_variables WHERE version = ?').all(snapshot.version)).toEqual([{ name: 'v42', value: '"changed"' }])
+    expect(db.prepare('SELECT name, value FROM ws_variables WHERE version = ?').all(snapshot.version)).toEqual([
+      { name: 'v42', value: '"changed"' },
+    ])
     // The size is kept as variables change, and is the size of the JSON the snapshot has.
     const { bytes } = db.prepare('SELECT bytes FROM ws_sessions WHERE id = ?').get('big-session-1') as { bytes: number }
     expect(bytes).toBe(Buffer.byteLength(JSON.stringify(snapshot.variables)))
@@ -85,7 +94,9 @@ describe('SQLite', () => {
     const old = new Database(path)
     old.exec(PREVIOUS_SQLITE_SCHEMA)
     old.prepare('INSERT INTO ws_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(...previousHead)
-    old.prepare('INSERT INTO ws_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run('previous-session-2', null, null, 1, PREVIOUS_TIME, PREVIOUS_TIME, 7, '[]')
+    old
+      .prepare('INSERT INTO ws_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run('previous-session-2', null, null, 1, PREVIOUS_TIME, PREVIOUS_TIME, 7, '[]')
     const insert = old.prepare('INSERT INTO ws_variables VALUES (?, ?, ?, ?)')
     for (const [name, value, version] of previousRows) insert.run('previous-session-1', name, value, version)
     insert.run('previous-session-2', 'a', '1', 1)
@@ -138,7 +149,12 @@ describe('PostgreSQL', () => {
       const sqlite = new Database(copy, { readonly: true })
       for (const { record } of sqlite.prepare('SELECT record FROM sessions').all() as Array<{ record: string }>) {
         const parsed = JSON.parse(record) as { snapshot: SessionSnapshot }
-        await admin.query(`INSERT INTO ${table} VALUES ($1, $2, $3, $4)`, [parsed.snapshot.sessionId, parsed.snapshot.userId ?? null, parsed.snapshot.updatedAt, record])
+        await admin.query(`INSERT INTO ${table} VALUES ($1, $2, $3, $4)`, [
+          parsed.snapshot.sessionId,
+          parsed.snapshot.userId ?? null,
+          parsed.snapshot.updatedAt,
+          record,
+        ])
       }
       sqlite.close()
     } finally {
@@ -147,7 +163,10 @@ describe('PostgreSQL', () => {
     const store = await postgresStore(DATABASE_URL, { table })
     for (const snapshot of await releaseSnapshots()) expect(await store.get(snapshot.sessionId)).toEqual(snapshot)
     expect((await store.apply('release-session-1', { variables: { note: 'again' }, clientId: 'tab-a', seq: 4 })).applied).toBe(false)
-    expect((await store.apply('release-session-2', { variables: { n: 43 }, clientId: 'tab-b', seq: 2 })).snapshot).toMatchObject({ version: 2, workflowId: 'checkout' })
+    expect((await store.apply('release-session-2', { variables: { n: 43 }, clientId: 'tab-b', seq: 2 })).snapshot).toMatchObject({
+      version: 2,
+      workflowId: 'checkout',
+    })
     await store.close()
   })
 
@@ -158,16 +177,22 @@ describe('PostgreSQL', () => {
     try {
       await admin.query(previousPostgresSchema(table))
       await admin.query(`INSERT INTO ${table} VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, [...previousHead])
-      await admin.query(`INSERT INTO ${table}_variables SELECT $1, name, value, version FROM unnest($2::text[], $3::text[], $4::bigint[]) AS t(name, value, version)`, [
-        'previous-session-1',
-        previousRows.map(([name]) => name),
-        previousRows.map(([, value]) => value),
-        previousRows.map(([, , version]) => version),
-      ])
+      await admin.query(
+        `INSERT INTO ${table}_variables SELECT $1, name, value, version FROM unnest($2::text[], $3::text[], $4::bigint[]) AS t(name, value, version)`,
+        [
+          'previous-session-1',
+          previousRows.map(([name]) => name),
+          previousRows.map(([, value]) => value),
+          previousRows.map(([, , version]) => version),
+        ],
+      )
       const [store, again] = await Promise.all([postgresStore(DATABASE_URL, { table }), postgresStore(DATABASE_URL, { table })])
-      const head = async () => (await admin.query(`SELECT compacted_through::int, tombstones::int FROM ${table} WHERE id = $1`, ['previous-session-1'])).rows[0]
+      const head = async () =>
+        (await admin.query(`SELECT compacted_through::int, tombstones::int FROM ${table} WHERE id = $1`, ['previous-session-1'])).rows[0]
       expect(await head()).toEqual({ compacted_through: 0, tombstones: 1500 })
-      const index = await admin.query(`SELECT indexdef FROM pg_indexes WHERE indexname = $1`, [`${table}_variables_tombstones`.slice(0, 63)])
+      const index = await admin.query(`SELECT indexdef FROM pg_indexes WHERE indexname = $1`, [
+        `${table}_variables_tombstones`.slice(0, 63),
+      ])
       expect(index.rows[0].indexdef).toMatch(/\(session_id\) WHERE \(value IS NULL\)$/)
       expect(await store.get('previous-session-1')).toMatchObject({ version: 3, variables: { kept: 1 } })
       await again.apply('previous-session-1', { deleted: ['kept'] })
@@ -184,15 +209,21 @@ describe('PostgreSQL', () => {
     const table = freshTable()
     const store = await postgresStore(DATABASE_URL, { table })
     for (let start = 0; start < 10_000; start += 1000) {
-      await store.apply('big-session-1', { variables: Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`v${start + i}`, `value ${start + i}`])) })
+      await store.apply('big-session-1', {
+        variables: Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`v${start + i}`, `value ${start + i}`])),
+      })
     }
     const { snapshot } = await store.apply('big-session-1', { variables: { v42: 'changed' } })
     await store.close()
     const admin = new pg.Client({ connectionString: DATABASE_URL })
     await admin.connect()
     try {
-      expect((await admin.query(`SELECT count(*)::int AS rows FROM ${table}_variables WHERE session_id = $1`, ['big-session-1'])).rows).toEqual([{ rows: 10_000 }])
-      expect((await admin.query(`SELECT name, value FROM ${table}_variables WHERE version = $1`, [snapshot.version])).rows).toEqual([{ name: 'v42', value: '"changed"' }])
+      expect(
+        (await admin.query(`SELECT count(*)::int AS rows FROM ${table}_variables WHERE session_id = $1`, ['big-session-1'])).rows,
+      ).toEqual([{ rows: 10_000 }])
+      expect((await admin.query(`SELECT name, value FROM ${table}_variables WHERE version = $1`, [snapshot.version])).rows).toEqual([
+        { name: 'v42', value: '"changed"' },
+      ])
     } finally {
       await admin.end()
     }

@@ -28,14 +28,26 @@ interface StoreKind {
 const kinds: StoreKind[] = [
   { name: 'memory', open: async (_, options) => memoryStore(options), durable: false },
   { name: 'file', open: async (place, options) => fileStore(join(place, 'sessions'), options), durable: true },
-  { name: 'sqlite (better-sqlite3)', open: (place, options) => sqliteStore(join(place, 'sessions.db'), { ...options, driver: 'better-sqlite3' }), durable: true },
+  {
+    name: 'sqlite (better-sqlite3)',
+    open: (place, options) => sqliteStore(join(place, 'sessions.db'), { ...options, driver: 'better-sqlite3' }),
+    durable: true,
+  },
   // Node's built-in binding, what `sqlite:` uses when better-sqlite3 is not installed.
-  { name: 'sqlite (node:sqlite)', open: (place, options) => sqliteStore(join(place, 'sessions.db'), { ...options, driver: 'node:sqlite' }), durable: true },
+  {
+    name: 'sqlite (node:sqlite)',
+    open: (place, options) => sqliteStore(join(place, 'sessions.db'), { ...options, driver: 'node:sqlite' }),
+    durable: true,
+  },
   // The "place" of a PostgreSQL store is a table of its own in the test database.
   { name: 'postgres', open: (place, options) => postgresStore(DATABASE_URL, { ...options, table: tableFor(place) }), durable: true },
   // Encryption is a codec over any store: the same contract holds through it.
   { name: 'encrypted memory', open: async (_, options) => encryptedStore(memoryStore(options), encryption), durable: false },
-  { name: 'encrypted sqlite', open: async (place, options) => encryptedStore(await sqliteStore(join(place, 'sealed.db'), options), encryption), durable: true },
+  {
+    name: 'encrypted sqlite',
+    open: async (place, options) => encryptedStore(await sqliteStore(join(place, 'sealed.db'), options), encryption),
+    durable: true,
+  },
 ]
 
 const tables = new Map<string, string>()
@@ -94,7 +106,9 @@ describe.each(kinds)('$name store', (kind) => {
 
   it('applies 200 concurrent patches of distinct keys to a new session: all present, version exactly 200', async () => {
     const { store } = await open()
-    await Promise.all(Array.from({ length: 200 }, (_, i) => store.apply('burst-session-1', { variables: { [`k${i}`]: i }, clientId: `c${i}`, seq: 1 })))
+    await Promise.all(
+      Array.from({ length: 200 }, (_, i) => store.apply('burst-session-1', { variables: { [`k${i}`]: i }, clientId: `c${i}`, seq: 1 })),
+    )
     const snapshot = await store.get('burst-session-1')
     expect(snapshot!.version).toBe(200)
     expect(Object.keys(snapshot!.variables)).toHaveLength(200)
@@ -122,7 +136,12 @@ describe.each(kinds)('$name store', (kind) => {
 
   it('lists newest first, in pages, and per owner', async () => {
     const { store } = await open()
-    for (const [id, userId] of [['list-s-1', 'ada'], ['list-s-2', 'eve'], ['list-s-3', 'ada'], ['list-s-4', 'ada']] as const) {
+    for (const [id, userId] of [
+      ['list-s-1', 'ada'],
+      ['list-s-2', 'eve'],
+      ['list-s-3', 'ada'],
+      ['list-s-4', 'ada'],
+    ] as const) {
       await store.apply(id, { variables: { id } }, { caller: { userId } })
       await sleep(3)
     }
@@ -135,15 +154,21 @@ describe.each(kinds)('$name store', (kind) => {
   it("refuses a caller's change to another owner's session as not_found, changing nothing", async () => {
     const { store } = await open()
     await store.apply('owned-session-1', { variables: { a: 1 } }, { caller: { userId: 'ada' } })
-    await expect(store.apply('owned-session-1', { variables: { a: 2 } }, { caller: { userId: 'eve' } })).rejects.toMatchObject({ code: 'not_found' })
-    await expect(store.apply('owned-session-1', { variables: { a: 2 } }, { caller: { userId: null } })).rejects.toMatchObject({ code: 'not_found' })
+    await expect(store.apply('owned-session-1', { variables: { a: 2 } }, { caller: { userId: 'eve' } })).rejects.toMatchObject({
+      code: 'not_found',
+    })
+    await expect(store.apply('owned-session-1', { variables: { a: 2 } }, { caller: { userId: null } })).rejects.toMatchObject({
+      code: 'not_found',
+    })
     expect(await store.get('owned-session-1')).toMatchObject({ variables: { a: 1 }, version: 1, userId: 'ada' })
   })
 
   it('refuses a merge that would pass the size limit, changing nothing', async () => {
     const { store } = await open()
     await store.apply('big-session-1', { variables: { a: 'x'.repeat(600) } }, { maxBytes: 1000 })
-    await expect(store.apply('big-session-1', { variables: { b: 'y'.repeat(600) } }, { maxBytes: 1000 })).rejects.toMatchObject({ code: 'too_large' })
+    await expect(store.apply('big-session-1', { variables: { b: 'y'.repeat(600) } }, { maxBytes: 1000 })).rejects.toMatchObject({
+      code: 'too_large',
+    })
     expect(await store.get('big-session-1')).toMatchObject({ version: 1 })
     expect((await store.get('big-session-1'))!.variables).not.toHaveProperty('b')
   })
@@ -174,7 +199,18 @@ describe.each(kinds)('$name store', (kind) => {
   })
 
   describe('the contract every store keeps', () => {
-    const BAD_IDS: unknown[] = ['', '../victim', '../../etc/passwd', 'short', 'a'.repeat(129), 'has space 1', 'dots.in.id', 'émile-session', 42, null]
+    const BAD_IDS: unknown[] = [
+      '',
+      '../victim',
+      '../../etc/passwd',
+      'short',
+      'a'.repeat(129),
+      'has space 1',
+      'dots.in.id',
+      'émile-session',
+      42,
+      null,
+    ]
 
     it('refuses a bad session id in every method with the same typed error, touching nothing', async () => {
       const { store } = await open()
@@ -209,7 +245,8 @@ describe.each(kinds)('$name store', (kind) => {
       const set = await store.setState('copies-session-3', 'value', value)
       value.list.push(2)
       value.nested.deep.push('b')
-      for (const snapshot of [applied.snapshot, created, set]) expect(snapshot.variables.value).toEqual({ list: [1], nested: { deep: ['a'] } })
+      for (const snapshot of [applied.snapshot, created, set])
+        expect(snapshot.variables.value).toEqual({ list: [1], nested: { deep: ['a'] } })
       ;((applied.snapshot.variables.value as typeof value).list as number[]).push(3)
       ;((created.variables.value as typeof value).list as number[]).push(3)
       ;((set.variables.value as typeof value).list as number[]).push(3)
@@ -233,7 +270,10 @@ describe.each(kinds)('$name store', (kind) => {
       const ada = { caller: { userId: 'ada' } }
       for (const caller of [{ userId: null }, { userId: 'eve' }]) {
         expect(await store.get('owned-by-ada-1', { caller })).toBeNull()
-        await expect(store.apply('owned-by-ada-1', { variables: { a: 'stolen' } }, { caller })).rejects.toMatchObject({ code: 'not_found', message: 'No such session' })
+        await expect(store.apply('owned-by-ada-1', { variables: { a: 'stolen' } }, { caller })).rejects.toMatchObject({
+          code: 'not_found',
+          message: 'No such session',
+        })
         expect(await store.delete('owned-by-ada-1', { caller })).toBe(false)
       }
       expect(await store.get('owned-by-ada-1', ada)).toMatchObject({ version: 2, variables: { a: 1, b: 2 } })
@@ -252,9 +292,16 @@ describe.each(kinds)('$name store', (kind) => {
       const made = await store.create('created-session-1', { variables: { a: 1 }, workflowId: 'signup', userId: 'ada' })
       expect(made).toMatchObject({ sessionId: 'created-session-1', version: 1, variables: { a: 1 }, workflowId: 'signup', userId: 'ada' })
       expect(await store.create('created-empty-1')).toMatchObject({ version: 1, variables: {} })
-      await expect(store.create('created-session-1', { variables: { a: 2 } })).rejects.toMatchObject({ code: 'exists', message: 'A session with id "created-session-1" exists already' })
-      await expect(store.create('created-bad-1', { variables: JSON.parse('{"__proto__": 1}') })).rejects.toMatchObject({ code: 'invalid_key' })
-      await expect(store.create('created-bad-2', { variables: { when: new Date() } as never })).rejects.toMatchObject({ code: 'invalid_patch' })
+      await expect(store.create('created-session-1', { variables: { a: 2 } })).rejects.toMatchObject({
+        code: 'exists',
+        message: 'A session with id "created-session-1" exists already',
+      })
+      await expect(store.create('created-bad-1', { variables: JSON.parse('{"__proto__": 1}') })).rejects.toMatchObject({
+        code: 'invalid_key',
+      })
+      await expect(store.create('created-bad-2', { variables: { when: new Date() } as never })).rejects.toMatchObject({
+        code: 'invalid_patch',
+      })
       expect(await store.get('created-session-1')).toEqual(made)
       expect(await store.get('created-bad-1')).toBeNull()
       expect(await store.get('created-bad-2')).toBeNull()
@@ -299,7 +346,11 @@ describe.each(kinds)('$name store', (kind) => {
       expect((await store.getWorkflow('workflow-edit-1', 'checkout'))!.lastModified).toBe(snapshot.updatedAt)
       // Twenty concurrent read-modify-writes of one counter: none is lost.
       await Promise.all(
-        Array.from({ length: 20 }, () => store.updateWorkflow<{ count: number }>('workflow-edit-1', 'counter', (counter) => counter.set('count', counter.get('count', 0) + 1))),
+        Array.from({ length: 20 }, () =>
+          store.updateWorkflow<{ count: number }>('workflow-edit-1', 'counter', (counter) =>
+            counter.set('count', counter.get('count', 0) + 1),
+          ),
+        ),
       )
       expect((await store.getWorkflow('workflow-edit-1', 'counter'))!.data).toEqual({ count: 20 })
       expect((await store.get('workflow-edit-1'))!.version).toBe(22)
@@ -319,7 +370,11 @@ describe.each(kinds.filter((kind) => kind.durable))('$name store across a restar
 
     const { store } = await open({}, first.place)
     expect(await store.get('durable-session-1')).toMatchObject({ variables: { b: [1, 2], c: 'x' }, version: 2, userId: 'ada' })
-    const replay = await store.apply('durable-session-1', { variables: { c: 'replayed' }, clientId: 'tab', seq: 6 }, { caller: { userId: 'ada' } })
+    const replay = await store.apply(
+      'durable-session-1',
+      { variables: { c: 'replayed' }, clientId: 'tab', seq: 6 },
+      { caller: { userId: 'ada' } },
+    )
     expect(replay.applied).toBe(false)
     expect((await store.list()).map((s) => s.sessionId)).toEqual(['durable-session-1'])
   })

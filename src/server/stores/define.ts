@@ -70,7 +70,9 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
   /** The session after a read or write, taken synchronously (the backend's session may change after). */
   const capture = (stored: StoredSession | null): After | null => {
     if (!stored) return null
-    return codec ? { head: stored.head, entries: [...stored.entries] } : { head: stored.head, text: snapshotText(stored.head, stored.entries.values()) }
+    return codec
+      ? { head: stored.head, entries: [...stored.entries] }
+      : { head: stored.head, text: snapshotText(stored.head, stored.entries.values()) }
   }
 
   async function decodedEntries(after: After): Promise<Array<[string, string]>> {
@@ -83,7 +85,13 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
   }
 
   async function textOf(after: After): Promise<string> {
-    return after.text ?? snapshotText(after.head, (await decodedEntries(after)).map(([, entry]) => entry))
+    return (
+      after.text ??
+      snapshotText(
+        after.head,
+        (await decodedEntries(after)).map(([, entry]) => entry),
+      )
+    )
   }
 
   async function objectOf(after: After): Promise<SessionSnapshot> {
@@ -129,7 +137,13 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
   async function merge(
     sessionId: string,
     change: PreparedChange,
-    { caller, maxBytes, owner, expectVersion, create = false }: { caller?: Caller; maxBytes?: number; owner?: string; expectVersion?: number; create?: boolean },
+    {
+      caller,
+      maxBytes,
+      owner,
+      expectVersion,
+      create = false,
+    }: { caller?: Caller; maxBytes?: number; owner?: string; expectVersion?: number; create?: boolean },
   ): Promise<MergeOutcome> {
     // What decide found, handed out by view: both run in the backend's one atomic step, in turn.
     let plan: MergePlan | null = null
@@ -177,7 +191,8 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     },
     async create(sessionId, { variables = {}, workflowId, userId, maxBytes } = {}) {
       checkSessionId(sessionId)
-      if (userId !== undefined && (typeof userId !== 'string' || userId === '')) throw new TypeError('create: userId must be a non-empty string')
+      if (userId !== undefined && (typeof userId !== 'string' || userId === ''))
+        throw new TypeError('create: userId must be a non-empty string')
       const change = await prepare(sessionId, { variables, ...(workflowId !== undefined && { workflowId }) })
       const limits = { create: true, ...(userId !== undefined && { owner: userId }), ...(maxBytes !== undefined && { maxBytes }) }
       return objectOf(merged(await merge(sessionId, change, limits)).after)
@@ -232,7 +247,12 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       }
       const variables = snapshot.variables
       const workflow = scopeWorkflow(
-        { get: (name) => (Object.hasOwn(variables, name) ? variables[name] : undefined), set: readOnly, delete: readOnly, names: () => Object.keys(variables) },
+        {
+          get: (name) => (Object.hasOwn(variables, name) ? variables[name] : undefined),
+          set: readOnly,
+          delete: readOnly,
+          names: () => Object.keys(variables),
+        },
         workflowId,
       )
       const { step, flow, stack, params, lastModified } = workflow
@@ -261,7 +281,8 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
 /** The same store with values run through `codec` (for `encryptedStore`); closing it closes `store`. */
 export function withCodec(store: SessionStore, codec: ValueCodec): SessionStore {
   const backend = (store as DefinedStore)[BACKEND]
-  if (!backend) throw new TypeError('This store was not made by workflow-session (memoryStore, fileStore, sqliteStore, postgresStore, or defineStore)')
+  if (!backend)
+    throw new TypeError('This store was not made by workflow-session (memoryStore, fileStore, sqliteStore, postgresStore, or defineStore)')
   return { ...defineStore(backend, { codec }), close: () => store.close() }
 }
 
@@ -279,8 +300,13 @@ function checkCaller({ caller }: AccessOptions): Caller | undefined {
   throw new TypeError('caller must be { userId: string } for a signed-in user or { userId: null } for an anonymous one')
 }
 
-function checkList({ userId, limit = 50, offset = 0 }: ListOptions): Required<Pick<ListOptions, 'limit' | 'offset'>> & Pick<ListOptions, 'userId'> {
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) throw new RangeError(`list: limit must be an integer from 1 to 1000, got ${limit}`)
+function checkList({
+  userId,
+  limit = 50,
+  offset = 0,
+}: ListOptions): Required<Pick<ListOptions, 'limit' | 'offset'>> & Pick<ListOptions, 'userId'> {
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000)
+    throw new RangeError(`list: limit must be an integer from 1 to 1000, got ${limit}`)
   if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`list: offset must be a whole number, got ${offset}`)
   if (userId !== undefined && typeof userId !== 'string') throw new TypeError('list: userId must be a string')
   return { limit, offset, ...(userId !== undefined && { userId }) }

@@ -18,7 +18,12 @@ interface Envelope {
 }
 
 const isEnvelope = (value: JsonValue | undefined): value is JsonValue & Envelope =>
-  typeof value === 'object' && value !== null && !Array.isArray(value) && typeof value['~enc'] === 'string' && typeof value.iv === 'string' && typeof value.data === 'string'
+  typeof value === 'object' &&
+  value !== null &&
+  !Array.isArray(value) &&
+  typeof value['~enc'] === 'string' &&
+  typeof value.iv === 'string' &&
+  typeof value.data === 'string'
 
 /**
  * Encrypts variable values at rest (AES-256-GCM, WebCrypto) around any store, so files, SQLite
@@ -33,7 +38,8 @@ const isEnvelope = (value: JsonValue | undefined): value is JsonValue & Envelope
  * })
  */
 export function encryptedStore(inner: SessionStore, options: EncryptedStoreOptions): SessionStore {
-  if (!Object.hasOwn(options.keys, options.currentKeyId)) throw new Error(`encryptedStore: no key with id "${options.currentKeyId}" among the keys given`)
+  if (!Object.hasOwn(options.keys, options.currentKeyId))
+    throw new Error(`encryptedStore: no key with id "${options.currentKeyId}" among the keys given`)
   const imported = new Map<string, Promise<CryptoKey>>()
   const keyOf = (id: string) => {
     let key = imported.get(id)
@@ -59,7 +65,9 @@ export function encryptedStore(inner: SessionStore, options: EncryptedStoreOptio
       try {
         return JSON.parse(await open(await keyOf(keyId), stored, context(sessionId, name))) as JsonValue
       } catch {
-        throw new Error(`Cannot decrypt variable "${name}" of session "${sessionId}" with key "${keyId}": wrong key, or the data was changed`)
+        throw new Error(
+          `Cannot decrypt variable "${name}" of session "${sessionId}" with key "${keyId}": wrong key, or the data was changed`,
+        )
       }
     },
   })

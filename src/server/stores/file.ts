@@ -19,11 +19,15 @@ interface SessionFile {
 function parseFile(text: string): StoredSession {
   const parsed = JSON.parse(text) as SessionFile | Parameters<typeof fromSnapshotRecord>[0]
   if ('snapshot' in parsed) return fromSnapshotRecord(parsed)
-  return { head: parsed.head, entries: new Map(Object.entries(parsed.variables).map(([name, value]) => [name, entryOf(name, JSON.stringify(value))])) }
+  return {
+    head: parsed.head,
+    entries: new Map(Object.entries(parsed.variables).map(([name, value]) => [name, entryOf(name, JSON.stringify(value))])),
+  }
 }
 
 /** The file's text: joined from the entries, the values not serialized again. */
-const fileText = (stored: StoredSession) => `{"head":${JSON.stringify(stored.head)},"variables":{${[...stored.entries.values()].join(',')}}}`
+const fileText = (stored: StoredSession) =>
+  `{"head":${JSON.stringify(stored.head)},"variables":{${[...stored.entries.values()].join(',')}}}`
 
 /**
  * One JSON file per session in `dir`. A write goes to a temporary file, is fsynced, renamed over
@@ -98,7 +102,10 @@ export function fileStore(dir: string, options: StoreOptions = {}): SessionStore
 
   async function sessionIds(): Promise<string[]> {
     await ready
-    return (await fs.readdir(dir)).filter((name) => name.endsWith('.json')).map((name) => name.slice(0, -5)).filter(isSessionId)
+    return (await fs.readdir(dir))
+      .filter((name) => name.endsWith('.json'))
+      .map((name) => name.slice(0, -5))
+      .filter(isSessionId)
   }
 
   return defineStore(

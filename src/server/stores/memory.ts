@@ -45,7 +45,10 @@ export function memoryStore(options: StoreOptions = {}): SessionStore {
       },
       async list(listOptions) {
         const alive = [...sessions.keys()].map(live).filter((stored): stored is StoredSession => stored !== null)
-        return pageOf(alive.map((stored) => summaryOf(stored.head)), listOptions)
+        return pageOf(
+          alive.map((stored) => summaryOf(stored.head)),
+          listOptions,
+        )
       },
       async *ids() {
         for (const sessionId of [...sessions.keys()]) if (live(sessionId)) yield sessionId

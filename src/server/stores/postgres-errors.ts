@@ -25,7 +25,8 @@ export async function asUnavailable<T>(work: Promise<T>): Promise<T> {
   try {
     return await work
   } catch (error) {
-    if (isConnectionError(error)) throw new SessionProtocolError('unavailable', 'The session database cannot be reached right now; try again')
+    if (isConnectionError(error))
+      throw new SessionProtocolError('unavailable', 'The session database cannot be reached right now; try again')
     throw error
   }
 }

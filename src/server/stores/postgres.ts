@@ -98,7 +98,10 @@ const LISTENER_NAME = 'workflow-session listen'
  * @example
  * const store = await postgresStore(process.env.DATABASE_URL!)
  */
-export async function postgresStore(url: string, options: PostgresStoreOptions = {}): Promise<SessionStore & { watch: NonNullable<SessionStore['watch']> }> {
+export async function postgresStore(
+  url: string,
+  options: PostgresStoreOptions = {},
+): Promise<SessionStore & { watch: NonNullable<SessionStore['watch']> }> {
   const { default: pg } = await importDriver<typeof import('pg')>('pg').catch((error: unknown) => {
     throw new Error(`postgresStore needs the pg package: npm install pg (${(error as Error).message})`)
   })
@@ -106,7 +109,12 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
   if (!/^[a-z_][a-z0-9_]{0,50}$/.test(table)) throw new Error(`postgresStore: "${table}" is not a plain table name`)
   const variables = `${table}_variables`
   const poolOptions = options.pool ?? {}
-  const connection: ClientConfig = { connectionString: url, connectionTimeoutMillis: 5000, application_name: 'workflow-session', ...poolOptions }
+  const connection: ClientConfig = {
+    connectionString: url,
+    connectionTimeoutMillis: 5000,
+    application_name: 'workflow-session',
+    ...poolOptions,
+  }
   const pool: Pool = new pg.Pool({ max: 10, ...connection })
   // An idle connection the database ended (a restart) is dropped from the pool; the next query
   // opens a new one. Without a listener, the pool's 'error' event would end the process.
@@ -116,7 +124,10 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
   } catch (error) {
     await pool.end().catch(() => {})
     const reason = error instanceof AggregateError ? (error.errors[0] as Error | undefined)?.message : (error as Error).message
-    throw new SessionProtocolError('unavailable', `postgresStore: cannot open the session table at ${describeTarget(url)}: ${reason || String(error)}`)
+    throw new SessionProtocolError(
+      'unavailable',
+      `postgresStore: cannot open the session table at ${describeTarget(url)}: ${reason || String(error)}`,
+    )
   }
   const cache = createSessionCache(options.cacheBytes)
   const cutoff = () => (options.ttlMs === undefined ? '' : expiryCutoff(options.ttlMs))
@@ -282,12 +293,14 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
         if (compaction.compact) await db.query(`DELETE FROM ${variables} WHERE session_id = $1 AND value IS NULL`, [sessionId])
       }
       await db.query('COMMIT')
-      for (const job of jobs) (job.error === undefined ? job.resolve(job.result) : job.reject(job.error))
+      for (const job of jobs) job.error === undefined ? job.resolve(job.result) : job.reject(job.error)
     } catch (error) {
       if (isConnectionError(error)) broken = true
       else await db?.query('ROLLBACK').catch(() => (broken = true))
       cache.drop(sessionId)
-      const failure = isConnectionError(error) ? new SessionProtocolError('unavailable', 'The session database cannot be reached right now; try again') : error
+      const failure = isConnectionError(error)
+        ? new SessionProtocolError('unavailable', 'The session database cannot be reached right now; try again')
+        : error
       for (const job of jobs) job.reject(failure)
     } finally {
       db?.off('error', onError)
@@ -319,8 +332,13 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
       },
       async *ids() {
         // In batches by id (keyset), so a long walk neither holds a transaction nor loads every id at once.
-        for (let after = ''; ; ) {
-          const { rows } = await asUnavailable(pool.query<{ id: string }>(`SELECT id FROM ${table} WHERE id > $1 AND updated_at > $2 ORDER BY id LIMIT 500`, [after, cutoff()]))
+        for (let after = ''; ;) {
+          const { rows } = await asUnavailable(
+            pool.query<{ id: string }>(`SELECT id FROM ${table} WHERE id > $1 AND updated_at > $2 ORDER BY id LIMIT 500`, [
+              after,
+              cutoff(),
+            ]),
+          )
           for (const row of rows) yield row.id
           if (rows.length < 500) return
           after = rows[rows.length - 1]!.id
@@ -329,7 +347,10 @@ export async function postgresStore(url: string, options: PostgresStoreOptions =
       async purgeExpired() {
         if (options.ttlMs === undefined) return 0
         const { rowCount } = await asUnavailable(
-          pool.query(`WITH gone AS (DELETE FROM ${table} WHERE updated_at <= $1 RETURNING id) DELETE FROM ${variables} WHERE session_id IN (SELECT id FROM gone)`, [cutoff()]),
+          pool.query(
+            `WITH gone AS (DELETE FROM ${table} WHERE updated_at <= $1 RETURNING id) DELETE FROM ${variables} WHERE session_id IN (SELECT id FROM gone)`,
+            [cutoff()],
+          ),
         )
         return rowCount ?? 0
       },
@@ -358,7 +379,10 @@ async function prepareSchema(pool: Pool, table: string, variables: string): Prom
   try {
     await db.query('BEGIN')
     await db.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`workflow-session schema ${table}`])
-    const { rows } = await db.query(`SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'record'`, [table])
+    const { rows } = await db.query(
+      `SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'record'`,
+      [table],
+    )
     if (rows.length > 0) await db.query(`ALTER TABLE ${table} RENAME TO ${table}_0_1`)
     await db.query(`
       CREATE TABLE IF NOT EXISTS ${table} (
@@ -385,7 +409,10 @@ async function prepareSchema(pool: Pool, table: string, variables: string): Prom
       CREATE INDEX IF NOT EXISTS ${variables}_by_version ON ${variables} (session_id, version);
       CREATE INDEX IF NOT EXISTS ${variables}_tombstones ON ${variables} (session_id) WHERE value IS NULL;
     `)
-    const compacted = await db.query(`SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'compacted_through'`, [table])
+    const compacted = await db.query(
+      `SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'compacted_through'`,
+      [table],
+    )
     if (compacted.rows.length === 0) {
       await db.query(`
         ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS compacted_through bigint NOT NULL DEFAULT 0, ADD COLUMN IF NOT EXISTS tombstones bigint NOT NULL DEFAULT 0;
@@ -396,15 +423,14 @@ async function prepareSchema(pool: Pool, table: string, variables: string): Prom
       const old = await db.query<{ record: Parameters<typeof fromSnapshotRecord>[0] }>(`SELECT record FROM ${table}_0_1`)
       for (const { record } of old.rows) {
         const { head, entries } = fromSnapshotRecord(record)
-        await db.query(`INSERT INTO ${table} (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, [
-          ...headColumns(head),
-        ])
-        await db.query(`INSERT INTO ${variables} (session_id, name, value, version) SELECT $1, name, value, $4 FROM unnest($2::text[], $3::text[]) AS t(name, value)`, [
-          head.sessionId,
-          [...entries.keys()],
-          [...entries].map(([name, entry]) => valueOfEntry(name, entry)),
-          head.version,
-        ])
+        await db.query(
+          `INSERT INTO ${table} (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+          [...headColumns(head)],
+        )
+        await db.query(
+          `INSERT INTO ${variables} (session_id, name, value, version) SELECT $1, name, value, $4 FROM unnest($2::text[], $3::text[]) AS t(name, value)`,
+          [head.sessionId, [...entries.keys()], [...entries].map(([name, entry]) => valueOfEntry(name, entry)), head.version],
+        )
       }
       await db.query(`DROP TABLE ${table}_0_1`)
     }

@@ -70,7 +70,10 @@ export interface Compaction {
   tombstones: number
 }
 
-export const compactionOf = (row: HeadRow): Compaction => ({ compactedThrough: Number(row.compacted_through), tombstones: Number(row.tombstones) })
+export const compactionOf = (row: HeadRow): Compaction => ({
+  compactedThrough: Number(row.compacted_through),
+  tombstones: Number(row.tombstones),
+})
 
 /**
  * The compaction columns after a write of `version` that writes `written` tombstones, on a
@@ -86,7 +89,16 @@ export function nextCompaction(before: Compaction | null, version: number, writt
 
 /** The head's columns in the order both stores write them. */
 export const headColumns = (head: SessionHead) =>
-  [head.sessionId, head.userId ?? null, head.workflowId ?? null, head.version, head.createdAt, head.updatedAt, head.bytes, JSON.stringify(head.clients)] as const
+  [
+    head.sessionId,
+    head.userId ?? null,
+    head.workflowId ?? null,
+    head.version,
+    head.createdAt,
+    head.updatedAt,
+    head.bytes,
+    JSON.stringify(head.clients),
+  ] as const
 
 /** Sessions this process holds in memory, most recently used last, within a budget of bytes. */
 export function createSessionCache(maxBytes = 64 * 1024 * 1024) {
@@ -133,7 +145,12 @@ export type SessionCache = ReturnType<typeof createSessionCache>
  * `compactedThrough` (its deletions' tombstones may be gone), built from `rows` (every live row).
  * `loadRows(since)` reads the rows newer than `since` (-1: all), in the same snapshot as `head`.
  */
-export function sessionAt(cache: SessionCache, head: SessionHead, compactedThrough: number, loadRows: (since: number) => VariableRow[]): StoredSession
+export function sessionAt(
+  cache: SessionCache,
+  head: SessionHead,
+  compactedThrough: number,
+  loadRows: (since: number) => VariableRow[],
+): StoredSession
 export function sessionAt(
   cache: SessionCache,
   head: SessionHead,
@@ -150,7 +167,10 @@ export function sessionAt(
   if (cached && cached.head.version === head.version) return cached
   // A copy newer than the database (another process deleted and re-made the session), or older
   // than the last compaction: start over.
-  const base = cached && cached.head.version < head.version && cached.head.createdAt === head.createdAt && cached.head.version >= compactedThrough ? cached : undefined
+  const base =
+    cached && cached.head.version < head.version && cached.head.createdAt === head.createdAt && cached.head.version >= compactedThrough
+      ? cached
+      : undefined
   const rows = loadRows(base ? base.head.version : -1)
   const finish = (loaded: VariableRow[]) => {
     const stored: StoredSession = base ?? { head, entries: new Map() }

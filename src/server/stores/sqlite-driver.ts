@@ -67,7 +67,9 @@ async function importBetterSqlite(required: boolean): Promise<BetterSqliteModule
     return (await importDriver<BetterSqliteModule>('better-sqlite3')).default
   } catch (error) {
     if (required || !isNotInstalled(error)) {
-      throw new Error(`sqliteStore: cannot load better-sqlite3 (${(error as Error).message}); npm install better-sqlite3, or leave it out to use node:sqlite`)
+      throw new Error(
+        `sqliteStore: cannot load better-sqlite3 (${(error as Error).message}); npm install better-sqlite3, or leave it out to use node:sqlite`,
+      )
     }
     return null
   }

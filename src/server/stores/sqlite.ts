@@ -118,13 +118,19 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
   const removeVariables = db.prepare<[string]>('DELETE FROM ws_variables WHERE session_id = ?')
   // Through the partial index ws_variables_tombstones: O(tombstones), not O(session).
   const removeTombstones = db.prepare<[string]>('DELETE FROM ws_variables WHERE session_id = ? AND value IS NULL')
-  const purgeVariables = db.prepare<[string]>('DELETE FROM ws_variables WHERE session_id IN (SELECT id FROM ws_sessions WHERE updated_at <= ?)')
+  const purgeVariables = db.prepare<[string]>(
+    'DELETE FROM ws_variables WHERE session_id IN (SELECT id FROM ws_sessions WHERE updated_at <= ?)',
+  )
   const purgeSessions = db.prepare<[string]>('DELETE FROM ws_sessions WHERE updated_at <= ?')
-  const listAll = db.prepare<[string, number, number], HeadRow>('SELECT * FROM ws_sessions WHERE updated_at > ? ORDER BY updated_at DESC, id LIMIT ? OFFSET ?')
+  const listAll = db.prepare<[string, number, number], HeadRow>(
+    'SELECT * FROM ws_sessions WHERE updated_at > ? ORDER BY updated_at DESC, id LIMIT ? OFFSET ?',
+  )
   const listMine = db.prepare<[string, string, number, number], HeadRow>(
     'SELECT * FROM ws_sessions WHERE user_id = ? AND updated_at > ? ORDER BY updated_at DESC, id LIMIT ? OFFSET ?',
   )
-  const idsBatch = db.prepare<[string, string, number], { id: string }>('SELECT id FROM ws_sessions WHERE id > ? AND updated_at > ? ORDER BY id LIMIT ?')
+  const idsBatch = db.prepare<[string, string, number], { id: string }>(
+    'SELECT id FROM ws_sessions WHERE id > ? AND updated_at > ? ORDER BY id LIMIT ?',
+  )
 
   /** The live session as the database has it now, and its head's compaction columns (inside the caller's transaction). */
   function load(sessionId: string): { stored: StoredSession; compaction: Compaction } | null {
@@ -186,7 +192,13 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
   /** Removes an expired session's rows (found on a read), unless it is live again by then. */
   function purgeSoon(sessionId: string): void {
     if (!db.isOpen) return
-    enqueue({ sessionId, decide: (current) => (current ? undefined : { head: null }), view: () => null, resolve: () => {}, reject: () => {} })
+    enqueue({
+      sessionId,
+      decide: (current) => (current ? undefined : { head: null }),
+      view: () => null,
+      resolve: () => {},
+      reject: () => {},
+    })
   }
   function commitQueued(): void {
     const jobs = queue
@@ -206,7 +218,7 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
       for (const job of jobs) job.reject(error)
       return
     }
-    for (const job of jobs) (job.error === undefined ? job.resolve(job.result) : job.reject(job.error))
+    for (const job of jobs) job.error === undefined ? job.resolve(job.result) : job.reject(job.error)
   }
 
   return defineStore(
@@ -223,7 +235,7 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
       },
       async *ids() {
         // In batches by id, so a long walk neither holds a read transaction nor loads every id at once.
-        for (let after = ''; ; ) {
+        for (let after = ''; ;) {
           const rows = idsBatch.all(after, cutoff(), 500)
           for (const row of rows) yield row.id
           if (rows.length < 500) return
@@ -233,7 +245,9 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
       async purgeExpired() {
         if (options.ttlMs === undefined) return 0
         const at = cutoff()
-        return busyAsUnavailable(() => inTransaction(db, 'BEGIN IMMEDIATE', () => (purgeVariables.run(at), Number(purgeSessions.run(at).changes))))
+        return busyAsUnavailable(() =>
+          inTransaction(db, 'BEGIN IMMEDIATE', () => (purgeVariables.run(at), Number(purgeSessions.run(at).changes))),
+        )
       },
       async close() {
         if (queue.length > 0) await new Promise((resolve) => setImmediate(resolve))
@@ -267,14 +281,19 @@ function addCompactionColumns(db: SqliteDatabase): void {
 function migrateFrom01(db: SqliteDatabase): void {
   const old = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('sessions') WHERE name = 'record'").get()
   if (!old) return
-  const insertHead = db.prepare<ReturnType<typeof headColumns>>('INSERT OR REPLACE INTO ws_sessions (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-  const insertVariable = db.prepare<[string, string, string, number]>('INSERT OR REPLACE INTO ws_variables (session_id, name, value, version) VALUES (?, ?, ?, ?)')
+  const insertHead = db.prepare<ReturnType<typeof headColumns>>(
+    'INSERT OR REPLACE INTO ws_sessions (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  )
+  const insertVariable = db.prepare<[string, string, string, number]>(
+    'INSERT OR REPLACE INTO ws_variables (session_id, name, value, version) VALUES (?, ?, ?, ?)',
+  )
   const rows = db.prepare<[], { record: string }>('SELECT record FROM sessions')
   inTransaction(db, 'BEGIN IMMEDIATE', () => {
     for (const { record } of rows.all()) {
       const { head, entries } = fromSnapshotRecord(JSON.parse(record) as Parameters<typeof fromSnapshotRecord>[0])
       insertHead.run(...headColumns(head))
-      for (const [name, entry] of entries) insertVariable.run(head.sessionId, name, entry.slice(JSON.stringify(name).length + 1), head.version)
+      for (const [name, entry] of entries)
+        insertVariable.run(head.sessionId, name, entry.slice(JSON.stringify(name).length + 1), head.version)
     }
     db.exec('DROP TABLE sessions')
   })
@@ -305,4 +324,3 @@ function busyAsUnavailable<T>(work: () => T): T {
     throw error
   }
 }
-

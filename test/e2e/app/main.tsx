@@ -15,7 +15,12 @@ function Status() {
   const meta = useSyncStatus()
   const text = meta.error ? `error ${meta.error.code}` : meta.isDirty ? 'unsaved' : 'saved'
   return (
-    <output aria-label="status" data-hydrated={String(meta.isHydrated)} data-persistent={String(meta.isPersistent)} data-online={String(meta.isOnline)}>
+    <output
+      aria-label="status"
+      data-hydrated={String(meta.isHydrated)}
+      data-persistent={String(meta.isPersistent)}
+      data-online={String(meta.isOnline)}
+    >
       {text}
     </output>
   )
@@ -26,7 +31,12 @@ const params = new URLSearchParams(location.search)
 const plugins = [tabSync()]
 
 createRoot(document.getElementById('root')!).render(
-  <SessionProvider endpoint="/api/session" plugins={plugins} sessionId={params.get('session') ?? undefined} debounceMs={Number(params.get('debounce') ?? 800)}>
+  <SessionProvider
+    endpoint="/api/session"
+    plugins={plugins}
+    sessionId={params.get('session') ?? undefined}
+    debounceMs={Number(params.get('debounce') ?? 800)}
+  >
     <Field name="email" />
     <Field name="name" />
     <Status />
