@@ -1,6 +1,6 @@
+import { fileURLToPath } from 'node:url'
 import { storybookTest } from '@storybook/addon-vitest/vitest-plugin'
 import { playwright } from '@vitest/browser-playwright'
-import { fileURLToPath } from 'node:url'
 import { defineConfig, mergeConfig } from 'vitest/config'
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from './test/chromium.js'
 import { inlineReactDeps, resolveOldestPeers } from './test/oldest-peers/resolve.js'

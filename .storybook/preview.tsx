@@ -1,5 +1,5 @@
-import type { Preview } from '@storybook/react-vite'
 import '../demo/src/styles.css'
+import type { Preview } from '@storybook/react-vite'
 
 const preview: Preview = {
   parameters: { layout: 'padded' },

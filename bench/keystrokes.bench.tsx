@@ -5,13 +5,13 @@
 // not read the changed field, and the time from a setter call to the committed render.
 import { QueryClient, QueryClientProvider, useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { act, cleanup, render } from '@testing-library/react'
-import { memo, useCallback, useState, type ReactNode } from 'react'
+import { memo, type ReactNode, useCallback, useState } from 'react'
 import { useDebouncedCallback } from 'use-debounce'
 import useLocalStorageState from 'use-local-storage-state'
 import { it, vi } from 'vitest'
 import { create } from 'zustand'
 import { createJSONStorage, persist } from 'zustand/middleware'
-import { SessionProvider, createSessionClient, memoryLocalCopy, useVariable, type LocalCopyStorage } from '../src/react/index.js'
+import { createSessionClient, type LocalCopyStorage, memoryLocalCopy, SessionProvider, useVariable } from '../src/react/index.js'
 import { createSessionHandler, memoryStore } from '../src/server/index.js'
 import { writeResult } from './results.js'
 

@@ -7,10 +7,10 @@ import { join } from 'node:path'
 import { measureHydration } from './hydration.js'
 import type { KeystrokeRow } from './keystrokes.bench.js'
 import { readResult } from './results.js'
+import { measure, measureSessionSize, type SizeRow, type ThroughputRow, throughputTable } from './server.js'
 import { hasWrk, hotSession, measureAgainstFloor, postgresWalPerPatch, sqliteBytesPerPatch, type WrkRow } from './server-cost.js'
-import { measure, measureSessionSize, throughputTable, type SizeRow, type ThroughputRow } from './server.js'
-import { measureSqliteDrivers, sqliteDriversTable } from './sqlite-drivers.js'
 import { BEFORE, BUDGETS, entrySizes, kB, sizeOfModule } from './size.js'
+import { measureSqliteDrivers, sqliteDriversTable } from './sqlite-drivers.js'
 
 const sections: string[] = []
 const say = (text: string) => {

@@ -3,7 +3,7 @@
 // driven by wrk (a load generator in C that is not the bottleneck). Also: how the cost grows with
 // the session, the bytes a one-key patch writes to the database, and one hot session on two
 // PostgreSQL servers.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

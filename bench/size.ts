@@ -3,9 +3,9 @@
 // dependencies (TanStack Query, use-debounce, idb-keyval) and keeps the peers (react,
 // react-dom, msw, node:*) external: what an app that has none of them yet pays.
 //   npm run size
-import { build } from 'esbuild'
 import { readFileSync } from 'node:fs'
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib'
+import { build } from 'esbuild'
 
 export const ENTRIES = {
   'workflow-session': 'src/react/index.ts',

@@ -1,9 +1,9 @@
 // The demo's users: each browser gets a user id in a signed, HttpOnly cookie (a JWT signed with
 // HS256 by jose, a well-kept library; no hand-made crypto). Sessions belong to that user.
+import { randomUUID } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { SignJWT, jwtVerify } from 'jose'
-import { randomUUID } from 'node:crypto'
+import { jwtVerify, SignJWT } from 'jose'
 
 const COOKIE = 'ws_user'
 const YEAR_SECONDS = 365 * 24 * 3600

@@ -6,7 +6,7 @@
 //   SESSION_SECRET  signs the user cookie (default: a random secret kept in .data/cookie-secret)
 //   SESSION_ENCRYPTION_KEY  base64 of 32 bytes: variables are encrypted at rest (AES-256-GCM)
 import { createSessionHandler, encryptedStore, openStore, serve } from 'workflow-session/server'
-import { INDEX_HTML, buildDemoAssets } from './assets.js'
+import { buildDemoAssets, INDEX_HTML } from './assets.js'
 import { cookieAuth, loadSecret } from './auth.js'
 import { demoSteps } from './steps.js'
 

@@ -2,7 +2,7 @@
 // workflow-session conformance <base-url> [--header "Name: value"]… [--user-header "Name: value"]… [--step NAME] [--max-bytes N]
 // Checks a backend against the session protocol and ends with "N passed, N failed, N skipped".
 // Exit code: 0 when nothing failed, 1 when a check failed, 2 for a wrong call or a backend that does not answer.
-import { ConformanceUnreachable, runConformance, type ConformanceOptions } from './conformance.js'
+import { type ConformanceOptions, ConformanceUnreachable, runConformance } from './conformance.js'
 
 const USAGE = `usage: workflow-session conformance <base-url> [--header "Name: value"]… [--user-header "Name: value"]… [--step NAME] [--max-bytes N]
   --header       sent with every request (a user's cookie or token if the backend lets no anonymous caller in)

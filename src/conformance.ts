@@ -1,4 +1,4 @@
-import { CheckFailed, NoAnswer, createBackend, cut, type Backend, type Check } from './conformance/backend.js'
+import { type Backend, type Check, CheckFailed, createBackend, cut, NoAnswer } from './conformance/backend.js'
 import { errorChecks } from './conformance/checks-errors.js'
 import { listingChecks } from './conformance/checks-listing.js'
 import { sessionChecks } from './conformance/checks-sessions.js'

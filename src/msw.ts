@@ -1,7 +1,7 @@
 import { http, type HttpHandler } from 'msw'
-import { DEFAULT_BASE, withoutTrailingSlashes } from './shared/protocol.js'
 import { createSessionHandler, type SessionHandlerOptions } from './server/handler.js'
 import { memoryStore } from './server/stores/memory.js'
+import { DEFAULT_BASE, withoutTrailingSlashes } from './shared/protocol.js'
 
 export interface SessionHandlersOptions extends Partial<SessionHandlerOptions> {}
 

@@ -1,6 +1,6 @@
 import { getResponse, type RequestHandler } from 'msw'
-import { useState, type ReactNode } from 'react'
-import { SessionProvider, createSessionClient, memoryLocalCopy, type LocalCopyStorage } from 'workflow-session'
+import { type ReactNode, useState } from 'react'
+import { createSessionClient, type LocalCopyStorage, memoryLocalCopy, SessionProvider } from 'workflow-session'
 import { memoryStore, sessionHandlers } from 'workflow-session/msw'
 import type { Steps } from 'workflow-session/server'
 import { demoSteps } from '../demo/steps.js'

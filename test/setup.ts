@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, vi, type MockInstance } from 'vitest'
+import { afterEach, beforeEach, type MockInstance, vi } from 'vitest'
 
 // No console noise: a warning or error printed during a test (React's act() warnings included)
 // fails that test.

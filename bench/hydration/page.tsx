@@ -6,7 +6,7 @@ import { useLayoutEffect, useRef } from 'react'
 import { createRoot } from 'react-dom/client'
 import { create } from 'zustand'
 import { createJSONStorage, persist } from 'zustand/middleware'
-import { SessionProvider, createSessionClient, useSessionClient, useVariable } from '../../src/react/index.js'
+import { createSessionClient, SessionProvider, useSessionClient, useVariable } from '../../src/react/index.js'
 
 const COUNT = 1000
 const params = new URLSearchParams(location.search)

@@ -1,6 +1,6 @@
 import { useState } from 'react'
 import { useRun, useWorkflow } from 'workflow-session'
-import { CATALOG, euros, type CartLine, type Order, type ProductId } from '../catalog.js'
+import { type CartLine, CATALOG, euros, type Order, type ProductId } from '../catalog.js'
 
 export interface CheckoutData {
   cart: CartLine[]

@@ -1,8 +1,8 @@
+import './styles.css'
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
-import { SessionProvider, liveUpdates, tabSync } from 'workflow-session'
+import { liveUpdates, SessionProvider, tabSync } from 'workflow-session'
 import { App } from './App.js'
-import './styles.css'
 
 // Changes made elsewhere (another device, a step) appear at once; open tabs share confirmed changes.
 const plugins = [liveUpdates(), tabSync()]

@@ -1,4 +1,4 @@
-import { importAesKey, open, seal, type KeyMaterial } from '../shared/crypto.js'
+import { importAesKey, type KeyMaterial, open, seal } from '../shared/crypto.js'
 import type { LocalCopyStorage } from './cache.js'
 import type { SessionPlugin } from './plugins.js'
 

@@ -1,19 +1,19 @@
 import type { SessionSnapshot } from '../shared/protocol.js'
 import {
-  CACHE_FORMAT,
   baseVersion,
+  CACHE_FORMAT,
   createCacheWriter,
-  toBaseRecord,
   indexedDbLocalCopy,
+  type LocalCopyStorage,
   memoryLocalCopy,
   outboxKey,
-  readBase,
-  readOutbox,
-  type LocalCopyStorage,
   type OutboxRecord,
+  readBase,
   type ReadOutbox,
+  readOutbox,
+  toBaseRecord,
 } from './cache.js'
-import { livePages, takeOver, type PageLocks } from './tabs.js'
+import { livePages, type PageLocks, takeOver } from './tabs.js'
 import type { QueuedPatch } from './view.js'
 
 export interface LocalCopy {

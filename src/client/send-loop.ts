@@ -3,8 +3,8 @@ import { utf8Length } from '../shared/rules.js'
 import { FlushBarriers } from './barriers.js'
 import { toPatchBody } from './changes.js'
 import { SessionError } from './errors.js'
-import type { createStatus } from './status.js'
 import { createSender, type Sender, type SenderOptions } from './sender.js'
+import type { createStatus } from './status.js'
 import type { LayeredView, QueuedPatch } from './view.js'
 
 /** Largest body sent with `keepalive` (browsers allow 64 KiB for all of a page's keepalive requests). */

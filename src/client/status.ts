@@ -1,5 +1,5 @@
-import { asSessionError, type SessionError } from './errors.js'
 import { Listeners } from '../shared/listeners.js'
+import { asSessionError, type SessionError } from './errors.js'
 import type { LayeredView } from './view.js'
 
 /** What a person may want to see about the session's sync: read with `useSyncStatus()` or `client.getStatus()`. */

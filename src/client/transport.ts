@@ -1,14 +1,14 @@
 import {
   DEFAULT_BASE,
-  withoutTrailingSlashes,
   type ErrorBody,
   type JsonValue,
   type RunResponse,
   type SessionPatch,
   type SessionSnapshot,
   type SessionSummary,
+  withoutTrailingSlashes,
 } from '../shared/protocol.js'
-import { SessionError, isRetryableStatus } from './errors.js'
+import { isRetryableStatus, SessionError } from './errors.js'
 
 export type HeadersOption = HeadersInit | (() => HeadersInit | Promise<HeadersInit>)
 

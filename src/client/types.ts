@@ -1,11 +1,11 @@
 import type { JsonValue, SessionSnapshot, SessionSummary, Variables } from '../shared/protocol.js'
 import type { LocalCopyStorage } from './cache.js'
 import type { SessionError, SessionValueError } from './errors.js'
-import type { SyncStatus } from './status.js'
 import type { SessionPlugin } from './plugins.js'
+import type { SessionIdStorage } from './session-id.js'
+import type { SyncStatus } from './status.js'
 import type { PageLocks } from './tabs.js'
 import type { HeadersOption } from './transport.js'
-import type { SessionIdStorage } from './session-id.js'
 
 export interface SessionClientOptions {
   /** Where the session endpoints are mounted; default `/api/session`. */

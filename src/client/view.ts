@@ -1,6 +1,6 @@
+import { KeyedListeners } from '../shared/listeners.js'
 import type { JsonValue, SessionSnapshot, Variables } from '../shared/protocol.js'
 import type { Change, Changes, NumberedPatch } from './changes.js'
-import { KeyedListeners } from '../shared/listeners.js'
 import { jsonEqual } from './values.js'
 
 /** A patch with its number in the local send order (what flush barriers count in). */

@@ -1,4 +1,4 @@
-import { expectError, expectStatus, fail, type Check } from './backend.js'
+import { type Check, expectError, expectStatus, fail } from './backend.js'
 import { expectUnchanged, refused } from './checks-sessions.js'
 
 /** Requests the protocol refuses, each with its status and code (their bodies' shape is docs/openapi.json's). */

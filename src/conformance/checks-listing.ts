@@ -1,4 +1,4 @@
-import { brief, expectError, expectSame, expectStatus, fail, tick, type Check, type Snapshot } from './backend.js'
+import { brief, type Check, expectError, expectSame, expectStatus, fail, type Snapshot, tick } from './backend.js'
 
 type Summary = Omit<Snapshot, 'variables'>
 

@@ -1,15 +1,15 @@
 import {
+  type Answer,
+  type Backend,
   brief,
+  type Check,
   cut,
   expectError,
   expectSame,
   expectStatus,
   fail,
-  tick,
-  type Answer,
-  type Backend,
-  type Check,
   type Snapshot,
+  tick,
 } from './backend.js'
 
 const LIMIT_HINT = " (if the backend's limit is another, pass it with --max-bytes)"

@@ -1,4 +1,4 @@
-import { brief, expectError, expectSame, expectStatus, fail, type Check } from './backend.js'
+import { brief, type Check, expectError, expectSame, expectStatus, fail } from './backend.js'
 import { expectUnchanged } from './checks-sessions.js'
 
 // These run the protocol's conformance step (docs/protocol.md, "The conformance step"): it

@@ -1,5 +1,5 @@
-import { Validator, type OutputUnit, type Schema } from '@cfworker/json-schema'
 import { readFile } from 'node:fs/promises'
+import { type OutputUnit, type Schema, Validator } from '@cfworker/json-schema'
 
 // The document ships in the package (`files` holds docs/). This module is one folder below the
 // package root both as src/conformance/openapi.ts and as dist/conformance/openapi.js, so one

@@ -1,7 +1,7 @@
 'use client'
 
-import { QueryClient, QueryClientContext, QueryClientProvider, onlineManager, useQuery, useQueryClient } from '@tanstack/react-query'
-import { startTransition, useCallback, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore, type ReactNode } from 'react'
+import { onlineManager, QueryClient, QueryClientContext, QueryClientProvider, useQuery, useQueryClient } from '@tanstack/react-query'
+import { type ReactNode, startTransition, useCallback, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore } from 'react'
 import { useDebouncedCallback } from 'use-debounce'
 import type { LocalCopyStorage } from '../client/cache.js'
 import { wirePage } from '../client/connect.js'
@@ -9,7 +9,7 @@ import { createSessionClient, type SessionClient, type SessionClientOptions } fr
 import { randomId, rememberSessionId } from '../client/session-id.js'
 import type { SyncStatus } from '../client/status.js'
 import { endpointBase, type HeadersOption } from '../client/transport.js'
-import { SessionContext, SessionSwitchContext, type SessionSwitch } from './context.js'
+import { SessionContext, type SessionSwitch, SessionSwitchContext } from './context.js'
 
 export interface SessionProviderProps {
   /** Where the session endpoints are mounted; default `/api/session`. */

@@ -1,56 +1,56 @@
 'use client'
 
-export { SessionProvider, type SessionProviderProps } from './SessionProvider.js'
-export { useVariable, type SetValue } from './useVariable.js'
-export { useSyncStatus } from './useSyncStatus.js'
-export { useRun, type UseRunResult } from './useRun.js'
-export { useSessionState, type SessionState } from './useSessionState.js'
 export { useSessionClient } from './context.js'
-export { useWorkflow } from './useWorkflow.js'
+export { SessionProvider, type SessionProviderProps } from './SessionProvider.js'
+export { useRun, type UseRunResult } from './useRun.js'
 export { useSessions, type UseSessionsResult } from './useSessions.js'
+export { type SessionState, useSessionState } from './useSessionState.js'
+export { useSyncStatus } from './useSyncStatus.js'
+export { type SetValue, useVariable } from './useVariable.js'
+export { useWorkflow } from './useWorkflow.js'
 // Everything of `workflow-session/client`, so an app needs one import path; named one by one,
 // as a client boundary ('use client') may not `export *` (Next.js refuses it). A test checks
 // that nothing of the client entry is missing here.
 export {
-  createSessionClient,
-  SessionError,
-  SessionValueError,
-  indexedDbLocalCopy,
-  memoryLocalCopy,
-  forgetSessionId,
-  rememberSessionId,
-  workflowDataKey,
-  workflowSlotKey,
-  workflowPrefix,
-  parseWorkflowKey,
-  encryptedLocalCopy,
-  liveUpdates,
-  tabSync,
-  schemaValidation,
-  workflowOf,
-  connectToPage,
   type ConnectOptions,
+  connectToPage,
+  createSessionClient,
   type DebouncedSend,
+  encryptedLocalCopy,
+  forgetSessionId,
+  type HeadersOption,
+  indexedDbLocalCopy,
+  type JsonValue,
+  type KeyMaterial,
+  liveUpdates,
+  type LocalCopyStorage,
+  memoryLocalCopy,
   type OnlineSource,
-  type SessionPlugin,
+  parseWorkflowKey,
   type PluginSession,
+  type RememberOptions,
+  rememberSessionId,
+  type RunResponse,
+  schemaValidation,
   type SessionClient,
   type SessionClientOptions,
+  SessionError,
   type SessionErrorCode,
-  type SyncStatus,
-  type LocalCopyStorage,
   type SessionIdStorage,
-  type RememberOptions,
-  type HeadersOption,
-  type JsonValue,
-  type Variables,
+  type SessionPatch,
+  type SessionPlugin,
+  type SessionSchema,
   type SessionSnapshot,
   type SessionSummary,
-  type SessionPatch,
-  type RunResponse,
-  type SessionSchema,
+  SessionValueError,
   type StandardSchemaV1,
-  type Workflow,
   type SubflowFrame,
-  type KeyMaterial,
+  type SyncStatus,
+  tabSync,
+  type Variables,
+  type Workflow,
+  workflowDataKey,
+  workflowOf,
+  workflowPrefix,
+  workflowSlotKey,
 } from '../client/index.js'

@@ -4,8 +4,8 @@ import { useCallback, useMemo } from 'react'
 import type { SyncStatus } from '../client/status.js'
 import type { JsonValue, Variables } from '../shared/protocol.js'
 import { useSessionClient } from './context.js'
-import { applySetValue, type SetValue } from './useVariable.js'
 import { useTracked } from './useTracked.js'
+import { applySetValue, type SetValue } from './useVariable.js'
 
 /**
  * The session as the session-state spec defines it (`{ sessionId, variables, meta }`), with the

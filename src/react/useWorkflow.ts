@@ -1,9 +1,9 @@
 'use client'
 
 import { useCallback, useMemo, useRef } from 'react'
+import { workflowOf } from '../client/workflow.js'
 import type { JsonValue } from '../shared/protocol.js'
 import type { Workflow } from '../shared/workflow.js'
-import { workflowOf } from '../client/workflow.js'
 import { useSessionClient } from './context.js'
 import { useTracked } from './useTracked.js'
 

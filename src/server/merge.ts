@@ -1,6 +1,6 @@
 import { DEFAULT_MAX_BYTES, type Variables } from '../shared/protocol.js'
 import { codePointLength, isPlainObject, isStringArray, jsonValueProblem, keyProblem, utf8Length } from '../shared/rules.js'
-import { WORKFLOW_PREFIX, parseWorkflowKey, workflowSlotKey } from '../shared/workflow-keys.js'
+import { parseWorkflowKey, WORKFLOW_PREFIX, workflowSlotKey } from '../shared/workflow-keys.js'
 import { SessionProtocolError } from './errors.js'
 
 /**

@@ -3,7 +3,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { SessionProtocolError, errorResponse } from './errors.js'
+import { errorResponse, SessionProtocolError } from './errors.js'
 import { partsOf } from './light-response.js'
 import { nodeRequest } from './node-request.js'
 

@@ -1,5 +1,5 @@
 import type { JsonValue } from './protocol.js'
-import { workflowDataKey, workflowPrefix, workflowSlotKey, parseWorkflowKey, type WorkflowSlot } from './workflow-keys.js'
+import { parseWorkflowKey, workflowDataKey, workflowPrefix, type WorkflowSlot, workflowSlotKey } from './workflow-keys.js'
 
 /** Read and write session variables by name: what a workflow scope needs from a client or a step. */
 export interface VariableAccess {

@@ -1,5 +1,5 @@
 import { afterEach, expect, it } from 'vitest'
-import { createSessionClient, memoryLocalCopy, SessionError, type SessionClient } from '../../src/client/index.js'
+import { createSessionClient, memoryLocalCopy, type SessionClient, SessionError } from '../../src/client/index.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 
 // Sign-in: a session started anonymously becomes the user's only when the app says so.

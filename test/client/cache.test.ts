@@ -1,6 +1,7 @@
 import 'fake-indexeddb/auto'
-import { HttpResponse, http } from 'msw'
+import { http, HttpResponse } from 'msw'
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import { readBase, toBaseRecord } from '../../src/client/cache.js'
 import {
   createSessionClient,
   indexedDbLocalCopy,
@@ -8,7 +9,6 @@ import {
   type SessionClient,
   type SessionPatch,
 } from '../../src/client/index.js'
-import { readBase, toBaseRecord } from '../../src/client/cache.js'
 import type { PageLocks } from '../../src/client/tabs.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'
 

@@ -1,14 +1,14 @@
 import fc from 'fast-check'
-import { HttpResponse, http } from 'msw'
+import { http, HttpResponse } from 'msw'
 import { expect, it, vi } from 'vitest'
 import {
   createSessionClient,
-  memoryLocalCopy,
-  tabSync,
-  type LocalCopyStorage,
   type JsonValue,
+  type LocalCopyStorage,
+  memoryLocalCopy,
   type SessionClient,
   type SessionPatch,
+  tabSync,
 } from '../../src/client/index.js'
 import { fakeLocks } from '../fake-locks.js'
 import { useMockServer } from '../msw-server.js'

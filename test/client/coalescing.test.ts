@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, expect, it, vi } from 'vitest'
-import { createSessionClient, memoryLocalCopy, type LocalCopyStorage } from '../../src/client/index.js'
+import { createSessionClient, type LocalCopyStorage, memoryLocalCopy } from '../../src/client/index.js'
 import { useMockServer } from '../msw-server.js'
 
 useMockServer()

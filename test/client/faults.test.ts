@@ -1,17 +1,17 @@
-import { HttpResponse, http } from 'msw'
+import { http, HttpResponse } from 'msw'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   createSessionClient,
-  memoryLocalCopy,
-  tabSync,
   type LocalCopyStorage,
+  memoryLocalCopy,
   type SessionClient,
   type SessionClientOptions,
   type SessionPatch,
+  tabSync,
 } from '../../src/client/index.js'
 import { fakeLocks } from '../fake-locks.js'
-import { ENDPOINT, useMockServer } from '../msw-server.js'
 import { newGate } from '../gate.js'
+import { ENDPOINT, useMockServer } from '../msw-server.js'
 
 const mock = useMockServer()
 const clients: SessionClient[] = []

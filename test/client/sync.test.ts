@@ -1,15 +1,15 @@
-import { HttpResponse, http } from 'msw'
+import { http, HttpResponse } from 'msw'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import {
   createSessionClient,
   memoryLocalCopy,
-  SessionError,
   type SessionClient,
   type SessionClientOptions,
+  SessionError,
   type SessionPatch,
 } from '../../src/client/index.js'
-import { ENDPOINT, useMockServer } from '../msw-server.js'
 import { newGate } from '../gate.js'
+import { ENDPOINT, useMockServer } from '../msw-server.js'
 
 const mock = useMockServer({
   echo: ({ variables }) => ({ output: { email: variables.email ?? null } }),

@@ -4,14 +4,14 @@ import { z } from 'zod'
 import {
   createSessionClient,
   memoryLocalCopy,
-  schemaValidation,
-  workflowOf,
   parseWorkflowKey,
-  workflowDataKey,
-  workflowSlotKey,
+  schemaValidation,
   type SessionClient,
   type SessionPatch,
   type SessionSchema,
+  workflowDataKey,
+  workflowOf,
+  workflowSlotKey,
 } from '../../src/client/index.js'
 import { createSessionHandler, memoryStore } from '../../src/server/index.js'
 import { ENDPOINT, useMockServer } from '../msw-server.js'

@@ -1,7 +1,7 @@
 import { afterAll, expect, it } from 'vitest'
-import { runConformance, type ConformanceOptions, type ConformanceResult } from '../../src/conformance.js'
+import { type ConformanceOptions, type ConformanceResult, runConformance } from '../../src/conformance.js'
 import { createHttpFetch } from './http-fetch.js'
-import { startReferenceServer, type Flaw, type ReferenceOptions } from './reference-server.js'
+import { type Flaw, type ReferenceOptions, startReferenceServer } from './reference-server.js'
 
 // The suite is a proof only if it passes a server that keeps the protocol and fails every
 // server that breaks one rule of it. Each flawed server below breaks exactly one rule; the

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -6,9 +6,9 @@ import { fileURLToPath } from 'node:url'
 import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { workflowDataKey } from '../../src/server/index.js'
+import { stopProcess } from '../processes.js'
 import { checkoutScenario, signupScenario } from './demo-scenarios.js'
 import { launchChromium } from './harness.js'
-import { stopProcess } from '../processes.js'
 
 let browser: Browser
 let place = ''

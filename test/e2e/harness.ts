@@ -1,8 +1,8 @@
-import { build } from 'esbuild'
-import { chromium, type Browser } from 'playwright-core'
 import { fileURLToPath } from 'node:url'
+import { build } from 'esbuild'
+import { type Browser, chromium } from 'playwright-core'
+import { createSessionHandler, memoryStore, type RunningServer, serve, type SessionStore } from '../../src/server/index.js'
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../chromium.js'
-import { createSessionHandler, memoryStore, serve, type RunningServer, type SessionStore } from '../../src/server/index.js'
 
 /** Bundles a page entry for the browser, the way an app would ship it. */
 export async function bundle(entry: string): Promise<string> {

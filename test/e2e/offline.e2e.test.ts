@@ -1,6 +1,6 @@
 import type { Browser, BrowserContext } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { createSessionHandler, memoryStore, serve, type RunningServer } from '../../src/server/index.js'
+import { createSessionHandler, memoryStore, type RunningServer, serve } from '../../src/server/index.js'
 import type { SessionPatch } from '../../src/shared/protocol.js'
 import { newGate } from '../gate.js'
 import { bundle, launchChromium } from './harness.js'

@@ -1,7 +1,7 @@
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { bundle, launchChromium, startServer, type TestServer } from './harness.js'
 import { newGate } from '../gate.js'
+import { bundle, launchChromium, startServer, type TestServer } from './harness.js'
 
 let browser: Browser
 let server: TestServer

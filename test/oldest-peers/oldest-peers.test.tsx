@@ -3,15 +3,15 @@
 // version of each peer range (React 18.3, @tanstack/react-query 5.59, msw 2), with the libraries
 // that import React sharing that one copy, and the package's own modules getting those copies.
 import { QueryClient, QueryClientProvider, useQuery } from '@tanstack/react-query'
+import queryPackage from '@tanstack/react-query/package.json' with { type: 'json' }
 import { act, cleanup, render, screen } from '@testing-library/react'
+import { http } from 'msw'
+import mswPackage from 'msw/package.json' with { type: 'json' }
 import { useState, version } from 'react'
 import { version as domVersion } from 'react-dom'
 import { renderToString, version as serverVersion } from 'react-dom/server'
 import { useDebouncedCallback } from 'use-debounce'
 import { afterEach, expect, it } from 'vitest'
-import { http } from 'msw'
-import mswPackage from 'msw/package.json' with { type: 'json' }
-import queryPackage from '@tanstack/react-query/package.json' with { type: 'json' }
 import { sessionHandlers } from '../../src/msw.js'
 
 afterEach(cleanup)

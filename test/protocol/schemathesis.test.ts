@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ROOT, requirePython, startPython, stopAllPython, type PythonServer } from '../python/venv.js'
+import { type PythonServer, requirePython, ROOT, startPython, stopAllPython } from '../python/venv.js'
 
 // Both servers fuzzed from docs/openapi.json by schemathesis (PyPI): every response must match
 // the document (status, headers, body), schema-valid requests must be accepted and invalid ones

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runConformance } from '../../src/conformance.js'
-import { startPython, stopAllPython, stopPython, type PythonServer } from './venv.js'
+import { type PythonServer,startPython, stopAllPython, stopPython } from './venv.js'
 
 let place = ''
 let server: PythonServer

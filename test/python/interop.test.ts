@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { postgresStore, sqliteStore, type SessionSnapshot } from '../../src/server/index.js'
+import { postgresStore, type SessionSnapshot,sqliteStore } from '../../src/server/index.js'
 import { DATABASE_URL } from '../postgres.js'
 import { startPython, stopAllPython } from './venv.js'
 

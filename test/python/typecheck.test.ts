@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { PYTHON, ROOT, requirePython, runPython, stopAllPython } from './venv.js'
+import { PYTHON, requirePython, ROOT, runPython, stopAllPython } from './venv.js'
 
 // The Python package's types, as its users meet them:
 // - mypy --strict passes over python/src (the package's own annotations) and python/examples;

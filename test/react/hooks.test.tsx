@@ -2,21 +2,21 @@
 import 'fake-indexeddb/auto'
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
 import { act, cleanup, fireEvent, render, screen } from '@testing-library/react'
-import { HttpResponse, http } from 'msw'
+import { http, HttpResponse } from 'msw'
 import { StrictMode } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import {
-  SessionProvider,
+  type LocalCopyStorage,
   memoryLocalCopy,
+  SessionProvider,
+  type SessionState,
   useRun,
   useSessionState,
   useSyncStatus,
   useVariable,
-  type LocalCopyStorage,
-  type SessionState,
 } from '../../src/react/index.js'
-import { useMockServer } from '../msw-server.js'
 import { newGate } from '../gate.js'
+import { useMockServer } from '../msw-server.js'
 
 const mock = useMockServer({
   register: ({ variables }) => ({ output: `registered ${String(variables.email)}`, variables: { status: 'done' } }),

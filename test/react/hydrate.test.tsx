@@ -4,7 +4,7 @@ import { act } from '@testing-library/react'
 import { hydrateRoot, type Root } from 'react-dom/client'
 import { renderToString } from 'react-dom/server'
 import { afterEach, expect, it } from 'vitest'
-import { SessionProvider, memoryLocalCopy, useSessionClient, useVariable } from '../../src/react/index.js'
+import { memoryLocalCopy, SessionProvider, useSessionClient, useVariable } from '../../src/react/index.js'
 import { useMockServer } from '../msw-server.js'
 
 const mock = useMockServer()

@@ -2,7 +2,7 @@
 import { QueryClient } from '@tanstack/react-query'
 import { act, cleanup, fireEvent, render, screen } from '@testing-library/react'
 import { afterEach, expect, it, vi } from 'vitest'
-import { SessionProvider, memoryLocalCopy, useVariable } from '../../src/react/index.js'
+import { memoryLocalCopy, SessionProvider, useVariable } from '../../src/react/index.js'
 import { useMockServer } from '../msw-server.js'
 
 // Two tabs of one session without tabSync(): each sends its own changes, and a tab shows the

@@ -1,11 +1,11 @@
 // @vitest-environment jsdom
 import 'fake-indexeddb/auto'
 import { act, cleanup, render, screen } from '@testing-library/react'
-import { StrictMode, Suspense, startTransition, useEffect, useState } from 'react'
+import { startTransition, StrictMode, Suspense, useEffect, useState } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { SessionProvider, memoryLocalCopy, useSessionState, type LocalCopyStorage, type SessionState } from '../../src/react/index.js'
-import { useMockServer } from '../msw-server.js'
+import { type LocalCopyStorage, memoryLocalCopy, SessionProvider, type SessionState, useSessionState } from '../../src/react/index.js'
 import { newGate } from '../gate.js'
+import { useMockServer } from '../msw-server.js'
 
 // What a component re-renders for is what its last *committed* render read (see useTracked): a
 // render React runs and then throws away must not change it.

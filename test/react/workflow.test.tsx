@@ -2,12 +2,12 @@
 import { act, cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
-  SessionProvider,
+  type LocalCopyStorage,
   memoryLocalCopy,
+  SessionProvider,
   useSessions,
   useWorkflow,
   workflowDataKey,
-  type LocalCopyStorage,
 } from '../../src/react/index.js'
 import { useMockServer } from '../msw-server.js'
 

@@ -1,10 +1,10 @@
-import Database from 'better-sqlite3'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { postgresStore, sqliteStore, type SessionStore } from '../../src/server/index.js'
+import { postgresStore, type SessionStore, sqliteStore } from '../../src/server/index.js'
 import { MAX_TOMBSTONES } from '../../src/server/stores/session-cache.js'
 import { DATABASE_URL, dropTestTables, freshTable } from '../postgres.js'
 

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process'
-import { createServer, type AddressInfo } from 'node:net'
+import { type AddressInfo, createServer } from 'node:net'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runConformance } from '../../src/conformance.js'
-import { conformanceSteps, createSessionHandler, memoryStore, serve, type RunningServer } from '../../src/server/index.js'
+import { conformanceSteps, createSessionHandler, memoryStore, type RunningServer, serve } from '../../src/server/index.js'
 
 const execFileAsync = promisify(execFile)
 const cli = (...args: string[]) => execFileAsync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'conformance', ...args])

@@ -1,10 +1,10 @@
-import Database from 'better-sqlite3'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
-import { createSessionClient, encryptedLocalCopy, memoryLocalCopy } from '../../src/client/index.js'
 import { encryptedStorage } from '../../src/client/encrypted-storage.js'
+import { createSessionClient, encryptedLocalCopy, memoryLocalCopy } from '../../src/client/index.js'
 import { createSessionHandler, encryptedStore, fileStore, newKeyBase64, sqliteStore, workflowDataKey } from '../../src/server/index.js'
 
 const places: string[] = []

@@ -1,5 +1,5 @@
-import express from 'express'
 import type { Server } from 'node:http'
+import express from 'express'
 import { afterEach, expect, it } from 'vitest'
 import { createSessionHandler, memoryStore, toNodeListener } from '../../src/server/index.js'
 

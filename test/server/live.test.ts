@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createSessionClient, liveUpdates, memoryLocalCopy, type SessionClient, type SessionClientOptions } from '../../src/client/index.js'
-import { createSessionHandler, memoryStore, serve, type RunningServer, type SessionStore } from '../../src/server/index.js'
+import { createSessionHandler, memoryStore, type RunningServer, serve, type SessionStore } from '../../src/server/index.js'
 
 const clients: SessionClient[] = []
 const servers: RunningServer[] = []

@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createSessionHandler, memoryStore, serve, type RunningServer, type ServeOptions } from '../../src/server/index.js'
+import { createSessionHandler, memoryStore, type RunningServer, serve, type ServeOptions } from '../../src/server/index.js'
 import { newGate } from '../gate.js'
 
 const servers: RunningServer[] = []

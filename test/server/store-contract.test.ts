@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { memoryStore, sqliteStore, type ApplyOptions, type SessionChange, type SessionStore } from '../../src/server/index.js'
+import { type ApplyOptions, memoryStore, type SessionChange, type SessionStore, sqliteStore } from '../../src/server/index.js'
 import { ID, setup } from './helpers.js'
 
 // The handler reaches a store through its public methods only: a wrapper made the obvious way,

@@ -1,10 +1,10 @@
-import Database from 'better-sqlite3'
 import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
-import { postgresStore, sqliteStore, type SessionSnapshot } from '../../src/server/index.js'
+import { postgresStore, type SessionSnapshot, sqliteStore } from '../../src/server/index.js'
 import { DATABASE_URL, dropTestTables, freshTable } from '../postgres.js'
 
 // How the SQL stores lay sessions out, seen from the database: a head row and a row per variable,

@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { readFile, writeFile } from 'node:fs/promises'
 import {
   encryptedStore,
   fileStore,
@@ -10,8 +10,8 @@ import {
   newKeyBase64,
   openStore,
   postgresStore,
-  sqliteStore,
   type SessionStore,
+  sqliteStore,
   type StoreOptions,
 } from '../../src/server/index.js'
 import { DATABASE_URL, dropTestTables, freshTable } from '../postgres.js'

@@ -4,17 +4,17 @@ import { scopeWorkflow } from '../../shared/workflow.js'
 import { createDraft } from '../draft.js'
 import { SessionProtocolError } from '../errors.js'
 import {
+  type Caller,
   mayReach,
+  type MergePlan,
   namesNeeded,
   planMerge,
-  validChange,
-  type Caller,
-  type MergePlan,
   type PreparedChange,
   type SessionChange,
   type SessionHead,
+  validChange,
 } from '../merge.js'
-import { entryOf, snapshotOf, snapshotText, valueOfEntry, variablesOf, type StoredSession } from './stored.js'
+import { entryOf, snapshotOf, snapshotText, type StoredSession, valueOfEntry, variablesOf } from './stored.js'
 import type { AccessOptions, ApplyResult, CurrentSession, ListOptions, SessionStore, StoreBackend, StoreOptions, Write } from './types.js'
 
 /**

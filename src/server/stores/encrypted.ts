@@ -1,5 +1,5 @@
+import { importAesKey, type KeyMaterial, open, seal } from '../../shared/crypto.js'
 import type { JsonValue } from '../../shared/protocol.js'
-import { importAesKey, open, seal, type KeyMaterial } from '../../shared/crypto.js'
 import { withCodec } from './define.js'
 import type { SessionStore } from './types.js'
 

@@ -6,7 +6,7 @@ import { utf8Length } from '../../shared/rules.js'
 import type { SessionHead } from '../merge.js'
 import { defineStore } from './define.js'
 import { isExpired, pageOf } from './records.js'
-import { applyPlan, entryOf, fromSnapshotRecord, summaryOf, type StoredSession } from './stored.js'
+import { applyPlan, entryOf, fromSnapshotRecord, type StoredSession, summaryOf } from './stored.js'
 import type { SessionStore, StoreOptions } from './types.js'
 
 /** A session file: the head, and the variables as one JSON object (the values' own JSON text inside it). */

@@ -1,7 +1,7 @@
 import { utf8Length } from '../../shared/rules.js'
 import { defineStore } from './define.js'
 import { isExpired, pageOf } from './records.js'
-import { applyPlan, summaryOf, type StoredSession } from './stored.js'
+import { applyPlan, type StoredSession, summaryOf } from './stored.js'
 import type { SessionStore, StoreOptions } from './types.js'
 
 /**

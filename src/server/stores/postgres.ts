@@ -4,24 +4,24 @@ import { SessionProtocolError } from '../errors.js'
 import type { SessionHead } from '../merge.js'
 import { defineStore } from './define.js'
 import { importDriver } from './import-driver.js'
-import { watchChanges } from './postgres-listen.js'
 import { asUnavailable, describeTarget, isConnectionError } from './postgres-errors.js'
+import { watchChanges } from './postgres-listen.js'
 import { expiryCutoff, isExpired } from './records.js'
 import {
   afterWrite,
+  type Compaction,
   compactionOf,
   createSessionCache,
   currentOf,
   headColumns,
   headOf,
+  type HeadRow,
   nextCompaction,
   sessionAt,
-  type Compaction,
-  type HeadRow,
   type VariableRow,
   type WriteJob,
 } from './session-cache.js'
-import { entryOf, fromSnapshotRecord, summaryOf, valueOfEntry, type StoredSession } from './stored.js'
+import { entryOf, fromSnapshotRecord, type StoredSession, summaryOf, valueOfEntry } from './stored.js'
 import type { SessionStore, StoreOptions } from './types.js'
 
 export interface PostgresStoreOptions extends StoreOptions {

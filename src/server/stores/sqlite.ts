@@ -3,20 +3,20 @@ import { defineStore } from './define.js'
 import { expiryCutoff, isExpired } from './records.js'
 import {
   afterWrite,
+  type Compaction,
   compactionOf,
   createSessionCache,
   currentOf,
   headColumns,
   headOf,
+  type HeadRow,
   nextCompaction,
   sessionAt,
-  type Compaction,
-  type HeadRow,
   type VariableRow,
   type WriteJob,
 } from './session-cache.js'
 import { inTransaction, isBusy, openSqlite, type SqliteDatabase, type SqliteDriverName } from './sqlite-driver.js'
-import { fromSnapshotRecord, summaryOf, type StoredSession } from './stored.js'
+import { fromSnapshotRecord, type StoredSession, summaryOf } from './stored.js'
 import type { SessionStore, StoreOptions } from './types.js'
 
 export interface SqliteStoreOptions extends StoreOptions {
