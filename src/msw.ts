@@ -3,7 +3,7 @@ import { createSessionHandler, type SessionHandlerOptions } from './server/handl
 import { memoryStore } from './server/stores/memory.js'
 import { DEFAULT_BASE, withoutTrailingSlashes } from './shared/protocol.js'
 
-export interface SessionHandlersOptions extends Partial<SessionHandlerOptions> {}
+export type SessionHandlersOptions = Partial<SessionHandlerOptions>
 
 /**
  * msw request handlers that answer the session endpoints with the package's real handler

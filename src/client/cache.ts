@@ -136,7 +136,10 @@ export function readOutbox(value: unknown): ReadOutbox | undefined {
   if (typeof record.clientId !== 'string' || typeof record.nextSeq !== 'number' || typeof record.savedAt !== 'number') return undefined
   if (!isObject(record.pending) || !Array.isArray(record.pending.deleted) || !isObject(record.pending.variables)) return undefined
   if (record.base != null && (!isObject(record.base) || typeof record.base.version !== 'number')) return undefined
-  if (!Array.isArray(record.queue) || !record.queue.every((patch) => typeof patch?.seq === 'number' && typeof patch.clientId === 'string'))
+  if (
+    !Array.isArray(record.queue) ||
+    !record.queue.every((patch: unknown) => isObject(patch) && typeof patch.seq === 'number' && typeof patch.clientId === 'string')
+  )
     return undefined
   return record as ReadOutbox
 }
@@ -145,7 +148,7 @@ export interface CacheWriter {
   /** Write soon: many calls within `delayMs` become one write. */
   schedule(): void
   /** Write now (and wait for it), unless nothing was scheduled since the last write. */
-  flush(): Promise<void>
+  flush(this: void): Promise<void>
   /** Cancels a scheduled write. */
   cancel(): void
 }

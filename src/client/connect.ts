@@ -166,6 +166,7 @@ async function refreshWithRetries(client: SessionClient, connected: () => boolea
 function askBeforeLeavingUnsaved(client: SessionClient, page: Window): () => void {
   const onBeforeUnload = (event: BeforeUnloadEvent) => {
     event.preventDefault()
+    // eslint-disable-next-line @typescript-eslint/no-deprecated -- browsers before Chrome 119 show the prompt only when it is set
     event.returnValue = ''
   }
   let listening = false

@@ -15,7 +15,7 @@ export function encryptedStorage(storage: LocalCopyStorage, key: KeyMaterial): L
     const sealed = value as { iv?: unknown; data?: unknown } | undefined
     if (typeof sealed?.iv !== 'string' || typeof sealed.data !== 'string') return undefined
     try {
-      return JSON.parse(await open(await cryptoKey, { iv: sealed.iv, data: sealed.data }, name))
+      return JSON.parse(await open(await cryptoKey, { iv: sealed.iv, data: sealed.data }, name)) as unknown
     } catch {
       return undefined
     }

@@ -51,5 +51,5 @@ export function isRetryableStatus(status: number): boolean {
 export function asSessionError(error: unknown): SessionError {
   return error instanceof SessionError
     ? error
-    : new SessionError('network_error', String((error as Error)?.message ?? error), undefined, true)
+    : new SessionError('network_error', String((error as { message?: unknown } | null | undefined)?.message ?? error), undefined, true)
 }

@@ -28,6 +28,7 @@ export function liveUpdates(): SessionPlugin {
           } catch {
             // Dropped, refused or offline: try again after a backoff.
           }
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- aborted while awaiting, which the types cannot see
           if (abort.signal.aborted) break
           await new Promise((resolve) => setTimeout(resolve, backoff(++attempt, session.retry)))
         }

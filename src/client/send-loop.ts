@@ -34,7 +34,7 @@ export interface SendLoop {
   /** The seq the next patch of this page will carry. */
   nextSeq(): number
   /** A number in the local send order, for a patch taken over from a closed page. */
-  nextTicket(): number
+  nextTicket(this: void): number
   /** Sends pending changes now, or as soon as the request in flight is answered. */
   sync(): void
   /** After `start()`: what is queued goes out, and what was pending follows without a debounce. */
@@ -137,7 +137,10 @@ export function createSendLoop(options: SendLoopOptions): SendLoop {
         // One patch with everything unconfirmed, under a new seq: whichever of it and a patch in
         // flight arrives last, the server ends with every change (an older seq is not applied).
         // Too large for keepalive: a plain send, which may not outlive the page; the next load replays it.
-        if (byteLength({ clientId, seq: nextSeq, ...toPatchBody(view.unconfirmedChanges()) }) > KEEPALIVE_MAX_BYTES) return sync()
+        if (byteLength({ clientId, seq: nextSeq, ...toPatchBody(view.unconfirmedChanges()) }) > KEEPALIVE_MAX_BYTES) {
+          sync()
+          return
+        }
         const replaced = view.queue
         patch = seal(true)
         for (const queued of replaced) barriers.replace(queued.ticket, patch.ticket)

@@ -60,7 +60,10 @@ export function createSender(options: SenderOptions): Sender {
   }
 
   function failed(patch: QueuedPatch, failure: SessionError): void {
-    if (!options.isQueued(patch)) return options.onStatus(failure)
+    if (!options.isQueued(patch)) {
+      options.onStatus(failure)
+      return
+    }
     if (failure.status === 401 && options.onAuthError && !authRetried.has(patch)) {
       authRetried.add(patch)
       authorizing = true
@@ -77,7 +80,8 @@ export function createSender(options: SenderOptions): Sender {
     }
     if (!failure.retryable) {
       options.onStatus(failure)
-      return refuse(patch, failure)
+      refuse(patch, failure)
+      return
     }
     retryTimer = setTimeout(
       () => {

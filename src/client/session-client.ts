@@ -116,6 +116,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       else status.update() // the early read showed this base already
     })
     await started
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may have run while awaiting
     if (running && stopPlugins.length === 0) {
       stopPlugins = startPlugins(plugins, {
         sessionId,
@@ -152,6 +153,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     },
     delete(key) {
       const problem = keyProblem(key)
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- a JavaScript caller may pass any value (a symbol among them)
       if (problem) throw new SessionValueError(String(key), problem)
       if (view.has(key)) write(key, { deleted: true })
     },
@@ -182,6 +184,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       try {
         snapshot = await transport.get(sessionId)
       } catch (failure) {
+        // eslint-disable-next-line @typescript-eslint/only-throw-error -- update() returns the failure given, as a SessionError
         throw status.update(failure)
       }
       // No session on the server (deleted or expired): the server's word wins over an old base.

@@ -128,8 +128,9 @@ function resolveUrl(url: string): string {
 async function readError(response: Response): Promise<SessionError> {
   const retryable = isRetryableStatus(response.status)
   try {
-    const body = (await response.json()) as Partial<ErrorBody>
+    const body = (await response.json()) as { error?: Partial<Omit<ErrorBody['error'], 'message'>> & { message?: unknown } }
     if (body.error && typeof body.error.code === 'string') {
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a server's message is shown as it came, whatever its type
       return new SessionError(body.error.code, String(body.error.message ?? body.error.code), response.status, retryable)
     }
   } catch {

@@ -1,5 +1,6 @@
 import type { JsonValue, SessionSnapshot, SessionSummary, Variables } from '../shared/protocol.js'
 import type { LocalCopyStorage } from './cache.js'
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- SessionValueError is named by {@link} in the docs below
 import type { SessionError, SessionValueError } from './errors.js'
 import type { SessionPlugin } from './plugins.js'
 import type { SessionIdStorage } from './session-id.js'
@@ -40,6 +41,7 @@ export interface SessionClientOptions {
    * Called when the server answers 401. Refresh the credentials (your `headers` function then
    * sends the new ones) and resolve `true` to retry the patch once; otherwise it is refused.
    */
+  // eslint-disable-next-line @typescript-eslint/no-invalid-void-type -- a callback may return nothing (then the patch is refused)
   onAuthError?: (error: SessionError) => boolean | void | Promise<boolean | void>
   /** Web Locks, to tell a closed tab's left-over changes from a live tab's; default `navigator.locks`. */
   locks?: PageLocks | null
@@ -66,17 +68,17 @@ export interface SessionClient {
   /** Sets a variable now; the server hears of it at the next `sync()`. Throws {@link SessionValueError} for non-JSON values. */
   set(key: string, value: unknown): void
   /** Removes a variable now; the server hears of it at the next `sync()`. */
-  delete(key: string): void
+  delete(this: void, key: string): void
   /** All variables; the same object until one of them changes. */
-  getSnapshot(): Readonly<Variables>
+  getSnapshot(this: void): Readonly<Variables>
   /** Sync status; the same object until some field changes. */
-  getStatus(): SyncStatus
+  getStatus(this: void): SyncStatus
   /** Calls `listener` after any variable changes. Returns the unsubscribe function. */
   subscribe(listener: () => void): () => void
   /** Calls `listener` only when `key`'s value changes. Returns the unsubscribe function. */
   subscribe(key: string, listener: () => void): () => void
   /** Calls `listener` when the sync status changes. Returns the unsubscribe function. */
-  subscribeStatus(listener: () => void): () => void
+  subscribeStatus(this: void, listener: () => void): () => void
   /** Calls `listener` after each local `set`/`delete`: where a debounce schedules `sync()`. */
   onLocalWrite(listener: () => void): () => void
   /** Reads the local copy (once), takes over what closed tabs left unconfirmed, and resends it. */

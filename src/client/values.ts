@@ -5,6 +5,7 @@ import { SessionValueError } from './errors.js'
 /** Checks a name and value for `set`, and returns a frozen copy the caller can no longer mutate. */
 export function toStoredValue(key: string, value: unknown): JsonValue {
   const badKey = keyProblem(key)
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- a JavaScript caller may pass any value (a symbol among them)
   if (badKey) throw new SessionValueError(String(key), badKey)
   const problem = jsonValueProblem(value)
   if (problem) throw new SessionValueError(key, problem)

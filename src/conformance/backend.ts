@@ -18,6 +18,7 @@ export class NoAnswer extends CheckFailed {
 export interface Answer {
   status: number
   // Parsed JSON under test, already matched against docs/openapi.json; undefined when empty.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- read as the document's shape, see eslint.config.js
   body: any
   /** Names the request in messages: `POST {base}/{id}/run/conformance_echo`. */
   request: string
@@ -41,7 +42,7 @@ export interface Send {
 export interface Check {
   name: string
   needs?: 'step' | 'user'
-  run(backend: Backend): Promise<void>
+  run(this: void, backend: Backend): Promise<void>
 }
 
 /** A snapshot as the checks read it: only parsed JSON that matched docs/openapi.json. */

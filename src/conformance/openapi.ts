@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { type OutputUnit, type Schema, Validator } from '@cfworker/json-schema'
+import { type OutputUnit, Validator } from '@cfworker/json-schema'
 
 // The document ships in the package (`files` holds docs/). This module is one folder below the
 // package root both as src/conformance/openapi.ts and as dist/conformance/openapi.js, so one
@@ -76,7 +76,7 @@ function shapeOf(document: OpenApiDocument, operation: Operation, status: number
   pointer = schema.$ref?.startsWith('#/') ? schema.$ref.slice(1) : `${pointer}/content/application~1json/schema`
   const name = schema.$ref ? schema.$ref.split('/').pop()! : `the ${operation} ${status} body`
   const validator = new Validator({ $ref: `${DOCUMENT_URI}#${pointer}` }, '2020-12', false)
-  validator.addSchema(document as unknown as Schema, DOCUMENT_URI)
+  validator.addSchema(document, DOCUMENT_URI)
   return { name, validator }
 }
 

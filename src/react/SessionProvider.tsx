@@ -63,15 +63,20 @@ export function SessionProvider(props: SessionProviderProps) {
   const [ownQueryClient] = useState(() => ((props.queryClient ?? appQueryClient) ? null : new QueryClient()))
   const queryClient = props.queryClient ?? appQueryClient ?? ownQueryClient!
 
-  // Function props may be new on every render; the client reads them through refs.
+  // Function props may be new on every render; the client reads them through refs. They are
+  // written during render on purpose: a client made in this render (below) must see this render's
+  // props, and an effect would update them only after it. A render that React throws away leaves
+  // props that are as good as the last committed ones.
   const fetchRef = useRef(props.fetch)
   const headersRef = useRef(props.headers)
   const onAuthErrorRef = useRef(props.onAuthError)
   const pluginsRef = useRef(props.plugins)
+  /* eslint-disable react-hooks/refs -- the latest props, written during render: see above */
   pluginsRef.current = props.plugins
   fetchRef.current = props.fetch
   headersRef.current = props.headers
   onAuthErrorRef.current = props.onAuthError
+  /* eslint-enable react-hooks/refs */
   const { storage, workflowId, client: givenClient, onSessionChange } = props
   const endpoint = endpointBase(props.endpoint)
   const [chosenId, setChosenId] = useState<string | undefined>(undefined)
@@ -110,6 +115,8 @@ export function SessionProvider(props: SessionProviderProps) {
             ...(sessionId !== undefined && { sessionId, newSession: madeHere.has(sessionId) }),
             ...(storage !== undefined && { storage }),
             ...(workflowId !== undefined && { workflowId }),
+            // The plugins of the render that makes the client; a new array alone makes no new client.
+            // eslint-disable-next-line react-hooks/refs -- read while the client is made, in this render: see above
             ...(pluginsRef.current !== undefined && { plugins: pluginsRef.current }),
             fetch: (input, init) => (fetchRef.current ?? globalThis.fetch)(input, init),
             headers: async () => {

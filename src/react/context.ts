@@ -7,9 +7,9 @@ export const SessionContext = createContext<SessionClient | null>(null)
 
 /** How the provider switches sessions: what `useSessions` calls. */
 export interface SessionSwitch {
-  open(sessionId: string): void
+  open(this: void, sessionId: string): void
   /** Starts a new, empty session and returns its id. */
-  start(): string
+  start(this: void): string
 }
 
 export const SessionSwitchContext = createContext<SessionSwitch | null>(null)

@@ -73,6 +73,7 @@ export function useSessionState(): SessionState {
       flush: () => client.flush(),
     }),
     // A new object whenever what this component read changed (safe to use in effect deps).
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- `version` is what makes that new object
     [client, track, version],
   )
 }

@@ -13,12 +13,12 @@ export interface UseSessionsResult {
   /** The session the provider shows now. */
   currentId: string
   /** Shows another session (and remembers it for the next visit). */
-  open(sessionId: string): void
+  open(this: void, sessionId: string): void
   /** Starts a new, empty session; returns its id. */
-  start(): string
+  start(this: void): string
   /** Deletes a session; deleting the current one starts a new one. */
-  remove(sessionId: string): Promise<void>
-  refetch(): void
+  remove(this: void, sessionId: string): Promise<void>
+  refetch(this: void): void
 }
 
 /**

@@ -19,6 +19,7 @@ export function useTracked(subscribe: (onChange: () => void) => () => void): {
   // the subscription compares against is never touched during a render.
   const reads: Reads = new Map()
   const rendering = useRef(reads)
+  // eslint-disable-next-line react-hooks/refs -- this render's own map, dropped with the render if React throws it away (see above)
   rendering.current = reads
   // The reads of the last committed render: the only ones the subscription compares. A read
   // outside render (an effect, a handler) lands here too once its render is committed, and adds.

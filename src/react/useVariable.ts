@@ -27,6 +27,7 @@ export function useVariable<T>(key: string, defaultValue?: T) {
   const read = () => client.get<T>(key)
   const stored = useSyncExternalStore(subscribe, read, read)
   const defaultRef = useRef(defaultValue)
+  // eslint-disable-next-line react-hooks/refs -- the latest default, for a setter that stays the same function across renders
   defaultRef.current = defaultValue
   const setValue = useCallback(
     (next: SetValue<T | undefined>) => {

@@ -67,6 +67,7 @@ export function useWorkflow<Data extends object = Record<string, JsonValue>>(wor
         exitSubflow: workflow.exitSubflow,
       }) as Workflow<Data>,
     // A new object whenever what this component read changed.
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- `version` is what makes that new object
     [workflowId, workflow, track, stableAll, version],
   )
 }

@@ -49,7 +49,9 @@ export function createChangeFeed(store: SessionStore) {
           lastSent = snapshot.version
           write(`id: ${snapshot.version}\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`)
         }
-        const stopListening = listen(sessionId, () => (queue = queue.then(sendNewer)))
+        const stopListening = listen(sessionId, () => {
+          queue = queue.then(sendNewer)
+        })
         const heartbeat = setInterval(() => write(': keep-alive\n\n'), HEARTBEAT_MS)
         ;(heartbeat as { unref?: () => void }).unref?.()
         end = () => {
@@ -78,7 +80,7 @@ export function createChangeFeed(store: SessionStore) {
     announce,
     stream,
     /** Ends every open stream (before a graceful shutdown) and stops watching the store. */
-    close() {
+    close: () => {
       for (const end of [...streams]) end()
       unwatch?.()
     },

@@ -42,7 +42,10 @@ export interface SessionHandlerOptions {
  * A fetch-style handler: `Request` in, `Response` out; `close()` ends open change streams (before
  * shutting down); `allowed(pathname)` lists an endpoint's methods (the Node adapter's `Allow`).
  */
-export type SessionHandler = ((request: Request) => Promise<Response>) & { close(): void; allowed(pathname: string): string[] }
+export type SessionHandler = ((request: Request) => Promise<Response>) & {
+  close(this: void): void
+  allowed(this: void, pathname: string): string[]
+}
 
 /** What a route's method is given, once the request passed the checks every route shares. */
 interface Call {

@@ -111,7 +111,7 @@ export function toSessionChange(input: unknown): SessionChange {
   if (variables !== undefined) change.variables = variables as Variables
   if (deleted !== undefined) change.deleted = deleted
   if (clientId !== undefined) change.clientId = clientId as string
-  if (seq !== undefined) change.seq = seq as number
+  if (seq !== undefined) change.seq = seq
   if (workflowId !== undefined) change.workflowId = workflowId as string
   return change
 }

@@ -36,14 +36,16 @@ export function toNodeListener(
       // A request on a kept-alive connection while the server closes: not served, and the
       // connection goes, so the client retries elsewhere (or once the server is back).
       res.setHeader('connection', 'close')
-      return answer(new SessionProtocolError('unavailable', 'The server is shutting down'), req, res)
+      answer(new SessionProtocolError('unavailable', 'The server is shutting down'), req, res)
+      return
     }
     let request: Request
     try {
       request = toRequest(req, res)
     } catch {
       // Node's parser lets through requests that `new Request` refuses.
-      return answer(refusal(req.method, handler.allowed?.((req.url ?? '/').split('?')[0]!)), req, res)
+      answer(refusal(req.method, handler.allowed?.((req.url ?? '/').split('?')[0]!)), req, res)
+      return
     }
     void respond(handler, request, req, res).catch((error: unknown) => {
       onError(error)

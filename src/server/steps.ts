@@ -12,7 +12,7 @@ export interface StepContext {
   /** The caller, when the handler has `authorize`. */
   userId: string | undefined
   /** One workflow's scoped view, as the client's `useWorkflow`: what the step changes through it is merged too. */
-  workflow<Data extends object = Record<string, JsonValue>>(workflowId: string): Workflow<Data>
+  workflow<Data extends object = Record<string, JsonValue>>(this: void, workflowId: string): Workflow<Data>
 }
 
 /** What a step returns: an output for the caller, and variable changes merged atomically. */
@@ -22,6 +22,7 @@ export interface StepResult<Output = JsonValue> {
   deleted?: string[]
 }
 
+// eslint-disable-next-line @typescript-eslint/no-invalid-void-type -- a step may return nothing (it changed variables only)
 export type Step = (context: StepContext) => StepResult | void | Promise<StepResult | void>
 
 export type Steps = Record<string, Step>
@@ -72,7 +73,7 @@ function withDraftChanges(result: StepResult, draft: ReturnType<typeof createDra
 
 function resultProblem(result: unknown): string | null {
   if (!isPlainObject(result)) return 'not an object'
-  const { output, variables, deleted } = result as Record<string, unknown>
+  const { output, variables, deleted } = result
   if (output !== undefined) {
     const problem = jsonValueProblem(output)
     if (problem) return `output: ${problem}`

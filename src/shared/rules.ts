@@ -88,7 +88,7 @@ function walk(value: unknown, path: string, depth: number, maxDepth: number, see
       }
       return null
     }
-    const proto = Object.getPrototypeOf(object)
+    const proto = Object.getPrototypeOf(object) as unknown
     if (proto !== Object.prototype && proto !== null) return classProblem(object, at)
     for (const [key, item] of Object.entries(object)) {
       if (!isWellFormed(key)) return `an object key with a lone surrogate is not Unicode text${at}`

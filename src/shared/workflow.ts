@@ -31,16 +31,16 @@ export interface Workflow<Data extends object = Record<string, JsonValue>> {
   readonly id: string
   get<K extends keyof Data & string>(key: K): Data[K] | undefined
   get<K extends keyof Data & string>(key: K, defaultValue: Data[K]): Data[K]
-  set<K extends keyof Data & string>(key: K, value: Data[K]): void
+  set<K extends keyof Data & string>(this: void, key: K, value: Data[K]): void
   has(key: keyof Data & string): boolean
-  delete(key: keyof Data & string): void
+  delete(this: void, key: keyof Data & string): void
   /** Removes every field, the step and the subflow stack of this workflow; other workflows stay. */
-  clear(): void
+  clear(this: void): void
   /** This workflow's data fields. */
   getAll(): Partial<Data>
   /** The current step of the current flow, or null. */
   readonly step: string | null
-  setStep(step: string): void
+  setStep(this: void, step: string): void
   /** The flow the workflow is in now: its own id, or the subflow it entered. */
   readonly flow: string
   /** The parent flows, outermost first. */
@@ -48,9 +48,9 @@ export interface Workflow<Data extends object = Record<string, JsonValue>> {
   /** The params the current subflow was entered with (null at the top level). */
   readonly params: JsonValue | null
   /** Saves where this flow is, then moves into `flow` at `step`. */
-  enterSubflow(flow: string, step: string, params?: JsonValue): void
+  enterSubflow(this: void, flow: string, step: string, params?: JsonValue): void
   /** Leaves the current subflow: back in the parent flow, at `returnStep`. Throws at the top level. */
-  exitSubflow(returnStep: string): void
+  exitSubflow(this: void, returnStep: string): void
   /** When the server last recorded a change of this workflow (ISO time), or null. */
   readonly lastModified: string | null
 }
@@ -127,5 +127,5 @@ export function scopeWorkflow<Data extends object = Record<string, JsonValue>>(a
     get lastModified() {
       return stringOrNull(access.get(slot('at')))
     },
-  } as Workflow<Data>
+  }
 }

@@ -1,4 +1,4 @@
-import type { JsonValue, SessionSnapshot, Variables } from '../../shared/protocol.js'
+import type { JsonValue, SessionSnapshot } from '../../shared/protocol.js'
 import { isSessionId } from '../../shared/rules.js'
 import { scopeWorkflow } from '../../shared/workflow.js'
 import { createDraft } from '../draft.js'
@@ -64,7 +64,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
   let timer: ReturnType<typeof setInterval> | undefined
   if (options.ttlMs !== undefined) {
     timer = setInterval(() => void backend.purgeExpired().catch(() => {}), Math.min(options.ttlMs, 10 * 60_000))
-    timer.unref?.()
+    ;(timer as { unref?: () => void }).unref?.() // a number, without unref, outside Node
   }
 
   /** The session after a read or write, taken synchronously (the backend's session may change after). */
@@ -262,7 +262,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       checkSessionId(sessionId)
       for (let attempt = 1; attempt <= MAX_EDIT_ATTEMPTS; attempt++) {
         const before = await store.get(sessionId)
-        const draft = createDraft((before?.variables ?? {}) as Variables)
+        const draft = createDraft(before?.variables ?? {})
         await edit(scopeWorkflow(draft.access, workflowId))
         const outcome = await merge(sessionId, await prepare(sessionId, draft.changes()), { expectVersion: before?.version ?? 0 })
         if (outcome.kind === 'merged') return objectOf(outcome.after)

@@ -40,7 +40,7 @@ export function watchChanges(newClient: () => Client, channel: string) {
       timer = undefined
       void connect()
     }, retryDelay(attempt++))
-    timer.unref?.()
+    ;(timer as { unref?: () => void }).unref?.() // a number, without unref, outside Node
   }
 
   async function connect(): Promise<void> {
@@ -64,6 +64,7 @@ export function watchChanges(newClient: () => Client, channel: string) {
       onLost()
       return
     }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stopped or lost while awaiting
     if (stopped || lost) return void next.end().catch(() => {})
     client = next
     // Changes made while nobody listened were not heard: after a lost connection, or a first

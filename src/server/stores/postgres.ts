@@ -293,7 +293,10 @@ export async function postgresStore(
         if (compaction.compact) await db.query(`DELETE FROM ${variables} WHERE session_id = $1 AND value IS NULL`, [sessionId])
       }
       await db.query('COMMIT')
-      for (const job of jobs) job.error === undefined ? job.resolve(job.result) : job.reject(job.error)
+      for (const job of jobs) {
+        if (job.error === undefined) job.resolve(job.result)
+        else job.reject(job.error)
+      }
     } catch (error) {
       if (isConnectionError(error)) broken = true
       else await db?.query('ROLLBACK').catch(() => (broken = true))

@@ -207,7 +207,7 @@ export function afterWrite(cache: SessionCache, sessionId: string, stored: Store
     cache.drop(sessionId)
     return null
   }
-  const next = stored ?? { head: write.head, entries: new Map() }
+  const next = stored ?? { head: write.head, entries: new Map<string, string>() }
   next.head = write.head
   applyPlan(next.entries, { sets: write.sets ?? new Map(), deletes: write.deletes ?? [] })
   cache.keep(next)

@@ -69,6 +69,7 @@ async function importBetterSqlite(required: boolean): Promise<BetterSqliteModule
     if (required || !isNotInstalled(error)) {
       throw new Error(
         `sqliteStore: cannot load better-sqlite3 (${(error as Error).message}); npm install better-sqlite3, or leave it out to use node:sqlite`,
+        { cause: error },
       )
     }
     return null

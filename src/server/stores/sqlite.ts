@@ -83,8 +83,8 @@ interface Job extends WriteJob {
  */
 export async function sqliteStore(path: string, options: SqliteStoreOptions = {}): Promise<SessionStore> {
   if (path !== ':memory:') {
-    const [{ mkdir }, { dirname }] = await Promise.all([import('node:fs/promises'), import('node:path')])
-    await mkdir(dirname(path), { recursive: true })
+    const [{ mkdir }, nodePath] = await Promise.all([import('node:fs/promises'), import('node:path')])
+    await mkdir(nodePath.dirname(path), { recursive: true })
   }
   const db = await openSqlite(path, options.driver)
   db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`)
@@ -218,7 +218,10 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
       for (const job of jobs) job.reject(error)
       return
     }
-    for (const job of jobs) job.error === undefined ? job.resolve(job.result) : job.reject(job.error)
+    for (const job of jobs) {
+      if (job.error === undefined) job.resolve(job.result)
+      else job.reject(job.error)
+    }
   }
 
   return defineStore(
@@ -226,7 +229,10 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
       read: async (sessionId, use) => use(busyAsUnavailable(() => readInSnapshot(sessionId))),
       update: (sessionId, _names, decide, view) =>
         new Promise((resolve, reject) => {
-          if (!db.isOpen) return reject(new Error('The session store is closed'))
+          if (!db.isOpen) {
+            reject(new Error('The session store is closed'))
+            return
+          }
           enqueue({ sessionId, decide, view, resolve: resolve as (value: unknown) => void, reject })
         }),
       async list({ userId, limit, offset }) {

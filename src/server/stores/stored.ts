@@ -35,7 +35,7 @@ export function snapshotText(head: SessionHead, entries: Iterable<string>): stri
 
 /** The snapshot as an object (its values parsed: a copy nobody else holds). */
 export function snapshotOf(head: SessionHead, variables: Variables): SessionSnapshot {
-  return { ...summaryOf(head), variables } as SessionSnapshot
+  return { ...summaryOf(head), variables }
 }
 
 /** The variables of `entries`, parsed. */
