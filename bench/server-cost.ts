@@ -47,7 +47,7 @@ const ms = (text: string) =>
   text.endsWith('us') ? Number.parseFloat(text) / 1000 : text.endsWith('ms') ? Number.parseFloat(text) : Number.parseFloat(text) * 1000
 
 /** wrk against `url` with one-key patches over 200 sessions (bench/wrk-patch.lua). */
-export function wrk(url: string, target: string, connections: number, seconds: number): WrkRow {
+function wrk(url: string, target: string, connections: number, seconds: number): WrkRow {
   const output = execFileSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', here('./wrk-patch.lua'), url], {
     encoding: 'utf8',
   })

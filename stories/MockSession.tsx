@@ -15,7 +15,7 @@ function fetchThrough(handlers: RequestHandler[]): typeof fetch {
   }
 }
 
-export const storySteps: Steps = {
+const storySteps: Steps = {
   register: ({ workflow }) => {
     const email = workflow<{ email: string }>('signup').get('email', '')
     return { output: { message: email ? `Registered ${email}` : 'Registered without an email' } }

@@ -5,7 +5,7 @@ import { memoryStore, type SessionHandlerOptions, type SessionStore, type Steps 
 
 export const ENDPOINT = 'http://localhost/api/session'
 
-export interface RecordedRequest {
+interface RecordedRequest {
   method: string
   path: string
   body: unknown

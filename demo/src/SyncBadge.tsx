@@ -1,7 +1,7 @@
 import { useSyncStatus } from 'workflow-session'
 
 /** What a person needs to know about their changes, in words. */
-export function syncText(meta: ReturnType<typeof useSyncStatus>): string {
+function syncText(meta: ReturnType<typeof useSyncStatus>): string {
   if (!meta.isHydrated) return 'Loading…'
   if (!meta.isOnline) return meta.isDirty ? 'Offline — changes kept' : 'Offline'
   if (meta.error?.retryable && meta.isDirty) return `Couldn't save (${meta.error.message}). Retrying…`

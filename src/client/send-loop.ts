@@ -8,7 +8,7 @@ import type { createStatus } from './status.js'
 import type { LayeredView, QueuedPatch } from './view.js'
 
 /** Largest body sent with `keepalive` (browsers allow 64 KiB for all of a page's keepalive requests). */
-export const KEEPALIVE_MAX_BYTES = 60 * 1024
+const KEEPALIVE_MAX_BYTES = 60 * 1024
 
 const byteLength = (body: unknown) => utf8Length(JSON.stringify(body))
 

@@ -26,7 +26,7 @@ export interface ResolvedSessionId {
  * The session id to use: the given one, else the one `storage` remembers for `endpoint`, else a
  * new random id (144 random bits) that is remembered for the next load.
  */
-export function resolveSessionId(endpoint: string, given: string | undefined, storage: SessionIdStorage | null): ResolvedSessionId {
+function resolveSessionId(endpoint: string, given: string | undefined, storage: SessionIdStorage | null): ResolvedSessionId {
   if (given) return { sessionId: given, isNew: false }
   const remembered = attempt(() => storage?.getItem(STORAGE_PREFIX + endpoint))
   if (remembered) return { sessionId: remembered, isNew: attempt(() => storage?.getItem(NEW_PREFIX + endpoint)) === remembered }
@@ -39,7 +39,7 @@ export function resolveSessionId(endpoint: string, given: string | undefined, st
 }
 
 /** The server confirmed a change of `sessionId`: it exists now, and a later load may fetch it. */
-export function markSessionCreated(endpoint: string, sessionId: string, storage: SessionIdStorage | null): void {
+function markSessionCreated(endpoint: string, sessionId: string, storage: SessionIdStorage | null): void {
   attempt(() => {
     if (storage?.getItem(NEW_PREFIX + endpoint) === sessionId) storage.removeItem(NEW_PREFIX + endpoint)
   })
@@ -104,7 +104,7 @@ export function forgetSessionId(endpoint: string, storage: SessionIdStorage | nu
  * looked at unless Node was started with `--localstorage-file` (pass it as `sessionIdStorage`
  * to use it).
  */
-export function defaultSessionIdStorage(): SessionIdStorage | null {
+function defaultSessionIdStorage(): SessionIdStorage | null {
   return attempt(() => (globalThis as { window?: { localStorage?: SessionIdStorage } }).window?.localStorage) ?? null
 }
 

@@ -59,10 +59,6 @@ export class LayeredView {
     return this.#values.has(key)
   }
 
-  keys(): IterableIterator<string> {
-    return this.#values.keys()
-  }
-
   snapshot(): Readonly<Variables> {
     return (this.#snapshot ??= Object.freeze(Object.fromEntries(this.#values)))
   }

@@ -28,9 +28,9 @@ export interface Answer {
  * Who sends a request: the caller (`headers`), the signed-in user (`headers` and `userHeaders`),
  * or a stranger (none of the configured headers).
  */
-export type As = 'caller' | 'user' | 'stranger'
+type As = 'caller' | 'user' | 'stranger'
 
-export interface Send {
+interface Send {
   /** An object is sent as JSON, a string as it is. */
   body?: string | object
   /** With a body; default `application/json`. */
@@ -194,7 +194,7 @@ export function expectSame(actual: unknown, expected: unknown, what: string): vo
   if (!sameJson(actual, expected)) fail(`${what}: expected ${brief(expected)}, got ${brief(actual)}`)
 }
 
-export function sameJson(a: unknown, b: unknown): boolean {
+function sameJson(a: unknown, b: unknown): boolean {
   if (a === b) return true
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false
   if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((item, i) => sameJson(item, (b as unknown[])[i]))

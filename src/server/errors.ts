@@ -2,7 +2,7 @@ import type { ErrorBody, ProtocolErrorCode } from '../shared/protocol.js'
 import { lightResponse } from './light-response.js'
 
 /** The HTTP status of each error code (docs/protocol.md, "Errors"); `exists` is the stores' own (`create`). */
-export const STATUS_OF: Record<ProtocolErrorCode | 'internal_error' | 'exists', number> = {
+const STATUS_OF: Record<ProtocolErrorCode | 'internal_error' | 'exists', number> = {
   bad_request: 400,
   invalid_json: 400,
   invalid_patch: 400,
@@ -53,7 +53,7 @@ export function jsonTextResponse(text: string, status = 200): Response {
 }
 
 /** Seconds a client should wait before retrying a `503 unavailable`. */
-export const RETRY_AFTER_SECONDS = 1
+const RETRY_AFTER_SECONDS = 1
 
 export function errorResponse(error: SessionProtocolError): Response {
   const body = { error: { code: error.code, message: error.message } } as ErrorBody

@@ -66,7 +66,7 @@ export interface MergeLimits {
 }
 
 /** How many clients' sequence numbers a session remembers (the most recent ones). */
-export const MAX_REMEMBERED_CLIENTS = 256
+const MAX_REMEMBERED_CLIENTS = 256
 
 /** Who asks: a request's caller (`userId` or null), or trusted server code (undefined). */
 export interface Caller {
@@ -82,7 +82,7 @@ export function mayReach(session: { userId?: string }, caller: Caller | undefine
 }
 
 /** Bytes of `"name":json`, one entry of the variables object. */
-export function entryBytes(name: string, json: string): number {
+function entryBytes(name: string, json: string): number {
   return utf8Length(JSON.stringify(name)) + 1 + utf8Length(json)
 }
 
@@ -92,7 +92,7 @@ export function entryBytes(name: string, json: string): number {
  * behind. Throws `invalid_patch` for a field of the wrong shape; names and values are checked by
  * {@link assertValidChange}.
  */
-export function toSessionChange(input: unknown): SessionChange {
+function toSessionChange(input: unknown): SessionChange {
   if (!isPlainObject(input)) throw invalidPatch('The patch must be a JSON object')
   const { variables, deleted, clientId, seq, workflowId } = input
   if (variables !== undefined && !isPlainObject(variables)) throw invalidPatch('"variables" must be an object')
@@ -125,7 +125,7 @@ function invalidPatch(message: string): SessionProtocolError {
  * for a bad name, `invalid_patch` for a value that is not JSON (or too deep). Stores run it on
  * every change before they encode and merge it.
  */
-export function assertValidChange(change: Pick<SessionChange, 'variables' | 'deleted'>): void {
+function assertValidChange(change: Pick<SessionChange, 'variables' | 'deleted'>): void {
   for (const [key, value] of Object.entries(change.variables ?? {})) {
     const problem = keyProblem(key)
     if (problem) throw new SessionProtocolError('invalid_key', problem)

@@ -118,7 +118,7 @@ export function nodeRequest(req: IncomingMessage, res: ServerResponse, url: stri
 }
 
 /** How the session handler asks a request for its body as bytes, without importing this module. */
-export const READ_BODY = Symbol.for('workflow-session.read-body')
+const READ_BODY = Symbol.for('workflow-session.read-body')
 Object.defineProperty(NodeRequest.prototype, READ_BODY, {
   value(this: NodeRequest, maxBytes: number) {
     return readNodeBody(this, maxBytes)
@@ -130,7 +130,7 @@ Object.defineProperty(NodeRequest.prototype, READ_BODY, {
  * any other request. Past `maxBytes` it stops with 413 `too_large` and lets the rest be read and
  * dropped (destroying the message would reset the connection before the answer is out).
  */
-export function readNodeBody(request: Request, maxBytes: number): Promise<Buffer> | undefined {
+function readNodeBody(request: Request, maxBytes: number): Promise<Buffer> | undefined {
   const message = (request as Partial<NodeRequest>)[MESSAGE]
   if (!message || message.body !== undefined) return undefined
   message.body = null // read once

@@ -1,7 +1,7 @@
 import { FORBIDDEN_KEYS, MAX_KEY_LENGTH, SESSION_ID_PATTERN } from './protocol.js'
 
 /** Deepest nesting of arrays and objects a variable may have. */
-export const MAX_DEPTH = 64
+const MAX_DEPTH = 64
 
 /** A JSON object (not null, not an array). */
 export const isPlainObject = (value: unknown): value is Record<string, unknown> =>
@@ -14,7 +14,7 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 const nativeWellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed
 
 /** Whether `text` is Unicode text: no lone surrogate (which UTF-8, and so storage, cannot hold). */
-export function isWellFormed(text: string): boolean {
+function isWellFormed(text: string): boolean {
   return nativeWellFormed ? nativeWellFormed.call(text) : !LONE_SURROGATE.test(text)
 }
 

@@ -19,7 +19,7 @@ export async function bundle(entry: string): Promise<string> {
 }
 
 /** Knobs a test turns on the real server to make the network misbehave. */
-export interface Faults {
+interface Faults {
   /** While set, GETs of a session wait for this promise. */
   holdGets?: Promise<void>
   /** While true, patches are answered 503 without being applied. */

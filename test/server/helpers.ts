@@ -1,6 +1,6 @@
 import { createSessionHandler, memoryStore, type SessionHandlerOptions, type SessionStore } from '../../src/server/index.js'
 
-export const ORIGIN = 'http://localhost'
+const ORIGIN = 'http://localhost'
 
 export function setup(options: Partial<SessionHandlerOptions> = {}) {
   const store: SessionStore = options.store ?? memoryStore()

@@ -11,9 +11,9 @@ import { importDriver } from './import-driver.js'
 /** Which binding: `better-sqlite3` (used when installed) or Node's built-in `node:sqlite`. */
 export type SqliteDriverName = 'better-sqlite3' | 'node:sqlite'
 
-export type SqliteParameter = string | number | bigint | null
+type SqliteParameter = string | number | bigint | null
 
-export interface SqliteStatement<Params extends readonly SqliteParameter[], Row> {
+interface SqliteStatement<Params extends readonly SqliteParameter[], Row> {
   get(...params: Params): Row | undefined
   all(...params: Params): Row[]
   run(...params: Params): { changes: number | bigint }
