@@ -65,6 +65,7 @@ const setters: Setter[] = []
 let current: Counters | undefined
 
 // localStorage writes count as storage writes (use-local-storage-state keeps its state there).
+// eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the storage as `this`
 const setItem = Storage.prototype.setItem
 Storage.prototype.setItem = function (this: Storage, key: string, value: string) {
   if (current) current.storageWrites++
@@ -73,7 +74,7 @@ Storage.prototype.setItem = function (this: Storage, key: string, value: string)
 
 async function runScenario(library: string, App: (props: { counters: Counters }) => ReactNode): Promise<KeystrokeRow> {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] })
-  const counters: Counters = { posts: 0, requests: 0, bytesSent: 0, storageWrites: 0, renders: Array(FIELDS).fill(0) }
+  const counters: Counters = { posts: 0, requests: 0, bytesSent: 0, storageWrites: 0, renders: Array<number>(FIELDS).fill(0) }
   setters.length = 0
   current = counters
   render(<App counters={counters} />)
@@ -195,7 +196,7 @@ function TanStackOptimistic({ counters }: { counters: Counters }) {
       queryKey: ['form'],
       queryFn: async () => {
         const response = await fetchCounted(url)
-        return response.ok ? ((await response.json()).variables as Record<string, string>) : {}
+        return response.ok ? ((await response.json()) as { variables: Record<string, string> }).variables : {}
       },
       select: (form) => form[key] ?? '',
     })

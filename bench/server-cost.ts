@@ -36,7 +36,7 @@ function startProcess(script: string, args: string[]): Promise<{ url: string; ch
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${script} exited (${code})`)))
-    child.stdout!.once('data', (chunk: Buffer) => {
+    child.stdout.once('data', (chunk: Buffer) => {
       child.removeAllListeners('exit')
       resolve({ url: chunk.toString().trim(), child })
     })

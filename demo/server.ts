@@ -14,9 +14,9 @@ const port = Number(process.env.PORT ?? 3000)
 const storeUrl = process.env.SESSION_STORE ?? 'sqlite:.data/sessions.db'
 const ttlMs = process.env.SESSION_TTL_MS ? Number(process.env.SESSION_TTL_MS) : undefined
 
-const opened = await openStore(storeUrl, ttlMs === undefined ? {} : { ttlMs }).catch((error: Error) => {
+const opened = await openStore(storeUrl, ttlMs === undefined ? {} : { ttlMs }).catch((error: unknown) => {
   // One line an orchestrator's log shows, and a failed exit so that it restarts the process.
-  console.error(`workflow-session demo: ${error.message}`)
+  console.error(`workflow-session demo: ${(error as Error).message}`)
   process.exit(1)
 })
 const encryptionKey = process.env.SESSION_ENCRYPTION_KEY

@@ -1,3 +1,4 @@
+import type { JsonValue } from 'workflow-session/client'
 import { StepError, type Steps } from 'workflow-session/server'
 import { CATALOG, isProduct, type Order } from './catalog.js'
 import type { CheckoutData } from './src/Cart.js'
@@ -17,8 +18,10 @@ export const demoSteps: Steps = {
 
   checkout: ({ workflow }) => {
     const checkout = workflow<CheckoutData>('checkout')
+    // The cart comes from the browser as it sent it: a line may be anything, null included.
     const lines = checkout
       .get('cart', [])
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- see above
       .filter((line) => isProduct(line?.product) && Number.isInteger(line.qty) && line.qty > 0)
       .map((line) => ({ product: line.product, qty: line.qty, cents: CATALOG[line.product].cents * line.qty }))
     if (lines.length === 0) throw new StepError('The cart is empty')
@@ -33,6 +36,6 @@ export const demoSteps: Steps = {
     checkout.set('orders', [...orders, order])
     checkout.set('cart', [])
     checkout.setStep('ordered')
-    return { output: JSON.parse(JSON.stringify(order)) }
+    return { output: JSON.parse(JSON.stringify(order)) as JsonValue }
   },
 }

@@ -28,7 +28,14 @@ function SubflowWizard() {
         {[...checkout.stack.map((frame) => frame.flow), checkout.flow].join(' › ')} — step {checkout.step ?? 'start'}
       </p>
       {checkout.flow === 'checkout' && (
-        <button onClick={() => (checkout.setStep('cart'), checkout.enterSubflow('payment', 'card', { amount: 42 }))}>Pay</button>
+        <button
+          onClick={() => {
+            checkout.setStep('cart')
+            checkout.enterSubflow('payment', 'card', { amount: 42 })
+          }}
+        >
+          Pay
+        </button>
       )}
       {checkout.flow === 'payment' && <button onClick={() => checkout.enterSubflow('verify', 'code')}>Verify card</button>}
       {depth > 0 && <button onClick={() => checkout.exitSubflow(checkout.flow === 'verify' ? 'charged' : 'confirmed')}>Done here</button>}

@@ -7,7 +7,7 @@ export function fakeLocks(): PageLocks {
     async request(name: string, callback: (lock: Lock | null) => unknown) {
       held.add(name)
       try {
-        return await callback({ name, mode: 'exclusive' } as Lock)
+        return await callback({ name, mode: 'exclusive' })
       } finally {
         held.delete(name)
       }

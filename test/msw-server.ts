@@ -15,8 +15,8 @@ interface RecordedRequest {
  * One msw server for a test file, answering with the real handler over a memory store that
  * each test gets fresh (`ctx.store`). Every request is recorded in `ctx.requests`.
  */
-export function useMockServer(steps: Steps = {}, options: Partial<SessionHandlerOptions> = {}) {
-  const ctx = { store: memoryStore() as SessionStore, requests: [] as RecordedRequest[], steps }
+export function setupMockServer(steps: Steps = {}, options: Partial<SessionHandlerOptions> = {}) {
+  const ctx = { store: memoryStore(), requests: [] as RecordedRequest[], steps }
   const server = setupServer()
   const reset = () => {
     ctx.store = memoryStore()
@@ -45,7 +45,7 @@ function proxyStore(current: () => SessionStore): SessionStore {
   return new Proxy({} as SessionStore, {
     get: (_, name) => {
       const store = current()
-      const member = store[name as keyof SessionStore]
+      const member: unknown = Reflect.get(store, name)
       return typeof member === 'function' ? member.bind(store) : member
     },
   })

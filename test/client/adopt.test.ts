@@ -1,9 +1,9 @@
 import { afterEach, expect, it } from 'vitest'
 import { createSessionClient, memoryLocalCopy, type SessionClient, SessionError } from '../../src/client/index.js'
-import { ENDPOINT, useMockServer } from '../msw-server.js'
+import { ENDPOINT, setupMockServer } from '../msw-server.js'
 
 // Sign-in: a session started anonymously becomes the user's only when the app says so.
-const mock = useMockServer({}, { authorize: (request) => request.headers.get('x-user') })
+const mock = setupMockServer({}, { authorize: (request) => request.headers.get('x-user') })
 const clients: SessionClient[] = []
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((client) => client.stop()))

@@ -10,9 +10,9 @@ import {
   type SessionPatch,
 } from '../../src/client/index.js'
 import type { PageLocks } from '../../src/client/tabs.js'
-import { ENDPOINT, useMockServer } from '../msw-server.js'
+import { ENDPOINT, setupMockServer } from '../msw-server.js'
 
-const mock = useMockServer()
+const mock = setupMockServer()
 const clients: SessionClient[] = []
 let n = 0
 
@@ -186,6 +186,7 @@ describe('IndexedDB cache', () => {
   it("reopens IndexedDB once when the connection was closed under it (Safari's 'connection is closing')", async () => {
     const ids = newIds()
     await ids.storage.set('warm-up', 1) // the connection is open and cached
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- put back below, and applied with the database as `this`
     const original = IDBDatabase.prototype.transaction
     let failures = 0
     IDBDatabase.prototype.transaction = function (this: IDBDatabase, ...args: Parameters<IDBDatabase['transaction']>) {

@@ -11,9 +11,9 @@ import {
   tabSync,
 } from '../../src/client/index.js'
 import { fakeLocks } from '../fake-locks.js'
-import { useMockServer } from '../msw-server.js'
+import { setupMockServer } from '../msw-server.js'
 
-const mock = useMockServer()
+const mock = setupMockServer()
 
 type Fault = 'none' | 'drop' | '503' | '429' | 'applied-then-dropped'
 type Op =

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, expect, it, vi } from 'vitest'
 import { createSessionClient, type LocalCopyStorage, memoryLocalCopy } from '../../src/client/index.js'
-import { useMockServer } from '../msw-server.js'
+import { setupMockServer } from '../msw-server.js'
 
-useMockServer()
+setupMockServer()
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
 })

@@ -1,10 +1,10 @@
 // @vitest-environment jsdom
 import { afterEach, beforeEach, expect, it, vi } from 'vitest'
 import { connectToPage, createSessionClient, memoryLocalCopy } from '../../src/client/index.js'
-import { ENDPOINT, useMockServer } from '../msw-server.js'
+import { ENDPOINT, setupMockServer } from '../msw-server.js'
 
 // connectToPage: the wiring the React provider does, for an app without React.
-const mock = useMockServer()
+const mock = setupMockServer()
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
 })

@@ -11,9 +11,9 @@ import {
 } from '../../src/client/index.js'
 import { fakeLocks } from '../fake-locks.js'
 import { newGate } from '../gate.js'
-import { ENDPOINT, useMockServer } from '../msw-server.js'
+import { ENDPOINT, setupMockServer } from '../msw-server.js'
 
-const mock = useMockServer()
+const mock = setupMockServer()
 const clients: SessionClient[] = []
 let n = 0
 const newId = () => `faults-session-${++n}`

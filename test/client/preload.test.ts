@@ -2,9 +2,9 @@
 import { afterEach, expect, it, vi } from 'vitest'
 import { createSessionClient, memoryLocalCopy, type SessionClient } from '../../src/client/index.js'
 import { fakeLocks } from '../fake-locks.js'
-import { ENDPOINT, useMockServer } from '../msw-server.js'
+import { ENDPOINT, setupMockServer } from '../msw-server.js'
 
-const mock = useMockServer()
+const mock = setupMockServer()
 const clients: SessionClient[] = []
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((client) => client.stop()))

@@ -6,9 +6,9 @@ import {
   type SessionClientOptions,
   type SessionIdStorage,
 } from '../../src/client/index.js'
-import { ENDPOINT, useMockServer } from '../msw-server.js'
+import { ENDPOINT, setupMockServer } from '../msw-server.js'
 
-const mock = useMockServer()
+const mock = setupMockServer()
 const clients: SessionClient[] = []
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((client) => client.stop()))

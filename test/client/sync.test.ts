@@ -9,9 +9,9 @@ import {
   type SessionPatch,
 } from '../../src/client/index.js'
 import { newGate } from '../gate.js'
-import { ENDPOINT, useMockServer } from '../msw-server.js'
+import { ENDPOINT, setupMockServer } from '../msw-server.js'
 
-const mock = useMockServer({
+const mock = setupMockServer({
   echo: ({ variables }) => ({ output: { email: variables.email ?? null } }),
 })
 const ID = 'sync-session-1'
@@ -91,10 +91,12 @@ describe('local writes', () => {
     ['NaN', NaN, /NaN is not a JSON number/],
     ['Infinity', Infinity, /Infinity is not a JSON number/],
     ['a BigInt', 10n, /BigInt.*toString/],
+    /* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment, @typescript-eslint/no-extraneous-class -- values that are not JSON, on purpose */
     ['a Map', new Map(), /Map is not JSON.*Object.fromEntries/],
     ['a Set', new Set([1]), /Set is not JSON/],
     ['a Date', new Date(), /Date is not JSON.*toISOString/],
     ['a class instance', new (class Point {})(), /Point instance/],
+    /* eslint-enable @typescript-eslint/no-unsafe-class-instance-assignment, @typescript-eslint/no-extraneous-class */
     ['a nested Date', { when: [new Date()] }, /at \.when\[0\]/],
     [
       'a cycle',
@@ -186,7 +188,7 @@ describe('sending patches', () => {
         maxInFlight = Math.max(maxInFlight, inFlight)
         await gate
         inFlight--
-        return undefined as never // fall through to the real handler
+        return undefined // fall through to the real handler
       }),
     )
     const client = makeClient()
@@ -210,7 +212,16 @@ describe('sending patches', () => {
 
   it('does not roll back newer local edits when an older reply arrives', async () => {
     const { gate, release } = newGate()
-    mock.server.use(http.post(`${ENDPOINT}/${ID}`, async () => void (await gate) as never, { once: true }))
+    mock.server.use(
+      http.post(
+        `${ENDPOINT}/${ID}`,
+        async () => {
+          await gate
+          return undefined
+        },
+        { once: true },
+      ),
+    )
     const client = makeClient()
     await client.start()
     client.set('email', 'old@b.c')
@@ -237,7 +248,16 @@ describe('flush', () => {
 
   it('resolves only after the server acknowledged every earlier change', async () => {
     const { gate, release } = newGate()
-    mock.server.use(http.post(`${ENDPOINT}/${ID}`, async () => void (await gate) as never, { once: true }))
+    mock.server.use(
+      http.post(
+        `${ENDPOINT}/${ID}`,
+        async () => {
+          await gate
+          return undefined
+        },
+        { once: true },
+      ),
+    )
     const client = makeClient()
     client.set('a', 1)
     let done = false

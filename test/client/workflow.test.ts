@@ -14,9 +14,9 @@ import {
   workflowSlotKey,
 } from '../../src/client/index.js'
 import { createSessionHandler, memoryStore } from '../../src/server/index.js'
-import { ENDPOINT, useMockServer } from '../msw-server.js'
+import { ENDPOINT, setupMockServer } from '../msw-server.js'
 
-const mock = useMockServer({
+const mock = setupMockServer({
   // A server step working through the same scoped view as the client.
   ship: ({ workflow, input }) => {
     const checkout = workflow<{ items: string[]; shippedTo: string }>('checkout')
@@ -163,7 +163,7 @@ describe('a workflow scope', () => {
 describe('schemas (Standard Schema, here zod) on both sides', () => {
   const schema: SessionSchema = {
     variables: { age: z.number().int().min(0) },
-    workflows: { signup: { email: z.string().email('Enter a valid email') } },
+    workflows: { signup: { email: z.email('Enter a valid email') } },
   }
 
   it('refuses an invalid value in set() with the schema message, changing nothing', () => {

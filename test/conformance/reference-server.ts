@@ -84,6 +84,7 @@ const BASE = '/api/session'
 const SESSION_ID = /^[A-Za-z0-9_-]{8,128}$/
 const RESERVED = new Set(['__proto__', 'constructor', 'prototype'])
 const isObject = (value: unknown): value is Record<string, Json> => typeof value === 'object' && value !== null && !Array.isArray(value)
+// eslint-disable-next-line @typescript-eslint/no-misused-spread -- code points, the unit of the protocol's limits
 const characters = (text: string) => [...text].length
 // A surrogate that is not half of a pair (paired ones are one code point under the u flag).
 const wellFormed = (text: string) => !/\p{Cs}/u.test(text)

@@ -62,7 +62,7 @@ async function blocksOf(file: string): Promise<Block[]> {
 }
 
 function compilerOptions(): ts.CompilerOptions {
-  const config = ts.readConfigFile(join(root, 'tsconfig.json'), ts.sys.readFile)
+  const config = ts.readConfigFile(join(root, 'tsconfig.json'), (path) => ts.sys.readFile(path))
   const parsed = ts.parseJsonConfigFileContent(config.config, ts.sys, root)
   // Examples may show a value without using it.
   return { ...parsed.options, noEmit: true, noUnusedLocals: false, noUnusedParameters: false }
@@ -88,6 +88,8 @@ function namesIn(block: Block): { bound: Set<string>; used: Set<string> } {
   const visit = (node: ts.Node) => {
     if (ts.isIdentifier(node)) {
       const parent = node.parent
+      // ts.Node's parent is undefined when a source file was parsed without parent links, which its type does not say.
+       
       const isName = parent && 'name' in parent && (parent as { name?: ts.Node }).name === node
       const isProperty = parent && ts.isPropertyAccessExpression(parent) && parent.name === node
       if (isName && (ts.isImportSpecifier(parent) || ts.isImportClause(parent) || ts.isNamespaceImport(parent) || ts.isVariableDeclaration(parent) || ts.isFunctionDeclaration(parent) || ts.isClassDeclaration(parent) || ts.isTypeAliasDeclaration(parent) || ts.isInterfaceDeclaration(parent) || ts.isParameter(parent) || ts.isBindingElement(parent))) {
@@ -95,6 +97,7 @@ function namesIn(block: Block): { bound: Set<string>; used: Set<string> } {
       } else if (!isProperty && !(parent && ts.isPropertyAssignment(parent) && parent.name === node)) {
         used.add(node.text)
       }
+       
     }
     ts.forEachChild(node, visit)
   }

@@ -38,8 +38,8 @@ function startDemo(env: Record<string, string>): Promise<Demo> {
       const match = /demo on (http:\/\/\S+)/.exec(output)
       if (match) resolve({ url: match[1]!, child })
     }
-    child.stdout!.on('data', onData)
-    child.stderr!.on('data', onData)
+    child.stdout.on('data', onData)
+    child.stderr.on('data', onData)
     child.once('exit', (code) => reject(new Error(`demo exited (${code}): ${output}`)))
   })
 }

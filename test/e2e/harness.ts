@@ -35,6 +35,8 @@ export interface TestServer extends RunningServer {
 /** The real session handler and the page, on a loopback port. */
 export async function startServer(script: string, store: SessionStore = memoryStore()): Promise<TestServer> {
   const requests: string[] = []
+  // Set once the server runs; a request that comes sooner sees no faults (a const would throw).
+  // eslint-disable-next-line prefer-const -- see above
   let test: TestServer | undefined
   const sessions = createSessionHandler({ store, onError: () => {} })
   const handler = async (request: Request): Promise<Response> => {

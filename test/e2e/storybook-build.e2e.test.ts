@@ -21,8 +21,8 @@ it('builds the static Storybook with its Docs pages and every story', async () =
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''
-  build.stdout.on('data', (chunk: Buffer) => (output += chunk))
-  build.stderr.on('data', (chunk: Buffer) => (output += chunk))
+  build.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  build.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
   const code = await new Promise<number | null>((resolve) => build.on('close', resolve))
   expect(code, output.slice(-3000)).toBe(0)
   const files = await readdir(out)

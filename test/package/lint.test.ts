@@ -34,7 +34,7 @@ it('attw finds no problem in the packed package', async () => {
 
 it('publint has nothing to say about the packed package, not even a suggestion', async () => {
   const bytes = await readFile(await packedTarball())
-  const tarball = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
+  const tarball = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)
   const { messages, pkg } = await publint({ pack: { tarball }, level: 'suggestion', strict: true })
   expect(messages.map((message) => `${message.type}: ${formatMessage(message, pkg, { color: false })}`)).toEqual([])
 }, 240_000)

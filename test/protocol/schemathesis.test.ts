@@ -20,7 +20,7 @@ beforeAll(async () => {
 }, 60_000)
 afterAll(async () => {
   await stopAllPython()
-  await Promise.all(servers.map((server) => server.child.exitCode === null && server.child.kill('SIGTERM')))
+  for (const server of servers) if (server.child.exitCode === null) server.child.kill('SIGTERM')
   if (place) await rm(place, { recursive: true, force: true })
 })
 

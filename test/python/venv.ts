@@ -22,8 +22,8 @@ export function runPython(python: string, args: string[], options: { cwd?: strin
     const child = spawn(requirePython(python), args, { cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
     started.add(child)
     let output = ''
-    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
     child.once('error', reject)
     child.once('exit', (code) => {
       started.delete(child)
@@ -62,8 +62,8 @@ export function startPython(args: string[], prefix: string, env: Record<string, 
         resolve({ url: match[1]!, child, output: () => output })
       }
     }
-    child.stdout!.on('data', onData)
-    child.stderr!.on('data', onData)
+    child.stdout.on('data', onData)
+    child.stderr.on('data', onData)
     child.once('exit', (code) => {
       clearTimeout(timer)
       reject(new Error(`${args.join(' ')} exited (${code}):\n${output}`))

@@ -7,7 +7,11 @@ import { expect, it } from 'vitest'
 // path), by name, since a 'use client' module may not `export *`.
 it('the React entry exports every name of the client entry, values and types', () => {
   const root = fileURLToPath(new URL('../..', import.meta.url))
-  const config = ts.parseJsonConfigFileContent(ts.readConfigFile(join(root, 'tsconfig.json'), ts.sys.readFile).config, ts.sys, root)
+  const config = ts.parseJsonConfigFileContent(
+    ts.readConfigFile(join(root, 'tsconfig.json'), (path) => ts.sys.readFile(path)).config,
+    ts.sys,
+    root,
+  )
   const files = { client: join(root, 'src/client/index.ts'), react: join(root, 'src/react/index.ts') }
   const program = ts.createProgram(Object.values(files), config.options)
   const checker = program.getTypeChecker()

@@ -16,9 +16,9 @@ import {
   useVariable,
 } from '../../src/react/index.js'
 import { newGate } from '../gate.js'
-import { useMockServer } from '../msw-server.js'
+import { setupMockServer } from '../msw-server.js'
 
-const mock = useMockServer({
+const mock = setupMockServer({
   register: ({ variables }) => ({ output: `registered ${String(variables.email)}`, variables: { status: 'done' } }),
 })
 
@@ -190,7 +190,16 @@ describe('useVariable', () => {
 describe('sync status', () => {
   it('goes dirty → saving → saved', async () => {
     const { gate, release } = newGate()
-    mock.server.use(http.post(`*/api/session/${sessionId}`, async () => void (await gate) as never, { once: true }))
+    mock.server.use(
+      http.post(
+        `*/api/session/${sessionId}`,
+        async () => {
+          await gate
+          return undefined
+        },
+        { once: true },
+      ),
+    )
     render(
       <App>
         <Field name="email" />
@@ -325,6 +334,7 @@ describe('useSessionState', () => {
     expect(state!.meta.lastSyncedAt).toBeGreaterThanOrEqual(before)
     expect(seen.at(-1)).toEqual({ isDirty: false, lastSyncedAt: state!.meta.lastSyncedAt, email: 'a@b.c' })
     // The deprecated alias is the same object, read under the same subscription.
+    // eslint-disable-next-line @typescript-eslint/no-deprecated -- the deprecated alias, tested while it is there
     expect((state as SessionState).status).toBe(state!.meta)
   })
 
@@ -356,7 +366,16 @@ describe('useRun', () => {
 
   it('sends the pending patch first, then runs the step on it', async () => {
     const { gate, release } = newGate()
-    mock.server.use(http.post(`*/api/session/${sessionId}/run/register`, async () => void (await gate) as never, { once: true }))
+    mock.server.use(
+      http.post(
+        `*/api/session/${sessionId}/run/register`,
+        async () => {
+          await gate
+          return undefined
+        },
+        { once: true },
+      ),
+    )
     render(
       <App>
         <Register />

@@ -5,9 +5,9 @@ import { hydrateRoot, type Root } from 'react-dom/client'
 import { renderToString } from 'react-dom/server'
 import { afterEach, expect, it } from 'vitest'
 import { memoryLocalCopy, SessionProvider, useSessionClient, useVariable } from '../../src/react/index.js'
-import { useMockServer } from '../msw-server.js'
+import { setupMockServer } from '../msw-server.js'
 
-const mock = useMockServer()
+const mock = setupMockServer()
 let root: Root | undefined
 afterEach(() => act(() => root?.unmount()))
 

@@ -15,11 +15,11 @@ import {
   useVariable,
   useWorkflow,
 } from '../../src/react/index.js'
-import { useMockServer } from '../msw-server.js'
+import { setupMockServer } from '../msw-server.js'
 
 // The server renders run with the browser's globals hidden (getters on globalThis that answer
 // undefined, as in Node); the hydration tests then run in jsdom.
-const mock = useMockServer()
+const mock = setupMockServer()
 let root: Root | undefined
 afterEach(() => act(() => root?.unmount()))
 

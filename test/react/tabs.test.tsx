@@ -3,11 +3,11 @@ import { QueryClient } from '@tanstack/react-query'
 import { act, cleanup, fireEvent, render, screen } from '@testing-library/react'
 import { afterEach, expect, it, vi } from 'vitest'
 import { memoryLocalCopy, SessionProvider, useVariable } from '../../src/react/index.js'
-import { useMockServer } from '../msw-server.js'
+import { setupMockServer } from '../msw-server.js'
 
 // Two tabs of one session without tabSync(): each sends its own changes, and a tab shows the
 // other's once it fetches the session again, as it does when the person comes back to it.
-const mock = useMockServer()
+const mock = setupMockServer()
 afterEach(() => cleanup())
 
 function Field({ tab }: { tab: string }) {
@@ -36,11 +36,11 @@ it('two tabs converge without tabSync(): the other tab shows the change when it 
   )
   fireEvent.change(screen.getByLabelText('email in one'), { target: { value: 'ada@example.com' } })
   await vi.waitFor(async () => expect((await mock.store.get('tabs-session-1'))?.variables).toEqual({ email: 'ada@example.com' }))
-  expect((screen.getByLabelText('email in two') as HTMLInputElement).value).toBe('') // not told yet
+  expect(screen.getByLabelText<HTMLInputElement>('email in two').value).toBe('') // not told yet
 
   await act(async () => {
     window.dispatchEvent(new Event('visibilitychange')) // the person comes back to a tab
   })
-  await vi.waitFor(() => expect((screen.getByLabelText('email in two') as HTMLInputElement).value).toBe('ada@example.com'))
+  await vi.waitFor(() => expect(screen.getByLabelText<HTMLInputElement>('email in two').value).toBe('ada@example.com'))
   expect(mock.posts()).toHaveLength(1) // each change sent once
 })

@@ -5,12 +5,12 @@ import { startTransition, StrictMode, Suspense, useEffect, useState } from 'reac
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type LocalCopyStorage, memoryLocalCopy, SessionProvider, type SessionState, useSessionState } from '../../src/react/index.js'
 import { newGate } from '../gate.js'
-import { useMockServer } from '../msw-server.js'
+import { setupMockServer } from '../msw-server.js'
 
 // What a component re-renders for is what its last *committed* render read (see useTracked): a
 // render React runs and then throws away must not change it.
 
-useMockServer()
+setupMockServer()
 
 let sessionNumber = 0
 let sessionId = ''
@@ -90,6 +90,7 @@ describe('useTracked', () => {
     let loaded = false
     void gate.then(() => (loaded = true))
     function NeedsData({ when }: { when: boolean }) {
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- a thrown promise is how a component suspends
       if (when && !loaded) throw gate // suspends until release()
       return null
     }

@@ -9,9 +9,9 @@ import {
   useWorkflow,
   workflowDataKey,
 } from '../../src/react/index.js'
-import { useMockServer } from '../msw-server.js'
+import { setupMockServer } from '../msw-server.js'
 
-const mock = useMockServer({}, { authorize: (request) => request.headers.get('x-user') })
+const mock = setupMockServer({}, { authorize: (request) => request.headers.get('x-user') })
 const renders: Record<string, number> = {}
 let storage: LocalCopyStorage
 let n = 0

@@ -119,7 +119,7 @@ describe('steps', () => {
   })
 
   it('refuses step changes that break the rules, storing nothing', async () => {
-    const { call } = setup({ steps: { bad: () => ({ variables: { ['__proto__']: 1 } as never }) } })
+    const { call } = setup({ steps: { bad: () => ({ variables: { ['__proto__']: 1 } }) } })
     await call('POST', `/api/session/${ID}`, { variables: { a: 1 } })
     const { status, body } = await call('POST', `/api/session/${ID}/run/bad`, {})
     expect(status).toBe(500)

@@ -119,7 +119,7 @@ describe('the Node adapter', () => {
       })
       req.on('response', (res) => {
         let body = ''
-        res.on('data', (chunk) => (body += chunk))
+        res.on('data', (chunk: Buffer | string) => (body += chunk.toString()))
         res.on('end', () => resolve({ status: res.statusCode!, body }))
       })
       req.on('error', reject)
@@ -219,7 +219,10 @@ describe('the Node adapter', () => {
         new Response(
           new ReadableStream<Uint8Array>({
             async pull(controller) {
-              if (pulls++ === 0) return controller.enqueue(new TextEncoder().encode('the first part'))
+              if (pulls++ === 0) {
+                controller.enqueue(new TextEncoder().encode('the first part'))
+                return
+              }
               await sleep(20)
               controller.error(broken)
             },

@@ -22,10 +22,10 @@ function startServer(storeUrl: string): Promise<ServerProcess> {
   const script = fileURLToPath(new URL('../../bench/serve-store.ts', import.meta.url))
   const child = spawn(process.execPath, ['--import', 'tsx', script, storeUrl], { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`server exited (${code}) before it listened: ${output}`)))
-    child.stdout!.once('data', (chunk: Buffer) => {
+    child.stdout.once('data', (chunk: Buffer) => {
       child.removeAllListeners('exit')
       resolve({ url: chunk.toString().trim(), child, output: () => output })
     })
@@ -190,7 +190,7 @@ it('refuses to open a store on an unreachable database with one clear error nami
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stderr = ''
-  demo.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  demo.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
   const code = await new Promise((resolve) => demo.once('exit', resolve))
   expect(code).toBe(1)
   expect(stderr.trim().split('\n')).toHaveLength(1)

@@ -247,9 +247,9 @@ describe.each(kinds)('$name store', (kind) => {
       value.nested.deep.push('b')
       for (const snapshot of [applied.snapshot, created, set])
         expect(snapshot.variables.value).toEqual({ list: [1], nested: { deep: ['a'] } })
-      ;((applied.snapshot.variables.value as typeof value).list as number[]).push(3)
-      ;((created.variables.value as typeof value).list as number[]).push(3)
-      ;((set.variables.value as typeof value).list as number[]).push(3)
+      ;(applied.snapshot.variables.value as typeof value).list.push(3)
+      ;(created.variables.value as typeof value).list.push(3)
+      ;(set.variables.value as typeof value).list.push(3)
       for (const id of ['copies-session-1', 'copies-session-2', 'copies-session-3']) {
         expect((await store.get(id))!.variables.value).toEqual({ list: [1], nested: { deep: ['a'] } })
       }
