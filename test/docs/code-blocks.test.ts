@@ -17,7 +17,7 @@ const work = join(root, 'test/docs/.blocks')
 const APP_CONTEXT: Record<string, string> = {
   store: "declare const store: import('workflow-session/server').SessionStore",
   steps: "declare const steps: import('workflow-session/server').Steps",
-  authorize: "declare const authorize: (request: Request) => Promise<string | null>",
+  authorize: 'declare const authorize: (request: Request) => Promise<string | null>',
   secret: 'declare const secret: Uint8Array',
   sessionId: 'declare const sessionId: string',
   userIdFromCookie: 'declare function userIdFromCookie(request: Request): string | null',
@@ -43,7 +43,9 @@ interface Block {
 }
 
 async function markdownFiles(): Promise<string[]> {
-  const docs = (await readdir(join(root, 'docs'), { recursive: true })).filter((name) => name.endsWith('.md')).map((name) => join('docs', name))
+  const docs = (await readdir(join(root, 'docs'), { recursive: true }))
+    .filter((name) => name.endsWith('.md'))
+    .map((name) => join('docs', name))
   return ['README.md', ...docs]
 }
 
@@ -70,7 +72,10 @@ function compilerOptions(): ts.CompilerOptions {
 
 /** Each entry's export names, read by the compiler. */
 function exportsByEntry(options: ts.CompilerOptions): Map<string, Set<string>> {
-  const program = ts.createProgram(Object.values(ENTRY_FILES).map((file) => join(root, file)), options)
+  const program = ts.createProgram(
+    Object.values(ENTRY_FILES).map((file) => join(root, file)),
+    options,
+  )
   const checker = program.getTypeChecker()
   const byEntry = new Map<string, Set<string>>()
   for (const [entry, file] of Object.entries(ENTRY_FILES)) {
@@ -82,22 +87,37 @@ function exportsByEntry(options: ts.CompilerOptions): Map<string, Set<string>> {
 
 /** Names the block imports or declares, and every identifier it uses. */
 function namesIn(block: Block): { bound: Set<string>; used: Set<string> } {
-  const source = ts.createSourceFile(`block.${block.kind}`, block.code, ts.ScriptTarget.Latest, true, block.kind === 'tsx' ? ts.ScriptKind.TSX : ts.ScriptKind.TS)
+  const source = ts.createSourceFile(
+    `block.${block.kind}`,
+    block.code,
+    ts.ScriptTarget.Latest,
+    true,
+    block.kind === 'tsx' ? ts.ScriptKind.TSX : ts.ScriptKind.TS,
+  )
   const bound = new Set<string>()
   const used = new Set<string>()
   const visit = (node: ts.Node) => {
     if (ts.isIdentifier(node)) {
       const parent = node.parent
-      // ts.Node's parent is undefined when a source file was parsed without parent links, which its type does not say.
-       
       const isName = parent && 'name' in parent && (parent as { name?: ts.Node }).name === node
       const isProperty = parent && ts.isPropertyAccessExpression(parent) && parent.name === node
-      if (isName && (ts.isImportSpecifier(parent) || ts.isImportClause(parent) || ts.isNamespaceImport(parent) || ts.isVariableDeclaration(parent) || ts.isFunctionDeclaration(parent) || ts.isClassDeclaration(parent) || ts.isTypeAliasDeclaration(parent) || ts.isInterfaceDeclaration(parent) || ts.isParameter(parent) || ts.isBindingElement(parent))) {
+      if (
+        isName &&
+        (ts.isImportSpecifier(parent) ||
+          ts.isImportClause(parent) ||
+          ts.isNamespaceImport(parent) ||
+          ts.isVariableDeclaration(parent) ||
+          ts.isFunctionDeclaration(parent) ||
+          ts.isClassDeclaration(parent) ||
+          ts.isTypeAliasDeclaration(parent) ||
+          ts.isInterfaceDeclaration(parent) ||
+          ts.isParameter(parent) ||
+          ts.isBindingElement(parent))
+      ) {
         bound.add(node.text)
       } else if (!isProperty && !(parent && ts.isPropertyAssignment(parent) && parent.name === node)) {
         used.add(node.text)
       }
-       
     }
     ts.forEachChild(node, visit)
   }

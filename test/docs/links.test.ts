@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { readdir,readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { expect, it } from 'vitest'
@@ -10,7 +10,9 @@ import { expect, it } from 'vitest'
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
 async function markdownFiles(): Promise<string[]> {
-  const docs = (await readdir(join(root, 'docs'), { recursive: true })).filter((name) => name.endsWith('.md')).map((name) => join('docs', name))
+  const docs = (await readdir(join(root, 'docs'), { recursive: true }))
+    .filter((name) => name.endsWith('.md'))
+    .map((name) => join('docs', name))
   return ['README.md', 'CONTRIBUTING.md', 'python/README.md', ...docs].filter((file) => existsSync(join(root, file)))
 }
 
@@ -44,7 +46,8 @@ export async function brokenLinks(file: string): Promise<string[]> {
       broken.push(`${file}: ${target} (no such file: ${relative(root, resolved)})`)
       continue
     }
-    if (anchor && resolved.endsWith('.md') && !(await anchorsOf(resolved)).has(anchor)) broken.push(`${file}: ${target} (no heading makes #${anchor})`)
+    if (anchor && resolved.endsWith('.md') && !(await anchorsOf(resolved)).has(anchor))
+      broken.push(`${file}: ${target} (no heading makes #${anchor})`)
   }
   return broken
 }
@@ -66,7 +69,10 @@ it('catches a link to a missing page and an anchor no heading makes', async () =
   const probe = 'test/docs/.links/probe.md'
   const { mkdir, rm, writeFile } = await import('node:fs/promises')
   await mkdir(join(root, 'test/docs/.links'), { recursive: true })
-  await writeFile(join(root, probe), '# Probe\n\n[fine](#probe) [gone](../../../docs/nowhere.md) [no anchor](../../../docs/reference.md#no-such-heading) [web](https://example.com)\n')
+  await writeFile(
+    join(root, probe),
+    '# Probe\n\n[fine](#probe) [gone](../../../docs/nowhere.md) [no anchor](../../../docs/reference.md#no-such-heading) [web](https://example.com)\n',
+  )
   try {
     expect(await brokenLinks(probe)).toEqual([
       `${probe}: ../../../docs/nowhere.md (no such file: docs/nowhere.md)`,

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { postgresStore, type SessionSnapshot, type SessionStore,sqliteStore } from '../../src/server/index.js'
+import { postgresStore, type SessionSnapshot, type SessionStore, sqliteStore } from '../../src/server/index.js'
 import { MAX_TOMBSTONES } from '../../src/server/stores/session-cache.js'
 import { DATABASE_URL } from '../postgres.js'
 import { PYTHON, runPython, startPython, stopAllPython } from './venv.js'
@@ -52,9 +52,16 @@ async function sqliteShared(): Promise<Shared> {
   return {
     node,
     store: `sqlite:${file}`,
-    head: async (id) => db.prepare('SELECT compacted_through, tombstones FROM ws_sessions WHERE id = ?').get(id) as { compacted_through: number; tombstones: number },
+    head: async (id) =>
+      db.prepare('SELECT compacted_through, tombstones FROM ws_sessions WHERE id = ?').get(id) as {
+        compacted_through: number
+        tombstones: number
+      },
     rows: async (id) =>
-      db.prepare('SELECT count(value) AS live, count(*) - count(value) AS tombstones FROM ws_variables WHERE session_id = ?').get(id) as { live: number; tombstones: number },
+      db.prepare('SELECT count(value) AS live, count(*) - count(value) AS tombstones FROM ws_variables WHERE session_id = ?').get(id) as {
+        live: number
+        tombstones: number
+      },
     close: async () => {
       db.close()
       await node.close()
@@ -76,10 +83,15 @@ async function postgresShared(): Promise<Shared> {
   return {
     node,
     store: url,
-    head: async (id) => (await db.query(`SELECT compacted_through::int, tombstones::int FROM workflow_sessions WHERE id = $1`, [id])).rows[0],
+    head: async (id) =>
+      (await db.query(`SELECT compacted_through::int, tombstones::int FROM workflow_sessions WHERE id = $1`, [id])).rows[0],
     rows: async (id) =>
-      (await db.query(`SELECT count(value)::int AS live, (count(*) - count(value))::int AS tombstones FROM workflow_sessions_variables WHERE session_id = $1`, [id]))
-        .rows[0],
+      (
+        await db.query(
+          `SELECT count(value)::int AS live, (count(*) - count(value))::int AS tombstones FROM workflow_sessions_variables WHERE session_id = $1`,
+          [id],
+        )
+      ).rows[0],
     close: async () => {
       await db.end()
       await node.close()

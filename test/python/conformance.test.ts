@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { runConformance } from '../../src/conformance.js'
-import { type PythonServer,startPython, stopAllPython, stopPython } from './venv.js'
+import { type PythonServer, startPython, stopAllPython, stopPython } from './venv.js'
 
 let place = ''
 let server: PythonServer
@@ -12,7 +12,17 @@ beforeAll(async () => {
   // The Python package's own server on its default store (SQLite), with the conformance step; the
   // user comes from a header, as the TypeScript server's conformance test does.
   server = await startPython(
-    ['-m', 'workflow_session.serve', '--store', `sqlite:${join(place, 'sessions.db')}`, '--port', '0', '--conformance', '--user-header', 'x-user'],
+    [
+      '-m',
+      'workflow_session.serve',
+      '--store',
+      `sqlite:${join(place, 'sessions.db')}`,
+      '--port',
+      '0',
+      '--conformance',
+      '--user-header',
+      'x-user',
+    ],
     'workflow-session on',
   )
 }, 60_000)

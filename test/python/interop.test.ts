@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { postgresStore, type SessionSnapshot,sqliteStore } from '../../src/server/index.js'
+import { postgresStore, type SessionSnapshot, sqliteStore } from '../../src/server/index.js'
 import { DATABASE_URL } from '../postgres.js'
 import { startPython, stopAllPython } from './venv.js'
 
@@ -38,7 +38,9 @@ it('shares one SQLite file: each side reads what the other wrote, and a seq appl
 
   const read = (await (await fetch(`${python.url}/${id}`)).json()) as SessionSnapshot
   expect([read.variables, read.version]).toEqual([{ a: 1, text: 'é😀' }, 2])
-  const replay = (await (await fetch(`${python.url}/${id}`, json({ variables: { a: 'again' }, clientId: 'node-tab', seq: 1 }))).json()) as SessionSnapshot
+  const replay = (await (
+    await fetch(`${python.url}/${id}`, json({ variables: { a: 'again' }, clientId: 'node-tab', seq: 1 }))
+  ).json()) as SessionSnapshot
   expect(replay.version).toBe(2)
   await fetch(`${python.url}/${id}`, json({ variables: { b: 2, 'wf:signup:v:email': 'a@b.c' }, deleted: ['a'] }))
 

@@ -10,12 +10,16 @@ afterAll(stopAllPython)
 it.concurrent.for([
   ['3.11', PYTHON],
   ['3.13', PYTHON_313],
-] as const)('passes the Python package tests on Python %s (pytest python/tests)', { timeout: 300_000 }, async ([version, python], { expect }) => {
-  const reported = await runPython(python, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'])
-  expect(reported.output.trim(), `the virtualenv ${python}`).toBe(version)
-  const { code, output } = await runPython(python, ['-m', 'pytest', 'python/tests', '-q', '-p', 'no:cacheprovider'])
-  const summary = output.trim().split('\n').at(-1) ?? ''
-  // Exit 0 with tests passed and nothing else: no skipped test (exit 5 would be "no tests ran").
-  expect(code, `pytest on Python ${version} exited ${code}: ${summary}\n\n${output.slice(-12_000)}`).toBe(0)
-  expect(summary).toMatch(/^\d+ passed in /)
-})
+] as const)(
+  'passes the Python package tests on Python %s (pytest python/tests)',
+  { timeout: 300_000 },
+  async ([version, python], { expect }) => {
+    const reported = await runPython(python, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'])
+    expect(reported.output.trim(), `the virtualenv ${python}`).toBe(version)
+    const { code, output } = await runPython(python, ['-m', 'pytest', 'python/tests', '-q', '-p', 'no:cacheprovider'])
+    const summary = output.trim().split('\n').at(-1) ?? ''
+    // Exit 0 with tests passed and nothing else: no skipped test (exit 5 would be "no tests ran").
+    expect(code, `pytest on Python ${version} exited ${code}: ${summary}\n\n${output.slice(-12_000)}`).toBe(0)
+    expect(summary).toMatch(/^\d+ passed in /)
+  },
+)

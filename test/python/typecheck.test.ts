@@ -24,7 +24,14 @@ const APP_CONTEXT: Record<string, string[]> = {
   steps: ['steps: dict[str, _ws.Step] = {}'],
   register: ['def register(ctx: _ws.StepContext) -> _ws.StepResult:', '    raise NotImplementedError'],
   app: ['import fastapi as _fastapi', 'app = _fastapi.FastAPI()'],
-  users: ['class _Users:', '    async def id_for_token(self, token: str) -> str | None:', '        raise NotImplementedError', '', '', 'users = _Users()'],
+  users: [
+    'class _Users:',
+    '    async def id_for_token(self, token: str) -> str | None:',
+    '        raise NotImplementedError',
+    '',
+    '',
+    'users = _Users()',
+  ],
 }
 
 interface Block {
@@ -94,9 +101,14 @@ async function exportsOfPackage(): Promise<Set<string>> {
 /** `python -m mypy --strict` over `files` in `cwd`: each error, by file and line. */
 async function mypy(cwd: string, files: string[]): Promise<{ code: number | null; problems: Problem[]; output: string }> {
   const cache = join(ROOT, 'python/.venv/.mypy_cache-docs')
-  const { code, output } = await runPython(PYTHON, ['-m', 'mypy', '--strict', '--python-version', '3.11', '--cache-dir', cache, '--no-error-summary', ...files], { cwd })
+  const { code, output } = await runPython(
+    PYTHON,
+    ['-m', 'mypy', '--strict', '--python-version', '3.11', '--cache-dir', cache, '--no-error-summary', ...files],
+    { cwd },
+  )
   const problems: Problem[] = []
-  for (const [, file, line, message] of output.matchAll(/^([^:\n]+\.py):(\d+): error: (.*)$/gm)) problems.push({ file: file!, line: Number(line), message: message! })
+  for (const [, file, line, message] of output.matchAll(/^([^:\n]+\.py):(\d+): error: (.*)$/gm))
+    problems.push({ file: file!, line: Number(line), message: message! })
   return { code, problems, output }
 }
 
@@ -104,15 +116,24 @@ async function mypy(cwd: string, files: string[]): Promise<{ code: number | null
 async function pyright(cwd: string): Promise<{ problems: Problem[]; output: string }> {
   if (!existsSync(PYRIGHT)) throw new Error(`No pyright at ${PYRIGHT}: run scripts/test-env.sh (npm test runs it first)`)
   await writeFile(join(cwd, 'pyrightconfig.json'), JSON.stringify({ typeCheckingMode: 'strict', pythonVersion: '3.11' }))
-  const child = spawn(process.execPath, [PYRIGHT, '--outputjson', '--pythonpath', requirePython(), '-p', cwd], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [PYRIGHT, '--outputjson', '--pythonpath', requirePython(), '-p', cwd], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
   await new Promise((resolve) => child.once('exit', resolve))
-  const report = JSON.parse(output) as { generalDiagnostics: { file: string; severity: string; message: string; range: { start: { line: number } } }[] }
+  const report = JSON.parse(output) as {
+    generalDiagnostics: { file: string; severity: string; message: string; range: { start: { line: number } } }[]
+  }
   const problems = report.generalDiagnostics
     .filter((diagnostic) => diagnostic.severity !== 'information')
-    .map((diagnostic) => ({ file: diagnostic.file.slice(cwd.length + 1), line: diagnostic.range.start.line + 1, message: diagnostic.message }))
+    .map((diagnostic) => ({
+      file: diagnostic.file.slice(cwd.length + 1),
+      line: diagnostic.range.start.line + 1,
+      message: diagnostic.message,
+    }))
   return { problems, output }
 }
 
@@ -126,7 +147,9 @@ afterAll(async () => {
 })
 
 it('mypy --strict passes over python/src and python/examples', async () => {
-  const { code, output } = await runPython(PYTHON, ['-m', 'mypy', '--strict', '--cache-dir', '.venv/.mypy_cache', 'src', 'examples'], { cwd: join(ROOT, 'python') })
+  const { code, output } = await runPython(PYTHON, ['-m', 'mypy', '--strict', '--cache-dir', '.venv/.mypy_cache', 'src', 'examples'], {
+    cwd: join(ROOT, 'python'),
+  })
   expect(code, `mypy --strict python/src python/examples:\n${output}`).toBe(0)
   expect(output).toMatch(/^Success: no issues found in \d+ source files$/m)
 }, 180_000)
@@ -141,7 +164,12 @@ it('the Python blocks of the FastAPI page and python/README.md pass mypy --stric
   expect(typed, 'the FastAPI page has a StepContext[SignupVars] example').toBeDefined()
   const misspelled = [
     { name: 'misspelled-read.py', find: 'ctx.variables["email"]', typo: 'ctx.variables["emial"]', mentions: 'emial' },
-    { name: 'misspelled-set.py', find: 'variables={"status": "registered"}', typo: 'variables={"stauts": "registered"}', mentions: 'SignupVars' },
+    {
+      name: 'misspelled-set.py',
+      find: 'variables={"status": "registered"}',
+      typo: 'variables={"stauts": "registered"}',
+      mentions: 'SignupVars',
+    },
   ]
   for (const broken of misspelled) expect(typed!.code, broken.name).toContain(broken.find)
 
@@ -171,9 +199,14 @@ it('the Python blocks of the FastAPI page and python/README.md pass mypy --stric
   const [checkedByMypy, checkedByPyright] = await Promise.all([mypy(work, files), pyright(work)])
   const where = (problem: Problem) => {
     const from = origin.get(problem.file)
-    return from ? `${from.block.file}:${from.block.line + problem.line - 1 - from.offset}: ${problem.message}` : `${problem.file}:${problem.line}: ${problem.message}`
+    return from
+      ? `${from.block.file}:${from.block.line + problem.line - 1 - from.offset}: ${problem.message}`
+      : `${problem.file}:${problem.line}: ${problem.message}`
   }
-  for (const [checker, { problems, output }] of [['mypy --strict', checkedByMypy], ['pyright --strict', checkedByPyright]] as const) {
+  for (const [checker, { problems, output }] of [
+    ['mypy --strict', checkedByMypy],
+    ['pyright --strict', checkedByPyright],
+  ] as const) {
     const inBlocks = problems.filter((problem) => origin.has(problem.file)).map(where)
     expect(inBlocks, `${checker} on the docs' blocks`).toEqual([])
     for (const broken of misspelled) {

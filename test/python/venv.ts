@@ -1,4 +1,4 @@
-import { type ChildProcess,spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { stopProcess } from '../processes.js'
@@ -12,12 +12,17 @@ export const PYTHON_313 = fileURLToPath(new URL('../../python/.venv-3.13/bin/pyt
 
 /** Fails with what to do when the virtualenv is not there. */
 export function requirePython(python = PYTHON): string {
-  if (!existsSync(python)) throw new Error(`No Python virtualenv at ${python}: run scripts/test-env.sh (npm test runs it first; it says what is missing)`)
+  if (!existsSync(python))
+    throw new Error(`No Python virtualenv at ${python}: run scripts/test-env.sh (npm test runs it first; it says what is missing)`)
   return python
 }
 
 /** Runs `python args…` in the repository's root to its end: its exit code and everything it wrote. */
-export function runPython(python: string, args: string[], options: { cwd?: string } = {}): Promise<{ code: number | null; output: string }> {
+export function runPython(
+  python: string,
+  args: string[],
+  options: { cwd?: string } = {},
+): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(requirePython(python), args, { cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
     started.add(child)
@@ -48,7 +53,11 @@ export interface PythonServer {
  * Rejects with its output when it exits first or takes longer than `timeoutMs`.
  */
 export function startPython(args: string[], prefix: string, env: Record<string, string> = {}, timeoutMs = 30_000): Promise<PythonServer> {
-  const child = spawn(requirePython(), args, { cwd: ROOT, env: { ...process.env, PYTHONUNBUFFERED: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(requirePython(), args, {
+    cwd: ROOT,
+    env: { ...process.env, PYTHONUNBUFFERED: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   started.add(child)
   child.once('exit', () => started.delete(child))
   let output = ''
