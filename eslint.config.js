@@ -73,7 +73,7 @@ export default defineConfig(
   },
 
   // React's rules where React runs: the hooks, the components of tests, stories, demo and
-  // benchmarks. Elsewhere `use` is a plain name (the stores' `use(connection)`), not React's hook.
+  // benchmarks. Elsewhere `use` is a plain name (the store backends' `read(sessionId, use)` callback), not React's hook.
   {
     files: ['src/react/**/*.{ts,tsx}', '**/*.tsx'],
     extends: [reactHooks.configs.flat.recommended],
