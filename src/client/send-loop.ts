@@ -4,7 +4,7 @@ import { FlushBarriers } from './barriers.js'
 import { toPatchBody } from './changes.js'
 import { SessionError } from './errors.js'
 import { createSender, type Sender, type SenderOptions } from './sender.js'
-import type { createStatus } from './status.js'
+import type { StatusStore } from './status.js'
 import type { LayeredView, QueuedPatch } from './view.js'
 
 /** Largest body sent with `keepalive` (browsers allow 64 KiB for all of a page's keepalive requests). */
@@ -14,7 +14,8 @@ const byteLength = (body: unknown) => utf8Length(JSON.stringify(body))
 
 export interface SendLoopOptions extends Pick<SenderOptions, 'post' | 'retry' | 'onAuthError'> {
   view: LayeredView
-  status: ReturnType<typeof createStatus>
+  status: StatusStore
+  numbering: ReturnType<typeof createNumbering>
   clientId: string
   workflowId: string | undefined
   /** Writes the local copy now (before a request leaves, and as the page hides). */
@@ -26,15 +27,25 @@ export interface SendLoopOptions extends Pick<SenderOptions, 'post' | 'retry' | 
   /** Reads the local copy (once) and resumes sending. */
   start: () => Promise<void>
   /** The server confirmed a patch; `taken`: its snapshot became the base. */
-  onAck: (snapshot: SessionSnapshot, taken: boolean) => void
+  onConfirmed: (snapshot: SessionSnapshot, taken: boolean) => void
+}
+
+/** This page's numbering, made before the parts that read it: the seq of its next patch, and tickets (the local send order, which flush barriers count in). */
+export function createNumbering() {
+  let seq = 1
+  let tickets = 0
+  return {
+    /** The seq the next patch of this page will carry. */
+    nextSeq: () => seq,
+    takeSeq: () => seq++,
+    /** A number in the local send order (a new patch, or one taken over from a closed page). */
+    nextTicket: () => ++tickets,
+    lastTicket: () => tickets,
+  }
 }
 
 export interface SendLoop {
   readonly sender: Sender
-  /** The seq the next patch of this page will carry. */
-  nextSeq(): number
-  /** A number in the local send order, for a patch taken over from a closed page. */
-  nextTicket(this: void): number
   /** Sends pending changes now, or as soon as the request in flight is answered. */
   sync(): void
   /** After `start()`: what is queued goes out, and what was pending follows without a debounce. */
@@ -53,20 +64,18 @@ export interface SendLoop {
  * are confirmed or refused.
  */
 export function createSendLoop(options: SendLoopOptions): SendLoop {
-  const { view, status, clientId } = options
-  let tickets = 0
-  let nextSeq = 1
+  const { view, status, clientId, numbering } = options
   let syncRequested = false
   const barriers = new FlushBarriers()
   const sender = createSender({
     post: options.post,
     retry: options.retry,
     onAuthError: options.onAuthError,
-    beforeSend: options.persist,
+    persist: options.persist,
     isQueued: (patch) => view.queue.includes(patch),
     onAck(patch, snapshot) {
-      status.succeeded(true)
-      options.onAck(snapshot, view.ack(patch, snapshot))
+      status.synced(true, { isSyncing: sender.isSending() })
+      options.onConfirmed(snapshot, view.ack(patch, snapshot))
       barriers.confirm(patch.ticket)
       continueSending()
     },
@@ -75,8 +84,9 @@ export function createSendLoop(options: SendLoopOptions): SendLoop {
       barriers.refuse(patch.ticket, failure)
       continueSending()
     },
-    onStatus: (failure) => status.update(failure),
-    resend: () => send(),
+    onStatus: (failure) =>
+      failure ? void status.failed(failure, { isSyncing: sender.isSending() }) : status.set({ isSyncing: sender.isSending() }),
+    send: () => send(),
   })
 
   /** Turns the pending changes (with every queued one, `carryQueue`) into a patch with the next seq. */
@@ -84,17 +94,17 @@ export function createSendLoop(options: SendLoopOptions): SendLoop {
     return view.seal(
       (changes) => ({
         clientId,
-        seq: nextSeq++,
+        seq: numbering.takeSeq(),
         ...toPatchBody(changes),
         ...(options.workflowId !== undefined && { workflowId: options.workflowId }),
       }),
-      ++tickets,
+      numbering.nextTicket(),
       carryQueue,
     )
   }
 
   function send(): void {
-    if (!options.isRunning() || sender.isBusy() || !status.online) return
+    if (!options.isRunning() || sender.isBusy() || !status.current.isOnline) return
     if (!options.isReady()) {
       syncRequested = true
       void options.start()
@@ -119,8 +129,6 @@ export function createSendLoop(options: SendLoopOptions): SendLoop {
 
   return {
     sender,
-    nextSeq: () => nextSeq,
-    nextTicket: () => ++tickets,
     sync,
     send,
     resume() {
@@ -131,13 +139,13 @@ export function createSendLoop(options: SendLoopOptions): SendLoop {
     },
     sendOnHide() {
       void options.persist()
-      if (!options.isReady() || !options.isRunning() || !status.online || sender.isAuthorizing()) return
+      if (!options.isReady() || !options.isRunning() || !status.current.isOnline || sender.isAuthorizing()) return
       let patch: QueuedPatch | undefined
       if (view.queue.every((queued) => queued.body.clientId === clientId) && (view.pending.size > 0 || view.queue.length > 1)) {
         // One patch with everything unconfirmed, under a new seq: whichever of it and a patch in
         // flight arrives last, the server ends with every change (an older seq is not applied).
         // Too large for keepalive: a plain send, which may not outlive the page; the next load replays it.
-        if (byteLength({ clientId, seq: nextSeq, ...toPatchBody(view.unconfirmedChanges()) }) > KEEPALIVE_MAX_BYTES) {
+        if (byteLength({ clientId, seq: numbering.nextSeq(), ...toPatchBody(view.unconfirmedChanges()) }) > KEEPALIVE_MAX_BYTES) {
           sync()
           return
         }
@@ -155,7 +163,7 @@ export function createSendLoop(options: SendLoopOptions): SendLoop {
       // "Before the call" is fixed now: the pending changes become a patch of their own, and the
       // flush waits for the patches queued at this moment.
       if (view.pending.size > 0) seal()
-      const ticketsNow = tickets
+      const ticketsNow = numbering.lastTicket()
       const mine = view.queue.map((patch) => patch.ticket)
       const wasReady = options.isReady()
       await (started ?? options.start())
@@ -163,7 +171,8 @@ export function createSendLoop(options: SendLoopOptions): SendLoop {
       const leftovers = wasReady ? [] : view.queue.map((patch) => patch.ticket).filter((ticket) => ticket > ticketsNow)
       const outstanding = [...mine, ...leftovers].filter((ticket) => view.queue.some((patch) => patch.ticket === ticket))
       if (outstanding.length === 0) return
-      if (!status.online) throw new SessionError('offline', 'Offline: changes are kept and will be sent when back online', undefined, true)
+      if (!status.current.isOnline)
+        throw new SessionError('offline', 'Offline: changes are kept and will be sent when back online', undefined, true)
       const confirmed = barriers.wait(outstanding, timeoutMs)
       sync()
       return confirmed

@@ -9,8 +9,8 @@ export interface SenderOptions {
   post: (body: NumberedPatch, init: { keepalive: boolean; signal: AbortSignal }) => Promise<SessionSnapshot>
   retry: { baseMs: number; maxMs: number }
   onAuthError: SessionClientOptions['onAuthError']
-  /** Runs before a (non-keepalive) request leaves: the patch is on disk first, so a reload resends it with the same seq. */
-  beforeSend: () => Promise<void>
+  /** Writes the local copy: before a (non-keepalive) request leaves, so a reload resends the patch with the same seq. */
+  persist: () => Promise<void>
   /** Whether `patch` is still to be sent (not superseded by the patch sent when the page hid). */
   isQueued: (patch: QueuedPatch) => boolean
   onAck: (patch: QueuedPatch, snapshot: SessionSnapshot) => void
@@ -18,8 +18,8 @@ export interface SenderOptions {
   onRefuse: (patch: QueuedPatch, failure: SessionError) => void
   /** A request started, or one failed (`failure`): the status may have changed. */
   onStatus: (failure?: SessionError) => void
-  /** Try again now: the backoff is over or the app fixed a 401. */
-  resend: () => void
+  /** Sends the next patch: the backoff is over or the app fixed a 401. */
+  send: () => void
 }
 
 export interface Sender {
@@ -70,7 +70,7 @@ export function createSender(options: SenderOptions): Sender {
       options.onStatus(failure)
       const settle = (retry: unknown) => {
         authorizing = false
-        if (retry === true) options.resend()
+        if (retry === true) options.send()
         else refuse(patch, failure)
       }
       void Promise.resolve()
@@ -86,7 +86,7 @@ export function createSender(options: SenderOptions): Sender {
     retryTimer = setTimeout(
       () => {
         retryTimer = undefined
-        options.resend()
+        options.send()
       },
       backoff(++attempt, options.retry),
     )
@@ -102,7 +102,7 @@ export function createSender(options: SenderOptions): Sender {
       void (async () => {
         let snapshot: SessionSnapshot
         try {
-          if (!keepalive) await options.beforeSend()
+          if (!keepalive) await options.persist()
           request.signal.throwIfAborted()
           snapshot = await options.post(patch.body, { keepalive, signal: request.signal })
         } catch (failure) {

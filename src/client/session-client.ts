@@ -6,7 +6,7 @@ import { type Change, toPatchBody } from './changes.js'
 import { SessionValueError } from './errors.js'
 import { createLocalCopy, stoppedHere } from './local-copy.js'
 import { startPlugins } from './plugins.js'
-import { createSendLoop } from './send-loop.js'
+import { createNumbering, createSendLoop } from './send-loop.js'
 import { randomId, sessionIdentity } from './session-id.js'
 import { createStatus } from './status.js'
 import { defaultLocks, holdPageLock } from './tabs.js'
@@ -55,46 +55,57 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   let stopPlugins: Array<() => void> = []
   const writeListeners = new Listeners()
   const confirmedListeners = new Listeners<[SessionSnapshot]>()
-  // Every change of a layer is saved soon and shows in the status: the view calls this itself.
-  const view = new LayeredView((outboxChanged) => {
-    local.save(outboxChanged)
-    status.update()
-  })
+
+  // The parts, each made after what it reads: the status (which the others tell what they know),
+  // the numbering, the view the hooks read, the local copy of the view on the device, the send loop.
+  const status = createStatus()
+  const numbering = createNumbering()
+  const view = new LayeredView()
   const local = createLocalCopy(
     { storage: options.storage, wrap: (storage) => plugins.reduce((wrapped, plugin) => plugin.wrapStorage?.(wrapped) ?? wrapped, storage) },
     sessionKey,
     clientId,
     locks,
-    () => ({ base: view.base, queue: view.queue.map((patch) => patch.body), pending: toPatchBody(view.pending), nextSeq: loop.nextSeq() }),
-    () => status.update(),
+    () => ({
+      base: view.base,
+      queue: view.queue.map((patch) => patch.body),
+      pending: toPatchBody(view.pending),
+      nextSeq: numbering.nextSeq(),
+    }),
+    () => status.set({ isPersistent: local.isPersistent() }),
   )
-  const status = createStatus(
-    view,
-    () => loop.sender.isSending(),
-    () => local.isPersistent(),
-  )
+  const persist = () => {
+    local.save(false)
+    return local.flush()
+  }
   const loop = createSendLoop({
     view,
     status,
+    numbering,
     clientId,
     workflowId: options.workflowId,
     post: (body, init) => transport.patch(sessionId, body, init),
     retry,
     onAuthError: options.onAuthError,
-    persist: () => client.persist(),
+    persist,
     isRunning: () => running,
     isReady: () => ready,
-    start,
-    onAck(snapshot, taken) {
+    start: () => start(),
+    onConfirmed(snapshot, taken) {
       identity.exists()
       if (taken) confirmedListeners.notify(snapshot)
     },
   })
+  // Every change of a layer is saved soon and shows in the status.
+  view.onLayersChange((outboxChanged) => {
+    local.save(outboxChanged)
+    status.layers(view.unconfirmedKeys(), view.base?.version ?? 0)
+  })
   // The common reload has only a base to read: it shows as soon as it is read, not at start()
   // (which still reads what a client stopped in this page may have left since).
   void local.baseOnly.then((base) => {
-    if (base === undefined || status.hydrated) return
-    status.hydrated = true
+    if (base === undefined || status.current.isHydrated) return
+    status.set({ isHydrated: true })
     view.restore(base, [])
   })
 
@@ -103,17 +114,18 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     if (snapshot.version > 0) identity.exists()
     const taken = view.rebase(snapshot)
     if (taken && fromStep) confirmedListeners.notify(snapshot)
-    if (taken || fromStep) status.succeeded(false)
+    if (taken || fromStep) status.synced(false)
   }
 
+  /** Reads the local copy (once), takes over what closed pages left, starts the plugins and resumes sending. */
   async function start(): Promise<void> {
     running = true
     pageLock ??= holdPageLock(locks, clientId)
-    started ??= local.read(loop.nextTicket).then(({ base, patches }) => {
-      status.hydrated = ready = true
+    started ??= local.read(numbering.nextTicket).then(({ base, patches }) => {
+      ready = true
+      status.set({ isHydrated: true, isPersistent: local.isPersistent() })
       // Nothing was sent before this point: the closed pages' older changes go out before this page's.
       if (patches.length > 0 || (base !== null && base !== view.base)) view.restore(base, patches)
-      else status.update() // the early read showed this base already
     })
     await started
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may have run while awaiting
@@ -184,12 +196,11 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       try {
         snapshot = await transport.get(sessionId)
       } catch (failure) {
-        // eslint-disable-next-line @typescript-eslint/only-throw-error -- update() returns the failure given, as a SessionError
-        throw status.update(failure)
+        throw status.failed(failure)
       }
       // No session on the server (deleted or expired): the server's word wins over an old base.
       view.rebase(snapshot ?? { sessionId, variables: {}, version: 0, createdAt: '', updatedAt: '' }, snapshot === null)
-      status.succeeded(!loop.sender.isBusy())
+      status.synced(!loop.sender.isBusy())
       return snapshot
     },
     sync: () => loop.sync(),
@@ -204,23 +215,19 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       return response.output
     },
     setOnline(online) {
-      if (status.online === online) return
-      status.online = online
+      if (status.current.isOnline === online) return
       // A request sent before or during the outage may hang on a dead connection until its
       // timeout, and nothing else is sent meanwhile: give it up and send it again now (same
       // clientId and seq: the server applies it once).
       if (online) loop.sender.abandon()
-      status.update()
+      status.set({ isOnline: online, isSyncing: loop.sender.isSending() })
       if (online && (view.queue.length > 0 || view.pending.size > 0)) {
         // Back online: do not wait out a backoff meant for the outage.
         loop.sender.cancelRetry()
         loop.send()
       }
     },
-    persist: () => {
-      local.save(false)
-      return local.flush()
-    },
+    persist,
     async adopt() {
       // The changes made before signing in are on the server first, then the session becomes the user's.
       await client.flush()

@@ -1,6 +1,5 @@
 import { Listeners } from '../shared/listeners.js'
 import { asSessionError, type SessionError } from './errors.js'
-import type { LayeredView } from './view.js'
 
 /** What a person may want to see about the session's sync: read with `useSyncStatus()` or `client.getStatus()`. */
 export interface SyncStatus {
@@ -24,73 +23,67 @@ export interface SyncStatus {
   version: number
 }
 
+/** The fields the parts of the client set; `isDirty` follows from `pendingKeys`. */
+export type StatusFields = Partial<Omit<SyncStatus, 'isDirty'>>
+
 /**
- * The client's sync status, kept up to date: `update()` after anything that may change it makes
- * a new object (and tells the listeners) only when a field really changed, so a keystroke that
- * changes no field costs a few comparisons and no allocation.
+ * The client's sync status: a small store, made before every other part of the client, which
+ * each part tells what it knows (the view its unconfirmed keys and version, the sender whether a
+ * request is on its way and how the last one failed, the local copy whether it reaches the
+ * device, the client the online state). A setter makes a new object, and tells the listeners,
+ * only when a field really changed; `layers` (on every keystroke) allocates nothing then.
  */
-export function createStatus(view: LayeredView, isSending: () => boolean, isPersistent: () => boolean) {
-  let error: SessionError | null = null
-  let lastSyncedAt: number | null = null
+export function createStatus() {
   const online = (globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine ?? true
-  // As made: nothing read, sent or failed yet (so `isSending` and `isPersistent` are not asked
-  // before the parts that answer them exist).
-  const initial: SyncStatus = {
+  // As made: nothing read, sent or failed yet.
+  let current: SyncStatus = {
     isDirty: false,
     isSyncing: false,
-    lastSyncedAt,
-    pendingKeys: view.unconfirmedKeys(),
-    error,
+    lastSyncedAt: null,
+    pendingKeys: [],
+    error: null,
     isOnline: online,
     isPersistent: true,
     isHydrated: false,
     version: 0,
   }
-  const status = {
-    online,
-    hydrated: false,
-    current: initial,
-    listeners: new Listeners(),
-    /** Takes `failure` as the last error (when given), then refreshes the status; returns the failure as a SessionError. */
-    update(failure?: unknown): SessionError | undefined {
-      const failed = failure === undefined ? undefined : (error = asSessionError(failure))
-      const pendingKeys = view.unconfirmedKeys()
-      const isSyncing = isSending()
-      const persistent = isPersistent()
-      const version = view.base?.version ?? 0
-      const now = status.current
-      if (
-        now.pendingKeys === pendingKeys &&
-        now.isSyncing === isSyncing &&
-        now.error === error &&
-        now.lastSyncedAt === lastSyncedAt &&
-        now.isOnline === status.online &&
-        now.isPersistent === persistent &&
-        now.isHydrated === status.hydrated &&
-        now.version === version
-      ) {
-        return failed
+  const listeners = new Listeners()
+  const commit = (next: SyncStatus) => {
+    current = next
+    listeners.notify()
+  }
+  return {
+    get current(): SyncStatus {
+      return current
+    },
+    listeners,
+    /** Sets the given fields. */
+    set(fields: StatusFields): void {
+      for (const name of Object.keys(fields) as Array<keyof StatusFields>) {
+        if (!Object.is(fields[name], current[name])) {
+          const next = { ...current, ...fields }
+          commit({ ...next, isDirty: next.pendingKeys.length > 0 })
+          return
+        }
       }
-      status.current = {
-        isDirty: pendingKeys.length > 0,
-        isSyncing,
-        lastSyncedAt,
-        pendingKeys,
-        error,
-        isOnline: status.online,
-        isPersistent: persistent,
-        isHydrated: status.hydrated,
-        version,
+    },
+    /** The view's unconfirmed keys (the same array until that set changes) and base version. */
+    layers(pendingKeys: readonly string[], version: number): void {
+      if (pendingKeys !== current.pendingKeys || version !== current.version) {
+        commit({ ...current, pendingKeys, version, isDirty: pendingKeys.length > 0 })
       }
-      status.listeners.notify()
-      return failed
+    },
+    /** Takes `failure` as the last error; returns it as a SessionError. */
+    failed(failure: unknown, fields: StatusFields = {}): SessionError {
+      const error = asSessionError(failure)
+      this.set({ ...fields, error })
+      return error
     },
     /** The server answered: the last sync is now, and (`clearError`) the last failure is over. */
-    succeeded(clearError: boolean): void {
-      lastSyncedAt = Date.now()
-      if (clearError) error = null
-      status.update()
+    synced(clearError: boolean, fields: StatusFields = {}): void {
+      this.set({ ...fields, lastSyncedAt: Date.now(), ...(clearError && { error: null }) })
     },
   }
-  return status
 }
+
+export type StatusStore = ReturnType<typeof createStatus>

@@ -16,8 +16,9 @@ export interface QueuedPatch {
  * Only keys whose visible value really changes are announced.
  *
  * The view owns its layers: they change only through its operations (write, seal, ack, refuse,
- * rebase, restore), and after each one `onChange(outboxChanged)` runs, so saving the local copy
- * and the sync status follow every change without the caller remembering to.
+ * rebase, restore), and after each one the listener given to `onLayersChange` runs with
+ * `outboxChanged`, so saving the local copy and the sync status follow every change without the
+ * caller remembering to.
  */
 export class LayeredView {
   #base: SessionSnapshot | null = null
@@ -31,12 +32,13 @@ export class LayeredView {
   #unconfirmed: readonly string[] | null = null
   #values = new Map<string, JsonValue>()
   #snapshot: Readonly<Variables> | null = null
-  #onChange: (outboxChanged: boolean) => void
+  #onChange: (outboxChanged: boolean) => void = () => {}
 
   readonly listeners = new KeyedListeners()
 
-  constructor(onChange: (outboxChanged: boolean) => void) {
-    this.#onChange = onChange
+  /** Runs `listener(outboxChanged)` after every change of a layer (one listener: the client's, set once its parts exist). */
+  onLayersChange(listener: (outboxChanged: boolean) => void): void {
+    this.#onChange = listener
   }
 
   get base(): SessionSnapshot | null {
