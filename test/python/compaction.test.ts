@@ -1,12 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { postgresStore, type SessionSnapshot, type SessionStore, sqliteStore } from '../../src/server/index.js'
 import { MAX_TOMBSTONES } from '../../src/server/stores/session-cache.js'
-import { DATABASE_URL } from '../postgres.js'
+import { sharedScratch } from './shared-scratch.js'
 import { PYTHON, runPython, startPython, stopAllPython } from './venv.js'
 
 // Tombstone compaction across languages: Python and Node servers on one database count the
@@ -14,20 +12,7 @@ import { PYTHON, runPython, startPython, stopAllPython } from './venv.js'
 // from before a compaction made by the Python server loads the session again and never keeps a
 // variable the Python server deleted.
 
-let place = ''
-const databases: string[] = []
-beforeAll(async () => {
-  place = await mkdtemp(join(tmpdir(), 'ws-python-compaction-'))
-})
-afterAll(async () => {
-  await stopAllPython()
-  if (place) await rm(place, { recursive: true, force: true })
-  if (databases.length === 0) return
-  const admin = new pg.Client({ connectionString: DATABASE_URL })
-  await admin.connect()
-  for (const name of databases) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-  await admin.end()
-})
+const scratch = sharedScratch('ws-python-compaction-')
 
 const post = (body: unknown) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
 
@@ -46,7 +31,7 @@ interface Shared {
 }
 
 async function sqliteShared(): Promise<Shared> {
-  const file = join(place, 'shared.db')
+  const file = join(scratch.place, 'shared.db')
   const node = await sqliteStore(file)
   const db = new Database(file, { readonly: true })
   return {
@@ -70,13 +55,7 @@ async function sqliteShared(): Promise<Shared> {
 }
 
 async function postgresShared(): Promise<Shared> {
-  const name = `ws_compaction_${process.pid}_${Date.now().toString(36)}`
-  const admin = new pg.Client({ connectionString: DATABASE_URL })
-  await admin.connect()
-  await admin.query(`CREATE DATABASE ${name}`)
-  await admin.end()
-  databases.push(name)
-  const url = `${DATABASE_URL.slice(0, DATABASE_URL.lastIndexOf('/'))}/${name}`
+  const url = await scratch.database('ws_compaction')
   const node = await postgresStore(url)
   const db = new pg.Client({ connectionString: url })
   await db.connect()

@@ -1,35 +1,19 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import { postgresStore, type SessionSnapshot, sqliteStore } from '../../src/server/index.js'
-import { DATABASE_URL } from '../postgres.js'
-import { startPython, stopAllPython } from './venv.js'
+import { sharedScratch } from './shared-scratch.js'
+import { startPython } from './venv.js'
 
 // Python and Node servers on one database: the same tables, the same seq bookkeeping, the same
 // change channel. Each side writes, the other reads and hears it.
 
-let place = ''
-const databases: string[] = []
-beforeAll(async () => {
-  place = await mkdtemp(join(tmpdir(), 'ws-python-interop-'))
-})
-afterAll(async () => {
-  await stopAllPython()
-  if (place) await rm(place, { recursive: true, force: true })
-  if (databases.length === 0) return
-  const { default: pg } = await import('pg')
-  const admin = new pg.Client({ connectionString: DATABASE_URL })
-  await admin.connect()
-  for (const name of databases) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-  await admin.end()
-})
+const scratch = sharedScratch('ws-python-interop-')
 
 const sessionId = () => `interop-${Math.random().toString(36).slice(2, 12)}`
 const json = (body: unknown) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
 
 it('shares one SQLite file: each side reads what the other wrote, and a seq applied by one is not applied again by the other', async () => {
-  const file = join(place, 'shared.db')
+  const file = join(scratch.place, 'shared.db')
   const node = await sqliteStore(file)
   const id = sessionId()
   await node.apply(id, { variables: { a: 1, gone: true, text: 'é😀' }, clientId: 'node-tab', seq: 1 })
@@ -53,14 +37,7 @@ it('shares one SQLite file: each side reads what the other wrote, and a seq appl
 }, 60_000)
 
 it('shares one PostgreSQL database: each side hears the other on workflow_session_changes', async () => {
-  const { default: pg } = await import('pg')
-  const name = `ws_interop_${process.pid}_${Date.now().toString(36)}`
-  const admin = new pg.Client({ connectionString: DATABASE_URL })
-  await admin.connect()
-  await admin.query(`CREATE DATABASE ${name}`)
-  await admin.end()
-  databases.push(name)
-  const url = `${DATABASE_URL.slice(0, DATABASE_URL.lastIndexOf('/'))}/${name}`
+  const url = await scratch.database('ws_interop')
 
   const node = await postgresStore(url)
   const python = await startPython(['-m', 'workflow_session.serve', '--store', url, '--port', '0'], 'workflow-session on')
