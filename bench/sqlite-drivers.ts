@@ -28,20 +28,27 @@ async function oneRound(place: string, driver: SqliteDriverName, round: number):
     process.env.WS_BENCH_DIST ? '../dist/server/index.js' : '../src/server/index.js'
   )) as typeof import('../src/server/index.js')
   const store = await sqliteStore(join(place, `${driver.replace(':', '-')}-${round}.db`), { driver })
+  const measured = await drive((client, seq) =>
+    store.apply(`bench-session-${client}`, { variables: { field: `value ${seq}` }, clientId: `client-${client}`, seq }),
+  )
+  await store.close()
+  return measured
+}
+
+/** The clients, each writing its patches one after the other (`write(client, seq)`), all at once: the time and every write's latency. */
+async function drive(write: (client: number, seq: number) => Promise<unknown>): Promise<{ seconds: number; latencies: number[] }> {
   const latencies: number[] = []
   const started = performance.now()
   await Promise.all(
     Array.from({ length: CLIENTS }, async (_, client) => {
       for (let seq = 1; seq <= PATCHES_PER_CLIENT; seq++) {
         const sent = performance.now()
-        await store.apply(`bench-session-${client}`, { variables: { field: `value ${seq}` }, clientId: `client-${client}`, seq })
+        await write(client, seq)
         latencies.push(performance.now() - sent)
       }
     }),
   )
-  const seconds = (performance.now() - started) / 1000
-  await store.close()
-  return { seconds, latencies }
+  return { seconds: (performance.now() - started) / 1000, latencies }
 }
 
 /** The same writes with no store around them: one upsert per patch, one transaction per tick's batch. */
@@ -65,20 +72,9 @@ async function floorRound(place: string, round: number): Promise<{ seconds: numb
         })
       queue.push({ args, done })
     })
-  const latencies: number[] = []
-  const started = performance.now()
-  await Promise.all(
-    Array.from({ length: CLIENTS }, async (_, client) => {
-      for (let seq = 1; seq <= PATCHES_PER_CLIENT; seq++) {
-        const sent = performance.now()
-        await write([`bench-session-${client}`, 'field', JSON.stringify(`value ${seq}`)])
-        latencies.push(performance.now() - sent)
-      }
-    }),
-  )
-  const seconds = (performance.now() - started) / 1000
+  const measured = await drive((client, seq) => write([`bench-session-${client}`, 'field', JSON.stringify(`value ${seq}`)]))
   db.close()
-  return { seconds, latencies }
+  return measured
 }
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
