@@ -24,8 +24,6 @@ export interface SendLoopOptions extends Pick<SenderOptions, 'post' | 'retry' | 
   isRunning: () => boolean
   /** Whether the local copy is read and closed pages' changes are taken over: sending may begin. */
   isReady: () => boolean
-  /** Reads the local copy (once) and resumes sending. */
-  start: () => Promise<void>
   /** The server confirmed a patch; `taken`: its snapshot became the base. */
   onConfirmed: (snapshot: SessionSnapshot, taken: boolean) => void
 }
@@ -55,7 +53,7 @@ export interface SendLoop {
   /** As the page hides: everything unconfirmed in one patch, with `keepalive`. */
   sendOnHide(): void
   /** Resolves when every change made before the call is confirmed (see `SessionClient.flush`). */
-  flush(timeoutMs: number, started: Promise<void> | undefined): Promise<void>
+  flush(timeoutMs: number, started: Promise<void>): Promise<void>
 }
 
 /**
@@ -106,8 +104,8 @@ export function createSendLoop(options: SendLoopOptions): SendLoop {
   function send(): void {
     if (!options.isRunning() || sender.isBusy() || !status.current.isOnline) return
     if (!options.isReady()) {
+      // Sent once the client has started (resume()); starting it is the client's.
       syncRequested = true
-      void options.start()
       return
     }
     if (view.queue.length === 0) {
@@ -166,7 +164,7 @@ export function createSendLoop(options: SendLoopOptions): SendLoop {
       const ticketsNow = numbering.lastTicket()
       const mine = view.queue.map((patch) => patch.ticket)
       const wasReady = options.isReady()
-      await (started ?? options.start())
+      await started
       // A closed page's left-over changes were made before this call too: the flush waits for them.
       const leftovers = wasReady ? [] : view.queue.map((patch) => patch.ticket).filter((ticket) => ticket > ticketsNow)
       const outstanding = [...mine, ...leftovers].filter((ticket) => view.queue.some((patch) => patch.ticket === ticket))

@@ -90,7 +90,6 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     persist,
     isRunning: () => running,
     isReady: () => ready,
-    start: () => start(),
     onConfirmed(snapshot, taken) {
       identity.exists()
       if (taken) confirmedListeners.notify(snapshot)
@@ -142,6 +141,11 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       })
     }
     loop.resume()
+  }
+
+  /** Something is to be sent before the client was started (the app called sync() first): start it, and the send follows. */
+  function startToSend(): void {
+    if (!ready && running && status.current.isOnline && !loop.sender.isBusy()) void start()
   }
 
   function write(key: string, change: Change): void {
@@ -203,9 +207,12 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       status.synced(!loop.sender.isBusy())
       return snapshot
     },
-    sync: () => loop.sync(),
+    sync() {
+      loop.sync()
+      startToSend()
+    },
     sendOnHide: () => loop.sendOnHide(),
-    flush: ({ timeoutMs = options.flushTimeoutMs ?? 30_000 } = {}) => loop.flush(timeoutMs, started),
+    flush: ({ timeoutMs = options.flushTimeoutMs ?? 30_000 } = {}) => loop.flush(timeoutMs, started ?? start()),
     async run<Output>(step: string, input?: JsonValue) {
       const problem = input === undefined ? null : jsonValueProblem(input)
       if (problem) throw new TypeError(`run(${JSON.stringify(step)}): input ${problem}`)
@@ -225,6 +232,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
         // Back online: do not wait out a backoff meant for the outage.
         loop.sender.cancelRetry()
         loop.send()
+        startToSend()
       }
     },
     persist,
