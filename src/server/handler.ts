@@ -257,7 +257,8 @@ function pageOf(query: URLSearchParams): { limit: number; offset: number } {
 async function firstSchemaProblem(schema: SessionSchema | undefined, variables: Variables | undefined): Promise<string | null> {
   if (!schema || !variables) return null
   for (const [name, value] of Object.entries(variables)) {
-    const problem = await schemaProblem(schemaFor(schema, name), value)
+    // A copy: a validator that changes its input in place cannot change what was checked and is stored.
+    const problem = await schemaProblem(schemaFor(schema, name), structuredClone(value))
     if (problem) return `variable "${name}": ${problem}`
   }
   return null

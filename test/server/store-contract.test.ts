@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { type ApplyOptions, memoryStore, type SessionChange, type SessionStore, sqliteStore } from '../../src/server/index.js'
+import {
+  type ApplyOptions,
+  memoryStore,
+  type SessionChange,
+  type SessionStore,
+  sqliteStore,
+  type StandardSchemaV1,
+} from '../../src/server/index.js'
 import { ID, setup } from './helpers.js'
 
 // The handler reaches a store through its public methods only: a wrapper made the obvious way,
@@ -53,4 +60,39 @@ it("a store's apply answers its JSON text too, and the parsed snapshot only when
   const result = await store.apply(ID, { variables: { a: 1 } })
   expect(JSON.parse(result.json!)).toEqual(result.snapshot)
   expect(result.snapshot).toBe(result.snapshot) // parsed once
+})
+
+it('answers with the snapshot a wrapper changed in place (the store drops its text once the snapshot is read)', async () => {
+  const inner = memoryStore()
+  const store: SessionStore = {
+    ...inner,
+    apply: async (sessionId, change, options) => {
+      const result = await inner.apply(sessionId, change, options)
+      result.snapshot.variables.secret = '[hidden]'
+      return result
+    },
+  }
+  const { call } = setup({ store })
+  const { body } = await call('POST', `/api/session/${ID}`, { variables: { secret: 'hunter2' } })
+  expect(body.variables).toEqual({ secret: '[hidden]' })
+})
+
+it("stores what was checked, whatever the app's schema does to the value it is given", async () => {
+  // A validator that changes its input in place (fills in a default, converts a type): after the
+  // edge's check the change is not checked again, so the validator must not reach what is stored.
+  const mutating: StandardSchemaV1 = {
+    '~standard': {
+      version: 1,
+      vendor: 'test',
+      validate: (value) => {
+        Object.assign(value as object, { when: new Date(0), gone: undefined })
+        return { value }
+      },
+    },
+  }
+  const { call, store } = setup({ schema: { variables: { profile: mutating } } })
+  const { status, body } = await call('POST', `/api/session/${ID}`, { variables: { profile: { name: 'Ada' } } })
+  expect(status).toBe(200)
+  expect(body.variables).toEqual({ profile: { name: 'Ada' } })
+  expect(await store.getState(ID, 'profile')).toEqual({ name: 'Ada' })
 })

@@ -101,13 +101,18 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
 
   /** A store's answer to `apply`: the snapshot's text, parsed into `snapshot` only if someone reads it. */
   async function applyResult(after: After, applied: boolean): Promise<ApplyResult> {
-    const json = await textOf(after)
+    const text = await textOf(after)
     let snapshot: SessionSnapshot | undefined
     return {
       applied,
-      json,
+      // `snapshot` before `json`: once the snapshot was read (by a wrapper that spreads this
+      // result, or changes the snapshot in place), the text may no longer be what is answered,
+      // so `json` is gone and the handler serializes the snapshot.
       get snapshot() {
-        return (snapshot ??= JSON.parse(json) as SessionSnapshot)
+        return (snapshot ??= JSON.parse(text) as SessionSnapshot)
+      },
+      get json() {
+        return snapshot === undefined ? text : undefined
       },
     }
   }

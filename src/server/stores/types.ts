@@ -11,7 +11,8 @@ export interface ApplyResult {
    * The same snapshot as the protocol's JSON text, when the store has it at hand (the stores of
    * this package always do, and parse `snapshot` from it only when it is read). The handler
    * answers a patch with this text as it is, so a large session is not serialized again. A
-   * wrapper that returns another `snapshot` than the store's must leave `json` out.
+   * wrapper that returns another `snapshot` than the store's must leave `json` out; the stores
+   * of this package drop it themselves once `snapshot` has been read (a spread reads it).
    */
   json?: string
 }
