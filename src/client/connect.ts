@@ -163,7 +163,7 @@ async function refreshWithRetries(client: SessionClient, connected: () => boolea
 }
 
 /** A `beforeunload` confirmation while the client is dirty; listening only then, since the listener can keep the page out of the back/forward cache. */
-function askBeforeLeavingUnsaved(client: SessionClient, page: Window): () => void {
+export function askBeforeLeavingUnsaved(client: SessionClient, page: Window): () => void {
   const onBeforeUnload = (event: BeforeUnloadEvent) => {
     event.preventDefault()
     // eslint-disable-next-line @typescript-eslint/no-deprecated -- browsers before Chrome 119 show the prompt only when it is set

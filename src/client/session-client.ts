@@ -187,6 +187,9 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       running = false
       loop.sender.cancelRetry()
       await local.flush()
+      // Started again while the local copy was written (a provider re-wired at once): keep running.
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- start() may have run while awaiting
+      if (running) return
       stoppedHere(clientId)
       // From now on another client may take over what this one left unconfirmed.
       pageLock?.release()

@@ -4,7 +4,7 @@ import { onlineManager, QueryClient, QueryClientContext, QueryClientProvider, us
 import { type ReactNode, startTransition, useCallback, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore } from 'react'
 import { useDebouncedCallback } from 'use-debounce'
 import type { LocalCopyStorage } from '../client/cache.js'
-import { wirePage } from '../client/connect.js'
+import { askBeforeLeavingUnsaved, wirePage } from '../client/connect.js'
 import { createSessionClient, type SessionClient, type SessionClientOptions } from '../client/session-client.js'
 import { randomId, rememberSessionId } from '../client/session-id.js'
 import type { SyncStatus } from '../client/status.js'
@@ -230,18 +230,23 @@ interface SessionSyncProps {
 
 /**
  * Wires the client to the page as `connectToPage` does for an app without React (the same
- * `wirePage`), handing it
- * use-debounce's debounced send, TanStack Query's online state, and the session query's refetch;
- * the query itself is the server snapshot, visible in the app's devtools.
+ * `wirePage`), handing it use-debounce's debounced send, TanStack Query's online state, and the
+ * session query's refetch; the query itself is the server snapshot, visible in the app's devtools.
+ * Only a new client or a new debounce wires it again (a stop and a start): the query client and
+ * the unsaved-changes warning may change without that.
  */
 function SessionSync({ client, debounceMs, maxWaitMs, warnOnUnsavedChanges }: SessionSyncProps) {
   const send = useDebouncedCallback(() => client.sync(), debounceMs, { maxWait: maxWaitMs })
   const queryClient = useQueryClient()
+  const refetch = useRef(() => {})
   useEffect(() => {
-    const refresh = () => void queryClient.refetchQueries({ queryKey: queryKeyOf(client), exact: true })
-    const disconnect = wirePage(client, { send, online: onlineManager, refresh, warnOnUnsavedChanges })
+    refetch.current = () => void queryClient.refetchQueries({ queryKey: queryKeyOf(client), exact: true })
+  }, [client, queryClient])
+  useEffect(() => {
+    const disconnect = wirePage(client, { send, online: onlineManager, refresh: () => refetch.current(), warnOnUnsavedChanges: false })
     return () => void disconnect()
-  }, [client, send, queryClient, warnOnUnsavedChanges])
+  }, [client, send])
+  useEffect(() => (warnOnUnsavedChanges ? askBeforeLeavingUnsaved(client, window) : undefined), [client, warnOnUnsavedChanges])
   // Fetched on mount; the wiring above refetches it when the page shows again or the network is back.
   useQuery({
     queryKey: queryKeyOf(client),
