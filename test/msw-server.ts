@@ -1,3 +1,4 @@
+import { http } from 'msw'
 import { setupServer } from 'msw/node'
 import { afterAll, afterEach, beforeAll } from 'vitest'
 import { sessionHandlers } from '../src/msw.js'
@@ -49,4 +50,16 @@ function proxyStore(current: () => SessionStore): SessionStore {
       return typeof member === 'function' ? member.bind(store) : member
     },
   })
+}
+
+/** Holds the next POST to `url` until `gate` opens, then lets the real handler answer it (a slow server, one request). */
+export function holdNextPost(url: string, gate: Promise<unknown>) {
+  return http.post(
+    url,
+    async () => {
+      await gate
+      return undefined // fall through to the real handler
+    },
+    { once: true },
+  )
 }

@@ -9,7 +9,7 @@ import {
   type SessionPatch,
 } from '../../src/client/index.js'
 import { newGate } from '../gate.js'
-import { ENDPOINT, setupMockServer } from '../msw-server.js'
+import { ENDPOINT, holdNextPost, setupMockServer } from '../msw-server.js'
 
 const mock = setupMockServer({
   echo: ({ variables }) => ({ output: { email: variables.email ?? null } }),
@@ -212,16 +212,7 @@ describe('sending patches', () => {
 
   it('does not roll back newer local edits when an older reply arrives', async () => {
     const { gate, release } = newGate()
-    mock.server.use(
-      http.post(
-        `${ENDPOINT}/${ID}`,
-        async () => {
-          await gate
-          return undefined
-        },
-        { once: true },
-      ),
-    )
+    mock.server.use(holdNextPost(`${ENDPOINT}/${ID}`, gate))
     const client = makeClient()
     await client.start()
     client.set('email', 'old@b.c')
@@ -248,16 +239,7 @@ describe('flush', () => {
 
   it('resolves only after the server acknowledged every earlier change', async () => {
     const { gate, release } = newGate()
-    mock.server.use(
-      http.post(
-        `${ENDPOINT}/${ID}`,
-        async () => {
-          await gate
-          return undefined
-        },
-        { once: true },
-      ),
-    )
+    mock.server.use(holdNextPost(`${ENDPOINT}/${ID}`, gate))
     const client = makeClient()
     client.set('a', 1)
     let done = false

@@ -16,7 +16,7 @@ import {
   useVariable,
 } from '../../src/react/index.js'
 import { newGate } from '../gate.js'
-import { setupMockServer } from '../msw-server.js'
+import { holdNextPost, setupMockServer } from '../msw-server.js'
 
 const mock = setupMockServer({
   register: ({ variables }) => ({ output: `registered ${String(variables.email)}`, variables: { status: 'done' } }),
@@ -190,16 +190,7 @@ describe('useVariable', () => {
 describe('sync status', () => {
   it('goes dirty → saving → saved', async () => {
     const { gate, release } = newGate()
-    mock.server.use(
-      http.post(
-        `*/api/session/${sessionId}`,
-        async () => {
-          await gate
-          return undefined
-        },
-        { once: true },
-      ),
-    )
+    mock.server.use(holdNextPost(`*/api/session/${sessionId}`, gate))
     render(
       <App>
         <Field name="email" />
@@ -366,16 +357,7 @@ describe('useRun', () => {
 
   it('sends the pending patch first, then runs the step on it', async () => {
     const { gate, release } = newGate()
-    mock.server.use(
-      http.post(
-        `*/api/session/${sessionId}/run/register`,
-        async () => {
-          await gate
-          return undefined
-        },
-        { once: true },
-      ),
-    )
+    mock.server.use(holdNextPost(`*/api/session/${sessionId}/run/register`, gate))
     render(
       <App>
         <Register />
