@@ -13,9 +13,9 @@ export interface SenderOptions {
   persist: () => Promise<void>
   /** Whether `patch` is still to be sent (not superseded by the patch sent when the page hid). */
   isQueued: (patch: QueuedPatch) => boolean
-  onAck: (patch: QueuedPatch, snapshot: SessionSnapshot) => void
+  onConfirmed: (patch: QueuedPatch, snapshot: SessionSnapshot) => void
   /** The server refused `patch` for good (or the app did not fix a 401). */
-  onRefuse: (patch: QueuedPatch, failure: SessionError) => void
+  onRefused: (patch: QueuedPatch, failure: SessionError) => void
   /** A request started, or one failed (`failure`): the status may have changed. */
   onStatus: (failure?: SessionError) => void
   /** Sends the next patch: the backoff is over or the app fixed a 401. */
@@ -39,7 +39,7 @@ export interface Sender {
 /**
  * The retry loop of the patch queue, in the manner of TanStack's `createRetryer`: owns the one
  * request in flight, the backoff, the one retry after a 401 and keepalive; what an answer means
- * for the session is the caller's (`onAck`, `onRefuse`).
+ * for the session is the caller's (`onConfirmed`, `onRefused`).
  */
 export function createSender(options: SenderOptions): Sender {
   /** One per patch request under way; aborted when it is given up (back online), and then forgotten. */
@@ -56,7 +56,7 @@ export function createSender(options: SenderOptions): Sender {
 
   const refuse = (patch: QueuedPatch, failure: SessionError) => {
     attempt = 0
-    options.onRefuse(patch, failure)
+    options.onRefused(patch, failure)
   }
 
   function failed(patch: QueuedPatch, failure: SessionError): void {
@@ -112,7 +112,7 @@ export function createSender(options: SenderOptions): Sender {
         }
         if (!requests.delete(request)) return
         attempt = 0
-        options.onAck(patch, snapshot)
+        options.onConfirmed(patch, snapshot)
       })()
     },
     isSending: () => requests.size > 0,

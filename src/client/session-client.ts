@@ -1,21 +1,27 @@
 import { Listeners } from '../shared/listeners.js'
 import type { JsonValue, SessionSnapshot } from '../shared/protocol.js'
-import { jsonValueProblem, keyProblem } from '../shared/rules.js'
+import { jsonValueProblem, keyProblem, utf8Length } from '../shared/rules.js'
+import { FlushBarriers } from './barriers.js'
 import { sessionKeyOf } from './cache.js'
 import { type Change, toPatchBody } from './changes.js'
-import { SessionValueError } from './errors.js'
+import { SessionError, SessionValueError } from './errors.js'
 import { createLocalCopy, stoppedHere } from './local-copy.js'
 import { startPlugins } from './plugins.js'
-import { createNumbering, createSendLoop } from './send-loop.js'
+import { createSender } from './sender.js'
 import { randomId, sessionIdentity } from './session-id.js'
 import { createStatus } from './status.js'
 import { defaultLocks, holdPageLock } from './tabs.js'
 import { createTransport, endpointBase } from './transport.js'
 import type { SessionClient, SessionClientOptions } from './types.js'
 import { jsonEqual, toStoredValue } from './values.js'
-import { LayeredView } from './view.js'
+import { LayeredView, type QueuedPatch } from './view.js'
 
 export type { SessionClient, SessionClientOptions } from './types.js'
+
+/** Largest body sent with `keepalive` (browsers allow 64 KiB for all of a page's keepalive requests). */
+const KEEPALIVE_MAX_BYTES = 60 * 1024
+
+const byteLength = (body: unknown) => utf8Length(JSON.stringify(body))
 
 /**
  * Creates the framework-free session client. The React provider makes one for you and wires it
@@ -23,6 +29,18 @@ export type { SessionClient, SessionClientOptions } from './types.js'
  * the app wires four things itself (the client keeps no timer of its own): when to send
  * (`sync()` after a debounce of local writes), the page hiding (`sendOnHide()`), the online state
  * (`setOnline()`), and `stop()` when the client is dropped. `flush()` and `run()` send at once.
+ *
+ * This file is where to read what happens to a keystroke, top to bottom, until its POST leaves:
+ *
+ * 1. `set()` checks the value (`toStoredValue`, the plugins' `validate`) and `write()`s it;
+ * 2. the view shows it at once, to that key's listeners only (`view.write`);
+ * 3. the view's layers changed: the local copy saves the outbox soon, the status shows unsaved keys;
+ * 4. the `onLocalWrite` listeners run: the page wiring (`connect.ts`) calls `sync()` after its debounce;
+ * 5. `sync()` → `send()`: the pending changes are `seal()`ed into a patch with the next seq;
+ * 6. the sender writes the local copy first (a reload resends the same seq), then `post()`s the
+ *    patch through the transport, one request in flight, with backoff and the 401 handler;
+ * 7. the answer: `confirmed()` makes the server's snapshot the base, answers flush barriers and
+ *    sends what is next; `refused()` keeps the change visible and never resends it.
  *
  * @example
  * const client = createSessionClient({ endpoint: '/api/session' })
@@ -51,55 +69,183 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   /** The local copy is read and closed pages' changes are taken over: sending may begin. */
   let ready = false
   let running = true
+  /** `sync()` was asked for (or a flush waits): what is pending goes out after the request in flight. */
+  let syncRequested = false
   let pageLock: { release: () => void } | undefined
   let stopPlugins: Array<() => void> = []
+  /** This page's numbering: the seq of its next patch, and tickets (the local send order, which flush barriers count in). */
+  let nextSeq = 1
+  let lastTicket = 0
+  const nextTicket = () => ++lastTicket
   const writeListeners = new Listeners()
   const confirmedListeners = new Listeners<[SessionSnapshot]>()
+  const barriers = new FlushBarriers()
 
   // The parts, each made after what it reads: the status (which the others tell what they know),
-  // the numbering, the view the hooks read, the local copy of the view on the device, the send loop.
+  // the view the hooks read, the local copy of the view on the device, the sender of patches.
   const status = createStatus()
-  const numbering = createNumbering()
   const view = new LayeredView()
   const local = createLocalCopy(
     { storage: options.storage, wrap: (storage) => plugins.reduce((wrapped, plugin) => plugin.wrapStorage?.(wrapped) ?? wrapped, storage) },
     sessionKey,
     clientId,
     locks,
-    () => ({
-      base: view.base,
-      queue: view.queue.map((patch) => patch.body),
-      pending: toPatchBody(view.pending),
-      nextSeq: numbering.nextSeq(),
-    }),
+    () => ({ base: view.base, queue: view.queue.map((patch) => patch.body), pending: toPatchBody(view.pending), nextSeq }),
     () => status.set({ isPersistent: local.isPersistent() }),
   )
   const persist = () => {
     local.save(false)
     return local.flush()
   }
-  const loop = createSendLoop({
-    view,
-    status,
-    numbering,
-    clientId,
-    workflowId: options.workflowId,
+  const sender = createSender({
+    persist,
     post: (body, init) => transport.patch(sessionId, body, init),
     retry,
     onAuthError: options.onAuthError,
-    persist,
-    isRunning: () => running,
-    isReady: () => ready,
-    onConfirmed(snapshot, taken) {
-      identity.exists()
-      if (taken) confirmedListeners.notify(snapshot)
-    },
+    isQueued: (patch) => view.queue.includes(patch),
+    onConfirmed: confirmed,
+    onRefused: refused,
+    onStatus: (failure) =>
+      failure ? void status.failed(failure, { isSyncing: sender.isSending() }) : status.set({ isSyncing: sender.isSending() }),
+    send: () => send(),
   })
-  // Every change of a layer is saved soon and shows in the status.
+
+  // 1. A keystroke: the value is checked, then written.
+  function set(key: string, value: unknown): void {
+    const stored = toStoredValue(key, value)
+    for (const plugin of plugins) {
+      const problem = plugin.validate?.(key, stored)
+      if (problem) throw new SessionValueError(key, problem)
+    }
+    if (!view.has(key) || !jsonEqual(view.get(key), stored)) write(key, { value: stored })
+  }
+
+  // 2. It shows at once; 4. the page wiring hears of it (and calls sync() after its debounce).
+  function write(key: string, change: Change): void {
+    view.write(key, change)
+    writeListeners.notify()
+  }
+
+  // 3. Every change of a layer (this write, a seal, an answer) is saved soon and shows in the status.
   view.onLayersChange((outboxChanged) => {
     local.save(outboxChanged)
     status.layers(view.unconfirmedKeys(), view.base?.version ?? 0)
   })
+
+  // 5. The debounce is over: send what is pending now, or after the request in flight.
+  function sync(): void {
+    syncRequested = true
+    send()
+    startToSend()
+  }
+
+  /** Sends the next patch (sealing the pending changes into one when none is queued), unless one is under way. */
+  function send(): void {
+    if (!running || sender.isBusy() || !status.current.isOnline) return
+    // Not started yet: sent once start() has read the local copy (it calls resumeSending()).
+    if (!ready) {
+      syncRequested = true
+      return
+    }
+    if (view.queue.length === 0) {
+      if (view.pending.size === 0) return
+      seal()
+    }
+    syncRequested = false
+    // 6. The sender writes the local copy, then posts the patch.
+    sender.send(view.queue[0]!, false)
+  }
+
+  /** Turns the pending changes (with every queued one, `carryQueue`) into a patch with the next seq. */
+  function seal(carryQueue?: boolean): QueuedPatch {
+    return view.seal(
+      (changes) => ({
+        clientId,
+        seq: nextSeq++,
+        ...toPatchBody(changes),
+        ...(options.workflowId !== undefined && { workflowId: options.workflowId }),
+      }),
+      nextTicket(),
+      carryQueue,
+    )
+  }
+
+  // 7. The server's answer.
+  function confirmed(patch: QueuedPatch, snapshot: SessionSnapshot): void {
+    status.synced(true, { isSyncing: sender.isSending() })
+    identity.exists()
+    if (view.ack(patch, snapshot)) confirmedListeners.notify(snapshot)
+    barriers.confirm(patch.ticket)
+    sendNext()
+  }
+
+  function refused(patch: QueuedPatch, failure: SessionError): void {
+    view.refuse(patch)
+    barriers.refuse(patch.ticket, failure)
+    sendNext()
+  }
+
+  function sendNext(): void {
+    if (view.queue.length > 0 || (view.pending.size > 0 && (syncRequested || barriers.size > 0))) send()
+  }
+
+  /** Something is to be sent before the client was started (the app called sync() first): start it, and the send follows. */
+  function startToSend(): void {
+    if (!ready && running && status.current.isOnline && !sender.isBusy()) void start()
+  }
+
+  /** After `start()`: what is queued goes out, and what was pending follows without a debounce. */
+  function resumeSending(): void {
+    if (view.queue.length === 0 && view.pending.size === 0 && !syncRequested) return
+    send()
+    // Left-over patches went first; what was pending follows without waiting for a debounce.
+    if (view.pending.size > 0) syncRequested = true
+  }
+
+  /** As the page hides: everything unconfirmed in one patch, with `keepalive`. */
+  function sendOnHide(): void {
+    void persist()
+    if (!ready || !running || !status.current.isOnline || sender.isAuthorizing()) return
+    let patch: QueuedPatch | undefined
+    if (view.queue.every((queued) => queued.body.clientId === clientId) && (view.pending.size > 0 || view.queue.length > 1)) {
+      // One patch with everything unconfirmed, under a new seq: whichever of it and a patch in
+      // flight arrives last, the server ends with every change (an older seq is not applied).
+      // Too large for keepalive: a plain send, which may not outlive the page; the next load replays it.
+      if (byteLength({ clientId, seq: nextSeq, ...toPatchBody(view.unconfirmedChanges()) }) > KEEPALIVE_MAX_BYTES) {
+        sync()
+        return
+      }
+      const replaced = view.queue
+      patch = seal(true)
+      for (const queued of replaced) barriers.replace(queued.ticket, patch.ticket)
+    } else if (view.queue[0] && !sender.isSending() && byteLength(view.queue[0].body) <= KEEPALIVE_MAX_BYTES) {
+      patch = view.queue[0]
+    }
+    if (!patch) return
+    void persist()
+    sender.send(patch, true)
+  }
+
+  /** Resolves when every change made before the call is confirmed (see `SessionClient.flush`). */
+  async function flush({ timeoutMs = options.flushTimeoutMs ?? 30_000 } = {}): Promise<void> {
+    // "Before the call" is fixed now: the pending changes become a patch of their own, and the
+    // flush waits for the patches queued at this moment.
+    if (view.pending.size > 0) seal()
+    const ticketsNow = lastTicket
+    const mine = view.queue.map((patch) => patch.ticket)
+    const wasReady = ready
+    await (started ?? start())
+    // A closed page's left-over changes were made before this call too: the flush waits for them.
+    const leftovers = wasReady ? [] : view.queue.map((patch) => patch.ticket).filter((ticket) => ticket > ticketsNow)
+    const outstanding = [...mine, ...leftovers].filter((ticket) => view.queue.some((patch) => patch.ticket === ticket))
+    if (outstanding.length === 0) return
+    if (!status.current.isOnline)
+      throw new SessionError('offline', 'Offline: changes are kept and will be sent when back online', undefined, true)
+    const waited = barriers.wait(outstanding, timeoutMs)
+    sync()
+    return waited
+  }
+
   // The common reload has only a base to read: it shows as soon as it is read, not at start()
   // (which still reads what a client stopped in this page may have left since).
   void local.baseOnly.then((base) => {
@@ -120,7 +266,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   async function start(): Promise<void> {
     running = true
     pageLock ??= holdPageLock(locks, clientId)
-    started ??= local.read(numbering.nextTicket).then(({ base, patches }) => {
+    started ??= local.read(nextTicket).then(({ base, patches }) => {
       ready = true
       status.set({ isHydrated: true, isPersistent: local.isPersistent() })
       // Nothing was sent before this point: the closed pages' older changes go out before this page's.
@@ -140,17 +286,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
         events: (since, signal) => transport.events(sessionId, since, signal),
       })
     }
-    loop.resume()
-  }
-
-  /** Something is to be sent before the client was started (the app called sync() first): start it, and the send follows. */
-  function startToSend(): void {
-    if (!ready && running && status.current.isOnline && !loop.sender.isBusy()) void start()
-  }
-
-  function write(key: string, change: Change): void {
-    view.write(key, change)
-    writeListeners.notify()
+    resumeSending()
   }
 
   const client: SessionClient = {
@@ -159,14 +295,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     endpoint,
     clientId,
     get: <T>(key: string) => view.get(key) as T | undefined,
-    set(key, value) {
-      const stored = toStoredValue(key, value)
-      for (const plugin of plugins) {
-        const problem = plugin.validate?.(key, stored)
-        if (problem) throw new SessionValueError(key, problem)
-      }
-      if (!view.has(key) || !jsonEqual(view.get(key), stored)) write(key, { value: stored })
-    },
+    set,
     delete(key) {
       const problem = keyProblem(key)
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- a JavaScript caller may pass any value (a symbol among them)
@@ -185,7 +314,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     start,
     async stop() {
       running = false
-      loop.sender.cancelRetry()
+      sender.cancelRetry()
       await local.flush()
       // Started again while the local copy was written (a provider re-wired at once): keep running.
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- start() may have run while awaiting
@@ -207,19 +336,16 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       }
       // No session on the server (deleted or expired): the server's word wins over an old base.
       view.rebase(snapshot ?? { sessionId, variables: {}, version: 0, createdAt: '', updatedAt: '' }, snapshot === null)
-      status.synced(!loop.sender.isBusy())
+      status.synced(!sender.isBusy())
       return snapshot
     },
-    sync() {
-      loop.sync()
-      startToSend()
-    },
-    sendOnHide: () => loop.sendOnHide(),
-    flush: ({ timeoutMs = options.flushTimeoutMs ?? 30_000 } = {}) => loop.flush(timeoutMs, started ?? start()),
+    sync,
+    sendOnHide,
+    flush,
     async run<Output>(step: string, input?: JsonValue) {
       const problem = input === undefined ? null : jsonValueProblem(input)
       if (problem) throw new TypeError(`run(${JSON.stringify(step)}): input ${problem}`)
-      await client.flush()
+      await flush()
       const response = await transport.run<Output>(sessionId, step, input)
       receive(response.session, true)
       return response.output
@@ -229,19 +355,19 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       // A request sent before or during the outage may hang on a dead connection until its
       // timeout, and nothing else is sent meanwhile: give it up and send it again now (same
       // clientId and seq: the server applies it once).
-      if (online) loop.sender.abandon()
-      status.set({ isOnline: online, isSyncing: loop.sender.isSending() })
+      if (online) sender.abandon()
+      status.set({ isOnline: online, isSyncing: sender.isSending() })
       if (online && (view.queue.length > 0 || view.pending.size > 0)) {
         // Back online: do not wait out a backoff meant for the outage.
-        loop.sender.cancelRetry()
-        loop.send()
+        sender.cancelRetry()
+        send()
         startToSend()
       }
     },
     persist,
     async adopt() {
       // The changes made before signing in are on the server first, then the session becomes the user's.
-      await client.flush()
+      await flush()
       receive(await transport.adopt(sessionId), true)
     },
     listSessions: () => transport.list(),

@@ -85,5 +85,3 @@ export function createStatus() {
     },
   }
 }
-
-export type StatusStore = ReturnType<typeof createStatus>
