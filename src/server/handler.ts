@@ -95,7 +95,8 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
       },
       async POST({ request, sessionId, caller }) {
         // Checked here, at the edge, and only here: the protocol's rules come before the app's
-        // schema, and the store takes a change that passed validChange as it is.
+        // schema, and the store takes a change that passed validChange as it is. The whole path of
+        // a patch, from here to the commit, reads top to bottom in stores/define.ts.
         const patch = validChange(await readJsonBody(request, maxBytes))
         const keyCount = Object.keys(patch.variables ?? {}).length + (patch.deleted?.length ?? 0)
         if (keyCount > maxKeysPerPatch)

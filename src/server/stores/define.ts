@@ -15,7 +15,17 @@ import {
   validChange,
 } from '../merge.js'
 import { entryOf, snapshotOf, snapshotText, type StoredSession, valueOfEntry, variablesOf } from './stored.js'
-import type { AccessOptions, ApplyResult, CurrentSession, ListOptions, SessionStore, StoreBackend, StoreOptions, Write } from './types.js'
+import type {
+  AccessOptions,
+  ApplyOptions,
+  ApplyResult,
+  CurrentSession,
+  ListOptions,
+  SessionStore,
+  StoreBackend,
+  StoreOptions,
+  Write,
+} from './types.js'
 
 /**
  * Turns stored values into callers' values and back, one variable at a time (encryption at
@@ -56,6 +66,22 @@ type MergeOutcome = { kind: 'merged'; after: After; applied: boolean } | { kind:
  * with `planMerge` inside the backend's atomic step, and runs values through the codec.
  * Backends differ only in how they store a head and variables atomically.
  *
+ * This file is where to read what happens to a patch, top to bottom, until the store commits:
+ *
+ * 1. the Node adapter (`serve()` in `node.ts`) makes a `Request`; the handler's route table picks
+ *    `session.POST` (`handler.ts`);
+ * 2. at the edge, once: the body is read within the size limit (`readJsonBody`), checked by the
+ *    protocol's rules (`validChange`, which marks it checked), counted against `maxKeysPerPatch`,
+ *    and given to the app's schema; then `store.apply`, here:
+ * 3. `apply` checks the session id and the caller (a store is a public API for server code too);
+ * 4. `prepare` writes the values as JSON text through the codec (a change the edge checked is not checked again);
+ * 5. `merge` runs in the backend's one atomic step (`backend.update`, e.g. a savepoint in the
+ *    SQLite store's group commit): `decide` applies the owner rule and `planMerge` (`merge.ts`)
+ *    says what to write (a replayed seq is answered as it is, the size limit, the workflow
+ *    stamp); the backend writes it and commits; `capture` takes the session after;
+ * 6. `applyResult` is the answer: the snapshot's JSON text, which the handler announces to the
+ *    change feed and sends as it is.
+ *
  * @example
  * const store = defineStore({ read, update, list, ids, purgeExpired, close })
  */
@@ -67,58 +93,17 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     ;(timer as { unref?: () => void }).unref?.() // a number, without unref, outside Node
   }
 
-  /** The session after a read or write, taken synchronously (the backend's session may change after). */
-  const capture = (stored: StoredSession | null): After | null => {
-    if (!stored) return null
-    return codec
-      ? { head: stored.head, entries: [...stored.entries] }
-      : { head: stored.head, text: snapshotText(stored.head, stored.entries.values()) }
-  }
-
-  async function decodedEntries(after: After): Promise<Array<[string, string]>> {
-    const decoded: Array<[string, string]> = []
-    for (const [name, entry] of after.entries!) {
-      const value = await codec!.decode(after.head.sessionId, name, JSON.parse(valueOfEntry(name, entry)) as JsonValue)
-      decoded.push([name, entryOf(name, JSON.stringify(value))])
-    }
-    return decoded
-  }
-
-  async function textOf(after: After): Promise<string> {
-    return (
-      after.text ??
-      snapshotText(
-        after.head,
-        (await decodedEntries(after)).map(([, entry]) => entry),
-      )
-    )
-  }
-
-  async function objectOf(after: After): Promise<SessionSnapshot> {
-    if (after.text !== undefined) return JSON.parse(after.text) as SessionSnapshot
-    return snapshotOf(after.head, variablesOf(await decodedEntries(after)))
-  }
-
-  /** A store's answer to `apply`: the snapshot's text, parsed into `snapshot` only if someone reads it. */
-  async function applyResult(after: After, applied: boolean): Promise<ApplyResult> {
-    const text = await textOf(after)
-    let snapshot: SessionSnapshot | undefined
-    return {
-      applied,
-      // `snapshot` before `json`: once the snapshot was read (by a wrapper that spreads this
-      // result, or changes the snapshot in place), the text may no longer be what is answered,
-      // so `json` is gone and the handler serializes the snapshot.
-      get snapshot() {
-        return (snapshot ??= JSON.parse(text) as SessionSnapshot)
-      },
-      get json() {
-        return snapshot === undefined ? text : undefined
-      },
-    }
+  /** 3. A patch (checked at the edge when it came in a request): the session id and the caller are checked, then it is prepared, merged and answered. */
+  async function apply(sessionId: string, change: SessionChange, applyOptions: ApplyOptions = {}): Promise<ApplyResult> {
+    checkSessionId(sessionId)
+    const caller = checkCaller(applyOptions)
+    const limits = { ...(caller && { caller }), ...(applyOptions.maxBytes !== undefined && { maxBytes: applyOptions.maxBytes }) }
+    const { after, applied } = merged(await merge(sessionId, await prepare(sessionId, change), limits))
+    return applyResult(after, applied)
   }
 
   /**
-   * The caller's change, its values written as JSON text (encoded): nothing of the caller's is
+   * 4. The caller's change, its values written as JSON text (encoded): nothing of the caller's is
    * kept. The store is a public API for server code too, so it checks every change here, once,
    * unless the handler did already at the edge (a change from `validChange` is frozen and known).
    */
@@ -136,7 +121,8 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
   }
 
   /**
-   * Merges a prepared change. With `expectVersion`, only onto that version (else `conflict`).
+   * 5. Merges a prepared change in the backend's one atomic step: `decide` applies the owner rule
+   * and `planMerge`, the backend writes and commits, `view` captures the session after. With `expectVersion`, only onto that version (else `conflict`).
    * `create`: only where no session is (else `exists`), and as version 1 even when empty.
    */
   async function merge(
@@ -179,6 +165,56 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     return outcome
   }
 
+  /** 6. A store's answer to `apply`: the snapshot's text (which the handler sends as it is), parsed into `snapshot` only if someone reads it. */
+  async function applyResult(after: After, applied: boolean): Promise<ApplyResult> {
+    const text = await textOf(after)
+    let snapshot: SessionSnapshot | undefined
+    return {
+      applied,
+      // `snapshot` before `json`: once the snapshot was read (by a wrapper that spreads this
+      // result, or changes the snapshot in place), the text may no longer be what is answered,
+      // so `json` is gone and the handler serializes the snapshot.
+      get snapshot() {
+        return (snapshot ??= JSON.parse(text) as SessionSnapshot)
+      },
+      get json() {
+        return snapshot === undefined ? text : undefined
+      },
+    }
+  }
+
+  /** The session after a read or write, taken synchronously (the backend's session may change after). */
+  function capture(stored: StoredSession | null): After | null {
+    if (!stored) return null
+    return codec
+      ? { head: stored.head, entries: [...stored.entries] }
+      : { head: stored.head, text: snapshotText(stored.head, stored.entries.values()) }
+  }
+
+  async function decodedEntries(after: After): Promise<Array<[string, string]>> {
+    const decoded: Array<[string, string]> = []
+    for (const [name, entry] of after.entries!) {
+      const value = await codec!.decode(after.head.sessionId, name, JSON.parse(valueOfEntry(name, entry)) as JsonValue)
+      decoded.push([name, entryOf(name, JSON.stringify(value))])
+    }
+    return decoded
+  }
+
+  async function textOf(after: After): Promise<string> {
+    return (
+      after.text ??
+      snapshotText(
+        after.head,
+        (await decodedEntries(after)).map(([, entry]) => entry),
+      )
+    )
+  }
+
+  async function objectOf(after: After): Promise<SessionSnapshot> {
+    if (after.text !== undefined) return JSON.parse(after.text) as SessionSnapshot
+    return snapshotOf(after.head, variablesOf(await decodedEntries(after)))
+  }
+
   const store: DefinedStore = {
     [BACKEND]: backend,
     async get(sessionId, access = {}) {
@@ -187,13 +223,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       const after = await backend.read(sessionId, capture)
       return after && mayReach(after.head, caller) ? objectOf(after) : null
     },
-    async apply(sessionId, change, applyOptions = {}): Promise<ApplyResult> {
-      checkSessionId(sessionId)
-      const caller = checkCaller(applyOptions)
-      const limits = { ...(caller && { caller }), ...(applyOptions.maxBytes !== undefined && { maxBytes: applyOptions.maxBytes }) }
-      const { after, applied } = merged(await merge(sessionId, await prepare(sessionId, change), limits))
-      return applyResult(after, applied)
-    },
+    apply,
     async create(sessionId, { variables = {}, workflowId, userId, maxBytes } = {}) {
       checkSessionId(sessionId)
       if (userId !== undefined && (typeof userId !== 'string' || userId === ''))
