@@ -43,11 +43,28 @@ export function createChangeFeed(store: SessionStore) {
             end()
           }
         }
+        // The rev of each run sent (or known finished when the stream opened).
+        let runRevs: Map<string, number> | undefined
         const sendNewer = async () => {
           const snapshot = await store.get(sessionId, { caller }).catch(() => null)
-          if (!snapshot || snapshot.version <= lastSent) return
-          lastSent = snapshot.version
-          write(`id: ${snapshot.version}\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`)
+          if (snapshot && snapshot.version > lastSent) {
+            lastSent = snapshot.version
+            write(`id: ${snapshot.version}\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`)
+          }
+          if (!snapshot) return
+          // Runs: those that changed since the last event (on open: the running ones).
+          const runs = await store.listRuns(sessionId, { caller }).catch(() => [])
+          const opening = runRevs === undefined
+          runRevs ??= new Map()
+          for (const run of [...runs].reverse()) {
+            const known = runRevs.get(run.runId)
+            if (known !== undefined ? run.rev <= known : opening && run.status !== 'running') {
+              runRevs.set(run.runId, run.rev)
+              continue
+            }
+            runRevs.set(run.runId, run.rev)
+            write(`event: run\ndata: ${JSON.stringify(run)}\n\n`)
+          }
         }
         const stopListening = listen(sessionId, () => {
           queue = queue.then(sendNewer)
@@ -78,6 +95,7 @@ export function createChangeFeed(store: SessionStore) {
 
   return {
     announce,
+    listen,
     stream,
     /** Ends every open stream (before a graceful shutdown) and stops watching the store. */
     close: () => {

@@ -1,12 +1,13 @@
 import { DEFAULT_BASE, DEFAULT_MAX_BYTES, type JsonValue, type Variables, withoutTrailingSlashes } from '../shared/protocol.js'
 import { isSessionId } from '../shared/rules.js'
-import { schemaFor, schemaProblem, type SessionSchema } from '../shared/schema.js'
+import { firstSchemaProblem, type SessionSchema } from '../shared/schema.js'
 import { errorResponse, jsonResponse, jsonTextResponse, SessionProtocolError } from './errors.js'
 import { createChangeFeed } from './events.js'
 import { mayReach, validChange } from './merge.js'
-import { parseRunInput, readJsonBody } from './request.js'
-import { runStep, type Steps } from './steps.js'
-import type { ApplyResult, Caller, SessionStore } from './stores/types.js'
+import { parseRunInput, parseRunStart, readJsonBody } from './request.js'
+import { createRunner, STEP_RESULT_PROBLEMS } from './runs.js'
+import { runStep, stepFunction, type Steps } from './steps.js'
+import type { ApplyResult, Caller, ConcurrentRuns, SessionStore } from './stores/types.js'
 
 export interface SessionHandlerOptions {
   store: SessionStore
@@ -34,8 +35,26 @@ export interface SessionHandlerOptions {
   maxKeysPerPatch?: number
   /** Standard Schemas for variables and workflow fields, applied to patches and to step results (the client's schema). */
   schema?: SessionSchema
-  /** Told of unexpected errors and failed steps (the response says only what is safe). Default: console.error. */
-  onError?: (error: unknown, context: { request: Request; step?: string }) => void
+  /**
+   * Told of unexpected errors and of steps that failed by an error other than a `StepError` (the
+   * response says only what is safe). Default: console.error.
+   */
+  onError?: (error: unknown, context: { request?: Request; step?: string }) => void
+  /** A run's time limit unless its step has its own (`{ run, timeoutMs }`); default 15 minutes. */
+  runTimeoutMs?: number
+  /**
+   * A start of a run while a run of the same step is running in the session: `join` (default)
+   * answers the running run, `refuse` answers 409 `run_in_progress`.
+   */
+  concurrentRuns?: ConcurrentRuns
+  /**
+   * For platforms that freeze a function once it has answered (serverless route handlers): the
+   * start of a run stays open and streams the run's record until it ends. If that request dies,
+   * the run ends `lost`. Default false: a run goes on after its start is answered.
+   */
+  runsInRequest?: boolean
+  /** One line for each run a shutdown (`close()`) ended `lost`. Default: console.warn. */
+  log?: (line: string) => void
 }
 
 /**
@@ -43,7 +62,8 @@ export interface SessionHandlerOptions {
  * shutting down); `allowed(pathname)` lists an endpoint's methods (the Node adapter's `Allow`).
  */
 export type SessionHandler = ((request: Request) => Promise<Response>) & {
-  close(this: void): void
+  /** Ends open change streams and ends this process's running runs `lost` (one log line each). */
+  close(this: void): Promise<void>
   allowed(this: void, pathname: string): string[]
 }
 
@@ -55,9 +75,11 @@ interface Call {
   sessionId: string
   /** The step name on the run route. */
   step: string
+  /** The run id on the routes of one run. */
+  runId: string
 }
 
-type RouteName = 'list' | 'session' | 'run' | 'events' | 'adopt'
+type RouteName = 'list' | 'session' | 'run' | 'events' | 'adopt' | 'runs' | 'runRecord' | 'runCancel'
 
 /**
  * The session protocol (docs/protocol.md) as one `Request → Response` function, for any runtime
@@ -77,6 +99,18 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
   const base = withoutTrailingSlashes(options.base ?? DEFAULT_BASE)
   const onError = options.onError ?? ((error: unknown) => console.error('[workflow-session]', error))
   const feed = createChangeFeed(store)
+  const runner = createRunner({
+    store,
+    steps,
+    schema,
+    maxBytes,
+    runTimeoutMs: options.runTimeoutMs,
+    concurrentRuns: options.concurrentRuns ?? 'join',
+    report: (error, step) => onError(error, { step }),
+    log: options.log ?? ((line) => console.warn(line)),
+    announce: feed.announce,
+    listen: feed.listen,
+  })
 
   const routes: Record<RouteName, Partial<Record<string, (call: Call) => Promise<Response>>>> = {
     list: {
@@ -121,8 +155,16 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         const variables: Variables = current?.variables ?? {}
         const report = (error: unknown) => onError(error, { request, step })
         const result = await runStep(
-          steps[step]!,
-          { sessionId, variables, input: input as JsonValue | undefined, userId: caller.userId ?? undefined },
+          stepFunction(steps[step]!),
+          {
+            sessionId,
+            variables,
+            input: input as JsonValue | undefined,
+            userId: caller.userId ?? undefined,
+            runId: undefined,
+            signal: request.signal,
+            progress: () => {},
+          },
           report,
         )
         const problem = await firstSchemaProblem(schema, result.variables)
@@ -153,6 +195,40 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         const snapshot = await store.adopt(sessionId, caller.userId)
         feed.announce(sessionId)
         return jsonResponse(snapshot)
+      },
+    },
+    runs: {
+      async GET({ sessionId, caller }) {
+        return jsonResponse({ runs: await store.listRuns(sessionId, { caller }) })
+      },
+      async POST({ request, sessionId, caller }) {
+        const start = parseRunStart(await readJsonBody(request, maxBytes))
+        if (!Object.hasOwn(steps, start.step)) throw new SessionProtocolError('unknown_step', `No step named "${start.step}"`)
+        const waitMs = waitOf(new URL(request.url).searchParams)
+        const { run, created } = await runner.start(sessionId, caller, start)
+        if (created && options.runsInRequest) return runner.stream(sessionId, run, caller, request.signal)
+        const answer = waitMs > 0 ? ((await runner.wait(sessionId, run.runId, caller, Number.MAX_SAFE_INTEGER, waitMs)) ?? run) : run
+        return jsonResponse(await runner.answerOf(sessionId, answer, caller), created ? 202 : 200)
+      },
+    },
+    runRecord: {
+      async GET({ request, sessionId, caller, runId }) {
+        const query = new URL(request.url).searchParams
+        const after = query.get('after')
+        if (after !== null && !/^\d{1,15}$/.test(after))
+          throw new SessionProtocolError('bad_request', '"after" must be a whole number (a rev)')
+        const run = await runner.wait(sessionId, runId, caller, after === null ? -1 : Number(after), waitOf(query))
+        if (!run) throw noSuchRun()
+        return jsonResponse(await runner.answerOf(sessionId, run, caller))
+      },
+    },
+    runCancel: {
+      async POST({ request, sessionId, caller, runId }) {
+        // No body is read; like a run's, the request has no content type or JSON (never a form's).
+        await readJsonBody(request, maxBytes, { emptyNeedsNoType: true })
+        const run = await runner.cancel(sessionId, runId, caller)
+        if (!run) throw noSuchRun()
+        return jsonResponse(await runner.answerOf(sessionId, run, caller))
       },
     },
     events: {
@@ -196,7 +272,10 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
     }
     const step = name === 'run' ? parts[2]! : ''
     if (name === 'run' && !Object.hasOwn(steps, step)) throw new SessionProtocolError('unknown_step', `No step named "${step}"`)
-    return answer({ request, caller, sessionId, step })
+    const runId = name === 'runRecord' || name === 'runCancel' ? parts[2]! : ''
+    // An id no run can have is answered as an unknown run.
+    if (runId !== '' && !isSessionId(runId)) throw noSuchRun()
+    return answer({ request, caller, sessionId, step, runId })
   }
 
   const handler = async (request: Request) => {
@@ -217,7 +296,11 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
       return []
     }
   }
-  return Object.assign(handler, { close: feed.close, allowed })
+  const close = async () => {
+    feed.close()
+    await runner.close()
+  }
+  return Object.assign(handler, { close, allowed })
 }
 
 /** The snapshot of an apply as the protocol's JSON: the store's own text when it has it (see `ApplyResult.json`). */
@@ -238,6 +321,9 @@ function routeOf(parts: string[]): RouteName {
   if (parts.length === 2 && parts[1] === 'events') return 'events'
   if (parts.length === 2 && parts[1] === 'adopt') return 'adopt'
   if (parts.length === 3 && parts[1] === 'run') return 'run'
+  if (parts.length === 2 && parts[1] === 'runs') return 'runs'
+  if (parts.length === 3 && parts[1] === 'runs') return 'runRecord'
+  if (parts.length === 4 && parts[1] === 'runs' && parts[3] === 'cancel') return 'runCancel'
   throw noSuchEndpoint()
 }
 
@@ -254,17 +340,6 @@ function pageOf(query: URLSearchParams): { limit: number; offset: number } {
   return { limit: number('limit', 50, 1, 100), offset: number('offset', 0, 0, Number.MAX_SAFE_INTEGER) }
 }
 
-/** The first schema refusal among `variables`, as `variable "name": message`, or null. */
-async function firstSchemaProblem(schema: SessionSchema | undefined, variables: Variables | undefined): Promise<string | null> {
-  if (!schema || !variables) return null
-  for (const [name, value] of Object.entries(variables)) {
-    // A copy: a validator that changes its input in place cannot change what was checked and is stored.
-    const problem = await schemaProblem(schemaFor(schema, name), structuredClone(value))
-    if (problem) return `variable "${name}": ${problem}`
-  }
-  return null
-}
-
 function decodePart(part: string): string {
   try {
     return decodeURIComponent(part)
@@ -273,11 +348,21 @@ function decodePart(part: string): string {
   }
 }
 
-/** Errors of a step's own changes: the step's failure (500 `step_failed`), not the request's. */
-const STEP_RESULT_PROBLEMS = new Set(['invalid_key', 'invalid_patch', 'too_large'])
-
 function noSuchSession(): SessionProtocolError {
   return new SessionProtocolError('not_found', 'No such session')
+}
+
+function noSuchRun(): SessionProtocolError {
+  return new SessionProtocolError('not_found', 'No such run')
+}
+
+/** `?waitMs=`: 0 to 30000, default 0. */
+function waitOf(query: URLSearchParams): number {
+  const text = query.get('waitMs')
+  if (text === null) return 0
+  const value = /^\d{1,5}$/.test(text) ? Number(text) : NaN
+  if (!(value <= 30_000)) throw new SessionProtocolError('bad_request', '"waitMs" must be a whole number from 0 to 30000')
+  return value
 }
 
 function noSuchEndpoint(): SessionProtocolError {

@@ -12,7 +12,7 @@ import { nodeRequest } from './node-request.js'
  * around it). A `close()` on it is called first when the server closes (to end open streams).
  */
 export type FetchHandler = ((request: Request) => Response | Promise<Response>) & {
-  close?: () => void
+  close?: () => void | Promise<void>
   allowed?: (pathname: string) => string[]
 }
 
@@ -209,7 +209,9 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
 
   const close = () =>
     (closing ??= (async () => {
-      handler.close?.()
+      // Open streams end, and the runs this process executes end `lost` in their store (one log
+      // line each) before the store is closed.
+      const handlerClosed = handler.close?.()
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
       // Idle keep-alive connections would hold close() open; busy ones finish their request
       // first and are swept as soon as they fall idle.
@@ -220,6 +222,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       clearInterval(sweep)
       clearTimeout(force)
       for (const signal of shutdownSignals) process.off(signal, onSignal)
+      await handlerClosed
       await onClose?.()
     })())
   const onSignal = () => {

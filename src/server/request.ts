@@ -1,4 +1,5 @@
-import { isPlainObject } from '../shared/rules.js'
+import type { JsonValue } from '../shared/protocol.js'
+import { isPlainObject, isSessionId, jsonValueProblem } from '../shared/rules.js'
 import { SessionProtocolError } from './errors.js'
 
 /**
@@ -91,4 +92,15 @@ export function parseRunInput(body: unknown): unknown {
   if (body === undefined) return undefined
   if (!isPlainObject(body)) throw new SessionProtocolError('invalid_patch', 'The run body must be a JSON object: { "input": … }')
   return body.input
+}
+
+/** Checks the body of a run's start: `{ "runId", "step", "input"? }` (input: any JSON within a variable's rules). */
+export function parseRunStart(body: unknown): { runId: string; step: string; input: JsonValue | undefined } {
+  if (!isPlainObject(body)) throw new SessionProtocolError('invalid_run', 'The body must be a JSON object: { "runId", "step", "input" }')
+  const { runId, step, input } = body
+  if (!isSessionId(runId)) throw new SessionProtocolError('invalid_run', '"runId" must be 8 to 128 characters of A-Z a-z 0-9 _ -')
+  if (typeof step !== 'string' || step === '') throw new SessionProtocolError('invalid_run', '"step" must be the name of a step')
+  const problem = input === undefined ? null : jsonValueProblem(input)
+  if (problem) throw new SessionProtocolError('invalid_patch', `"input" ${problem}`)
+  return { runId, step, input: input as JsonValue | undefined }
 }

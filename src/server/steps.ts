@@ -13,6 +13,18 @@ export interface StepContext {
   userId: string | undefined
   /** One workflow's scoped view, as the client's `useWorkflow`: what the step changes through it is merged too. */
   workflow<Data extends object = Record<string, JsonValue>>(this: void, workflowId: string): Workflow<Data>
+  /** The run's id (a run started with `POST {base}/{id}/runs`); undefined for the synchronous `run/{step}`. */
+  runId: string | undefined
+  /**
+   * Aborted when the run is cancelled, passes its time limit, or its server shuts down; pass it
+   * on (`fetch(url, { signal })`). Nothing the step returns after that is merged.
+   */
+  signal: AbortSignal
+  /**
+   * Reports progress: any JSON within a variable's limits (a `TypeError` otherwise). The latest
+   * value is stored and sent to watchers, at most 4 times a second however often it is called.
+   */
+  progress(this: void, value: JsonValue): void
 }
 
 /** What a step returns: an output for the caller, and variable changes merged atomically. */
@@ -25,11 +37,21 @@ export interface StepResult<Output = JsonValue> {
 // eslint-disable-next-line @typescript-eslint/no-invalid-void-type -- a step may return nothing (it changed variables only)
 export type Step = (context: StepContext) => StepResult | void | Promise<StepResult | void>
 
-export type Steps = Record<string, Step>
+/** A step with its own time limit (the handler's `runTimeoutMs` otherwise). */
+export interface StepWithOptions {
+  run: Step
+  timeoutMs?: number
+}
+
+export type Steps = Record<string, Step | StepWithOptions>
+
+/** The function of a registered step. */
+export const stepFunction = (definition: Step | StepWithOptions): Step => (typeof definition === 'function' ? definition : definition.run)
 
 /**
- * Throw it from a step to show its message to the caller (as 500 `step_failed`); any other
- * error is logged and answered with a generic message, so no internals leak.
+ * Throw it from a step to show its message to the caller (as 500 `step_failed`, or a run ended
+ * `failed`): it is the step's answer, not a fault, so it is not logged. Any other error is
+ * logged and answered with a generic message, so no internals leak.
  *
  * @example
  * steps: { pay: async ({ variables }) => { if (!variables.card) throw new StepError('Add a card first') } }
@@ -49,8 +71,9 @@ export async function runStep(step: Step, context: Omit<StepContext, 'workflow'>
         workflow: (workflowId) => scopeWorkflow(draft.access, workflowId),
       })) ?? {}
   } catch (error) {
+    if (error instanceof StepError) throw new SessionProtocolError('step_failed', error.message)
     report(error)
-    throw new SessionProtocolError('step_failed', error instanceof StepError ? error.message : 'The step failed')
+    throw new SessionProtocolError('step_failed', 'The step failed')
   }
   const problem = resultProblem(result)
   if (problem) {

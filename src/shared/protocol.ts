@@ -53,6 +53,39 @@ export interface RunResponse<Output = JsonValue> {
   session: SessionSnapshot
 }
 
+/** Where a run is: `running`, then exactly one of the others, for good. */
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'timed_out' | 'lost'
+
+/** A workflow run as the server keeps it (docs/protocol.md, "Runs"). */
+export interface RunRecord<Output = JsonValue> {
+  runId: string
+  step: string
+  status: RunStatus
+  input: JsonValue
+  /** The latest value the step reported with `progress()`, or null. */
+  progress: JsonValue
+  /** The step's output once `succeeded`, else null. */
+  output: Output | null
+  /** Why the run did not succeed: `step_failed` (the step's safe message), `cancelled`, `timed_out` or `lost`. */
+  error: { code: 'step_failed' | 'cancelled' | 'timed_out' | 'lost'; message: string } | null
+  startedAt: string
+  finishedAt: string | null
+  /** Renewed at least every 5 s while `running`; a run whose heartbeat is 30 s old has lost its server. */
+  heartbeatAt: string
+  /** The session version the step read. */
+  readVersion: number
+  /** For `succeeded`: the session version after its changes were merged; else null. */
+  version: number | null
+  /** Grows with every change of the record (progress, status), so a watcher asks for what is newer. */
+  rev: number
+}
+
+/** Every answer about one run; `session` comes with a `succeeded` run (the snapshot when answered). */
+export interface RunAnswer<Output = JsonValue> {
+  run: RunRecord<Output>
+  session?: SessionSnapshot
+}
+
 /** Every error code the protocol defines. */
 export type ProtocolErrorCode =
   | 'invalid_json'
@@ -69,6 +102,8 @@ export type ProtocolErrorCode =
   | 'step_failed'
   | 'unavailable'
   | 'bad_request'
+  | 'invalid_run'
+  | 'run_in_progress'
 
 /** Every error response: `{ "error": { "code", "message" } }`. */
 export interface ErrorBody {

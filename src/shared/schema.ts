@@ -72,3 +72,17 @@ export function schemaProblemSync(schema: StandardSchemaV1 | undefined, value: u
 export async function schemaProblem(schema: StandardSchemaV1 | undefined, value: unknown): Promise<string | null> {
   return schema ? describe(await schema['~standard'].validate(value)) : null
 }
+
+/** The first schema refusal among `variables`, as `variable "name": message`, or null. */
+export async function firstSchemaProblem(
+  schema: SessionSchema | undefined,
+  variables: Record<string, unknown> | undefined,
+): Promise<string | null> {
+  if (!schema || !variables) return null
+  for (const [name, value] of Object.entries(variables)) {
+    // A copy: a validator that changes its input in place cannot change what was checked and is stored.
+    const problem = await schemaProblem(schemaFor(schema, name), structuredClone(value))
+    if (problem) return `variable "${name}": ${problem}`
+  }
+  return null
+}

@@ -66,7 +66,7 @@ describe('SQLite', () => {
     expect((await store.list({ userId: 'ada' })).map((summary) => summary.sessionId)).toEqual(['release-session-1'])
     await store.close()
     const tables = new Database(path).prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all()
-    expect(tables).toEqual([{ name: 'ws_sessions' }, { name: 'ws_variables' }])
+    expect(tables).toEqual([{ name: 'ws_runs' }, { name: 'ws_sessions' }, { name: 'ws_variables' }])
   })
 
   it('writes one variable row for a one-key patch on a session of 10,000 variables', async () => {

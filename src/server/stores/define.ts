@@ -1,4 +1,4 @@
-import type { JsonValue, SessionSnapshot } from '../../shared/protocol.js'
+import type { JsonValue, RunRecord, SessionSnapshot } from '../../shared/protocol.js'
 import { isSessionId } from '../../shared/rules.js'
 import { scopeWorkflow } from '../../shared/workflow.js'
 import { createDraft } from '../draft.js'
@@ -21,8 +21,13 @@ import type {
   ApplyResult,
   CurrentSession,
   ListOptions,
+  RunEnd,
+  RunFinished,
+  RunStart,
+  RunStarted,
   SessionStore,
   StoreBackend,
+  StoredRun,
   StoreOptions,
   Write,
 } from './types.js'
@@ -44,7 +49,7 @@ export interface DefineStoreOptions extends StoreOptions {
 /** The backend under a store made by `defineStore`, for `encryptedStore`, which adds a codec to it. */
 const BACKEND = Symbol('workflow-session.backend')
 
-type DefinedStore = SessionStore & { [BACKEND]?: StoreBackend }
+type DefinedStore = SessionStore & { [BACKEND]?: { backend: StoreBackend; runLostAfterMs: number | undefined } }
 
 /** How often `updateWorkflow` re-runs its edit when other writes keep landing first. */
 const MAX_EDIT_ATTEMPTS = 20
@@ -215,8 +220,143 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     return snapshotOf(after.head, variablesOf(await decodedEntries(after)))
   }
 
+  // Runs: each change of a run record is one atomic step of its session (backend.update with the
+  // run's id), so a start is once per id, and an end is once per run with its changes merged in it.
+  const lostAfterMs = options.runLostAfterMs ?? 30_000
+
+  /** The record as the caller sees it (values decoded). */
+  async function runOf(sessionId: string, stored: StoredRun): Promise<RunRecord> {
+    const record = JSON.parse(stored.record) as RunRecord
+    if (!codec) return record
+    const decode = async (field: 'input' | 'progress' | 'output') =>
+      record[field] === null ? null : codec.decode(sessionId, `run:${record.runId}:${field}`, record[field])
+    return { ...record, input: await decode('input'), progress: await decode('progress'), output: await decode('output') }
+  }
+
+  const encodeRunValue = async (sessionId: string, runId: string, field: string, value: JsonValue | undefined) =>
+    value === undefined || value === null ? null : codec ? codec.encode(sessionId, `run:${runId}:${field}`, value) : value
+
+  const stale = (run: StoredRun, now: number) => run.status === 'running' && now - run.heartbeatAt > lostAfterMs
+
+  /** The record ended as `end` says, written at `now` (its changes are the caller's). */
+  function ended(stored: StoredRun, status: RunRecord['status'], now: Date, fields: Partial<RunRecord>): StoredRun {
+    const record = JSON.parse(stored.record) as RunRecord
+    return storedRun({ ...record, ...fields, status, finishedAt: now.toISOString(), heartbeatAt: now.toISOString(), rev: record.rev + 1 })
+  }
+
+  const lostRun = (stored: StoredRun, now: Date) =>
+    ended(stored, 'lost', now, { error: { code: 'lost', message: 'The server running the step stopped answering' } })
+
+  async function startRun(sessionId: string, start: RunStart, runOptions: ApplyOptions = {}): Promise<RunStarted> {
+    checkSessionId(sessionId)
+    const caller = checkCaller(runOptions)
+    const input = await encodeRunValue(sessionId, start.runId, 'input', start.input)
+    let answer: StoredRun | undefined
+    let made: StoredRun | undefined
+    const after = await backend.update(
+      sessionId,
+      [],
+      (current, runs) => {
+        if (current && !mayReach(current.head, caller)) throw new SessionProtocolError('not_found', 'No such session')
+        const now = new Date()
+        const lost = runs.running.filter((run) => stale(run, now.getTime())).map((run) => lostRun(run, now))
+        answer = runs.run?.status === 'running' && stale(runs.run, now.getTime()) ? lost.find((run) => run.runId === start.runId) : runs.run
+        const same = runs.running.find((run) => run.step === start.step && !stale(run, now.getTime()))
+        if (!answer && same) {
+          if (start.concurrentRuns === 'refuse')
+            throw new SessionProtocolError('run_in_progress', `A run of step "${start.step}" is running in this session`)
+          answer = same
+        }
+        if (answer) return lost.length > 0 ? { runs: lost } : undefined
+        // A missing session is made first, as a patch would make it: the run needs a session to belong to.
+        const owner = caller?.userId ?? undefined
+        const head = current?.head ?? {
+          ...planMerge(null, () => undefined, sessionId, { sets: new Map(), deletes: [] }, now, owner === undefined ? {} : { owner }).head,
+          version: 1,
+        }
+        const at = now.toISOString()
+        made = storedRun({
+          runId: start.runId,
+          step: start.step,
+          status: 'running',
+          input,
+          progress: null,
+          output: null,
+          error: null,
+          startedAt: at,
+          finishedAt: null,
+          heartbeatAt: at,
+          readVersion: head.version,
+          version: null,
+          rev: 1,
+        })
+        return { ...(!current && { head }), runs: [made, ...lost] }
+      },
+      capture,
+      start.runId,
+    )
+    if (made && after) return { run: await runOf(sessionId, made), created: true, variables: (await objectOf(after)).variables }
+    return { run: await runOf(sessionId, answer!), created: false, variables: null }
+  }
+
+  async function finishRun(sessionId: string, runId: string, end: RunEnd, runOptions: ApplyOptions = {}): Promise<RunFinished | null> {
+    checkSessionId(sessionId)
+    const caller = checkCaller(runOptions)
+    const change = end.status === 'succeeded' && end.change ? await prepare(sessionId, end.change) : null
+    const output = end.status === 'succeeded' ? await encodeRunValue(sessionId, runId, 'output', end.output) : null
+    // What decide found and did, read after the atomic step.
+    const outcome: { found?: StoredRun; finished: boolean; applied: boolean } = { finished: false, applied: false }
+    const after = await backend.update(
+      sessionId,
+      change ? namesNeeded(change) : [],
+      (current, runs): Write | undefined => {
+        const found = runs.run
+        if (!found || (current && !mayReach(current.head, caller))) return undefined
+        outcome.found = found
+        if (found.status !== 'running') return undefined
+        const now = new Date()
+        outcome.finished = true
+        if (end.status !== 'succeeded') {
+          const code = end.status === 'failed' ? 'step_failed' : end.status
+          outcome.found = ended(found, end.status, now, { error: { code, message: end.message } })
+          return { runs: [outcome.found] }
+        }
+        const limits = {
+          ...(runOptions.maxBytes !== undefined && { maxBytes: runOptions.maxBytes }),
+          ...(caller?.userId && { owner: caller.userId }),
+        }
+        const plan = change ? planMerge(current?.head ?? null, (name) => current?.sizeOf(name), sessionId, change, now, limits) : null
+        outcome.applied = plan?.applied ?? false
+        const version = plan?.applied ? plan.head.version : (current?.head.version ?? 0)
+        outcome.found = ended(found, 'succeeded', now, { output, version })
+        return plan?.applied
+          ? { head: plan.head, sets: plan.sets, deletes: plan.deletes, runs: [outcome.found] }
+          : { runs: [outcome.found] }
+      },
+      capture,
+      runId,
+    )
+    if (!outcome.found) return null
+    const session = end.status === 'succeeded' && outcome.finished && after ? await applyResult(after, outcome.applied) : null
+    return { run: await runOf(sessionId, outcome.found), finished: outcome.finished, session }
+  }
+
+  /** Whether `caller` reaches the session (null when it is missing). */
+  async function reachable(sessionId: string, access: AccessOptions): Promise<boolean> {
+    checkSessionId(sessionId)
+    const caller = checkCaller(access)
+    return backend.read(sessionId, (stored) => stored !== null && mayReach(stored.head, caller))
+  }
+
+  /** A stored run as it is read: one whose server stopped answering is ended `lost` first. */
+  async function readRun(sessionId: string, stored: StoredRun): Promise<RunRecord> {
+    if (!stale(stored, Date.now())) return runOf(sessionId, stored)
+    const lost = await finishRun(sessionId, stored.runId, { status: 'lost', message: 'The server running the step stopped answering' })
+    return lost ? lost.run : runOf(sessionId, stored)
+  }
+
   const store: DefinedStore = {
-    [BACKEND]: backend,
+    [BACKEND]: { backend, runLostAfterMs: options.runLostAfterMs },
     async get(sessionId, access = {}) {
       checkSessionId(sessionId)
       const caller = checkCaller(access)
@@ -265,6 +405,39 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       return objectOf(after!)
     },
     list: (listOptions = {}) => backend.list(checkList(listOptions)),
+    startRun,
+    finishRun,
+    async getRun(sessionId, runId, access = {}) {
+      if (!(await reachable(sessionId, access))) return null
+      const [stored] = await backend.runs(sessionId, runId)
+      return stored ? readRun(sessionId, stored) : null
+    },
+    async listRuns(sessionId, access = {}) {
+      if (!(await reachable(sessionId, access))) return []
+      return Promise.all((await backend.runs(sessionId)).map((stored) => readRun(sessionId, stored)))
+    },
+    async touchRun(sessionId, runId, progress) {
+      checkSessionId(sessionId)
+      const value = progress && (await encodeRunValue(sessionId, runId, 'progress', progress.value))
+      let found: StoredRun | undefined
+      await backend.update(
+        sessionId,
+        [],
+        (_current, runs) => {
+          found = runs.run
+          if (found?.status !== 'running') return undefined
+          const record = JSON.parse(found.record) as RunRecord
+          const at = new Date().toISOString()
+          found = storedRun(
+            progress ? { ...record, heartbeatAt: at, progress: value ?? null, rev: record.rev + 1 } : { ...record, heartbeatAt: at },
+          )
+          return { runs: [found] }
+        },
+        () => null,
+        runId,
+      )
+      return found ? runOf(sessionId, found) : null
+    },
     ids: () => backend.ids(),
     purgeExpired: () => backend.purgeExpired(),
     async getState<T>(sessionId: string, key: string) {
@@ -315,10 +488,23 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
 
 /** The same store with values run through `codec` (for `encryptedStore`); closing it closes `store`. */
 export function withCodec(store: SessionStore, codec: ValueCodec): SessionStore {
-  const backend = (store as DefinedStore)[BACKEND]
-  if (!backend)
+  const defined = (store as DefinedStore)[BACKEND]
+  if (!defined)
     throw new TypeError('This store was not made by workflow-session (memoryStore, fileStore, sqliteStore, postgresStore, or defineStore)')
-  return { ...defineStore(backend, { codec }), close: () => store.close() }
+  const options = { codec, ...(defined.runLostAfterMs !== undefined && { runLostAfterMs: defined.runLostAfterMs }) }
+  return { ...defineStore(defined.backend, options), close: () => store.close() }
+}
+
+/** The stored form of a run record: the columns runs are found by, and the record's JSON. */
+export function storedRun(record: RunRecord): StoredRun {
+  return {
+    runId: record.runId,
+    step: record.step,
+    status: record.status,
+    startedAt: record.startedAt,
+    heartbeatAt: Date.parse(record.heartbeatAt),
+    record: JSON.stringify(record),
+  }
 }
 
 function checkSessionId(sessionId: unknown): asserts sessionId is string {

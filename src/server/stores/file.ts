@@ -7,27 +7,49 @@ import type { SessionHead } from '../merge.js'
 import { defineStore } from './define.js'
 import { isExpired, pageOf } from './records.js'
 import { applyPlan, entryOf, fromSnapshotRecord, type StoredSession, summaryOf } from './stored.js'
-import type { SessionStore, StoreOptions } from './types.js'
+import { type CurrentRuns, MAX_FINISHED_RUNS, type SessionStore, type StoredRun, type StoreOptions } from './types.js'
 
 /** A session file: the head, and the variables as one JSON object (the values' own JSON text inside it). */
 interface SessionFile {
   head: SessionHead
   variables: Record<string, unknown>
+  /** The session's runs, in the order they started. */
+  runs?: StoredRun[]
 }
 
+/** A session with its runs, as its file holds them. */
+type FileSession = StoredSession & { runs: StoredRun[] }
+
 /** Reads a session file of this format, or of 0.1's `{ snapshot, clientSeqs }`. */
-function parseFile(text: string): StoredSession {
+function parseFile(text: string): FileSession {
   const parsed = JSON.parse(text) as SessionFile | Parameters<typeof fromSnapshotRecord>[0]
-  if ('snapshot' in parsed) return fromSnapshotRecord(parsed)
+  if ('snapshot' in parsed) return { ...fromSnapshotRecord(parsed), runs: [] }
   return {
     head: parsed.head,
     entries: new Map(Object.entries(parsed.variables).map(([name, value]) => [name, entryOf(name, JSON.stringify(value))])),
+    runs: parsed.runs ?? [],
   }
 }
 
 /** The file's text: joined from the entries, the values not serialized again. */
-const fileText = (stored: StoredSession) =>
-  `{"head":${JSON.stringify(stored.head)},"variables":{${[...stored.entries.values()].join(',')}}}`
+const fileText = (stored: FileSession) =>
+  `{"head":${JSON.stringify(stored.head)},"variables":{${[...stored.entries.values()].join(',')}},"runs":${JSON.stringify(stored.runs)}}`
+
+/** What `update(…, runId)` shows `decide` of a session's runs. */
+function currentRuns(stored: FileSession | null, runId: string | undefined): CurrentRuns {
+  if (runId === undefined || !stored) return { run: undefined, running: [] }
+  return { run: stored.runs.find((run) => run.runId === runId), running: stored.runs.filter((run) => run.status === 'running') }
+}
+
+/** The runs after writing `written` (by run id), with the finished ones beyond the newest 50 dropped. */
+function withRuns(runs: StoredRun[], written: readonly StoredRun[]): StoredRun[] {
+  const byId = new Map(runs.map((run) => [run.runId, run]))
+  for (const run of written) byId.set(run.runId, run)
+  const all = [...byId.values()]
+  const finished = all.filter((run) => run.status !== 'running')
+  const dropped = new Set(finished.slice(0, Math.max(0, finished.length - MAX_FINISHED_RUNS)))
+  return all.filter((run) => !dropped.has(run))
+}
 
 /**
  * One JSON file per session in `dir`. A write goes to a temporary file, is fsynced, renamed over
@@ -58,7 +80,7 @@ export function fileStore(dir: string, options: StoreOptions = {}): SessionStore
     return next
   }
 
-  async function read(sessionId: string): Promise<StoredSession | null> {
+  async function read(sessionId: string): Promise<FileSession | null> {
     await ready
     let text: string
     try {
@@ -75,7 +97,7 @@ export function fileStore(dir: string, options: StoreOptions = {}): SessionStore
     return stored
   }
 
-  async function write(sessionId: string, stored: StoredSession): Promise<void> {
+  async function write(sessionId: string, stored: FileSession): Promise<void> {
     const suffix = Array.from(crypto.getRandomValues(new Uint8Array(6)), (byte) => byte.toString(16).padStart(2, '0')).join('')
     const temporary = join(dir, `.${sessionId}.${suffix}.tmp`)
     const file = await fs.open(temporary, 'w')
@@ -111,26 +133,32 @@ export function fileStore(dir: string, options: StoreOptions = {}): SessionStore
   return defineStore(
     {
       read: (sessionId, use) => queued(sessionId, async () => use(await read(sessionId))),
-      update: (sessionId, _names, decide, view) =>
+      update: (sessionId, _names, decide, view, runId) =>
         queued(sessionId, async () => {
           let stored = await read(sessionId)
           const current = stored && { head: stored.head, sizeOf: (name: string) => entrySize(stored!.entries.get(name)) }
-          const change = decide(current)
+          const change = decide(current, currentRuns(stored, runId))
           if (change?.head === null) {
             await remove(sessionId)
             stored = null
-          } else if (change) {
-            stored ??= { head: change.head, entries: new Map() }
-            stored.head = change.head
+          } else if (change && (change.head || (stored && change.runs))) {
+            stored ??= { head: change.head!, entries: new Map(), runs: [] }
+            if (change.head) stored.head = change.head
             applyPlan(stored.entries, { sets: change.sets ?? new Map(), deletes: change.deletes ?? [] })
+            if (change.runs) stored.runs = withRuns(stored.runs, change.runs)
             await write(sessionId, stored)
           }
           return view(stored)
         }),
+      runs: (sessionId, runId) =>
+        queued(sessionId, async () => {
+          const runs = [...((await read(sessionId))?.runs ?? [])].reverse()
+          return runId === undefined ? runs : runs.filter((run) => run.runId === runId)
+        }),
       async list(listOptions) {
         const stored = await Promise.all((await sessionIds()).map((id) => queued(id, () => read(id))))
         return pageOf(
-          stored.filter((session): session is StoredSession => session !== null).map((session) => summaryOf(session.head)),
+          stored.filter((session): session is FileSession => session !== null).map((session) => summaryOf(session.head)),
           listOptions,
         )
       },

@@ -2,7 +2,7 @@ import { utf8Length } from '../../shared/rules.js'
 import { defineStore } from './define.js'
 import { isExpired, pageOf } from './records.js'
 import { applyPlan, type StoredSession, summaryOf } from './stored.js'
-import type { SessionStore, StoreOptions } from './types.js'
+import { type CurrentRuns, MAX_FINISHED_RUNS, type SessionStore, type StoredRun, type StoreOptions } from './types.js'
 
 /**
  * Sessions in this process's memory: for tests, Storybook and prototypes. Values are kept as
@@ -14,13 +14,30 @@ import type { SessionStore, StoreOptions } from './types.js'
  */
 export function memoryStore(options: StoreOptions = {}): SessionStore {
   const sessions = new Map<string, StoredSession>()
+  /** Each session's runs by id, in the order they started. */
+  const runs = new Map<string, Map<string, StoredRun>>()
   const live = (sessionId: string): StoredSession | null => {
     const stored = sessions.get(sessionId)
     if (stored && isExpired(stored.head, options.ttlMs)) {
       sessions.delete(sessionId)
+      runs.delete(sessionId)
       return null
     }
     return stored ?? null
+  }
+
+  function runsOf(sessionId: string, runId: string | undefined): CurrentRuns {
+    const mine = runs.get(sessionId)
+    if (runId === undefined || !mine) return { run: undefined, running: [] }
+    return { run: mine.get(runId), running: [...mine.values()].filter((run) => run.status === 'running') }
+  }
+
+  function writeRuns(sessionId: string, written: readonly StoredRun[]): void {
+    let mine = runs.get(sessionId)
+    if (!mine) runs.set(sessionId, (mine = new Map<string, StoredRun>()))
+    for (const run of written) mine.set(run.runId, run)
+    const finished = [...mine.values()].filter((run) => run.status !== 'running')
+    for (const run of finished.slice(0, Math.max(0, finished.length - MAX_FINISHED_RUNS))) mine.delete(run.runId)
   }
 
   return defineStore(
@@ -28,20 +45,27 @@ export function memoryStore(options: StoreOptions = {}): SessionStore {
       async read(sessionId, use) {
         return use(live(sessionId))
       },
-      async update(sessionId, _names, decide, view) {
+      async update(sessionId, _names, decide, view, runId) {
         // Synchronous from read to write: nothing can interleave, so this is atomic.
         let stored = live(sessionId)
         const current = stored && { head: stored.head, sizeOf: (name: string) => entrySize(stored!.entries.get(name)) }
-        const write = decide(current)
+        const write = decide(current, runsOf(sessionId, runId))
         if (write?.head === null) {
           sessions.delete(sessionId)
+          runs.delete(sessionId)
           stored = null
-        } else if (write) {
+        } else if (write?.head) {
           if (!stored) sessions.set(sessionId, (stored = { head: write.head, entries: new Map() }))
           stored.head = write.head
           applyPlan(stored.entries, { sets: write.sets ?? new Map(), deletes: write.deletes ?? [] })
         }
+        if (write?.runs) writeRuns(sessionId, write.runs)
         return view(stored)
+      },
+      async runs(sessionId, runId) {
+        if (!live(sessionId)) return []
+        const all = [...(runs.get(sessionId)?.values() ?? [])].reverse()
+        return runId === undefined ? all : all.filter((run) => run.runId === runId)
       },
       async list(listOptions) {
         const alive = [...sessions.keys()].map(live).filter((stored): stored is StoredSession => stored !== null)

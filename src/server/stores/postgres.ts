@@ -22,7 +22,7 @@ import {
   type WriteJob,
 } from './session-cache.js'
 import { entryOf, fromSnapshotRecord, type StoredSession, summaryOf, valueOfEntry } from './stored.js'
-import type { SessionStore, StoreOptions } from './types.js'
+import { type CurrentRuns, MAX_FINISHED_RUNS, type SessionStore, type StoredRun, type StoreOptions } from './types.js'
 
 export interface PostgresStoreOptions extends StoreOptions {
   /** Table name; default `workflow_sessions`. */
@@ -108,6 +108,7 @@ export async function postgresStore(
   const table = options.table ?? 'workflow_sessions'
   if (!/^[a-z_][a-z0-9_]{0,50}$/.test(table)) throw new Error(`postgresStore: "${table}" is not a plain table name`)
   const variables = `${table}_variables`
+  const runsTable = `${table}_runs`
   const poolOptions = options.pool ?? {}
   const connection: ClientConfig = {
     connectionString: url,
@@ -120,7 +121,7 @@ export async function postgresStore(
   // opens a new one. Without a listener, the pool's 'error' event would end the process.
   pool.on('error', () => {})
   try {
-    await prepareSchema(pool, table, variables)
+    await prepareSchema(pool, table, variables, runsTable)
   } catch (error) {
     await pool.end().catch(() => {})
     const reason = error instanceof AggregateError ? (error.errors[0] as Error | undefined)?.message : (error as Error).message
@@ -229,23 +230,45 @@ export async function postgresStore(
         state = await sessionAt(cache, found.head, found.compaction.compactedThrough, rowsOf)
       } else cache.drop(sessionId)
       const wipe = found.expired
+      // The runs the jobs ask for, and the running ones, read once under the lock.
+      const runIds = jobs.flatMap((job) => (job.runId === undefined ? [] : [job.runId]))
+      const runs = new Map<string, StoredRun>()
+      if (runIds.length > 0 && found.head) {
+        const { rows } = await db.query<RunRow>(
+          `SELECT * FROM ${runsTable} WHERE session_id = $1 AND (status = 'running' OR run_id = ANY($2))`,
+          [sessionId, runIds],
+        )
+        for (const row of rows) runs.set(row.run_id, storedRunOf(row))
+      }
+      const runWrites = new Map<string, StoredRun>()
       // Every job in turn, in memory; one write for all of them.
       const sets = new Map<string, string | null>()
       let finalHead: SessionHead | null | undefined
       let recreated = false
       for (const job of jobs) {
         try {
-          const write = job.decide(currentOf(state))
+          const current: CurrentRuns =
+            job.runId === undefined || !state
+              ? { run: undefined, running: [] }
+              : { run: runs.get(job.runId), running: [...runs.values()].filter((run) => run.status === 'running') }
+          const write = job.decide(currentOf(state), current)
           if (write) {
             if (write.head === null) {
               sets.clear()
+              runs.clear()
+              runWrites.clear()
               recreated = true
-            } else {
+              finalHead = null
+            } else if (write.head) {
               for (const [name, json] of write.sets ?? []) sets.set(name, json)
               for (const name of write.deletes ?? []) sets.set(name, null)
+              finalHead = write.head
             }
-            finalHead = write.head
             state = afterWrite(cache, sessionId, state, write)
+            for (const run of state ? (write.runs ?? []) : []) {
+              runs.set(run.runId, run)
+              runWrites.set(run.runId, run)
+            }
           }
           job.result = job.view(state)
         } catch (error) {
@@ -253,9 +276,17 @@ export async function postgresStore(
         }
       }
       if (finalHead === null) {
-        await db.query(`WITH gone AS (DELETE FROM ${variables} WHERE session_id = $1) DELETE FROM ${table} WHERE id = $1`, [sessionId])
+        await db.query(
+          `WITH gone AS (DELETE FROM ${variables} WHERE session_id = $1), runs AS (DELETE FROM ${runsTable} WHERE session_id = $1)
+           DELETE FROM ${table} WHERE id = $1`,
+          [sessionId],
+        )
       } else if (finalHead) {
-        if (wipe || recreated) await db.query(`DELETE FROM ${variables} WHERE session_id = $1`, [sessionId])
+        if (wipe || recreated) {
+          await db.query(`WITH runs AS (DELETE FROM ${runsTable} WHERE session_id = $1) DELETE FROM ${variables} WHERE session_id = $1`, [
+            sessionId,
+          ])
+        }
         let written = 0
         for (const json of sets.values()) if (json === null) written++
         const compaction = nextCompaction(found.head && !recreated ? found.compaction : null, finalHead.version, written)
@@ -292,6 +323,31 @@ export async function postgresStore(
         // After the statement that wrote this batch's own tombstones (one statement must not change a row twice).
         if (compaction.compact) await db.query(`DELETE FROM ${variables} WHERE session_id = $1 AND value IS NULL`, [sessionId])
       }
+      if (finalHead !== null && runWrites.size > 0) {
+        const written = [...runWrites.values()]
+        await db.query(
+          `INSERT INTO ${runsTable} (session_id, run_id, step, status, started_at, heartbeat_at, record)
+           SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[])
+           ON CONFLICT (session_id, run_id) DO UPDATE SET status = excluded.status, heartbeat_at = excluded.heartbeat_at, record = excluded.record`,
+          [
+            sessionId,
+            written.map((run) => run.runId),
+            written.map((run) => run.step),
+            written.map((run) => run.status),
+            written.map((run) => run.startedAt),
+            written.map((run) => run.heartbeatAt),
+            written.map((run) => run.record),
+          ],
+        )
+        await db.query(
+          `DELETE FROM ${runsTable} WHERE session_id = $1 AND status <> 'running' AND run_id NOT IN (
+             SELECT run_id FROM ${runsTable} WHERE session_id = $1 AND status <> 'running' ORDER BY started_at DESC, run_id DESC LIMIT $2)`,
+          [sessionId, MAX_FINISHED_RUNS],
+        )
+        // Every server's feed hears of the run (its watchers, its progress) as of a change of the session.
+        if (finalHead === undefined && state)
+          await db.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, JSON.stringify({ id: sessionId, version: state.head.version })])
+      }
       await db.query('COMMIT')
       for (const job of jobs) {
         if (job.error === undefined) job.resolve(job.result)
@@ -317,13 +373,23 @@ export async function postgresStore(
   const store = defineStore(
     {
       read: (sessionId, use) => asUnavailable(read(sessionId, use)),
-      update: (sessionId, _names, decide, view) =>
+      update: (sessionId, _names, decide, view, runId) =>
         new Promise((resolve, reject) => {
           const jobs = waiting.get(sessionId) ?? []
-          jobs.push({ decide, view, resolve: resolve as (value: unknown) => void, reject })
+          jobs.push({ decide, view, runId, resolve: resolve as (value: unknown) => void, reject })
           waiting.set(sessionId, jobs)
           if (!running.has(sessionId)) void drain(sessionId)
         }),
+      async runs(sessionId, runId) {
+        const { rows } = await asUnavailable(
+          pool.query<RunRow>(
+            `SELECT r.* FROM ${runsTable} r JOIN ${table} h ON h.id = r.session_id
+             WHERE r.session_id = $1 AND ($2::text IS NULL OR r.run_id = $2) AND h.updated_at > $3 ORDER BY r.started_at DESC, r.run_id DESC`,
+            [sessionId, runId ?? null, cutoff()],
+          ),
+        )
+        return rows.map(storedRunOf)
+      },
       async list({ userId, limit, offset }) {
         const { rows } = await asUnavailable(
           pool.query<HeadRow>(
@@ -351,7 +417,9 @@ export async function postgresStore(
         if (options.ttlMs === undefined) return 0
         const { rowCount } = await asUnavailable(
           pool.query(
-            `WITH gone AS (DELETE FROM ${table} WHERE updated_at <= $1 RETURNING id) DELETE FROM ${variables} WHERE session_id IN (SELECT id FROM gone)`,
+            `WITH gone AS (DELETE FROM ${table} WHERE updated_at <= $1 RETURNING id),
+               runs AS (DELETE FROM ${runsTable} WHERE session_id IN (SELECT id FROM gone))
+             DELETE FROM ${variables} WHERE session_id IN (SELECT id FROM gone)`,
             [cutoff()],
           ),
         )
@@ -372,12 +440,34 @@ export async function postgresStore(
   return store as SessionStore & { watch: NonNullable<SessionStore['watch']> }
 }
 
+/** A row of the runs table (the Python store writes the same). */
+interface RunRow {
+  session_id: string
+  run_id: string
+  step: string
+  status: string
+  started_at: string
+  heartbeat_at: string | number
+  record: string
+}
+
+function storedRunOf(row: RunRow): StoredRun {
+  return {
+    runId: row.run_id,
+    step: row.step,
+    status: row.status as StoredRun['status'],
+    startedAt: row.started_at,
+    heartbeatAt: Number(row.heartbeat_at),
+    record: row.record,
+  }
+}
+
 /**
  * Creates the tables (or adds the head's compaction columns to tables made before them, with
  * each session's count of its tombstones), and moves the sessions of 0.1 (one JSON `record` per
  * session) to them, once, under a lock. The Python store does the same under the same lock.
  */
-async function prepareSchema(pool: Pool, table: string, variables: string): Promise<void> {
+async function prepareSchema(pool: Pool, table: string, variables: string, runs: string): Promise<void> {
   const db = await pool.connect()
   try {
     await db.query('BEGIN')
@@ -411,6 +501,17 @@ async function prepareSchema(pool: Pool, table: string, variables: string): Prom
       );
       CREATE INDEX IF NOT EXISTS ${variables}_by_version ON ${variables} (session_id, version);
       CREATE INDEX IF NOT EXISTS ${variables}_tombstones ON ${variables} (session_id) WHERE value IS NULL;
+      CREATE TABLE IF NOT EXISTS ${runs} (
+        session_id   text NOT NULL,
+        run_id       text NOT NULL,
+        step         text NOT NULL,
+        status       text NOT NULL,
+        started_at   text NOT NULL,
+        heartbeat_at bigint NOT NULL,
+        record       text NOT NULL,
+        PRIMARY KEY (session_id, run_id)
+      );
+      CREATE INDEX IF NOT EXISTS ${runs}_by_session_newest ON ${runs} (session_id, started_at DESC);
     `)
     const compacted = await db.query(
       `SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'compacted_through'`,

@@ -1,7 +1,7 @@
 import { utf8Length } from '../../shared/rules.js'
 import type { SessionHead } from '../merge.js'
 import { applyPlan, entryOf, type StoredSession } from './stored.js'
-import type { CurrentSession, Write } from './types.js'
+import type { CurrentRuns, CurrentSession, Write } from './types.js'
 
 /**
  * What the SQL stores share: a session is a head row and one row per variable. A variable row
@@ -187,7 +187,9 @@ export function sessionAt(
 
 /** One write waiting in a SQL store's queue: what `update` was given, and how to answer it. */
 export interface WriteJob {
-  decide: (current: CurrentSession | null) => Write | undefined
+  decide: (current: CurrentSession | null, runs: CurrentRuns) => Write | undefined
+  /** The run `decide` is to see (with the running ones). */
+  runId?: string
   view: (after: StoredSession | null) => unknown
   resolve: (value: unknown) => void
   reject: (error: unknown) => void
@@ -207,6 +209,7 @@ export function afterWrite(cache: SessionCache, sessionId: string, stored: Store
     cache.drop(sessionId)
     return null
   }
+  if (write.head === undefined) return stored
   const next = stored ?? { head: write.head, entries: new Map<string, string>() }
   next.head = write.head
   applyPlan(next.entries, { sets: write.sets ?? new Map(), deletes: write.deletes ?? [] })

@@ -17,7 +17,7 @@ import {
 } from './session-cache.js'
 import { inTransaction, isBusy, openSqlite, type SqliteDatabase, type SqliteDriverName } from './sqlite-driver.js'
 import { fromSnapshotRecord, type StoredSession, summaryOf } from './stored.js'
-import type { SessionStore, StoreOptions } from './types.js'
+import { type CurrentRuns, MAX_FINISHED_RUNS, type SessionStore, type StoredRun, type StoreOptions } from './types.js'
 
 export interface SqliteStoreOptions extends StoreOptions {
   /**
@@ -63,10 +63,44 @@ const SCHEMA = `
     PRIMARY KEY (session_id, name)
   ) WITHOUT ROWID;
   CREATE INDEX IF NOT EXISTS ws_variables_tombstones ON ws_variables (session_id) WHERE value IS NULL;
+  CREATE TABLE IF NOT EXISTS ws_runs (
+    session_id   TEXT NOT NULL,
+    run_id       TEXT NOT NULL,
+    step         TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    started_at   TEXT NOT NULL,
+    heartbeat_at INTEGER NOT NULL,
+    record       TEXT NOT NULL,
+    PRIMARY KEY (session_id, run_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS ws_runs_by_session_newest ON ws_runs (session_id, started_at DESC);
 `
 
 interface Job extends WriteJob {
   sessionId: string
+}
+
+/** A row of ws_runs (the Python store writes the same). */
+interface RunRow {
+  session_id: string
+  run_id: string
+  step: string
+  status: string
+  started_at: string
+  heartbeat_at: number
+  record: string
+}
+
+function storedRunOf(row: RunRow | undefined): StoredRun | undefined {
+  if (!row) return undefined
+  return {
+    runId: row.run_id,
+    step: row.step,
+    status: row.status as StoredRun['status'],
+    startedAt: row.started_at,
+    heartbeatAt: row.heartbeat_at,
+    record: row.record,
+  }
 }
 
 /**
@@ -114,6 +148,19 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
     `INSERT INTO ws_variables (session_id, name, value, version) VALUES (?, ?, ?, ?)
      ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value, version = excluded.version`,
   )
+  const selectRun = db.prepare<[string, string], RunRow>('SELECT * FROM ws_runs WHERE session_id = ? AND run_id = ?')
+  const selectRunning = db.prepare<[string], RunRow>("SELECT * FROM ws_runs WHERE session_id = ? AND status = 'running'")
+  const selectRuns = db.prepare<[string], RunRow>('SELECT * FROM ws_runs WHERE session_id = ? ORDER BY started_at DESC, run_id DESC')
+  const upsertRun = db.prepare<[string, string, string, string, string, number, string]>(
+    `INSERT INTO ws_runs (session_id, run_id, step, status, started_at, heartbeat_at, record) VALUES (?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (session_id, run_id) DO UPDATE SET status = excluded.status, heartbeat_at = excluded.heartbeat_at, record = excluded.record`,
+  )
+  const pruneRuns = db.prepare<[string, string, number]>(
+    `DELETE FROM ws_runs WHERE session_id = ? AND status <> 'running' AND run_id NOT IN (
+       SELECT run_id FROM ws_runs WHERE session_id = ? AND status <> 'running' ORDER BY started_at DESC, run_id DESC LIMIT ?)`,
+  )
+  const removeRuns = db.prepare<[string]>('DELETE FROM ws_runs WHERE session_id = ?')
+  const purgeRuns = db.prepare<[string]>('DELETE FROM ws_runs WHERE session_id IN (SELECT id FROM ws_sessions WHERE updated_at <= ?)')
   const removeSession = db.prepare<[string]>('DELETE FROM ws_sessions WHERE id = ?')
   const removeVariables = db.prepare<[string]>('DELETE FROM ws_variables WHERE session_id = ?')
   // Through the partial index ws_variables_tombstones: O(tombstones), not O(session).
@@ -153,16 +200,25 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
     try {
       const loaded = load(job.sessionId)
       const stored = loaded?.stored ?? null
-      const write = job.decide(currentOf(stored))
+      const runs: CurrentRuns =
+        job.runId === undefined || !stored
+          ? { run: undefined, running: [] }
+          : {
+              run: storedRunOf(selectRun.get(job.sessionId, job.runId)),
+              running: selectRunning.all(job.sessionId).map(storedRunOf) as StoredRun[],
+            }
+      const write = job.decide(currentOf(stored), runs)
       let after = stored
       if (write?.head === null) {
         removeVariables.run(job.sessionId)
+        removeRuns.run(job.sessionId)
         removeSession.run(job.sessionId)
         after = afterWrite(cache, job.sessionId, stored, write)
-      } else if (write) {
+      } else if (write?.head) {
         // An expired session's rows go first: the new one starts afresh.
         if (!stored && selectHead.get(job.sessionId)) {
           removeVariables.run(job.sessionId)
+          removeRuns.run(job.sessionId)
           removeSession.run(job.sessionId)
         }
         const deletes = write.deletes ?? []
@@ -172,6 +228,11 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
         for (const name of deletes) upsertVariable.run(job.sessionId, name, null, write.head.version)
         if (compaction.compact) removeTombstones.run(job.sessionId)
         after = afterWrite(cache, job.sessionId, stored, write)
+      }
+      if (write?.runs && after) {
+        for (const run of write.runs)
+          upsertRun.run(job.sessionId, run.runId, run.step, run.status, run.startedAt, run.heartbeatAt, run.record)
+        pruneRuns.run(job.sessionId, job.sessionId, MAX_FINISHED_RUNS)
       }
       job.result = job.view(after)
       db.exec('RELEASE job')
@@ -227,14 +288,23 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
   return defineStore(
     {
       read: async (sessionId, use) => use(busyAsUnavailable(() => readInSnapshot(sessionId))),
-      update: (sessionId, _names, decide, view) =>
+      update: (sessionId, _names, decide, view, runId) =>
         new Promise((resolve, reject) => {
           if (!db.isOpen) {
             reject(new Error('The session store is closed'))
             return
           }
-          enqueue({ sessionId, decide, view, resolve: resolve as (value: unknown) => void, reject })
+          enqueue({ sessionId, decide, view, runId, resolve: resolve as (value: unknown) => void, reject })
         }),
+      async runs(sessionId, runId) {
+        const rows = busyAsUnavailable(() =>
+          inTransaction(db, 'BEGIN', () => {
+            if (!load(sessionId)) return []
+            return runId === undefined ? selectRuns.all(sessionId) : [selectRun.get(sessionId, runId)].filter((row) => row !== undefined)
+          }),
+        )
+        return rows.map((row) => storedRunOf(row)!)
+      },
       async list({ userId, limit, offset }) {
         const rows = userId === undefined ? listAll.all(cutoff(), limit, offset) : listMine.all(userId, cutoff(), limit, offset)
         return rows.map((row) => summaryOf(headOf(row)))
@@ -252,7 +322,7 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
         if (options.ttlMs === undefined) return 0
         const at = cutoff()
         return busyAsUnavailable(() =>
-          inTransaction(db, 'BEGIN IMMEDIATE', () => (purgeVariables.run(at), Number(purgeSessions.run(at).changes))),
+          inTransaction(db, 'BEGIN IMMEDIATE', () => (purgeVariables.run(at), purgeRuns.run(at), Number(purgeSessions.run(at).changes))),
         )
       },
       async close() {

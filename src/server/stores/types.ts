@@ -1,4 +1,4 @@
-import type { JsonValue, SessionSnapshot, SessionSummary, Variables } from '../../shared/protocol.js'
+import type { JsonValue, RunRecord, RunStatus, SessionSnapshot, SessionSummary, Variables } from '../../shared/protocol.js'
 import type { SubflowFrame, Workflow } from '../../shared/workflow.js'
 import type { Caller, SessionChange, SessionHead } from '../merge.js'
 import type { StoredSession } from './stored.js'
@@ -52,8 +52,45 @@ export interface ListOptions {
 }
 
 export interface StoreOptions {
-  /** A session not updated for this long reads as not found and is purged. Default: never. */
+  /** A session not updated for this long reads as not found and is purged (its runs with it). Default: never. */
   ttlMs?: number
+  /**
+   * A `running` run whose heartbeat is older than this has lost its server (killed, frozen, cut
+   * off): the store ends it `lost` when it is read. Default 30 s (the server renews a heartbeat every 5 s).
+   */
+  runLostAfterMs?: number
+}
+
+/** How a start of a run meets a run of the same step that is `running` in the session. */
+export type ConcurrentRuns = 'join' | 'refuse'
+
+export interface RunStart {
+  runId: string
+  step: string
+  input?: JsonValue
+  /** `join` (default): answer the running run of the same step; `refuse`: `run_in_progress`. */
+  concurrentRuns?: ConcurrentRuns
+}
+
+/** How a run ends: with the step's output and changes (merged in the same atomic step), or without. */
+export type RunEnd =
+  | { status: 'succeeded'; output?: JsonValue; change?: SessionChange }
+  | { status: 'failed' | 'cancelled' | 'timed_out' | 'lost'; message: string }
+
+/** What `startRun` answers: the run, whether this call made it, and the variables the step is to read (when made). */
+export interface RunStarted {
+  run: RunRecord
+  created: boolean
+  variables: Variables | null
+}
+
+/** What `finishRun` answers: the run as it ended (by this call, or before it), and the session after its changes. */
+export interface RunFinished {
+  run: RunRecord
+  /** False when the run had ended already (a cancel, a time limit or a loss landed first): nothing was written. */
+  finished: boolean
+  /** The session after a `succeeded` end. */
+  session: ApplyResult | null
 }
 
 /** Told of every applied change, from any server sharing the store. */
@@ -113,6 +150,29 @@ export interface SessionStore {
     workflowId: string,
     edit: (workflow: Workflow<Data>) => void | Promise<void>,
   ): Promise<SessionSnapshot>
+  /**
+   * Starts a run of `start.step` on the session, atomically: a run id that exists answers that
+   * run (`created: false`), and so does a running run of the same step (`join`); otherwise the
+   * record is written `running` and the stored variables are handed out for the step. A missing
+   * session is created (empty, version 1, owned by `caller`).
+   */
+  startRun(sessionId: string, start: RunStart, options?: ApplyOptions): Promise<RunStarted>
+  /** One run of the session, or null; a `running` one whose heartbeat is too old is ended `lost` first. */
+  getRun(sessionId: string, runId: string, options?: AccessOptions): Promise<RunRecord | null>
+  /** The session's runs, newest first (the running ones and the 50 newest finished ones). */
+  listRuns(sessionId: string, options?: AccessOptions): Promise<RunRecord[]>
+  /**
+   * Renews a running run's heartbeat and, with `progress`, stores its latest progress value (the
+   * record's `rev` grows). Answers the record, finished when it ended meanwhile (cancelled
+   * elsewhere): the runner stops then. Null when there is no such run.
+   */
+  touchRun(sessionId: string, runId: string, progress?: { value: JsonValue }): Promise<RunRecord | null>
+  /**
+   * Ends a run in one atomic step, only if it is still `running`: a `succeeded` end merges its
+   * change in that same step (one version bump when anything changed). `options.caller` limits
+   * who may (a cancel from a request); not found is null.
+   */
+  finishRun(sessionId: string, runId: string, end: RunEnd, options?: ApplyOptions): Promise<RunFinished | null>
   /** Releases files and connections; waits for writes under way. */
   close(): Promise<void>
   /**
@@ -142,13 +202,44 @@ export interface CurrentSession {
 }
 
 /**
+ * A run as a backend keeps it: the columns runs are found by, and the record as the protocol's
+ * JSON (its values through the store's codec). The columns always equal the record's fields.
+ */
+export interface StoredRun {
+  runId: string
+  step: string
+  status: RunStatus
+  startedAt: string
+  /** The record's `heartbeatAt`, in milliseconds since the epoch. */
+  heartbeatAt: number
+  record: string
+}
+
+/** What `update(…, runId)` reads of the session's runs, in the same atomic step. */
+export interface CurrentRuns {
+  /** The run of that id, if the session has it. */
+  run: StoredRun | undefined
+  /** The session's runs with status `running`. */
+  running: readonly StoredRun[]
+}
+
+/** How many finished runs a session keeps (besides its running ones): the newest. */
+export const MAX_FINISHED_RUNS = 50
+
+/**
  * What a backend writes for one update: a new head with the variables set (name → value JSON)
  * and deleted, or `head: null` to remove the session.
  */
 export interface Write {
-  head: SessionHead | null
+  /** The session's new head; null removes the session (and its runs); left out, the session is not changed. */
+  head?: SessionHead | null
   sets?: ReadonlyMap<string, string>
   deletes?: readonly string[]
+  /**
+   * Runs to write (insert or replace by run id). A backend that writes a new one also drops the
+   * session's finished runs beyond the newest {@link MAX_FINISHED_RUNS}.
+   */
+  runs?: readonly StoredRun[]
 }
 
 /**
@@ -167,9 +258,13 @@ export interface StoreBackend {
   update<T>(
     sessionId: string,
     names: readonly string[],
-    decide: (current: CurrentSession | null) => Write | undefined,
+    decide: (current: CurrentSession | null, runs: CurrentRuns) => Write | undefined,
     view: (after: StoredSession | null) => T,
+    /** Asks for the run of this id and the running runs in `decide`'s second argument (else it is empty). */
+    runId?: string,
   ): Promise<T>
+  /** The session's runs, newest `startedAt` first; with `runId`, only that one (if any). */
+  runs(sessionId: string, runId?: string): Promise<StoredRun[]>
   /** Summaries of live sessions, newest first, filtered and paged (options are checked). */
   list(options: Required<Pick<ListOptions, 'limit' | 'offset'>> & Pick<ListOptions, 'userId'>): Promise<SessionSummary[]>
   /** Every live session id. */
