@@ -2,7 +2,17 @@ import type { ProtocolErrorCode } from '../shared/protocol.js'
 
 /** Why a request or a flush failed. Protocol codes come from the server; the rest are local. */
 export type SessionErrorCode =
-  ProtocolErrorCode | 'internal_error' | 'network_error' | 'timeout' | 'offline' | 'http_error' | 'flush_timeout'
+  | ProtocolErrorCode
+  | 'internal_error'
+  | 'network_error'
+  | 'timeout'
+  | 'offline'
+  | 'http_error'
+  | 'flush_timeout'
+  // How a run ended without succeeding (`step_failed` is the protocol's).
+  | 'cancelled'
+  | 'timed_out'
+  | 'lost'
 
 /**
  * A failed request, flush or run. `retryable` errors (network, timeout, 5xx, 408, 429) are

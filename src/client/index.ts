@@ -1,5 +1,15 @@
 export type { KeyMaterial } from '../shared/crypto.js'
-export type { JsonValue, RunResponse, SessionPatch, SessionSnapshot, SessionSummary, Variables } from '../shared/protocol.js'
+export type {
+  JsonValue,
+  RunAnswer,
+  RunRecord,
+  RunResponse,
+  RunStatus,
+  SessionPatch,
+  SessionSnapshot,
+  SessionSummary,
+  Variables,
+} from '../shared/protocol.js'
 export type { SessionSchema, StandardSchemaV1 } from '../shared/schema.js'
 export type { SubflowFrame, Workflow } from '../shared/workflow.js'
 export { parseWorkflowKey, workflowDataKey, workflowPrefix, workflowSlotKey } from '../shared/workflow-keys.js'
@@ -9,6 +19,7 @@ export { encryptedLocalCopy } from './encrypted-storage.js'
 export { SessionError, type SessionErrorCode, SessionValueError } from './errors.js'
 export { liveUpdates } from './live.js'
 export type { PluginSession, SessionPlugin } from './plugins.js'
+export { RunFailedError } from './runs.js'
 export { schemaValidation } from './schema-validation.js'
 export { createSessionClient, type SessionClient, type SessionClientOptions } from './session-client.js'
 export { forgetSessionId, type RememberOptions, rememberSessionId, type SessionIdStorage } from './session-id.js'

@@ -1,10 +1,11 @@
-import type { SessionSnapshot } from '../shared/protocol.js'
+import type { RunRecord, SessionSnapshot } from '../shared/protocol.js'
 import { backoff } from './backoff.js'
+import { readEvents } from './event-stream.js'
 import type { SessionPlugin } from './plugins.js'
 
 /**
  * Follows the server's change stream: changes made elsewhere (other devices, other servers,
- * steps) appear without a reload. Reads the stream with fetch (so credentials in `headers` work,
+ * steps) appear without a reload, and so do the runs of the session (started, progress, ended). Reads the stream with fetch (so credentials in `headers` work,
  * unlike EventSource), reconnects with capped exponential backoff and jitter, and resumes after
  * the version the page already has.
  *
@@ -24,6 +25,7 @@ export function liveUpdates(): SessionPlugin {
             attempt = 0
             await readEvents(response.body!, (event, data) => {
               if (event === 'snapshot') session.receive(JSON.parse(data) as SessionSnapshot)
+              else if (event === 'run') session.receiveRun(JSON.parse(data) as RunRecord)
             })
           } catch {
             // Dropped, refused or offline: try again after a backoff.
@@ -35,29 +37,5 @@ export function liveUpdates(): SessionPlugin {
       })()
       return () => abort.abort()
     },
-  }
-}
-
-/** Parses a text/event-stream body, calling `onEvent(event, data)` per dispatched event. */
-async function readEvents(body: ReadableStream<Uint8Array>, onEvent: (event: string, data: string) => void): Promise<void> {
-  const reader = body.getReader()
-  const decoder = new TextDecoder()
-  let buffer = ''
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) return
-    buffer += decoder.decode(value, { stream: true })
-    let boundary: number
-    while ((boundary = buffer.search(/\r?\n\r?\n/)) !== -1) {
-      const block = buffer.slice(0, boundary)
-      buffer = buffer.slice(boundary).replace(/^\r?\n\r?\n/, '')
-      let event = 'message'
-      const data: string[] = []
-      for (const line of block.split(/\r?\n/)) {
-        if (line.startsWith('event:')) event = line.slice(6).trim()
-        else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''))
-      }
-      if (data.length > 0) onEvent(event, data.join('\n'))
-    }
   }
 }

@@ -1,4 +1,4 @@
-import type { SessionSnapshot } from '../shared/protocol.js'
+import type { JsonValue, SessionSnapshot } from '../shared/protocol.js'
 import {
   baseVersion,
   CACHE_FORMAT,
@@ -35,7 +35,25 @@ export interface LocalCopy {
   readonly baseOnly: Promise<SessionSnapshot | null | undefined>
   /** Deletes the session's records: its base and every page's outbox. */
   forget(sessionKey: string): Promise<void>
+  /** The runs started from this device whose start was not yet answered or whose end was not yet seen. */
+  runStarts(): Promise<RunStart[]>
+  /** Keeps a run's start (before its request leaves), so a reload starts it again under the same id. */
+  rememberRun(start: RunStart): Promise<void>
+  /** The run's end was seen (or it joined another): its start is no longer kept. */
+  forgetRun(runId: string): Promise<void>
 }
+
+/** A run's start as the local copy keeps it. */
+export interface RunStart {
+  runId: string
+  step: string
+  input?: JsonValue
+}
+
+/** The key of the runs this device started in a session (never an outbox's: `#` is theirs). */
+const runsKey = (sessionKey: string) => `${sessionKey}!runs`
+
+const runStartsOf = (value: unknown): RunStart[] => (Array.isArray(value) ? (value as RunStart[]) : [])
 
 /** What this page's records hold now. */
 export type LocalContent = Pick<OutboxRecord, 'queue' | 'pending' | 'nextSeq'> & { base: SessionSnapshot | null }
@@ -66,10 +84,13 @@ export function createLocalCopy(
   const prefix = outboxKey(sessionKey, '')
   /** The outbox keys of other pages of this session. */
   const othersOf = (keys: string[]) => keys.filter((key) => typeof key === 'string' && key.startsWith(prefix) && key !== ownKey)
+  /** Whether the first read found run starts kept (else `runStarts()` reads nothing). */
+  let runsKept = true
   const beginRead = async (): Promise<readonly [SessionSnapshot | undefined, string[]]> => {
     const [value, keys] = storage.getWithKeys
       ? await storage.getWithKeys(sessionKey)
       : await Promise.all([storage.get(sessionKey), storage.keys()])
+    runsKept = keys.includes(runsKey(sessionKey))
     return [readBase(value), othersOf(keys)]
   }
   // In a browser, start reading now: start() only applies it. (The read changes nothing, so a
@@ -148,6 +169,17 @@ export function createLocalCopy(
     return found.sort((a, b) => a.record.savedAt - b.record.savedAt)
   }
 
+  /** Changes the kept run starts in one step where the storage can (tabs start runs too). */
+  async function changeRuns(change: (runs: RunStart[]) => RunStart[]): Promise<void> {
+    const key = runsKey(sessionKey)
+    try {
+      if (storage.update) await storage.update(key, (old) => change(runStartsOf(old)))
+      else await storage.set(key, change(runStartsOf(await storage.get(key))))
+    } catch {
+      // Kept in memory only (the storage refused): a reload will not start it again, the run itself goes on.
+    }
+  }
+
   return {
     baseOnly,
     save(outbox) {
@@ -186,8 +218,13 @@ export function createLocalCopy(
       }
       return { base: taken.base && (!base || taken.base.version > base.version) ? taken.base : base, patches: taken.patches }
     },
+    // The common reload has none: the keys the first read listed say so, and nothing more is read.
+    runStarts: async () => (runsKept ? runStartsOf(await storage.get(runsKey(sessionKey)).catch(() => [])) : []),
+    rememberRun: (start) => ((runsKept = true), changeRuns((runs) => [...runs.filter((run) => run.runId !== start.runId), start])),
+    forgetRun: (runId) => changeRuns((runs) => runs.filter((run) => run.runId !== runId)),
     async forget(key) {
       const outboxes = outboxKey(key, '')
+      await storage.del(runsKey(key)).catch(() => {})
       await storage.del(key).catch(() => {})
       for (const stored of await storage.keys().catch(() => [] as string[])) {
         if (typeof stored === 'string' && stored.startsWith(outboxes)) await storage.del(stored).catch(() => {})

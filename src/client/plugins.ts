@@ -1,4 +1,4 @@
-import type { JsonValue, SessionSnapshot } from '../shared/protocol.js'
+import type { JsonValue, RunRecord, SessionSnapshot } from '../shared/protocol.js'
 import type { LocalCopyStorage } from './cache.js'
 
 /**
@@ -26,6 +26,8 @@ export interface PluginSession {
   version(): number
   /** A snapshot from elsewhere (another tab, the change stream): taken when newer, under the local edits. */
   receive(snapshot: SessionSnapshot): void
+  /** A run's record from elsewhere (the change stream): its status and progress show in the hooks. */
+  receiveRun(run: RunRecord): void
   /** Calls `listener` with each snapshot this page took from the server's answers (acks, steps). */
   onConfirmed(listener: (snapshot: SessionSnapshot) => void): () => void
   /** Opens the change stream (`GET {endpoint}/{id}/events`) from versions after `since`. */

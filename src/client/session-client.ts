@@ -7,6 +7,7 @@ import { type Change, toPatchBody } from './changes.js'
 import { SessionError, SessionValueError } from './errors.js'
 import { createLocalCopy, stoppedHere } from './local-copy.js'
 import { startPlugins } from './plugins.js'
+import { createRuns } from './runs.js'
 import { createSender } from './sender.js'
 import { randomId, sessionIdentity } from './session-id.js'
 import { createStatus } from './status.js'
@@ -246,6 +247,9 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     return waited
   }
 
+  // Runs: started once per run id, watched until they end, however long (runs.ts).
+  const runs = createRuns({ sessionId, transport, local, retry, flush, receive: (snapshot) => receive(snapshot, true) })
+
   // The common reload has only a base to read: it shows as soon as it is read, not at start()
   // (which still reads what a client stopped in this page may have left since).
   void local.baseOnly.then((base) => {
@@ -282,9 +286,12 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
         retry,
         version: () => view.base?.version ?? 0,
         receive: (snapshot) => receive(snapshot),
+        receiveRun: runs.learn,
         onConfirmed: (listener) => confirmedListeners.add(listener),
         events: (since, signal) => transport.events(sessionId, since, signal),
       })
+      // Runs this device started before a reload: started again under their ids (once on the server), and watched.
+      void runs.resume()
     }
     resumeSending()
   }
@@ -314,6 +321,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     start,
     async stop() {
       running = false
+      runs.stop()
       sender.cancelRetry()
       await local.flush()
       // Started again while the local copy was written (a provider re-wired at once): keep running.
@@ -343,13 +351,18 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     sendOnHide,
     flush,
     async run<Output>(step: string, input?: JsonValue) {
-      const problem = input === undefined ? null : jsonValueProblem(input)
-      if (problem) throw new TypeError(`run(${JSON.stringify(step)}): input ${problem}`)
-      await flush()
-      const response = await transport.run<Output>(sessionId, step, input)
-      receive(response.session, true)
-      return response.output
+      checkRunInput(step, input)
+      return runs.run<Output>(step, input)
     },
+    async startRun(step, input) {
+      checkRunInput(step, input)
+      return runs.start(step, input)
+    },
+    watchRun: (runId) => runs.watch(runId),
+    cancelRun: (runId) => runs.cancel(runId),
+    refreshRuns: () => runs.refresh(),
+    getRuns: () => runs.list(),
+    subscribeRuns: (listener) => runs.subscribe(listener),
     setOnline(online) {
       if (status.current.isOnline === online) return
       // A request sent before or during the outage may hang on a dead connection until its
@@ -381,4 +394,9 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     },
   }
   return client
+}
+
+function checkRunInput(step: string, input: JsonValue | undefined): void {
+  const problem = input === undefined ? null : jsonValueProblem(input)
+  if (problem) throw new TypeError(`run(${JSON.stringify(step)}): input ${problem}`)
 }

@@ -2,6 +2,8 @@ import {
   DEFAULT_BASE,
   type ErrorBody,
   type JsonValue,
+  type RunAnswer,
+  type RunRecord,
   type RunResponse,
   type SessionPatch,
   type SessionSnapshot,
@@ -9,6 +11,7 @@ import {
   withoutTrailingSlashes,
 } from '../shared/protocol.js'
 import { isRetryableStatus, SessionError } from './errors.js'
+import { readEvents } from './event-stream.js'
 
 export type HeadersOption = HeadersInit | (() => HeadersInit | Promise<HeadersInit>)
 
@@ -34,6 +37,18 @@ export interface Transport {
   remove(sessionId: string): Promise<void>
   /** Opens the change stream (`GET {base}/{id}/events`), from versions after `since`. No timeout: it stays open. */
   events(sessionId: string, since: number, signal: AbortSignal): Promise<Response>
+  /**
+   * Starts a run (`POST {base}/{id}/runs`), the answer waiting up to `waitMs` for its end. A
+   * server that runs steps in the request streams the run instead: the last record it sent is
+   * the answer (the run's end, or where it was when the stream broke off).
+   */
+  startRun(sessionId: string, start: { runId: string; step: string; input?: JsonValue }, waitMs: number): Promise<RunAnswer>
+  /** One run, once its `rev` is above `after` or after `waitMs` (a long poll); null when there is no such run. */
+  getRun(sessionId: string, runId: string, after: number, waitMs: number): Promise<RunAnswer | null>
+  /** Cancels a run (a finished one is answered as it is); null when there is no such run. */
+  cancelRun(sessionId: string, runId: string): Promise<RunAnswer | null>
+  /** The session's runs, newest first. */
+  listRuns(sessionId: string): Promise<RunRecord[]>
 }
 
 /** Where the session endpoints are mounted, without trailing slashes. */
@@ -51,7 +66,7 @@ export function createTransport(options: TransportOptions): Transport {
     method: string,
     path: string,
     body?: unknown,
-    init: { keepalive?: boolean; signal?: AbortSignal } = {},
+    init: { keepalive?: boolean; signal?: AbortSignal; waitMs?: number } = {},
   ): Promise<T | null> {
     const fetchFn = options.fetch ?? globalThis.fetch
     const headers = await headersOf()
@@ -63,11 +78,12 @@ export function createTransport(options: TransportOptions): Transport {
         headers,
         ...(body !== undefined && { body: JSON.stringify(body) }),
         ...(init.keepalive && { keepalive: true }),
-        signal: withTimeout(init.signal, options.timeoutMs),
+        // A long poll may wait `waitMs` before it answers: the timeout is for the answer after that.
+        signal: withTimeout(init.signal, options.timeoutMs + (init.waitMs ?? 0)),
       })
     } catch (error) {
       if (error instanceof DOMException && error.name === 'TimeoutError') {
-        throw new SessionError('timeout', `No answer within ${options.timeoutMs} ms`, undefined, true)
+        throw new SessionError('timeout', `No answer within ${options.timeoutMs + (init.waitMs ?? 0)} ms`, undefined, true)
       }
       throw new SessionError('network_error', `Could not reach the server: ${(error as Error).message}`, undefined, true)
     }
@@ -78,6 +94,7 @@ export function createTransport(options: TransportOptions): Transport {
     }
     if (!response.ok) throw await readError(response)
     if (response.status === 204) return null
+    if (response.headers.get('content-type')?.startsWith('text/event-stream') && response.body) return (await lastEvent(response.body)) as T
     try {
       return (await response.json()) as T
     } catch {
@@ -102,6 +119,21 @@ export function createTransport(options: TransportOptions): Transport {
       if (!response.ok || !response.body) throw await readError(response)
       return response
     },
+    startRun: async (sessionId, start, waitMs) =>
+      (await request<RunAnswer>('POST', `${sessionPath(sessionId)}/runs${waitMs > 0 ? `?waitMs=${waitMs}` : ''}`, start, { waitMs }))!,
+    getRun: (sessionId, runId, after, waitMs) =>
+      request<RunAnswer>('GET', `${sessionPath(sessionId)}/runs/${encodeURIComponent(runId)}?after=${after}&waitMs=${waitMs}`, undefined, {
+        waitMs,
+      }),
+    async cancelRun(sessionId, runId) {
+      try {
+        return await request<RunAnswer>('POST', `${sessionPath(sessionId)}/runs/${encodeURIComponent(runId)}/cancel`)
+      } catch (error) {
+        if (error instanceof SessionError && error.code === 'not_found') return null
+        throw error
+      }
+    },
+    listRuns: async (sessionId) => (await request<{ runs: RunRecord[] }>('GET', `${sessionPath(sessionId)}/runs`))?.runs ?? [],
     adopt: async (sessionId) => (await request<SessionSnapshot>('POST', `${sessionPath(sessionId)}/adopt`))!,
     list: async () => (await request<{ sessions: SessionSummary[] }>('GET', ''))?.sessions ?? [],
     remove: async (sessionId) => {
@@ -112,6 +144,21 @@ export function createTransport(options: TransportOptions): Transport {
       }
     },
   }
+}
+
+/** The last `event: run` of a streamed start: the run's end, or where it was when the stream broke off. */
+async function lastEvent(body: ReadableStream<Uint8Array>): Promise<unknown> {
+  let last: unknown
+  try {
+    await readEvents(body, (event, data) => {
+      if (event === 'run') last = JSON.parse(data)
+    })
+  } catch (error) {
+    if (last === undefined)
+      throw new SessionError('network_error', `The run's stream broke off: ${(error as Error).message}`, undefined, true)
+  }
+  if (last === undefined) throw new SessionError('http_error', 'The run stream ended without a run', undefined, true)
+  return last
 }
 
 /** The timeout, and the caller's signal when given (without `AbortSignal.any`, only the timeout: the caller does not wait for the abort). */

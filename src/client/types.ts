@@ -1,4 +1,4 @@
-import type { JsonValue, SessionSnapshot, SessionSummary, Variables } from '../shared/protocol.js'
+import type { JsonValue, RunRecord, SessionSnapshot, SessionSummary, Variables } from '../shared/protocol.js'
 import type { LocalCopyStorage } from './cache.js'
 // eslint-disable-next-line @typescript-eslint/no-unused-vars -- SessionValueError is named by {@link} in the docs below
 import type { SessionError, SessionValueError } from './errors.js'
@@ -93,8 +93,27 @@ export interface SessionClient {
   sendOnHide(): void
   /** Resolves when every change made before the call is confirmed; rejects with a {@link SessionError} when it cannot be. */
   flush(options?: { timeoutMs?: number }): Promise<void>
-  /** Flushes, then runs a server step on the stored variables; resolves with its output. */
+  /**
+   * Flushes, then runs a server step on the stored variables as a run the server keeps
+   * (`POST {endpoint}/{id}/runs`), and waits for its end however long it takes (no request
+   * timeout on the wait): resolves with its output, its changes already in the view; rejects with
+   * a `RunFailedError` (`step_failed`, `cancelled`, `timed_out`, `lost`) or a `SessionError` when
+   * the run could not start. A reload during the run watches the same run; closing the page does
+   * not cancel it.
+   */
   run<Output = JsonValue>(step: string, input?: JsonValue): Promise<Output>
+  /** Flushes, then starts a run of `step` and resolves with its record at once (running, or ended if quick). */
+  startRun(step: string, input?: JsonValue): Promise<RunRecord>
+  /** Waits for a run's end (long polls, no timeout on the wait); resolves with its final record. */
+  watchRun(runId: string): Promise<RunRecord>
+  /** Cancels a run: its step's signal fires, and nothing it returns is merged. Resolves with the record. */
+  cancelRun(runId: string): Promise<RunRecord>
+  /** Fetches the session's runs (`GET {endpoint}/{id}/runs`), newest first. */
+  refreshRuns(): Promise<readonly RunRecord[]>
+  /** The session's runs this page knows, newest first; the same array until one changes. */
+  getRuns(this: void): readonly RunRecord[]
+  /** Calls `listener` when a run this page knows changes (status, progress). */
+  subscribeRuns(this: void, listener: () => void): () => void
   /** Tell the client whether the network is reachable (the React provider wires this). */
   setOnline(online: boolean): void
   /** Writes the local copy now. */

@@ -9,6 +9,7 @@ import { createSessionClient, type SessionClient, type SessionClientOptions } fr
 import { randomId, rememberSessionId } from '../client/session-id.js'
 import type { SyncStatus } from '../client/status.js'
 import { endpointBase, type HeadersOption } from '../client/transport.js'
+import type { RunRecord } from '../shared/protocol.js'
 import { SessionContext, type SessionSwitch, SessionSwitchContext } from './context.js'
 
 export interface SessionProviderProps {
@@ -195,6 +196,7 @@ function serverRendered(endpoint: string, sessionId = '', client?: SessionClient
 }
 
 const ignore = () => {}
+const NO_RUNS: readonly RunRecord[] = []
 const done = async () => {}
 const fromBrowser = () =>
   Promise.reject(new Error('workflow-session: the session is reached from the browser, not during the server render'))
@@ -216,6 +218,12 @@ const ON_THE_SERVER: Omit<
   setOnline: ignore,
   refresh: fromBrowser,
   run: fromBrowser,
+  startRun: fromBrowser,
+  watchRun: fromBrowser,
+  cancelRun: fromBrowser,
+  refreshRuns: fromBrowser,
+  getRuns: () => NO_RUNS,
+  subscribeRuns: () => ignore,
   adopt: fromBrowser,
   listSessions: fromBrowser,
   deleteSession: fromBrowser,

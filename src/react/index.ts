@@ -2,7 +2,7 @@
 
 export { useSessionClient } from './context.js'
 export { SessionProvider, type SessionProviderProps } from './SessionProvider.js'
-export { useRun, type UseRunResult } from './useRun.js'
+export { useRun, type UseRunResult, useRuns } from './useRun.js'
 export { useSessions, type UseSessionsResult } from './useSessions.js'
 export { type SessionState, useSessionState } from './useSessionState.js'
 export { useSyncStatus } from './useSyncStatus.js'
@@ -30,7 +30,11 @@ export {
   type PluginSession,
   type RememberOptions,
   rememberSessionId,
+  type RunAnswer,
+  RunFailedError,
+  type RunRecord,
   type RunResponse,
+  type RunStatus,
   schemaValidation,
   type SessionClient,
   type SessionClientOptions,

@@ -365,7 +365,7 @@ describe('run', () => {
     client.set('email', 'a@b.c')
     const output = await client.run('echo')
     expect(output).toEqual({ email: 'a@b.c' })
-    expect(mock.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`POST /api/session/${ID}`, `POST /api/session/${ID}/run/echo`])
+    expect(mock.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`POST /api/session/${ID}`, `POST /api/session/${ID}/runs`])
   })
 
   it('does not call the step when the flush fails', async () => {

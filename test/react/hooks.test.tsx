@@ -357,7 +357,7 @@ describe('useRun', () => {
 
   it('sends the pending patch first, then runs the step on it', async () => {
     const { gate, release } = newGate()
-    mock.server.use(holdNextPost(`*/api/session/${sessionId}/run/register`, gate))
+    mock.server.use(holdNextPost(`*/api/session/${sessionId}/runs`, gate))
     render(
       <App>
         <Register />
@@ -372,7 +372,7 @@ describe('useRun', () => {
     await advance(10)
     expect(screen.getByLabelText('run').textContent).toBe('registered ada@example.com')
     const order = mock.requests.filter((r) => r.method === 'POST').map((r) => r.path.replace(`/api/session/${sessionId}`, ''))
-    expect(order).toEqual(['', '/run/register'])
+    expect(order).toEqual(['', '/runs'])
     expect(await mock.store.get(sessionId)).toMatchObject({ variables: { email: 'ada@example.com', status: 'done' }, version: 2 })
   })
 

@@ -1,0 +1,154 @@
+import { Listeners } from '../shared/listeners.js'
+import type { JsonValue, RunAnswer, RunRecord, SessionSnapshot } from '../shared/protocol.js'
+import { backoff } from './backoff.js'
+import { SessionError } from './errors.js'
+import type { LocalCopy } from './local-copy.js'
+import { randomId } from './session-id.js'
+import type { Transport } from './transport.js'
+
+/** How long a start waits on the server for the run's end before it answers: a quick step takes one request. */
+const START_WAIT_MS = 5_000
+/** How long one long poll of a run waits on the server. */
+const POLL_WAIT_MS = 25_000
+
+export interface RunParts {
+  sessionId: string
+  transport: Transport
+  local: LocalCopy
+  retry: { baseMs: number; maxMs: number }
+  /** Every change made before the run is on the server first (the flush barrier). */
+  flush: () => Promise<void>
+  /** The session after a step's changes: taken into the view. */
+  receive: (snapshot: SessionSnapshot) => void
+}
+
+/** A run that ended without succeeding: `code` is its `error.code` (`step_failed`, `cancelled`, `timed_out`, `lost`). */
+export class RunFailedError extends SessionError {
+  override name = 'RunFailedError'
+  constructor(readonly run: RunRecord) {
+    super(run.error?.code ?? 'step_failed', run.error?.message ?? `The run ended ${run.status}`, undefined, false)
+  }
+}
+
+/**
+ * The session's runs as this page knows them: started once per run id (kept in the local copy
+ * before the request leaves, so a reload starts it again under the same id), watched by long
+ * polls with no request timeout on the wait (a step may take ten minutes), cancelled, listed, and
+ * told by the change stream. Hooks read `list()` and subscribe.
+ */
+export function createRuns(parts: RunParts) {
+  const { sessionId, transport, local } = parts
+  const known = new Map<string, RunRecord>()
+  const listeners = new Listeners()
+  let sorted: readonly RunRecord[] = []
+  const watches = new Map<string, Promise<RunRecord>>()
+  let stopped = false
+
+  /** Takes a record when it is newer than the one known; tells the hooks. */
+  function learn(run: RunRecord): void {
+    const had = known.get(run.runId)
+    if (had && had.rev >= run.rev) return
+    known.set(run.runId, run)
+    sorted = [...known.values()].sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0))
+    listeners.notify()
+  }
+
+  function take(answer: RunAnswer): RunRecord {
+    learn(answer.run)
+    if (answer.session) parts.receive(answer.session)
+    return answer.run
+  }
+
+  /** Tries `request` again after a retryable failure (offline, 5xx, a timeout), with backoff, until it answers or the client stops. */
+  async function retried<T>(request: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await request()
+      } catch (error) {
+        if (!(error instanceof SessionError && error.retryable) || stopped) throw error
+        await new Promise((resolve) => setTimeout(resolve, backoff(attempt, parts.retry)))
+      }
+    }
+  }
+
+  /** Starts (or starts again under its id) a run, the answer waiting `waitMs` for its end. */
+  async function begin(start: { runId: string; step: string; input?: JsonValue }, waitMs: number): Promise<RunRecord> {
+    const run = take(await retried(() => transport.startRun(sessionId, start, waitMs)))
+    // Joined a run of the same step that was going: this id was never made.
+    if (run.runId !== start.runId) await local.forgetRun(start.runId)
+    return run
+  }
+
+  /** Follows a run by long polls until it ends; one watch per run however many ask. */
+  function watch(runId: string): Promise<RunRecord> {
+    let watching = watches.get(runId)
+    if (!watching) {
+      watching = (async () => {
+        let run = known.get(runId)
+        while (!run || run.status === 'running') {
+          const answer = await retried(() => transport.getRun(sessionId, runId, run?.rev ?? 0, POLL_WAIT_MS))
+          if (!answer) throw new SessionError('not_found', 'No such run', 404, false)
+          run = take(answer)
+        }
+        await local.forgetRun(runId)
+        return run
+      })().finally(() => watches.delete(runId))
+      watches.set(runId, watching)
+    }
+    return watching
+  }
+
+  /** The output of a run that ended, or its failure. */
+  function outcome<Output>(run: RunRecord): Output {
+    if (run.status === 'succeeded') return run.output as Output
+    throw new RunFailedError(run)
+  }
+
+  return {
+    list: () => sorted,
+    get: (runId: string) => known.get(runId),
+    subscribe: (listener: () => void) => listeners.add(listener),
+    learn,
+    watch,
+    /** Flushes, then starts a run of `step`; resolves with its record (running, or ended when quick). */
+    async start(step: string, input?: JsonValue): Promise<RunRecord> {
+      await parts.flush()
+      const start = { runId: `run-${randomId()}`, step, ...(input !== undefined && { input }) }
+      await local.rememberRun(start)
+      return begin(start, 0)
+    },
+    /** Flushes, starts a run of `step` and waits for its end, however long: its output, or a {@link RunFailedError}. */
+    async run<Output>(step: string, input?: JsonValue): Promise<Output> {
+      await parts.flush()
+      const start = { runId: `run-${randomId()}`, step, ...(input !== undefined && { input }) }
+      await local.rememberRun(start)
+      const run = await begin(start, START_WAIT_MS)
+      return outcome<Output>(run.status === 'running' ? await watch(run.runId) : (await local.forgetRun(run.runId), run))
+    },
+    async cancel(runId: string): Promise<RunRecord> {
+      const answer = await transport.cancelRun(sessionId, runId)
+      if (!answer) throw new SessionError('not_found', 'No such run', 404, false)
+      return take(answer)
+    },
+    async refresh(): Promise<readonly RunRecord[]> {
+      for (const run of await transport.listRuns(sessionId)) learn(run)
+      return sorted
+    },
+    /** After a reload: the runs this device started are started again under their ids (once on the server) and watched. */
+    async resume(): Promise<void> {
+      for (const start of await local.runStarts()) {
+        void begin(start, 0)
+          .then(async (run) => {
+            if (run.status === 'running') await watch(run.runId)
+            else await local.forgetRun(run.runId)
+          })
+          .catch(() => {})
+      }
+    },
+    stop() {
+      stopped = true
+    },
+  }
+}
+
+export type Runs = ReturnType<typeof createRuns>
