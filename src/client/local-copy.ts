@@ -44,7 +44,7 @@ export interface LocalCopy {
 }
 
 /** A run's start as the local copy keeps it. */
-export interface RunStart {
+interface RunStart {
   runId: string
   step: string
   input?: JsonValue

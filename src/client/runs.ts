@@ -87,8 +87,7 @@ export function createRuns(parts: RunParts) {
         let run = known.get(runId)
         while (!run || run.status === 'running') {
           const answer = await retried(() => transport.getRun(sessionId, runId, run?.rev ?? 0, POLL_WAIT_MS))
-          if (!answer) throw new SessionError('not_found', 'No such run', 404, false)
-          run = take(answer)
+          run = take(answer ?? noSuchRun())
         }
         await local.forgetRun(runId)
         return run
@@ -106,7 +105,6 @@ export function createRuns(parts: RunParts) {
 
   return {
     list: () => sorted,
-    get: (runId: string) => known.get(runId),
     subscribe: (listener: () => void) => listeners.add(listener),
     learn,
     watch,
@@ -126,9 +124,7 @@ export function createRuns(parts: RunParts) {
       return outcome<Output>(run.status === 'running' ? await watch(run.runId) : (await local.forgetRun(run.runId), run))
     },
     async cancel(runId: string): Promise<RunRecord> {
-      const answer = await transport.cancelRun(sessionId, runId)
-      if (!answer) throw new SessionError('not_found', 'No such run', 404, false)
-      return take(answer)
+      return take((await transport.cancelRun(sessionId, runId)) ?? noSuchRun())
     },
     async refresh(): Promise<readonly RunRecord[]> {
       for (const run of await transport.listRuns(sessionId)) learn(run)
@@ -151,4 +147,6 @@ export function createRuns(parts: RunParts) {
   }
 }
 
-export type Runs = ReturnType<typeof createRuns>
+function noSuchRun(): never {
+  throw new SessionError('not_found', 'No such run', 404, false)
+}

@@ -11,7 +11,6 @@ import {
   withoutTrailingSlashes,
 } from '../shared/protocol.js'
 import { isRetryableStatus, SessionError } from './errors.js'
-import { readEvents } from './event-stream.js'
 
 export type HeadersOption = HeadersInit | (() => HeadersInit | Promise<HeadersInit>)
 
@@ -94,7 +93,8 @@ export function createTransport(options: TransportOptions): Transport {
     }
     if (!response.ok) throw await readError(response)
     if (response.status === 204) return null
-    if (response.headers.get('content-type')?.startsWith('text/event-stream') && response.body) return (await lastEvent(response.body)) as T
+    // A server that runs steps in the request streams the run: its last event is the answer.
+    if (response.headers.get('content-type')?.startsWith('text/event-stream')) return lastEvent(await response.text()) as T
     try {
       return (await response.json()) as T
     } catch {
@@ -146,19 +146,11 @@ export function createTransport(options: TransportOptions): Transport {
   }
 }
 
-/** The last `event: run` of a streamed start: the run's end, or where it was when the stream broke off. */
-async function lastEvent(body: ReadableStream<Uint8Array>): Promise<unknown> {
-  let last: unknown
-  try {
-    await readEvents(body, (event, data) => {
-      if (event === 'run') last = JSON.parse(data)
-    })
-  } catch (error) {
-    if (last === undefined)
-      throw new SessionError('network_error', `The run's stream broke off: ${(error as Error).message}`, undefined, true)
-  }
-  if (last === undefined) throw new SessionError('http_error', 'The run stream ended without a run', undefined, true)
-  return last
+/** The last event's data of a streamed start (`event: run`): the run's end. */
+function lastEvent(text: string): unknown {
+  const data = text.lastIndexOf('\ndata: ')
+  if (data === -1) throw new SessionError('http_error', 'The run stream ended without a run', undefined, true)
+  return JSON.parse(text.slice(data + 7, text.indexOf('\n', data + 7)))
 }
 
 /** The timeout, and the caller's signal when given (without `AbortSignal.any`, only the timeout: the caller does not wait for the abort). */

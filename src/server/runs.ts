@@ -6,7 +6,7 @@ import { runStep, stepFunction, type Steps } from './steps.js'
 import type { Caller, ConcurrentRuns, SessionStore } from './stores/types.js'
 
 /** How often a running run's heartbeat is renewed (a cancel made on another server is seen then). */
-export const HEARTBEAT_MS = 5_000
+const HEARTBEAT_MS = 5_000
 /** The shortest time between two stored progress values of one run. */
 const PROGRESS_MS = 250
 /** The default time limit of a step. */
@@ -291,5 +291,3 @@ export function createRunner(options: RunnerOptions) {
     },
   }
 }
-
-export type Runner = ReturnType<typeof createRunner>

@@ -69,7 +69,7 @@ export function schemaProblemSync(schema: StandardSchemaV1 | undefined, value: u
 }
 
 /** The schema's message for an invalid value, or null. */
-export async function schemaProblem(schema: StandardSchemaV1 | undefined, value: unknown): Promise<string | null> {
+async function schemaProblem(schema: StandardSchemaV1 | undefined, value: unknown): Promise<string | null> {
   return schema ? describe(await schema['~standard'].validate(value)) : null
 }
 

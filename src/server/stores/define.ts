@@ -496,7 +496,7 @@ export function withCodec(store: SessionStore, codec: ValueCodec): SessionStore 
 }
 
 /** The stored form of a run record: the columns runs are found by, and the record's JSON. */
-export function storedRun(record: RunRecord): StoredRun {
+function storedRun(record: RunRecord): StoredRun {
   return {
     runId: record.runId,
     step: record.step,
