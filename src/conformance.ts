@@ -1,6 +1,7 @@
 import { type Backend, type Check, CheckFailed, createBackend, cut, NoAnswer } from './conformance/backend.js'
 import { errorChecks } from './conformance/checks-errors.js'
 import { listingChecks } from './conformance/checks-listing.js'
+import { runChecks } from './conformance/checks-runs.js'
 import { sessionChecks } from './conformance/checks-sessions.js'
 import { stepChecks } from './conformance/checks-steps.js'
 import { loadShapes } from './conformance/openapi.js'
@@ -41,7 +42,7 @@ export class ConformanceUnreachable extends Error {
   override name = 'ConformanceUnreachable'
 }
 
-const CHECKS: Check[] = [...sessionChecks, ...errorChecks, ...stepChecks, ...listingChecks]
+const CHECKS: Check[] = [...sessionChecks, ...errorChecks, ...stepChecks, ...runChecks, ...listingChecks]
 
 const ALL_UNAUTHENTICATED =
   'every request was answered 401 unauthenticated: the backend requires a user, pass one\'s credentials with --header "Cookie: …" (or --header "Authorization: Bearer …")'
@@ -87,7 +88,12 @@ export async function runConformance(base: string, options: ConformanceOptions =
 
   const results: ConformanceResult[] = []
   for (const { name, needs, run } of CHECKS) {
-    const reason = needs && skip[needs]
+    const reason =
+      needs &&
+      [needs]
+        .flat()
+        .map((need) => skip[need])
+        .find((why) => why !== undefined)
     if (reason) {
       results.push({ name, ok: true, skipped: true, detail: reason })
       continue

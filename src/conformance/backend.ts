@@ -41,7 +41,7 @@ interface Send {
 /** One check of the suite; `needs` names what it cannot run without (else it is skipped). */
 export interface Check {
   name: string
-  needs?: 'step' | 'user'
+  needs?: 'step' | 'user' | ReadonlyArray<'step' | 'user'>
   run(this: void, backend: Backend): Promise<void>
 }
 
@@ -75,8 +75,12 @@ export interface Backend {
   call(method: 'GET' | 'POST' | 'DELETE', path: string, send?: Send): Promise<Answer>
   get(id: string, as?: As): Promise<Answer>
   patch(id: string, body: string | object, send?: Omit<Send, 'body'>): Promise<Answer>
+  /** The name of the conformance step (`--step`). */
+  readonly step: string
   /** Runs the conformance step; without a body, sends no body and no Content-Type. */
   run(id: string, body?: string | object, send?: Omit<Send, 'body'>): Promise<Answer>
+  /** Starts a run of the conformance step (`POST {base}/{id}/runs`), the answer waiting `waitMs` for its end. */
+  startRun(id: string, body: string | object, waitMs?: number, send?: Omit<Send, 'body'>): Promise<Answer>
   /** `GET {base}` with a query such as `?limit=1`. */
   list(query?: string, as?: As): Promise<Answer>
   /** A new session holding `variables` at version 1. */
@@ -131,6 +135,7 @@ export function createBackend(root: string, options: BackendOptions): Backend {
 
   const backend: Backend = {
     maxBytes: options.maxBytes,
+    step: options.step,
     hasUser: options.userHeaders !== undefined,
     counts,
     newId: () => `conformance-${run}-${++made}`,
@@ -139,6 +144,7 @@ export function createBackend(root: string, options: BackendOptions): Backend {
     get: (id, as) => call('GET', `/${id}`, { as }),
     patch: (id, body, send) => call('POST', `/${id}`, { ...send, body }),
     run: (id, body, send) => call('POST', `/${id}/run/${encodeURIComponent(options.step)}`, { ...send, body }),
+    startRun: (id, body, waitMs = 0, send) => call('POST', `/${id}/runs${waitMs ? `?waitMs=${waitMs}` : ''}`, { ...send, body }),
     list: (query = '', as) => call('GET', query, { as }),
     async seeded(variables = { kept: 1 }, as) {
       const answer = await backend.patch(backend.newId(), { variables }, { as })
@@ -161,6 +167,9 @@ function describeRequest(method: string, path: string): { operation: Operation |
   if (parts.length === 0 && method === 'GET') operation = 'listSessions'
   else if (parts.length === 1) operation = ({ GET: 'getSession', POST: 'patchSession', DELETE: 'deleteSession' } as const)[method as 'GET']
   else if (parts.length === 3 && parts[1] === 'run' && method === 'POST') operation = 'runStep'
+  else if (parts.length === 2 && parts[1] === 'runs') operation = method === 'POST' ? 'startRun' : 'listRuns'
+  else if (parts.length === 3 && parts[1] === 'runs' && method === 'GET') operation = 'getRun'
+  else if (parts.length === 4 && parts[1] === 'runs' && parts[3] === 'cancel' && method === 'POST') operation = 'cancelRun'
   return { operation, request }
 }
 

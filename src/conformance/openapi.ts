@@ -9,7 +9,8 @@ const DOCUMENT = new URL('../../docs/openapi.json', import.meta.url)
 const DOCUMENT_URI = 'https://workflow-session.invalid/openapi.json'
 
 /** The protocol's operations, by their operationId in docs/openapi.json. */
-export type Operation = 'listSessions' | 'getSession' | 'patchSession' | 'deleteSession' | 'runStep'
+export type Operation =
+  'listSessions' | 'getSession' | 'patchSession' | 'deleteSession' | 'runStep' | 'startRun' | 'listRuns' | 'getRun' | 'cancelRun'
 
 const WHERE: Record<Operation, readonly [path: string, method: string]> = {
   listSessions: ['/', 'get'],
@@ -17,6 +18,10 @@ const WHERE: Record<Operation, readonly [path: string, method: string]> = {
   patchSession: ['/{sessionId}', 'post'],
   deleteSession: ['/{sessionId}', 'delete'],
   runStep: ['/{sessionId}/run/{step}', 'post'],
+  startRun: ['/{sessionId}/runs', 'post'],
+  listRuns: ['/{sessionId}/runs', 'get'],
+  getRun: ['/{sessionId}/runs/{runId}', 'get'],
+  cancelRun: ['/{sessionId}/runs/{runId}/cancel', 'post'],
 }
 
 /** Why `body` is not what docs/openapi.json says `operation` answers with `status`, or null when it is (or nothing is said). */

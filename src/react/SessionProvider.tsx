@@ -34,6 +34,10 @@ export interface SessionProviderProps {
   debounceMs?: number
   /** During continuous typing, a patch is sent at least this often; default 5000 ms. */
   maxWaitMs?: number
+  /** A request without an answer fails (retryable) after this long; default 15 s. A run's wait is not a request timeout: a step may take minutes. */
+  requestTimeoutMs?: number
+  /** `flush()` (and so `run()`'s flush barrier) gives up after this long; default 30 s. */
+  flushTimeoutMs?: number
   /** The app's QueryClient; default: the one of an enclosing QueryClientProvider, else a new one. */
   queryClient?: QueryClient
   fetch?: typeof fetch
@@ -78,7 +82,7 @@ export function SessionProvider(props: SessionProviderProps) {
   headersRef.current = props.headers
   onAuthErrorRef.current = props.onAuthError
   /* eslint-enable react-hooks/refs */
-  const { storage, workflowId, client: givenClient, onSessionChange } = props
+  const { storage, workflowId, client: givenClient, onSessionChange, requestTimeoutMs, flushTimeoutMs } = props
   const endpoint = endpointBase(props.endpoint)
   const [chosenId, setChosenId] = useState<string | undefined>(undefined)
   const sessionId = props.sessionId ?? chosenId
@@ -116,6 +120,8 @@ export function SessionProvider(props: SessionProviderProps) {
             ...(sessionId !== undefined && { sessionId, newSession: madeHere.has(sessionId) }),
             ...(storage !== undefined && { storage }),
             ...(workflowId !== undefined && { workflowId }),
+            ...(requestTimeoutMs !== undefined && { requestTimeoutMs }),
+            ...(flushTimeoutMs !== undefined && { flushTimeoutMs }),
             // The plugins of the render that makes the client; a new array alone makes no new client.
             // eslint-disable-next-line react-hooks/refs -- read while the client is made, in this render: see above
             ...(pluginsRef.current !== undefined && { plugins: pluginsRef.current }),
@@ -126,7 +132,7 @@ export function SessionProvider(props: SessionProviderProps) {
             },
             onAuthError: (error) => onAuthErrorRef.current?.(error),
           })),
-    [givenClient, endpoint, sessionId, storage, workflowId, madeHere],
+    [givenClient, endpoint, sessionId, storage, workflowId, madeHere, requestTimeoutMs, flushTimeoutMs],
   )
   // While React hydrates the server's HTML, the hooks read what the server rendered. The switch to
   // the client's own values is a transition, which React holds back while a part of the page it

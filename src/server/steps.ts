@@ -115,8 +115,16 @@ function resultProblem(result: unknown): string | null {
  * createSessionHandler({ store, steps: { ...steps, ...(process.env.CONFORMANCE && conformanceSteps) } })
  */
 export const conformanceSteps: Steps = {
-  conformance_echo: ({ input, variables }) => {
+  conformance_echo: async ({ input, variables, progress, signal }) => {
     if (isPlainObject(input) && typeof input.fail === 'string') throw new StepError(input.fail)
+    if (isPlainObject(input) && typeof input.sleepMs === 'number') {
+      const started = Date.now()
+      const sleepMs = Math.min(input.sleepMs, 60_000)
+      while (Date.now() - started < sleepMs && !signal.aborted) {
+        progress({ slept: Date.now() - started })
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    }
     return { output: { input: input ?? null, seen: variables as Variables }, variables: { conformance_echo: input ?? null } }
   },
 }

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process'
 import { type AddressInfo, createServer } from 'node:net'
 import { promisify } from 'node:util'
-import { afterAll, beforeAll, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runConformance } from '../../src/conformance.js'
 import { conformanceSteps, createSessionHandler, memoryStore, type RunningServer, serve } from '../../src/server/index.js'
 
@@ -73,8 +73,8 @@ it('runs as a command and ends with "N passed, 0 failed, 0 skipped"', async () =
 it('skips the step checks without the conformance step, and the user listing without --user-header, saying once how to enable each', async () => {
   const { stdout } = await cli(`${withoutStep.url}/api/session`)
   const lines = stdout.trim().split('\n')
-  expect(lines.at(-1)).toMatch(/^\d+ passed, 0 failed, 7 skipped$/) // 6 step checks and the signed-in listing
-  expect(lines.filter((line) => line.endsWith('(skipped)'))).toHaveLength(7)
+  expect(lines.at(-1)).toMatch(/^\d+ passed, 0 failed, 14 skipped$/) // 6 step checks, 7 run checks and the signed-in listing
+  expect(lines.filter((line) => line.endsWith('(skipped)'))).toHaveLength(14)
   expect(lines.filter((line) => line.includes('conformanceSteps in TypeScript, conformance_steps in Python'))).toHaveLength(1)
   expect(lines.filter((line) => line.includes('--user-header'))).toHaveLength(1)
 })
@@ -110,4 +110,64 @@ it('exits 2 with a usage line when called wrongly', async () => {
     const failure = await cli(...args).catch((error: { code: number; stderr: string }) => error)
     expect(failure).toMatchObject({ code: 2, stderr: expect.stringContaining('usage: workflow-session conformance') })
   }
+})
+
+describe('the run checks catch a backend that breaks one rule of runs', () => {
+  /** The package's handler with one rule broken by `breakIt`; the checks that fail, by name. */
+  async function failuresOf(breakIt: (request: Request, handler: (request: Request) => Promise<Response>) => Promise<Response>) {
+    const handler = createSessionHandler({ store: memoryStore(), steps: conformanceSteps, authorize: byUser, onError: quiet, log: quiet })
+    const broken = await serve({ port: 0, handler: (request) => breakIt(request, handler) })
+    try {
+      const results = await runConformance(`${broken.url}/api/session`, { userHeaders: { 'x-user': 'conformance' } })
+      return results.filter((result) => !result.ok).map((result) => result.name)
+    } finally {
+      await broken.close()
+      await handler.close()
+    }
+  }
+  const isStart = (request: Request) => request.method === 'POST' && new URL(request.url).pathname.endsWith('/runs')
+
+  it('runs the step again for a run id it has (a start that makes a new id)', async () => {
+    const failed = await failuresOf(async (request, handler) => {
+      if (!isStart(request)) return handler(request)
+      const body = (await request.json()) as { runId: string }
+      const again = JSON.stringify({ ...body, runId: `${body.runId}-${Math.random().toString(36).slice(2, 8)}` })
+      return handler(new Request(request.url, { method: 'POST', headers: request.headers, body: again }))
+    })
+    expect(failed).toContainEqual(expect.stringMatching(/^a run starts once per id/))
+  })
+
+  it('a cancel that does not cancel', async () => {
+    const failed = await failuresOf(async (request, handler) => {
+      const url = new URL(request.url)
+      if (request.method !== 'POST' || !url.pathname.endsWith('/cancel')) return handler(request)
+      return handler(new Request(url.href.replace(/\/cancel$/, ''), { headers: request.headers }))
+    })
+    expect(failed).toEqual([expect.stringMatching(/^cancel ends a running run cancelled/)])
+  })
+
+  it('a long poll that answers at once with nothing newer', async () => {
+    const failed = await failuresOf(async (request, handler) => {
+      const url = new URL(request.url)
+      if (request.method !== 'GET' || !url.searchParams.has('after')) return handler(request)
+      url.searchParams.delete('after')
+      url.searchParams.delete('waitMs')
+      return handler(new Request(url, { headers: request.headers }))
+    })
+    expect(failed).toContainEqual(expect.stringMatching(/^a long poll answers with a newer rev/))
+  })
+
+  it('a run id of another session that answers differently from an unknown one', async () => {
+    const started = new Set<string>()
+    const failed = await failuresOf(async (request, handler) => {
+      if (isStart(request)) started.add(((await request.clone().json()) as { runId: string }).runId)
+      const answer = await handler(request)
+      const runId = new URL(request.url).pathname.split('/runs/')[1]
+      // Tells the ids it has somewhere apart from unknown ones: an existence oracle.
+      if (request.method === 'GET' && answer.status === 404 && runId !== undefined && started.has(runId))
+        return Response.json({ error: { code: 'not_found', message: 'That run is in another session' } }, { status: 404 })
+      return answer
+    })
+    expect(failed).toEqual([expect.stringMatching(/^a run id of another session answers exactly like an unknown one/)])
+  })
 })
