@@ -5,6 +5,8 @@
 //   SESSION_TTL_MS  default: sessions never expire
 //   SESSION_SECRET  signs the user cookie (default: a random secret kept in .data/cookie-secret)
 //   SESSION_ENCRYPTION_KEY  base64 of 32 bytes: variables are encrypted at rest (AES-256-GCM)
+//   RUN_LOST_AFTER_MS  a run whose server stopped answering is ended lost after this long (default 30 s)
+//   DEMO_REPORT_MS  how long the report step takes (default 20 s)
 import { createSessionHandler, encryptedStore, openStore, serve } from 'workflow-session/server'
 import { buildDemoAssets, INDEX_HTML } from './assets.js'
 import { cookieAuth, loadSecret } from './auth.js'
@@ -13,8 +15,12 @@ import { demoSteps } from './steps.js'
 const port = Number(process.env.PORT ?? 3000)
 const storeUrl = process.env.SESSION_STORE ?? 'sqlite:.data/sessions.db'
 const ttlMs = process.env.SESSION_TTL_MS ? Number(process.env.SESSION_TTL_MS) : undefined
+const runLostAfterMs = process.env.RUN_LOST_AFTER_MS ? Number(process.env.RUN_LOST_AFTER_MS) : undefined
 
-const opened = await openStore(storeUrl, ttlMs === undefined ? {} : { ttlMs }).catch((error: unknown) => {
+const opened = await openStore(storeUrl, {
+  ...(ttlMs !== undefined && { ttlMs }),
+  ...(runLostAfterMs !== undefined && { runLostAfterMs }),
+}).catch((error: unknown) => {
   // One line an orchestrator's log shows, and a failed exit so that it restarts the process.
   console.error(`workflow-session demo: ${(error as Error).message}`)
   process.exit(1)

@@ -4,8 +4,32 @@ import { CATALOG, isProduct, type Order } from './catalog.js'
 import type { CheckoutData } from './src/Cart.js'
 import type { SignupData } from './src/SignupForm.js'
 
+/** How long the report takes: 20 s, or `DEMO_REPORT_MS` (the tests make it shorter). */
+const REPORT_MS = Number(process.env.DEMO_REPORT_MS ?? 20_000)
+
 /** The demo's server steps: each reads what the person saved, and writes its result back. */
 export const demoSteps: Steps = {
+  // A long step, as an LLM call or a data job is: it reports progress, stops when cancelled,
+  // and its result is merged when it ends, even if the page that started it was closed.
+  report: async ({ variables, progress, signal }) => {
+    const parts = 10
+    for (let done = 0; done < parts; done++) {
+      progress({ done, of: parts })
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, REPORT_MS / parts)
+        const stop = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+        signal.addEventListener('abort', stop, { once: true })
+      })
+      if (signal.aborted) return {}
+    }
+    const fields = Object.keys(variables).filter((name) => !name.endsWith(':at')).length
+    const message = `Report ready: ${fields} saved fields looked at`
+    return { output: { message }, variables: { report: { message, at: new Date().toISOString() } } }
+  },
+
   register: ({ workflow }) => {
     const signup = workflow<SignupData>('signup')
     const email = signup.get('email', '').trim()

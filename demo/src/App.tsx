@@ -1,5 +1,6 @@
 import { useSessionState } from 'workflow-session'
 import { Cart } from './Cart.js'
+import { LongStep } from './LongStep.js'
 import { Sessions } from './Sessions.js'
 import { SignupForm } from './SignupForm.js'
 import { SyncBadge } from './SyncBadge.js'
@@ -19,8 +20,12 @@ export function App() {
         <h2 id="cart-heading">2. Shopping cart</h2>
         <Cart />
       </section>
+      <section aria-labelledby="report-heading">
+        <h2 id="report-heading">3. A long step</h2>
+        <LongStep />
+      </section>
       <section aria-labelledby="sessions-heading">
-        <h2 id="sessions-heading">3. Your sessions</h2>
+        <h2 id="sessions-heading">4. Your sessions</h2>
         <p>
           This is session <code>{sessionId}</code>.
         </p>

@@ -1,5 +1,39 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import type { Page } from 'playwright-core'
 import { expect } from 'vitest'
+
+/** Every demo process started and not yet exited, so that a test file can stop any it left. */
+export const demos = new Set<ChildProcess>()
+
+export interface Demo {
+  url: string
+  child: ChildProcess
+}
+
+// By its full path, so that its command line names the checkout (.ci/run looks for leftovers so).
+const DEMO_SERVER = fileURLToPath(new URL('../../demo/server.ts', import.meta.url))
+
+/** Starts `demo/server.ts` (what `npm start` runs) and resolves with its URL. */
+export function startDemo(env: Record<string, string>): Promise<Demo> {
+  const child = spawn(process.execPath, ['--import', 'tsx', DEMO_SERVER], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  demos.add(child)
+  child.once('exit', () => demos.delete(child))
+  return new Promise((resolve, reject) => {
+    let output = ''
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString()
+      const match = /demo on (http:\/\/\S+)/.exec(output)
+      if (match) resolve({ url: match[1]!, child })
+    }
+    child.stdout.on('data', onData)
+    child.stderr.on('data', onData)
+    child.once('exit', (code) => reject(new Error(`demo exited (${code}): ${output}`)))
+  })
+}
 
 /**
  * What a person does with the demo's sign-up form, whichever backend serves it: types, sees
