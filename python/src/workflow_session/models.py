@@ -8,7 +8,7 @@ They come from ``typing_extensions`` because Pydantic needs that TypedDict befor
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Literal, Union
 
 from typing_extensions import NotRequired, TypeAlias, TypeAliasType, TypedDict
 
@@ -26,7 +26,23 @@ else:
 #: set): a JSON value whose lists and dicts a type checker takes as any ``Sequence`` and
 #: ``Mapping``, so that an app's own ``list[str]`` or ``dict[str, int]`` fits. At run time only
 #: ``list`` and ``dict`` are JSON (a tuple is refused, with a message that says so).
-__all__ = ["ErrorBody", "ErrorDetail", "JsonInput", "JsonValue", "Patch", "Record", "RunResponse", "SessionHead", "Snapshot", "Summary"]
+__all__ = [
+    "ErrorBody",
+    "ErrorDetail",
+    "JsonInput",
+    "JsonValue",
+    "Patch",
+    "Record",
+    "RunAnswer",
+    "RunError",
+    "RunErrorCode",
+    "RunRecord",
+    "RunResponse",
+    "RunStatus",
+    "SessionHead",
+    "Snapshot",
+    "Summary",
+]
 
 
 class Snapshot(TypedDict):
@@ -71,6 +87,58 @@ class RunResponse(TypedDict):
 
     output: JsonValue
     session: Snapshot
+
+
+#: Where a run is: ``running``, then exactly one of the others, for good.
+RunStatus = Literal["running", "succeeded", "failed", "cancelled", "timed_out", "lost"]
+
+
+#: Why a run did not succeed.
+RunErrorCode = Literal["step_failed", "cancelled", "timed_out", "lost"]
+
+
+class RunError(TypedDict):
+    """Why a run did not succeed: ``step_failed`` (the step's safe message), ``cancelled``, ``timed_out`` or ``lost``."""
+
+    code: RunErrorCode
+    message: str
+
+
+class RunRecord(TypedDict):
+    """A durable run as the server keeps it and answers it (docs/protocol.md, "Runs").
+
+    The same record from every endpoint, in the change feed (``event: run``) and in the
+    ``record`` column of the runs table, which a TypeScript server on the same database shares.
+    """
+
+    #: The client's id for the run, 8 to 128 characters of ``A-Z a-z 0-9 _ -``, unique in its session.
+    runId: str
+    step: str
+    status: RunStatus
+    input: JsonValue
+    #: The latest value the step reported with ``ctx.progress(value)``, or None.
+    progress: JsonValue
+    #: The step's output once ``succeeded``, else None.
+    output: JsonValue
+    error: RunError | None
+    #: ISO 8601 in UTC with milliseconds, as ``createdAt``.
+    startedAt: str
+    finishedAt: str | None
+    #: Renewed every 5 s while ``running`` by the server that runs the step; no ``rev`` bump.
+    heartbeatAt: str
+    #: The session's version when the step read its variables.
+    readVersion: int
+    #: For ``succeeded``: the session's version after its changes were merged; else None.
+    version: int | None
+    #: 1 at the start, one more with every progress write and with the end.
+    rev: int
+
+
+class RunAnswer(TypedDict):
+    """Every answer about one run; ``session`` (the snapshot when answered) comes with a ``succeeded`` run."""
+
+    run: RunRecord
+    session: NotRequired[Snapshot]
 
 
 class ErrorDetail(TypedDict):

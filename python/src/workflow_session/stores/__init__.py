@@ -1,6 +1,6 @@
 """Where sessions live: memory, SQLite (the default) and PostgreSQL, all on one store layer."""
 
-from .base import ApplyResult, Backend, Caller, Decision, Keep, Put, Remove, SessionStore, WorkflowState, may_reach
+from .base import ApplyResult, Backend, Caller, Decision, Keep, Put, Remove, RunEnd, RunsDecision, RunStart, SessionStore, WorkflowState, may_reach
 from .memory import memory_store
 from .open import open_store
 from .sqlite import sqlite_store
@@ -13,6 +13,9 @@ __all__ = [
     "Keep",
     "Put",
     "Remove",
+    "RunEnd",
+    "RunStart",
+    "RunsDecision",
     "SessionStore",
     "WorkflowState",
     "may_reach",

@@ -2,20 +2,42 @@
 
 A backend only keeps a :class:`~workflow_session.models.Record` (a session's head and its
 variables) atomically (``read``, ``update`` with a decision made inside its atomic step,
-``list``, ``ids``, ``close``); :class:`SessionStore` builds the whole store API on it.
+``list``, ``ids``, ``close``), and the session's runs beside it (``read_runs``, ``update_runs``
+for a decision on the session and its runs together, ``update_run`` for one run);
+:class:`SessionStore` builds the whole store API on it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar, Union, cast
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar, Union, cast
 
 from ..errors import SessionProtocolError
 from ..merge import ValidChange, iso_time, merge_session, utc_now, valid_change
-from ..models import JsonInput, JsonValue, Patch, Record, SessionHead, Snapshot, Summary
+from ..models import JsonInput, JsonValue, Patch, Record, RunError, RunRecord, RunStatus, SessionHead, Snapshot, Summary
 from ..rules import is_session_id
+from ..runs import (
+    CANCELLED_MESSAGE,
+    DEFAULT_RUN_LOST_AFTER_MS,
+    KEEP_FINISHED_RUNS,
+    LOST_MESSAGE,
+    UNCHANGED,
+    Unchanged,
+    ended,
+    is_run_id,
+    is_stale,
+    ms_of_datetime,
+    new_run,
+    now_ms,
+    progressed,
+    renewed,
+    run_error,
+)
 from ..workflow import Draft, ReadOnlyAccess, Workflow
 
 T = TypeVar("T")
@@ -25,6 +47,10 @@ ChangeListener = Callable[[str, int], None]
 
 #: How often ``update_workflow`` re-runs its edit when other writes keep landing first.
 MAX_EDIT_ATTEMPTS = 20
+#: Errors of a step's own changes: the step's failure (``step_failed``), not the request's.
+STEP_RESULT_PROBLEMS = frozenset({"invalid_key", "invalid_patch", "too_large"})
+#: How long ``close()`` waits for the last writes handed to ``finish_before_close``.
+CLOSE_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +80,53 @@ class Decision(Generic[T]):
 
     write: Write
     result: T
+
+
+@dataclass(frozen=True)
+class RunsDecision(Generic[T]):
+    """What a backend's atomic step on a session and its runs decided.
+
+    ``write``: the session (:class:`Put` or :class:`Keep`, never :class:`Remove`); ``runs``: run
+    records to write (inserted or replaced by their ``runId``); ``drop``: run ids to delete;
+    ``result``: what ``update_runs`` returns.
+    """
+
+    result: T
+    write: Union[Put, Keep] = Keep()
+    runs: tuple[RunRecord, ...] = ()
+    drop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """What ``start_run`` did: ``started`` (the record was written now, the step is to run on ``variables``), or not.
+
+    Not started: ``run`` is the run with that id (a retry), or the running run of the same step
+    (joined; ``conflict`` when the start asked to refuse rather than join).
+    """
+
+    run: RunRecord
+    started: bool
+    #: The session's variables as stored when the run was written (started only).
+    variables: dict[str, JsonValue]
+    conflict: bool = False
+    #: Whether the store was written (the run, a new session, a stale run ended ``lost``).
+    wrote: bool = False
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """What ``finish_run`` did: whether it ``ended`` the run (it was ``running``), and the record as it is now."""
+
+    #: The run as stored after the call; None when there is no such run (any more).
+    run: RunRecord | None
+    ended: bool
+    #: A ``succeeded`` run's session after its changes were merged (or as it was, when they changed nothing).
+    snapshot: Snapshot | None = None
+    #: Whether the merge changed the session (one version bump).
+    applied: bool = False
+    #: The rule the step's changes broke (the run then ended ``failed``, ``step_failed``).
+    problem: SessionProtocolError | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +231,27 @@ class Backend:
         """Backends shared by several servers tell of every change made through any of them; others return None."""
         return None
 
+    async def read_runs(self, session_id: str, run_id: str | None = None) -> tuple[SessionHead | None, builtins.list[RunRecord]]:
+        """The session's head and its runs, newest ``startedAt`` first (only ``run_id``'s, when given), as one read.
+
+        No head: no session, and no runs (rows a session left behind are not its runs).
+        """
+        raise NotImplementedError
+
+    async def update_runs(
+        self, session_id: str, decide: Callable[[Record | None, builtins.list[RunRecord]], RunsDecision[T]], run_id: str | None = None
+    ) -> T:
+        """Atomically for this session (the same lock as ``update``): reads the record and its runs (only ``run_id``'s,
+        when given; newest first), calls ``decide`` and writes what it decided, the session and the runs together.
+
+        Shared stores tell every server of a write (PostgreSQL: the change channel, with the session's version).
+        """
+        raise NotImplementedError
+
+    async def update_run(self, session_id: str, run_id: str, decide: Callable[[SessionHead | None, RunRecord | None], tuple[RunRecord | None, T]]) -> T:
+        """Atomically for this session: reads its head and one run, calls ``decide``, and writes the record it returns first (None: nothing)."""
+        raise NotImplementedError
+
 
 class SessionStore:
     """Where sessions live, as a safe API for server code.
@@ -183,6 +277,7 @@ class SessionStore:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self._finishing: set[asyncio.Future[Any]] = set()
 
     async def open(self) -> None:
         """Connects now (a store also connects on first use); raises ``unavailable`` when it cannot."""
@@ -247,11 +342,7 @@ class SessionStore:
         def decide(current: Record | None) -> Decision[Snapshot]:
             if current is not None:
                 raise SessionProtocolError("exists", f'A session with id "{session_id}" exists already')
-            merged = merge_session(None, session_id, change, utc_now(), max_bytes=max_bytes, owner=user_id)
-            record = merged.record
-            if not merged.applied:
-                # Creating is a change of its own, even with no variables: the session is there, version 1.
-                record = {**record, "head": {**record["head"], "version": 1}}
+            record = _created(session_id, change, max_bytes, user_id, utc_now())
             return Decision(Put(record), snapshot_of(record))
 
         return await self.backend.update(session_id, decide)
@@ -350,8 +441,220 @@ class SessionStore:
         """Hears changes made through every server sharing the store (PostgreSQL); None for stores of one process."""
         return self.backend.watch(on_change, on_reconnect)
 
+    # --- Runs (docs/protocol.md, "Runs"): each change of a record decided in the backend's atomic step ---
+
+    async def start_run(
+        self,
+        session_id: str,
+        run_id: str,
+        step: str,
+        input: JsonValue = None,
+        *,
+        caller: Caller | None = None,
+        concurrent: Literal["join", "refuse"] = "join",
+        lost_after_ms: int = DEFAULT_RUN_LOST_AFTER_MS,
+        alive: Container[str] = (),
+        keep: int = KEEP_FINISHED_RUNS,
+    ) -> RunStart:
+        """Writes a new ``running`` run in the session's atomic step, and returns what the step is to read.
+
+        In that one step: the owner rule (``not_found``); a stale ``running`` run ends ``lost``
+        first (but not those in ``alive``, the runs this server drives); a run with ``run_id``
+        answers as it is (not started: the step never runs twice for one id); a ``running`` run
+        of the same step is joined (returned, not started) or, with ``concurrent="refuse"``,
+        returned with ``conflict``; else a missing session is created (empty, version 1, owned by
+        ``caller``), the run is written with the session's version as ``readVersion``, and the
+        finished runs past the ``keep`` newest are dropped. The step itself is the caller's to run.
+        """
+        _check_session_id(session_id)
+        _check_caller(caller)
+        if not is_run_id(run_id):
+            raise SessionProtocolError("invalid_run", "A run id is 8 to 128 characters of A-Z a-z 0-9 _ -")
+        if concurrent not in ("join", "refuse"):
+            raise ValueError('concurrent must be "join" or "refuse"')
+        owner = caller.user_id if caller is not None else None
+
+        def decide(current: Record | None, runs: list[RunRecord]) -> RunsDecision[RunStart]:
+            if current is not None and not may_reach(current["head"], caller):
+                raise no_such_session()
+            now = utc_now()
+            at = ms_of_datetime(now)  # the run starts when a session it creates is created
+            lost: list[RunRecord] = []
+            settled: list[RunRecord] = []
+            for run in runs:
+                if is_stale(run, at, lost_after_ms) and run["runId"] not in alive:
+                    run = ended(run, "lost", at, error=run_error("lost", LOST_MESSAGE))
+                    lost.append(run)
+                settled.append(run)
+            existing = next((run for run in settled if run["runId"] == run_id), None)
+            if existing is not None:
+                return RunsDecision(RunStart(existing, False, {}, wrote=bool(lost)), runs=tuple(lost))
+            running = next((run for run in settled if run["step"] == step and run["status"] == "running"), None)
+            if running is not None:
+                return RunsDecision(RunStart(running, False, {}, conflict=concurrent == "refuse", wrote=bool(lost)), runs=tuple(lost))
+            write: Put | Keep = Keep()
+            if current is None:
+                current = _created(session_id, valid_change({}), None, owner, now)
+                write = Put(current)
+            run = new_run(run_id, step, input, current["head"]["version"], at)
+            finished = [old for old in settled if old["status"] != "running"]  # newest first
+            drop = tuple(old["runId"] for old in finished[keep:])
+            return RunsDecision(RunStart(run, True, current["variables"], wrote=True), write=write, runs=(*lost, run), drop=drop)
+
+        return await self.backend.update_runs(session_id, decide)
+
+    async def list_runs(
+        self, session_id: str, *, caller: Caller | None = None, lost_after_ms: int = DEFAULT_RUN_LOST_AFTER_MS, alive: Container[str] = ()
+    ) -> builtins.list[RunRecord] | None:
+        """The session's runs, newest ``startedAt`` first; None without the session (or when ``caller`` may not reach it).
+
+        A stale ``running`` run (not in ``alive``) is ended ``lost`` in the store first, and answered so.
+        """
+        return await self._read_runs(session_id, None, caller, lost_after_ms, alive)
+
+    async def get_run(
+        self,
+        session_id: str,
+        run_id: str,
+        *,
+        caller: Caller | None = None,
+        lost_after_ms: int = DEFAULT_RUN_LOST_AFTER_MS,
+        alive: Container[str] = (),
+    ) -> RunRecord | None:
+        """One run of the session, or None (no such run in this session, no session, or one ``caller`` may not reach).
+
+        A stale ``running`` run (not in ``alive``) is ended ``lost`` in the store first, and answered so.
+        """
+        if not is_run_id(run_id):
+            _check_session_id(session_id)
+            return None
+        runs = await self._read_runs(session_id, run_id, caller, lost_after_ms, alive)
+        return runs[0] if runs else None
+
+    async def _read_runs(
+        self, session_id: str, run_id: str | None, caller: Caller | None, lost_after_ms: int, alive: Container[str]
+    ) -> builtins.list[RunRecord] | None:
+        _check_session_id(session_id)
+        _check_caller(caller)
+        head, runs = await self.backend.read_runs(session_id, run_id)
+        if head is None or not may_reach(head, caller):
+            return None
+        at = now_ms()
+        for index, run in enumerate(runs):
+            if is_stale(run, at, lost_after_ms) and run["runId"] not in alive:
+                runs[index] = await self.end_lost_run(session_id, run["runId"], lost_after_ms=lost_after_ms) or run
+        return runs
+
+    async def end_lost_run(self, session_id: str, run_id: str, *, lost_after_ms: int = DEFAULT_RUN_LOST_AFTER_MS) -> RunRecord | None:
+        """Ends a ``running`` run ``lost`` if its heartbeat is still older than ``lost_after_ms`` (decided in the atomic step); returns the run as it is."""
+
+        def change(run: RunRecord) -> RunRecord | None:
+            at = now_ms()
+            return ended(run, "lost", at, error=run_error("lost", LOST_MESSAGE)) if is_stale(run, at, lost_after_ms) else None
+
+        return await self._change_run(session_id, run_id, change)
+
+    async def progress_run(self, session_id: str, run_id: str, progress: JsonValue) -> RunRecord | None:
+        """Stores a running run's progress (one more ``rev``, its heartbeat renewed); returns the run as it is (None: no such run)."""
+        return await self._change_run(session_id, run_id, lambda run: progressed(run, progress, now_ms()) if run["status"] == "running" else None)
+
+    async def renew_run(self, session_id: str, run_id: str) -> RunRecord | None:
+        """Renews a running run's heartbeat (no ``rev`` bump); returns the run as it is, so that its server sees a cancel or a loss."""
+        return await self._change_run(session_id, run_id, lambda run: renewed(run, now_ms()) if run["status"] == "running" else None)
+
+    async def cancel_run(self, session_id: str, run_id: str, *, caller: Caller | None = None, message: str | None = None) -> RunRecord | None:
+        """Ends a ``running`` run ``cancelled``; a finished one is returned as it is. None: no such run (for ``caller``)."""
+        if not is_run_id(run_id):
+            _check_session_id(session_id)
+            return None
+
+        def change(run: RunRecord) -> RunRecord | None:
+            if run["status"] != "running":
+                return None
+            return ended(run, "cancelled", now_ms(), error=run_error("cancelled", message or CANCELLED_MESSAGE))
+
+        return await self._change_run(session_id, run_id, change, caller)
+
+    async def _change_run(
+        self, session_id: str, run_id: str, change: Callable[[RunRecord], RunRecord | None], caller: Caller | None = None
+    ) -> RunRecord | None:
+        _check_session_id(session_id)
+        _check_caller(caller)
+
+        def decide(head: SessionHead | None, run: RunRecord | None) -> tuple[RunRecord | None, RunRecord | None]:
+            if head is None or run is None or not may_reach(head, caller):
+                return None, None
+            changed = change(run)
+            return changed, changed or run
+
+        return await self.backend.update_run(session_id, run_id, decide)
+
+    async def finish_run(
+        self,
+        session_id: str,
+        run_id: str,
+        status: RunStatus,
+        *,
+        output: JsonValue = None,
+        changes: Patch | ValidChange | None = None,
+        error: RunError | None = None,
+        progress: JsonValue | Unchanged = UNCHANGED,
+        max_bytes: int | None = None,
+    ) -> RunEnd:
+        """Ends a ``running`` run with ``status``, in one atomic step, only if it is still ``running``.
+
+        For ``succeeded``, the step's ``changes`` (``variables``, ``deleted``) are merged in that
+        same step, as one change (one version bump when anything changed); changes that break a
+        rule (a name, a value, the size) end it ``failed`` (``step_failed``) instead, and nothing
+        is merged. A run that ended first (cancelled, timed out, lost) stays as it is and nothing
+        is merged: ``ended`` is False.
+        """
+        _check_session_id(session_id)
+        step_changes: ValidChange | None = None
+        problem: SessionProtocolError | None = None
+        if status == "succeeded":
+            try:
+                step_changes = _checked(changes or {})
+            except SessionProtocolError as broken:
+                if broken.code not in STEP_RESULT_PROBLEMS:
+                    raise
+                problem = broken
+
+        def decide(current: Record | None, runs: list[RunRecord]) -> RunsDecision[RunEnd]:
+            run = runs[0] if runs else None
+            if current is None or run is None or run["status"] != "running":
+                return RunsDecision(RunEnd(run, False))
+            at = now_ms()
+            broken = problem
+            if step_changes is not None:
+                try:
+                    merged = merge_session(current, session_id, step_changes, utc_now(), max_bytes=max_bytes)
+                except SessionProtocolError as refused:
+                    if refused.code not in STEP_RESULT_PROBLEMS:
+                        raise
+                    broken = refused
+                else:
+                    done = ended(run, "succeeded", at, output=output, version=merged.record["head"]["version"], progress=progress)
+                    write: Put | Keep = Put(merged.record) if merged.applied else Keep()
+                    return RunsDecision(RunEnd(done, True, snapshot_of(merged.record), merged.applied), write=write, runs=(done,))
+            if broken is not None:
+                message = f'Step "{run["step"]}" returned changes that cannot be stored: {broken.message}'
+                failed = ended(run, "failed", at, error=run_error("step_failed", message), progress=progress)
+                return RunsDecision(RunEnd(failed, True, problem=broken), runs=(failed,))
+            done = ended(run, status, at, error=error, output=output, progress=progress)
+            return RunsDecision(RunEnd(done, True), runs=(done,))
+
+        return await self.backend.update_runs(session_id, decide, run_id)
+
+    def finish_before_close(self, work: asyncio.Future[Any]) -> None:
+        """``close()`` waits (up to 10 s) for ``work`` first: a server's last writes, such as its runs ended at shutdown."""
+        self._finishing.add(work)
+        work.add_done_callback(self._finishing.discard)
+
     async def close(self) -> None:
-        """Releases files and connections; waits for writes under way."""
+        """Releases files and connections; waits for writes under way (and those handed to ``finish_before_close``)."""
+        if self._finishing:
+            await asyncio.wait(set(self._finishing), timeout=CLOSE_WAIT_SECONDS)
         await self.backend.close()
 
     async def __aenter__(self) -> SessionStore:
@@ -360,6 +663,15 @@ class SessionStore:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _created(session_id: str, change: ValidChange, max_bytes: int | None, owner: str | None, now: datetime) -> Record:
+    """A new session's record: ``change`` merged into nothing, at version 1 even when it is empty (creating is a change of its own)."""
+    merged = merge_session(None, session_id, change, now, max_bytes=max_bytes, owner=owner)
+    record = merged.record
+    if not merged.applied:
+        record = {**record, "head": {**record["head"], "version": 1}}
+    return record
 
 
 def _checked(change: object) -> ValidChange:

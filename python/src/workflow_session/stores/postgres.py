@@ -3,13 +3,16 @@
 The same tables (see :mod:`.rows`), lock and change channel as the TypeScript store, so Python
 and Node servers can share one database. A write is one transaction that takes the per-session
 advisory lock, merges, writes the head and the changed variables, and NOTIFYs ``{"id",
-"version"}`` on ``workflow_session_changes``.
+"version"}`` on ``workflow_session_changes``. A session's runs are rows of ``{table}_runs``,
+written under the same lock (a run's end and its merge in one transaction); every run write
+NOTIFYs the session's id and version too, so that feeds on other servers check its runs.
 ``watch()`` LISTENs on a connection of its own, re-established with backoff when it is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import itertools
 import json
 import logging
@@ -20,10 +23,25 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from ..errors import SessionProtocolError
-from ..models import Record, Summary
+from ..models import Record, RunRecord, SessionHead, Summary
 from ..rules import compact_json
-from .base import Backend, ChangeListener, Decision, Keep, Put, Remove, SessionStore, T, summary_of
-from .rows import COMPACTION_COLUMNS, HEAD_COLUMNS, Compaction, compaction_of, head_of, head_row, next_compaction, record_of, tombstones_in, variable_rows
+from .base import Backend, ChangeListener, Decision, Keep, Put, Remove, RunsDecision, SessionStore, T, summary_of
+from .rows import (
+    COMPACTION_COLUMNS,
+    HEAD_COLUMNS,
+    RUN_COLUMNS,
+    Compaction,
+    HeadRow,
+    compaction_of,
+    head_of,
+    head_row,
+    next_compaction,
+    record_of,
+    run_of,
+    run_row,
+    tombstones_in,
+    variable_rows,
+)
 
 if TYPE_CHECKING:  # psycopg is the optional ``postgres`` extra: imported when the store opens
     from psycopg import AsyncConnection
@@ -75,6 +93,7 @@ class PostgresBackend(Backend):
         self.url = url
         self.table = table
         self.variables = f"{table}_variables"
+        self.runs = f"{table}_runs"
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
         self._pool: AsyncConnectionPool[AsyncConnection[TupleRow]] | None = None
@@ -159,7 +178,18 @@ class PostgresBackend(Backend):
                       PRIMARY KEY (session_id, name)
                     );
                     CREATE INDEX IF NOT EXISTS {self.variables}_by_version ON {self.variables} (session_id, version);
-                    CREATE INDEX IF NOT EXISTS {self.variables}_tombstones ON {self.variables} (session_id) WHERE value IS NULL;"""
+                    CREATE INDEX IF NOT EXISTS {self.variables}_tombstones ON {self.variables} (session_id) WHERE value IS NULL;
+                    CREATE TABLE IF NOT EXISTS {self.runs} (
+                      session_id   text NOT NULL,
+                      run_id       text NOT NULL,
+                      step         text NOT NULL,
+                      status       text NOT NULL,
+                      started_at   text NOT NULL,
+                      heartbeat_at bigint NOT NULL,
+                      record       text NOT NULL,
+                      PRIMARY KEY (session_id, run_id)
+                    );
+                    CREATE INDEX IF NOT EXISTS {self.runs}_by_session_newest ON {self.runs} (session_id, started_at DESC);"""
             )
             cursor = await db.execute(
                 "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s AND column_name = 'compacted_through'",
@@ -217,6 +247,7 @@ class PostgresBackend(Backend):
                         await self._write(db, session_id, current, compaction, record)
                     case Remove():
                         await db.execute(f"DELETE FROM {self.variables} WHERE session_id = %s", (session_id,))
+                        await db.execute(f"DELETE FROM {self.runs} WHERE session_id = %s", (session_id,))
                         await db.execute(f"DELETE FROM {self.table} WHERE id = %s", (session_id,))
                     case Keep():
                         pass
@@ -226,6 +257,7 @@ class PostgresBackend(Backend):
         """Writes the head and the variable rows the write changed (compacting tombstones by the rule of :mod:`.rows`), and tells every server of the new version."""
         if current is None:  # a new session: nothing of an older one with this id stays
             await db.execute(f"DELETE FROM {self.variables} WHERE session_id = %s", (session_id,))
+            await db.execute(f"DELETE FROM {self.runs} WHERE session_id = %s", (session_id,))
         version = record["head"]["version"]
         rows = variable_rows(current, record)
         after = next_compaction(compaction, version, tombstones_in(rows))
@@ -246,7 +278,73 @@ class PostgresBackend(Backend):
             )
         if after.compact:  # through the partial index {variables}_tombstones: O(tombstones)
             await db.execute(f"DELETE FROM {self.variables} WHERE session_id = %s AND value IS NULL", (session_id,))
-        await db.execute("SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, compact_json({"id": session_id, "version": version})))
+        await _notify(db, session_id, version)
+
+    async def read_runs(self, session_id: str, run_id: str | None = None) -> tuple[SessionHead | None, builtins.list[RunRecord]]:
+        # One statement, so one snapshot: the head and its runs as of one moment.
+        one = "AND r.run_id = %s" if run_id is not None else ""
+        params = (run_id, session_id) if run_id is not None else (session_id,)
+        async with _as_unavailable():
+            async with await self._connection() as db:
+                cursor = await db.execute(
+                    f"""SELECT {HEAD_COLUMNS_OF_H}, r.record FROM {self.table} h
+                        LEFT JOIN {self.runs} r ON r.session_id = h.id {one} WHERE h.id = %s
+                        ORDER BY r.started_at DESC, r.run_id""",
+                    params,
+                )
+                rows = await cursor.fetchall()
+        if not rows:
+            return None, []
+        head: HeadRow = rows[0][:8]
+        return head_of(head), [run_of(row[8]) for row in rows if row[8] is not None]
+
+    async def _runs(self, db: AsyncConnection[TupleRow], session_id: str, run_id: str | None) -> builtins.list[RunRecord]:
+        if run_id is None:
+            cursor = await db.execute(f"SELECT record FROM {self.runs} WHERE session_id = %s ORDER BY started_at DESC, run_id", (session_id,))
+        else:
+            cursor = await db.execute(f"SELECT record FROM {self.runs} WHERE session_id = %s AND run_id = %s", (session_id, run_id))
+        return [run_of(row[0]) for row in await cursor.fetchall()]
+
+    async def _put_runs(self, db: AsyncConnection[TupleRow], session_id: str, runs: tuple[RunRecord, ...]) -> None:
+        for run in runs:
+            await db.execute(
+                f"""INSERT INTO {self.runs} ({RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)
+                    ON CONFLICT (session_id, run_id) DO UPDATE SET step = excluded.step, status = excluded.status,
+                    started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, record = excluded.record""",
+                run_row(session_id, run),
+            )
+
+    async def update_runs(
+        self, session_id: str, decide: Callable[[Record | None, builtins.list[RunRecord]], RunsDecision[T]], run_id: str | None = None
+    ) -> T:
+        async with _as_unavailable():
+            async with await self._connection() as db, db.transaction():
+                # The session's lock (as update takes it): its runs change with it, never beside it.
+                await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (session_id,))
+                current, compaction = await self._read(db, session_id)
+                decision = decide(current, await self._runs(db, session_id, run_id) if current is not None else [])
+                if isinstance(decision.write, Put):
+                    await self._write(db, session_id, current, compaction, decision.write.record)  # NOTIFYs the new version
+                await self._put_runs(db, session_id, decision.runs)
+                if decision.drop:
+                    await db.execute(f"DELETE FROM {self.runs} WHERE session_id = %s AND run_id = ANY(%s)", (session_id, builtins.list(decision.drop)))
+                if (decision.runs or decision.drop) and not isinstance(decision.write, Put) and current is not None:
+                    await _notify(db, session_id, current["head"]["version"])
+                return decision.result
+
+    async def update_run(self, session_id: str, run_id: str, decide: Callable[[SessionHead | None, RunRecord | None], tuple[RunRecord | None, T]]) -> T:
+        async with _as_unavailable():
+            async with await self._connection() as db, db.transaction():
+                await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (session_id,))
+                cursor = await db.execute(f"SELECT {HEAD_COLUMNS} FROM {self.table} WHERE id = %s", (session_id,))
+                row = await cursor.fetchone()
+                head = head_of(row) if row is not None else None
+                found = await self._runs(db, session_id, run_id) if head is not None else []
+                write, result = decide(head, found[0] if found else None)
+                if write is not None and head is not None:
+                    await self._put_runs(db, session_id, (write,))
+                    await _notify(db, session_id, head["version"])
+                return result
 
     async def list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:
         async with _as_unavailable():
@@ -344,6 +442,11 @@ class PostgresBackend(Backend):
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
+
+
+async def _notify(db: AsyncConnection[TupleRow], session_id: str, version: int) -> None:
+    """Tells every server sharing the database that the session (or one of its runs) changed: ``{"id", "version"}`` on the change channel."""
+    await db.execute("SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, compact_json({"id": session_id, "version": version})))
 
 
 class _as_unavailable:

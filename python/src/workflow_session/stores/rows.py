@@ -14,6 +14,11 @@ counts the tombstones written since the last compaction, and the write that take
 :data:`MAX_TOMBSTONES` removes every tombstone of the session and sets ``compacted_through`` to
 its version; a server whose copy is older than ``compacted_through`` loads the session again
 whole instead of catching up.
+
+A session's runs are one row each (session_id, run_id, step, status, started_at, heartbeat_at in
+milliseconds since the epoch, record as JSON text): the record is the protocol's
+:class:`~workflow_session.models.RunRecord`, and the other columns always equal its fields, so
+that a server reads a run from ``record`` alone and finds runs by the columns.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
-from ..models import Record, SessionHead
+from ..models import Record, RunRecord, SessionHead
 from ..rules import compact_json
+from ..runs import ms_of
 
 #: The head's columns, in the order both stores write them.
 HEAD_COLUMNS = "id, user_id, workflow_id, version, created_at, updated_at, bytes, clients"
@@ -118,3 +124,20 @@ def variable_rows(before: Record | None, after: Record) -> list[tuple[str, str |
     rows: list[tuple[str, str | None]] = [(name, compact_json(value)) for name, value in new.items() if name not in old or old[name] is not value]
     rows += [(name, None) for name in old if name not in new]
     return rows
+
+
+#: The runs table's columns, in the order both stores write them.
+RUN_COLUMNS = "session_id, run_id, step, status, started_at, heartbeat_at, record"
+#: A run row: (session_id, run_id, step, status, started_at, heartbeat_at ms, record JSON).
+RunRow = tuple[str, str, str, str, str, int, str]
+
+
+def run_row(session_id: str, run: RunRecord) -> RunRow:
+    """The row of ``run`` (RUN_COLUMNS order): its columns taken from the record, so they always agree."""
+    return (session_id, run["runId"], run["step"], run["status"], run["startedAt"], ms_of(run["heartbeatAt"]), compact_json(run))
+
+
+def run_of(record: str) -> RunRecord:
+    """The run a row's ``record`` column holds."""
+    run: RunRecord = json.loads(record)
+    return run

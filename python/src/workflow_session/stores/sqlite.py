@@ -3,12 +3,14 @@
 Each write is one ``BEGIN IMMEDIATE`` transaction (read, merge, write, client ``seq``), so several
 processes may share the file; a writer that finds it locked waits up to the busy timeout, then
 the request answers 503 ``unavailable``. The same tables as the TypeScript store (see
-:mod:`.rows`): Python and Node processes may share the file.
+:mod:`.rows`): Python and Node processes may share the file. A session's runs are rows of
+``ws_runs``, written in the same transactions as the session (a run's end and its merge in one).
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import functools
 import os
 import sqlite3
@@ -21,9 +23,23 @@ from typing import Literal
 from typing_extensions import ParamSpec
 
 from ..errors import SessionProtocolError
-from ..models import Record, Summary
-from .base import Backend, Decision, Keep, Put, Remove, SessionStore, T, summary_of
-from .rows import COMPACTION_COLUMNS, HEAD_COLUMNS, Compaction, compaction_of, head_of, head_row, next_compaction, record_of, tombstones_in, variable_rows
+from ..models import Record, RunRecord, SessionHead, Summary
+from .base import Backend, Decision, Keep, Put, Remove, RunsDecision, SessionStore, T, summary_of
+from .rows import (
+    COMPACTION_COLUMNS,
+    HEAD_COLUMNS,
+    RUN_COLUMNS,
+    Compaction,
+    compaction_of,
+    head_of,
+    head_row,
+    next_compaction,
+    record_of,
+    run_of,
+    run_row,
+    tombstones_in,
+    variable_rows,
+)
 
 SCHEMA = """
   CREATE TABLE IF NOT EXISTS ws_sessions (
@@ -48,6 +64,17 @@ SCHEMA = """
     PRIMARY KEY (session_id, name)
   ) WITHOUT ROWID;
   CREATE INDEX IF NOT EXISTS ws_variables_tombstones ON ws_variables (session_id) WHERE value IS NULL;
+  CREATE TABLE IF NOT EXISTS ws_runs (
+    session_id   TEXT NOT NULL,
+    run_id       TEXT NOT NULL,
+    step         TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    started_at   TEXT NOT NULL,
+    heartbeat_at INTEGER NOT NULL,
+    record       TEXT NOT NULL,
+    PRIMARY KEY (session_id, run_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS ws_runs_by_session_newest ON ws_runs (session_id, started_at DESC);
 """
 #: Tables made before tombstones were compacted: the head's compaction columns, and each session's count of its tombstones.
 ADD_COMPACTION_COLUMNS = """
@@ -62,6 +89,13 @@ UPSERT_HEAD = f"""
     updated_at = excluded.updated_at, bytes = excluded.bytes, clients = excluded.clients,
     compacted_through = excluded.compacted_through, tombstones = excluded.tombstones
 """
+UPSERT_RUN = f"""
+  INSERT INTO ws_runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (session_id, run_id) DO UPDATE SET step = excluded.step, status = excluded.status, started_at = excluded.started_at,
+    heartbeat_at = excluded.heartbeat_at, record = excluded.record
+"""
+SELECT_RUNS = "SELECT record FROM ws_runs WHERE session_id = ? ORDER BY started_at DESC, run_id"
+SELECT_RUN = "SELECT record FROM ws_runs WHERE session_id = ? AND run_id = ?"
 UPSERT_VARIABLE = """
   INSERT INTO ws_variables (session_id, name, value, version) VALUES (?, ?, ?, ?)
   ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value, version = excluded.version
@@ -134,17 +168,10 @@ class SqliteBackend(Backend):
             decision = decide(current)
             match decision.write:
                 case Put(record):
-                    if current is None:  # a new session: nothing of an older one with this id stays
-                        db.execute("DELETE FROM ws_variables WHERE session_id = ?", (session_id,))
-                    version = record["head"]["version"]
-                    rows = variable_rows(current, record)
-                    after = next_compaction(compaction, version, tombstones_in(rows))
-                    db.execute(UPSERT_HEAD, (*head_row(record["head"]), after.compacted_through, after.tombstones))
-                    db.executemany(UPSERT_VARIABLE, [(session_id, name, value, version) for name, value in rows])
-                    if after.compact:  # through the partial index ws_variables_tombstones: O(tombstones)
-                        db.execute("DELETE FROM ws_variables WHERE session_id = ? AND value IS NULL", (session_id,))
+                    self._put(db, session_id, current, compaction, record)
                 case Remove():
                     db.execute("DELETE FROM ws_variables WHERE session_id = ?", (session_id,))
+                    db.execute("DELETE FROM ws_runs WHERE session_id = ?", (session_id,))
                     db.execute("DELETE FROM ws_sessions WHERE id = ?", (session_id,))
                 case Keep():
                     pass
@@ -154,6 +181,70 @@ class SqliteBackend(Backend):
                 db.execute("ROLLBACK")
             raise
         return decision.result
+
+    def _put(self, db: sqlite3.Connection, session_id: str, current: Record | None, compaction: Compaction | None, record: Record) -> None:
+        """Writes the head and the variable rows the write changed (compacting tombstones by the rule of :mod:`.rows`)."""
+        if current is None:  # a new session: nothing of an older one with this id stays
+            db.execute("DELETE FROM ws_variables WHERE session_id = ?", (session_id,))
+            db.execute("DELETE FROM ws_runs WHERE session_id = ?", (session_id,))
+        version = record["head"]["version"]
+        rows = variable_rows(current, record)
+        after = next_compaction(compaction, version, tombstones_in(rows))
+        db.execute(UPSERT_HEAD, (*head_row(record["head"]), after.compacted_through, after.tombstones))
+        db.executemany(UPSERT_VARIABLE, [(session_id, name, value, version) for name, value in rows])
+        if after.compact:  # through the partial index ws_variables_tombstones: O(tombstones)
+            db.execute("DELETE FROM ws_variables WHERE session_id = ? AND value IS NULL", (session_id,))
+
+    def _runs(self, db: sqlite3.Connection, session_id: str, run_id: str | None) -> list[RunRecord]:
+        if run_id is None:
+            return [run_of(row[0]) for row in db.execute(SELECT_RUNS, (session_id,))]
+        return [run_of(row[0]) for row in db.execute(SELECT_RUN, (session_id, run_id))]
+
+    def _head(self, db: sqlite3.Connection, session_id: str) -> SessionHead | None:
+        row = db.execute(f"SELECT {HEAD_COLUMNS} FROM ws_sessions WHERE id = ?", (session_id,)).fetchone()
+        return head_of(row) if row is not None else None
+
+    def _read_runs(self, session_id: str, run_id: str | None) -> tuple[SessionHead | None, list[RunRecord]]:
+        db = self._connection()
+        db.execute("BEGIN")  # one snapshot: the head and its runs as of one moment
+        try:
+            head = self._head(db, session_id)
+            return head, self._runs(db, session_id, run_id) if head is not None else []
+        finally:
+            db.execute("COMMIT")
+
+    def _update_runs(self, session_id: str, decide: Callable[[Record | None, list[RunRecord]], RunsDecision[T]], run_id: str | None) -> T:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            current, compaction = self._read_compaction(session_id)
+            decision = decide(current, self._runs(db, session_id, run_id) if current is not None else [])
+            if isinstance(decision.write, Put):
+                self._put(db, session_id, current, compaction, decision.write.record)
+            db.executemany(UPSERT_RUN, [run_row(session_id, run) for run in decision.runs])
+            db.executemany("DELETE FROM ws_runs WHERE session_id = ? AND run_id = ?", [(session_id, dropped) for dropped in decision.drop])
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return decision.result
+
+    def _update_run(self, session_id: str, run_id: str, decide: Callable[[SessionHead | None, RunRecord | None], tuple[RunRecord | None, T]]) -> T:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            head = self._head(db, session_id)
+            found = self._runs(db, session_id, run_id) if head is not None else []
+            write, result = decide(head, found[0] if found else None)
+            if write is not None:
+                db.execute(UPSERT_RUN, run_row(session_id, write))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return result
 
     def _list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:
         params: tuple[str | int, ...]
@@ -176,6 +267,17 @@ class SqliteBackend(Backend):
 
     async def list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:
         return await self._run(self._list, user_id, limit, offset)
+
+    async def read_runs(self, session_id: str, run_id: str | None = None) -> tuple[SessionHead | None, builtins.list[RunRecord]]:
+        return await self._run(self._read_runs, session_id, run_id)
+
+    async def update_runs(
+        self, session_id: str, decide: Callable[[Record | None, builtins.list[RunRecord]], RunsDecision[T]], run_id: str | None = None
+    ) -> T:
+        return await self._run(self._update_runs, session_id, decide, run_id)
+
+    async def update_run(self, session_id: str, run_id: str, decide: Callable[[SessionHead | None, RunRecord | None], tuple[RunRecord | None, T]]) -> T:
+        return await self._run(self._update_run, session_id, run_id, decide)
 
     async def ids(self) -> AsyncIterator[str]:
         # In batches by id, so a long walk neither holds a read transaction nor loads every id at once.
