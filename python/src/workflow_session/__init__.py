@@ -20,8 +20,22 @@ Example::
 from .app import SessionApp, create_session_app
 from .errors import SessionProtocolError
 from .merge import MAX_REMEMBERED_CLIENTS, ValidChange, merge_session, valid_change
-from .models import ErrorBody, JsonInput, JsonValue, Patch, Record, RunResponse, SessionHead, Snapshot, Summary
-from .steps import Step, StepContext, StepError, StepResult, StepResultDict, conformance_steps
+from .models import (
+    ErrorBody,
+    JsonInput,
+    JsonValue,
+    Patch,
+    Record,
+    RunAnswer,
+    RunError,
+    RunRecord,
+    RunResponse,
+    RunStatus,
+    SessionHead,
+    Snapshot,
+    Summary,
+)
+from .steps import Step, StepContext, StepError, StepResult, StepResultDict, conformance_steps, timed_step
 from .stores import ApplyResult, Caller, SessionStore, WorkflowState, memory_store, open_store, postgres_store, sqlite_store
 from .workflow import Workflow
 from .workflow_keys import parse_workflow_key, workflow_data_key, workflow_slot_key
@@ -35,7 +49,11 @@ __all__ = [
     "JsonValue",
     "Patch",
     "Record",
+    "RunAnswer",
+    "RunError",
+    "RunRecord",
     "RunResponse",
+    "RunStatus",
     "SessionApp",
     "SessionHead",
     "SessionProtocolError",
@@ -58,6 +76,7 @@ __all__ = [
     "parse_workflow_key",
     "postgres_store",
     "sqlite_store",
+    "timed_step",
     "valid_change",
     "workflow_data_key",
     "workflow_slot_key",

@@ -33,6 +33,11 @@ endpoint, before its handler), then the body (the handler). What is not Starlett
 - **The body** is read by the app (``Request.stream()``, counting bytes as they come): the
   content type is checked before the size, and an oversized body is answered 413 in the
   protocol's JSON; Starlette's own body limit (1.x only) answers in plain text.
+- **Durable runs** (``{base}/{id}/runs``) go on after the request that started them was
+  answered: the app's :class:`~workflow_session.runner.Runner` drives them, and ``close()`` ends
+  those still running ``lost``. A request that waits for a run (``?waitMs=``) and is cancelled by
+  the server's shutdown answers 503 ``unavailable`` in the protocol's JSON, not the server's
+  plain-text 500.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote, unquote
 
 from starlette.requests import Request
@@ -56,11 +61,13 @@ if TYPE_CHECKING:
 from .errors import RETRY_AFTER_SECONDS, SessionProtocolError
 from .feed import HEARTBEAT_SECONDS, ChangeFeed
 from .merge import valid_change
-from .models import JsonValue, Patch, Summary
-from .request import first_query_value, page_of, parse_run_input, read_json_body, route_path, since_of
-from .rules import DEFAULT_MAX_BYTES, is_session_id
+from .models import JsonValue, Patch, RunAnswer, RunRecord, Summary
+from .request import first_query_value, page_of, parse_run_input, parse_run_start, read_json_body, route_path, since_of, whole_number_query
+from .rules import DEFAULT_MAX_BYTES, is_session_id, json_bytes, json_value_problem
+from .runner import Runner
+from .runs import DEFAULT_RUN_LOST_AFTER_MS, DEFAULT_RUN_TIMEOUT_MS
 from .steps import Step, StepError, run_step
-from .stores.base import Caller, SessionStore, may_reach, no_such_session
+from .stores.base import STEP_RESULT_PROBLEMS, Caller, SessionStore, may_reach, no_such_session
 from .workflow_keys import decode_component
 
 log = logging.getLogger("workflow_session")
@@ -74,8 +81,10 @@ _Vars = TypeVar("_Vars", bound=Mapping[str, object])
 
 #: Where the routed scope keeps the request's scope as it came (see ``SessionApp._routed``).
 _AS_SENT = "workflow_session.scope"
-#: Errors of a step's own changes: the step's failure (500 ``step_failed``), not the request's.
-_STEP_RESULT_PROBLEMS = frozenset({"invalid_key", "invalid_patch", "too_large"})
+#: The longest a request waits for a run (``?waitMs=``), in milliseconds.
+MAX_WAIT_MS = 30_000
+#: The largest ``rev`` a long poll may name (``?after=``).
+_MAX_REV = 2**53 - 1
 
 
 def _no_such_endpoint() -> SessionProtocolError:
@@ -140,13 +149,14 @@ class _Call:
     caller: Caller
     session_id: str
     step: str
+    run_id: str = ""
 
 
 _Handler = Callable[[_Call], Awaitable[Response]]
 
 
 class SessionApp:
-    """The ASGI app :func:`create_session_app` returns. ``close()`` ends open change streams."""
+    """The ASGI app :func:`create_session_app` returns. ``close()`` ends open change streams and the runs it still runs."""
 
     def __init__(
         self,
@@ -161,9 +171,17 @@ class SessionApp:
         base: str = "",
         on_error: OnError | None = None,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        run_timeout_ms: int = DEFAULT_RUN_TIMEOUT_MS,
+        run_lost_after_ms: int = DEFAULT_RUN_LOST_AFTER_MS,
+        concurrent_runs: Literal["join", "refuse"] = "join",
     ) -> None:
         if not isinstance(store, SessionStore):
             raise TypeError("store must be a SessionStore: open_store('sqlite:…'), memory_store(), …")
+        for name, value in [("run_timeout_ms", run_timeout_ms), ("run_lost_after_ms", run_lost_after_ms)]:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive whole number of milliseconds, got {value!r}")
+        if concurrent_runs not in ("join", "refuse"):
+            raise ValueError(f'concurrent_runs must be "join" or "refuse", got {concurrent_runs!r}')
         self.store = store
         # Each step reads the variables its own way (its type parameter); the app only calls it.
         self.steps: dict[str, Step[Any]] = dict(steps or {})
@@ -174,7 +192,19 @@ class SessionApp:
         self.max_keys_per_patch = max_keys_per_patch
         self.base = base.rstrip("/")
         self.on_error = on_error or _log_error
-        self.feed = ChangeFeed(store, heartbeat_seconds)
+        #: The durable runs this app starts (``{base}/{id}/runs``).
+        self.runner: Runner
+        self.feed = ChangeFeed(store, heartbeat_seconds, runs_of=self._runs_for_feed, recheck_seconds=min(1.0, run_lost_after_ms / 4000))
+        self.runner = Runner(
+            store=store,
+            feed=self.feed,
+            steps=self.steps,
+            report=self._report,
+            max_bytes=max_bytes,
+            timeout_ms=run_timeout_ms,
+            lost_after_ms=run_lost_after_ms,
+            concurrent=concurrent_runs,
+        )
         #: The endpoints, below the mount point.
         self.router = Router(
             routes=[
@@ -183,6 +213,9 @@ class SessionApp:
                 *self._resource("/{session_id}/events", {"GET": self._events}),
                 *self._resource("/{session_id}/adopt", {"POST": self._adopt}),
                 *self._resource("/{session_id}/run/{step}", {"POST": self._run}),
+                *self._resource("/{session_id}/runs", {"GET": self._list_runs, "POST": self._start_run}),
+                *self._resource("/{session_id}/runs/{run_id}", {"GET": self._get_run}),
+                *self._resource("/{session_id}/runs/{run_id}/cancel", {"POST": self._cancel_run}),
             ],
             redirect_slashes=False,
             default=_not_found,
@@ -267,7 +300,8 @@ class SessionApp:
         step = unquote(params["step"]) if "step" in params else ""
         if "step" in params and step not in self.steps:
             raise SessionProtocolError("unknown_step", f'No step named "{step}"')
-        return _Call(request, caller, session_id, step)
+        run_id = unquote(params["run_id"]) if "run_id" in params else ""
+        return _Call(request, caller, session_id, step, run_id)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         # Only when the app is served alone: a router that mounts it runs its own lifespan.
@@ -281,7 +315,7 @@ class SessionApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self.close()
+                self.close()  # the runs still running end lost; store.close() waits for those writes
                 await self.store.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -361,7 +395,7 @@ class SessionApp:
         try:
             applied = await self.store.apply(session_id, change, caller=caller, max_bytes=self.max_bytes)
         except SessionProtocolError as error:
-            if error.code not in _STEP_RESULT_PROBLEMS:
+            if error.code not in STEP_RESULT_PROBLEMS:
                 raise
             # The step's own changes broke a rule: that is the step's failure, and nothing was stored.
             report(error)
@@ -377,9 +411,90 @@ class SessionApp:
         since = since_of(call.request.headers.get("last-event-id"), first_query_value(call.request, "since", blank=False))
         return _EventStream(self.feed, call.session_id, since, call.caller)
 
+    # --- Durable runs (docs/protocol.md, "Runs") ---
+
+    async def _start_run(self, call: _Call) -> Response:
+        # After the checks every endpoint makes: ?waitMs=, then the body (JSON as for a patch, its
+        # runId and step, the step registered, the input as a variable's value); the owner in the
+        # store's atomic step that writes the record.
+        wait_ms = whole_number_query(call.request, "waitMs", MAX_WAIT_MS) or 0
+        run_id, step, run_input = parse_run_start(await read_json_body(call.request, self.max_bytes))
+        if step not in self.steps:
+            raise SessionProtocolError("unknown_step", f'No step named "{step}"')
+        problem = json_value_problem(run_input)
+        if problem:
+            raise SessionProtocolError("invalid_patch", f'"input": {problem}')
+        if json_bytes(run_input) > self.max_bytes:
+            raise SessionProtocolError("too_large", f'"input" is larger than {self.max_bytes} bytes')
+        run, started = await self.runner.start(call.session_id, run_id, step, run_input, call.caller, call.request)
+        if wait_ms and run["status"] == "running":
+            run = await self.runner.wait(call.session_id, run["runId"], call.caller, _never, wait_ms) or run
+        return await self._run_answer(call.session_id, run, 202 if started else 200)
+
+    async def _list_runs(self, call: _Call) -> Response:
+        runs = await self.runner.list(call.session_id, call.caller)
+        if runs is None:
+            raise no_such_session()
+        body: dict[str, object] = {"runs": runs}
+        if any(run["status"] == "succeeded" for run in runs):
+            snapshot = await self.store.get(call.session_id)
+            if snapshot is not None:
+                body["session"] = snapshot
+        return JsonResponse(body)
+
+    async def _get_run(self, call: _Call) -> Response:
+        after = whole_number_query(call.request, "after", _MAX_REV)
+        wait_ms = whole_number_query(call.request, "waitMs", MAX_WAIT_MS) or 0
+        if after is not None and wait_ms:
+            newer = after
+
+            def changed(run: RunRecord) -> bool:
+                return run["rev"] > newer
+
+            run = await self.runner.wait(call.session_id, call.run_id, call.caller, changed, wait_ms)
+        else:
+            run = await self.runner.get(call.session_id, call.run_id, call.caller)
+        if run is None:
+            raise _no_such_run()
+        return await self._run_answer(call.session_id, run)
+
+    async def _cancel_run(self, call: _Call) -> Response:
+        # No body is read; like an adoption's, the request has no content type or JSON (never a form's).
+        await read_json_body(call.request, self.max_bytes, empty_needs_no_type=True)
+        run = await self.runner.cancel(call.session_id, call.run_id, call.caller)
+        if run is None:
+            raise _no_such_run()
+        return await self._run_answer(call.session_id, run)
+
+    async def _run_answer(self, session_id: str, run: RunRecord, status: int = 200) -> Response:
+        """``{"run": record}``, with ``"session"`` (the snapshot now) when the run succeeded."""
+        body: RunAnswer = {"run": run}
+        if run["status"] == "succeeded":
+            snapshot = await self.store.get(session_id)
+            if snapshot is not None:
+                body["session"] = snapshot
+        return JsonResponse(body, status)
+
+    async def _runs_for_feed(self, session_id: str, caller: Caller) -> list[RunRecord] | None:
+        return await self.runner.list(session_id, caller)
+
+    def _report(self, error: BaseException, request: Request, step: str | None) -> None:
+        self.on_error(error, request, step)
+
     def close(self) -> None:
-        """Ends every open change stream (before shutting down) and stops watching the store."""
+        """Ends every open change stream and every run this server still runs (before shutting down); stops watching the store.
+
+        Each run still ``running`` ends ``lost`` ("The server stopped while the step ran"), one
+        log line each; ``store.close()`` waits for those writes, so call it after this one (the
+        app's own lifespan does, served alone). Requests waiting for a run answer 503.
+        """
         self.feed.close()
+        self.runner.close()
+
+    async def aclose(self) -> None:
+        """``close()``, then waits until the runs it stopped are written as ended (the store stays open)."""
+        self.close()
+        await self.runner.wait_closed()
 
     def mount_on(self, app: Starlette, path: str = "/api/session") -> None:
         """Mounts the endpoints on a Starlette or FastAPI ``app`` at ``path``, the mount point included.
@@ -405,6 +520,15 @@ class _AtMountPoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app({**scope, "root_path": scope.get("root_path", "") + self.path}, receive, send)
+
+
+def _no_such_run() -> SessionProtocolError:
+    return SessionProtocolError("not_found", "No such run")
+
+
+def _never(run: RunRecord) -> bool:
+    """A wait that ends only with the run (or its time)."""
+    return False
 
 
 def _raw_parts(scope: Scope, parts: list[str]) -> list[str] | None:
@@ -450,6 +574,9 @@ def create_session_app(
     base: str = "",
     on_error: OnError | None = None,
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
+    run_timeout_ms: int = DEFAULT_RUN_TIMEOUT_MS,
+    run_lost_after_ms: int = DEFAULT_RUN_LOST_AFTER_MS,
+    concurrent_runs: Literal["join", "refuse"] = "join",
 ) -> SessionApp:
     """The session endpoints as an ASGI app: mount it (``app.mount("/api/session", session_app)``) or serve it alone.
 
@@ -466,9 +593,20 @@ def create_session_app(
     - ``base``: the path of the endpoints below the mount point; ``""`` when mounted at
       ``/api/session``, ``"/api/session"`` when served alone at the root.
     - ``on_error(error, request, step)``: told of unexpected errors and failed steps; default:
-      the ``workflow_session`` logger.
+      the ``workflow_session`` logger (a ``StepError`` as one line, anything else with its
+      traceback).
+    - Durable runs (``POST {base}/{id}/runs`` with ``{"runId", "step", "input"?}``): the same
+      ``steps``, started once per run id, going on after the request was answered.
+      ``run_timeout_ms``: a run's time limit unless its step has one (:func:`timed_step`); 15
+      minutes. ``run_lost_after_ms``: a ``running`` run whose heartbeat is older than this (30 s)
+      lost its server and is ended ``lost`` by whoever reads it; the heartbeat comes every 5 s (a
+      third of this bound when that is shorter). ``concurrent_runs``: a start with a new run id
+      while a run of the same step is ``running`` in the session joins it (``"join"``: answered
+      with that run, 200) or is refused (``"refuse"``: 409 ``run_in_progress``).
 
-    Served alone, its lifespan opens the store at startup and closes it at shutdown.
+    Served alone, its lifespan opens the store at startup and closes it at shutdown (ending the
+    runs still running ``lost`` first); mounted, call ``close()`` and then ``store.close()`` in
+    the host app's lifespan.
     """
     return SessionApp(
         store=store,
@@ -481,4 +619,7 @@ def create_session_app(
         base=base,
         on_error=on_error,
         heartbeat_seconds=heartbeat_seconds,
+        run_timeout_ms=run_timeout_ms,
+        run_lost_after_ms=run_lost_after_ms,
+        concurrent_runs=concurrent_runs,
     )

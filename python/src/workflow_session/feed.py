@@ -1,21 +1,30 @@
-"""The change feed behind ``GET {base}/{id}/events``: Server-Sent Events of a session's snapshots.
+"""The change feed behind ``GET {base}/{id}/events``: Server-Sent Events of a session's snapshots and runs.
 
-Changes are announced in process (every applied patch, step or adoption of this app) and, when
-the store is shared (PostgreSQL), by the store's ``watch()`` for changes made through any server.
-A stream sends the snapshot whenever its version passes the last one sent, so duplicates and
-reordering collapse. Every event is read as the caller: another user's session sends nothing, exactly like
-an id nobody uses.
+Changes are announced in process (every applied patch, step, adoption or run write of this app)
+and, when the store is shared (PostgreSQL), by the store's ``watch()`` for changes made through
+any server. A stream sends the snapshot whenever its version passes the last one sent, and each
+run of the session whose ``rev`` passed the last one sent for it (``event: run``; on open, the
+session's running runs), so duplicates and reordering collapse. While a run it sent is
+``running``, the stream also reads the runs again every little while, so that a run whose server
+stopped is seen ending ``lost``. Every event is read as the caller: another user's session sends
+nothing, exactly like an id nobody uses.
+
+The same wake-ups serve requests that wait for a run (:meth:`ChangeFeed.wait`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.types import Receive, Send
 
+from .models import RunRecord
 from .rules import compact_json
 from .stores.base import Caller, SessionStore
+
+#: Reads a session's runs as a caller (ending stale ones ``lost`` first); None when the caller may not reach it.
+RunsReader = Callable[[str, Caller], Awaitable["list[RunRecord] | None"]]
 
 #: How often an idle stream sends a comment, so proxies keep it open.
 HEARTBEAT_SECONDS = 15.0
@@ -28,12 +37,14 @@ SSE_HEADERS = [
 
 
 class _Stream:
-    """One open stream's wake-up: a change to check, or the end."""
+    """One open stream's (or waiting request's) wake-up: a change to check, or the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, catch_up: bool = True) -> None:
         self.signal = asyncio.Event()
         self.ended = False
-        self.wake()  # catch up from `since` first
+        self.dirty = False
+        if catch_up:
+            self.wake()  # catch up from `since` first
 
     def wake(self) -> None:
         self.dirty = True
@@ -45,13 +56,18 @@ class _Stream:
 
 
 class ChangeFeed:
-    def __init__(self, store: SessionStore, heartbeat: float = HEARTBEAT_SECONDS) -> None:
+    def __init__(
+        self, store: SessionStore, heartbeat: float = HEARTBEAT_SECONDS, runs_of: RunsReader | None = None, recheck_seconds: float = 1.0
+    ) -> None:
         self._store = store
         self._heartbeat = heartbeat
+        self._runs_of = runs_of
+        self._recheck = recheck_seconds
         self._listeners: dict[str, set[_Stream]] = {}
         self._streams: set[_Stream] = set()
         self._watching = False
         self._unwatch: Callable[[], None] | None = None
+        self._closed = False
 
     def announce(self, session_id: str) -> None:
         """Tells the streams of ``session_id`` to check for a newer version."""
@@ -70,29 +86,68 @@ class ChangeFeed:
             self._watching = True
             self._unwatch = self._store.watch(lambda session_id, _version: self.announce(session_id), self._recheck_all)
 
-    async def stream(self, send: Send, receive: Receive, session_id: str, since: int, caller: Caller) -> None:
-        """Streams ``session_id``'s snapshots newer than ``since`` until the client goes or the feed closes."""
-        stream = _Stream()
+    def _listen(self, session_id: str, stream: _Stream) -> None:
         self._listeners.setdefault(session_id, set()).add(stream)
         self._streams.add(stream)
         self._watch()
+
+    def _unlisten(self, session_id: str, stream: _Stream) -> None:
+        listeners = self._listeners.get(session_id)
+        if listeners is not None:
+            listeners.discard(stream)
+            if not listeners:
+                del self._listeners[session_id]
+        self._streams.discard(stream)
+
+    async def wait(self, session_id: str, timeout: float) -> bool:
+        """Waits until a change of ``session_id`` is announced (or heard from the store), or ``timeout`` seconds; False when the feed closed."""
+        if self._closed:
+            return False
+        stream = _Stream(catch_up=False)
+        self._listen(session_id, stream)
+        try:
+            await asyncio.wait_for(stream.signal.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._unlisten(session_id, stream)
+        return not stream.ended and not self._closed
+
+    async def stream(self, send: Send, receive: Receive, session_id: str, since: int, caller: Caller) -> None:
+        """Streams ``session_id``'s snapshots newer than ``since``, and its runs as they change, until the client goes or the feed closes."""
+        stream = _Stream()
+        self._listen(session_id, stream)
+        loop = asyncio.get_running_loop()
 
         async def until_disconnect() -> None:
             while (await receive())["type"] != "http.disconnect":
                 pass
             stream.end()
 
-        disconnect = asyncio.get_running_loop().create_task(until_disconnect())
+        disconnect = loop.create_task(until_disconnect())
         last_sent = since
+        #: The last rev sent (or seen at the start) of each run; None until the runs were read once.
+        run_revs: dict[str, int] | None = None
+        #: Whether a run sent is running: its end (or loss) is looked for every little while.
+        watching_runs = False
+        last_write = loop.time()
         try:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
             await _write(send, ": connected\n\n")
             while not stream.ended:
+                idle = loop.time() - last_write
+                timeout = max(0.0, self._heartbeat - idle)
+                if watching_runs:
+                    timeout = min(timeout, self._recheck)
                 try:
-                    await asyncio.wait_for(stream.signal.wait(), self._heartbeat)
+                    await asyncio.wait_for(stream.signal.wait(), timeout)
                 except asyncio.TimeoutError:
-                    await _write(send, ": keep-alive\n\n")
-                    continue
+                    if loop.time() - last_write >= self._heartbeat:
+                        await _write(send, ": keep-alive\n\n")
+                        last_write = loop.time()
+                    if not watching_runs:
+                        continue
+                    stream.dirty = True
                 stream.signal.clear()
                 if stream.ended:
                     break
@@ -102,9 +157,27 @@ class ChangeFeed:
                         snapshot = await self._store.get(session_id, caller=caller)
                     except Exception:
                         snapshot = None  # the store is away: the next change or reconnect checks again
+                    else:
+                        if snapshot is None and run_revs is None:
+                            run_revs = {}  # no session (for this caller): no runs yet, so any run that comes is news
+                    runs = await self._read_runs(session_id, caller) if snapshot is not None else None
                     if snapshot is not None and snapshot["version"] > last_sent:
                         last_sent = snapshot["version"]
                         await _write(send, f"id: {last_sent}\nevent: snapshot\ndata: {compact_json(snapshot)}\n\n")
+                        last_write = loop.time()
+                    if runs is not None:
+                        first = run_revs is None
+                        run_revs = run_revs if run_revs is not None else {}
+                        # Oldest first, so that a client sees them in the order they started.
+                        for run in reversed(runs):
+                            seen = run_revs.get(run["runId"])
+                            if first and run["status"] != "running":
+                                run_revs[run["runId"]] = run["rev"]  # finished before the stream opened: not news
+                            elif seen is None or run["rev"] > seen:
+                                run_revs[run["runId"]] = run["rev"]
+                                await _write(send, f"event: run\ndata: {compact_json(run)}\n\n")
+                                last_write = loop.time()
+                        watching_runs = any(run["status"] == "running" for run in runs)
         except OSError:
             pass  # the client went
         except asyncio.CancelledError:
@@ -112,20 +185,25 @@ class ChangeFeed:
             # here, quietly, as when the feed closes; nothing was half-written.
             pass
         finally:
-            listeners = self._listeners.get(session_id)
-            if listeners is not None:
-                listeners.discard(stream)
-                if not listeners:
-                    del self._listeners[session_id]
-            self._streams.discard(stream)
+            self._unlisten(session_id, stream)
             disconnect.cancel()
             try:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             except Exception:
                 pass
 
+    async def _read_runs(self, session_id: str, caller: Caller) -> list[RunRecord] | None:
+        """The session's runs as ``caller`` reads them, or None (no reader, or the store cannot say now: the next check reads again)."""
+        if self._runs_of is None:
+            return None
+        try:
+            return await self._runs_of(session_id, caller)
+        except Exception:
+            return None
+
     def close(self) -> None:
         """Ends every open stream (before a graceful shutdown) and stops watching the store."""
+        self._closed = True
         for stream in list(self._streams):
             stream.end()
         if self._unwatch is not None:

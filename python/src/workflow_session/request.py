@@ -13,6 +13,7 @@ from starlette.types import Scope
 from .errors import SessionProtocolError
 from .models import JsonValue
 from .rules import parse_json
+from .runs import is_run_id
 
 
 class _NoBody(Enum):
@@ -111,7 +112,29 @@ def parse_run_input(body: JsonValue | Literal[_NoBody.NO_BODY]) -> JsonValue:
     return body.get("input")
 
 
+def parse_run_start(body: JsonValue | Literal[_NoBody.NO_BODY]) -> tuple[str, str, JsonValue]:
+    """A run start's body: ``{"runId", "step", "input"?}``; returns them (input None when there is none), else 400 ``invalid_run``."""
+    if not isinstance(body, dict):
+        raise SessionProtocolError("invalid_run", 'The body must be a JSON object: { "runId", "step", "input"? }')
+    run_id, step = body.get("runId"), body.get("step")
+    if not isinstance(run_id, str) or not is_run_id(run_id):
+        raise SessionProtocolError("invalid_run", '"runId" must be 8 to 128 characters of A-Z a-z 0-9 _ -')
+    if not isinstance(step, str):
+        raise SessionProtocolError("invalid_run", '"step" must be the name of a step')
+    return run_id, step, body.get("input")
+
+
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
+
+
+def whole_number_query(request: Request, name: str, high: int) -> int | None:
+    """``?name=``: a whole number from 0 to ``high``, or None when absent; anything else is 400 ``bad_request``."""
+    text = first_query_value(request, name)
+    if text is None:
+        return None
+    if not _WHOLE_NUMBER.fullmatch(text) or int(text) > high:
+        raise SessionProtocolError("bad_request", f'"{name}" must be a whole number from 0 to {high}')
+    return int(text)
 
 
 def page_of(request: Request) -> tuple[int, int]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
+import functools
 import inspect
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -62,9 +65,28 @@ class StepContext(Generic[Vars]):
 
     ``StepContext`` reads any variable as a JSON value; ``StepContext[SignupVars]`` reads them as
     an app's ``TypedDict`` declares them, so that a misspelled name is a type checker's error.
+
+    In a durable run (``POST {base}/{id}/runs``) a step also has ``run_id``, reports progress with
+    ``progress(value)`` and learns of a cancel, a time limit or a shutdown: an ``async def`` step
+    by its task being cancelled (``asyncio.CancelledError`` at its next ``await``), a ``def``
+    step, which runs in a thread of its own, by ``cancelled`` (a ``threading.Event``: check
+    ``ctx.cancelled.is_set()``, or wait on it). A step that does not stop runs on, but nothing it
+    returns is merged. In ``POST {base}/{id}/run/{step}``, ``run_id`` is None, ``progress`` does
+    nothing and ``cancelled`` is never set.
     """
 
-    def __init__(self, session_id: str, variables: Mapping[str, JsonValue], input: JsonValue, user_id: str | None, draft: Draft) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        variables: Mapping[str, JsonValue],
+        input: JsonValue,
+        user_id: str | None,
+        draft: Draft,
+        *,
+        run_id: str | None = None,
+        progress: Callable[[JsonValue], None] | None = None,
+        cancelled: threading.Event | None = None,
+    ) -> None:
         #: The session the step runs on.
         self.session_id: str = session_id
         self._variables = MappingProxyType(copy.deepcopy(dict(variables)))
@@ -72,7 +94,22 @@ class StepContext(Generic[Vars]):
         self.input: JsonValue = input
         #: The caller, when the app has ``authorize``.
         self.user_id: str | None = user_id
+        #: The durable run's id, or None in ``POST {base}/{id}/run/{step}``.
+        self.run_id: str | None = run_id
+        #: Set when the run was cancelled, timed out or its server is stopping: a ``def`` step should stop.
+        self.cancelled: threading.Event = cancelled if cancelled is not None else threading.Event()
+        self._progress = progress
         self._draft = draft
+
+    def progress(self, value: JsonInput) -> None:
+        """Reports progress (any JSON within a variable's limits; ValueError otherwise), from a ``def`` or an ``async def`` step.
+
+        The run's ``progress`` becomes ``value``. Call it as often as you like: the server writes
+        at most 4 updates a second (the latest value wins, the last one is kept at the end).
+        Outside a durable run it does nothing.
+        """
+        if self._progress is not None:
+            self._progress(cast(JsonValue, value))
 
     @property
     def variables(self) -> Vars:
@@ -98,8 +135,50 @@ class StepResultDict(TypedDict, total=False):
 #: :class:`StepResult`, a dict with its keys or None; ``Step[SignupVars]`` for steps that read an
 #: app's ``TypedDict``. What a step returns is checked when it runs (500 ``step_failed`` when
 #: unusable), so any return type is taken here: ``{"register": register, "quote": quote}``, a
-#: ``def`` and an ``async def`` in one dict, needs no annotation.
+#: ``def`` and an ``async def`` in one dict, needs no annotation; nor does a :func:`timed_step`.
 Step = TypeAliasType("Step", Callable[[StepContext[_StepVars]], object], type_params=(_StepVars,))
+
+
+#: Where :func:`timed_step` keeps a step's own time limit (on the function it returns).
+_TIMEOUT_ATTRIBUTE = "__workflow_session_timeout_ms__"
+
+
+def timed_step(step: Step[_StepVars], *, timeout_ms: int) -> Step[_StepVars]:
+    """``step`` with a time limit of its own for durable runs: ``steps={"summarize": timed_step(summarize, timeout_ms=120_000)}``.
+
+    Past ``timeout_ms`` (from the start of the run), the run ends ``timed_out``, the step is
+    cancelled (see :class:`StepContext`) and nothing it returns is merged. Steps registered as
+    plain functions have the app's limit (``run_timeout_ms``, 15 minutes unless configured).
+
+    It returns a step like any other (``async def`` when ``step`` is one), so it sits in one dict
+    with plain functions without an annotation, and ``POST {base}/{id}/run/{step}`` runs it as it
+    is (no limit there).
+    """
+    if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms <= 0:
+        raise ValueError(f"timed_step: timeout_ms must be a positive whole number of milliseconds, got {timeout_ms!r}")
+    timed: Step[_StepVars]
+    if _is_async(step):
+
+        @functools.wraps(step)
+        async def timed_async(ctx: StepContext[_StepVars]) -> object:
+            return await cast("Awaitable[object]", step(ctx))
+
+        timed = timed_async
+    else:
+
+        @functools.wraps(step)
+        def timed_sync(ctx: StepContext[_StepVars]) -> object:
+            return step(ctx)
+
+        timed = timed_sync
+    setattr(timed, _TIMEOUT_ATTRIBUTE, timeout_ms)
+    return timed
+
+
+def step_timeout_ms(step: object) -> int | None:
+    """A step's own time limit (from :func:`timed_step`), or None for the app's."""
+    limit = getattr(step, _TIMEOUT_ATTRIBUTE, None)
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else None
 
 
 class StepOutcome(TypedDict):
@@ -118,20 +197,27 @@ async def run_step(
     input: JsonValue,
     user_id: str | None,
     report: Callable[[BaseException], None],
+    run_id: str | None = None,
+    progress: Callable[[JsonValue], None] | None = None,
+    cancelled: threading.Event | None = None,
 ) -> StepOutcome:
     """Runs ``step`` and returns ``{"output", "variables", "deleted"}`` with what it changed through ``workflow(id)``.
 
-    A sync step runs in a worker thread (as Starlette runs sync endpoints), so it may block.
+    A sync step runs in a worker thread (as Starlette runs sync endpoints), so it may block; in a
+    durable run (``run_id``), in a thread of its own, which a step that ignores ``cancelled`` may
+    keep as long as it likes without holding up the loop's default executor or its shutdown.
     Raises ``step_failed`` when the step raises or returns something unusable.
     """
     draft = Draft(variables)
-    context: StepContext[Any] = StepContext(session_id, variables, input, user_id, draft)
+    context: StepContext[Any] = StepContext(
+        session_id, variables, input, user_id, draft, run_id=run_id, progress=progress, cancelled=cancelled
+    )
     try:
         result: object
         if _is_async(step):
             result = await cast("Awaitable[object]", step(context))
         else:
-            result = await asyncio.to_thread(step, context)
+            result = await (_in_own_thread(step, context) if run_id is not None else asyncio.to_thread(step, context))
             if inspect.isawaitable(result):
                 result = await result
     except Exception as error:
@@ -146,6 +232,39 @@ async def run_step(
 
 def _is_async(step: object) -> bool:
     return inspect.iscoroutinefunction(step) or inspect.iscoroutinefunction(getattr(step, "__call__", None))
+
+
+def _in_own_thread(step: Step[Any], context: StepContext[Any]) -> asyncio.Future[object]:
+    """Calls ``step(context)`` in a new daemon thread; its result or error settles the returned future (unless it was cancelled)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[object] = loop.create_future()
+    copied = contextvars.copy_context()
+
+    def settle(result: object, error: BaseException | None) -> None:
+        if future.done():  # cancelled: nobody waits for it
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def main() -> None:
+        result: object = None
+        error: BaseException | None = None
+        try:
+            result = copied.run(step, context)
+        except Exception as raised:  # handed to the loop, where the run reports it
+            error = raised
+        except BaseException as raised:  # SystemExit, KeyboardInterrupt: a failure of the step, not of the loop
+            error = RuntimeError(f"The step raised {type(raised).__name__}")
+            error.__cause__ = raised
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: the run ended long ago
+            pass
+
+    threading.Thread(target=main, name=f"workflow-session run {context.run_id}", daemon=True).start()
+    return future
 
 
 def _result_of(result: object) -> tuple[StepOutcome | None, str | None]:
