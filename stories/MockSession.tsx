@@ -2,7 +2,7 @@ import { getResponse, type RequestHandler } from 'msw'
 import { type ReactNode, useState } from 'react'
 import { createSessionClient, type LocalCopyStorage, memoryLocalCopy, SessionProvider } from 'workflow-session'
 import { memoryStore, sessionHandlers } from 'workflow-session/msw'
-import type { Steps } from 'workflow-session/server'
+import type { SessionStore, Steps } from 'workflow-session/server'
 import { demoSteps } from '../demo/steps.js'
 
 /** Routes the client's requests through msw handlers in the page: no service worker needed. */
@@ -29,16 +29,23 @@ export interface MockSessionProps {
   debounceMs?: number
   /** Where the client keeps its copy; default: memory. */
   storage?: LocalCopyStorage
+  /** Steps besides the stories' own (a story's long step, say). */
+  steps?: Steps
+  /** The server's store; default: a fresh one in memory. */
+  store?: SessionStore
   children: ReactNode
 }
 
 /** A SessionProvider whose server is the real handler over a fresh in-memory store. */
-export function MockSession({ faults = [], debounceMs = 400, storage, children }: MockSessionProps) {
+export function MockSession({ faults = [], debounceMs = 400, storage, steps, store, children }: MockSessionProps) {
   const [client] = useState(() =>
     createSessionClient({
       sessionId: `story-${Math.random().toString(36).slice(2, 12)}`,
       storage: storage ?? memoryLocalCopy(),
-      fetch: fetchThrough([...faults, ...sessionHandlers({ store: memoryStore(), steps: storySteps, onError: () => {} })]),
+      fetch: fetchThrough([
+        ...faults,
+        ...sessionHandlers({ store: store ?? memoryStore(), steps: { ...storySteps, ...steps }, onError: () => {}, log: () => {} }),
+      ]),
       retry: { baseMs: 300, maxMs: 1500 },
     }),
   )

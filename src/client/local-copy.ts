@@ -44,7 +44,7 @@ export interface LocalCopy {
 }
 
 /** A run's start as the local copy keeps it. */
-interface RunStart {
+export interface RunStart {
   runId: string
   step: string
   input?: JsonValue

@@ -2,11 +2,11 @@ import { Listeners } from '../shared/listeners.js'
 import type { JsonValue, RunAnswer, RunRecord, SessionSnapshot } from '../shared/protocol.js'
 import { backoff } from './backoff.js'
 import { SessionError } from './errors.js'
-import type { LocalCopy } from './local-copy.js'
+import type { LocalCopy, RunStart } from './local-copy.js'
 import { randomId } from './session-id.js'
 import type { Transport } from './transport.js'
 
-/** How long a start waits on the server for the run's end before it answers: a quick step takes one request. */
+/** How long a start waits on the server for the run's first change (progress, or its end): a quick step takes one request. */
 const START_WAIT_MS = 5_000
 /** How long one long poll of a run waits on the server. */
 const POLL_WAIT_MS = 25_000
@@ -42,13 +42,16 @@ export function createRuns(parts: RunParts) {
   const listeners = new Listeners()
   let sorted: readonly RunRecord[] = []
   const watches = new Map<string, Promise<RunRecord>>()
+  /** Starts sent and not yet answered, by run id. */
+  const starting = new Map<string, Promise<RunAnswer>>()
   let stopped = false
 
-  /** Takes a record when it is newer than the one known; tells the hooks. */
-  function learn(run: RunRecord): void {
+  /** Takes a record when it is newer than the one known (or drops one, `forget`); tells the hooks. */
+  function learn(run: RunRecord, forget = false): void {
     const had = known.get(run.runId)
-    if (had && had.rev >= run.rev) return
-    known.set(run.runId, run)
+    if (forget) known.delete(run.runId)
+    else if (had && had.rev >= run.rev) return
+    else known.set(run.runId, run)
     sorted = [...known.values()].sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0))
     listeners.notify()
   }
@@ -72,11 +75,32 @@ export function createRuns(parts: RunParts) {
   }
 
   /** Starts (or starts again under its id) a run, the answer waiting `waitMs` for its end. */
-  async function begin(start: { runId: string; step: string; input?: JsonValue }, waitMs: number): Promise<RunRecord> {
-    const run = take(await retried(() => transport.startRun(sessionId, start, waitMs)))
+  async function begin(start: RunStart, waitMs: number): Promise<RunRecord> {
+    const answered = retried(() => transport.startRun(sessionId, start, waitMs))
+    starting.set(start.runId, answered)
+    const run = take(await answered.finally(() => starting.delete(start.runId)))
     // Joined a run of the same step that was going: this id was never made.
-    if (run.runId !== start.runId) await local.forgetRun(start.runId)
+    if (run.runId !== start.runId) {
+      const mine = known.get(start.runId)
+      if (mine) learn(mine, true)
+      await local.forgetRun(start.runId)
+    }
     return run
+  }
+
+  /**
+   * A new run's start, made and kept on the device before its request leaves; the hooks show it
+   * running from now on (rev 0 until the server's record replaces it), so it can be cancelled
+   * while its start waits for a quick end.
+   */
+  async function made(step: string, input: JsonValue | undefined): Promise<RunStart> {
+    await parts.flush()
+    const start = { runId: `run-${randomId()}`, step, ...(input !== undefined && { input }) }
+    await local.rememberRun(start)
+    const now = new Date().toISOString()
+    const empty = { progress: null, output: null, error: null, finishedAt: null, version: null }
+    learn({ ...start, ...empty, input: input ?? null, status: 'running', startedAt: now, heartbeatAt: now, readVersion: 0, rev: 0 })
+    return start
   }
 
   /** Follows a run by long polls until it ends; one watch per run however many ask. */
@@ -110,21 +134,21 @@ export function createRuns(parts: RunParts) {
     watch,
     /** Flushes, then starts a run of `step`; resolves with its record (running, or ended when quick). */
     async start(step: string, input?: JsonValue): Promise<RunRecord> {
-      await parts.flush()
-      const start = { runId: `run-${randomId()}`, step, ...(input !== undefined && { input }) }
-      await local.rememberRun(start)
-      return begin(start, 0)
+      return begin(await made(step, input), 0)
     },
     /** Flushes, starts a run of `step` and waits for its end, however long: its output, or a {@link RunFailedError}. */
     async run<Output>(step: string, input?: JsonValue): Promise<Output> {
-      await parts.flush()
-      const start = { runId: `run-${randomId()}`, step, ...(input !== undefined && { input }) }
-      await local.rememberRun(start)
-      const run = await begin(start, START_WAIT_MS)
+      const run = await begin(await made(step, input), START_WAIT_MS)
       return outcome<Output>(run.status === 'running' ? await watch(run.runId) : (await local.forgetRun(run.runId), run))
     },
     async cancel(runId: string): Promise<RunRecord> {
-      return take((await transport.cancelRun(sessionId, runId)) ?? noSuchRun())
+      const answer = await transport.cancelRun(sessionId, runId)
+      if (answer) return take(answer)
+      // Cancelled before its start reached the server: once the start is answered, again.
+      const started = starting.get(runId)
+      if (!started) noSuchRun()
+      const { run } = await started
+      return take((await transport.cancelRun(sessionId, run.runId)) ?? noSuchRun())
     },
     async refresh(): Promise<readonly RunRecord[]> {
       for (const run of await transport.listRuns(sessionId)) learn(run)

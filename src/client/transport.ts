@@ -37,7 +37,7 @@ export interface Transport {
   /** Opens the change stream (`GET {base}/{id}/events`), from versions after `since`. No timeout: it stays open. */
   events(sessionId: string, since: number, signal: AbortSignal): Promise<Response>
   /**
-   * Starts a run (`POST {base}/{id}/runs`), the answer waiting up to `waitMs` for its end. A
+   * Starts a run (`POST {base}/{id}/runs`), the answer waiting up to `waitMs` for its first change (progress, or its end). A
    * server that runs steps in the request streams the run instead: the last record it sent is
    * the answer (the run's end, or where it was when the stream broke off).
    */

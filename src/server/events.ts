@@ -53,7 +53,7 @@ export function createChangeFeed(store: SessionStore) {
           }
           if (!snapshot) return
           // Runs: those that changed since the last event (on open: the running ones).
-          const runs = await store.listRuns(sessionId, { caller }).catch(() => [])
+          const runs = (await store.listRuns(sessionId, { caller }).catch(() => null)) ?? []
           const opening = runRevs === undefined
           runRevs ??= new Map()
           for (const run of [...runs].reverse()) {

@@ -199,7 +199,9 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
     },
     runs: {
       async GET({ sessionId, caller }) {
-        return jsonResponse({ runs: await store.listRuns(sessionId, { caller }) })
+        const runs = await store.listRuns(sessionId, { caller })
+        if (!runs) throw noSuchSession()
+        return jsonResponse({ runs })
       },
       async POST({ request, sessionId, caller }) {
         const start = parseRunStart(await readJsonBody(request, maxBytes))
@@ -207,7 +209,9 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         const waitMs = waitOf(new URL(request.url).searchParams)
         const { run, created } = await runner.start(sessionId, caller, start)
         if (created && options.runsInRequest) return runner.stream(sessionId, run, caller, request.signal)
-        const answer = waitMs > 0 ? ((await runner.wait(sessionId, run.runId, caller, Number.MAX_SAFE_INTEGER, waitMs)) ?? run) : run
+        // With ?waitMs, the answer waits for the run's first change (progress, or its end): a quick step is one request.
+        const answer =
+          waitMs > 0 && run.status === 'running' ? ((await runner.wait(sessionId, run.runId, caller, run.rev, waitMs)) ?? run) : run
         return jsonResponse(await runner.answerOf(sessionId, answer, caller), created ? 202 : 200)
       },
     },

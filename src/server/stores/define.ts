@@ -413,7 +413,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       return stored ? readRun(sessionId, stored) : null
     },
     async listRuns(sessionId, access = {}) {
-      if (!(await reachable(sessionId, access))) return []
+      if (!(await reachable(sessionId, access))) return null
       return Promise.all((await backend.runs(sessionId)).map((stored) => readRun(sessionId, stored)))
     },
     async touchRun(sessionId, runId, progress) {

@@ -159,8 +159,8 @@ export interface SessionStore {
   startRun(sessionId: string, start: RunStart, options?: ApplyOptions): Promise<RunStarted>
   /** One run of the session, or null; a `running` one whose heartbeat is too old is ended `lost` first. */
   getRun(sessionId: string, runId: string, options?: AccessOptions): Promise<RunRecord | null>
-  /** The session's runs, newest first (the running ones and the 50 newest finished ones). */
-  listRuns(sessionId: string, options?: AccessOptions): Promise<RunRecord[]>
+  /** The session's runs, newest first (the running ones and the 50 newest finished ones); null without the session (or when `caller` may not reach it). */
+  listRuns(sessionId: string, options?: AccessOptions): Promise<RunRecord[] | null>
   /**
    * Renews a running run's heartbeat and, with `progress`, stores its latest progress value (the
    * record's `rev` grows). Answers the record, finished when it ended meanwhile (cancelled
