@@ -78,3 +78,35 @@ it('64 clients × 50 patches spread over both servers: no key lost, version exac
   expect(snapshot.version).toBe(3200)
   expect(Object.keys(snapshot.variables)).toHaveLength(3200)
 }, 120_000)
+
+it('a run started through server A is watched and cancelled through server B', async () => {
+  const [a, b] = servers as [(typeof servers)[0], (typeof servers)[0]]
+  const sessionId = 'many-servers-run'
+  const client = (url: string) =>
+    createSessionClient({
+      endpoint: `${url}/api/session`,
+      sessionId,
+      storage: memoryLocalCopy(),
+      locks: null,
+      retry: { baseMs: 50, maxMs: 200 },
+    })
+  const onA = client(a.url)
+  const onB = client(b.url)
+  await onA.start()
+  await onB.start()
+  onA.set('kept', 1)
+  const started = await onA.startRun('conformance_echo', { sleepMs: 30_000 })
+  // B follows it: its progress arrives through B's long polls.
+  await expect
+    .poll(async () => ((await onB.refreshRuns())[0]?.progress as { slept?: number } | null)?.slept ?? 0, { timeout: 10_000 })
+    .toBeGreaterThan(0)
+  const waiting = onA.watchRun(started.runId)
+  const cancelled = await onB.cancelRun(started.runId)
+  expect(cancelled.status).toBe('cancelled')
+  expect(await waiting).toMatchObject({ status: 'cancelled' })
+  // A's step sees the cancel at its next heartbeat (within 5 s) and stops: nothing is merged.
+  await new Promise((resolve) => setTimeout(resolve, 6000))
+  expect((await onB.refresh())?.variables).toEqual({ kept: 1 })
+  await onA.stop()
+  await onB.stop()
+}, 60_000)
