@@ -19,7 +19,17 @@ import psycopg
 import pytest
 from conftest import client_of, new_id
 
-from workflow_session import Caller, SessionProtocolError, SessionStore, StepContext, StepError, StepResult, create_session_app, open_store, timed_step
+from workflow_session import (
+    Caller,
+    SessionProtocolError,
+    SessionStore,
+    StepContext,
+    StepError,
+    StepResult,
+    create_session_app,
+    open_store,
+    timed_step,
+)
 from workflow_session.runs import ms_of
 from workflow_session.stores.postgres import CHANGE_CHANNEL
 
@@ -445,6 +455,52 @@ async def test_a_long_poll_answers_as_soon_as_the_run_changes_or_after_its_wait(
         started = time.monotonic()
         assert (await client.get(f"/{sid}/runs/run-0001?after=50&waitMs=10000")).json()["run"]["rev"] == 3
         assert time.monotonic() - started < 1  # a finished run never changes: no wait
+
+
+async def test_a_start_with_wait_ms_answers_at_the_runs_first_change_not_at_its_end(store_url: Any) -> None:
+    gate = asyncio.Event()
+
+    async def reports(ctx: StepContext) -> StepResult:
+        ctx.progress({"done": 1})
+        await gate.wait()
+        return StepResult(output="all", variables={"done": True})
+
+    async def quiet(ctx: StepContext) -> None:
+        await gate.wait()
+
+    def quick(ctx: StepContext) -> StepResult:
+        return StepResult(output="at once", variables={"quick": 1})
+
+    async with running_app(open_url(store_url), {"reports": reports, "quiet": quiet, "quick": quick}) as (_, client):
+        sid = new_id()
+        began = time.monotonic()
+        started = await client.post(f"/{sid}/runs?waitMs=10000", json={"runId": "run-0001", "step": "reports"})
+        # Its first stored progress value answers the start: the step is still running.
+        assert started.status_code == 202 and time.monotonic() - began < 3
+        assert "session" not in started.json()
+        run = started.json()["run"]
+        assert [run["status"], run["rev"], run["progress"]] == ["running", 2, {"done": 1}]
+        # A quick step is one request: its end, with the session.
+        done = await client.post(f"/{sid}/runs?waitMs=10000", json={"runId": "run-0002", "step": "quick"})
+        assert done.status_code == 202
+        assert [done.json()["run"]["status"], done.json()["run"]["output"]] == ["succeeded", "at once"]
+        assert done.json()["session"]["variables"] == {"quick": 1}
+        # A run that does not change within the wait: answered after it, as it is (rev 1).
+        began = time.monotonic()
+        waited = await client.post(f"/{sid}/runs?waitMs=300", json={"runId": "run-0003", "step": "quiet"})
+        assert waited.status_code == 202 and time.monotonic() - began >= 0.29
+        assert [waited.json()["run"]["status"], waited.json()["run"]["rev"]] == ["running", 1]
+        # A start with the id of a run that exists waits for a change past the rev it has (here, the end).
+        asyncio.get_running_loop().call_later(0.2, gate.set)
+        began = time.monotonic()
+        again = await client.post(f"/{sid}/runs?waitMs=10000", json={"runId": "run-0001", "step": "reports"})
+        assert again.status_code == 200 and time.monotonic() - began < 3
+        assert [again.json()["run"]["status"], again.json()["run"]["rev"], again.json()["run"]["output"]] == ["succeeded", 3, "all"]
+        assert again.json()["session"]["variables"] == {"quick": 1, "done": True}
+        # A finished run is answered at once.
+        began = time.monotonic()
+        assert (await client.post(f"/{sid}/runs?waitMs=10000", json={"runId": "run-0002", "step": "quick"})).json()["run"]["rev"] == 2
+        assert time.monotonic() - began < 1
 
 
 # --- Lost runs and shutdown -------------------------------------------------------------------------

@@ -428,7 +428,9 @@ class SessionApp:
             raise SessionProtocolError("too_large", f'"input" is larger than {self.max_bytes} bytes')
         run, started = await self.runner.start(call.session_id, run_id, step, run_input, call.caller, call.request)
         if wait_ms and run["status"] == "running":
-            run = await self.runner.wait(call.session_id, run["runId"], call.caller, _never, wait_ms) or run
+            # The answer waits for the run's first change (a stored progress value, or its end),
+            # not for its end: a quick step is one request, and progress shows at once.
+            run = await self.runner.wait(call.session_id, run["runId"], call.caller, _newer_than(run["rev"]), wait_ms) or run
         return await self._run_answer(call.session_id, run, 202 if started else 200)
 
     async def _list_runs(self, call: _Call) -> Response:
@@ -446,12 +448,7 @@ class SessionApp:
         after = whole_number_query(call.request, "after", _MAX_REV)
         wait_ms = whole_number_query(call.request, "waitMs", MAX_WAIT_MS) or 0
         if after is not None and wait_ms:
-            newer = after
-
-            def changed(run: RunRecord) -> bool:
-                return run["rev"] > newer
-
-            run = await self.runner.wait(call.session_id, call.run_id, call.caller, changed, wait_ms)
+            run = await self.runner.wait(call.session_id, call.run_id, call.caller, _newer_than(after), wait_ms)
         else:
             run = await self.runner.get(call.session_id, call.run_id, call.caller)
         if run is None:
@@ -526,9 +523,13 @@ def _no_such_run() -> SessionProtocolError:
     return SessionProtocolError("not_found", "No such run")
 
 
-def _never(run: RunRecord) -> bool:
-    """A wait that ends only with the run (or its time)."""
-    return False
+def _newer_than(rev: int) -> Callable[[RunRecord], bool]:
+    """A wait that ends when the run's ``rev`` passes ``rev`` (a progress value, its end), or with its time."""
+
+    def changed(run: RunRecord) -> bool:
+        return run["rev"] > rev
+
+    return changed
 
 
 def _raw_parts(scope: Scope, parts: list[str]) -> list[str] | None:
