@@ -662,6 +662,29 @@ async def test_another_users_session_is_404_on_every_run_endpoint_and_a_run_of_a
         gate.set()
 
 
+async def test_the_runs_of_a_missing_or_unreachable_session_are_404_no_such_session_alike(tmp_path: Path) -> None:
+    async with running_app(open_store(f"sqlite:{tmp_path}/list.db"), {"quick": lambda ctx: None}) as (_, client):
+        sid, missing = new_id(), new_id()
+        await client.post(f"/{sid}/runs?waitMs=5000", json={"runId": "run-0001", "step": "quick"}, headers=ADA)
+        expected = {"error": {"code": "not_found", "message": "No such session"}}
+        answers = [
+            await client.get(f"/{missing}/runs", headers=ADA),  # no such session
+            await client.get(f"/{sid}/runs", headers={"x-user": "mallory"}),  # another user's
+            await client.get(f"/{sid}/runs"),  # an anonymous caller, on a user's session
+            await client.get(f"/{missing}/runs"),
+        ]
+        for answer in answers:
+            assert answer.status_code == 404 and answer.json() == expected
+            assert dict(answer.headers) == dict(answers[0].headers)
+            assert answer.content == answers[0].content
+        # As GET {base}/{id} answers them.
+        assert (await client.get(f"/{missing}", headers=ADA)).content == answers[0].content
+        assert (await client.get(f"/{sid}", headers={"x-user": "mallory"})).content == answers[0].content
+        # Listing created nothing; the owner lists the runs.
+        assert (await client.get(f"/{missing}", headers=ADA)).status_code == 404
+        assert [run["runId"] for run in (await client.get(f"/{sid}/runs", headers=ADA)).json()["runs"]] == ["run-0001"]
+
+
 async def test_a_session_keeps_its_fifty_newest_finished_runs(store_url: Any) -> None:
     store = open_url(store_url)
     try:
