@@ -26,6 +26,7 @@ from workflow_session import (
     StepContext,
     StepError,
     StepResult,
+    conformance_steps,
     create_session_app,
     open_store,
     timed_step,
@@ -730,6 +731,53 @@ async def test_deleting_a_session_deletes_its_runs_and_stops_their_steps(tmp_pat
         # A new session with the id starts with no runs.
         await client.post(f"/{sid}", json={"variables": {"a": 1}})
         assert (await client.get(f"/{sid}/runs")).json() == {"runs": []}
+
+
+# --- The conformance step ---------------------------------------------------------------------------
+
+
+async def test_the_conformance_step_sleeps_reporting_progress_then_echoes(store_url: Any) -> None:
+    async with running_app(open_url(store_url), {**conformance_steps}) as (_, client):
+        sid = new_id()
+        await client.post(f"/{sid}", json={"variables": {"kept": 1}})
+        began = time.monotonic()
+        start = {"runId": "run-0001", "step": "conformance_echo", "input": {"sleepMs": 800}}
+        started = await client.post(f"/{sid}/runs?waitMs=10000", json=start)
+        # The start answers at its first progress value, reported at once.
+        run = started.json()["run"]
+        assert started.status_code == 202 and time.monotonic() - began < 0.7
+        assert [run["status"], run["rev"], list(run["progress"])] == ["running", 2, ["slept"]] and run["progress"]["slept"] < 100
+        later = (await client.get(f"/{sid}/runs/run-0001?after=2&waitMs=5000")).json()["run"]
+        assert later["rev"] == 3 and 100 <= later["progress"]["slept"] < 800
+        ended = await finished(client, sid, "run-0001")
+        assert time.monotonic() - began >= 0.8
+        run = ended["run"]
+        assert [run["status"], run["output"], run["version"]] == ["succeeded", {"input": {"sleepMs": 800}, "seen": {"kept": 1}}, 2]
+        assert 500 <= run["progress"]["slept"] < 800 and run["rev"] >= 5
+        assert ended["session"]["variables"] == {"kept": 1, "conformance_echo": {"sleepMs": 800}}
+        # {"fail": message}: failed with that message, nothing stored.
+        await client.post(f"/{sid}/runs", json={"runId": "run-0002", "step": "conformance_echo", "input": {"fail": "as asked"}})
+        failed = (await finished(client, sid, "run-0002"))["run"]
+        assert [failed["status"], failed["error"]] == ["failed", {"code": "step_failed", "message": "as asked"}]
+        assert (await client.get(f"/{sid}")).json()["version"] == 2
+
+
+async def test_the_conformance_step_stops_at_once_when_its_run_is_cancelled(store_url: Any) -> None:
+    async with running_app(open_url(store_url), {**conformance_steps}) as (app, client):
+        sid = new_id()
+        await client.post(f"/{sid}", json={"variables": {"kept": 1}})
+        start = {"runId": "run-0001", "step": "conformance_echo", "input": {"sleepMs": 20000}}
+        assert (await client.post(f"/{sid}/runs?waitMs=5000", json=start)).json()["run"]["rev"] == 2
+        cancelled = (await client.post(f"/{sid}/runs/run-0001/cancel")).json()["run"]
+        assert [cancelled["status"], cancelled["error"]["code"]] == ["cancelled", "cancelled"]
+        # Its task ends at once (this server drives no run of the session any more).
+        began = time.monotonic()
+        await eventually(lambda: _true("run-0001" not in app.runner.alive(sid)), timeout=1)
+        assert time.monotonic() - began < 1
+        await asyncio.sleep(0.3)
+        assert (await client.get(f"/{sid}/runs/run-0001")).json()["run"] == cancelled
+        session = (await client.get(f"/{sid}")).json()
+        assert session["variables"] == {"kept": 1} and session["version"] == 1
 
 
 # --- The feed ---------------------------------------------------------------------------------------

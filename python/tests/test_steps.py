@@ -153,3 +153,27 @@ async def test_run_bodies_empty_without_a_type_or_json_with_input() -> None:
         failed = await client.post(f"/{sid}/run/conformance_echo", json={"input": {"fail": "as asked"}})
         assert failed.json()["error"] == {"code": "step_failed", "message": "as asked"}
         assert error_code(await client.post(f"/{sid}/run/nope")) == (404, "unknown_step")
+
+
+async def test_the_conformance_step_sleeps_in_a_synchronous_run_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import workflow_session.steps
+
+    async with client_of(make_app({**conformance_steps})) as client:
+        sid = new_id()
+        began = time.monotonic()
+        slept = (await client.post(f"/{sid}/run/conformance_echo", json={"input": {"sleepMs": 300}})).json()
+        # Progress does nothing here: it sleeps, then echoes.
+        assert time.monotonic() - began >= 0.3
+        assert slept["output"] == {"input": {"sleepMs": 300}, "seen": {}} and slept["session"]["variables"] == {"conformance_echo": {"sleepMs": 300}}
+        # At most 60 s (here the bound is made 0.2 s).
+        monkeypatch.setattr(workflow_session.steps, "_CONFORMANCE_MAX_SLEEP_MS", 200)
+        began = time.monotonic()
+        capped = await client.post(f"/{sid}/run/conformance_echo", json={"input": {"sleepMs": 10**9}})
+        assert capped.status_code == 200 and 0.2 <= time.monotonic() - began < 3
+        # Not a number of milliseconds: no sleep.
+        began = time.monotonic()
+        for odd in [True, "500", None, -5]:
+            assert (await client.post(f"/{sid}/run/conformance_echo", json={"input": {"sleepMs": odd}})).json()["output"]["input"] == {"sleepMs": odd}
+        assert time.monotonic() - began < 1

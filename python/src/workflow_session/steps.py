@@ -307,17 +307,39 @@ def _with_draft_changes(result: StepOutcome | None, draft: Draft) -> StepOutcome
     }
 
 
-def _conformance_echo(ctx: StepContext[Mapping[str, object]]) -> StepResult:
+#: The longest ``{"sleepMs": n}`` the conformance step sleeps, in milliseconds.
+_CONFORMANCE_MAX_SLEEP_MS = 60_000
+#: How often the sleeping conformance step reports progress, in seconds.
+_CONFORMANCE_PROGRESS_SECONDS = 0.1
+
+
+async def _conformance_echo(ctx: StepContext[Mapping[str, object]]) -> StepResult:
     # Reads the variables as any mapping, so that it sits in one dict with any app's steps.
     if isinstance(ctx.input, dict):
         fail = ctx.input.get("fail")
         if isinstance(fail, str):
             raise StepError(fail)
+        sleep_ms = ctx.input.get("sleepMs")
+        if isinstance(sleep_ms, (int, float)) and not isinstance(sleep_ms, bool):
+            # As a run: progress {"slept": ms} about every 100 ms, until the time is up or the run
+            # is cancelled (its task is cancelled at the sleep below; ``cancelled`` is checked
+            # too). In ``POST {base}/{id}/run/{step}`` progress does nothing: it only sleeps.
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            until = min(float(sleep_ms), _CONFORMANCE_MAX_SLEEP_MS) / 1000
+            while (slept := loop.time() - started) < until and not ctx.cancelled.is_set():
+                ctx.progress({"slept": round(slept * 1000)})
+                await asyncio.sleep(min(_CONFORMANCE_PROGRESS_SECONDS, until - slept))
+            if ctx.cancelled.is_set():
+                return StepResult()  # the run ended: nothing it returns is merged anyway
     seen = cast("dict[str, JsonValue]", dict(ctx.variables))  # stored variables are JSON
     return StepResult(output={"input": ctx.input, "seen": seen}, variables={"conformance_echo": ctx.input})
 
 
 #: The protocol's conformance step (docs/protocol.md, "The conformance step"), for
-#: ``workflow-session conformance`` to check the step path. Register it only while testing: it
-#: echoes the variables it is given. ``create_session_app(steps={**steps, **conformance_steps})``.
+#: ``workflow-session conformance`` to check the step path and runs: ``{"fail": message}`` fails,
+#: ``{"sleepMs": n}`` (at most 60000) first sleeps n ms reporting progress ``{"slept": ms}`` about
+#: every 100 ms (stopping at once when its run is cancelled), and it returns ``{"input", "seen"}``
+#: and sets ``conformance_echo``. Register it only while testing: it echoes the variables it is
+#: given. ``create_session_app(steps={**steps, **conformance_steps})``.
 conformance_steps: dict[str, Step[Mapping[str, object]]] = {"conformance_echo": _conformance_echo}
