@@ -7,7 +7,9 @@ Run it from the repository's root, after building the page once (it is the TypeS
 
 Environment: PORT (default 3000; 0 for any free port), HOST (127.0.0.1), SESSION_STORE
 (sqlite:.data/sessions.db, or memory:, postgres://…), SESSION_SECRET (signs the user cookie;
-default: a random secret kept in .data/cookie-secret), DEMO_ASSETS (the built page's folder).
+default: a random secret kept in .data/cookie-secret), DEMO_ASSETS (the built page's folder),
+RUN_LOST_AFTER_MS (a run whose server stopped answering is ended lost after this long; default
+30 s), DEMO_REPORT_MS (how long the report step takes; default 20 s).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import signal
 import socket
 import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +78,11 @@ class CookieAuth:
         return f"{COOKIE}={user_id}.{self._signature(user_id)}; Path=/; HttpOnly; SameSite=Lax; Max-Age={YEAR_SECONDS}{secure}"
 
 
-def create_demo_app(store_url: str, assets: Path, secret: bytes) -> Any:
+def create_demo_app(store_url: str, assets: Path, secret: bytes, run_lost_after_ms: int | None = None) -> Any:
     store = open_store(store_url)
     auth = CookieAuth(secret)
-    sessions = create_session_app(store=store, steps=demo_steps, authorize=auth.user_of, require_user=True, base=BASE)
+    runs: dict[str, Any] = {} if run_lost_after_ms is None else {"run_lost_after_ms": run_lost_after_ms}
+    sessions = create_session_app(store=store, steps=demo_steps, authorize=auth.user_of, require_user=True, base=BASE, **runs)
     files = {"/app.js": ("app.js", "text/javascript"), "/app.css": ("app.css", "text/css")}
     index_html = (assets / "index.html").read_text()
 
@@ -108,6 +112,12 @@ def create_demo_app(store_url: str, assets: Path, secret: bytes) -> Any:
     return app
 
 
+def run_lost_after_ms_of(environ: Mapping[str, str]) -> int | None:
+    """RUN_LOST_AFTER_MS: a run whose server stopped answering is ended lost after this long (None: the app's 30 s)."""
+    value = environ.get("RUN_LOST_AFTER_MS", "")
+    return int(value) if value else None
+
+
 def main() -> int:
     store_url = os.environ.get("SESSION_STORE", "sqlite:.data/sessions.db")
     assets = Path(os.environ.get("DEMO_ASSETS", Path(__file__).parent / ".assets"))
@@ -115,11 +125,12 @@ def main() -> int:
         print(f"workflow-session demo: no built page in {assets}: npx tsx python/examples/build_assets.ts {assets}", file=sys.stderr)
         return 1
     host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "3000"))
+    run_lost_after_ms = run_lost_after_ms_of(os.environ)
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))
     listener.listen(128)
-    server = uvicorn.Server(uvicorn.Config(create_demo_app(store_url, assets, load_secret()), log_level="warning", timeout_graceful_shutdown=2))
+    server = uvicorn.Server(uvicorn.Config(create_demo_app(store_url, assets, load_secret(), run_lost_after_ms), log_level="warning", timeout_graceful_shutdown=2))
 
     async def serve() -> None:
         task = asyncio.ensure_future(server.serve(sockets=[listener]))
