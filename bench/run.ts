@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { measureHydration } from './hydration.js'
 import type { KeystrokeRow } from './keystrokes.bench.js'
 import { readResult } from './results.js'
+import { measureRuns, runsTable } from './runs.js'
 import { measure, measureSessionSize, type SizeRow, type ThroughputRow, throughputTable } from './server.js'
 import { hasWrk, hotSession, measureAgainstFloor, postgresWalPerPatch, sqliteBytesPerPatch, type WrkRow } from './server-cost.js'
 import { BEFORE, BUDGETS, entrySizes, kB, sizeOfModule } from './size.js'
@@ -126,6 +127,8 @@ PostgreSQL: ${hot ? `${hot.patchesPerSecond.toFixed(0)} patches/s, version ${hot
 `)
 
 // 4. Bundle sizes (peers external), and what the alternatives weigh.
+say(runsTable(await measureRuns()))
+
 const entries = await entrySizes()
 const peers = ['react', 'react-dom', 'react/jsx-runtime']
 const alternatives = [

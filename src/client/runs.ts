@@ -10,6 +10,10 @@ import type { Transport } from './transport.js'
 const START_WAIT_MS = 5_000
 /** How long one long poll of a run waits on the server. */
 const POLL_WAIT_MS = 25_000
+/** How many runs a page keeps in mind: as many finished ones as the server keeps, and the running ones. */
+const KEPT = 50
+/** The shortest time between two long polls of one run: progress shows at most once a second (the change feed of `liveUpdates` shows each). */
+const POLL_EVERY_MS = 1_000
 
 export interface RunParts {
   sessionId: string
@@ -40,7 +44,8 @@ export function createRuns(parts: RunParts) {
   const { sessionId, transport, local } = parts
   const known = new Map<string, RunRecord>()
   const listeners = new Listeners()
-  let sorted: readonly RunRecord[] = []
+  /** `known` newest first, made when asked after a change. */
+  let sorted: readonly RunRecord[] | null = []
   const watches = new Map<string, Promise<RunRecord>>()
   /** Starts sent and not yet answered, by run id. */
   const starting = new Map<string, Promise<RunAnswer>>()
@@ -52,8 +57,14 @@ export function createRuns(parts: RunParts) {
     if (forget) known.delete(run.runId)
     else if (had && had.rev >= run.rev) return
     else known.set(run.runId, run)
-    sorted = [...known.values()].sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0))
+    // As many as the server keeps: the running ones and the newest finished ones (in the order learned).
+    if (known.size > KEPT) for (const [runId, old] of known) if (old.status !== 'running' && known.size > KEPT) known.delete(runId)
+    sorted = null
     listeners.notify()
+  }
+
+  function list(): readonly RunRecord[] {
+    return (sorted ??= [...known.values()].sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0)))
   }
 
   function take(answer: RunAnswer): RunRecord {
@@ -109,7 +120,12 @@ export function createRuns(parts: RunParts) {
     if (!watching) {
       watching = (async () => {
         let run = known.get(runId)
+        let polledAt = 0
         while (!run || run.status === 'running') {
+          // A poll answers at each change (progress, at most 4 a second): ask at most once a second.
+          const since = Date.now() - polledAt
+          if (since < POLL_EVERY_MS) await new Promise((resolve) => setTimeout(resolve, POLL_EVERY_MS - since))
+          polledAt = Date.now()
           const answer = await retried(() => transport.getRun(sessionId, runId, run?.rev ?? 0, POLL_WAIT_MS))
           run = take(answer ?? noSuchRun())
         }
@@ -128,7 +144,7 @@ export function createRuns(parts: RunParts) {
   }
 
   return {
-    list: () => sorted,
+    list,
     subscribe: (listener: () => void) => listeners.add(listener),
     learn,
     watch,
@@ -139,7 +155,10 @@ export function createRuns(parts: RunParts) {
     /** Flushes, starts a run of `step` and waits for its end, however long: its output, or a {@link RunFailedError}. */
     async run<Output>(step: string, input?: JsonValue): Promise<Output> {
       const run = await begin(await made(step, input), START_WAIT_MS)
-      return outcome<Output>(run.status === 'running' ? await watch(run.runId) : (await local.forgetRun(run.runId), run))
+      if (run.status === 'running') return outcome<Output>(await watch(run.runId))
+      // Its end is seen: the kept start goes (in the background: the output is not held for it).
+      void local.forgetRun(run.runId)
+      return outcome<Output>(run)
     },
     async cancel(runId: string): Promise<RunRecord> {
       const answer = await transport.cancelRun(sessionId, runId)
@@ -152,7 +171,7 @@ export function createRuns(parts: RunParts) {
     },
     async refresh(): Promise<readonly RunRecord[]> {
       for (const run of await transport.listRuns(sessionId)) learn(run)
-      return sorted
+      return list()
     },
     /** After a reload: the runs this device started are started again under their ids (once on the server) and watched. */
     async resume(): Promise<void> {

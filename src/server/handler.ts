@@ -1,4 +1,11 @@
-import { DEFAULT_BASE, DEFAULT_MAX_BYTES, type JsonValue, type Variables, withoutTrailingSlashes } from '../shared/protocol.js'
+import {
+  DEFAULT_BASE,
+  DEFAULT_MAX_BYTES,
+  type JsonValue,
+  type RunAnswer,
+  type Variables,
+  withoutTrailingSlashes,
+} from '../shared/protocol.js'
 import { isSessionId } from '../shared/rules.js'
 import { firstSchemaProblem, type SessionSchema } from '../shared/schema.js'
 import { errorResponse, jsonResponse, jsonTextResponse, SessionProtocolError } from './errors.js'
@@ -207,12 +214,14 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         const start = parseRunStart(await readJsonBody(request, maxBytes))
         if (!Object.hasOwn(steps, start.step)) throw new SessionProtocolError('unknown_step', `No step named "${start.step}"`)
         const waitMs = waitOf(new URL(request.url).searchParams)
-        const { run, created } = await runner.start(sessionId, caller, start)
+        const { run, created, done } = await runner.start(sessionId, caller, start)
         if (created && options.runsInRequest) return runner.stream(sessionId, run, caller, request.signal)
         // With ?waitMs, the answer waits for the run's first change (progress, or its end): a quick step is one request.
-        const answer =
-          waitMs > 0 && run.status === 'running' ? ((await runner.wait(sessionId, run.runId, caller, run.rev, waitMs)) ?? run) : run
-        return jsonResponse(await runner.answerOf(sessionId, answer, caller), created ? 202 : 200)
+        let answer: RunAnswer
+        if (waitMs === 0 || run.status !== 'running') answer = await runner.answerOf(sessionId, run, caller)
+        else if (created) answer = await runner.firstChange(sessionId, run, caller, done, waitMs)
+        else answer = await runner.answerOf(sessionId, (await runner.wait(sessionId, run.runId, caller, run.rev, waitMs)) ?? run, caller)
+        return jsonResponse(answer, created ? 202 : 200)
       },
     },
     runRecord: {

@@ -3,7 +3,7 @@ import { jsonValueProblem, utf8Length } from '../shared/rules.js'
 import { firstSchemaProblem, type SessionSchema } from '../shared/schema.js'
 import { SessionProtocolError } from './errors.js'
 import { runStep, stepFunction, type Steps } from './steps.js'
-import type { Caller, ConcurrentRuns, SessionStore } from './stores/types.js'
+import type { Caller, ConcurrentRuns, RunFinished, SessionStore } from './stores/types.js'
 
 /** How often a running run's heartbeat is renewed (a cancel made on another server is seen then). */
 const HEARTBEAT_MS = 5_000
@@ -63,19 +63,19 @@ export function createRunner(options: RunnerOptions) {
     sessionId: string,
     caller: Caller,
     request: { runId: string; step: string; input: JsonValue | undefined },
-  ): Promise<{ run: RunRecord; created: boolean; done: Promise<void> }> {
+  ): Promise<{ run: RunRecord; created: boolean; done: Promise<RunFinished | null> }> {
     const started = await store.startRun(
       sessionId,
       { ...request, ...(request.input !== undefined && { input: request.input }), concurrentRuns: options.concurrentRuns },
       { caller, maxBytes: options.maxBytes },
     )
     if (started.created) options.announce(sessionId)
-    const done = started.created ? execute(sessionId, started.run, started.variables ?? {}, caller) : Promise.resolve()
+    const done = started.created ? execute(sessionId, started.run, started.variables ?? {}, caller) : Promise.resolve(null)
     return { run: started.run, created: started.created, done }
   }
 
-  /** Runs the step of a run just made, and ends the run. Never rejects. */
-  async function execute(sessionId: string, run: RunRecord, variables: Variables, caller: Caller): Promise<void> {
+  /** Runs the step of a run just made, and ends the run: how it ended here (null: it ended elsewhere, by a cancel, say). Never rejects. */
+  async function execute(sessionId: string, run: RunRecord, variables: Variables, caller: Caller): Promise<RunFinished | null> {
     const definition = steps[run.step]!
     const controller = new AbortController()
     const self: Running = { sessionId, runId: run.runId, step: run.step, controller }
@@ -83,9 +83,12 @@ export function createRunner(options: RunnerOptions) {
     const timeoutMs =
       (typeof definition === 'function' ? undefined : definition.timeoutMs) ?? options.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS
     const progress = coalescedProgress(sessionId, run.runId, controller)
-    const end = async (status: 'timed_out' | 'failed', message: string) => {
-      const ended = await store.finishRun(sessionId, run.runId, { status, message }).catch((error: unknown) => report(error, run.step))
+    const end = async (status: 'timed_out' | 'failed', message: string): Promise<RunFinished | null> => {
+      const ended = await store
+        .finishRun(sessionId, run.runId, { status, message })
+        .catch((error: unknown) => (report(error, run.step), null))
       if (ended?.finished) options.announce(sessionId)
+      return ended?.finished ? ended : null
     }
     const timer = setTimeout(() => {
       controller.abort(new Error('The step passed its time limit'))
@@ -108,12 +111,11 @@ export function createRunner(options: RunnerOptions) {
         (error) => report(error, run.step),
       )
       // Cancelled, timed out or lost meanwhile: that end was written; nothing of the step is merged.
-      if (controller.signal.aborted) return
+      if (controller.signal.aborted) return null
       const problem = await firstSchemaProblem(options.schema, result.variables)
       if (problem) {
         report(new Error(problem), run.step)
-        await end('failed', `Step "${run.step}" returned a value its schema refuses: ${problem}`)
-        return
+        return await end('failed', `Step "${run.step}" returned a value its schema refuses: ${problem}`)
       }
       await progress.flush()
       const change = { variables: result.variables ?? {}, deleted: result.deleted ?? [] }
@@ -128,16 +130,15 @@ export function createRunner(options: RunnerOptions) {
           if (!(error instanceof SessionProtocolError && STEP_RESULT_PROBLEMS.has(error.code))) throw error
           // The step's own changes broke a rule: that is the step's failure, and nothing was stored.
           report(error, run.step)
-          await end('failed', `Step "${run.step}" returned changes that cannot be stored: ${error.message}`)
-          return null
+          return end('failed', `Step "${run.step}" returned changes that cannot be stored: ${error.message}`)
         })
       if (ended?.finished) options.announce(sessionId)
+      return ended?.finished ? ended : null
     } catch (error) {
-      if (!controller.signal.aborted) {
-        const message = error instanceof SessionProtocolError && error.code === 'step_failed' ? error.message : 'The step failed'
-        if (!(error instanceof SessionProtocolError)) report(error, run.step)
-        await end('failed', message)
-      }
+      if (controller.signal.aborted) return null
+      const message = error instanceof SessionProtocolError && error.code === 'step_failed' ? error.message : 'The step failed'
+      if (!(error instanceof SessionProtocolError)) report(error, run.step)
+      return await end('failed', message)
     } finally {
       clearTimeout(timer)
       clearInterval(heartbeat)
@@ -201,6 +202,26 @@ export function createRunner(options: RunnerOptions) {
       options.announce(sessionId)
     }
     return ended.run
+  }
+
+  /**
+   * The answer to a start with `?waitMs`: at the run's first change (a progress value, or its
+   * end), or after `waitMs` as it is then. A quick step's end is answered from its finish, with no
+   * read of the store.
+   */
+  async function firstChange(sessionId: string, started: RunRecord, caller: Caller, done: Promise<RunFinished | null>, waitMs: number) {
+    let stop = () => {}
+    const changed = new Promise<null>((resolve) => {
+      const timer = setTimeout(() => resolve(null), waitMs)
+      const stopListening = options.listen(sessionId, () => resolve(null))
+      stop = () => {
+        clearTimeout(timer)
+        stopListening()
+      }
+    })
+    const finished = await Promise.race([done, changed]).finally(stop)
+    if (finished) return finished.session ? { run: finished.run, session: finished.session.snapshot } : { run: finished.run }
+    return answerOf(sessionId, (await store.getRun(sessionId, started.runId, { caller })) ?? started, caller)
   }
 
   /** The run once its `rev` is above `after`, or after `waitMs` as it is then (null: no such run). */
@@ -273,6 +294,7 @@ export function createRunner(options: RunnerOptions) {
 
   return {
     start,
+    firstChange,
     cancel,
     wait,
     stream,
