@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { expect, it } from 'vitest'
-import { postgresStore, type SessionSnapshot, sqliteStore } from '../../src/server/index.js'
+import { conformanceSteps, createSessionHandler, postgresStore, serve, type SessionSnapshot, sqliteStore } from '../../src/server/index.js'
 import { sharedScratch } from './shared-scratch.js'
 import { startPython } from './venv.js'
 
@@ -71,5 +71,67 @@ it('shares one PostgreSQL database: each side hears the other on workflow_sessio
 
   controller.abort()
   unwatch()
+  await node.close()
+}, 60_000)
+
+it('shares runs on one SQLite file: a run started through Python is followed and its end read through Node, and a start with its id on Node runs nothing', async () => {
+  const file = join(scratch.place, 'runs.db')
+  const python = await startPython(
+    ['-m', 'workflow_session.serve', '--store', `sqlite:${file}`, '--port', '0', '--conformance'],
+    'workflow-session on',
+  )
+  const nodeStore = await sqliteStore(file)
+  const node = await serve({
+    port: 0,
+    handler: createSessionHandler({ store: nodeStore, steps: conformanceSteps, log: () => {} }),
+    onClose: () => nodeStore.close(),
+  })
+  const id = sessionId()
+  await fetch(`${python.url}/${id}`, json({ variables: { kept: 1 } }))
+  const start = { runId: `run-${id}`, step: 'conformance_echo', input: { sleepMs: 1500 } }
+  const started = await fetch(`${python.url}/${id}/runs`, json(start))
+  expect(started.status).toBe(202)
+  // Node reads the same record, and a start with the same id there finds it: 200, nothing run twice.
+  const again = await fetch(`${node.url}/api/session/${id}/runs`, json(start))
+  expect(again.status).toBe(200)
+  expect(((await again.json()) as { run: { runId: string } }).run.runId).toBe(start.runId)
+  let run: { status: string; rev: number; output: unknown; version: number | null } = {
+    status: 'running',
+    rev: 0,
+    output: null,
+    version: null,
+  }
+  const deadline = Date.now() + 15_000
+  while (run.status === 'running' && Date.now() < deadline) {
+    const answer = await fetch(`${node.url}/api/session/${id}/runs/${start.runId}?after=${run.rev}&waitMs=2000`)
+    run = ((await answer.json()) as { run: typeof run }).run
+  }
+  expect(run).toMatchObject({ status: 'succeeded', output: { input: start.input, seen: { kept: 1 } }, version: 2 })
+  expect((await nodeStore.get(id))?.version).toBe(2)
+  await node.close()
+}, 60_000)
+
+it('shares runs on one PostgreSQL database: a run started through Node is cancelled through Python, and nothing is merged', async () => {
+  const url = await scratch.database('ws_interop_runs')
+  const nodeStore = await postgresStore(url)
+  const node = await serve({
+    port: 0,
+    handler: createSessionHandler({ store: nodeStore, steps: conformanceSteps, log: () => {} }),
+    onClose: () => nodeStore.close(),
+  })
+  const python = await startPython(['-m', 'workflow_session.serve', '--store', url, '--port', '0', '--conformance'], 'workflow-session on')
+  const id = sessionId()
+  await fetch(`${node.url}/api/session/${id}`, json({ variables: { kept: 1 } }))
+  const start = { runId: `run-${id}`, step: 'conformance_echo', input: { sleepMs: 30_000 } }
+  expect((await fetch(`${node.url}/api/session/${id}/runs`, json(start))).status).toBe(202)
+  const cancelled = (await (await fetch(`${python.url}/${id}/runs/${start.runId}/cancel`, { method: 'POST' })).json()) as {
+    run: { status: string }
+  }
+  expect(cancelled.run.status).toBe('cancelled')
+  const seen = (await (await fetch(`${node.url}/api/session/${id}/runs/${start.runId}`)).json()) as { run: { status: string } }
+  expect(seen.run.status).toBe('cancelled')
+  // The Node server's step sees the cancel at its next heartbeat (within 5 s) and stops; nothing of it is merged.
+  await new Promise((resolve) => setTimeout(resolve, 6000))
+  expect((await nodeStore.get(id))?.variables).toEqual({ kept: 1 })
   await node.close()
 }, 60_000)
