@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { buildDemoAssets, INDEX_HTML } from '../../demo/assets.js'
 import { workflowDataKey } from '../../src/server/index.js'
 import { ROOT, startPython, stopAllPython, stopPython } from '../python/venv.js'
-import { checkoutScenario, signupScenario } from './demo-scenarios.js'
+import { checkoutScenario, reportAcrossReloadScenario, reportCancelScenario, reportLostScenario, signupScenario } from './demo-scenarios.js'
 import { launchChromium } from './harness.js'
 
 // The demo page (the same built assets as `npm start`) against the Python backend:
@@ -58,7 +58,8 @@ it('keeps what a person typed across a reload and a restart of the Python server
 
   await page.reload()
   await expect.poll(() => page.getByLabel('Name').inputValue()).toBe('Ada')
-  await expect.poll(() => page.getByRole('note').textContent()).toBe('Registered as ada@example.com.')
+  // The register run is kept by the server: after the restart and a reload the page shows its output again.
+  await expect.poll(() => page.getByRole('note').textContent()).toBe('Welcome, Ada! Your account is ready.')
   await page.close()
   expect(await stopPython(again.child)).toBe(0)
 })
@@ -71,3 +72,27 @@ it('runs the checkout step on the stored cart and writes the order back', async 
   await page.close()
   expect(await stopPython(demo.child)).toBe(0)
 })
+
+it('a report of 8 s on the Python backend: a reload and a second tab mid-run follow the same run, and its result is merged once', async () => {
+  const demo = await startDemo({ SESSION_STORE: `sqlite:${join(place, 'report.db')}`, DEMO_REPORT_MS: '8000' })
+  const context = await browser.newContext()
+  await reportAcrossReloadScenario(context, demo.url)
+  await context.close()
+  expect(await stopPython(demo.child)).toBe(0)
+}, 60_000)
+
+it('Cancel stops the report on the Python backend, and nothing of it is stored', async () => {
+  const demo = await startDemo({ SESSION_STORE: 'memory:', DEMO_REPORT_MS: '20000' })
+  const page = await browser.newPage()
+  await reportCancelScenario(page, demo.url)
+  await page.close()
+  expect(await stopPython(demo.child)).toBe(0)
+}, 60_000)
+
+it('a Python server killed mid-run: the next one ends the run lost, and the page says so', async () => {
+  const env = { SESSION_STORE: `sqlite:${join(place, 'killed.db')}`, DEMO_REPORT_MS: '60000', RUN_LOST_AFTER_MS: '2000' }
+  const page = await browser.newPage()
+  const last = await reportLostScenario(page, (port) => startDemo({ ...env, PORT: port }))
+  await page.close()
+  expect(await stopPython(last)).toBe(0)
+}, 60_000)
