@@ -24,6 +24,8 @@ export interface RunParts {
   flush: () => Promise<void>
   /** The session after a step's changes: taken into the view. */
   receive: (snapshot: SessionSnapshot) => void
+  /** Made here and never written: the server has no session, nor runs of it, to ask for. */
+  serverHasNone: () => boolean
 }
 
 /** A run that ended without succeeding: `code` is its `error.code` (`step_failed`, `cancelled`, `timed_out`, `lost`). */
@@ -119,6 +121,8 @@ export function createRuns(parts: RunParts) {
     let watching = watches.get(runId)
     if (!watching) {
       watching = (async () => {
+        // A run of this page whose start is not answered yet: the server may not have it before that.
+        await starting.get(runId)?.catch(() => {})
         let run = known.get(runId)
         let polledAt = 0
         while (!run || run.status === 'running') {
@@ -170,6 +174,7 @@ export function createRuns(parts: RunParts) {
       return take((await transport.cancelRun(sessionId, run.runId)) ?? noSuchRun())
     },
     async refresh(): Promise<readonly RunRecord[]> {
+      if (parts.serverHasNone()) return list()
       for (const run of await transport.listRuns(sessionId)) learn(run)
       return list()
     },

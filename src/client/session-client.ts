@@ -248,7 +248,15 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   }
 
   // Runs: started once per run id, watched until they end, however long (runs.ts).
-  const runs = createRuns({ sessionId, transport, local, retry, flush, receive: (snapshot) => receive(snapshot, true) })
+  const runs = createRuns({
+    sessionId,
+    transport,
+    local,
+    retry,
+    flush,
+    receive: (snapshot) => receive(snapshot, true),
+    serverHasNone: () => identity.serverHasNone(),
+  })
 
   // The common reload has only a base to read: it shows as soon as it is read, not at start()
   // (which still reads what a client stopped in this page may have left since).

@@ -59,9 +59,11 @@ export function useRun<Output = JsonValue>(step: string): UseRunResult<Output> {
     client.refreshRuns().catch(() => {})
   }, [client])
   const runningId = current?.status === 'running' ? current.runId : null
+  // Followed once the server has it (rev 1 on): a run this page starts is followed by its run().
+  const followId = runningId && current && current.rev > 0 ? runningId : null
   useEffect(() => {
-    if (runningId) client.watchRun(runningId).catch(() => {})
-  }, [client, runningId])
+    if (followId) client.watchRun(followId).catch(() => {})
+  }, [client, followId])
 
   const error = useMemo(() => {
     if (mutation.error) return mutation.error

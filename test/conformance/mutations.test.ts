@@ -50,6 +50,11 @@ const CAUGHT_BY: Record<Flaw, string> = {
   'depth-unlimited': 'for a value 65 levels deep',
   'lone-surrogate-accepted': 'for the body {"variables":{"text":"\\ud800"}}',
   'plain-text-404': 'with a body that is not JSON: Not Found',
+  'run-started-twice': 'expected 200 for a second start with the same run id',
+  'cancel-ignored': 'the cancelled run: [status, error.code]',
+  'cancelled-run-merged': 'the session after a cancelled run',
+  'run-oracle': "another session's run id, beside an unknown one",
+  'long-poll-at-once': 'a long poll after rev',
 }
 
 // The many runs below go through a node:http client for speed (see http-fetch.ts); the run with

@@ -44,6 +44,11 @@ export type Flaw =
   | 'depth-unlimited'
   | 'lone-surrogate-accepted'
   | 'plain-text-404'
+  | 'run-started-twice'
+  | 'cancel-ignored'
+  | 'cancelled-run-merged'
+  | 'run-oracle'
+  | 'long-poll-at-once'
 
 export interface ReferenceServer {
   /** Where the endpoints are: `http://127.0.0.1:PORT/api/session`. */
@@ -61,6 +66,22 @@ interface Stored {
   updatedAt: string
   userId: string | undefined
   seqs: Map<string, number>
+}
+
+interface Run {
+  runId: string
+  step: string
+  status: string
+  input: Json
+  progress: Json
+  output: Json
+  error: { code: string; message: string } | null
+  startedAt: string
+  finishedAt: string | null
+  heartbeatAt: string
+  readVersion: number
+  version: number | null
+  rev: number
 }
 
 interface Change {
@@ -222,6 +243,142 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     return { output: { input: flaw === 'step-output-without-input' ? null : echo, seen }, session }
   }
 
+  // Runs (docs/protocol.md, "Runs"): records in memory, the conformance step executed on timers.
+  const runs = new Map<string, Map<string, Run>>()
+  const stops = new Map<Run, () => void>()
+  const waiters = new Set<() => void>()
+  const changed = () => [...waiters].forEach((wake) => wake())
+
+  function runsOf(sessionId: string): Map<string, Run> {
+    let mine = runs.get(sessionId)
+    if (!mine) runs.set(sessionId, (mine = new Map()))
+    return mine
+  }
+
+  function end(run: Run, status: string, fields: Partial<Run> = {}) {
+    if (run.status !== 'running') return
+    const now = new Date().toISOString()
+    Object.assign(run, fields, { status, finishedAt: now, heartbeatAt: now, rev: run.rev + 1 })
+    stops.get(run)?.()
+    stops.delete(run)
+    changed()
+  }
+
+  /** The conformance step as a run: `{ sleepMs }` reports progress (at most 4 a second) while it sleeps. */
+  function execute(sessionId: string, run: Run, user: string | undefined) {
+    const input = run.input
+    const seen = structuredClone(sessions.get(sessionId)?.variables ?? {})
+    const sleepMs = isObject(input) && typeof input.sleepMs === 'number' ? Math.min(input.sleepMs, 60_000) : 0
+    const startedAt = Date.now()
+    const finish = () => {
+      if (run.status !== 'running') return
+      if (isObject(input) && typeof input.fail === 'string') {
+        end(run, 'failed', { error: { code: 'step_failed', message: input.fail } })
+        return
+      }
+      const session = apply(sessionId, { variables: { conformance_echo: input }, deleted: [] }, user)
+      end(run, 'succeeded', { output: { input, seen }, version: session.version as number })
+    }
+    const progress = setInterval(() => {
+      run.progress = { slept: Date.now() - startedAt }
+      run.rev++
+      changed()
+    }, 250)
+    const timer = setTimeout(() => {
+      clearInterval(progress)
+      finish()
+    }, sleepMs)
+    stops.set(run, () => {
+      clearInterval(progress)
+      clearTimeout(timer)
+      // The flaw: a cancelled run's changes are merged all the same.
+      if (flaw === 'cancelled-run-merged' && run.status === 'cancelled')
+        apply(sessionId, { variables: { conformance_echo: input }, deleted: [] }, user)
+    })
+  }
+
+  function startRun(sessionId: string, body: Json | undefined, user: string | undefined): [number, Run] {
+    if (
+      !isObject(body) ||
+      typeof body.runId !== 'string' ||
+      !SESSION_ID.test(body.runId) ||
+      typeof body.step !== 'string' ||
+      body.step === ''
+    )
+      throw new Refusal(400, 'invalid_run', 'A run start is { "runId", "step", "input"? }')
+    if (body.step !== step) throw new Refusal(404, 'unknown_step', 'No such step')
+    const input = body.input ?? null
+    checkValue(input, 0)
+    let stored = reachable(sessionId, user)
+    const mine = runsOf(sessionId)
+    const existing = mine.get(body.runId)
+    if (existing && flaw !== 'run-started-twice') return [200, existing]
+    const going = [...mine.values()].find((run) => run.step === body.step && run.status === 'running')
+    if (going && !existing) return [200, going]
+    if (!stored) {
+      const now = new Date().toISOString()
+      stored = { variables: {}, version: 1, createdAt: now, updatedAt: now, userId: user, seqs: new Map() }
+      sessions.set(sessionId, stored)
+    }
+    const now = new Date().toISOString()
+    const run: Run = {
+      runId: body.runId,
+      step: body.step,
+      status: 'running',
+      input,
+      progress: null,
+      output: null,
+      error: null,
+      startedAt: now,
+      finishedAt: null,
+      heartbeatAt: now,
+      readVersion: stored.version,
+      version: null,
+      rev: 1,
+    }
+    mine.set(run.runId, run)
+    execute(sessionId, run, user)
+    return [202, run]
+  }
+
+  /** The run once its rev is above `after` (or it ended), or after `waitMs`. */
+  async function waitFor(run: Run, after: number, waitMs: number): Promise<Run> {
+    if (flaw === 'long-poll-at-once') return run
+    const until = Date.now() + waitMs
+    while (run.rev <= after && run.status === 'running' && Date.now() < until) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, until - Date.now())
+        waiters.add(done)
+        function done() {
+          clearTimeout(timer)
+          waiters.delete(done)
+          resolve()
+        }
+      })
+    }
+    return run
+  }
+
+  function runAnswer(sessionId: string, run: Run) {
+    return run.status === 'succeeded' ? { run, session: snapshot(sessionId, sessions.get(sessionId)) } : { run }
+  }
+
+  function knownRun(sessionId: string, runId: string, user: string | undefined): Run {
+    reachable(sessionId, user)
+    const run = runs.get(sessionId)?.get(runId)
+    if (run) return run
+    const elsewhere = [...runs.values()].some((mine) => mine.has(runId))
+    throw new Refusal(404, 'not_found', flaw === 'run-oracle' && elsewhere ? 'That run is in another session' : 'No such run')
+  }
+
+  const numberOf = (query: URLSearchParams, name: string, max: number) => {
+    const text = query.get(name)
+    if (text === null) return name === 'after' ? -1 : 0
+    const value = /^\d{1,15}$/.test(text) ? Number(text) : NaN
+    if (!(value <= max)) throw new Refusal(400, 'bad_request', `Bad ${name}`)
+    return value
+  }
+
   function list(query: URLSearchParams, user: string | undefined) {
     const number = (name: string, fallback: number, max: number) => {
       const text = query.get(name)
@@ -269,9 +426,29 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     const url = new URL(request.url ?? '/', 'http://reference')
     if (url.pathname !== BASE && !url.pathname.startsWith(`${BASE}/`)) throw new Refusal(404, 'not_found', 'No such endpoint')
     const [sessionId = '', ...rest] = url.pathname.slice(BASE.length).split('/').filter(Boolean).map(decodeURIComponent)
-    const route = sessionId === '' ? 'list' : rest.length === 0 ? 'session' : rest.length === 2 && rest[0] === 'run' ? 'run' : undefined
+    const route =
+      sessionId === ''
+        ? 'list'
+        : rest.length === 0
+          ? 'session'
+          : rest.length === 2 && rest[0] === 'run'
+            ? 'run'
+            : rest.length === 1 && rest[0] === 'runs'
+              ? 'runs'
+              : rest.length === 2 && rest[0] === 'runs'
+                ? 'oneRun'
+                : rest.length === 3 && rest[0] === 'runs' && rest[2] === 'cancel'
+                  ? 'cancel'
+                  : undefined
     const method = request.method ?? 'GET'
-    const allowed = { list: ['GET'], session: ['GET', 'POST', 'DELETE'], run: ['POST'] }
+    const allowed = {
+      list: ['GET'],
+      session: ['GET', 'POST', 'DELETE'],
+      run: ['POST'],
+      runs: ['GET', 'POST'],
+      oneRun: ['GET'],
+      cancel: ['POST'],
+    }
     if (!route) throw new Refusal(404, 'not_found', 'No such endpoint')
     if (!allowed[route].includes(method)) throw new Refusal(405, 'method_not_allowed', 'Method not allowed')
     const user = typeof request.headers['x-user'] === 'string' ? request.headers['x-user'] : undefined
@@ -280,6 +457,26 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
       throw flaw === 'session-id-wrong-code'
         ? new Refusal(404, 'not_found', 'No such session')
         : new Refusal(400, 'invalid_session_id', 'Bad session id')
+    if (route === 'runs' && method === 'POST') {
+      const waitMs = numberOf(url.searchParams, 'waitMs', 30_000)
+      const [status, run] = startRun(sessionId, await readJson(request, false), user)
+      return [status, runAnswer(sessionId, await waitFor(run, run.rev, waitMs))]
+    }
+    if (route === 'runs') {
+      if (!reachable(sessionId, user)) throw new Refusal(404, 'not_found', 'No such session')
+      return [200, { runs: [...runsOf(sessionId).values()].reverse() }]
+    }
+    if (route === 'oneRun') {
+      const run = knownRun(sessionId, rest[1]!, user)
+      const after = numberOf(url.searchParams, 'after', 999_999_999_999_999)
+      return [200, runAnswer(sessionId, await waitFor(run, after, numberOf(url.searchParams, 'waitMs', 30_000)))]
+    }
+    if (route === 'cancel') {
+      await readJson(request, true)
+      const run = knownRun(sessionId, rest[1]!, user)
+      if (flaw !== 'cancel-ignored') end(run, 'cancelled', { error: { code: 'cancelled', message: 'The run was cancelled' } })
+      return [200, runAnswer(sessionId, run)]
+    }
     if (route === 'run') {
       if (rest[1] !== step)
         throw new Refusal(
@@ -328,6 +525,7 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     base: `http://127.0.0.1:${port}${BASE}`,
     close: () =>
       new Promise((resolve) => {
+        for (const stop of stops.values()) stop()
         server.close(() => resolve())
         server.closeAllConnections()
       }),

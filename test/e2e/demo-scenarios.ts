@@ -79,10 +79,10 @@ export async function checkoutScenario(page: Page): Promise<void> {
 }
 
 /** The value of the report's progress bar. */
-export const progressOf = async (page: Page) => Number(await page.getByLabel('Report progress').getAttribute('value'))
+const progressOf = async (page: Page) => Number(await page.getByLabel('Report progress').getAttribute('value'))
 
 /** The page's cookie, for asking the demo's API as the same user. */
-export async function runsOf(page: Page, url: string) {
+async function runsOf(page: Page, url: string) {
   const cookie = (await page.context().cookies()).map((c) => `${c.name}=${c.value}`).join('; ')
   const sessionId = (await page.locator('#sessions-heading + p code').textContent())!
   const answer = await fetch(`${url}/api/session/${sessionId}/runs`, { headers: { cookie } })

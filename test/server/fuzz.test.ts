@@ -165,3 +165,91 @@ it("never answers 500 (but for a failing step), never changes a session on an er
   )
   expect(tried).toBeGreaterThanOrEqual(3000)
 }, 120_000)
+
+const runId = fc.oneof(
+  fc.constantFrom('run-fuzz-0001', 'run-fuzz-0002', 'run-eves-0001'),
+  fc.string({ maxLength: 140 }),
+  fc.constantFrom('short', '__proto__', 'constructor', '..', '%2e%2e', 'a/b'),
+)
+const runStart = fc
+  .record(
+    {
+      runId,
+      step: fc.oneof(fc.constantFrom('ok', 'boom', 'toString', '__proto__', 'constructor', ''), fc.string({ maxLength: 20 }), fc.integer()),
+      input: value,
+    },
+    { requiredKeys: [] },
+  )
+  .map((start) => JSON.stringify(start))
+const runPath = fc.oneof(
+  sessionId.map((id) => `/api/session/${id}/runs`),
+  fc.tuple(sessionId, runId).map(([id, run]) => `/api/session/${id}/runs/${encodeURIComponent(run)}`),
+  fc.tuple(sessionId, runId).map(([id, run]) => `/api/session/${id}/runs/${encodeURIComponent(run)}/cancel`),
+  fc
+    .tuple(sessionId, runId, fc.string({ maxLength: 12 }))
+    .map(([id, run, query]) => `/api/session/${id}/runs/${encodeURIComponent(run)}?${query}`),
+  fc
+    .tuple(sessionId, fc.constantFrom('waitMs=0', 'waitMs=99999', 'waitMs=-1', 'waitMs=abc', 'after=1&waitMs=5'))
+    .map(([id, query]) => `/api/session/${id}/runs?${query}`),
+)
+
+it("the run endpoints never answer 500 (but for a failing step), never pollute a prototype, and never let a caller see, start or cancel another's run", async () => {
+  // A run whose server stopped answering ends lost when read: not within this test.
+  const store = memoryStore({ runLostAfterMs: 10 * 60_000 })
+  const handler = createSessionHandler({
+    store,
+    maxBytes: 4096,
+    authorize: (req) => req.headers.get('x-user'),
+    onError: () => {},
+    log: () => {},
+    // Steps that change no variable: a run ending in the background changes nothing the checks compare.
+    steps: {
+      ok: ({ input }) => ({ output: input ?? null }),
+      boom: () => {
+        throw new StepError('boom')
+      },
+    },
+  })
+  await store.create(SEEDED, { variables: { kept: 1 }, userId: ADA })
+  await store.startRun(SEEDED, { runId: 'run-fuzz-0001', step: 'ok' })
+  /** Who ended Ada's run, once it is ended (by a cancel): only Ada may. */
+  let endedBy: string | undefined | null = null
+
+  await fc.assert(
+    fc.asyncProperty(
+      fc.record({
+        method: fc.constantFrom('GET', 'POST', 'DELETE', 'PUT'),
+        path: runPath,
+        body: fc.oneof(runStart, body),
+        user: fc.constantFrom(ADA, 'eve', undefined),
+      }),
+      async ({ method, path: target, body: text, user }) => {
+        let url: URL
+        try {
+          url = new URL(`http://localhost${target}`)
+        } catch {
+          return
+        }
+        const headers: Record<string, string> = { 'content-type': 'application/json', ...(user && { 'x-user': user }) }
+        const response = await handler(new Request(url, { method, headers, ...(method !== 'GET' && { body: text }) }))
+        const answer = await response.text()
+        const parsed = answer ? JSON.parse(answer) : undefined
+        if (response.status >= 400) {
+          expect(parsed.error.code).toEqual(expect.any(String))
+          if (response.status === 500) expect(parsed.error.code).toBe('step_failed')
+        }
+        if (url.pathname.startsWith(`/api/session/${SEEDED}/`) && user !== ADA && response.status < 400) {
+          throw new Error(`${user ?? 'an anonymous caller'} reached Ada's runs: ${method} ${target} → ${response.status}`)
+        }
+        // Ada's run is ended by no one but Ada (or is gone with her session, which only she may delete).
+        const now = await store.getRun(SEEDED, 'run-fuzz-0001')
+        if (now && now.status !== 'running' && endedBy === null) endedBy = user
+        if (endedBy !== null) expect(endedBy).toBe(ADA)
+        expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+        expect(Object.keys(Object.prototype)).toEqual([])
+      },
+    ),
+    { numRuns: 1500 },
+  )
+  await handler.close()
+}, 120_000)
