@@ -112,6 +112,11 @@ export function createRunner(options: RunnerOptions) {
       )
       // Cancelled, timed out or lost meanwhile: that end was written; nothing of the step is merged.
       if (controller.signal.aborted) return null
+      // The output is kept in the run's record: the size rule of a variable holds for it.
+      if (result.output !== undefined && utf8Length(JSON.stringify(result.output)) > options.maxBytes) {
+        report(new Error(`Step "${run.step}" returned an output over ${options.maxBytes} bytes`), run.step)
+        return await end('failed', `Step "${run.step}" returned an output over ${options.maxBytes} bytes`)
+      }
       const problem = await firstSchemaProblem(options.schema, result.variables)
       if (problem) {
         report(new Error(problem), run.step)

@@ -115,6 +115,35 @@ describe('runs over real HTTP', () => {
     await expect.poll(async () => storage.get(`${url}/api/session|run-session-kept!runs`)).toEqual([])
   })
 
+  it('a start whose answer is lost on the way back (the server has it) is sent again under its id, and the step runs once', async () => {
+    const path = join(dir, 'lost-answer.db')
+    const { url } = await startServer(path, { slowMs: 300 })
+    let dropped = 0
+    // A network that loses the first two answers to a start after the server received it.
+    const flaky: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init)
+      if (init?.method === 'POST' && String(input).includes('/runs') && dropped < 2) {
+        dropped++
+        throw new TypeError('fetch failed: the connection was reset')
+      }
+      return response
+    }
+    const page = createSessionClient({
+      endpoint: `${url}/api/session`,
+      sessionId: 'run-session-flaky',
+      storage: memoryLocalCopy(),
+      locks: null,
+      retry: { baseMs: 50, maxMs: 200 },
+      fetch: flaky,
+    })
+    clients.push(page)
+    await page.start()
+    const output = await page.run<{ tookMs: number }>('slow')
+    expect(output.tookMs).toBeGreaterThanOrEqual(300)
+    expect(dropped).toBe(2)
+    expect(await calls(path)).toHaveLength(1)
+  })
+
   it('a cancel from another tab ends the run: the page that waits gets a RunFailedError, and nothing is merged', async () => {
     const path = join(dir, 'cancel.db')
     const { url } = await startServer(path, { slowMs: 20_000 })

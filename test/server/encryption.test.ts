@@ -43,6 +43,23 @@ describe('encryptedStore', () => {
     await files.close()
   })
 
+  it("seals a run's input, progress and output in the SQLite row, and hands them back in plaintext", async () => {
+    const dbPath = join(await place(), 'runs.db')
+    const store = encryptedStore(await sqliteStore(dbPath), { keys: { k1 }, currentKeyId: 'k1' })
+    await store.startRun('secret-session-2', { runId: 'run-secret-1', step: 'mail', input: { to: SECRET } })
+    await store.touchRun('secret-session-2', 'run-secret-1', { value: { sending: SECRET } })
+    await store.finishRun('secret-session-2', 'run-secret-1', { status: 'succeeded', output: { sentTo: SECRET } })
+    expect(await store.getRun('secret-session-2', 'run-secret-1')).toMatchObject({
+      input: { to: SECRET },
+      progress: { sending: SECRET },
+      output: { sentTo: SECRET },
+    })
+    await store.close()
+    const row = new Database(dbPath).prepare('SELECT record FROM ws_runs WHERE run_id = ?').get('run-secret-1') as { record: string }
+    expect(row.record).toContain('"~enc":"k1"')
+    expect(row.record).not.toContain(SECRET)
+  })
+
   it('fails clearly with a wrong key or a missing key id', async () => {
     const dir = await place()
     await encryptedStore(fileStore(dir), { keys: { k1 }, currentKeyId: 'k1' }).apply('secret-session-2', { variables: { email: SECRET } })

@@ -119,6 +119,32 @@ describe('runs over the handler', () => {
     expect(errors).toHaveLength(1)
   })
 
+  it('refuses what a variable could not hold: an input or a progress value that is not JSON, an output over the size limit', async () => {
+    const { call, errors } = setup({
+      maxBytes: 2048,
+      steps: {
+        big: () => ({ output: 'x'.repeat(3000) }),
+        nan: ({ progress }) => {
+          try {
+            progress(Number.NaN)
+          } catch (error) {
+            return { output: (error as Error).message }
+          }
+          return { output: 'accepted' }
+        },
+      },
+    })
+    expect((await call('POST', RUNS, { runId: 'run-size-001', step: 'big', input: '\ud800' })).body.error.code).toBe('invalid_patch')
+    const big = await call('POST', `${RUNS}?waitMs=3000`, { runId: 'run-size-002', step: 'big' })
+    expect(big.body.run).toMatchObject({
+      status: 'failed',
+      error: { code: 'step_failed', message: 'Step "big" returned an output over 2048 bytes' },
+    })
+    expect(errors).toHaveLength(1)
+    const nan = await call('POST', `${RUNS}?waitMs=3000`, { runId: 'run-size-003', step: 'nan' })
+    expect(nan.body.run.output).toMatch(/^progress\(\): the value /)
+  })
+
   it('stores progress coalesced: 1,000 calls in 300 ms become a handful of revs, the last value kept', async () => {
     const { call } = setup({
       steps: {
