@@ -251,8 +251,8 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     checkSessionId(sessionId)
     const caller = checkCaller(runOptions)
     const input = await encodeRunValue(sessionId, start.runId, 'input', start.input)
-    let answer: StoredRun | undefined
-    let made: StoredRun | undefined
+    // What decide found or made, read after the atomic step.
+    const outcome: { answer?: StoredRun; made?: StoredRun } = {}
     const after = await backend.update(
       sessionId,
       [],
@@ -260,14 +260,18 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
         if (current && !mayReach(current.head, caller)) throw new SessionProtocolError('not_found', 'No such session')
         const now = new Date()
         const lost = runs.running.filter((run) => stale(run, now.getTime())).map((run) => lostRun(run, now))
-        answer = runs.run?.status === 'running' && stale(runs.run, now.getTime()) ? lost.find((run) => run.runId === start.runId) : runs.run
+        let answer =
+          runs.run?.status === 'running' && stale(runs.run, now.getTime()) ? lost.find((run) => run.runId === start.runId) : runs.run
         const same = runs.running.find((run) => run.step === start.step && !stale(run, now.getTime()))
         if (!answer && same) {
           if (start.concurrentRuns === 'refuse')
             throw new SessionProtocolError('run_in_progress', `A run of step "${start.step}" is running in this session`)
           answer = same
         }
-        if (answer) return lost.length > 0 ? { runs: lost } : undefined
+        if (answer) {
+          outcome.answer = answer
+          return lost.length > 0 ? { runs: lost } : undefined
+        }
         // A missing session is made first, as a patch would make it: the run needs a session to belong to.
         const owner = caller?.userId ?? undefined
         const head = current?.head ?? {
@@ -275,7 +279,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
           version: 1,
         }
         const at = now.toISOString()
-        made = storedRun({
+        const made = (outcome.made = storedRun({
           runId: start.runId,
           step: start.step,
           status: 'running',
@@ -289,14 +293,15 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
           readVersion: head.version,
           version: null,
           rev: 1,
-        })
+        }))
         return { ...(!current && { head }), runs: [made, ...lost] }
       },
       capture,
       start.runId,
     )
-    if (made && after) return { run: await runOf(sessionId, made), created: true, variables: (await objectOf(after)).variables }
-    return { run: await runOf(sessionId, answer!), created: false, variables: null }
+    if (outcome.made && after)
+      return { run: await runOf(sessionId, outcome.made), created: true, variables: (await objectOf(after)).variables }
+    return { run: await runOf(sessionId, outcome.answer!), created: false, variables: null }
   }
 
   async function finishRun(sessionId: string, runId: string, end: RunEnd, runOptions: ApplyOptions = {}): Promise<RunFinished | null> {

@@ -21,7 +21,7 @@ import {
   type VariableRow,
   type WriteJob,
 } from './session-cache.js'
-import { entryOf, fromSnapshotRecord, type StoredSession, summaryOf, valueOfEntry } from './stored.js'
+import { entryOf, fromSnapshotRecord, type RunRow, storedRunOf, type StoredSession, summaryOf, valueOfEntry } from './stored.js'
 import { type CurrentRuns, MAX_FINISHED_RUNS, type SessionStore, type StoredRun, type StoreOptions } from './types.js'
 
 export interface PostgresStoreOptions extends StoreOptions {
@@ -438,28 +438,6 @@ export async function postgresStore(
     options,
   )
   return store as SessionStore & { watch: NonNullable<SessionStore['watch']> }
-}
-
-/** A row of the runs table (the Python store writes the same). */
-interface RunRow {
-  session_id: string
-  run_id: string
-  step: string
-  status: string
-  started_at: string
-  heartbeat_at: string | number
-  record: string
-}
-
-function storedRunOf(row: RunRow): StoredRun {
-  return {
-    runId: row.run_id,
-    step: row.step,
-    status: row.status as StoredRun['status'],
-    startedAt: row.started_at,
-    heartbeatAt: Number(row.heartbeat_at),
-    record: row.record,
-  }
 }
 
 /**

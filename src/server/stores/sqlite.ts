@@ -16,8 +16,8 @@ import {
   type WriteJob,
 } from './session-cache.js'
 import { inTransaction, isBusy, openSqlite, type SqliteDatabase, type SqliteDriverName } from './sqlite-driver.js'
-import { fromSnapshotRecord, type StoredSession, summaryOf } from './stored.js'
-import { type CurrentRuns, MAX_FINISHED_RUNS, type SessionStore, type StoredRun, type StoreOptions } from './types.js'
+import { fromSnapshotRecord, type RunRow, storedRunOf, type StoredSession, summaryOf } from './stored.js'
+import { type CurrentRuns, MAX_FINISHED_RUNS, type SessionStore, type StoreOptions } from './types.js'
 
 export interface SqliteStoreOptions extends StoreOptions {
   /**
@@ -80,28 +80,7 @@ interface Job extends WriteJob {
   sessionId: string
 }
 
-/** A row of ws_runs (the Python store writes the same). */
-interface RunRow {
-  session_id: string
-  run_id: string
-  step: string
-  status: string
-  started_at: string
-  heartbeat_at: number
-  record: string
-}
-
-function storedRunOf(row: RunRow | undefined): StoredRun | undefined {
-  if (!row) return undefined
-  return {
-    runId: row.run_id,
-    step: row.step,
-    status: row.status as StoredRun['status'],
-    startedAt: row.started_at,
-    heartbeatAt: row.heartbeat_at,
-    record: row.record,
-  }
-}
+const withRun = (row: RunRow | undefined) => (row ? storedRunOf(row) : undefined)
 
 /**
  * Sessions in one SQLite file (WAL; better-sqlite3 or Node's built-in `node:sqlite`): the
@@ -204,8 +183,8 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
         job.runId === undefined || !stored
           ? { run: undefined, running: [] }
           : {
-              run: storedRunOf(selectRun.get(job.sessionId, job.runId)),
-              running: selectRunning.all(job.sessionId).map(storedRunOf) as StoredRun[],
+              run: withRun(selectRun.get(job.sessionId, job.runId)),
+              running: selectRunning.all(job.sessionId).map(storedRunOf),
             }
       const write = job.decide(currentOf(stored), runs)
       let after = stored
@@ -303,7 +282,7 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
             return runId === undefined ? selectRuns.all(sessionId) : [selectRun.get(sessionId, runId)].filter((row) => row !== undefined)
           }),
         )
-        return rows.map((row) => storedRunOf(row)!)
+        return rows.map(storedRunOf)
       },
       async list({ userId, limit, offset }) {
         const rows = userId === undefined ? listAll.all(cutoff(), limit, offset) : listMine.all(userId, cutoff(), limit, offset)

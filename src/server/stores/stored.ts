@@ -1,6 +1,7 @@
 import type { JsonValue, SessionSnapshot, SessionSummary, Variables } from '../../shared/protocol.js'
 import { utf8Length } from '../../shared/rules.js'
 import type { SessionHead } from '../merge.js'
+import type { StoredRun } from './types.js'
 
 /**
  * A session as the stores hold it: its head, and each variable as its entry of the variables
@@ -59,4 +60,27 @@ export function fromSnapshotRecord(record: { snapshot: SessionSnapshot; clientSe
   const entries = new Map(Object.entries(variables).map(([name, value]) => [name, entryOf(name, JSON.stringify(value))]))
   const head: SessionHead = { ...rest, bytes: utf8Length(JSON.stringify(variables)), clients: Object.entries(record.clientSeqs) }
   return { head, entries }
+}
+
+/** A row of the runs table, as SQLite (`ws_runs`) and PostgreSQL (`{table}_runs`) hold it; the Python stores write the same. */
+export interface RunRow {
+  session_id: string
+  run_id: string
+  step: string
+  status: string
+  started_at: string
+  /** Milliseconds since the epoch (PostgreSQL's bigint comes as text). */
+  heartbeat_at: number | string
+  record: string
+}
+
+export function storedRunOf(row: RunRow): StoredRun {
+  return {
+    runId: row.run_id,
+    step: row.step,
+    status: row.status as StoredRun['status'],
+    startedAt: row.started_at,
+    heartbeatAt: Number(row.heartbeat_at),
+    record: row.record,
+  }
 }
