@@ -49,6 +49,7 @@ export function createRuns(parts: RunParts) {
   /** `known` newest first, made when asked after a change. */
   let sorted: readonly RunRecord[] | null = []
   const watches = new Map<string, Promise<RunRecord>>()
+  let refreshing: Promise<readonly RunRecord[]> | undefined
   /** Starts sent and not yet answered, by run id. */
   const starting = new Map<string, Promise<RunAnswer>>()
   let stopped = false
@@ -173,10 +174,17 @@ export function createRuns(parts: RunParts) {
       const { run } = await started
       return take((await transport.cancelRun(sessionId, run.runId)) ?? noSuchRun())
     },
-    async refresh(): Promise<readonly RunRecord[]> {
-      if (parts.serverHasNone()) return list()
-      for (const run of await transport.listRuns(sessionId)) learn(run)
-      return list()
+    /** Fetches the session's runs; the hooks of one page that ask together share one request. */
+    refresh(): Promise<readonly RunRecord[]> {
+      if (parts.serverHasNone()) return Promise.resolve(list())
+      refreshing ??= transport
+        .listRuns(sessionId)
+        .then((fetched) => {
+          for (const run of fetched) learn(run)
+          return list()
+        })
+        .finally(() => (refreshing = undefined))
+      return refreshing
     },
     /** After a reload: the runs this device started are started again under their ids (once on the server) and watched. */
     async resume(): Promise<void> {
