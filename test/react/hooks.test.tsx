@@ -1,10 +1,10 @@
 // @vitest-environment jsdom
 import 'fake-indexeddb/auto'
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
-import { act, cleanup, fireEvent, render, screen } from '@testing-library/react'
+import { act, fireEvent, render, screen } from '@testing-library/react'
 import { http, HttpResponse } from 'msw'
 import { StrictMode } from 'react'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import {
   type LocalCopyStorage,
   memoryLocalCopy,
@@ -17,6 +17,7 @@ import {
 } from '../../src/react/index.js'
 import { newGate } from '../gate.js'
 import { holdNextPost, setupMockServer } from '../msw-server.js'
+import { fakeTimePerTest } from './fake-time.js'
 
 const mock = setupMockServer({
   register: ({ variables }) => ({ output: `registered ${String(variables.email)}`, variables: { status: 'done' } }),
@@ -27,24 +28,13 @@ let sessionId = ''
 let storage: LocalCopyStorage
 const renders: Record<string, number> = {}
 
+const advance = fakeTimePerTest()
+
 beforeEach(() => {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
   sessionId = `react-session-${++sessionNumber}`
   storage = memoryLocalCopy() // IndexedDB itself is proven in the cache tests and in Chromium
   for (const key of Object.keys(renders)) delete renders[key]
 })
-afterEach(async () => {
-  cleanup()
-  await vi.runOnlyPendingTimersAsync()
-  vi.useRealTimers()
-})
-
-/** Lets timers and promises run, inside act() so React applies the updates. */
-async function advance(ms: number) {
-  await act(async () => {
-    await vi.advanceTimersByTimeAsync(ms)
-  })
-}
 
 function Field({ name }: { name: string }) {
   renders[name] = (renders[name] ?? 0) + 1

@@ -1,11 +1,12 @@
 // @vitest-environment jsdom
 import 'fake-indexeddb/auto'
-import { act, cleanup, render, screen } from '@testing-library/react'
+import { act, render, screen } from '@testing-library/react'
 import { startTransition, StrictMode, Suspense, useEffect, useState } from 'react'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import { type LocalCopyStorage, memoryLocalCopy, SessionProvider, type SessionState, useSessionState } from '../../src/react/index.js'
 import { newGate } from '../gate.js'
 import { setupMockServer } from '../msw-server.js'
+import { fakeTimePerTest } from './fake-time.js'
 
 // What a component re-renders for is what its last *committed* render read (see useTracked): a
 // render React runs and then throws away must not change it.
@@ -18,24 +19,14 @@ let storage: LocalCopyStorage
 let renders: Record<string, number> = {}
 let commits: Record<string, number> = {}
 
+const advance = fakeTimePerTest()
+
 beforeEach(() => {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
   sessionId = `tracked-session-${++sessionNumber}`
   storage = memoryLocalCopy()
   renders = {}
   commits = {}
 })
-afterEach(async () => {
-  cleanup()
-  await vi.runOnlyPendingTimersAsync()
-  vi.useRealTimers()
-})
-
-async function advance(ms: number) {
-  await act(async () => {
-    await vi.advanceTimersByTimeAsync(ms)
-  })
-}
 
 function App({ children }: { children: React.ReactNode }) {
   return (
