@@ -10,18 +10,31 @@ const HEARTBEAT_MS = 15_000
  * The change feed behind `GET {base}/{id}/events`. Changes are announced in process (every
  * applied patch or step of this handler) and, when the store is shared (PostgreSQL), by the
  * store's `watch()` for changes made through any server. A stream sends the session's snapshot
- * whenever its version passes the last one sent, so duplicates and reordering collapse.
+ * whenever its version passes the last one sent, so duplicates and reordering collapse, and each
+ * run whose rev passed the last one it sent (runs are listed only after a run was announced).
  */
 export function createChangeFeed(store: SessionStore) {
   const listeners = new KeyedListeners()
   const streams = new Set<() => void>()
 
+  /**
+   * A count per watched session of the announcements that may have changed its runs: a stream
+   * lists the runs only when it moved, so a patch costs the feed one read, not two.
+   */
+  const runStamps = new Map<string, number>()
+  const watched = (sessionId: string) => [...listeners.keys()].includes(sessionId)
   const announce = (sessionId: string) => listeners.notify([sessionId])
-  // After the store lost its change notices for a while (a database restart), any open stream's
-  // session may have changed: each checks for a newer version.
+  /** A run of the session changed (started, progress, ended). */
+  const announceRun = (sessionId: string) => {
+    if (watched(sessionId)) runStamps.set(sessionId, (runStamps.get(sessionId) ?? 0) + 1)
+    announce(sessionId)
+  }
+  // Another server's change may be a run's (the store's notice does not say): both are checked.
+  // After the store lost its notices for a while (a database restart), any open stream's
+  // session may have changed: each checks for a newer version and its runs.
   const unwatch = store.watch?.(
-    (sessionId) => announce(sessionId),
-    () => [...listeners.keys()].forEach(announce),
+    (sessionId) => announceRun(sessionId),
+    () => [...listeners.keys()].forEach(announceRun),
   )
 
   const listen = (sessionId: string, listener: () => void) => listeners.add(sessionId, listener)
@@ -43,15 +56,18 @@ export function createChangeFeed(store: SessionStore) {
             end()
           }
         }
-        // The rev of each run sent (or known finished when the stream opened).
+        // The rev of each run sent (or known finished when the stream opened), and the run stamp listed at.
         let runRevs: Map<string, number> | undefined
+        let listedAt = -1
         const sendNewer = async () => {
           const snapshot = await store.get(sessionId, { caller }).catch(() => null)
           if (snapshot && snapshot.version > lastSent) {
             lastSent = snapshot.version
             write(`id: ${snapshot.version}\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`)
           }
-          if (!snapshot) return
+          const stamp = runStamps.get(sessionId) ?? 0
+          if (!snapshot || stamp === listedAt) return
+          listedAt = stamp
           // Runs: those that changed since the last event (on open: the running ones).
           const runs = (await store.listRuns(sessionId, { caller }).catch(() => null)) ?? []
           const opening = runRevs === undefined
@@ -73,6 +89,7 @@ export function createChangeFeed(store: SessionStore) {
         ;(heartbeat as { unref?: () => void }).unref?.()
         end = () => {
           stopListening()
+          if (!watched(sessionId)) runStamps.delete(sessionId)
           clearInterval(heartbeat)
           streams.delete(end)
           try {
@@ -95,6 +112,7 @@ export function createChangeFeed(store: SessionStore) {
 
   return {
     announce,
+    announceRun,
     listen,
     stream,
     /** Ends every open stream (before a graceful shutdown) and stops watching the store. */

@@ -115,7 +115,7 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
     concurrentRuns: options.concurrentRuns ?? 'join',
     report: (error, step) => onError(error, { step }),
     log: options.log ?? ((line) => console.warn(line)),
-    announce: feed.announce,
+    announce: feed.announceRun,
     listen: feed.listen,
   })
 

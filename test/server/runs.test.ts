@@ -258,6 +258,30 @@ describe('runs over the handler', () => {
     await handler.close()
   })
 
+  it('a patch costs an open change stream one read: the runs are listed again only after a run was announced', async () => {
+    const inner = memoryStore()
+    let listings = 0
+    const store = { ...inner, listRuns: (...args: Parameters<typeof inner.listRuns>) => (listings++, inner.listRuns(...args)) }
+    const { call, handler } = setup({ store, steps: { quick: () => ({ output: 1 }) } })
+    await call('POST', `/api/session/${ID}`, { variables: { a: 0 } })
+    const controller = new AbortController()
+    const response = await handler(new Request(`http://localhost/api/session/${ID}/events`, { signal: controller.signal }))
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
+    let text = ''
+    const readUntil = async (needle: string) => {
+      while (!text.includes(needle)) text += (await reader.read()).value ?? ''
+    }
+    await readUntil('event: snapshot')
+    for (let i = 1; i <= 10; i++) await call('POST', `/api/session/${ID}`, { variables: { a: i } })
+    await readUntil('"a":10')
+    expect(listings).toBe(1) // when the stream opened
+    await call('POST', `${RUNS}?waitMs=3000`, { runId: 'run-feed-02', step: 'quick' })
+    await readUntil('"status":"succeeded"')
+    expect(listings).toBeGreaterThan(1)
+    controller.abort()
+    await handler.close()
+  })
+
   it('streams the run to its start on a platform that freezes after the answer, and ends it lost if that request dies', async () => {
     let release!: () => void
     const released = new Promise<void>((resolve) => (release = resolve))
