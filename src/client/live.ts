@@ -1,4 +1,5 @@
-import type { RunRecord, SessionSnapshot } from '../shared/protocol.js'
+import { sessionFrom } from '../shared/delta.js'
+import type { RunDelta, RunRecord, SessionDelta, SessionSnapshot } from '../shared/protocol.js'
 import { backoff } from './backoff.js'
 import { readEvents } from './event-stream.js'
 import type { SessionPlugin } from './plugins.js'
@@ -20,15 +21,32 @@ export function liveUpdates(): SessionPlugin {
       void (async () => {
         let attempt = 0
         while (!abort.signal.aborted) {
+          // One connection; given up when a delta does not fit what the stream sent before.
+          const connection = new AbortController()
+          const stop = () => connection.abort()
+          abort.signal.addEventListener('abort', stop)
           try {
-            const response = await session.events(session.version(), abort.signal)
+            // The snapshot the stream's next delta applies to: the page's base, then each one the stream made.
+            let last = session.base()
+            const response = await session.events(last, connection.signal)
             attempt = 0
             await readEvents(response.body!, (event, data) => {
-              if (event === 'snapshot') session.receive(JSON.parse(data) as SessionSnapshot)
-              else if (event === 'run') session.receiveRun(JSON.parse(data) as RunRecord)
+              if (event === 'snapshot' || event === 'delta') {
+                const body = JSON.parse(data) as SessionSnapshot | SessionDelta
+                const next = sessionFrom(last, body)
+                // Not for what the stream holds: never merged; the stream starts again from the page's base.
+                if (!next) throw new Error('A delta for another version than the one held')
+                last = next
+                session.receive(next)
+              } else if (event === 'run' && !session.receiveRun(JSON.parse(data) as RunRecord | RunDelta)) {
+                throw new Error('A run delta for a run not held')
+              }
             })
           } catch {
-            // Dropped, refused or offline: try again after a backoff.
+            // Dropped, refused, offline, or a change that did not fit: try again after a backoff.
+          } finally {
+            abort.signal.removeEventListener('abort', stop)
+            connection.abort()
           }
           // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- aborted while awaiting, which the types cannot see
           if (abort.signal.aborted) break

@@ -1,4 +1,4 @@
-import type { JsonValue, RunRecord, SessionSnapshot } from '../shared/protocol.js'
+import type { JsonValue, RunDelta, RunRecord, SessionSnapshot } from '../shared/protocol.js'
 import type { LocalCopyStorage } from './cache.js'
 
 /**
@@ -24,14 +24,23 @@ export interface PluginSession {
   readonly sessionKey: string
   /** The server version this page's view is based on (0: none yet). */
   version(): number
+  /** The server's snapshot this page's view is based on (null: none yet). */
+  base(): SessionSnapshot | null
   /** A snapshot from elsewhere (another tab, the change stream): taken when newer, under the local edits. */
   receive(snapshot: SessionSnapshot): void
-  /** A run's record from elsewhere (the change stream): its status and progress show in the hooks. */
-  receiveRun(run: RunRecord): void
+  /**
+   * A run's record from elsewhere (the change stream): its status and progress show in the hooks.
+   * A run delta completes the record this page holds; false when it holds none to complete.
+   */
+  receiveRun(run: RunRecord | RunDelta): boolean
   /** Calls `listener` with each snapshot this page took from the server's answers (acks, steps). */
   onConfirmed(listener: (snapshot: SessionSnapshot) => void): () => void
-  /** Opens the change stream (`GET {endpoint}/{id}/events`) from versions after `since`. */
-  events(since: number, signal: AbortSignal): Promise<Response>
+  /**
+   * Opens the change stream (`GET {endpoint}/{id}/events`) after what the page holds (`since`: a
+   * snapshot, or a version; null for nothing). A client that reads deltas gets `event: delta`
+   * there: each applies to the snapshot before it on the stream (the first to `since`).
+   */
+  events(since: SessionSnapshot | number | null, signal: AbortSignal): Promise<Response>
   /** The client's retry backoff. */
   readonly retry: { baseMs: number; maxMs: number }
 }

@@ -1,5 +1,6 @@
+import { applyRunDelta, isRunDelta } from '../shared/delta.js'
 import { Listeners } from '../shared/listeners.js'
-import type { JsonValue, RunAnswer, RunRecord, SessionSnapshot } from '../shared/protocol.js'
+import type { JsonValue, RunAnswer, RunDelta, RunRecord, SessionSnapshot } from '../shared/protocol.js'
 import { backoff } from './backoff.js'
 import { SessionError } from './errors.js'
 import type { LocalCopy, RunStart } from './local-copy.js'
@@ -64,6 +65,19 @@ export function createRuns(parts: RunParts) {
     if (known.size > KEPT) for (const [runId, old] of known) if (old.status !== 'running' && known.size > KEPT) known.delete(runId)
     sorted = null
     listeners.notify()
+  }
+
+  /** A record or a run delta from elsewhere (the change stream); false for a delta of a run not held (rev 1 or more) to complete. */
+  function receive(run: RunRecord | RunDelta): boolean {
+    if (!isRunDelta(run)) {
+      learn(run)
+      return true
+    }
+    const held = known.get(run.runId)
+    if (held && held.rev >= run.rev) return true
+    const whole = held && applyRunDelta(held, run)
+    if (whole) learn(whole)
+    return whole !== null && whole !== undefined
   }
 
   function list(): readonly RunRecord[] {
@@ -131,7 +145,7 @@ export function createRuns(parts: RunParts) {
           const since = Date.now() - polledAt
           if (since < POLL_EVERY_MS) await new Promise((resolve) => setTimeout(resolve, POLL_EVERY_MS - since))
           polledAt = Date.now()
-          const answer = await retried(() => transport.getRun(sessionId, runId, run?.rev ?? 0, POLL_WAIT_MS))
+          const answer = await retried(() => transport.getRun(sessionId, runId, run, POLL_WAIT_MS))
           run = take(answer ?? noSuchRun())
         }
         await local.forgetRun(runId)
@@ -151,7 +165,7 @@ export function createRuns(parts: RunParts) {
   return {
     list,
     subscribe: (listener: () => void) => listeners.add(listener),
-    learn,
+    receive,
     watch,
     /** Flushes, then starts a run of `step`; resolves with its record (running, or ended when quick). */
     async start(step: string, input?: JsonValue): Promise<RunRecord> {

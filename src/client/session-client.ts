@@ -61,6 +61,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     headers: options.headers,
     fetch: options.fetch,
     timeoutMs: options.requestTimeoutMs ?? 15_000,
+    // Only what changed comes back (docs/protocol.md, "Deltas"), applied to the server's snapshot the view holds.
+    ...(options.deltas !== false && { base: () => view.base }),
   })
   const retry = { baseMs: options.retry?.baseMs ?? 500, maxMs: options.retry?.maxMs ?? 30_000 }
   const locks = options.locks === undefined ? defaultLocks() : options.locks
@@ -293,8 +295,9 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
         sessionKey,
         retry,
         version: () => view.base?.version ?? 0,
+        base: () => view.base,
         receive: (snapshot) => receive(snapshot),
-        receiveRun: runs.learn,
+        receiveRun: runs.receive,
         onConfirmed: (listener) => confirmedListeners.add(listener),
         events: (since, signal) => transport.events(sessionId, since, signal),
       })

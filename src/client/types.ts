@@ -33,6 +33,13 @@ export interface SessionClientOptions {
   storage?: LocalCopyStorage
   /** A request without an answer in this time fails as retryable; default 15 s. */
   requestTimeoutMs?: number
+  /**
+   * Ask for only what changed (docs/protocol.md, "Deltas"): each request states the version the
+   * page holds in a `Session-Base` header, and answers carry the change, not the session. Default
+   * true; a server that does not know the header answers whole snapshots, which work as before.
+   * Turn it off for a backend on another origin whose CORS policy does not allow that header.
+   */
+  deltas?: boolean
   /** `flush()` rejects after this long without confirmation; default 30 s. */
   flushTimeoutMs?: number
   /** Backoff between retries: `baseMs · 2^(n-1)`, at most `maxMs`, times a jitter in [0.5, 1); default 500 ms / 30 s. */

@@ -50,8 +50,8 @@ export function jsonResponse(body: unknown, status = 200): Response {
 }
 
 /** A response whose body is JSON text already. */
-export function jsonTextResponse(text: string, status = 200): Response {
-  return lightResponse(text, status, JSON_HEADERS)
+export function jsonTextResponse(text: string, status = 200, headers?: Readonly<Record<string, string>>): Response {
+  return lightResponse(text, status, headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS)
 }
 
 /** Seconds a client should wait before retrying a `503 unavailable`. */

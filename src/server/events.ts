@@ -1,4 +1,6 @@
+import { runDeltaOf, type SessionBase, tagOf } from '../shared/delta.js'
 import { KeyedListeners } from '../shared/listeners.js'
+import { sessionAnswer } from './answers.js'
 import type { Caller, SessionStore } from './stores/types.js'
 
 const encoder = new TextEncoder()
@@ -40,11 +42,14 @@ export function createChangeFeed(store: SessionStore) {
   const listen = (sessionId: string, listener: () => void) => listeners.add(sessionId, listener)
 
   /**
-   * An event stream of `sessionId`'s snapshots newer than `since`, each read as `caller` (the
-   * owner check holds for every event: a session the caller may not reach sends nothing).
+   * An event stream of `sessionId`'s changes after `since`, each read as `caller` (the owner
+   * check holds for every event: a session the caller may not reach sends nothing). From a tag
+   * (`since` with `createdAt`), each change is a delta from the version sent before when the
+   * store can make one, and runs sent before come as run deltas; from a plain version, snapshots.
    */
-  function stream(sessionId: string, since: number, caller: Caller, signal: AbortSignal): Response {
-    let lastSent = since
+  function stream(sessionId: string, since: { version: number; createdAt?: string }, caller: Caller, signal: AbortSignal): Response {
+    const deltas = since.createdAt !== undefined
+    let lastSent: SessionBase = { version: since.version, createdAt: since.createdAt ?? '' }
     let queue: Promise<void> = Promise.resolve()
     let end = () => {}
     const body = new ReadableStream<Uint8Array>({
@@ -60,13 +65,20 @@ export function createChangeFeed(store: SessionStore) {
         let runRevs: Map<string, number> | undefined
         let listedAt = -1
         const sendNewer = async () => {
-          const snapshot = await store.get(sessionId, { caller }).catch(() => null)
-          if (snapshot && snapshot.version > lastSent) {
-            lastSent = snapshot.version
-            write(`id: ${snapshot.version}\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`)
+          const answer = await sessionAnswer(store, sessionId, caller, deltas ? lastSent : undefined).catch(() => null)
+          // Newer: a delta with something in it, or a snapshot of a later version (or of a session made again under this id).
+          const newer =
+            answer &&
+            (answer.delta
+              ? !answer.current
+              : answer.version > lastSent.version || (deltas && lastSent.version > 0 && answer.createdAt !== lastSent.createdAt))
+          if (answer && newer) {
+            lastSent = { version: answer.version, createdAt: answer.createdAt }
+            const id = deltas ? tagOf(lastSent) : String(answer.version)
+            write(`id: ${id}\nevent: ${answer.delta ? 'delta' : 'snapshot'}\ndata: ${answer.json}\n\n`)
           }
           const stamp = runStamps.get(sessionId) ?? 0
-          if (!snapshot || stamp === listedAt) return
+          if (!answer || stamp === listedAt) return
           listedAt = stamp
           // Runs: those that changed since the last event (on open: the running ones).
           const runs = (await store.listRuns(sessionId, { caller }).catch(() => null)) ?? []
@@ -79,7 +91,8 @@ export function createChangeFeed(store: SessionStore) {
               continue
             }
             runRevs.set(run.runId, run.rev)
-            write(`event: run\ndata: ${JSON.stringify(run)}\n\n`)
+            // A run sent before on a stream of deltas: only what changed since the rev sent.
+            write(`event: run\ndata: ${JSON.stringify(deltas && known !== undefined ? runDeltaOf(run, known) : run)}\n\n`)
           }
         }
         const stopListening = listen(sessionId, () => {

@@ -1,13 +1,8 @@
-import {
-  DEFAULT_BASE,
-  DEFAULT_MAX_BYTES,
-  type JsonValue,
-  type RunAnswer,
-  type Variables,
-  withoutTrailingSlashes,
-} from '../shared/protocol.js'
+import { parseTag, type SessionBase } from '../shared/delta.js'
+import { DEFAULT_BASE, DEFAULT_MAX_BYTES, type JsonValue, type Variables, withoutTrailingSlashes } from '../shared/protocol.js'
 import { isSessionId } from '../shared/rules.js'
 import { firstSchemaProblem, type SessionSchema } from '../shared/schema.js'
+import { baseOf, etagOf, noneMatch, runAnswerText, sessionAnswer } from './answers.js'
 import { errorResponse, jsonResponse, jsonTextResponse, SessionProtocolError } from './errors.js'
 import { createChangeFeed } from './events.js'
 import { mayReach, validChange } from './merge.js'
@@ -129,10 +124,14 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
       },
     },
     session: {
-      async GET({ sessionId, caller }) {
-        const snapshot = await store.get(sessionId, { caller })
-        if (snapshot === null) throw noSuchSession()
-        return jsonResponse(snapshot)
+      async GET({ request, sessionId, caller }) {
+        // A client that holds a version gets what changed since it: nothing (304) when nothing did.
+        const answer = await sessionAnswer(store, sessionId, caller, baseOf(request))
+        if (answer === null) throw noSuchSession()
+        const etag = etagOf(answer)
+        if (answer.current || noneMatch(request, etag))
+          return new Response(null, { status: 304, headers: { etag, 'cache-control': 'no-store' } })
+        return jsonTextResponse(answer.json, 200, { etag })
       },
       async POST({ request, sessionId, caller }) {
         // Checked here, at the edge, and only here: the protocol's rules come before the app's
@@ -144,7 +143,7 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
           throw new SessionProtocolError('too_large', `A patch may change at most ${maxKeysPerPatch} variables`)
         const problem = await firstSchemaProblem(schema, patch.variables)
         if (problem) throw new SessionProtocolError('invalid_patch', problem)
-        const result = await store.apply(sessionId, patch, { caller, maxBytes })
+        const result = await store.apply(sessionId, patch, { caller, maxBytes, ...deltaBase(request) })
         if (result.applied) feed.announce(sessionId)
         return jsonTextResponse(jsonOf(result))
       },
@@ -181,7 +180,7 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         }
         const change = { variables: result.variables ?? {}, deleted: result.deleted ?? [] }
         // The step's changes are server code's: the store checks them (one check, there).
-        const stored = await store.apply(sessionId, change, { caller, maxBytes }).catch((error: unknown) => {
+        const stored = await store.apply(sessionId, change, { caller, maxBytes, ...deltaBase(request) }).catch((error: unknown) => {
           // The step's own changes broke a rule: that is the step's failure, and nothing was stored.
           if (error instanceof SessionProtocolError && STEP_RESULT_PROBLEMS.has(error.code)) {
             report(error)
@@ -199,9 +198,12 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         if (caller.userId === null) throw new SessionProtocolError('unauthenticated', 'Sign in to adopt a session')
         // No body is read; like a run's, the request has no content type or JSON (never a form's).
         await readJsonBody(request, maxBytes, { emptyNeedsNoType: true })
+        const base = baseOf(request)
         const snapshot = await store.adopt(sessionId, caller.userId)
         feed.announce(sessionId)
-        return jsonResponse(snapshot)
+        // A client that reads deltas gets what changed since its base (the owner, the version).
+        if (base === undefined) return jsonResponse(snapshot)
+        return jsonTextResponse((await sessionAnswer(store, sessionId, caller, base))?.json ?? JSON.stringify(snapshot))
       },
     },
     runs: {
@@ -211,51 +213,60 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         return jsonResponse({ runs })
       },
       async POST({ request, sessionId, caller }) {
+        const base = baseOf(request)
         const start = parseRunStart(await readJsonBody(request, maxBytes))
         if (!Object.hasOwn(steps, start.step)) throw new SessionProtocolError('unknown_step', `No step named "${start.step}"`)
         const waitMs = waitOf(new URL(request.url).searchParams)
         const { run, created, done } = await runner.start(sessionId, caller, start)
         if (created && options.runsInRequest) return runner.stream(sessionId, run, caller, request.signal)
         // With ?waitMs, the answer waits for the run's first change (progress, or its end): a quick step is one request.
-        let answer: RunAnswer
-        if (waitMs === 0 || run.status !== 'running') answer = await runner.answerOf(sessionId, run, caller)
-        else if (created) answer = await runner.firstChange(sessionId, run, caller, done, waitMs)
-        else answer = await runner.answerOf(sessionId, (await runner.wait(sessionId, run.runId, caller, run.rev, waitMs)) ?? run, caller)
-        return jsonResponse(answer, created ? 202 : 200)
+        let answer = run
+        if (waitMs > 0 && run.status === 'running')
+          answer = created
+            ? await runner.firstChange(sessionId, run, caller, done, waitMs)
+            : ((await runner.wait(sessionId, run.runId, caller, run.rev, waitMs)) ?? run)
+        return jsonTextResponse(await runAnswerText(store, sessionId, answer, caller, base), created ? 202 : 200)
       },
     },
     runRecord: {
       async GET({ request, sessionId, caller, runId }) {
+        const base = baseOf(request)
         const query = new URL(request.url).searchParams
         const after = query.get('after')
         if (after !== null && !/^\d{1,15}$/.test(after))
           throw new SessionProtocolError('bad_request', '"after" must be a whole number (a rev)')
         const run = await runner.wait(sessionId, runId, caller, after === null ? -1 : Number(after), waitOf(query))
         if (!run) throw noSuchRun()
-        return jsonResponse(await runner.answerOf(sessionId, run, caller))
+        // A client that reads deltas and holds rev `after` of the run gets what changed since.
+        return jsonTextResponse(await runAnswerText(store, sessionId, run, caller, base, after === null ? 0 : Number(after)))
       },
     },
     runCancel: {
       async POST({ request, sessionId, caller, runId }) {
+        const base = baseOf(request)
         // No body is read; like a run's, the request has no content type or JSON (never a form's).
         await readJsonBody(request, maxBytes, { emptyNeedsNoType: true })
         const run = await runner.cancel(sessionId, runId, caller)
         if (!run) throw noSuchRun()
-        return jsonResponse(await runner.answerOf(sessionId, run, caller))
+        return jsonTextResponse(await runAnswerText(store, sessionId, run, caller, base))
       },
     },
     events: {
       async GET({ request, sessionId, caller }) {
         // Every event is read as the caller: another user's session streams exactly like an
         // unused id (nothing but keep-alives), so the feed tells no one which ids exist.
-        // The version the caller has: Last-Event-ID (an EventSource's reconnect), else ?since=.
-        const header = request.headers.get('last-event-id')
-        const query = new URL(request.url).searchParams.get('since')
-        for (const given of [header, query]) {
-          if (given !== null && !/^\d{1,15}$/.test(given))
-            throw new SessionProtocolError('bad_request', 'Last-Event-ID and since must be a version: a whole number')
-        }
-        return feed.stream(sessionId, Number(header ?? query ?? 0), caller, request.signal)
+        // What the caller has: Last-Event-ID (an EventSource's reconnect), else Session-Base, else
+        // ?since=. A tag (or Session-Base: 0) streams deltas; a plain version, snapshots.
+        const base = baseOf(request)
+        const given = [request.headers.get('last-event-id'), new URL(request.url).searchParams.get('since')].map((text) => {
+          if (text === null) return undefined
+          if (/^\d{1,15}$/.test(text)) return { version: Number(text) }
+          const tag = text === '0' ? null : parseTag(text)
+          if (!tag)
+            throw new SessionProtocolError('bad_request', 'Last-Event-ID and since must be a version or a tag: {version}@{createdAt}')
+          return tag
+        })
+        return feed.stream(sessionId, given[0] ?? base ?? given[1] ?? { version: 0 }, caller, request.signal)
       },
     },
   }
@@ -316,8 +327,14 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
   return Object.assign(handler, { close, allowed })
 }
 
-/** The snapshot of an apply as the protocol's JSON: the store's own text when it has it (see `ApplyResult.json`). */
-const jsonOf = (result: ApplyResult): string => result.json ?? JSON.stringify(result.snapshot)
+/** The answer of an apply as the protocol's JSON: the delta or snapshot asked for, else the store's own text when it has it (see `ApplyResult.json`). */
+const jsonOf = (result: ApplyResult): string => result.answer?.json ?? result.json ?? JSON.stringify(result.snapshot)
+
+/** The `base` option of an apply for a request that states one (a version above 0: there is something to make a delta from). */
+function deltaBase(request: Request): { base?: SessionBase } {
+  const base = baseOf(request)
+  return base && base.version > 0 ? { base } : {}
+}
 
 /** The path of an absolute URL as a request carries it (`http://host/a/b?q` → `/a/b`), without parsing the whole URL. */
 function pathOf(url: string): string {

@@ -210,11 +210,17 @@ export function createRunner(options: RunnerOptions) {
   }
 
   /**
-   * The answer to a start with `?waitMs`: at the run's first change (a progress value, or its
-   * end), or after `waitMs` as it is then. A quick step's end is answered from its finish, with no
+   * The run a start with `?waitMs` answers: at its first change (a progress value, or its end),
+   * or after `waitMs` as it is then. A quick step's end is the record its finish wrote, with no
    * read of the store.
    */
-  async function firstChange(sessionId: string, started: RunRecord, caller: Caller, done: Promise<RunFinished | null>, waitMs: number) {
+  async function firstChange(
+    sessionId: string,
+    started: RunRecord,
+    caller: Caller,
+    done: Promise<RunFinished | null>,
+    waitMs: number,
+  ): Promise<RunRecord> {
     let stop = () => {}
     const changed = new Promise<null>((resolve) => {
       const timer = setTimeout(() => resolve(null), waitMs)
@@ -225,8 +231,8 @@ export function createRunner(options: RunnerOptions) {
       }
     })
     const finished = await Promise.race([done, changed]).finally(stop)
-    if (finished) return finished.session ? { run: finished.run, session: finished.session.snapshot } : { run: finished.run }
-    return answerOf(sessionId, (await store.getRun(sessionId, started.runId, { caller })) ?? started, caller)
+    if (finished) return finished.run
+    return (await store.getRun(sessionId, started.runId, { caller })) ?? started
   }
 
   /** The run once its `rev` is above `after`, or after `waitMs` as it is then (null: no such run). */

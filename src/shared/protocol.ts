@@ -29,6 +29,20 @@ export interface SessionSnapshot {
   userId?: string
 }
 
+/**
+ * What changed in a session since the version a client holds (`base`): the variables set and
+ * deleted since then, and the head of `version`. Applied onto the snapshot of `base`, it gives
+ * the snapshot of `version` (docs/protocol.md, "Deltas").
+ */
+export interface SessionDelta extends Omit<SessionSnapshot, 'variables'> {
+  /** The version it applies to: the client's. */
+  base: number
+  /** Every variable set since `base`, with its current value (and maybe others, with theirs). */
+  variables: Variables
+  /** Every variable deleted since `base` (and maybe some the client never had). */
+  deleted: string[]
+}
+
 /** One entry of `GET {base}`: a session without its variables. */
 export type SessionSummary = Omit<SessionSnapshot, 'variables'>
 
@@ -80,10 +94,30 @@ export interface RunRecord<Output = JsonValue> {
   rev: number
 }
 
+/** The fields of a run record that never change, and those that stay null until it ends: what a {@link RunDelta} leaves out. */
+type FixedRunFields = 'step' | 'input' | 'startedAt' | 'readVersion'
+type EndRunFields = 'finishedAt' | 'output' | 'error' | 'version'
+
+/**
+ * A run record without what a client holding an earlier rev of it has already: the fields that
+ * never change, and, while it runs, the end's (docs/protocol.md, "Deltas").
+ */
+export type RunDelta<Output = JsonValue> = Omit<RunRecord<Output>, FixedRunFields | EndRunFields> &
+  Partial<Pick<RunRecord<Output>, EndRunFields>> & {
+    /** The rev the client holds. */
+    base: number
+  }
+
 /** Every answer about one run; `session` comes with a `succeeded` run (the snapshot when answered). */
 export interface RunAnswer<Output = JsonValue> {
   run: RunRecord<Output>
   session?: SessionSnapshot
+}
+
+/** A run answer as it comes to a client that states its base: the run and the session may be deltas. */
+export interface RunWireAnswer<Output = JsonValue> {
+  run: RunRecord<Output> | RunDelta<Output>
+  session?: SessionSnapshot | SessionDelta
 }
 
 /** Every error code the protocol defines. */
@@ -124,6 +158,9 @@ export const MAX_KEY_LENGTH = 256
 
 /** Names that would reach `Object.prototype` if merged naively. */
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype'])
+
+/** The request header by which a client says which version of the session it holds: a tag, or `0` (docs/protocol.md, "Deltas"). */
+export const SESSION_BASE_HEADER = 'session-base'
 
 /** Session ids the server accepts. */
 export const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{8,128}$/

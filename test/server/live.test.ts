@@ -1,6 +1,16 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createSessionClient, liveUpdates, memoryLocalCopy, type SessionClient, type SessionClientOptions } from '../../src/client/index.js'
-import { createSessionHandler, memoryStore, type RunningServer, serve, type SessionStore } from '../../src/server/index.js'
+import {
+  conformanceSteps,
+  createSessionHandler,
+  memoryStore,
+  type RunningServer,
+  serve,
+  type SessionStore,
+} from '../../src/server/index.js'
+import { applyDelta, applyRunDelta, tagOf } from '../../src/shared/delta.js'
+import type { RunDelta, RunRecord, SessionDelta, SessionSnapshot } from '../../src/shared/protocol.js'
+import { openEvents } from './helpers.js'
 
 const clients: SessionClient[] = []
 const servers: RunningServer[] = []
@@ -99,5 +109,126 @@ describe('live changes', () => {
     await store.apply('live-session-2', { variables: { n: 2 } }) // a change while it was away
     await start(store, port) // back on the same address
     await vi.waitFor(() => expect(watcher.get('n')).toBe(2), { timeout: 5000, interval: 10 })
+  })
+})
+
+describe('live changes as deltas', () => {
+  const post = (server: RunningServer, id: string, body: unknown) =>
+    fetch(`${server.url}/api/session/${id}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    })
+  const snapshotOf = async (server: RunningServer, id: string) =>
+    (await (await fetch(`${server.url}/api/session/${id}`)).json()) as SessionSnapshot
+
+  it('streams deltas with tag ids from a tag (Session-Base or Last-Event-ID), and snapshots from a plain version as before', async () => {
+    const server = await start(memoryStore())
+    await post(server, 'live-delta-1', { variables: { a: 1, b: 'x'.repeat(2000) } })
+    const held = await snapshotOf(server, 'live-delta-1')
+    const url = `${server.url}/api/session/live-delta-1/events`
+    const byHeader = await openEvents(url, { 'session-base': tagOf(held) })
+    const byLastEventId = await openEvents(url, { 'last-event-id': tagOf(held) })
+    const byVersion = await openEvents(url, { 'last-event-id': String(held.version) })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    await post(server, 'live-delta-1', { variables: { a: 2 } })
+    await post(server, 'live-delta-1', { deleted: ['a'] })
+    const streams = [byHeader, byLastEventId, byVersion]
+    await vi.waitFor(() => expect(streams.every((stream) => stream.events.length === 2)).toBe(true), { timeout: 2000, interval: 5 })
+    await Promise.all(streams.map((stream) => stream.close()))
+    for (const stream of [byHeader, byLastEventId]) {
+      const [first, second] = stream.events
+      expect(first).toMatchObject({
+        event: 'delta',
+        id: `2@${held.createdAt}`,
+        data: { base: 1, version: 2, variables: { a: 2 }, deleted: [] },
+      })
+      expect(second).toMatchObject({
+        event: 'delta',
+        id: `3@${held.createdAt}`,
+        data: { base: 2, version: 3, variables: {}, deleted: ['a'] },
+      })
+      const last = applyDelta(applyDelta(held, first!.data as unknown as SessionDelta)!, second!.data as unknown as SessionDelta)
+      expect(last).toEqual(await snapshotOf(server, 'live-delta-1'))
+      expect(first!.bytes).toBeLessThan(250)
+    }
+    expect(byVersion.events.map((event) => [event.event, event.id])).toEqual([
+      ['snapshot', '2'],
+      ['snapshot', '3'],
+    ])
+    expect(byVersion.events[1]!.data).toEqual(await snapshotOf(server, 'live-delta-1'))
+  })
+
+  it('sends a run whole the first time and as run deltas after, on a stream of deltas', async () => {
+    const server = await serve({ handler: createSessionHandler({ store: memoryStore(), steps: conformanceSteps }), port: 0 })
+    servers.push(server)
+    await post(server, 'live-delta-2', { variables: { a: 1 } })
+    const held = await snapshotOf(server, 'live-delta-2')
+    const stream = await openEvents(`${server.url}/api/session/live-delta-2/events`, { 'session-base': tagOf(held) })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const input = { sleepMs: 600, padding: 'p'.repeat(3000) }
+    await fetch(`${server.url}/api/session/live-delta-2/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ runId: 'live-run-delta', step: 'conformance_echo', input }),
+    })
+    await vi.waitFor(() => expect(stream.events.some((event) => event.data.status === 'succeeded')).toBe(true), {
+      timeout: 5000,
+      interval: 10,
+    })
+    await stream.close()
+    const runs = stream.events.filter((event) => event.event === 'run')
+    expect(runs[0]!.data).toMatchObject({ runId: 'live-run-delta', input, rev: 1 })
+    expect(runs.length).toBeGreaterThan(2)
+    let record = runs[0]!.data as unknown as RunRecord
+    for (const later of runs.slice(1)) {
+      expect(later.data).toMatchObject({ base: record.rev })
+      expect(later.data).not.toHaveProperty('input')
+      // Progress is the change (the end carries the output, which is new).
+      if (later.data.status === 'running') expect(later.bytes).toBeLessThan(200)
+      record = applyRunDelta(record, later.data as unknown as RunDelta)!
+    }
+    const stored = (await (await fetch(`${server.url}/api/session/live-delta-2/runs/live-run-delta`)).json()) as { run: RunRecord }
+    expect(record).toEqual(stored.run)
+  })
+
+  it('never merges a delta for another version than the one held: the client starts the stream again and ends right', async () => {
+    const server = await start(memoryStore())
+    await post(server, 'live-delta-3', { variables: { a: 1, b: 1 } })
+    let tampered = 0
+    // A proxy that breaks the first delta event: it claims a base the client does not hold, with a change that is not the server's.
+    const tamper: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init)
+      if (!String(input).endsWith('/events') || tampered > 0) return response
+      const reader = response.body!.getReader()
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const { done, value } = await reader.read()
+          if (done) {
+            controller.close()
+            return
+          }
+          const text = new TextDecoder().decode(value)
+          if (tampered === 0 && text.includes('event: delta')) {
+            tampered++
+            const broken = text.replace(/"base":(\d+)/, (_, base: string) => `"base":${Number(base) - 1}`).replace('"b":2', '"b":"WRONG"')
+            controller.enqueue(new TextEncoder().encode(broken))
+          } else controller.enqueue(value)
+        },
+        cancel: () => reader.cancel(),
+      })
+      return new Response(body, { status: response.status, headers: response.headers })
+    }
+    const watcher = client(server, 'live-delta-3', { plugins: [liveUpdates()], fetch: tamper })
+    await watcher.start()
+    await watcher.refresh()
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const seen: unknown[] = []
+    watcher.subscribe('b', () => seen.push(watcher.get('b')))
+    await post(server, 'live-delta-3', { variables: { b: 2 } })
+    await vi.waitFor(() => expect(watcher.get('b')).toBe(2), { timeout: 5000, interval: 10 })
+    expect(tampered).toBe(1)
+    expect(seen.every((value) => value === 2)).toBe(true)
+    expect(watcher.getSnapshot()).toEqual({ a: 1, b: 2 })
   })
 })

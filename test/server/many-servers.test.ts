@@ -2,7 +2,10 @@ import pg from 'pg'
 import { afterAll, beforeAll, expect, it, vi } from 'vitest'
 import { startServerProcess } from '../../bench/server.js'
 import { createSessionClient, liveUpdates, memoryLocalCopy } from '../../src/client/index.js'
+import { applyDelta, tagOf } from '../../src/shared/delta.js'
+import type { SessionDelta, SessionSnapshot } from '../../src/shared/protocol.js'
 import { DATABASE_URL } from '../postgres.js'
+import { openEvents } from './helpers.js'
 
 // Two app servers, each a process of its own, sharing one PostgreSQL database of this test.
 const database = `ws_test_many_${process.pid}`
@@ -56,6 +59,29 @@ it('a write through server A reaches a client subscribed through server B within
     expect(performance.now() - confirmedAt).toBeLessThan(1000)
   }
   await Promise.all([watcher.stop(), writer.stop()])
+})
+
+it('a change through server A reaches a stream of deltas on server B as a delta from the version before', async () => {
+  const [a, b] = servers as [(typeof servers)[0], (typeof servers)[0]]
+  const id = 'many-servers-deltas'
+  const post = (body: unknown) =>
+    fetch(`${a.url}/api/session/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  await post({ variables: Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`v${i}`, `a value of some length ${i}`])) })
+  const held = (await (await fetch(`${b.url}/api/session/${id}`)).json()) as SessionSnapshot
+  const stream = await openEvents(`${b.url}/api/session/${id}/events`, { 'session-base': tagOf(held) })
+  await new Promise((resolve) => setTimeout(resolve, 200)) // the stream is open
+  await post({ variables: { v7: 'changed' }, deleted: ['v8'] })
+  await vi.waitFor(() => expect(stream.events.length).toBeGreaterThan(0), { timeout: 2000, interval: 5 })
+  await stream.close()
+  const [event] = stream.events
+  expect(event).toMatchObject({
+    event: 'delta',
+    data: { base: held.version, version: held.version + 1, variables: { v7: 'changed' }, deleted: ['v8'] },
+  })
+  expect(event!.id).toBe(`${held.version + 1}@${held.createdAt}`)
+  expect(event!.bytes).toBeLessThan(300)
+  const server = (await (await fetch(`${a.url}/api/session/${id}`)).json()) as SessionSnapshot
+  expect(applyDelta(held, event!.data as unknown as SessionDelta)).toEqual(server)
 })
 
 it('64 clients × 50 patches spread over both servers: no key lost, version exactly 3200', async () => {

@@ -1,3 +1,4 @@
+import type { SessionBase } from '../../shared/delta.js'
 import type { JsonValue, RunRecord, SessionSnapshot } from '../../shared/protocol.js'
 import { isSessionId } from '../../shared/rules.js'
 import { scopeWorkflow } from '../../shared/workflow.js'
@@ -14,7 +15,7 @@ import {
   type SessionHead,
   validChange,
 } from '../merge.js'
-import { entryOf, snapshotOf, snapshotText, type StoredSession, valueOfEntry, variablesOf } from './stored.js'
+import { deltaText, entryOf, namesSince, snapshotText, type StoredSession, valueOfEntry } from './stored.js'
 import type {
   AccessOptions,
   ApplyOptions,
@@ -25,6 +26,7 @@ import type {
   RunFinished,
   RunStart,
   RunStarted,
+  SessionAnswer,
   SessionStore,
   StoreBackend,
   StoredRun,
@@ -60,6 +62,8 @@ interface After {
   /** The snapshot as text (no codec), or its entries to decode (a codec is async: copied first). */
   text?: string
   entries?: Array<[string, string]>
+  /** For a caller holding version `base`: only the entries set since then (to decode with a codec) and the names deleted. */
+  delta?: { base: number; entries: Array<[string, string]>; deleted: string[] }
 }
 
 /** How a merge ended: merged (applied, or a replay or empty change answered as it is), or not tried on a moved version. */
@@ -102,9 +106,14 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
   async function apply(sessionId: string, change: SessionChange, applyOptions: ApplyOptions = {}): Promise<ApplyResult> {
     checkSessionId(sessionId)
     const caller = checkCaller(applyOptions)
-    const limits = { ...(caller && { caller }), ...(applyOptions.maxBytes !== undefined && { maxBytes: applyOptions.maxBytes }) }
+    const base = checkBase(applyOptions.base)
+    const limits = {
+      ...(caller && { caller }),
+      ...(applyOptions.maxBytes !== undefined && { maxBytes: applyOptions.maxBytes }),
+      ...(base && { base }),
+    }
     const { after, applied } = merged(await merge(sessionId, await prepare(sessionId, change), limits))
-    return applyResult(after, applied)
+    return applyResult(after, applied, base !== undefined)
   }
 
   /**
@@ -139,7 +148,8 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       owner,
       expectVersion,
       create = false,
-    }: { caller?: Caller; maxBytes?: number; owner?: string; expectVersion?: number; create?: boolean },
+      base,
+    }: { caller?: Caller; maxBytes?: number; owner?: string; expectVersion?: number; create?: boolean; base?: SessionBase },
   ): Promise<MergeOutcome> {
     // What decide found, handed out by view: both run in the backend's one atomic step, in turn.
     let plan: MergePlan | null = null
@@ -158,7 +168,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     const view = (stored: StoredSession | null): MergeOutcome => {
       if (!plan) return { kind: 'conflict' }
       // Not applied and no session: the version-0 snapshot the protocol answers, created nowhere.
-      const after = capture(stored) ?? { head: plan.head, text: snapshotText(plan.head, []), entries: [] }
+      const after = capture(stored, base) ?? { head: plan.head, text: snapshotText(plan.head, []), entries: [] }
       return { kind: 'merged', after, applied: plan.applied }
     }
     return backend.update(sessionId, namesNeeded(change), decide, view)
@@ -170,8 +180,23 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     return outcome
   }
 
-  /** 6. A store's answer to `apply`: the snapshot's text (which the handler sends as it is), parsed into `snapshot` only if someone reads it. */
-  async function applyResult(after: After, applied: boolean): Promise<ApplyResult> {
+  /**
+   * 6. A store's answer to `apply`: the snapshot's text (which the handler sends as it is), parsed
+   * into `snapshot` only if someone reads it; asked with a base, the answer for it (a delta when
+   * one could be made, which is all there is then: no snapshot).
+   */
+  async function applyResult(after: After, applied: boolean, withBase = false): Promise<ApplyResult> {
+    if (withBase) {
+      const answer = await answerOf(after)
+      return {
+        applied,
+        answer,
+        get snapshot(): SessionSnapshot {
+          if (answer.delta) throw new TypeError('apply(…, { base }) answered a delta: read `answer`, not `snapshot`')
+          return JSON.parse(answer.json) as SessionSnapshot
+        },
+      }
+    }
     const text = await textOf(after)
     let snapshot: SessionSnapshot | undefined
     return {
@@ -188,36 +213,57 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     }
   }
 
-  /** The session after a read or write, taken synchronously (the backend's session may change after). */
-  function capture(stored: StoredSession | null): After | null {
+  /**
+   * The session after a read or write, taken synchronously (the backend's session may change
+   * after): for a caller holding `base`, only what changed since then when the change log reaches
+   * back that far (O(change)), else the whole session.
+   */
+  function capture(stored: StoredSession | null, base?: SessionBase): After | null {
     if (!stored) return null
+    const names =
+      base && base.createdAt === stored.head.createdAt && base.version <= stored.head.version && namesSince(stored.log, base.version)
+    // A delta naming more variables than the session has is no smaller than the snapshot.
+    if (base && names && names.size <= stored.entries.size) {
+      const entries: Array<[string, string]> = []
+      const deleted: string[] = []
+      for (const name of names) {
+        const entry = stored.entries.get(name)
+        if (entry === undefined) deleted.push(name)
+        else entries.push([name, entry])
+      }
+      return { head: stored.head, delta: { base: base.version, entries, deleted } }
+    }
     return codec
       ? { head: stored.head, entries: [...stored.entries] }
       : { head: stored.head, text: snapshotText(stored.head, stored.entries.values()) }
   }
 
-  async function decodedEntries(after: After): Promise<Array<[string, string]>> {
-    const decoded: Array<[string, string]> = []
-    for (const [name, entry] of after.entries!) {
-      const value = await codec!.decode(after.head.sessionId, name, JSON.parse(valueOfEntry(name, entry)) as JsonValue)
-      decoded.push([name, entryOf(name, JSON.stringify(value))])
+  /** The answer for a caller that gave its base: the delta's text when `after` is one, else the snapshot's. */
+  async function answerOf(after: After): Promise<SessionAnswer> {
+    const { head, delta } = after
+    const answer = { version: head.version, createdAt: head.createdAt }
+    if (!delta) return { ...answer, json: await textOf(after), delta: false, current: false }
+    const entries = codec ? await decodedEntries(head.sessionId, delta.entries) : delta.entries.map(([, entry]) => entry)
+    const json = deltaText(head, delta.base, entries, delta.deleted)
+    return { ...answer, json, delta: true, current: delta.base === head.version }
+  }
+
+  /** The entries' values run through the codec: each entry as the caller sees it. */
+  async function decodedEntries(sessionId: string, entries: Array<[string, string]>): Promise<string[]> {
+    const decoded: string[] = []
+    for (const [name, entry] of entries) {
+      const value = await codec!.decode(sessionId, name, JSON.parse(valueOfEntry(name, entry)) as JsonValue)
+      decoded.push(entryOf(name, JSON.stringify(value)))
     }
     return decoded
   }
 
   async function textOf(after: After): Promise<string> {
-    return (
-      after.text ??
-      snapshotText(
-        after.head,
-        (await decodedEntries(after)).map(([, entry]) => entry),
-      )
-    )
+    return after.text ?? snapshotText(after.head, await decodedEntries(after.head.sessionId, after.entries!))
   }
 
   async function objectOf(after: After): Promise<SessionSnapshot> {
-    if (after.text !== undefined) return JSON.parse(after.text) as SessionSnapshot
-    return snapshotOf(after.head, variablesOf(await decodedEntries(after)))
+    return JSON.parse(await textOf(after)) as SessionSnapshot
   }
 
   // Runs: each change of a run record is one atomic step of its session (backend.update with the
@@ -365,8 +411,15 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     async get(sessionId, access = {}) {
       checkSessionId(sessionId)
       const caller = checkCaller(access)
-      const after = await backend.read(sessionId, capture)
+      const after = await backend.read(sessionId, (stored) => capture(stored))
       return after && mayReach(after.head, caller) ? objectOf(after) : null
+    },
+    async since(sessionId, base, access = {}) {
+      checkSessionId(sessionId)
+      const caller = checkCaller(access)
+      const checked = checkBase(base)
+      const after = await backend.read(sessionId, (stored) => capture(stored, checked))
+      return after && mayReach(after.head, caller) ? answerOf(after) : null
     },
     apply,
     async create(sessionId, { variables = {}, workflowId, userId, maxBytes } = {}) {
@@ -405,7 +458,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
           // A change of its own: the version moves, so every client takes the new owner in.
           return { head: { ...current.head, userId, version: current.head.version + 1, updatedAt: new Date().toISOString() } }
         },
-        capture,
+        (stored) => capture(stored),
       )
       return objectOf(after!)
     },
@@ -517,6 +570,16 @@ function checkSessionId(sessionId: unknown): asserts sessionId is string {
     const shown = typeof sessionId === 'string' ? JSON.stringify(sessionId.slice(0, 40)) : typeof sessionId
     throw new SessionProtocolError('invalid_session_id', `${shown} is not a session id: 8 to 128 characters of A-Z a-z 0-9 _ -`)
   }
+}
+
+function checkBase(base: SessionBase | undefined): SessionBase | undefined {
+  if (base === undefined) return undefined
+  // A JavaScript caller may pass anything.
+  const given: unknown = base
+  const { version, createdAt } = (typeof given === 'object' && given !== null ? given : {}) as Partial<SessionBase>
+  if (typeof version === 'number' && Number.isSafeInteger(version) && version >= 0 && typeof createdAt === 'string')
+    return { version, createdAt }
+  throw new TypeError('base must be { version, createdAt } of the snapshot the caller holds')
 }
 
 function checkCaller({ caller }: AccessOptions): Caller | undefined {

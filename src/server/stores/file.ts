@@ -6,7 +6,7 @@ import { utf8Length } from '../../shared/rules.js'
 import type { SessionHead } from '../merge.js'
 import { defineStore } from './define.js'
 import { isExpired, pageOf } from './records.js'
-import { applyPlan, entryOf, fromSnapshotRecord, type StoredSession, summaryOf } from './stored.js'
+import { applyPlan, type ChangeLog, emptySession, entryOf, fromSnapshotRecord, readLog, type StoredSession, summaryOf } from './stored.js'
 import { type CurrentRuns, MAX_FINISHED_RUNS, type SessionStore, type StoredRun, type StoreOptions } from './types.js'
 
 /** A session file: the head, and the variables as one JSON object (the values' own JSON text inside it). */
@@ -15,25 +15,31 @@ interface SessionFile {
   variables: Record<string, unknown>
   /** The session's runs, in the order they started. */
   runs?: StoredRun[]
+  /** The change log (files written before deltas have none). */
+  log?: unknown
 }
 
-/** A session with its runs, as its file holds them. */
-type FileSession = StoredSession & { runs: StoredRun[] }
+/** A session with its runs and its change log, as its file holds them. */
+type FileSession = StoredSession & { runs: StoredRun[]; log: ChangeLog }
 
 /** Reads a session file of this format, or of 0.1's `{ snapshot, clientSeqs }`. */
 function parseFile(text: string): FileSession {
   const parsed = JSON.parse(text) as SessionFile | Parameters<typeof fromSnapshotRecord>[0]
-  if ('snapshot' in parsed) return { ...fromSnapshotRecord(parsed), runs: [] }
+  if ('snapshot' in parsed) {
+    const old = fromSnapshotRecord(parsed)
+    return { ...old, runs: [], log: readLog(undefined, old.head.version) }
+  }
   return {
     head: parsed.head,
     entries: new Map(Object.entries(parsed.variables).map(([name, value]) => [name, entryOf(name, JSON.stringify(value))])),
+    log: readLog(parsed.log, parsed.head.version),
     runs: parsed.runs ?? [],
   }
 }
 
 /** The file's text: joined from the entries, the values not serialized again. */
 const fileText = (stored: FileSession) =>
-  `{"head":${JSON.stringify(stored.head)},"variables":{${[...stored.entries.values()].join(',')}},"runs":${JSON.stringify(stored.runs)}}`
+  `{"head":${JSON.stringify(stored.head)},"variables":{${[...stored.entries.values()].join(',')}},"runs":${JSON.stringify(stored.runs)},"log":${JSON.stringify(stored.log)}}`
 
 /** What `update(…, runId)` shows `decide` of a session's runs. */
 function currentRuns(stored: FileSession | null, runId: string | undefined): CurrentRuns {
@@ -142,9 +148,8 @@ export function fileStore(dir: string, options: StoreOptions = {}): SessionStore
             await remove(sessionId)
             stored = null
           } else if (change && (change.head || (stored && change.runs))) {
-            stored ??= { head: change.head!, entries: new Map(), runs: [] }
-            if (change.head) stored.head = change.head
-            applyPlan(stored.entries, { sets: change.sets ?? new Map(), deletes: change.deletes ?? [] })
+            stored ??= { ...emptySession(change.head!), runs: [] }
+            if (change.head) applyPlan(stored, change.head, change)
             if (change.runs) stored.runs = withRuns(stored.runs, change.runs)
             await write(sessionId, stored)
           }

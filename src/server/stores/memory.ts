@@ -1,7 +1,7 @@
 import { utf8Length } from '../../shared/rules.js'
 import { defineStore } from './define.js'
 import { isExpired, pageOf } from './records.js'
-import { applyPlan, type StoredSession, summaryOf } from './stored.js'
+import { applyPlan, emptySession, type StoredSession, summaryOf } from './stored.js'
 import { type CurrentRuns, MAX_FINISHED_RUNS, type SessionStore, type StoredRun, type StoreOptions } from './types.js'
 
 /**
@@ -55,9 +55,8 @@ export function memoryStore(options: StoreOptions = {}): SessionStore {
           runs.delete(sessionId)
           stored = null
         } else if (write?.head) {
-          if (!stored) sessions.set(sessionId, (stored = { head: write.head, entries: new Map() }))
-          stored.head = write.head
-          applyPlan(stored.entries, { sets: write.sets ?? new Map(), deletes: write.deletes ?? [] })
+          if (!stored) sessions.set(sessionId, (stored = emptySession(write.head)))
+          applyPlan(stored, write.head, write)
         }
         if (write?.runs) writeRuns(sessionId, write.runs)
         return view(stored)

@@ -21,7 +21,18 @@ import {
   type VariableRow,
   type WriteJob,
 } from './session-cache.js'
-import { entryOf, fromSnapshotRecord, type RunRow, storedRunOf, type StoredSession, summaryOf, valueOfEntry } from './stored.js'
+import {
+  changeLogFrom,
+  copyLog,
+  entryOf,
+  fromSnapshotRecord,
+  logChange,
+  type RunRow,
+  storedRunOf,
+  type StoredSession,
+  summaryOf,
+  valueOfEntry,
+} from './stored.js'
 import { type CurrentRuns, MAX_FINISHED_RUNS, type SessionStore, type StoredRun, type StoreOptions } from './types.js'
 
 export interface PostgresStoreOptions extends StoreOptions {
@@ -187,11 +198,20 @@ export async function postgresStore(
     const head = found.head
     if (!head) return use(null)
     // Never change a copy another caller may be using: build a new one.
-    const fresh: StoredSession = base ? { head, entries: new Map(cached.entries) } : { head, entries: new Map() }
+    const fresh: StoredSession = base
+      ? { head, entries: new Map(cached.entries), ...(cached.log && { log: copyLog(cached.log) }) }
+      : { head, entries: new Map(), log: changeLogFrom(head.version) }
     for (const row of found.rows) {
       if (row.value === null) fresh.entries.delete(row.name)
       else fresh.entries.set(row.name, entryOf(row.name, row.value))
     }
+    // Caught up: the rows newer than the copy are what changed since its version.
+    if (base && fresh.log)
+      logChange(
+        fresh.log,
+        head.version,
+        found.rows.map((row) => row.name),
+      )
     const now = cache.get(sessionId)
     if (!now || now.head.version < head.version) cache.keep(fresh)
     return use(fresh)

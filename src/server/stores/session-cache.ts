@@ -1,6 +1,6 @@
 import { utf8Length } from '../../shared/rules.js'
 import type { SessionHead } from '../merge.js'
-import { applyPlan, entryOf, type StoredSession } from './stored.js'
+import { applyPlan, changeLogFrom, emptySession, entryOf, logChange, type StoredSession } from './stored.js'
 import type { CurrentRuns, CurrentSession, Write } from './types.js'
 
 /**
@@ -173,11 +173,18 @@ export function sessionAt(
       : undefined
   const rows = loadRows(base ? base.head.version : -1)
   const finish = (loaded: VariableRow[]) => {
-    const stored: StoredSession = base ?? { head, entries: new Map() }
+    const stored: StoredSession = base ?? { head, entries: new Map(), log: changeLogFrom(head.version) }
     for (const row of loaded) {
       if (row.value === null) stored.entries.delete(row.name)
       else stored.entries.set(row.name, entryOf(row.name, row.value))
     }
+    // Caught up: the rows newer than the copy are what changed since its version.
+    if (base?.log && base.head.version < head.version)
+      logChange(
+        base.log,
+        head.version,
+        loaded.map((row) => row.name),
+      )
     stored.head = head
     cache.keep(stored)
     return stored
@@ -210,9 +217,8 @@ export function afterWrite(cache: SessionCache, sessionId: string, stored: Store
     return null
   }
   if (write.head === undefined) return stored
-  const next = stored ?? { head: write.head, entries: new Map<string, string>() }
-  next.head = write.head
-  applyPlan(next.entries, { sets: write.sets ?? new Map(), deletes: write.deletes ?? [] })
+  const next = stored ?? emptySession(write.head)
+  applyPlan(next, write.head, write)
   cache.keep(next)
   return next
 }

@@ -1,9 +1,11 @@
+import type { SessionBase } from '../../shared/delta.js'
 import type { JsonValue, RunRecord, RunStatus, SessionSnapshot, SessionSummary, Variables } from '../../shared/protocol.js'
 import type { SubflowFrame, Workflow } from '../../shared/workflow.js'
 import type { Caller, SessionChange, SessionHead } from '../merge.js'
 import type { StoredSession } from './stored.js'
 
 export interface ApplyResult {
+  /** The session after the change. Asked with `base`, read `answer`: reading this throws when the answer is a delta. */
   snapshot: SessionSnapshot
   /** False when the change was empty or its `seq` was already applied. */
   applied: boolean
@@ -15,9 +17,22 @@ export interface ApplyResult {
    * of this package drop it themselves once `snapshot` has been read (a spread reads it).
    */
   json?: string
+  /** Asked with `base`: the answer for a caller holding it (a delta from it, or the whole snapshot). */
+  answer?: SessionAnswer
 }
 
-export type { Caller }
+/** The session as an answer for a caller that holds `base` (docs/protocol.md, "Deltas"). */
+export interface SessionAnswer {
+  /** The answer as the protocol's JSON text: a delta from the base, or the whole snapshot. */
+  json: string
+  delta: boolean
+  /** The base is the session as it is: nothing changed since (a GET answers 304). */
+  current: boolean
+  version: number
+  createdAt: string
+}
+
+export type { Caller, SessionBase }
 
 export interface AccessOptions {
   /**
@@ -31,6 +46,8 @@ export interface AccessOptions {
 export interface ApplyOptions extends AccessOptions {
   /** Largest size of the stored variables, in bytes of JSON; default 1 MiB. */
   maxBytes?: number
+  /** The version the caller holds: the result's `answer` is then only what changed since it, when the store can tell. */
+  base?: SessionBase
 }
 
 export interface CreateOptions {
@@ -109,6 +126,12 @@ export type ChangeListener = (sessionId: string, version: number) => void
 export interface SessionStore {
   /** The session, or null when there is none (or it expired, or `caller` may not see it). */
   get(sessionId: string, options?: AccessOptions): Promise<SessionSnapshot | null>
+  /**
+   * The session for a caller that holds version `base`: a delta from it when the store knows what
+   * changed since (O(change)), else the whole snapshot; null as for `get`. Stores made by
+   * `defineStore` have it; the handler answers snapshots for a store without it.
+   */
+  since?(sessionId: string, base: SessionBase, options?: AccessOptions): Promise<SessionAnswer | null>
   /**
    * Merges `change` atomically (see `planMerge`), creating the session when missing (owned by
    * `caller`, when one is given). A session `caller` may not reach is `not_found`.
