@@ -8,6 +8,7 @@ import { measureHydration } from './hydration.js'
 import type { KeystrokeRow } from './keystrokes.bench.js'
 import { readResult } from './results.js'
 import { measureRuns, runsTable } from './runs.js'
+import { measureWire, wireTable } from './wire.js'
 import { measure, measureSessionSize, type SizeRow, type ThroughputRow, throughputTable } from './server.js'
 import { hasWrk, hotSession, measureAgainstFloor, postgresWalPerPatch, sqliteBytesPerPatch, type WrkRow } from './server-cost.js'
 import { BEFORE, BUDGETS, entrySizes, kB, sizeOfModule } from './size.js'
@@ -92,14 +93,21 @@ const stores: Array<[string, string]> = [
 ]
 const sizes: SizeRow[] = []
 for (const [url, label] of stores.filter(([, label]) => label !== 'file'))
-  for (const variables of [10, 1000, 10000]) sizes.push(await measureSessionSize(url, label, variables))
-const smallest = (row: SizeRow) => sizes.find((other) => other.store === row.store && other.variables === 10)!
+  for (const deltas of [false, true])
+    for (const variables of [10, 1000, 10000]) sizes.push(await measureSessionSize(url, label, variables, deltas))
+const smallest = (row: SizeRow) =>
+  sizes.find((other) => other.store === row.store && other.deltas === row.deltas && other.variables === 10)!
 say(`## Server: cost of a one-key patch against session size (1 client)
 
-| store | variables in the session | patches/s | p50 ms | p99 ms | p50 vs 10 variables |
-|---|---|---|---|---|---|
-${sizes.map((r) => `| ${r.store} | ${r.variables} | ${r.patchesPerSecond.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${(r.p50 / smallest(r).p50).toFixed(2)}× |`).join('\n')}
+A client that states no base gets the whole session back (every client before deltas); one that
+states the version it holds (\`Session-Base\`) gets the delta. Goal with deltas: 10,000 variables
+within 1.3× of 10.
+
+| store | answer | variables in the session | patches/s | p50 ms | p99 ms | p50 vs 10 variables |
+|---|---|---|---|---|---|---|
+${sizes.map((r) => `| ${r.store} | ${r.deltas ? 'delta' : 'whole'} | ${r.variables} | ${r.patchesPerSecond.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${(r.p50 / smallest(r).p50).toFixed(2)}× |`).join('\n')}
 `)
+say(wireTable(await measureWire()))
 
 const sqliteWal = await sqliteBytesPerPatch()
 const postgresWal = databaseUrl ? await postgresWalPerPatch(databaseUrl) : undefined

@@ -15,7 +15,8 @@ interface RunRow {
 export interface RunsResult {
   rows: RunRow[]
   /** A 60 s run that reports progress every 100 ms, as the change feed carries it. */
-  feed: { progressCalls: number; runEvents: number; bytes: number; bytesIfUncoalesced: number }
+  /** `bytes`: whole records (a stream without Session-Base); `deltaBytes`: the same run as run deltas. */
+  feed: { progressCalls: number; runEvents: number; bytes: number; deltaBytes: number; bytesIfUncoalesced: number }
   /** The requests `client.run()` made for a 2 s step (a start, then long polls). */
   requestsForTwoSeconds: number
 }
@@ -67,29 +68,38 @@ export async function measureRuns({ iterations = 200, longRunMs = 60_000 } = {})
     await client.run('conformance_echo', { sleepMs: 2000 })
     const requestsForTwoSeconds = requests - at
 
-    // The change feed while a 60 s run reports progress every 100 ms.
+    // The change feed while a 60 s run reports progress every 100 ms: a stream that reads whole
+    // records (no Session-Base, as before deltas) and one that reads run deltas, side by side.
     const controller = new AbortController()
-    const stream = await fetch(`${endpoint}/bench-runs-1/events`, { signal: controller.signal })
-    const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader()
-    let text = ''
-    const reading = (async () => {
-      for (;;) {
-        const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }))
-        if (done) return
-        text += value ?? ''
-      }
-    })()
+    const open = async (headers: Record<string, string>) => {
+      const stream = await fetch(`${endpoint}/bench-runs-1/events`, { headers, signal: controller.signal })
+      const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader()
+      const seen = { text: '', startAt: 0 }
+      const reading = (async () => {
+        for (;;) {
+          const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }))
+          if (done) return
+          seen.text += value ?? ''
+        }
+      })()
+      return { seen, reading }
+    }
+    const streams = [await open({}), await open({ 'session-base': '0' })]
     await new Promise((resolve) => setTimeout(resolve, 200))
-    const startAt = text.length
-    await client.run('conformance_echo', { sleepMs: longRunMs })
+    for (const { seen } of streams) seen.startAt = seen.text.length
+    await client.run('conformance_echo', { sleepMs: longRunMs, note: 'an input the step is given: '.repeat(8) })
     await new Promise((resolve) => setTimeout(resolve, 300))
     controller.abort()
-    await reading
-    const events = text
-      .slice(startAt)
-      .split('\n\n')
-      .filter((event) => event.startsWith('event: run'))
-    const bytes = new TextEncoder().encode(events.map((event) => `${event}\n\n`).join('')).byteLength
+    await Promise.all(streams.map(({ reading }) => reading))
+    const runEvents = ({ seen }: (typeof streams)[number]) =>
+      seen.text
+        .slice(seen.startAt)
+        .split('\n\n')
+        .filter((event) => event.startsWith('event: run'))
+    const bytesOf = (events: string[]) => new TextEncoder().encode(events.map((event) => `${event}\n\n`).join('')).byteLength
+    const events = runEvents(streams[0]!)
+    const bytes = bytesOf(events)
+    const deltaBytes = bytesOf(runEvents(streams[1]!))
     const progressCalls = Math.round(longRunMs / 100)
     await client.stop()
     return {
@@ -107,7 +117,13 @@ export async function measureRuns({ iterations = 200, longRunMs = 60_000 } = {})
           requests: runRequests,
         },
       ],
-      feed: { progressCalls, runEvents: events.length, bytes, bytesIfUncoalesced: Math.round((bytes / events.length) * progressCalls) },
+      feed: {
+        progressCalls,
+        runEvents: events.length,
+        bytes,
+        deltaBytes,
+        bytesIfUncoalesced: Math.round((bytes / events.length) * progressCalls),
+      },
       requestsForTwoSeconds,
     }
   } finally {
@@ -130,8 +146,9 @@ take turns, 200 each after 20 to warm up. Latency is from the call to the output
 
 A step of 2 s took ${result.requestsForTwoSeconds} requests from \`client.run()\` (the start, which answers at the
 first progress value, then long polls). A 60 s run that calls \`progress()\` every 100 ms
-(${feed.progressCalls} calls) sent ${feed.runEvents} \`event: run\` messages on the change feed, ${(feed.bytes / 1024).toFixed(1)} KiB in all;
-sent uncoalesced, the same records would be about ${(feed.bytesIfUncoalesced / 1024).toFixed(1)} KiB
+(${feed.progressCalls} calls) sent ${feed.runEvents} \`event: run\` messages on the change feed: ${(feed.bytes / 1024).toFixed(1)} KiB in all
+as whole records (a stream without \`Session-Base\`), ${(feed.deltaBytes / 1024).toFixed(1)} KiB as run deltas (${(feed.bytes / feed.deltaBytes).toFixed(1)}× less);
+sent uncoalesced, the whole records would be about ${(feed.bytesIfUncoalesced / 1024).toFixed(1)} KiB
 (${(feed.bytesIfUncoalesced / feed.bytes).toFixed(1)}× more).
 `
 }

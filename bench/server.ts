@@ -9,6 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { tagOf } from '../src/shared/delta.js'
+import type { SessionSnapshot } from '../src/shared/protocol.js'
 
 const clients = Number(process.env.CLIENTS ?? 16)
 const seconds = Number(process.env.SECONDS ?? 4)
@@ -100,17 +102,33 @@ if (import.meta.url === `file://${process.argv[1]}`) {
 export interface SizeRow {
   store: string
   variables: number
+  /** The client stated its version (`Session-Base`): each answer is a delta, not the session. */
+  deltas: boolean
   patchesPerSecond: number
   p50: number
   p99: number
 }
 
-/** How a patch's cost grows with the session: one client patching a session of `variables` variables. */
-export async function measureSessionSize(storeUrl: string, label: string, variables: number, durationSeconds = 2): Promise<SizeRow> {
+/**
+ * How a patch's cost grows with the session: one client patching a session of `variables`
+ * variables, answered whole (no base stated, as before deltas) or as deltas (`deltas`).
+ */
+export async function measureSessionSize(
+  storeUrl: string,
+  label: string,
+  variables: number,
+  deltas = false,
+  durationSeconds = 2,
+): Promise<SizeRow> {
   const server = await startServerProcess(storeUrl)
-  const url = `${server.url}/api/session/bench-size-${label.replace(/\W+/g, '-')}-${variables}`
-  const post = (body: unknown) =>
-    fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.arrayBuffer())
+  const url = `${server.url}/api/session/bench-size-${label.replace(/\W+/g, '-')}-${variables}-${deltas ? 'deltas' : 'whole'}`
+  /** The tag of the version the client holds (from the last answer), when it reads deltas. */
+  let held: string | undefined
+  const post = async (body: unknown) => {
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...(held && { 'session-base': held }) }
+    const answer = (await (await fetch(url, { method: 'POST', headers, body: JSON.stringify(body) })).json()) as SessionSnapshot
+    if (deltas) held = tagOf(answer)
+  }
   for (let start = 0; start < variables; start += 1000) {
     await post({
       variables: Object.fromEntries(
@@ -128,5 +146,5 @@ export async function measureSessionSize(storeUrl: string, label: string, variab
   await server.close()
   latencies.sort((a, b) => a - b)
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!
-  return { store: label, variables, patchesPerSecond: latencies.length / durationSeconds, p50: at(0.5), p99: at(0.99) }
+  return { store: label, variables, deltas, patchesPerSecond: latencies.length / durationSeconds, p50: at(0.5), p99: at(0.99) }
 }
