@@ -8,11 +8,11 @@ import { measureHydration } from './hydration.js'
 import type { KeystrokeRow } from './keystrokes.bench.js'
 import { readResult } from './results.js'
 import { measureRuns, runsTable } from './runs.js'
-import { measureWire, wireTable } from './wire.js'
 import { measure, measureSessionSize, type SizeRow, type ThroughputRow, throughputTable } from './server.js'
 import { hasWrk, hotSession, measureAgainstFloor, postgresWalPerPatch, sqliteBytesPerPatch, type WrkRow } from './server-cost.js'
 import { BEFORE, BUDGETS, entrySizes, kB, sizeOfModule } from './size.js'
 import { measureSqliteDrivers, sqliteDriversTable } from './sqlite-drivers.js'
+import { measureWire, wireTable } from './wire.js'
 
 const sections: string[] = []
 const say = (text: string) => {
