@@ -2,9 +2,11 @@ export type { KeyMaterial } from '../shared/crypto.js'
 export type {
   JsonValue,
   RunAnswer,
+  RunDelta,
   RunRecord,
   RunResponse,
   RunStatus,
+  SessionDelta,
   SessionPatch,
   SessionSnapshot,
   SessionSummary,

@@ -17,7 +17,7 @@ export { memoryStore } from './stores/memory.js'
 export { openStore } from './stores/open.js'
 export { CHANGE_CHANNEL, type PostgresPoolOptions, postgresStore, type PostgresStoreOptions } from './stores/postgres.js'
 export { sqliteStore, type SqliteStoreOptions } from './stores/sqlite.js'
-export type { StoredSession } from './stores/stored.js'
+export type { ChangeLog, StoredSession } from './stores/stored.js'
 export type {
   AccessOptions,
   ApplyOptions,
@@ -27,6 +27,8 @@ export type {
   CreateOptions,
   CurrentSession,
   ListOptions,
+  SessionAnswer,
+  SessionBase,
   SessionStore,
   StoreBackend,
   StoreOptions,

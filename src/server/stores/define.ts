@@ -88,8 +88,10 @@ type MergeOutcome = { kind: 'merged'; after: After; applied: boolean } | { kind:
  *    SQLite store's group commit): `decide` applies the owner rule and `planMerge` (`merge.ts`)
  *    says what to write (a replayed seq is answered as it is, the size limit, the workflow
  *    stamp); the backend writes it and commits; `capture` takes the session after;
- * 6. `applyResult` is the answer: the snapshot's JSON text, which the handler announces to the
- *    change feed and sends as it is.
+ * 6. `applyResult` is the answer, which the handler announces to the change feed and sends as it
+ *    is: for a client that stated the version it holds (`Session-Base`), the delta since then
+ *    (`capture` took only the variables the change log names since that version: O(change)),
+ *    else the snapshot's JSON text. How the handler and the feed answer is in `answers.ts`.
  *
  * @example
  * const store = defineStore({ read, update, list, ids, purgeExpired, close })

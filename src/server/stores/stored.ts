@@ -1,4 +1,4 @@
-import type { JsonValue, SessionSnapshot, SessionSummary, Variables } from '../../shared/protocol.js'
+import type { SessionSnapshot, SessionSummary } from '../../shared/protocol.js'
 import { utf8Length } from '../../shared/rules.js'
 import type { SessionHead } from '../merge.js'
 import type { StoredRun } from './types.js'
@@ -29,7 +29,7 @@ export interface ChangeLog {
 }
 
 /** How many names a change log holds at most (the oldest versions are dropped beyond). */
-export const MAX_LOG_NAMES = 1024
+const MAX_LOG_NAMES = 1024
 
 /** A log that knows nothing before `version` (a session loaded whole). */
 export const changeLogFrom = (version: number): ChangeLog => ({ from: version, steps: [], size: 0 })
@@ -110,18 +110,6 @@ export function deltaText(head: SessionHead, base: number, entries: readonly str
   if (head.workflowId !== undefined) text += `,"workflowId":${JSON.stringify(head.workflowId)}`
   if (head.userId !== undefined) text += `,"userId":${JSON.stringify(head.userId)}`
   return `${text}}`
-}
-
-/** The snapshot as an object (its values parsed: a copy nobody else holds). */
-export function snapshotOf(head: SessionHead, variables: Variables): SessionSnapshot {
-  return { ...summaryOf(head), variables }
-}
-
-/** The variables of `entries`, parsed. */
-export function variablesOf(entries: Iterable<[string, string]>): Variables {
-  const variables: Variables = {}
-  for (const [name, entry] of entries) variables[name] = JSON.parse(valueOfEntry(name, entry)) as JsonValue
-  return variables
 }
 
 /** What `list` shows of a session: its head without the store's bookkeeping. */
