@@ -347,6 +347,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     async refresh() {
       // Made here and never written: there is nothing to ask the server, and nothing was synced.
       if (identity.serverHasNone()) return null
+      // The base on the device first (a few ms after a reload): the server answers only what changed since, or 304.
+      if (options.deltas !== false) await (started ?? local.baseOnly).catch(() => {})
       let snapshot: SessionSnapshot | null
       try {
         snapshot = await transport.get(sessionId)

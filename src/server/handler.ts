@@ -134,6 +134,7 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         return jsonTextResponse(answer.json, 200, { etag })
       },
       async POST({ request, sessionId, caller }) {
+        const base = deltaBase(request)
         // Checked here, at the edge, and only here: the protocol's rules come before the app's
         // schema, and the store takes a change that passed validChange as it is. The whole path of
         // a patch, from here to the commit, reads top to bottom in stores/define.ts.
@@ -143,7 +144,7 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
           throw new SessionProtocolError('too_large', `A patch may change at most ${maxKeysPerPatch} variables`)
         const problem = await firstSchemaProblem(schema, patch.variables)
         if (problem) throw new SessionProtocolError('invalid_patch', problem)
-        const result = await store.apply(sessionId, patch, { caller, maxBytes, ...deltaBase(request) })
+        const result = await store.apply(sessionId, patch, { caller, maxBytes, ...base })
         if (result.applied) feed.announce(sessionId)
         return jsonTextResponse(jsonOf(result))
       },
@@ -154,6 +155,7 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
     },
     run: {
       async POST({ request, sessionId, caller, step }) {
+        const base = deltaBase(request)
         const input = parseRunInput(await readJsonBody(request, maxBytes, { emptyNeedsNoType: true }))
         // Read as the server, so that another user's session is refused before its step runs.
         const current = await store.get(sessionId)
@@ -180,7 +182,7 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         }
         const change = { variables: result.variables ?? {}, deleted: result.deleted ?? [] }
         // The step's changes are server code's: the store checks them (one check, there).
-        const stored = await store.apply(sessionId, change, { caller, maxBytes, ...deltaBase(request) }).catch((error: unknown) => {
+        const stored = await store.apply(sessionId, change, { caller, maxBytes, ...base }).catch((error: unknown) => {
           // The step's own changes broke a rule: that is the step's failure, and nothing was stored.
           if (error instanceof SessionProtocolError && STEP_RESULT_PROBLEMS.has(error.code)) {
             report(error)
@@ -296,6 +298,8 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
     }
     const step = name === 'run' ? parts[2]! : ''
     if (name === 'run' && !Object.hasOwn(steps, step)) throw new SessionProtocolError('unknown_step', `No step named "${step}"`)
+    // The base a client states (docs/protocol.md, "Deltas") is checked next, before any body is read.
+    if (name !== 'list' && method !== 'DELETE') baseOf(request)
     const runId = name === 'runRecord' || name === 'runCancel' ? parts[2]! : ''
     // An id no run can have is answered as an unknown run.
     if (runId !== '' && !isSessionId(runId)) throw noSuchRun()

@@ -18,7 +18,7 @@ function harness(store: SessionStore) {
       new Request(`${ORIGIN}/api/session/${path}`, {
         method,
         headers: { ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
-        ...(body !== undefined && { body: JSON.stringify(body) }),
+        ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),
       }),
     )
     const text = await response.text()
@@ -175,8 +175,17 @@ describe('deltas through the handler', () => {
       expect(answer.status, bad).toBe(400)
       expect(answer.body).toEqual({ error: { code: 'bad_request', message: expect.any(String) } })
     }
+    // Checked before the body and before anything runs: a step with a bad base never runs.
+    const ran = await call('POST', `${ID}/run/conformance_echo`, { input: 'x' }, { 'session-base': 'nonsense' })
+    expect(ran.body).toMatchObject({ error: { code: 'bad_request' } })
+    const started = await call('POST', `${ID}/runs`, { runId: 'never-started', step: 'conformance_echo' }, { 'session-base': 'nonsense' })
+    expect(started.status).toBe(400)
     expect((await whole()).variables).toEqual({ a: 1 })
+    expect((await call('GET', `${ID}/runs/never-started`)).status).toBe(404)
     expect((await call('GET', ID, undefined, { 'session-base': 'nonsense' })).status).toBe(400)
+    // Before the body's own checks, as the protocol's order says.
+    const both = await call('POST', ID, '{not json', { 'session-base': 'nonsense' })
+    expect(both.body).toMatchObject({ error: { code: 'bad_request' } })
   })
 
   it('answers a replayed patch with an empty delta for a client that holds the current version', async () => {

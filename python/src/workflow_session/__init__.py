@@ -18,15 +18,18 @@ Example::
 """
 
 from .app import SessionApp, create_session_app
+from .deltas import SessionBase
 from .errors import SessionProtocolError
 from .merge import MAX_REMEMBERED_CLIENTS, ValidChange, merge_session, valid_change
 from .models import (
+    Delta,
     ErrorBody,
     JsonInput,
     JsonValue,
     Patch,
     Record,
     RunAnswer,
+    RunDelta,
     RunError,
     RunRecord,
     RunResponse,
@@ -44,17 +47,20 @@ __all__ = [
     "MAX_REMEMBERED_CLIENTS",
     "ApplyResult",
     "Caller",
+    "Delta",
     "ErrorBody",
     "JsonInput",
     "JsonValue",
     "Patch",
     "Record",
     "RunAnswer",
+    "RunDelta",
     "RunError",
     "RunRecord",
     "RunResponse",
     "RunStatus",
     "SessionApp",
+    "SessionBase",
     "SessionHead",
     "SessionProtocolError",
     "SessionStore",

@@ -33,6 +33,11 @@ endpoint, before its handler), then the body (the handler). What is not Starlett
 - **The body** is read by the app (``Request.stream()``, counting bytes as they come): the
   content type is checked before the size, and an oversized body is answered 413 in the
   protocol's JSON; Starlette's own body limit (1.x only) answers in plain text.
+- **Deltas** (docs/protocol.md, "Deltas"): a request with ``Session-Base`` (checked after the
+  step name, before the query and the body) is answered a delta wherever the answer carries
+  the session, when the store can tell what changed since its base, else the snapshot; a
+  ``GET {base}/{id}`` answer carries ``ETag: "{tag}"`` and is 304 to a client that holds it.
+  Starlette has no ETag of its own for a JSON answer: the app writes it.
 - **Durable runs** (``{base}/{id}/runs``) go on after the request that started them was
   answered: the app's :class:`~workflow_session.runner.Runner` drives them, and ``close()`` ends
   those still running ``lost``. A request that waits for a run (``?waitMs=``) and is cancelled by
@@ -58,11 +63,22 @@ from starlette.types import Receive, Scope, Send
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+from .deltas import SessionBase, is_current, run_delta_of, tag_of
 from .errors import RETRY_AFTER_SECONDS, SessionProtocolError
 from .feed import HEARTBEAT_SECONDS, ChangeFeed
 from .merge import valid_change
-from .models import JsonValue, Patch, RunAnswer, RunRecord, Summary
-from .request import first_query_value, page_of, parse_run_input, parse_run_start, read_json_body, route_path, since_of, whole_number_query
+from .models import Delta, JsonValue, Patch, RunRecord, Snapshot, Summary
+from .request import (
+    feed_start_of,
+    first_query_value,
+    page_of,
+    parse_run_input,
+    parse_run_start,
+    read_json_body,
+    route_path,
+    session_base_of,
+    whole_number_query,
+)
 from .rules import DEFAULT_MAX_BYTES, is_session_id, json_bytes, json_value_problem
 from .runner import Runner
 from .runs import DEFAULT_RUN_LOST_AFTER_MS, DEFAULT_RUN_TIMEOUT_MS
@@ -133,12 +149,12 @@ class _NotAllowed:
 class _EventStream(Response):
     """``GET {base}/{id}/events``: the change feed writes the response itself (see the module docstring)."""
 
-    def __init__(self, feed: ChangeFeed, session_id: str, since: int, caller: Caller) -> None:
+    def __init__(self, feed: ChangeFeed, session_id: str, since: int, caller: Caller, base: SessionBase | None = None) -> None:
         super().__init__(status_code=200)
-        self.feed, self.session_id, self.since, self.caller = feed, session_id, since, caller
+        self.feed, self.session_id, self.since, self.caller, self.base = feed, session_id, since, caller, base
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.feed.stream(send, receive, self.session_id, self.since, self.caller)
+        await self.feed.stream(send, receive, self.session_id, self.since, self.caller, base=self.base)
 
 
 @dataclass(frozen=True)
@@ -344,26 +360,35 @@ class SessionApp:
         # Sign-in: the caller takes a session made before it (ownerless) as its own, explicitly.
         if call.caller.user_id is None:
             raise SessionProtocolError("unauthenticated", "Sign in to adopt a session")
+        base = session_base_of(call.request)
         # No body is read; like a run's, the request has no content type or JSON (never a form's).
         await read_json_body(call.request, self.max_bytes, empty_needs_no_type=True)
         snapshot = await self.store.adopt(call.session_id, call.caller.user_id)
         self.feed.announce(call.session_id)
-        return JsonResponse(snapshot)
+        # With a base: what changed since it, read after the adoption (its version or a newer one).
+        answer = await self.store.get_since(call.session_id, base, caller=call.caller) if base is not None else None
+        return JsonResponse(answer if answer is not None and answer["version"] >= snapshot["version"] else snapshot)
 
     async def _get(self, call: _Call) -> Response:
-        snapshot = await self.store.get(call.session_id, caller=call.caller)
-        if snapshot is None:
+        base = session_base_of(call.request)
+        answer = await self.store.get_since(call.session_id, base, caller=call.caller)
+        if answer is None:
             raise no_such_session()
-        return JsonResponse(snapshot)
+        headers = {"etag": f'"{tag_of(answer)}"'}
+        # Nothing new for a client that holds the current version (its Session-Base, or the ETag it kept).
+        if (base is not None and is_current(base, answer)) or _none_match(call.request.headers.get("if-none-match"), tag_of(answer)):
+            return Response(status_code=304, headers={"cache-control": "no-store", **headers})
+        return JsonResponse(answer, headers=headers)
 
     async def _patch(self, call: _Call) -> Response:
+        base = session_base_of(call.request)
         # Checked here, at the edge, and only here, in the protocol's order (shape, keys per patch,
         # names and values): the store takes the ValidChange as it is.
         change = valid_change(await read_json_body(call.request, self.max_bytes), max_keys=self.max_keys_per_patch)
-        result = await self.store.apply(call.session_id, change, caller=call.caller, max_bytes=self.max_bytes)
+        result = await self.store.apply(call.session_id, change, caller=call.caller, max_bytes=self.max_bytes, base=base)
         if result.applied:
             self.feed.announce(call.session_id)
-        return JsonResponse(result.snapshot)
+        return JsonResponse(result.delta if result.delta is not None else result.snapshot)
 
     async def _delete(self, call: _Call) -> Response:
         if not await self.store.delete(call.session_id, caller=call.caller):
@@ -372,6 +397,7 @@ class SessionApp:
 
     async def _run(self, call: _Call) -> Response:
         request, caller, session_id, step = call.request, call.caller, call.session_id, call.step
+        base = session_base_of(request)
         run_input = parse_run_input(await read_json_body(request, self.max_bytes, empty_needs_no_type=True))
         # Read as the server, so that another user's session is refused before its step runs.
         current = await self.store.get(session_id)
@@ -393,7 +419,7 @@ class SessionApp:
         change: Patch = {"variables": result["variables"], "deleted": result["deleted"]}
         # The step's changes are server code's: the store checks them (one check, there).
         try:
-            applied = await self.store.apply(session_id, change, caller=caller, max_bytes=self.max_bytes)
+            applied = await self.store.apply(session_id, change, caller=caller, max_bytes=self.max_bytes, base=base)
         except SessionProtocolError as error:
             if error.code not in STEP_RESULT_PROBLEMS:
                 raise
@@ -402,14 +428,17 @@ class SessionApp:
             raise SessionProtocolError("step_failed", f'Step "{step}" returned changes that cannot be stored: {error.message}') from error
         if applied.applied:
             self.feed.announce(session_id)
-        return JsonResponse({"output": result["output"], "session": applied.snapshot})
+        return JsonResponse({"output": result["output"], "session": applied.delta if applied.delta is not None else applied.snapshot})
 
     async def _events(self, call: _Call) -> Response:
         # Every event is read as the caller: another user's session streams exactly like an unused
         # id (nothing but keep-alives), so the feed tells no one which ids exist.
-        # The version the caller has: Last-Event-ID (an EventSource's reconnect), else ?since=.
-        since = since_of(call.request.headers.get("last-event-id"), first_query_value(call.request, "since", blank=False))
-        return _EventStream(self.feed, call.session_id, since, call.caller)
+        # What the caller has: Last-Event-ID (an EventSource's reconnect), else Session-Base, else
+        # ?since=; a tag (or Session-Base: 0) streams deltas, a plain number snapshots.
+        session_base = session_base_of(call.request)
+        last_event_id = call.request.headers.get("last-event-id")
+        since, base = feed_start_of(last_event_id, session_base, first_query_value(call.request, "since", blank=False))
+        return _EventStream(self.feed, call.session_id, since, call.caller, base)
 
     # --- Durable runs (docs/protocol.md, "Runs") ---
 
@@ -417,6 +446,7 @@ class SessionApp:
         # After the checks every endpoint makes: ?waitMs=, then the body (JSON as for a patch, its
         # runId and step, the step registered, the input as a variable's value); the owner in the
         # store's atomic step that writes the record.
+        base = session_base_of(call.request)
         wait_ms = whole_number_query(call.request, "waitMs", MAX_WAIT_MS) or 0
         run_id, step, run_input = parse_run_start(await read_json_body(call.request, self.max_bytes))
         if step not in self.steps:
@@ -431,20 +461,22 @@ class SessionApp:
             # The answer waits for the run's first change (a stored progress value, or its end),
             # not for its end: a quick step is one request, and progress shows at once.
             run = await self.runner.wait(call.session_id, run["runId"], call.caller, _newer_than(run["rev"]), wait_ms) or run
-        return await self._run_answer(call.session_id, run, 202 if started else 200)
+        return await self._run_answer(call.session_id, run, 202 if started else 200, base)
 
     async def _list_runs(self, call: _Call) -> Response:
+        base = session_base_of(call.request)
         runs = await self.runner.list(call.session_id, call.caller)
         if runs is None:
             raise no_such_session()
         body: dict[str, object] = {"runs": runs}
         if any(run["status"] == "succeeded" for run in runs):
-            snapshot = await self.store.get(call.session_id)
-            if snapshot is not None:
-                body["session"] = snapshot
+            session = await self.store.get_since(call.session_id, base)
+            if session is not None:
+                body["session"] = session
         return JsonResponse(body)
 
     async def _get_run(self, call: _Call) -> Response:
+        base = session_base_of(call.request)
         after = whole_number_query(call.request, "after", _MAX_REV)
         wait_ms = whole_number_query(call.request, "waitMs", MAX_WAIT_MS) or 0
         if after is not None and wait_ms:
@@ -453,23 +485,28 @@ class SessionApp:
             run = await self.runner.get(call.session_id, call.run_id, call.caller)
         if run is None:
             raise _no_such_run()
-        return await self._run_answer(call.session_id, run)
+        return await self._run_answer(call.session_id, run, base=base, after=after)
 
     async def _cancel_run(self, call: _Call) -> Response:
+        base = session_base_of(call.request)
         # No body is read; like an adoption's, the request has no content type or JSON (never a form's).
         await read_json_body(call.request, self.max_bytes, empty_needs_no_type=True)
         run = await self.runner.cancel(call.session_id, call.run_id, call.caller)
         if run is None:
             raise _no_such_run()
-        return await self._run_answer(call.session_id, run)
+        return await self._run_answer(call.session_id, run, base=base)
 
-    async def _run_answer(self, session_id: str, run: RunRecord, status: int = 200) -> Response:
-        """``{"run": record}``, with ``"session"`` (the snapshot now) when the run succeeded."""
-        body: RunAnswer = {"run": run}
+    async def _run_answer(self, session_id: str, run: RunRecord, status: int = 200, base: SessionBase | None = None, after: int | None = None) -> Response:
+        """``{"run": record}``, with ``"session"`` (the session now) when the run succeeded.
+
+        With ``Session-Base`` (``base``): a long poll's ``?after=REV`` (REV from 1 up to the run's
+        ``rev``) is answered the run delta from REV, and ``session`` is a delta when one can be made.
+        """
+        body: dict[str, object] = {"run": run_delta_of(run, after) if base is not None and after is not None and 1 <= after <= run["rev"] else run}
         if run["status"] == "succeeded":
-            snapshot = await self.store.get(session_id)
-            if snapshot is not None:
-                body["session"] = snapshot
+            session: Snapshot | Delta | None = await self.store.get_since(session_id, base)
+            if session is not None:
+                body["session"] = session
         return JsonResponse(body, status)
 
     async def _runs_for_feed(self, session_id: str, caller: Caller) -> list[RunRecord] | None:
@@ -521,6 +558,17 @@ class _AtMountPoint:
 
 def _no_such_run() -> SessionProtocolError:
     return SessionProtocolError("not_found", "No such run")
+
+
+def _none_match(header: str | None, tag: str) -> bool:
+    """Whether ``If-None-Match`` names the entity tag ``"{tag}"`` (a list of them, weak or strong, or ``*``): the client has it."""
+    if header is None:
+        return False
+    for given in header.split(","):
+        given = given.strip()
+        if given == "*" or given.removeprefix("W/") == f'"{tag}"':
+            return True
+    return False
 
 
 def _newer_than(rev: int) -> Callable[[RunRecord], bool]:

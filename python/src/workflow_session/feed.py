@@ -9,6 +9,12 @@ session's running runs), so duplicates and reordering collapse. While a run it s
 stopped is seen ending ``lost``. Every event is read as the caller: another user's session sends
 nothing, exactly like an id nobody uses.
 
+A stream opened with a tag (or ``Session-Base: 0``) sends deltas instead (docs/protocol.md,
+"Deltas"): each change is ``event: delta`` from the version sent before (on open, the client's
+base), or ``event: snapshot`` when the store cannot make one, with tags as event ids; a run it
+sent before is sent again as a run delta from the ``rev`` sent before. A session made again under
+its id (another ``createdAt``) is news whole, its runs too.
+
 The same wake-ups serve requests that wait for a run (:meth:`ChangeFeed.wait`).
 """
 
@@ -19,7 +25,8 @@ from collections.abc import Awaitable, Callable
 
 from starlette.types import Receive, Send
 
-from .models import RunRecord
+from .deltas import SessionBase, base_of, is_delta, run_delta_of, tag_of
+from .models import Delta, RunDelta, RunRecord, Snapshot
 from .rules import compact_json
 from .stores.base import Caller, SessionStore
 
@@ -113,8 +120,12 @@ class ChangeFeed:
             self._unlisten(session_id, stream)
         return not stream.ended and not self._closed
 
-    async def stream(self, send: Send, receive: Receive, session_id: str, since: int, caller: Caller) -> None:
-        """Streams ``session_id``'s snapshots newer than ``since``, and its runs as they change, until the client goes or the feed closes."""
+    async def stream(self, send: Send, receive: Receive, session_id: str, since: int, caller: Caller, *, base: SessionBase | None = None) -> None:
+        """Streams ``session_id``'s snapshots newer than ``since``, and its runs as they change, until the client goes or the feed closes.
+
+        With ``base`` (what the client holds: a tag's version, or none at all), the session's
+        changes are deltas from it instead, and ``since`` is not read.
+        """
         stream = _Stream()
         self._listen(session_id, stream)
         loop = asyncio.get_running_loop()
@@ -126,6 +137,12 @@ class ChangeFeed:
 
         disconnect = loop.create_task(until_disconnect())
         last_sent = since
+        #: Deltas: what the client holds (the version sent last); None streams snapshots past ``last_sent``.
+        held = base
+        #: Deltas: the ``createdAt`` of the session last read (a session made again under its id is news whole).
+        lineage: str | None = None
+        #: Deltas: the runs sent whole on this stream (a later change of one is a run delta).
+        sent_whole: set[str] = set()
         #: The last rev sent (or seen at the start) of each run; None until the runs were read once.
         run_revs: dict[str, int] | None = None
         #: Whether a run sent is running: its end (or loss) is looked for every little while.
@@ -154,16 +171,25 @@ class ChangeFeed:
                 if stream.dirty:
                     stream.dirty = False
                     try:
-                        snapshot = await self._store.get(session_id, caller=caller)
+                        session = await self._store.get_since(session_id, held, caller=caller)
                     except Exception:
-                        snapshot = None  # the store is away: the next change or reconnect checks again
+                        session = None  # the store is away: the next change or reconnect checks again
                     else:
-                        if snapshot is None and run_revs is None:
+                        if session is None and run_revs is None:
                             run_revs = {}  # no session (for this caller): no runs yet, so any run that comes is news
-                    runs = await self._read_runs(session_id, caller) if snapshot is not None else None
-                    if snapshot is not None and snapshot["version"] > last_sent:
-                        last_sent = snapshot["version"]
-                        await _write(send, f"id: {last_sent}\nevent: snapshot\ndata: {compact_json(snapshot)}\n\n")
+                    if session is not None and held is not None:
+                        if lineage is not None and session["createdAt"] != lineage:
+                            run_revs, sent_whole = {}, set()  # made again under its id: its runs are all news, whole
+                        lineage = session["createdAt"]
+                    runs = await self._read_runs(session_id, caller) if session is not None else None
+                    if session is not None and held is not None:
+                        event, held = _session_event(session, held)
+                        if event is not None:
+                            await _write(send, event)
+                            last_write = loop.time()
+                    elif session is not None and session["version"] > last_sent:
+                        last_sent = session["version"]
+                        await _write(send, f"id: {last_sent}\nevent: snapshot\ndata: {compact_json(session)}\n\n")
                         last_write = loop.time()
                     if runs is not None:
                         first = run_revs is None
@@ -175,7 +201,7 @@ class ChangeFeed:
                                 run_revs[run["runId"]] = run["rev"]  # finished before the stream opened: not news
                             elif seen is None or run["rev"] > seen:
                                 run_revs[run["runId"]] = run["rev"]
-                                await _write(send, f"event: run\ndata: {compact_json(run)}\n\n")
+                                await _write(send, _run_event(run, seen, sent_whole if held is not None else None))
                                 last_write = loop.time()
                         watching_runs = any(run["status"] == "running" for run in runs)
         except OSError:
@@ -210,6 +236,32 @@ class ChangeFeed:
             self._unwatch()
             self._unwatch = None
         self._watching = False
+
+
+def _session_event(answer: Snapshot | Delta, held: SessionBase) -> tuple[str | None, SessionBase]:
+    """A delta stream's event for what was read (None: nothing new), and what the client holds after it.
+
+    A delta is sent when it makes a newer version. A snapshot (no delta could be made) is sent
+    when it is news: a newer version, or another lineage than the one held (a client that holds
+    nothing gets the session's first snapshot).
+    """
+    if is_delta(answer):
+        if answer["version"] == answer.get("base"):
+            return None, held
+        return f"id: {tag_of(answer)}\nevent: delta\ndata: {compact_json(answer)}\n\n", base_of(answer)
+    if answer["version"] <= held.version and (not held.created_at or held.created_at == answer["createdAt"]):
+        return None, held
+    return f"id: {tag_of(answer)}\nevent: snapshot\ndata: {compact_json(answer)}\n\n", base_of(answer)
+
+
+def _run_event(run: RunRecord, seen: int | None, sent_whole: set[str] | None) -> str:
+    """``event: run``: the run whole, or, on a delta stream (``sent_whole``: the runs it sent whole) that sent it before, the run delta from the rev ``seen`` then."""
+    sent: RunRecord | RunDelta = run
+    if sent_whole is not None and seen is not None and run["runId"] in sent_whole:
+        sent = run_delta_of(run, seen)
+    elif sent_whole is not None:
+        sent_whole.add(run["runId"])
+    return f"event: run\ndata: {compact_json(sent)}\n\n"
 
 
 async def _write(send: Send, text: str) -> None:

@@ -27,6 +27,7 @@ else:
 #: ``Mapping``, so that an app's own ``list[str]`` or ``dict[str, int]`` fits. At run time only
 #: ``list`` and ``dict`` are JSON (a tuple is refused, with a message that says so).
 __all__ = [
+    "Delta",
     "ErrorBody",
     "ErrorDetail",
     "JsonInput",
@@ -34,6 +35,7 @@ __all__ = [
     "Patch",
     "Record",
     "RunAnswer",
+    "RunDelta",
     "RunError",
     "RunErrorCode",
     "RunRecord",
@@ -53,6 +55,29 @@ class Snapshot(TypedDict):
     #: Counts applied changes: 1 after the first (or a ``create``), +1 per later applied patch, step, adoption or server-side write.
     version: int
     #: ISO 8601 in UTC with milliseconds: ``2026-11-21T04:05:12.345Z``.
+    createdAt: str
+    updatedAt: str
+    workflowId: NotRequired[str]
+    userId: NotRequired[str]
+
+
+class Delta(TypedDict):
+    """What changed in a session since the version a client holds (docs/protocol.md, "Deltas").
+
+    The answer instead of a snapshot to a request whose ``Session-Base`` names a version the
+    server can tell apart. Applied onto the snapshot of version ``base`` (deletions first, then
+    the values, then the head fields), it makes the snapshot of ``version``, exactly. A body with
+    ``base`` is a delta, a body without it a snapshot.
+    """
+
+    sessionId: str
+    #: The version it applies to (the client's); equal to ``version`` when nothing changed.
+    base: int
+    version: int
+    #: The current value of every variable set since ``base`` (and maybe others, with their current values).
+    variables: dict[str, JsonValue]
+    #: Every variable deleted since ``base`` (and maybe some the client never had).
+    deleted: list[str]
     createdAt: str
     updatedAt: str
     workflowId: NotRequired[str]
@@ -132,6 +157,28 @@ class RunRecord(TypedDict):
     version: int | None
     #: 1 at the start, one more with every progress write and with the end.
     rev: int
+
+
+class RunDelta(TypedDict):
+    """What changed in a run since the ``rev`` a client holds (docs/protocol.md, "Deltas", "Runs").
+
+    A run's ``step``, ``input``, ``startedAt`` and ``readVersion`` never change, and its end's
+    fields (``finishedAt``, ``output``, ``error``, ``version``) are None until it ends and never
+    change after: a run delta leaves them out, and carries the end's fields once it has ended.
+    The fields it carries replace those of the record the client holds (any ``rev`` from 1).
+    """
+
+    runId: str
+    #: The ``rev`` the client holds.
+    base: int
+    rev: int
+    status: RunStatus
+    progress: JsonValue
+    heartbeatAt: str
+    finishedAt: NotRequired[str | None]
+    output: NotRequired[JsonValue]
+    error: NotRequired[RunError | None]
+    version: NotRequired[int | None]
 
 
 class RunAnswer(TypedDict):

@@ -10,6 +10,7 @@ from typing import Final, Literal
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Scope
 
+from .deltas import SESSION_BASE_HEADER, SessionBase, parse_session_base, parse_tag
 from .errors import SessionProtocolError
 from .models import JsonValue
 from .rules import parse_json
@@ -151,13 +152,37 @@ def page_of(request: Request) -> tuple[int, int]:
     return number("limit", 50, 1, 100), number("offset", 0, 0, 2**53 - 1)
 
 
-def since_of(header_value: str | None, query_value: str | None) -> int:
-    """The version a client has: ``Last-Event-ID`` (an EventSource's reconnect), else ``?since=``.
+def session_base_of(request: Request) -> SessionBase | None:
+    """The version the client holds (the ``Session-Base`` header, docs/protocol.md "Deltas"): None without it; else 400 ``bad_request`` unless ``0`` or a tag."""
+    return parse_session_base(request.headers.get(SESSION_BASE_HEADER))
 
-    Each, when given, must be a whole number (at most 15 digits); anything else is 400 ``bad_request``.
+
+def feed_start_of(last_event_id: str | None, session_base: SessionBase | None, since: str | None) -> tuple[int, SessionBase | None]:
+    """Where a change feed starts: ``(version, None)`` streams snapshots newer than that version (as before deltas);
+    ``(0, base)`` streams deltas from what the client holds.
+
+    The client's version comes from ``Last-Event-ID`` (an EventSource's reconnect) first, then
+    ``Session-Base``, then ``?since=``. A tag there, or ``Session-Base: 0``, streams deltas; a
+    plain version number (``Last-Event-ID: 7``, as before) streams snapshots. ``Last-Event-ID``
+    and ``since`` must each be a whole number (at most 15 digits) or a tag: anything else is 400
+    ``bad_request``.
     """
-    for given in (header_value, query_value):
-        if given is not None and not (given.isascii() and given.isdigit() and len(given) <= 15):
-            raise SessionProtocolError("bad_request", "Last-Event-ID and since must be a version: a whole number")
-    chosen = header_value if header_value is not None else query_value
-    return int(chosen) if chosen is not None else 0
+    given: list[SessionBase | None] = [_version_or_tag(last_event_id), session_base, _version_or_tag(since)]
+    chosen = next((base for base in given if base is not None), None)
+    if chosen is None:
+        return 0, None
+    if chosen.created_at or chosen is session_base:
+        return 0, chosen
+    return chosen.version, None
+
+
+def _version_or_tag(text: str | None) -> SessionBase | None:
+    """``Last-Event-ID`` or ``?since=``: a version (of no known lineage) or a tag; None when absent; else 400 ``bad_request``."""
+    if text is None:
+        return None
+    if text.isascii() and text.isdigit() and len(text) <= 15:
+        return SessionBase(int(text), "")
+    tagged = parse_tag(text)
+    if tagged is None:
+        raise SessionProtocolError("bad_request", "Last-Event-ID and since must be a version (a whole number) or a tag (version@createdAt)")
+    return tagged

@@ -1,6 +1,6 @@
 """Where sessions live: memory, SQLite (the default) and PostgreSQL, all on one store layer."""
 
-from .base import ApplyResult, Backend, Caller, Decision, Keep, Put, Remove, RunEnd, RunsDecision, RunStart, SessionStore, WorkflowState, may_reach
+from .base import ApplyResult, Backend, Caller, Changes, Decision, Keep, Put, Remove, RunEnd, RunsDecision, RunStart, SessionStore, WorkflowState, may_reach
 from .memory import memory_store
 from .open import open_store
 from .sqlite import sqlite_store
@@ -9,6 +9,7 @@ __all__ = [
     "ApplyResult",
     "Backend",
     "Caller",
+    "Changes",
     "Decision",
     "Keep",
     "Put",

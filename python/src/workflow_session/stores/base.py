@@ -4,7 +4,10 @@ A backend only keeps a :class:`~workflow_session.models.Record` (a session's hea
 variables) atomically (``read``, ``update`` with a decision made inside its atomic step,
 ``list``, ``ids``, ``close``), and the session's runs beside it (``read_runs``, ``update_runs``
 for a decision on the session and its runs together, ``update_run`` for one run);
-:class:`SessionStore` builds the whole store API on it.
+:class:`SessionStore` builds the whole store API on it. A backend that can tell which variables
+changed since a version (``read_since``: the memory store's change log, the SQL stores' rows
+newer than it) lets the store answer deltas (docs/protocol.md, "Deltas"); any other answers
+snapshots.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar, Union, cast
 
+from ..deltas import SessionBase, delta_of, is_current, may_delta
 from ..errors import SessionProtocolError
 from ..merge import ValidChange, iso_time, merge_session, utc_now, valid_change
-from ..models import JsonInput, JsonValue, Patch, Record, RunError, RunRecord, RunStatus, SessionHead, Snapshot, Summary
+from ..models import Delta, JsonInput, JsonValue, Patch, Record, RunError, RunRecord, RunStatus, SessionHead, Snapshot, Summary
 from ..rules import is_session_id
 from ..runs import (
     CANCELLED_MESSAGE,
@@ -145,6 +149,23 @@ class ApplyResult:
     snapshot: Snapshot
     #: False when the change was empty or its ``seq`` was already applied.
     applied: bool
+    #: Given a ``base`` (``apply(..., base=…)``): the delta from it to ``snapshot``'s version (or a
+    #: newer one, when the client was behind and the store read what changed after the write); None
+    #: when no delta can be made (answer ``snapshot``).
+    delta: Delta | None = None
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a backend's ``read_since`` tells: the session's head now, and what changed in it since the base.
+
+    ``variables``: the current value of every variable set since the base; ``deleted``: every
+    name deleted since (a name may be in either, never in both).
+    """
+
+    head: SessionHead
+    variables: dict[str, JsonValue]
+    deleted: list[str]
 
 
 @dataclass(frozen=True)
@@ -208,6 +229,16 @@ class Backend:
 
     async def read(self, session_id: str) -> Record | None:
         raise NotImplementedError
+
+    async def read_since(self, session_id: str, base: SessionBase) -> Record | Changes | None:
+        """The session's :class:`Changes` since ``base`` when the backend can tell them, else its whole record (None: no session), as one read.
+
+        :class:`Changes` only when :func:`~workflow_session.deltas.may_delta` holds for ``base``
+        and the session's head (its lineage, a version from 1 up to the session's), and the
+        backend still knows every name set or deleted after ``base.version``. This default keeps
+        no changes: it reads the record, and the store answers a snapshot.
+        """
+        return await self.read(session_id)
 
     async def update(self, session_id: str, decide: Callable[[Record | None], Decision[T]]) -> T:
         """Atomically for this session, against every writer in every process sharing the backend.
@@ -290,23 +321,67 @@ class SessionStore:
         record = await self.backend.read(session_id)
         return snapshot_of(record) if record is not None and may_reach(record["head"], caller) else None
 
+    async def get_since(self, session_id: str, base: SessionBase | None, *, caller: Caller | None = None) -> Snapshot | Delta | None:
+        """The session for a client that holds ``base``: the :class:`~workflow_session.models.Delta` from it when the store can tell what changed since, else the snapshot.
+
+        None as for ``get`` (no session, or one ``caller`` may not see). Without a base, or with
+        one of no known lineage (``Session-Base: 0``), the snapshot. A delta whose ``base`` is
+        its ``version`` says that nothing changed. One read of the backend: the head and the
+        variables changed since ``base`` (the SQL stores read only the rows newer than it).
+        """
+        if base is None or not base.created_at:
+            return await self.get(session_id, caller=caller)
+        _check_session_id(session_id)
+        _check_caller(caller)
+        found = await self.backend.read_since(session_id, base)
+        if found is None:
+            return None
+        if isinstance(found, Changes):
+            if not may_reach(found.head, caller):
+                return None
+            if may_delta(base, found.head):  # the backend's word, checked again: never a delta of another lineage
+                return delta_of(found.head, base.version, found.variables, [*found.variables, *found.deleted])
+            return await self.get(session_id, caller=caller)
+        return snapshot_of(found) if may_reach(found["head"], caller) else None
+
     async def apply(
-        self, session_id: str, change: Patch | ValidChange, *, caller: Caller | None = None, max_bytes: int | None = None
+        self,
+        session_id: str,
+        change: Patch | ValidChange,
+        *,
+        caller: Caller | None = None,
+        max_bytes: int | None = None,
+        base: SessionBase | None = None,
     ) -> ApplyResult:
         """Merges ``change`` (a patch: ``variables``, ``deleted``, ``clientId`` + ``seq``, ``workflowId``) atomically.
 
         Creates the session when missing (owned by ``caller``, when one is given). A session
-        ``caller`` may not reach is ``not_found``.
+        ``caller`` may not reach is ``not_found``. With ``base`` (the version the client holds),
+        the result's ``delta`` is the answer to it when one can be made: made in the atomic step
+        from the merge's own changes when ``base`` is the version merged onto (the common case,
+        O(change)), else read after the write (``get_since``) when the client was behind.
         """
         _check_session_id(session_id)
         _check_caller(caller)
-        outcome = await self._merge(session_id, _checked(change), caller, max_bytes)
+        outcome = await self._merge(session_id, _checked(change), caller, max_bytes, base=base)
         if isinstance(outcome, Conflict):  # only a merge onto an expected version meets one
             raise RuntimeError("A merge without an expected version met a conflict")
+        if base is not None and outcome.delta is None and may_delta(base, outcome.snapshot):
+            # The client was behind the version merged onto: what changed since its base, read now
+            # (the merge's version or a newer one; a snapshot when the store cannot tell).
+            since = await self.get_since(session_id, base, caller=caller)
+            if since is not None and "base" in since and since["version"] >= outcome.snapshot["version"]:
+                return ApplyResult(outcome.snapshot, outcome.applied, cast(Delta, since))
         return outcome
 
     async def _merge(
-        self, session_id: str, change: ValidChange, caller: Caller | None, max_bytes: int | None, expect_version: int | None = None
+        self,
+        session_id: str,
+        change: ValidChange,
+        caller: Caller | None,
+        max_bytes: int | None,
+        expect_version: int | None = None,
+        base: SessionBase | None = None,
     ) -> ApplyResult | Conflict:
         owner = caller.user_id if caller is not None else None
 
@@ -316,7 +391,12 @@ class SessionStore:
             if expect_version is not None and (current["head"]["version"] if current else 0) != expect_version:
                 return Decision(Keep(), Conflict())
             merged = merge_session(current, session_id, change, utc_now(), max_bytes=max_bytes, owner=owner)
-            return Decision(Put(merged.record) if merged.applied else Keep(), ApplyResult(snapshot_of(merged.record), merged.applied))
+            delta: Delta | None = None
+            if base is not None and current is not None and is_current(base, current["head"]):
+                # The client holds the version merged onto: the delta is this merge's own changes.
+                after = merged.record
+                delta = delta_of(after["head"], base.version, after["variables"], changed_names(current, after) if merged.applied else ())
+            return Decision(Put(merged.record) if merged.applied else Keep(), ApplyResult(snapshot_of(merged.record), merged.applied, delta))
 
         # Backends hand decide records they parsed, so the snapshot shares nothing with storage.
         return await self.backend.update(session_id, decide)
@@ -663,6 +743,20 @@ class SessionStore:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def changed_names(before: Record | None, after: Record) -> builtins.list[str]:
+    """The names a write changes: those set to a new value, then those deleted.
+
+    The merge builds the new variables from the old ones, so a value it did not touch is the
+    same object: identity tells what changed without comparing (``1 == True`` in Python). A name
+    set to a value equal to its old one may be named too (a delta may hold more than changed).
+    """
+    old = before["variables"] if before is not None else {}
+    new = after["variables"]
+    names = [name for name, value in new.items() if name not in old or old[name] is not value]
+    names += [name for name in old if name not in new]
+    return names
 
 
 def _created(session_id: str, change: ValidChange, max_bytes: int | None, owner: str | None, now: datetime) -> Record:

@@ -15,6 +15,10 @@ counts the tombstones written since the last compaction, and the write that take
 its version; a server whose copy is older than ``compacted_through`` loads the session again
 whole instead of catching up.
 
+The same rows make deltas (docs/protocol.md, "Deltas"): what changed since version ``V`` of a
+session is its rows with a version above ``V`` (a tombstone is a deletion), as long as ``V`` is
+not below ``compacted_through`` (:func:`rows_cover`); the stores read only those rows then.
+
 A session's runs are one row each (session_id, run_id, step, status, started_at, heartbeat_at in
 milliseconds since the epoch, record as JSON text): the record is the protocol's
 :class:`~workflow_session.models.RunRecord`, and the other columns always equal its fields, so
@@ -27,9 +31,11 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
-from ..models import Record, RunRecord, SessionHead
+from ..deltas import SessionBase, may_delta
+from ..models import JsonValue, Record, RunRecord, SessionHead
 from ..rules import compact_json
 from ..runs import ms_of
+from .base import Changes, changed_names
 
 #: The head's columns, in the order both stores write them.
 HEAD_COLUMNS = "id, user_id, workflow_id, version, created_at, updated_at, bytes, clients"
@@ -114,16 +120,26 @@ def tombstones_in(rows: list[tuple[str, str | None]]) -> int:
 
 
 def variable_rows(before: Record | None, after: Record) -> list[tuple[str, str | None]]:
-    """The variable rows a write changes: (name, value JSON), or (name, None) for a deleted one.
-
-    The merge builds the new variables from the old ones, so a value it did not touch is the
-    same object: identity tells what changed without comparing (``1 == True`` in Python).
-    """
-    old = before["variables"] if before is not None else {}
+    """The variable rows a write changes: (name, value JSON), or (name, None) for a deleted one (:func:`~.base.changed_names`)."""
     new = after["variables"]
-    rows: list[tuple[str, str | None]] = [(name, compact_json(value)) for name, value in new.items() if name not in old or old[name] is not value]
-    rows += [(name, None) for name in old if name not in new]
-    return rows
+    return [(name, compact_json(new[name]) if name in new else None) for name in changed_names(before, after)]
+
+
+def rows_cover(base: SessionBase, head: SessionHead, compacted_through: int) -> bool:
+    """Whether the rows newer than ``base.version`` are everything that changed since ``base``: its lineage, and no tombstone of a later deletion compacted away."""
+    return may_delta(base, head) and base.version >= compacted_through
+
+
+def changes_of(head: SessionHead, rows: list[tuple[str, str | None]]) -> Changes:
+    """The :class:`~.base.Changes` the rows newer than a base hold (name, value JSON; a NULL value is a deletion)."""
+    variables: dict[str, JsonValue] = {}
+    deleted: list[str] = []
+    for name, value in rows:
+        if value is None:
+            deleted.append(name)
+        else:
+            variables[name] = json.loads(value)
+    return Changes(head, variables, deleted)
 
 
 #: The runs table's columns, in the order both stores write them.

@@ -5,6 +5,7 @@ processes may share the file; a writer that finds it locked waits up to the busy
 the request answers 503 ``unavailable``. The same tables as the TypeScript store (see
 :mod:`.rows`): Python and Node processes may share the file. A session's runs are rows of
 ``ws_runs``, written in the same transactions as the session (a run's end and its merge in one).
+A delta since a version reads the head and only the variable rows newer than it (see :mod:`.rows`).
 """
 
 from __future__ import annotations
@@ -22,19 +23,22 @@ from typing import Literal
 
 from typing_extensions import ParamSpec
 
+from ..deltas import SessionBase
 from ..errors import SessionProtocolError
 from ..models import Record, RunRecord, SessionHead, Summary
-from .base import Backend, Decision, Keep, Put, Remove, RunsDecision, SessionStore, T, summary_of
+from .base import Backend, Changes, Decision, Keep, Put, Remove, RunsDecision, SessionStore, T, summary_of
 from .rows import (
     COMPACTION_COLUMNS,
     HEAD_COLUMNS,
     RUN_COLUMNS,
     Compaction,
+    changes_of,
     compaction_of,
     head_of,
     head_row,
     next_compaction,
     record_of,
+    rows_cover,
     run_of,
     run_row,
     tombstones_in,
@@ -160,6 +164,22 @@ class SqliteBackend(Backend):
         rows = db.execute("SELECT name, value FROM ws_variables WHERE session_id = ? AND value IS NOT NULL", (session_id,)).fetchall()
         return record_of(head[:8], rows), compaction_of(head[8], head[9])
 
+    def _read_since(self, session_id: str, base: SessionBase) -> Record | Changes | None:
+        """The rows newer than ``base`` when they cover it (see :func:`.rows.rows_cover`), else the whole session; one read transaction."""
+        db = self._connection()
+        db.execute("BEGIN")  # one snapshot: the head and the rows as of one moment
+        try:
+            head = db.execute(f"SELECT {HEAD_COLUMNS}, {COMPACTION_COLUMNS} FROM ws_sessions WHERE id = ?", (session_id,)).fetchone()
+            if head is None:
+                return None
+            if rows_cover(base, head_of(head[:8]), int(head[8])):
+                rows = db.execute("SELECT name, value FROM ws_variables WHERE session_id = ? AND version > ?", (session_id, base.version)).fetchall()
+                return changes_of(head_of(head[:8]), rows)
+            rows = db.execute("SELECT name, value FROM ws_variables WHERE session_id = ? AND value IS NOT NULL", (session_id,)).fetchall()
+            return record_of(head[:8], rows)
+        finally:
+            db.execute("COMMIT")
+
     def _update(self, session_id: str, decide: Callable[[Record | None], Decision[T]]) -> T:
         db = self._connection()
         db.execute("BEGIN IMMEDIATE")
@@ -261,6 +281,10 @@ class SqliteBackend(Backend):
 
     async def read(self, session_id: str) -> Record | None:
         return await self._run(self._read, session_id)
+
+    async def read_since(self, session_id: str, base: SessionBase) -> Record | Changes | None:
+        """The head and the variable rows newer than ``base`` when they cover it, else the whole session (see :meth:`_read_since`)."""
+        return await self._run(self._read_since, session_id, base)
 
     async def update(self, session_id: str, decide: Callable[[Record | None], Decision[T]]) -> T:
         return await self._run(self._update, session_id, decide)
