@@ -1,6 +1,8 @@
 import { join } from 'node:path'
 import { expect, it } from 'vitest'
 import { conformanceSteps, createSessionHandler, postgresStore, serve, type SessionSnapshot, sqliteStore } from '../../src/server/index.js'
+import { applyDelta, tagOf } from '../../src/shared/delta.js'
+import type { SessionDelta } from '../../src/shared/protocol.js'
 import { sharedScratch } from './shared-scratch.js'
 import { startPython } from './venv.js'
 
@@ -33,6 +35,36 @@ it('shares one SQLite file: each side reads what the other wrote, and a seq appl
   expect(back?.variables).toEqual({ text: 'é😀', b: 2, 'wf:signup:v:email': 'a@b.c', 'wf:signup:at': back?.updatedAt })
   await node.apply(id, { variables: { c: 3 } })
   expect(((await (await fetch(`${python.url}/${id}`)).json()) as SessionSnapshot).variables).toEqual({ ...back?.variables, c: 3 })
+  await node.close()
+}, 60_000)
+
+it('answers deltas across languages on one SQLite file: a client holding a version from one server gets from the other exactly what changed', async () => {
+  const file = join(scratch.place, 'deltas.db')
+  const store = await sqliteStore(file)
+  const node = await serve({ handler: createSessionHandler({ store }), port: 0, onClose: () => store.close() })
+  const python = await startPython(['-m', 'workflow_session.serve', '--store', `sqlite:${file}`, '--port', '0'], 'workflow-session on')
+  const nodeUrl = `${node.url}/api/session`
+  const id = sessionId()
+  const seed = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`v${i}`, `value ${i}`]))
+  await fetch(`${nodeUrl}/${id}`, json({ variables: seed }))
+  let held = (await (await fetch(`${nodeUrl}/${id}`)).json()) as SessionSnapshot
+  // Each side writes, and a client holding the version before asks the other side.
+  const rounds: Array<[string, string]> = [
+    [python.url, nodeUrl],
+    [nodeUrl, python.url],
+    [python.url, python.url],
+    [nodeUrl, nodeUrl],
+  ]
+  for (const [index, [writer, reader]] of rounds.entries()) {
+    await fetch(`${writer}/${id}`, json({ variables: { [`v${index}`]: `changed by round ${index}` }, deleted: [`v${100 + index}`] }))
+    const answer = await fetch(`${reader}/${id}`, { headers: { 'session-base': tagOf(held) } })
+    const body = (await answer.json()) as SessionDelta
+    expect(body).toMatchObject({ base: held.version, version: held.version + 1, deleted: [`v${100 + index}`] })
+    expect(JSON.stringify(body).length).toBeLessThan(400)
+    held = applyDelta(held, body)!
+    expect(held).toEqual(await (await fetch(`${writer}/${id}`)).json())
+    expect((await fetch(`${reader}/${id}`, { headers: { 'session-base': tagOf(held) } })).status).toBe(304)
+  }
   await node.close()
 }, 60_000)
 
