@@ -94,7 +94,7 @@ async function send(response: Response, req: IncomingMessage, res: ServerRespons
     // A request whose body was not read to the end (413) cannot keep its connection. Its rest
     // is read and dropped meanwhile, so that the client can go on sending until it reads this.
     res.setHeader('connection', 'close')
-    if (req.listenerCount('data') === 0) req.resume()
+    lingerAfter(req, res)
   }
   const parts = partsOf(response)
   if (parts) {
@@ -117,6 +117,54 @@ async function send(response: Response, req: IncomingMessage, res: ServerRespons
     if (!res.write(value)) await drained(res)
   }
   res.end()
+}
+
+/** How long, and how many more body bytes, a connection is read and dropped after an early answer. */
+const LINGER_MS = 2_000
+const LINGER_BYTES = 8 * 1024 * 1024
+
+/**
+ * Once an answer to a request whose body is still coming is written, Node ends the connection
+ * and destroys it. Closed with the client's bytes unread, a socket sends a reset, which fails
+ * the client's next write, and a client still sending then never reads the answer. So the
+ * connection stays open a while after the answer, its write side ended, and the rest of the
+ * body is read and dropped: until the body is in (nothing is left to reset), the client closes,
+ * or LINGER_MS or LINGER_BYTES have passed, whichever comes first, so that a client that sends
+ * forever holds the connection no longer and makes the server read no more.
+ */
+function lingerAfter(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket
+  let lingering = false
+  let read = 0
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const stop = () => void socket.destroy()
+  const count = (chunk: Buffer) => {
+    if (lingering && (read += chunk.length) > LINGER_BYTES) stop()
+  }
+  // The whole body is in: close as Node would have, once the answer and the end are written.
+  const ended = () => {
+    if (!lingering) return
+    if (socket.writableFinished) stop()
+    else socket.once('finish', stop)
+  }
+  // Its rest is read and dropped, unless something still reads it.
+  const unread = req.listenerCount('data') === 0
+  req.on('data', count).once('end', ended)
+  if (unread) req.resume()
+  socket.once('close', () => {
+    clearTimeout(timer)
+    req.off('data', count).off('end', ended)
+  })
+  res.once('finish', () => {
+    // Node's own 'finish' listener ran first: it called `socket.destroySoon()`, which ends the
+    // socket now and destroys it once the end is written. Not when the body came in meanwhile.
+    if (socket.destroyed || req.complete) return
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- the very function destroySoon() listens with
+    socket.removeListener('finish', socket.destroy)
+    if (!socket.writableEnded) socket.end()
+    lingering = true
+    timer = setTimeout(stop, LINGER_MS)
+  })
 }
 
 function drained(res: ServerResponse): Promise<void> {

@@ -28,9 +28,9 @@ interface Exchange {
  * Opens a socket, lets `talk` write to it, and resolves once the server has closed it: with
  * the raw bytes, and the first response's status line, head and (de-chunked) body.
  */
-function exchange(port: number, talk: (socket: Socket) => void): Promise<Exchange> {
+function exchange(port: number, talk: (socket: Socket) => void, allowHalfOpen = false): Promise<Exchange> {
   return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen })
     let raw = ''
     socket.setEncoding('latin1')
     socket.on('data', (text: string) => (raw += text))
@@ -167,6 +167,82 @@ describe('the Node adapter', () => {
       expect(codeOf(answer)).toBe('too_large')
       expect(answer.head).toContain('connection: close')
     }
+  })
+
+  it.each([
+    ['reads as it sends', false],
+    ['reads only once it has sent the whole body', true],
+  ])(
+    'answers 413 too_large, 20 times in 20, to a 5 MiB Content-Length body at the default 1 MiB limit, to a client that %s',
+    async (_client, readLast) => {
+      const { port } = await start({ handler: createSessionHandler({ store: memoryStore() }) })
+      for (let round = 0; round < 20; round++) {
+        const answer = await exchange(port, (socket) => {
+          // A client that reads last finds the answer only if its writes did not fail first: the
+          // server must read the rest rather than reset the connection under it.
+          if (readLast) socket.pause().once('finish', () => socket.resume())
+          socket.write(
+            `POST /api/session/declared-body-2 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${5 * 1024 * 1024}\r\n\r\n`,
+          )
+          pump(socket, (chunk) => chunk)
+        })
+        expect(answer.status, `round ${round}: ${answer.raw.slice(0, 200)}`).toBe('HTTP/1.1 413 Payload Too Large')
+        expect(codeOf(answer)).toBe('too_large')
+        expect(answer.head).toContain('connection: close')
+      }
+    },
+  )
+
+  it('cuts a client that sends forever after a 413: it reads 8 MiB more at most', async () => {
+    const { port } = await start({ handler: createSessionHandler({ store: memoryStore() }) })
+    let sent = 0
+    const startedAt = Date.now()
+    const answer = await exchange(
+      port,
+      (socket) => {
+        socket.write(
+          'POST /api/session/endless-body-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n',
+        )
+        const chunk = Buffer.alloc(64 * 1024, 'x')
+        const more = () => {
+          while (!socket.destroyed) {
+            sent += chunk.length
+            if (!socket.write(chunk)) return void socket.once('drain', more)
+          }
+        }
+        more()
+      },
+      true,
+    ) // it goes on sending after the server's end
+    expect(answer.status).toBe('HTTP/1.1 413 Payload Too Large')
+    expect(codeOf(answer)).toBe('too_large')
+    // 1 MiB before the answer, 8 MiB after, and what the two sockets' buffers hold; unbounded,
+    // a loopback client sends hundreds of MiB in the 2 s the time bound would take.
+    expect(sent).toBeLessThan(32 * 1024 * 1024)
+    expect(Date.now() - startedAt).toBeLessThan(2000)
+  })
+
+  it('cuts a client that sends forever after a 413, slowly: 2 s after the answer at most', async () => {
+    const { port } = await start()
+    let answeredAt = 0
+    const answer = await exchange(
+      port,
+      (socket) => {
+        socket.once('data', () => (answeredAt = Date.now()))
+        socket.write(
+          'POST /api/session/endless-body-2 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n',
+        )
+        socket.write(Buffer.alloc(128 * 1024, 'x')) // past the 64 KiB limit
+        const drip = setInterval(() => socket.write(Buffer.alloc(1024, 'x')), 20)
+        socket.on('close', () => clearInterval(drip))
+      },
+      true,
+    )
+    const lingered = Date.now() - answeredAt
+    expect(answer.status).toBe('HTTP/1.1 413 Payload Too Large')
+    expect(codeOf(answer)).toBe('too_large')
+    expect(lingered).toBeGreaterThan(1500) // read and dropped meanwhile, not reset at once
+    expect(lingered).toBeLessThan(3000)
   })
 
   it.each([
