@@ -6,7 +6,7 @@ import { type ConformanceOptions, ConformanceUnreachable, runConformance } from 
 
 const USAGE = `usage: workflow-session conformance <base-url> [--header "Name: value"]… [--user-header "Name: value"]… [--step NAME] [--max-bytes N]
   --header       sent with every request (a user's cookie or token if the backend lets no anonymous caller in)
-  --user-header  a signed-in user's credentials, for the listing checks (their sessions, newest first)
+  --user-header  a signed-in user's credentials, for the listing checks (their sessions, newest first) and adoption
   --step         the name of the conformance step (default conformance_echo)
   --max-bytes    the backend's size limit for a body and a session (default 1048576)
   e.g. workflow-session conformance http://localhost:3000/api/session --user-header "Cookie: session=…"`

@@ -1,4 +1,6 @@
 import { type Backend, type Check, CheckFailed, createBackend, cut, NoAnswer } from './conformance/backend.js'
+import { adoptChecks } from './conformance/checks-adopt.js'
+import { deltaChecks } from './conformance/checks-deltas.js'
 import { errorChecks } from './conformance/checks-errors.js'
 import { listingChecks } from './conformance/checks-listing.js'
 import { runChecks } from './conformance/checks-runs.js'
@@ -26,14 +28,19 @@ export interface ConformanceOptions {
   headers?: Record<string, string>
   /**
    * A signed-in user's credentials (`{ Cookie: 'session=…' }`), added to `headers` for the
-   * listing checks: their own sessions, newest first, and none of them to a stranger. Without
-   * it, the checks that need a user are skipped.
+   * listing checks (their own sessions, newest first, and none of them to a stranger) and the
+   * adoption checks (they take a session a caller without credentials made). Without it, the
+   * checks that need a user are skipped.
    */
   userHeaders?: Record<string, string>
   /** The name the conformance step is registered under; default `conformance_echo`. */
   step?: string
   /** The backend's limit for a body and for a session, in bytes; default 1 MiB, at least 1024. */
   maxBytes?: number
+  /**
+   * Default: the global `fetch`. A request whose connection is reset or closed before any answer
+   * (a kept-alive connection the server closed) is sent once more.
+   */
   fetch?: typeof fetch
 }
 
@@ -42,7 +49,7 @@ export class ConformanceUnreachable extends Error {
   override name = 'ConformanceUnreachable'
 }
 
-const CHECKS: Check[] = [...sessionChecks, ...errorChecks, ...stepChecks, ...runChecks, ...listingChecks]
+const CHECKS: Check[] = [...sessionChecks, ...errorChecks, ...stepChecks, ...runChecks, ...listingChecks, ...adoptChecks, ...deltaChecks]
 
 const ALL_UNAUTHENTICATED =
   'every request was answered 401 unauthenticated: the backend requires a user, pass one\'s credentials with --header "Cookie: …" (or --header "Authorization: Bearer …")'
@@ -52,8 +59,8 @@ const ALL_UNAUTHENTICATED =
  * against docs/openapi.json. `base` is where the session endpoints are mounted, e.g.
  * `http://localhost:3000/api/session`. Each check uses sessions of its own, with ids unique to
  * the run; nothing else on the backend is touched. The step checks need the protocol's
- * conformance step registered; without it they are skipped, as are the listing checks that need
- * `userHeaders`. When every request is answered 401, the result is one failure saying so.
+ * conformance step registered; without it they are skipped, as are the listing and adoption
+ * checks that need `userHeaders`. When every request is answered 401, the result is one failure saying so.
  *
  * @throws {ConformanceUnreachable} when the first request gets no answer.
  * @example
@@ -83,7 +90,7 @@ export async function runConformance(base: string, options: ConformanceOptions =
       : undefined,
     user: options.userHeaders
       ? undefined
-      : 'the signed-in listing checks need a user: pass their credentials with --user-header "Cookie: …"',
+      : 'the signed-in listing and adoption checks need a user: pass their credentials with --user-header "Cookie: …"',
   }
 
   const results: ConformanceResult[] = []

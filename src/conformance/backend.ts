@@ -22,6 +22,8 @@ export interface Answer {
   body: any
   /** Names the request in messages: `POST {base}/{id}/run/conformance_echo`. */
   request: string
+  /** The answer's `ETag` header, or null. */
+  etag: string | null
 }
 
 /**
@@ -36,6 +38,8 @@ interface Send {
   /** With a body; default `application/json`. */
   contentType?: string
   as?: As
+  /** More request headers (`Session-Base`). */
+  headers?: Record<string, string>
 }
 
 /** One check of the suite; `needs` names what it cannot run without (else it is skipped). */
@@ -73,7 +77,7 @@ export interface Backend {
   /** A clientId unique to this run. */
   newClientId(): string
   call(method: 'GET' | 'POST' | 'DELETE', path: string, send?: Send): Promise<Answer>
-  get(id: string, as?: As): Promise<Answer>
+  get(id: string, as?: As, headers?: Record<string, string>): Promise<Answer>
   patch(id: string, body: string | object, send?: Omit<Send, 'body'>): Promise<Answer>
   /** The name of the conformance step (`--step`). */
   readonly step: string
@@ -83,6 +87,8 @@ export interface Backend {
   startRun(id: string, body: string | object, waitMs?: number, send?: Omit<Send, 'body'>): Promise<Answer>
   /** `GET {base}` with a query such as `?limit=1`. */
   list(query?: string, as?: As): Promise<Answer>
+  /** `POST {base}/{id}/adopt`, with no body and no Content-Type. */
+  adopt(id: string, as?: As): Promise<Answer>
   /** A new session holding `variables` at version 1. */
   seeded(variables?: Record<string, unknown>, as?: As): Promise<Snapshot>
   /** Answers received, and how many of them were 401. */
@@ -102,23 +108,37 @@ export function createBackend(root: string, options: BackendOptions): Backend {
   async function call(method: 'GET' | 'POST' | 'DELETE', path: string, send: Send = {}): Promise<Answer> {
     const { operation, request } = describeRequest(method, path)
     const as = send.as ?? 'caller'
-    const headers: Record<string, string> = { ...(as !== 'stranger' && options.headers), ...(as === 'user' && options.userHeaders) }
+    const headers: Record<string, string> = {
+      ...(as !== 'stranger' && options.headers),
+      ...(as === 'user' && options.userHeaders),
+      ...send.headers,
+    }
     const body = typeof send.body === 'object' ? JSON.stringify(send.body) : send.body
     if (body !== undefined) headers['content-type'] = send.contentType ?? 'application/json'
     let status: number
     let contentType: string
+    let etag: string | null
     let text: string
     try {
-      const response = await options.fetch(`${root}${path}`, { method, headers, body, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+      const attempt = () => options.fetch(`${root}${path}`, { method, headers, body, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+      // A server may answer a body it did not read (a 413 over the limit) and close the connection
+      // after, saying so or not; the next request sent on that kept-alive connection is then reset
+      // before any answer. That is the connection's fate, not the request's: it is sent once more,
+      // and the connection it failed on is gone.
+      const response = await attempt().catch((error: unknown) => {
+        if (resetBeforeAnswer(error)) return attempt()
+        throw error
+      })
       status = response.status
       contentType = response.headers.get('content-type') ?? ''
+      etag = response.headers.get('etag')
       text = await response.text()
     } catch (error) {
       throw new NoAnswer(`${request} got no answer: ${reason(error)}`, reason(error))
     }
     counts.answers++
     if (status === 401) counts.unauthenticated++
-    if (text === '') return { status, body: undefined, request }
+    if (text === '') return { status, body: undefined, request, etag }
     let parsed: unknown
     try {
       parsed = JSON.parse(text)
@@ -130,7 +150,7 @@ export function createBackend(root: string, options: BackendOptions): Backend {
     }
     const problem = operation && options.shapeProblem(operation, status, parsed)
     if (problem) throw new CheckFailed(`${request} answered ${status} with ${problem}${status === 401 ? AUTH_HINT : ''}`)
-    return { status, body: parsed, request }
+    return { status, body: parsed, request, etag }
   }
 
   const backend: Backend = {
@@ -141,11 +161,12 @@ export function createBackend(root: string, options: BackendOptions): Backend {
     newId: () => `conformance-${run}-${++made}`,
     newClientId: () => `conformance-${run}-client-${++made}`,
     call,
-    get: (id, as) => call('GET', `/${id}`, { as }),
+    get: (id, as, headers) => call('GET', `/${id}`, { as, ...(headers && { headers }) }),
     patch: (id, body, send) => call('POST', `/${id}`, { ...send, body }),
     run: (id, body, send) => call('POST', `/${id}/run/${encodeURIComponent(options.step)}`, { ...send, body }),
     startRun: (id, body, waitMs = 0, send) => call('POST', `/${id}/runs${waitMs ? `?waitMs=${waitMs}` : ''}`, { ...send, body }),
     list: (query = '', as) => call('GET', query, { as }),
+    adopt: (id, as) => call('POST', `/${id}/adopt`, { as }),
     async seeded(variables = { kept: 1 }, as) {
       const answer = await backend.patch(backend.newId(), { variables }, { as })
       expectStatus(answer, 200)
@@ -167,10 +188,17 @@ function describeRequest(method: string, path: string): { operation: Operation |
   if (parts.length === 0 && method === 'GET') operation = 'listSessions'
   else if (parts.length === 1) operation = ({ GET: 'getSession', POST: 'patchSession', DELETE: 'deleteSession' } as const)[method as 'GET']
   else if (parts.length === 3 && parts[1] === 'run' && method === 'POST') operation = 'runStep'
+  else if (parts.length === 2 && parts[1] === 'adopt' && method === 'POST') operation = 'adoptSession'
   else if (parts.length === 2 && parts[1] === 'runs') operation = method === 'POST' ? 'startRun' : 'listRuns'
   else if (parts.length === 3 && parts[1] === 'runs' && method === 'GET') operation = 'getRun'
   else if (parts.length === 4 && parts[1] === 'runs' && parts[3] === 'cancel' && method === 'POST') operation = 'cancelRun'
   return { operation, request }
+}
+
+/** Whether a request failed because its connection was reset or closed before any answer came (not refused, not timed out). */
+function resetBeforeAnswer(error: unknown): boolean {
+  const { code, cause } = (error ?? {}) as { code?: unknown; cause?: { code?: unknown } }
+  return [code, cause?.code].some((it) => it === 'ECONNRESET' || it === 'EPIPE' || it === 'UND_ERR_SOCKET')
 }
 
 function reason(error: unknown): string {

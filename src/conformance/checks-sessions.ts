@@ -136,6 +136,32 @@ export const sessionChecks: Check[] = [
     },
   },
   {
+    name: "an empty patch to a session that does not exist answers a version-0 snapshot, both timestamps the server's current time, and creates nothing",
+    async run(b) {
+      // The server's clock, read from the sessions it creates just before and just after: the
+      // suite's own clock may be another machine's.
+      await tick()
+      const before = await b.seeded()
+      const id = b.newId()
+      const empty = await b.patch(id, {})
+      expectStatus(empty, 200, ' for an empty patch {} to a session that does not exist')
+      expectSame(
+        [empty.body.sessionId, ...state(empty)],
+        [id, {}, 0],
+        'the answer to an empty patch {} to a missing session [sessionId, variables, version]',
+      )
+      const after = await b.seeded()
+      for (const field of ['createdAt', 'updatedAt'] as const) {
+        const at = Date.parse(empty.body[field])
+        if (!(at >= Date.parse(before.updatedAt) && at <= Date.parse(after.updatedAt)))
+          fail(
+            `${field} of a version-0 snapshot is not the server's current time: ${brief(empty.body[field])}, answered between writes at ${before.updatedAt} and ${after.updatedAt}`,
+          )
+      }
+      expectError(await b.get(id), 404, 'not_found', ' after an empty patch to a missing session (it creates nothing)')
+    },
+  },
+  {
     name: 'a patch replayed with the same clientId and seq is applied once, and answers the current snapshot',
     async run(b) {
       const [one, other] = [b.newClientId(), b.newClientId()]

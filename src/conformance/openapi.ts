@@ -10,7 +10,16 @@ const DOCUMENT_URI = 'https://workflow-session.invalid/openapi.json'
 
 /** The protocol's operations, by their operationId in docs/openapi.json. */
 export type Operation =
-  'listSessions' | 'getSession' | 'patchSession' | 'deleteSession' | 'runStep' | 'startRun' | 'listRuns' | 'getRun' | 'cancelRun'
+  | 'listSessions'
+  | 'getSession'
+  | 'patchSession'
+  | 'deleteSession'
+  | 'runStep'
+  | 'adoptSession'
+  | 'startRun'
+  | 'listRuns'
+  | 'getRun'
+  | 'cancelRun'
 
 const WHERE: Record<Operation, readonly [path: string, method: string]> = {
   listSessions: ['/', 'get'],
@@ -18,6 +27,7 @@ const WHERE: Record<Operation, readonly [path: string, method: string]> = {
   patchSession: ['/{sessionId}', 'post'],
   deleteSession: ['/{sessionId}', 'delete'],
   runStep: ['/{sessionId}/run/{step}', 'post'],
+  adoptSession: ['/{sessionId}/adopt', 'post'],
   startRun: ['/{sessionId}/runs', 'post'],
   listRuns: ['/{sessionId}/runs', 'get'],
   getRun: ['/{sessionId}/runs/{runId}', 'get'],

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 
 // A small backend written from docs/protocol.md alone (none of the package's code), in memory,
 // with the conformance step: the honest server the conformance suite must pass. Each flaw
@@ -49,6 +49,13 @@ export type Flaw =
   | 'cancelled-run-merged'
   | 'run-oracle'
   | 'long-poll-at-once'
+  | 'version-0-start-time'
+  | 'adopt-anonymous'
+  | 'adopt-no-version-bump'
+  | 'adopt-leaves-it-public'
+  | 'adopt-own-404'
+  | 'adopt-missing-creates'
+  | 'adopt-takes-others'
 
 export interface ReferenceServer {
   /** Where the endpoints are: `http://127.0.0.1:PORT/api/session`. */
@@ -117,15 +124,23 @@ export interface ReferenceOptions {
   step?: string
   /** Not a flaw: every object of every answer with its keys in reverse order. */
   reorderKeys?: boolean
+  /**
+   * Not a flaw: a body declared over the limit is answered 413 at once, unread, as a framework's
+   * size limit may do; the answer does not say `Connection: close`, and the connection is closed
+   * under whatever the client sends next on it.
+   */
+  closesAfterEarlyAnswer?: boolean
 }
 
 export async function startReferenceServer(options: ReferenceOptions = {}): Promise<ReferenceServer> {
-  const { flaw, maxBytes = 1024 * 1024, step = 'conformance_echo', reorderKeys = false } = options
+  const { flaw, maxBytes = 1024 * 1024, step = 'conformance_echo', reorderKeys = false, closesAfterEarlyAnswer = false } = options
   const sessions = new Map<string, Stored>()
   const seqsByClient = new Map<string, number>()
+  const startedAt = new Date().toISOString()
 
   function snapshot(sessionId: string, stored: Stored | undefined) {
-    const now = new Date().toISOString()
+    // The flaw: "now" of a version-0 snapshot read once, when the server started.
+    const now = flaw === 'version-0-start-time' ? startedAt : new Date().toISOString()
     const { variables = {}, version = 0, createdAt = now, updatedAt = now, userId } = stored ?? {}
     return {
       sessionId,
@@ -371,6 +386,31 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     throw new Refusal(404, 'not_found', flaw === 'run-oracle' && elsewhere ? 'That run is in another session' : 'No such run')
   }
 
+  /** `POST {base}/{id}/adopt`: the signed-in caller takes a session without an owner. */
+  function adopt(sessionId: string, user: string | undefined) {
+    const stored = user === undefined || flaw === 'adopt-takes-others' ? sessions.get(sessionId) : reachable(sessionId, user)
+    if (!stored) {
+      if (flaw !== 'adopt-missing-creates' || user === undefined) throw new Refusal(404, 'not_found', 'No such session')
+      const now = new Date().toISOString()
+      const made: Stored = { variables: {}, version: 1, createdAt: now, updatedAt: now, userId: user, seqs: new Map() }
+      sessions.set(sessionId, made)
+      return snapshot(sessionId, made)
+    }
+    if (user === undefined) return snapshot(sessionId, stored) // the flaw 'adopt-anonymous': nobody to give it to
+    if (stored.userId === user) {
+      if (flaw === 'adopt-own-404') throw new Refusal(404, 'not_found', 'No session without an owner')
+      return snapshot(sessionId, stored)
+    }
+    const adopted: Stored = {
+      ...stored,
+      userId: flaw === 'adopt-leaves-it-public' ? stored.userId : user,
+      version: stored.version + (flaw === 'adopt-no-version-bump' ? 0 : 1),
+      updatedAt: new Date().toISOString(),
+    }
+    sessions.set(sessionId, adopted)
+    return snapshot(sessionId, adopted)
+  }
+
   const numberOf = (query: URLSearchParams, name: string, max: number) => {
     const text = query.get(name)
     if (text === null) return name === 'after' ? -1 : 0
@@ -439,7 +479,9 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
                 ? 'oneRun'
                 : rest.length === 3 && rest[0] === 'runs' && rest[2] === 'cancel'
                   ? 'cancel'
-                  : undefined
+                  : rest.length === 1 && rest[0] === 'adopt'
+                    ? 'adopt'
+                    : undefined
     const method = request.method ?? 'GET'
     const allowed = {
       list: ['GET'],
@@ -448,11 +490,14 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
       runs: ['GET', 'POST'],
       oneRun: ['GET'],
       cancel: ['POST'],
+      adopt: ['POST'],
     }
     if (!route) throw new Refusal(404, 'not_found', 'No such endpoint')
     if (!allowed[route].includes(method)) throw new Refusal(405, 'method_not_allowed', 'Method not allowed')
     const user = typeof request.headers['x-user'] === 'string' ? request.headers['x-user'] : undefined
     if (route === 'list') return [200, list(url.searchParams, user)]
+    if (route === 'adopt' && user === undefined && flaw !== 'adopt-anonymous')
+      throw new Refusal(401, 'unauthenticated', 'Sign in to adopt a session')
     if (!SESSION_ID.test(sessionId))
       throw flaw === 'session-id-wrong-code'
         ? new Refusal(404, 'not_found', 'No such session')
@@ -470,6 +515,10 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
       const run = knownRun(sessionId, rest[1]!, user)
       const after = numberOf(url.searchParams, 'after', 999_999_999_999_999)
       return [200, runAnswer(sessionId, await waitFor(run, after, numberOf(url.searchParams, 'waitMs', 30_000)))]
+    }
+    if (route === 'adopt') {
+      await readJson(request, true)
+      return [200, adopt(sessionId, user)]
     }
     if (route === 'cancel') {
       await readJson(request, true)
@@ -499,7 +548,17 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     return [200, snapshot(sessionId, stored)]
   }
 
+  // With closesAfterEarlyAnswer: connections whose last request was answered before its body was read.
+  const answeredEarly = new WeakSet<Socket>()
   const server = createServer((request, response) => {
+    if (answeredEarly.has(request.socket)) return void request.socket.destroy()
+    if (closesAfterEarlyAnswer && Number(request.headers['content-length']) > maxBytes) {
+      const body = JSON.stringify({ error: { code: 'too_large', message: 'The body is too large' } })
+      const head = `HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n`
+      request.socket.write(head + body)
+      answeredEarly.add(request.socket)
+      return
+    }
     answer(request)
       .catch((error: unknown): [number, unknown] => {
         if (!(error instanceof Refusal)) throw error
