@@ -62,6 +62,12 @@ const CAUGHT_BY: Record<Flaw, string> = {
   'adopt-own-404': "expected 200 for adopting a session that is the caller's already",
   'adopt-missing-creates': 'expected 404 not_found for a session that does not exist',
   'adopt-takes-others': "expected 404 not_found for another user's session",
+  'delta-misses-a-change': 'the session made from the delta',
+  'delta-ignores-lineage': "answered a delta from base 2: its createdAt is another session's",
+  'delta-base-mislabeled': 'not the version the client holds',
+  'no-304': "with the current version's tag answered 200",
+  'run-delta-stale-progress': 'the run made from its run deltas',
+  'bad-base-accepted': 'expected 400 bad_request for Session-Base: 2@yesterday',
 }
 
 // What a flaw needs of the run to show: another user's session is one made by a caller that

@@ -49,6 +49,12 @@ export type Flaw =
   | 'cancelled-run-merged'
   | 'run-oracle'
   | 'long-poll-at-once'
+  | 'delta-misses-a-change'
+  | 'delta-ignores-lineage'
+  | 'delta-base-mislabeled'
+  | 'no-304'
+  | 'run-delta-stale-progress'
+  | 'bad-base-accepted'
   | 'version-0-start-time'
   | 'adopt-anonymous'
   | 'adopt-no-version-bump'
@@ -73,6 +79,8 @@ interface Stored {
   updatedAt: string
   userId: string | undefined
   seqs: Map<string, number>
+  /** The names each version changed (for deltas), oldest first. */
+  changes: Array<{ version: number; names: string[] }>
 }
 
 interface Run {
@@ -137,6 +145,35 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
   const sessions = new Map<string, Stored>()
   const seqsByClient = new Map<string, number>()
   const startedAt = new Date().toISOString()
+
+  // Deltas (docs/protocol.md, "Deltas"): the base a request states, and the answer for it.
+  type Base = { version: number; createdAt: string }
+  const TAG = /^(\d{1,15})@(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)$/
+  function baseOf(request: IncomingMessage): Base | undefined {
+    const header = request.headers['session-base']
+    if (typeof header !== 'string') return undefined
+    if (header === '0') return { version: 0, createdAt: '' }
+    const match = TAG.exec(header)
+    if (match) return { version: Number(match[1]), createdAt: match[2]! }
+    if (flaw === 'bad-base-accepted') return undefined
+    throw new Refusal(400, 'bad_request', 'Session-Base is 0 or {version}@{createdAt}')
+  }
+
+  /** The session for a client holding `base`: the delta from it when this server can tell, else the snapshot. */
+  function answerFor(sessionId: string, stored: Stored | undefined, base: Base | undefined) {
+    if (!stored || !base || base.version < 1 || base.version > stored.version) return snapshot(sessionId, stored)
+    if (base.createdAt !== stored.createdAt && flaw !== 'delta-ignores-lineage') return snapshot(sessionId, stored)
+    const from = flaw === 'delta-misses-a-change' ? base.version + 1 : base.version
+    const names = new Set(stored.changes.filter((change) => change.version > from).flatMap((change) => change.names))
+    const variables: Variables = {}
+    const deleted: string[] = []
+    for (const name of names) {
+      if (Object.hasOwn(stored.variables, name)) variables[name] = stored.variables[name]!
+      else deleted.push(name)
+    }
+    const { variables: _all, ...head } = snapshot(sessionId, stored)
+    return { ...head, base: flaw === 'delta-base-mislabeled' ? base.version - 1 : base.version, variables, deleted }
+  }
 
   function snapshot(sessionId: string, stored: Stored | undefined) {
     // The flaw: "now" of a version-0 snapshot read once, when the server started.
@@ -234,6 +271,10 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
       updatedAt: stored && flaw === 'updated-at-frozen' ? stored.updatedAt : now,
       userId: stored ? stored.userId : user,
       seqs: stored?.seqs ?? new Map(),
+      changes: [
+        ...(stored?.changes ?? []),
+        { version: (stored?.version ?? 0) + (bump ? 1 : 0), names: [...change.deleted, ...Object.keys(change.variables)] },
+      ],
     }
     if (clientId !== undefined && seq !== undefined) {
       next.seqs.set(clientId, seq)
@@ -332,7 +373,15 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     if (going && !existing) return [200, going]
     if (!stored) {
       const now = new Date().toISOString()
-      stored = { variables: {}, version: 1, createdAt: now, updatedAt: now, userId: user, seqs: new Map() }
+      stored = {
+        variables: {},
+        version: 1,
+        createdAt: now,
+        updatedAt: now,
+        userId: user,
+        seqs: new Map(),
+        changes: [{ version: 1, names: [] }],
+      }
       sessions.set(sessionId, stored)
     }
     const now = new Date().toISOString()
@@ -374,8 +423,16 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     return run
   }
 
-  function runAnswer(sessionId: string, run: Run) {
-    return run.status === 'succeeded' ? { run, session: snapshot(sessionId, sessions.get(sessionId)) } : { run }
+  /** An answer about a run: a run delta for a client that reads deltas and holds rev `after`, the session with a succeeded one. */
+  function runAnswer(sessionId: string, run: Run, base?: Base, after = 0) {
+    let shown: object = run
+    if (base && after >= 1 && after <= run.rev) {
+      const { step: _step, input: _input, startedAt: _startedAt, readVersion: _read, finishedAt, output, error, version, ...rest } = run
+      shown = { ...rest, base: after, ...(run.status !== 'running' && { finishedAt, output, error, version }) }
+      // The flaw: the progress a run delta carries is the one of the run's start, not its latest.
+      if (flaw === 'run-delta-stale-progress') shown = { ...shown, progress: null }
+    }
+    return run.status === 'succeeded' ? { run: shown, session: answerFor(sessionId, sessions.get(sessionId), base) } : { run: shown }
   }
 
   function knownRun(sessionId: string, runId: string, user: string | undefined): Run {
@@ -392,7 +449,15 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     if (!stored) {
       if (flaw !== 'adopt-missing-creates' || user === undefined) throw new Refusal(404, 'not_found', 'No such session')
       const now = new Date().toISOString()
-      const made: Stored = { variables: {}, version: 1, createdAt: now, updatedAt: now, userId: user, seqs: new Map() }
+      const made: Stored = {
+        variables: {},
+        version: 1,
+        createdAt: now,
+        updatedAt: now,
+        userId: user,
+        seqs: new Map(),
+        changes: [{ version: 1, names: [] }],
+      }
       sessions.set(sessionId, made)
       return snapshot(sessionId, made)
     }
@@ -406,6 +471,7 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
       userId: flaw === 'adopt-leaves-it-public' ? stored.userId : user,
       version: stored.version + (flaw === 'adopt-no-version-bump' ? 0 : 1),
       updatedAt: new Date().toISOString(),
+      changes: [...stored.changes, { version: stored.version + 1, names: [] }],
     }
     sessions.set(sessionId, adopted)
     return snapshot(sessionId, adopted)
@@ -502,10 +568,11 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
       throw flaw === 'session-id-wrong-code'
         ? new Refusal(404, 'not_found', 'No such session')
         : new Refusal(400, 'invalid_session_id', 'Bad session id')
+    const base = method === 'DELETE' ? undefined : baseOf(request)
     if (route === 'runs' && method === 'POST') {
       const waitMs = numberOf(url.searchParams, 'waitMs', 30_000)
       const [status, run] = startRun(sessionId, await readJson(request, false), user)
-      return [status, runAnswer(sessionId, await waitFor(run, run.rev, waitMs))]
+      return [status, runAnswer(sessionId, await waitFor(run, run.rev, waitMs), base)]
     }
     if (route === 'runs') {
       if (!reachable(sessionId, user)) throw new Refusal(404, 'not_found', 'No such session')
@@ -514,17 +581,18 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     if (route === 'oneRun') {
       const run = knownRun(sessionId, rest[1]!, user)
       const after = numberOf(url.searchParams, 'after', 999_999_999_999_999)
-      return [200, runAnswer(sessionId, await waitFor(run, after, numberOf(url.searchParams, 'waitMs', 30_000)))]
+      return [200, runAnswer(sessionId, await waitFor(run, after, numberOf(url.searchParams, 'waitMs', 30_000)), base, after)]
     }
     if (route === 'adopt') {
       await readJson(request, true)
-      return [200, adopt(sessionId, user)]
+      const adopted = adopt(sessionId, user)
+      return [200, base ? answerFor(sessionId, sessions.get(sessionId), base) : adopted]
     }
     if (route === 'cancel') {
       await readJson(request, true)
       const run = knownRun(sessionId, rest[1]!, user)
       if (flaw !== 'cancel-ignored') end(run, 'cancelled', { error: { code: 'cancelled', message: 'The run was cancelled' } })
-      return [200, runAnswer(sessionId, run)]
+      return [200, runAnswer(sessionId, run, base)]
     }
     if (route === 'run') {
       if (rest[1] !== step)
@@ -535,9 +603,13 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
         )
       const body = await readJson(request, true)
       if (body !== undefined && !isObject(body)) throw new Refusal(400, 'invalid_patch', 'A run body is { "input": … }')
-      return [200, runStep(sessionId, body?.input, user)]
+      const { output, session } = runStep(sessionId, body?.input, user)
+      return [200, { output, session: base ? answerFor(sessionId, sessions.get(sessionId), base) : session }]
     }
-    if (method === 'POST') return [200, apply(sessionId, toChange(await readJson(request, false)), user)]
+    if (method === 'POST') {
+      const after = apply(sessionId, toChange(await readJson(request, false)), user)
+      return [200, base && sessions.has(sessionId) ? answerFor(sessionId, sessions.get(sessionId), base) : after]
+    }
     const stored = reachable(sessionId, user)
     if (method === 'DELETE') {
       if (!stored && flaw !== 'delete-missing-204') throw new Refusal(404, 'not_found', 'No such session')
@@ -545,7 +617,9 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
       return [204, undefined]
     }
     if (!stored) throw new Refusal(404, 'not_found', 'No such session')
-    return [200, snapshot(sessionId, stored)]
+    // Nothing new for a client that holds the current version: 304, no body.
+    if (base && base.version === stored.version && base.createdAt === stored.createdAt && flaw !== 'no-304') return [304, undefined]
+    return [200, answerFor(sessionId, stored, base)]
   }
 
   // With closesAfterEarlyAnswer: connections whose last request was answered before its body was read.
