@@ -24,12 +24,8 @@ export function parseTag(text: string): SessionBase | null {
   return match ? { version: Number(match[1]), createdAt: match[2]! } : null
 }
 
-/** What a client puts in `Session-Base` for what it holds: the tag, or `0` for nothing (or for a snapshot no tag can name). */
-export function baseHeaderOf(held: SessionBase | null): string {
-  if (!held || held.version < 1) return '0'
-  const tag = tagOf(held)
-  return parseTag(tag) ? tag : '0'
-}
+/** What a client puts in `Session-Base` for what it holds: the tag, or `0` for nothing. */
+export const baseHeaderOf = (held: SessionBase | null): string => (held && held.version > 0 ? tagOf(held) : '0')
 
 /** Whether a session answer is a delta (it has `base`) rather than a snapshot. */
 export const isDelta = (body: SessionSnapshot | SessionDelta): body is SessionDelta => 'base' in body
