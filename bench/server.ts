@@ -126,8 +126,10 @@ export async function measureSessionSize(
   let held: string | undefined
   const post = async (body: unknown) => {
     const headers: Record<string, string> = { 'content-type': 'application/json', ...(held && { 'session-base': held }) }
-    const answer = (await (await fetch(url, { method: 'POST', headers, body: JSON.stringify(body) })).json()) as SessionSnapshot
-    if (deltas) held = tagOf(answer)
+    const response = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body) })
+    // Read whole either way; parsed only when the client reads deltas (a small body), as the cost measured is the server's.
+    if (deltas) held = tagOf((await response.json()) as SessionSnapshot)
+    else await response.arrayBuffer()
   }
   for (let start = 0; start < variables; start += 1000) {
     await post({
