@@ -284,6 +284,20 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     return snapshot(sessionId, next)
   }
 
+  /** A session made empty at version 1 (a run's, or the flaw that adopts a missing one). */
+  function newSession(user: string | undefined): Stored {
+    const now = new Date().toISOString()
+    return {
+      variables: {},
+      version: 1,
+      createdAt: now,
+      updatedAt: now,
+      userId: user,
+      seqs: new Map(),
+      changes: [{ version: 1, names: [] }],
+    }
+  }
+
   /** The conformance step of docs/protocol.md. */
   function runStep(sessionId: string, input: Json | undefined, user: string | undefined) {
     const stored = reachable(sessionId, user)
@@ -372,16 +386,7 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     const going = [...mine.values()].find((run) => run.step === body.step && run.status === 'running')
     if (going && !existing) return [200, going]
     if (!stored) {
-      const now = new Date().toISOString()
-      stored = {
-        variables: {},
-        version: 1,
-        createdAt: now,
-        updatedAt: now,
-        userId: user,
-        seqs: new Map(),
-        changes: [{ version: 1, names: [] }],
-      }
+      stored = newSession(user)
       sessions.set(sessionId, stored)
     }
     const now = new Date().toISOString()
@@ -448,16 +453,7 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     const stored = user === undefined || flaw === 'adopt-takes-others' ? sessions.get(sessionId) : reachable(sessionId, user)
     if (!stored) {
       if (flaw !== 'adopt-missing-creates' || user === undefined) throw new Refusal(404, 'not_found', 'No such session')
-      const now = new Date().toISOString()
-      const made: Stored = {
-        variables: {},
-        version: 1,
-        createdAt: now,
-        updatedAt: now,
-        userId: user,
-        seqs: new Map(),
-        changes: [{ version: 1, names: [] }],
-      }
+      const made = newSession(user)
       sessions.set(sessionId, made)
       return snapshot(sessionId, made)
     }

@@ -1,3 +1,4 @@
+import { readEvents } from '../../src/client/event-stream.js'
 import { createSessionHandler, memoryStore, type SessionHandlerOptions, type SessionStore } from '../../src/server/index.js'
 
 const ORIGIN = 'http://localhost'
@@ -24,29 +25,9 @@ export async function openEvents(url: string, headers: Record<string, string> = 
   const abort = new AbortController()
   const response = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: abort.signal })
   const events: Array<{ event: string; id: string | undefined; data: Record<string, unknown>; bytes: number }> = []
-  const reading = (async () => {
-    const reader = response.body!.getReader()
-    const decoder = new TextDecoder()
-    let buffer = ''
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) return
-      buffer += decoder.decode(value, { stream: true })
-      let boundary: number
-      while ((boundary = buffer.indexOf('\n\n')) !== -1) {
-        const block = buffer.slice(0, boundary)
-        buffer = buffer.slice(boundary + 2)
-        const field = (name: string) =>
-          block
-            .split('\n')
-            .find((line) => line.startsWith(`${name}: `))
-            ?.slice(name.length + 2)
-        const data = field('data')
-        if (data !== undefined)
-          events.push({ event: field('event') ?? 'message', id: field('id'), data: JSON.parse(data), bytes: data.length })
-      }
-    }
-  })().catch(() => {})
+  const reading = readEvents(response.body!, (event, data, id) => {
+    events.push({ event, id, data: JSON.parse(data) as Record<string, unknown>, bytes: data.length })
+  }).catch(() => {})
   return {
     status: response.status,
     events,
