@@ -21,7 +21,6 @@ from .app import SessionApp, create_session_app
 from .deltas import SessionBase
 from .errors import SessionProtocolError
 from .merge import MAX_REMEMBERED_CLIENTS, ValidChange, merge_session, valid_change
-from .migrations import MigrationError, Migrations, define_migrations
 from .models import (
     Delta,
     ErrorBody,
@@ -52,8 +51,6 @@ __all__ = [
     "ErrorBody",
     "JsonInput",
     "JsonValue",
-    "MigrationError",
-    "Migrations",
     "Patch",
     "Record",
     "RunAnswer",
@@ -79,7 +76,6 @@ __all__ = [
     "WorkflowState",
     "conformance_steps",
     "create_session_app",
-    "define_migrations",
     "memory_store",
     "merge_session",
     "open_store",
