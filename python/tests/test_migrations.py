@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from workflow_session.migrations import MigrationError, define_migrations
-from workflow_session.migrations import MigrationFunction, MigrationResult
+from workflow_session.migrations import MigrationError, MigrationFunction, MigrationResult, define_migrations
 
 CASES = json.loads((Path(__file__).resolve().parents[2] / "test" / "protocol" / "migrations-cases.json").read_text(encoding="utf-8"))
 
