@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -30,6 +30,30 @@ def new_id() -> str:
 def client_of(app: Any, **headers: str) -> httpx.AsyncClient:
     """An HTTP client that calls the ASGI app in process (no socket)."""
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers)
+
+
+def asgi_call(app: Any, scope: dict[str, Any], messages: Iterable[dict[str, Any]] = ()) -> tuple[Coroutine[Any, Any, None], list[dict[str, Any]]]:
+    """A raw ASGI call, for what an HTTP client cannot do: ``receive`` hands out ``messages``, then
+    waits as a client that never leaves; what the app sends collects in the list."""
+    sent: list[dict[str, Any]] = []
+    pending = iter(messages)
+    never = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        for message in pending:
+            return message
+        await never.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    return app(scope, receive, send), sent
+
+
+def http_scope(method: str, path: str, query: bytes = b"", headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
+    """The ASGI scope of one HTTP request to the app."""
+    return {"type": "http", "method": method, "path": path, "root_path": "", "query_string": query, "headers": headers or []}
 
 
 class Served:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import client_of, new_id
+from conftest import asgi_call, client_of, http_scope, new_id
 
 from workflow_session import SessionProtocolError, SessionStore, create_session_app, memory_store
 from workflow_session.stores.memory import MemoryBackend
@@ -274,18 +274,9 @@ async def test_a_failing_store_is_500_internal_error_without_internals() -> None
 
 
 async def test_a_body_cut_off_midway_is_400_bad_request() -> None:
-    app = make_app()
-    sent: list[dict[str, Any]] = []
-    messages = iter([{"type": "http.request", "body": b'{"varia', "more_body": True}, {"type": "http.disconnect"}])
-
-    async def receive() -> dict[str, Any]:
-        return next(messages)
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": "POST", "path": f"/{new_id()}", "root_path": "", "query_string": b"", "headers": [(b"content-type", b"application/json")]}
-    await app(scope, receive, send)
+    scope = http_scope("POST", f"/{new_id()}", headers=[(b"content-type", b"application/json")])
+    call, sent = asgi_call(make_app(), scope, [{"type": "http.request", "body": b'{"varia', "more_body": True}, {"type": "http.disconnect"}])
+    await call
     assert sent[0]["status"] == 400 and json.loads(sent[1]["body"])["error"]["code"] == "bad_request"
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import new_id
+from conftest import asgi_call, http_scope, new_id
 
 from workflow_session import create_session_app, memory_store, open_store
 
@@ -109,19 +109,8 @@ async def test_a_stream_cancelled_by_a_shutting_down_server_ends_quietly() -> No
     """Uvicorn cancels the streams its graceful timeout cut: the stream ends, no error escapes."""
     import asyncio
 
-    app = create_session_app(store=memory_store())
-    sent: list[dict[str, Any]] = []
-    never = asyncio.Event()
-
-    async def receive() -> dict[str, Any]:
-        await never.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": "GET", "path": f"/{new_id()}/events", "root_path": "", "query_string": b"", "headers": []}
-    task = asyncio.get_running_loop().create_task(app(scope, receive, send))
+    call, sent = asgi_call(create_session_app(store=memory_store()), http_scope("GET", f"/{new_id()}/events"))
+    task = asyncio.get_running_loop().create_task(call)
     while len(sent) < 2:  # the head and ": connected"
         await asyncio.sleep(0.01)
     task.cancel()

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from conftest import client_of, new_id
+from conftest import asgi_call, client_of, new_id
 
 from workflow_session import create_session_app, open_store
 from workflow_session.stores.postgres import CHANGE_CHANNEL, LISTENER_NAME
@@ -122,15 +122,7 @@ async def test_an_unreachable_database_answers_503_with_retry_after() -> None:
 
 async def test_served_alone_an_unreachable_database_fails_the_startup_in_one_line() -> None:
     app = create_session_app(store=open_store("postgres://postgres:postgres@127.0.0.1:1/none", connect_timeout=1))
-    messages = iter([{"type": "lifespan.startup"}])
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return next(messages)
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app({"type": "lifespan"}, receive, send)
+    call, sent = asgi_call(app, {"type": "lifespan"}, [{"type": "lifespan.startup"}])
+    await call
     assert sent[0]["type"] == "lifespan.startup.failed"
     assert '127.0.0.1:1, database "none"' in sent[0]["message"] and "\n" not in sent[0]["message"].strip()

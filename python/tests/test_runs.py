@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import httpx
 import psycopg
 import pytest
-from conftest import client_of, new_id
+from conftest import asgi_call, client_of, http_scope, new_id
 
 from workflow_session import (
     Caller,
@@ -611,18 +611,8 @@ async def test_requests_waiting_for_a_run_at_shutdown_answer_503_in_json(tmp_pat
     app = create_session_app(store=store, steps={"waits": waits})
     async with client_of(app) as client:
         await client.post(f"/{sid}/runs", json={"runId": "run-0001", "step": "waits"})
-    sent: list[dict[str, Any]] = []
-    never = asyncio.Event()
-
-    async def receive() -> dict[str, Any]:
-        await never.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": "GET", "path": f"/{sid}/runs/run-0001", "root_path": "", "query_string": b"after=1&waitMs=20000", "headers": []}
-    task = asyncio.ensure_future(app(scope, receive, send))
+    call, sent = asgi_call(app, http_scope("GET", f"/{sid}/runs/run-0001", b"after=1&waitMs=20000"))
+    task = asyncio.ensure_future(call)
     await asyncio.sleep(0.2)
     task.cancel()
     await asyncio.wait_for(task, 5)

@@ -37,3 +37,18 @@ export async function openEvents(url: string, headers: Record<string, string> = 
     },
   }
 }
+
+/** The text of a streamed response (a change stream through the handler, in process), read as far as a test needs. */
+export function streamText(response: Response) {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
+  let text = ''
+  return {
+    get text() {
+      return text
+    },
+    /** Reads until `needle` has come. */
+    async readUntil(needle: string) {
+      while (!text.includes(needle)) text += (await reader.read()).value ?? ''
+    },
+  }
+}

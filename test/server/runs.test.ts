@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { memoryStore, type Step, StepError } from '../../src/server/index.js'
-import { ID, setup } from './helpers.js'
+import { ID, setup, streamText } from './helpers.js'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const RUNS = `/api/session/${ID}/runs`
@@ -239,17 +239,13 @@ describe('runs over the handler', () => {
     await call('POST', `/api/session/${ID}`, { variables: { a: 1 } })
     const controller = new AbortController()
     const response = await handler(new Request(`http://localhost/api/session/${ID}/events`, { signal: controller.signal }))
-    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
-    let text = ''
-    const readUntil = async (needle: string) => {
-      while (!text.includes(needle)) text += (await reader.read()).value ?? ''
-    }
-    await readUntil('event: snapshot')
+    const stream = streamText(response)
+    await stream.readUntil('event: snapshot')
     await call('POST', RUNS, { runId: 'run-feed-01', step: 'slow' })
-    await readUntil('"progress":{"step":1}')
+    await stream.readUntil('"progress":{"step":1}')
     release()
-    await readUntil('"status":"succeeded"')
-    const runs = text
+    await stream.readUntil('"status":"succeeded"')
+    const runs = stream.text
       .split('\n\n')
       .filter((event) => event.startsWith('event: run'))
       .map((event) => JSON.parse(event.slice(event.indexOf('data: ') + 6)) as { rev: number })
@@ -266,17 +262,13 @@ describe('runs over the handler', () => {
     await call('POST', `/api/session/${ID}`, { variables: { a: 0 } })
     const controller = new AbortController()
     const response = await handler(new Request(`http://localhost/api/session/${ID}/events`, { signal: controller.signal }))
-    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
-    let text = ''
-    const readUntil = async (needle: string) => {
-      while (!text.includes(needle)) text += (await reader.read()).value ?? ''
-    }
-    await readUntil('event: snapshot')
+    const stream = streamText(response)
+    await stream.readUntil('event: snapshot')
     for (let i = 1; i <= 10; i++) await call('POST', `/api/session/${ID}`, { variables: { a: i } })
-    await readUntil('"a":10')
+    await stream.readUntil('"a":10')
     expect(listings).toBe(1) // when the stream opened
     await call('POST', `${RUNS}?waitMs=3000`, { runId: 'run-feed-02', step: 'quick' })
-    await readUntil('"status":"succeeded"')
+    await stream.readUntil('"status":"succeeded"')
     expect(listings).toBeGreaterThan(1)
     controller.abort()
     await handler.close()
