@@ -736,9 +736,9 @@ async def test_the_conformance_step_sleeps_reporting_progress_then_echoes(store_
         # The start answers at its first progress value, reported at once.
         run = started.json()["run"]
         assert started.status_code == 202 and time.monotonic() - began < 0.7
-        assert [run["status"], run["rev"], list(run["progress"])] == ["running", 2, ["slept"]] and run["progress"]["slept"] < 100
-        later = (await client.get(f"/{sid}/runs/run-0001?after=2&waitMs=5000")).json()["run"]
-        assert later["rev"] == 3 and 100 <= later["progress"]["slept"] < 800
+        assert [run["status"], list(run["progress"])] == ["running", ["slept"]] and run["rev"] >= 2
+        later = (await client.get(f"/{sid}/runs/run-0001?after={run['rev']}&waitMs=5000")).json()["run"]
+        assert later["rev"] == run["rev"] + 1 and run["progress"]["slept"] < later["progress"]["slept"] < 800
         ended = await finished(client, sid, "run-0001")
         assert time.monotonic() - began >= 0.8
         run = ended["run"]
@@ -757,7 +757,9 @@ async def test_the_conformance_step_stops_at_once_when_its_run_is_cancelled(stor
         sid = new_id()
         await client.post(f"/{sid}", json={"variables": {"kept": 1}})
         start = {"runId": "run-0001", "step": "conformance_echo", "input": {"sleepMs": 20000}}
-        assert (await client.post(f"/{sid}/runs?waitMs=5000", json=start)).json()["run"]["rev"] == 2
+        # Running, at its first progress value or a later one (a busy machine may have reported more).
+        running = (await client.post(f"/{sid}/runs?waitMs=5000", json=start)).json()["run"]
+        assert running["status"] == "running" and running["rev"] >= 2
         cancelled = (await client.post(f"/{sid}/runs/run-0001/cancel")).json()["run"]
         assert [cancelled["status"], cancelled["error"]["code"]] == ["cancelled", "cancelled"]
         # Its task ends at once (this server drives no run of the session any more).
