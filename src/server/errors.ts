@@ -16,6 +16,7 @@ const STATUS_OF: Record<ProtocolErrorCode | 'internal_error' | 'exists', number>
   method_not_allowed: 405,
   exists: 409,
   run_in_progress: 409,
+  schema_mismatch: 409,
   too_large: 413,
   unsupported_media_type: 415,
   step_failed: 500,
@@ -43,6 +44,17 @@ export class SessionProtocolError extends Error {
   }
 }
 
+/** 409 `schema_mismatch`: the request's schema version is one this server cannot take, or the session is stored at a newer one. */
+export class SchemaMismatchError extends SessionProtocolError {
+  constructor(
+    message: string,
+    /** The server's schema version, or the session's when it is stored at a newer one: the answer's body says it. */
+    readonly schemaVersion: number,
+  ) {
+    super('schema_mismatch', message)
+  }
+}
+
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }
 
 export function jsonResponse(body: unknown, status = 200): Response {
@@ -59,6 +71,7 @@ const RETRY_AFTER_SECONDS = 1
 
 export function errorResponse(error: SessionProtocolError): Response {
   const body = { error: { code: error.code, message: error.message } } as ErrorBody
+  if (error instanceof SchemaMismatchError) body.error.schemaVersion = error.schemaVersion
   if (error.code === 'unavailable')
     return lightResponse(JSON.stringify(body), error.status, { ...JSON_HEADERS, 'retry-after': String(RETRY_AFTER_SECONDS) })
   if (error.allow) return lightResponse(JSON.stringify(body), error.status, { ...JSON_HEADERS, allow: error.allow.join(', ') })

@@ -3,10 +3,10 @@ import { DEFAULT_BASE, DEFAULT_MAX_BYTES, type JsonValue, type Variables, withou
 import { isSessionId } from '../shared/rules.js'
 import { firstSchemaProblem, type SessionSchema } from '../shared/schema.js'
 import { baseOf, etagOf, noneMatch, runAnswerText, sessionAnswer } from './answers.js'
-import { errorResponse, jsonResponse, jsonTextResponse, SessionProtocolError } from './errors.js'
+import { errorResponse, jsonResponse, jsonTextResponse, SchemaMismatchError, SessionProtocolError } from './errors.js'
 import { createChangeFeed } from './events.js'
 import { mayReach, validChange } from './merge.js'
-import { parseRunInput, parseRunStart, readJsonBody } from './request.js'
+import { parseRunInput, parseRunStart, readJsonBody, schemaVersionOf } from './request.js'
 import { createRunner, STEP_RESULT_PROBLEMS } from './runs.js'
 import { runStep, stepFunction, type Steps } from './steps.js'
 import type { ApplyResult, Caller, ConcurrentRuns, SessionStore } from './stores/types.js'
@@ -138,13 +138,15 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         // Checked here, at the edge, and only here: the protocol's rules come before the app's
         // schema, and the store takes a change that passed validChange as it is. The whole path of
         // a patch, from here to the commit, reads top to bottom in stores/define.ts.
-        const patch = validChange(await readJsonBody(request, maxBytes))
+        const body = await readJsonBody(request, maxBytes)
+        const patch = validChange(body)
+        const schemaVersion = schemaVersionOf(body, 'invalid_patch')
         const keyCount = Object.keys(patch.variables ?? {}).length + (patch.deleted?.length ?? 0)
         if (keyCount > maxKeysPerPatch)
           throw new SessionProtocolError('too_large', `A patch may change at most ${maxKeysPerPatch} variables`)
         const problem = await firstSchemaProblem(schema, patch.variables)
         if (problem) throw new SessionProtocolError('invalid_patch', problem)
-        const result = await store.apply(sessionId, patch, { caller, maxBytes, ...base })
+        const result = await store.apply(sessionId, patch, { caller, maxBytes, schemaVersion, ...base })
         if (result.applied) feed.announce(sessionId)
         return jsonTextResponse(jsonOf(result))
       },
@@ -156,10 +158,24 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
     run: {
       async POST({ request, sessionId, caller, step }) {
         const base = deltaBase(request)
-        const input = parseRunInput(await readJsonBody(request, maxBytes, { emptyNeedsNoType: true }))
+        const body = await readJsonBody(request, maxBytes, { emptyNeedsNoType: true })
+        const input = parseRunInput(body)
+        const schemaVersion = schemaVersionOf(body, 'invalid_patch')
         // Read as the server, so that another user's session is refused before its step runs.
         const current = await store.get(sessionId)
         if (current && !mayReach(current, caller)) throw noSuchSession()
+        // The step is the server's code: the caller, and the session, must be in the server's shape.
+        const serverVersion = store.schemaVersion ?? 1
+        if (current && (current.schemaVersion ?? 1) > serverVersion)
+          throw new SchemaMismatchError(
+            `The session is stored in schema version ${current.schemaVersion}, newer than this server's (${serverVersion})`,
+            current.schemaVersion!,
+          )
+        if (schemaVersion !== serverVersion)
+          throw new SchemaMismatchError(
+            `The step is asked in schema version ${schemaVersion}; this server's is ${serverVersion}`,
+            serverVersion,
+          )
         const variables: Variables = current?.variables ?? {}
         const report = (error: unknown) => onError(error, { request, step })
         const result = await runStep(

@@ -1,9 +1,16 @@
 export { type ServerErrorCode, SessionProtocolError } from './errors.js'
 export { createSessionHandler, type SessionHandler, type SessionHandlerOptions } from './handler.js'
-export { conformanceSteps, type Step, type StepContext, StepError, type StepResult, type Steps } from './steps.js'
+export { conformanceMigrations, conformanceSteps, type Step, type StepContext, StepError, type StepResult, type Steps } from './steps.js'
 // The merge engine (src/server/merge.ts) stays inside: a store author gives defineStore a
 // backend, and the merge, the rules and the owner check come with it.
 export { type KeyMaterial, newKeyBase64, type WebCryptoKey } from '../shared/crypto.js'
+export {
+  defineMigrations,
+  MigrationError,
+  type MigrationFunctions,
+  type Migrations,
+  type MigrationsDeclaration,
+} from '../shared/migrations.js'
 export type * from '../shared/protocol.js'
 export type { SessionSchema, StandardSchemaV1 } from '../shared/schema.js'
 export { scopeWorkflow, type SubflowFrame, type VariableAccess, type Workflow } from '../shared/workflow.js'
@@ -14,6 +21,7 @@ export { defineStore, type DefineStoreOptions, type ValueCodec } from './stores/
 export { encryptedStore, type EncryptedStoreOptions } from './stores/encrypted.js'
 export { fileStore } from './stores/file.js'
 export { memoryStore } from './stores/memory.js'
+export { migrateSessions, type MigrationProgress } from './stores/migrate-sessions.js'
 export { openStore } from './stores/open.js'
 export { CHANGE_CHANNEL, type PostgresPoolOptions, postgresStore, type PostgresStoreOptions } from './stores/postgres.js'
 export { sqliteStore, type SqliteStoreOptions } from './stores/sqlite.js'

@@ -34,6 +34,8 @@ export interface SessionHead {
   userId?: string
   /** The variables' size as compact JSON, in UTF-8 bytes: kept as they change, never re-measured. */
   bytes: number
+  /** The schema version the variables are in (docs/protocol.md, "Schema versions"); absent or 0: written before any, read as 1. */
+  schemaVersion?: number
   /** The last applied `seq` of the most recent clients, oldest first (at most 256). */
   clients: Array<[clientId: string, seq: number]>
 }

@@ -95,12 +95,24 @@ export function parseRunInput(body: unknown): unknown {
 }
 
 /** Checks the body of a run's start: `{ "runId", "step", "input"? }` (input: any JSON within a variable's rules). */
-export function parseRunStart(body: unknown): { runId: string; step: string; input: JsonValue | undefined } {
+export function parseRunStart(body: unknown): { runId: string; step: string; input: JsonValue | undefined; schemaVersion: number } {
   if (!isPlainObject(body)) throw new SessionProtocolError('invalid_run', 'The body must be a JSON object: { "runId", "step", "input" }')
   const { runId, step, input } = body
   if (!isSessionId(runId)) throw new SessionProtocolError('invalid_run', '"runId" must be 8 to 128 characters of A-Z a-z 0-9 _ -')
   if (typeof step !== 'string' || step === '') throw new SessionProtocolError('invalid_run', '"step" must be the name of a step')
   const problem = input === undefined ? null : jsonValueProblem(input)
   if (problem) throw new SessionProtocolError('invalid_patch', `"input" ${problem}`)
-  return { runId, step, input: input as JsonValue | undefined }
+  return { runId, step, input: input as JsonValue | undefined, schemaVersion: schemaVersionOf(body, 'invalid_run') }
+}
+
+/**
+ * A body's `schemaVersion`, the schema version the client writes in (docs/protocol.md, "Schema
+ * versions"): absent is 1; anything but a whole number from 1 is 400 `code`.
+ */
+export function schemaVersionOf(body: unknown, code: 'invalid_patch' | 'invalid_run'): number {
+  const value = isPlainObject(body) ? body.schemaVersion : undefined
+  if (value === undefined) return 1
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)
+    throw new SessionProtocolError(code, '"schemaVersion" must be a whole number from 1')
+  return value
 }

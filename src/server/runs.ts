@@ -62,12 +62,13 @@ export function createRunner(options: RunnerOptions) {
   async function start(
     sessionId: string,
     caller: Caller,
-    request: { runId: string; step: string; input: JsonValue | undefined },
+    request: { runId: string; step: string; input: JsonValue | undefined; schemaVersion: number },
   ): Promise<{ run: RunRecord; created: boolean; done: Promise<RunFinished | null> }> {
+    const { schemaVersion, ...run } = request
     const started = await store.startRun(
       sessionId,
-      { ...request, ...(request.input !== undefined && { input: request.input }), concurrentRuns: options.concurrentRuns },
-      { caller, maxBytes: options.maxBytes },
+      { ...run, ...(run.input !== undefined && { input: run.input }), concurrentRuns: options.concurrentRuns },
+      { caller, maxBytes: options.maxBytes, schemaVersion },
     )
     if (started.created) options.announce(sessionId)
     const done = started.created ? execute(sessionId, started.run, started.variables ?? {}, caller) : Promise.resolve(null)

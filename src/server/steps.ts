@@ -1,3 +1,4 @@
+import { defineMigrations, type Migrations } from '../shared/migrations.js'
 import type { JsonValue, Variables } from '../shared/protocol.js'
 import { deepFreeze, isPlainObject, isStringArray, jsonValueProblem } from '../shared/rules.js'
 import { scopeWorkflow, type Workflow } from '../shared/workflow.js'
@@ -128,3 +129,16 @@ export const conformanceSteps: Steps = {
     return { output: { input: input ?? null, seen: variables as Variables }, variables: { conformance_echo: input ?? null } }
   },
 }
+
+/**
+ * The conformance schema (docs/protocol.md, "Schema versions"): version 2, whose one migration
+ * renames `conformance_v1` to `conformance_v2`. A backend declares it while it is tested, so that
+ * `workflow-session conformance` can check how it meets old and new clients. Not for production.
+ *
+ * @example
+ * createSessionHandler({ store: memoryStore({ migrations: conformanceMigrations }), steps: conformanceSteps })
+ */
+export const conformanceMigrations: Migrations = defineMigrations({
+  version: 2,
+  migrations: [{ to: 2, steps: [{ op: 'rename', from: 'conformance_v1', to: 'conformance_v2' }] }],
+})

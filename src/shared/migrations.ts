@@ -193,3 +193,14 @@ function patchStep(changes: PatchChanges, step: MigrationStep): PatchChanges {
   const deleted = [...new Set(changes.deleted.map((name) => movedName(name, step)).filter((name): name is string => name !== null))]
   return { variables, deleted: deleted.filter((name) => !Object.hasOwn(variables, name)) }
 }
+
+/**
+ * What turns `before` into `after`, as a patch: the variables new or changed (by their JSON) and
+ * the names gone. What a migration changed, for a store to write and a client to queue.
+ */
+export function changesBetween(before: Variables, after: Variables): PatchChanges {
+  const variables: Variables = {}
+  for (const [name, value] of Object.entries(after))
+    if (!Object.hasOwn(before, name) || JSON.stringify(before[name]) !== JSON.stringify(value)) variables[name] = value
+  return { variables, deleted: Object.keys(before).filter((name) => !Object.hasOwn(after, name)) }
+}

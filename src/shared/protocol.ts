@@ -27,6 +27,8 @@ export interface SessionSnapshot {
   updatedAt: string
   workflowId?: string
   userId?: string
+  /** Extension: the schema version the variables are in, when it is not 1 (docs/protocol.md, "Schema versions"). */
+  schemaVersion?: number
 }
 
 /**
@@ -57,6 +59,8 @@ export interface SessionPatch {
   deleted?: string[]
   clientId?: string
   seq?: number
+  /** Extension: the schema version the patch was written in (absent: 1); an older one is moved by the server's migrations. */
+  schemaVersion?: number
   /** Extension: recorded on the session as `workflowId`. */
   workflowId?: string
 }
@@ -138,10 +142,12 @@ export type ProtocolErrorCode =
   | 'bad_request'
   | 'invalid_run'
   | 'run_in_progress'
+  | 'schema_mismatch'
 
 /** Every error response: `{ "error": { "code", "message" } }`. */
 export interface ErrorBody {
-  error: { code: ProtocolErrorCode; message: string }
+  /** `schemaVersion`: with `schema_mismatch`, the server's schema version (or the session's, stored at a newer one). */
+  error: { code: ProtocolErrorCode; message: string; schemaVersion?: number }
 }
 
 /** The default mount point of the session endpoints. */

@@ -1,9 +1,10 @@
 import type { SessionBase } from '../../shared/delta.js'
-import type { JsonValue, RunRecord, SessionSnapshot } from '../../shared/protocol.js'
+import { changesBetween, MigrationError } from '../../shared/migrations.js'
+import type { JsonValue, RunRecord, SessionSnapshot, Variables } from '../../shared/protocol.js'
 import { isSessionId } from '../../shared/rules.js'
 import { scopeWorkflow } from '../../shared/workflow.js'
 import { createDraft } from '../draft.js'
-import { SessionProtocolError } from '../errors.js'
+import { SchemaMismatchError, SessionProtocolError } from '../errors.js'
 import {
   type Caller,
   mayReach,
@@ -51,7 +52,7 @@ export interface DefineStoreOptions extends StoreOptions {
 /** The backend under a store made by `defineStore`, for `encryptedStore`, which adds a codec to it. */
 const BACKEND = Symbol('workflow-session.backend')
 
-type DefinedStore = SessionStore & { [BACKEND]?: { backend: StoreBackend; runLostAfterMs: number | undefined } }
+type DefinedStore = SessionStore & { [BACKEND]?: { backend: StoreBackend; options: StoreOptions } }
 
 /** How often `updateWorkflow` re-runs its edit when other writes keep landing first. */
 const MAX_EDIT_ATTEMPTS = 20
@@ -66,8 +67,21 @@ interface After {
   delta?: { base: number; entries: Array<[string, string]>; deleted: string[] }
 }
 
-/** How a merge ended: merged (applied, or a replay or empty change answered as it is), or not tried on a moved version. */
-type MergeOutcome = { kind: 'merged'; after: After; applied: boolean } | { kind: 'conflict' }
+/**
+ * How a merge ended: merged (applied, or a replay or empty change answered as it is), not tried
+ * on a moved version (`conflict`), or not tried on a session stored at an older schema version
+ * without its migration (`stale`: migrate it, then merge again).
+ */
+type MergeOutcome = { kind: 'merged'; after: After; applied: boolean } | { kind: 'conflict' } | { kind: 'stale' }
+
+/** A session's migration to the store's schema version, read at `version`: what it changes, ready to merge. */
+interface PendingMigration {
+  version: number
+  change: PreparedChange
+}
+
+/** How often a read or write migrates a session and tries again when other writes keep landing first. */
+const MAX_MIGRATE_ATTEMPTS = 20
 
 /**
  * Builds a {@link SessionStore} on a storage backend: every store method checks the session id,
@@ -97,7 +111,8 @@ type MergeOutcome = { kind: 'merged'; after: After; applied: boolean } | { kind:
  * const store = defineStore({ read, update, list, ids, purgeExpired, close })
  */
 export function defineStore(backend: StoreBackend, options: DefineStoreOptions = {}): SessionStore {
-  const { codec } = options
+  const { codec, migrations } = options
+  const schemaVersion = migrations?.version ?? 1
   let timer: ReturnType<typeof setInterval> | undefined
   if (options.ttlMs !== undefined) {
     timer = setInterval(() => void backend.purgeExpired().catch(() => {}), Math.min(options.ttlMs, 10 * 60_000))
@@ -114,8 +129,98 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       ...(applyOptions.maxBytes !== undefined && { maxBytes: applyOptions.maxBytes }),
       ...(base && { base }),
     }
-    const { after, applied } = merged(await merge(sessionId, await prepare(sessionId, change), limits))
-    return applyResult(after, applied, base !== undefined)
+    // A patch written in an older schema version moves to the store's first (or is refused, after the owner check).
+    const { moved, refused } = movedToSchema(change, applyOptions.schemaVersion)
+    const prepared = await prepare(sessionId, moved)
+    let migration: PendingMigration | undefined
+    for (let attempt = 1; attempt <= MAX_MIGRATE_ATTEMPTS; attempt++) {
+      const outcome = await merge(sessionId, prepared, { ...limits, ...(refused && { refused }), ...(migration && { migration }) })
+      // A session stored at an older schema version: its migration and the patch are one write.
+      if (outcome.kind === 'merged') return applyResult(outcome.after, outcome.applied, base !== undefined)
+      migration = (await migrationOf(sessionId)) ?? undefined
+    }
+    throw new Error(`Session "${sessionId}" changed under each of ${MAX_MIGRATE_ATTEMPTS} attempts to migrate it; nothing was written`)
+  }
+
+  /**
+   * A change written in schema version `from` (default: the store's), moved to the store's by
+   * its migrations; `refused` says why it cannot be (a newer version, a function step between),
+   * which the merge answers with `schema_mismatch` once the owner is checked.
+   */
+  function movedToSchema(change: SessionChange, from: number | undefined): { moved: SessionChange; refused?: string } {
+    if (from === undefined || from === schemaVersion) return { moved: change }
+    if (!Number.isSafeInteger(from) || from < 1) throw new TypeError(`schemaVersion must be a whole number from 1, got ${String(from)}`)
+    if (from > schemaVersion || !migrations)
+      return { moved: change, refused: `The change is in schema version ${from}, newer than this server's (${schemaVersion})` }
+    try {
+      const moved = migrations.migratePatch({ variables: change.variables ?? {}, deleted: change.deleted ?? [] }, from)
+      return { moved: { ...change, ...moved } }
+    } catch (error) {
+      if (!(error instanceof MigrationError)) throw error
+      return { moved: change, refused: `The change is in schema version ${from}, which this server cannot move: ${error.message}` }
+    }
+  }
+
+  /** The schema version a session is stored at (0, written before any, reads as 1). */
+  const storedSchema = (head: SessionHead) => Math.max(head.schemaVersion ?? 0, 1)
+  /** Whether the session is stored at an older schema version than the store's: it is migrated before anything reads or writes it. */
+  const isStale = (head: SessionHead) => storedSchema(head) < schemaVersion
+
+  /** Refuses a write to a session stored at a newer schema version (newer code wrote it): this code must not guess at its shape. */
+  function checkNotNewer(head: SessionHead): void {
+    if (storedSchema(head) > schemaVersion)
+      throw new SchemaMismatchError(
+        `The session is stored in schema version ${storedSchema(head)}, newer than this server's (${schemaVersion})`,
+        storedSchema(head),
+      )
+  }
+
+  /**
+   * The migration of a session stored at an older schema version: its variables read (and
+   * decoded), migrated, and what changed prepared as a change to merge. Null when the session is
+   * missing or current.
+   */
+  async function migrationOf(sessionId: string): Promise<PendingMigration | null> {
+    const seen = await backend.read(sessionId, (stored) =>
+      stored && isStale(stored.head) ? { head: stored.head, entries: [...stored.entries] } : null,
+    )
+    if (!seen || !migrations) return null
+    const variables: Variables = {}
+    for (const [name, entry] of seen.entries) {
+      const json = JSON.parse(valueOfEntry(name, entry)) as JsonValue
+      variables[name] = codec ? await codec.decode(sessionId, name, json) : json
+    }
+    const changes = changesBetween(variables, migrations.migrate(variables, storedSchema(seen.head)).variables)
+    try {
+      return { version: seen.head.version, change: await prepare(sessionId, changes) }
+    } catch (error) {
+      // The app's migration made variables the protocol does not allow: a server error, not the caller's.
+      throw new Error(`Migrating session "${sessionId}" to schema version ${schemaVersion} made variables that cannot be stored`, {
+        cause: error,
+      })
+    }
+  }
+
+  /** Migrates the session now if it is stored at an older schema version; true when this call did. */
+  async function migrateStored(sessionId: string): Promise<boolean> {
+    if (!migrations) return false
+    for (let attempt = 1; attempt <= MAX_MIGRATE_ATTEMPTS; attempt++) {
+      const migration = await migrationOf(sessionId)
+      if (!migration) return false
+      const outcome = await merge(sessionId, { sets: new Map(), deletes: [] }, { migration, maxBytes: Number.MAX_SAFE_INTEGER })
+      if (outcome.kind === 'merged') return outcome.applied
+    }
+    throw new Error(`Session "${sessionId}" changed under each of ${MAX_MIGRATE_ATTEMPTS} attempts to migrate it; nothing was written`)
+  }
+
+  /** Reads the session as `use` takes it, after migrating it when it is stored at an older schema version. */
+  async function readCurrent<T>(sessionId: string, use: (stored: StoredSession | null) => T): Promise<T> {
+    for (let attempt = 1; attempt <= MAX_MIGRATE_ATTEMPTS; attempt++) {
+      const read = await backend.read(sessionId, (stored) => (stored && isStale(stored.head) ? STALE : { value: use(stored) }))
+      if (read !== STALE) return read.value
+      await migrateStored(sessionId)
+    }
+    throw new Error(`Session "${sessionId}" changed under each of ${MAX_MIGRATE_ATTEMPTS} attempts to migrate it`)
   }
 
   /**
@@ -151,23 +256,55 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       expectVersion,
       create = false,
       base,
-    }: { caller?: Caller; maxBytes?: number; owner?: string; expectVersion?: number; create?: boolean; base?: SessionBase },
+      refused,
+      migration,
+    }: {
+      caller?: Caller
+      maxBytes?: number
+      owner?: string
+      expectVersion?: number
+      create?: boolean
+      base?: SessionBase
+      /** Why the change's schema version cannot be taken: `schema_mismatch`, once the owner is checked. */
+      refused?: string
+      /** The session's migration, read at its `version`: written with the change, as one version. */
+      migration?: PendingMigration
+    },
   ): Promise<MergeOutcome> {
     // What decide found, handed out by view: both run in the backend's one atomic step, in turn.
     let plan: MergePlan | null = null
+    let stale = false
     const decide = (current: CurrentSession | null): Write | undefined => {
       if (create && current) throw new SessionProtocolError('exists', `A session with id "${sessionId}" exists already`)
       if (current && !mayReach(current.head, caller)) throw new SessionProtocolError('not_found', 'No such session')
+      if (current) checkNotNewer(current.head)
+      if (refused) throw new SchemaMismatchError(refused, schemaVersion)
       if (expectVersion !== undefined && (current?.head.version ?? 0) !== expectVersion) return undefined
+      // Stored at an older schema version: merged only with its migration, read at this very version.
+      const migrating = current !== null && isStale(current.head)
+      if (migrating && migration?.version !== current.head.version) {
+        stale = true
+        return undefined
+      }
       // A new session is owned by the owner given (create), else by the calling user.
       const newOwner = owner ?? caller?.userId ?? undefined
       const limits = { ...(maxBytes !== undefined && { maxBytes }), ...(newOwner !== undefined && { owner: newOwner }) }
-      plan = planMerge(current?.head ?? null, (name) => current?.sizeOf(name), sessionId, change, new Date(), limits)
+      const now = new Date()
+      const sizeOf = (name: string) => current?.sizeOf(name)
+      plan = planMerge(current?.head ?? null, sizeOf, sessionId, migrating ? withMigration(migration!.change, change) : change, now, limits)
+      // A migration is a change of its own even when the patch is a replay, or nothing moved.
+      if (migrating && !plan.applied)
+        plan = { ...planMerge(current.head, sizeOf, sessionId, migration!.change, now, limits), applied: true }
+      if (migrating && plan.head.version === current.head.version)
+        plan = { ...plan, head: { ...plan.head, version: current.head.version + 1, updatedAt: now.toISOString() } }
       // Creating is a change of its own, even with no variables: the session is there, version 1.
       if (create && !plan.applied) plan = { ...plan, head: { ...plan.head, version: 1 }, applied: true }
+      // A new session, and a migrated one, are at the store's schema version.
+      if (!current || migrating) plan = { ...plan, head: { ...plan.head, schemaVersion } }
       return plan.applied ? { head: plan.head, sets: plan.sets, deletes: plan.deletes } : undefined
     }
     const view = (stored: StoredSession | null): MergeOutcome => {
+      if (stale) return { kind: 'stale' }
       if (!plan) return { kind: 'conflict' }
       // Not applied and no session: the version-0 snapshot the protocol answers, created nowhere.
       const after = capture(stored, base) ?? { head: plan.head, text: snapshotText(plan.head, []), entries: [] }
@@ -176,9 +313,9 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     return backend.update(sessionId, namesNeeded(change), decide, view)
   }
 
-  /** A merge that cannot meet a conflict (no expected version): its result. */
+  /** A merge that cannot meet a conflict (no expected version, no session to migrate): its result. */
   function merged(outcome: MergeOutcome): { after: After; applied: boolean } {
-    if (outcome.kind === 'conflict') throw new Error('A merge without an expected version met a conflict')
+    if (outcome.kind !== 'merged') throw new Error(`A merge without an expected version met a ${outcome.kind} session`)
     return outcome
   }
 
@@ -297,15 +434,35 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
 
   async function startRun(sessionId: string, start: RunStart, runOptions: ApplyOptions = {}): Promise<RunStarted> {
     checkSessionId(sessionId)
+    for (let attempt = 1; attempt <= MAX_MIGRATE_ATTEMPTS; attempt++) {
+      const started = await startRunOnce(sessionId, start, runOptions)
+      if (started) return started
+      // Stored at an older schema version: the step must read the migrated variables.
+      await migrateStored(sessionId)
+    }
+    throw new Error(`Session "${sessionId}" changed under each of ${MAX_MIGRATE_ATTEMPTS} attempts to migrate it; no run was started`)
+  }
+
+  /** A run start in one atomic step; null, with nothing written, when the session must be migrated first. */
+  async function startRunOnce(sessionId: string, start: RunStart, runOptions: ApplyOptions): Promise<RunStarted | null> {
     const caller = checkCaller(runOptions)
     const input = await encodeRunValue(sessionId, start.runId, 'input', start.input)
     // What decide found or made, read after the atomic step.
-    const outcome: { answer?: StoredRun; made?: StoredRun } = {}
+    const outcome: { answer?: StoredRun; made?: StoredRun; stale?: boolean } = {}
     const after = await backend.update(
       sessionId,
       [],
       (current, runs) => {
         if (current && !mayReach(current.head, caller)) throw new SessionProtocolError('not_found', 'No such session')
+        if (current) checkNotNewer(current.head)
+        // A step is the server's code: it reads and writes the server's shape, so the caller must be at it.
+        const from = runOptions.schemaVersion ?? schemaVersion
+        if (from !== schemaVersion)
+          throw new SchemaMismatchError(`The run is asked in schema version ${from}; this server's is ${schemaVersion}`, schemaVersion)
+        if (current && isStale(current.head)) {
+          outcome.stale = true
+          return undefined
+        }
         const now = new Date()
         const lost = runs.running.filter((run) => stale(run, now.getTime())).map((run) => lostRun(run, now))
         let answer =
@@ -325,6 +482,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
         const head = current?.head ?? {
           ...planMerge(null, () => undefined, sessionId, { sets: new Map(), deletes: [] }, now, owner === undefined ? {} : { owner }).head,
           version: 1,
+          schemaVersion,
         }
         const at = now.toISOString()
         const made = (outcome.made = storedRun({
@@ -347,6 +505,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       capture,
       start.runId,
     )
+    if (outcome.stale) return null
     if (outcome.made && after)
       return { run: await runOf(sessionId, outcome.made), created: true, variables: (await objectOf(after)).variables }
     return { run: await runOf(sessionId, outcome.answer!), created: false, variables: null }
@@ -356,6 +515,8 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     checkSessionId(sessionId)
     const caller = checkCaller(runOptions)
     const change = end.status === 'succeeded' && end.change ? await prepare(sessionId, end.change) : null
+    // The step's changes are in the store's schema version: merged onto the session migrated to it.
+    if (change) await migrateStored(sessionId)
     const output = end.status === 'succeeded' ? await encodeRunValue(sessionId, runId, 'output', end.output) : null
     // What decide found and did, read after the atomic step.
     const outcome: { found?: StoredRun; finished: boolean; applied: boolean } = { finished: false, applied: false }
@@ -378,7 +539,8 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
           ...(runOptions.maxBytes !== undefined && { maxBytes: runOptions.maxBytes }),
           ...(caller?.userId && { owner: caller.userId }),
         }
-        const plan = change ? planMerge(current?.head ?? null, (name) => current?.sizeOf(name), sessionId, change, now, limits) : null
+        let plan = change ? planMerge(current?.head ?? null, (name) => current?.sizeOf(name), sessionId, change, now, limits) : null
+        if (plan && !current) plan = { ...plan, head: { ...plan.head, schemaVersion } }
         outcome.applied = plan?.applied ?? false
         const version = plan?.applied ? plan.head.version : (current?.head.version ?? 0)
         outcome.found = ended(found, 'succeeded', now, { output, version })
@@ -409,18 +571,18 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
   }
 
   const store: DefinedStore = {
-    [BACKEND]: { backend, runLostAfterMs: options.runLostAfterMs },
+    [BACKEND]: { backend, options },
     async get(sessionId, access = {}) {
       checkSessionId(sessionId)
       const caller = checkCaller(access)
-      const after = await backend.read(sessionId, (stored) => capture(stored))
+      const after = await readCurrent(sessionId, (stored) => capture(stored))
       return after && mayReach(after.head, caller) ? objectOf(after) : null
     },
     async since(sessionId, base, access = {}) {
       checkSessionId(sessionId)
       const caller = checkCaller(access)
       const checked = checkBase(base)
-      const after = await backend.read(sessionId, (stored) => capture(stored, checked))
+      const after = await readCurrent(sessionId, (stored) => capture(stored, checked))
       return after && mayReach(after.head, caller) ? answerOf(after) : null
     },
     apply,
@@ -451,6 +613,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     async adopt(sessionId, userId) {
       checkSessionId(sessionId)
       if (typeof userId !== 'string' || userId === '') throw new TypeError('adopt: userId must be a non-empty string')
+      await migrateStored(sessionId)
       const after = await backend.update(
         sessionId,
         [],
@@ -464,7 +627,18 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       )
       return objectOf(after!)
     },
-    list: (listOptions = {}) => backend.list(checkList(listOptions)),
+    async list(listOptions = {}) {
+      const page = await backend.list(checkList(listOptions))
+      // The page's sessions stored at an older schema version are migrated, and the page read again.
+      let migrated = false
+      if (migrations) for (const { sessionId } of page) migrated = (await migrateStored(sessionId)) || migrated
+      return migrated ? backend.list(checkList(listOptions)) : page
+    },
+    schemaVersion,
+    async migrate(sessionId) {
+      checkSessionId(sessionId)
+      return migrateStored(sessionId)
+    },
     startRun,
     finishRun,
     async getRun(sessionId, runId, access = {}) {
@@ -551,8 +725,17 @@ export function withCodec(store: SessionStore, codec: ValueCodec): SessionStore 
   const defined = (store as DefinedStore)[BACKEND]
   if (!defined)
     throw new TypeError('This store was not made by workflow-session (memoryStore, fileStore, sqliteStore, postgresStore, or defineStore)')
-  const options = { codec, ...(defined.runLostAfterMs !== undefined && { runLostAfterMs: defined.runLostAfterMs }) }
-  return { ...defineStore(defined.backend, options), close: () => store.close() }
+  return { ...defineStore(defined.backend, { ...defined.options, codec }), close: () => store.close() }
+}
+
+/** What `readCurrent` hands back for a session it must migrate first. */
+const STALE = Symbol('stale')
+
+/** A session's migration with a change written after it, as one change: the change's names win (deletes apply first, then sets). */
+function withMigration(migration: PreparedChange, change: PreparedChange): PreparedChange {
+  const sets = new Map([...migration.sets].filter(([name]) => !change.deletes.includes(name)))
+  for (const [name, json] of change.sets) sets.set(name, json)
+  return { ...change, sets, deletes: [...new Set([...migration.deletes, ...change.deletes])] }
 }
 
 /** The stored form of a run record: the columns runs are found by, and the record's JSON. */

@@ -316,11 +316,11 @@ export async function postgresStore(
              SELECT $1, name, value, $4 FROM unnest($2::text[], $3::text[]) AS t(name, value)
              ON CONFLICT (session_id, name) DO UPDATE SET value = excluded.value, version = excluded.version
            ), head AS (
-             INSERT INTO ${table} (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients, compacted_through, tombstones)
-             VALUES ($1, $5, $6, $4, $7, $8, $9, $10, $13, $14)
+             INSERT INTO ${table} (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients, compacted_through, tombstones, schema_version)
+             VALUES ($1, $5, $6, $4, $7, $8, $9, $10, $13, $14, $15)
              ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, workflow_id = excluded.workflow_id, version = excluded.version,
                created_at = excluded.created_at, updated_at = excluded.updated_at, bytes = excluded.bytes, clients = excluded.clients,
-               compacted_through = excluded.compacted_through, tombstones = excluded.tombstones
+               compacted_through = excluded.compacted_through, tombstones = excluded.tombstones, schema_version = excluded.schema_version
            )
            SELECT pg_notify($11, $12)`,
           [
@@ -338,6 +338,7 @@ export async function postgresStore(
             JSON.stringify({ id: sessionId, version: finalHead.version }),
             compaction.compactedThrough,
             compaction.tombstones,
+            finalHead.schemaVersion ?? 0,
           ],
         )
         // After the statement that wrote this batch's own tombstones (one statement must not change a row twice).
@@ -486,7 +487,8 @@ async function prepareSchema(pool: Pool, table: string, variables: string, runs:
         bytes       bigint NOT NULL,
         clients     text NOT NULL,
         compacted_through bigint NOT NULL DEFAULT 0,
-        tombstones  bigint NOT NULL DEFAULT 0
+        tombstones  bigint NOT NULL DEFAULT 0,
+        schema_version integer NOT NULL DEFAULT 0
       );
       CREATE INDEX IF NOT EXISTS ${table}_user_newest ON ${table} (user_id, updated_at DESC);
       CREATE INDEX IF NOT EXISTS ${table}_newest ON ${table} (updated_at DESC);
@@ -521,12 +523,14 @@ async function prepareSchema(pool: Pool, table: string, variables: string, runs:
         UPDATE ${table} SET tombstones = c.n FROM (SELECT session_id, count(*) AS n FROM ${variables} WHERE value IS NULL GROUP BY session_id) c WHERE ${table}.id = c.session_id;
       `)
     }
+    // Tables made before schema versions: 0, read as 1 (the Python store adds the same column).
+    await db.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS schema_version integer NOT NULL DEFAULT 0`)
     if (rows.length > 0) {
       const old = await db.query<{ record: Parameters<typeof fromSnapshotRecord>[0] }>(`SELECT record FROM ${table}_0_1`)
       for (const { record } of old.rows) {
         const { head, entries } = fromSnapshotRecord(record)
         await db.query(
-          `INSERT INTO ${table} (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+          `INSERT INTO ${table} (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients, schema_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
           [...headColumns(head)],
         )
         await db.query(

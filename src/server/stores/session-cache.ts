@@ -33,6 +33,8 @@ export interface HeadRow {
   compacted_through: number | string
   /** Tombstones written since the last compaction (at least as many as the session has). */
   tombstones: number | string
+  /** The head's `schemaVersion`: 0 for a row written before schema versions. */
+  schema_version: number | string
 }
 
 /** A variable row: `value` is null for a variable deleted at `version`. */
@@ -53,6 +55,7 @@ export function headOf(row: HeadRow): SessionHead {
   }
   if (row.workflow_id !== null) head.workflowId = row.workflow_id
   if (row.user_id !== null) head.userId = row.user_id
+  if (Number(row.schema_version) > 0) head.schemaVersion = Number(row.schema_version)
   return head
 }
 
@@ -98,6 +101,7 @@ export const headColumns = (head: SessionHead) =>
     head.updatedAt,
     head.bytes,
     JSON.stringify(head.clients),
+    head.schemaVersion ?? 0,
   ] as const
 
 /** Sessions this process holds in memory, most recently used last, within a budget of bytes. */

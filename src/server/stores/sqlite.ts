@@ -51,7 +51,8 @@ const SCHEMA = `
     bytes       INTEGER NOT NULL,
     clients     TEXT NOT NULL,
     compacted_through INTEGER NOT NULL DEFAULT 0,
-    tombstones  INTEGER NOT NULL DEFAULT 0
+    tombstones  INTEGER NOT NULL DEFAULT 0,
+    schema_version INTEGER NOT NULL DEFAULT 0
   );
   CREATE INDEX IF NOT EXISTS ws_sessions_by_user_newest ON ws_sessions (user_id, updated_at DESC);
   CREATE INDEX IF NOT EXISTS ws_sessions_by_newest ON ws_sessions (updated_at DESC);
@@ -109,6 +110,7 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
     db.exec(`PRAGMA synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
     retryWhileLocked(() => db.exec(SCHEMA), timeoutMs)
     retryWhileLocked(() => addCompactionColumns(db), timeoutMs)
+    retryWhileLocked(() => addSchemaVersionColumn(db), timeoutMs)
     migrateFrom01(db)
   })
   const cache = createSessionCache(options.cacheBytes)
@@ -117,10 +119,10 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
   const selectHead = db.prepare<[string], HeadRow>('SELECT * FROM ws_sessions WHERE id = ?')
   const selectRows = db.prepare<[string, number], VariableRow>('SELECT name, value FROM ws_variables WHERE session_id = ? AND version > ?')
   const upsertHead = db.prepare<[...ReturnType<typeof headColumns>, number, number]>(
-    `INSERT INTO ws_sessions (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients, compacted_through, tombstones)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    `INSERT INTO ws_sessions (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients, schema_version, compacted_through, tombstones)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, workflow_id = excluded.workflow_id, version = excluded.version,
-       updated_at = excluded.updated_at, bytes = excluded.bytes, clients = excluded.clients,
+       updated_at = excluded.updated_at, bytes = excluded.bytes, clients = excluded.clients, schema_version = excluded.schema_version,
        compacted_through = excluded.compacted_through, tombstones = excluded.tombstones`,
   )
   const upsertVariable = db.prepare<[string, string, string | null, number]>(
@@ -332,12 +334,21 @@ function addCompactionColumns(db: SqliteDatabase): void {
   })
 }
 
+/** Tables made before schema versions get the head's `schema_version` column: 0, read as 1 (the Python store adds the same). */
+function addSchemaVersionColumn(db: SqliteDatabase): void {
+  const added = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('ws_sessions') WHERE name = 'schema_version'")
+  if (added.get()) return
+  inTransaction(db, 'BEGIN IMMEDIATE', () => {
+    if (!added.get()) db.exec('ALTER TABLE ws_sessions ADD COLUMN schema_version INTEGER NOT NULL DEFAULT 0')
+  })
+}
+
 /** Sessions of 0.1 (`sessions`: one JSON `record` per session) move to the head and variable rows, in one transaction. */
 function migrateFrom01(db: SqliteDatabase): void {
   const old = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('sessions') WHERE name = 'record'").get()
   if (!old) return
   const insertHead = db.prepare<ReturnType<typeof headColumns>>(
-    'INSERT OR REPLACE INTO ws_sessions (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    'INSERT OR REPLACE INTO ws_sessions (id, user_id, workflow_id, version, created_at, updated_at, bytes, clients, schema_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
   )
   const insertVariable = db.prepare<[string, string, string, number]>(
     'INSERT OR REPLACE INTO ws_variables (session_id, name, value, version) VALUES (?, ?, ?, ?)',

@@ -101,6 +101,7 @@ export function snapshotText(head: SessionHead, entries: Iterable<string>): stri
   let text = `{"sessionId":${JSON.stringify(head.sessionId)},"variables":{${[...entries].join(',')}},"version":${head.version},"createdAt":"${head.createdAt}","updatedAt":"${head.updatedAt}"`
   if (head.workflowId !== undefined) text += `,"workflowId":${JSON.stringify(head.workflowId)}`
   if (head.userId !== undefined) text += `,"userId":${JSON.stringify(head.userId)}`
+  if ((head.schemaVersion ?? 0) > 1) text += `,"schemaVersion":${head.schemaVersion}`
   return `${text}}`
 }
 
@@ -109,6 +110,7 @@ export function deltaText(head: SessionHead, base: number, entries: readonly str
   let text = `{"sessionId":${JSON.stringify(head.sessionId)},"base":${base},"version":${head.version},"variables":{${entries.join(',')}},"deleted":${JSON.stringify(deleted)},"createdAt":"${head.createdAt}","updatedAt":"${head.updatedAt}"`
   if (head.workflowId !== undefined) text += `,"workflowId":${JSON.stringify(head.workflowId)}`
   if (head.userId !== undefined) text += `,"userId":${JSON.stringify(head.userId)}`
+  if ((head.schemaVersion ?? 0) > 1) text += `,"schemaVersion":${head.schemaVersion}`
   return `${text}}`
 }
 

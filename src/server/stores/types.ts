@@ -1,4 +1,5 @@
 import type { SessionBase } from '../../shared/delta.js'
+import type { Migrations } from '../../shared/migrations.js'
 import type { JsonValue, RunRecord, RunStatus, SessionSnapshot, SessionSummary, Variables } from '../../shared/protocol.js'
 import type { SubflowFrame, Workflow } from '../../shared/workflow.js'
 import type { Caller, SessionChange, SessionHead } from '../merge.js'
@@ -44,6 +45,12 @@ export interface AccessOptions {
 }
 
 export interface ApplyOptions extends AccessOptions {
+  /**
+   * The schema version the change was written in (a request's `schemaVersion`); default: the
+   * store's. An older one is moved by the store's migrations (`schema_mismatch` when they cannot
+   * move it), a newer one is `schema_mismatch`; for a run start, anything but the store's is.
+   */
+  schemaVersion?: number
   /** Largest size of the stored variables, in bytes of JSON; default 1 MiB. */
   maxBytes?: number
   /** The version the caller holds: the result's `answer` is then only what changed since it, when the store can tell. */
@@ -76,6 +83,12 @@ export interface StoreOptions {
    * off): the store ends it `lost` when it is read. Default 30 s (the server renews a heartbeat every 5 s).
    */
   runLostAfterMs?: number
+  /**
+   * The app's schema (`defineMigrations`): a session stored at an older schema version is
+   * migrated to the current one when anything reads or writes it (once, one version bump), and
+   * new sessions are written at it. Default: schema version 1, nothing to migrate.
+   */
+  migrations?: Migrations
 }
 
 /** How a start of a run meets a run of the same step that is `running` in the session. */
@@ -151,6 +164,13 @@ export interface SessionStore {
   delete(sessionId: string, options?: AccessOptions): Promise<boolean>
   /** Sessions, newest `updatedAt` first, one page at a time (for a UI). */
   list(options?: ListOptions): Promise<SessionSummary[]>
+  /** The schema version sessions are read at (`migrations.version`, or 1); a store that leaves it out is at 1. */
+  readonly schemaVersion?: number
+  /**
+   * Migrates the session now if it is stored at an older schema version (as any read would);
+   * true when it did. For a job that migrates every session ahead of time: `migrateSessions`.
+   */
+  migrate?(sessionId: string): Promise<boolean>
   /** Every live session id, unpaged, in no particular order (for jobs: export, migration, audit). */
   ids(): AsyncIterable<string>
   /** Removes expired sessions now (stores with `ttlMs` also do it on their own); returns how many. */
