@@ -21,6 +21,7 @@ from .app import SessionApp, create_session_app
 from .deltas import SessionBase
 from .errors import SessionProtocolError
 from .merge import MAX_REMEMBERED_CLIENTS, ValidChange, merge_session, valid_change
+from .migrations import MigrationError, Migrations, conformance_migrations, define_migrations
 from .models import (
     Delta,
     ErrorBody,
@@ -39,7 +40,18 @@ from .models import (
     Summary,
 )
 from .steps import Step, StepContext, StepError, StepResult, StepResultDict, conformance_steps, timed_step
-from .stores import ApplyResult, Caller, SessionStore, WorkflowState, memory_store, open_store, postgres_store, sqlite_store
+from .stores import (
+    ApplyResult,
+    Caller,
+    MigrationProgress,
+    SessionStore,
+    WorkflowState,
+    memory_store,
+    migrate_sessions,
+    open_store,
+    postgres_store,
+    sqlite_store,
+)
 from .workflow import Workflow
 from .workflow_keys import parse_workflow_key, workflow_data_key, workflow_slot_key
 
@@ -51,6 +63,9 @@ __all__ = [
     "ErrorBody",
     "JsonInput",
     "JsonValue",
+    "MigrationError",
+    "MigrationProgress",
+    "Migrations",
     "Patch",
     "Record",
     "RunAnswer",
@@ -74,10 +89,13 @@ __all__ = [
     "ValidChange",
     "Workflow",
     "WorkflowState",
+    "conformance_migrations",
     "conformance_steps",
     "create_session_app",
+    "define_migrations",
     "memory_store",
     "merge_session",
+    "migrate_sessions",
     "open_store",
     "parse_workflow_key",
     "postgres_store",

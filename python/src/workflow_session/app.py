@@ -43,6 +43,10 @@ endpoint, before its handler), then the body (the handler). What is not Starlett
   those still running ``lost``. A request that waits for a run (``?waitMs=``) and is cancelled by
   the server's shutdown answers 503 ``unavailable`` in the protocol's JSON, not the server's
   plain-text 500.
+- **Schema versions** (docs/protocol.md, "Schema versions") are the store's: its migrations
+  (``open_store(url, migrations=…)``) say the server's version, it migrates old sessions as it
+  reads them, and it checks a request's ``schemaVersion`` after the owner (409
+  ``schema_mismatch``). The app reads the field from the bodies (400 when it is not a version).
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ from .request import (
     page_of,
     parse_run_input,
     parse_run_start,
+    parse_schema_version,
     read_json_body,
     route_path,
     session_base_of,
@@ -83,7 +88,7 @@ from .rules import DEFAULT_MAX_BYTES, is_session_id, json_bytes, json_value_prob
 from .runner import Runner
 from .runs import DEFAULT_RUN_LOST_AFTER_MS, DEFAULT_RUN_TIMEOUT_MS
 from .steps import Step, StepError, run_step
-from .stores.base import STEP_RESULT_PROBLEMS, Caller, SessionStore, may_reach, no_such_session
+from .stores.base import STEP_RESULT_PROBLEMS, Caller, SessionStore, no_such_session
 from .workflow_keys import decode_component
 
 log = logging.getLogger("workflow_session")
@@ -383,10 +388,13 @@ class SessionApp:
     async def _patch(self, call: _Call) -> Response:
         base = session_base_of(call.request)
         # Checked here, at the edge, and only here, in the protocol's order (shape, keys per patch,
-        # names and values): the store takes the ValidChange as it is.
-        change = valid_change(await read_json_body(call.request, self.max_bytes), max_keys=self.max_keys_per_patch)
-        result = await self.store.apply(call.session_id, change, caller=call.caller, max_bytes=self.max_bytes, base=base)
-        if result.applied:
+        # names and values): the store takes the ValidChange as it is. The schema version is the
+        # store's to check, after the owner (it moves a patch of an older one).
+        body = await read_json_body(call.request, self.max_bytes)
+        schema_version = parse_schema_version(body, "invalid_patch")
+        change = valid_change(body, max_keys=self.max_keys_per_patch)
+        result = await self.store.apply(call.session_id, change, caller=call.caller, max_bytes=self.max_bytes, base=base, schema_version=schema_version)
+        if result.applied or result.migrated:
             self.feed.announce(call.session_id)
         return JsonResponse(result.delta if result.delta is not None else result.snapshot)
 
@@ -398,11 +406,11 @@ class SessionApp:
     async def _run(self, call: _Call) -> Response:
         request, caller, session_id, step = call.request, call.caller, call.session_id, call.step
         base = session_base_of(request)
-        run_input = parse_run_input(await read_json_body(request, self.max_bytes, empty_needs_no_type=True))
-        # Read as the server, so that another user's session is refused before its step runs.
-        current = await self.store.get(session_id)
-        if current is not None and not may_reach(current, caller):
-            raise no_such_session()
+        body = await read_json_body(request, self.max_bytes, empty_needs_no_type=True)
+        run_input = parse_run_input(body)
+        schema_version = parse_schema_version(body, "invalid_patch")
+        # Refused before the step runs: another user's session (404), then a schema version that is not the server's (409).
+        current = await self.store.get_for_step(session_id, caller=caller, schema_version=schema_version)
 
         def report(error: BaseException) -> None:
             self.on_error(error, request, step)
@@ -448,7 +456,9 @@ class SessionApp:
         # store's atomic step that writes the record.
         base = session_base_of(call.request)
         wait_ms = whole_number_query(call.request, "waitMs", MAX_WAIT_MS) or 0
-        run_id, step, run_input = parse_run_start(await read_json_body(call.request, self.max_bytes))
+        body = await read_json_body(call.request, self.max_bytes)
+        run_id, step, run_input = parse_run_start(body)
+        schema_version = parse_schema_version(body, "invalid_run")
         if step not in self.steps:
             raise SessionProtocolError("unknown_step", f'No step named "{step}"')
         problem = json_value_problem(run_input)
@@ -456,7 +466,7 @@ class SessionApp:
             raise SessionProtocolError("invalid_patch", f'"input": {problem}')
         if json_bytes(run_input) > self.max_bytes:
             raise SessionProtocolError("too_large", f'"input" is larger than {self.max_bytes} bytes')
-        run, started = await self.runner.start(call.session_id, run_id, step, run_input, call.caller, call.request)
+        run, started = await self.runner.start(call.session_id, run_id, step, run_input, call.caller, call.request, schema_version)
         if wait_ms and run["status"] == "running":
             # The answer waits for the run's first change (a stored progress value, or its end),
             # not for its end: a quick step is one request, and progress shows at once.
@@ -629,7 +639,9 @@ def create_session_app(
 ) -> SessionApp:
     """The session endpoints as an ASGI app: mount it (``app.mount("/api/session", session_app)``) or serve it alone.
 
-    - ``store``: where sessions live (``open_store(url)``).
+    - ``store``: where sessions live (``open_store(url)``); with ``migrations=`` (the app's
+      schema, ``define_migrations(…)``) it answers at that schema version and migrates older
+      sessions as it reads them (docs/protocol.md, "Schema versions").
     - ``steps``: what ``POST {base}/{id}/run/{step}`` may run: ``{"name": function}``.
     - ``authorize(request)``: the caller's user id, or None for an anonymous caller (sync or
       async; given a Starlette ``Request``). A session records the user that created it; every

@@ -17,6 +17,7 @@ STATUS_OF: dict[str, int] = {
     "method_not_allowed": 405,
     "exists": 409,
     "run_in_progress": 409,
+    "schema_mismatch": 409,
     "too_large": 413,
     "unsupported_media_type": 415,
     "step_failed": 500,
@@ -34,7 +35,7 @@ class SessionProtocolError(Exception):
     Stores and the app raise it; the app answers it. Its message is safe to show.
     """
 
-    def __init__(self, code: str, message: str, allow: list[str] | None = None) -> None:
+    def __init__(self, code: str, message: str, allow: list[str] | None = None, *, schema_version: int | None = None) -> None:
         if code not in STATUS_OF:
             raise ValueError(f"unknown error code {code!r}")
         super().__init__(message)
@@ -43,6 +44,17 @@ class SessionProtocolError(Exception):
         self.status = STATUS_OF[code]
         #: With ``method_not_allowed``: the methods the resource has, for the ``Allow`` header.
         self.allow = allow
+        #: With ``schema_mismatch``: the schema version the client must be at (the server's, or a newer session's).
+        self.schema_version = schema_version
 
-    def body(self) -> dict[str, dict[str, str]]:
-        return {"error": {"code": self.code, "message": self.message}}
+    def body(self) -> dict[str, dict[str, str | int]]:
+        """``{"error": {"code", "message"}}``, and ``"schemaVersion"`` when the error carries one."""
+        detail: dict[str, str | int] = {"code": self.code, "message": self.message}
+        if self.schema_version is not None:
+            detail["schemaVersion"] = self.schema_version
+        return {"error": detail}
+
+
+def schema_mismatch(message: str, schema_version: int) -> SessionProtocolError:
+    """409 ``schema_mismatch`` (docs/protocol.md, "Schema versions"): the client must be at ``schema_version`` to be answered."""
+    return SessionProtocolError("schema_mismatch", message, schema_version=schema_version)

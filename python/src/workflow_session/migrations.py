@@ -48,6 +48,7 @@ __all__ = [
     "Migrations",
     "MigrationsDeclaration",
     "PatchChanges",
+    "conformance_migrations",
     "define_migrations",
 ]
 
@@ -325,3 +326,13 @@ def _shown(value: object) -> str:
 def _json(value: object) -> str:
     """``JSON.stringify(value)``: compact, non-ASCII as it is (what is not JSON, as its ``str``)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+#: The conformance schema (docs/protocol.md, "Schema versions"): version 2, whose one migration
+#: renames ``conformance_v1`` to ``conformance_v2``. ``workflow-session conformance`` checks
+#: schema versions against a backend that declares it while it is tested:
+#: ``open_store(url, migrations=conformance_migrations)`` (``python -m workflow_session.serve
+#: --conformance`` does). Declare it only while testing, as the conformance step.
+conformance_migrations = define_migrations(
+    {"version": 2, "migrations": [{"to": 2, "steps": [{"op": "rename", "from": "conformance_v1", "to": "conformance_v2"}]}]}
+)

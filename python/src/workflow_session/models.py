@@ -59,6 +59,8 @@ class Snapshot(TypedDict):
     updatedAt: str
     workflowId: NotRequired[str]
     userId: NotRequired[str]
+    #: The schema version the variables are in (docs/protocol.md, "Schema versions"), when it is 2 or more; absent: 1.
+    schemaVersion: NotRequired[int]
 
 
 class Delta(TypedDict):
@@ -82,6 +84,8 @@ class Delta(TypedDict):
     updatedAt: str
     workflowId: NotRequired[str]
     userId: NotRequired[str]
+    #: The schema version of ``version``'s variables, when it is 2 or more (as a snapshot's).
+    schemaVersion: NotRequired[int]
 
 
 class Summary(TypedDict):
@@ -93,6 +97,7 @@ class Summary(TypedDict):
     updatedAt: str
     workflowId: NotRequired[str]
     userId: NotRequired[str]
+    schemaVersion: NotRequired[int]
 
 
 class Patch(TypedDict, total=False):
@@ -191,6 +196,8 @@ class RunAnswer(TypedDict):
 class ErrorDetail(TypedDict):
     code: str
     message: str
+    #: With ``schema_mismatch``: the schema version the server answers at (or a newer session's).
+    schemaVersion: NotRequired[int]
 
 
 class ErrorBody(TypedDict):
@@ -217,6 +224,9 @@ class SessionHead(TypedDict):
     #: The last applied ``seq`` of the most recent clients (at most 256), oldest first: the
     #: ``clients`` column, ``[[clientId, seq], …]``, as a dict in that order.
     clients: dict[str, int]
+    #: The schema version the variables are in (the ``schema_version`` column): 0 for a session
+    #: written before schema versions were recorded, which reads as 1; absent reads as 0.
+    schemaVersion: NotRequired[int]
 
 
 class Record(TypedDict):

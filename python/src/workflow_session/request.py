@@ -13,7 +13,7 @@ from starlette.types import Scope
 from .deltas import SESSION_BASE_HEADER, SessionBase, parse_session_base, parse_tag
 from .errors import SessionProtocolError
 from .models import JsonValue
-from .rules import parse_json
+from .rules import MAX_SEQ, parse_json
 from .runs import is_run_id
 
 
@@ -123,6 +123,21 @@ def parse_run_start(body: JsonValue | Literal[_NoBody.NO_BODY]) -> tuple[str, st
     if not isinstance(step, str):
         raise SessionProtocolError("invalid_run", '"step" must be the name of a step')
     return run_id, step, body.get("input")
+
+
+def parse_schema_version(body: JsonValue | Literal[_NoBody.NO_BODY], code: str) -> int:
+    """The client's schema version in a body (docs/protocol.md, "Schema versions"): 1 when it has none.
+
+    A whole number from 1 to 2^53 - 1 (``2`` and ``2.0`` are good; ``"2"``, ``1.5``, ``0``,
+    ``true``, ``null`` are 400 ``code``: ``invalid_patch`` for a patch and a step call,
+    ``invalid_run`` for a run start).
+    """
+    if not isinstance(body, dict) or "schemaVersion" not in body:
+        return 1
+    value = body["schemaVersion"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not value.is_integer()) or not 1 <= value <= MAX_SEQ:
+        raise SessionProtocolError(code, '"schemaVersion" must be a whole number from 1 to 2^53 - 1')
+    return int(value)
 
 
 _WHOLE_NUMBER = re.compile(r"[0-9]+")

@@ -128,9 +128,12 @@ class Runner:
         return frozenset(self._active.get(session_id, ()))
 
     async def start(
-        self, session_id: str, run_id: str, step: str, input: JsonValue, caller: Caller, request: Request
+        self, session_id: str, run_id: str, step: str, input: JsonValue, caller: Caller, request: Request, schema_version: int | None = None
     ) -> tuple[RunRecord, bool]:
-        """The run with ``run_id`` (True: started now, its step launched), or the running run of ``step`` it joined."""
+        """The run with ``run_id`` (True: started now, its step launched), or the running run of ``step`` it joined.
+
+        ``schema_version``: the client's; anything but the store's is ``schema_mismatch`` (None: the store's).
+        """
         if self._closing:
             raise shutting_down()
         start = await self.store.start_run(
@@ -142,6 +145,7 @@ class Runner:
             concurrent=self.concurrent,
             lost_after_ms=self.lost_after_ms,
             alive=self.alive(session_id),
+            schema_version=schema_version,
         )
         if start.wrote:
             self.feed.announce(session_id)

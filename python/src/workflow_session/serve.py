@@ -1,21 +1,24 @@
 """Serves the session endpoints alone on uvicorn: ``python -m workflow_session.serve --store URL``.
 
 Prints ``workflow-session on http://HOST:PORT/api/session`` once it accepts requests.
-``--conformance`` registers the protocol's conformance step (for testing only: it echoes what
-it is given); ``--user-header NAME`` takes the caller's user id from that header (testing only:
-anyone can send it).
+``--conformance`` registers the protocol's conformance step and declares the conformance schema
+(for testing only: it echoes what it is given); ``--migrations FILE`` declares the app's schema,
+a JSON declaration with data steps only (``define_migrations``' input); ``--user-header NAME``
+takes the caller's user id from that header (testing only: anyone can send it).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import socket
 import sys
 from typing import NoReturn
 
 from .app import create_session_app
+from .migrations import Migrations, conformance_migrations, define_migrations
 from .steps import conformance_steps
 from .stores.open import open_store
 
@@ -26,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 for any free port")
     parser.add_argument("--base", default="/api/session", help="path of the endpoints (default %(default)s)")
-    parser.add_argument("--conformance", action="store_true", help="register the conformance_echo step (testing only)")
+    parser.add_argument("--conformance", action="store_true", help="register the conformance_echo step and declare the conformance schema (testing only)")
+    parser.add_argument("--migrations", metavar="FILE", help="the app's schema: a JSON declaration of data steps ({version, migrations})")
     parser.add_argument("--user-header", metavar="NAME", help="take the user id from this request header (testing only)")
     args = parser.parse_args(argv)
     try:
@@ -35,9 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         print("workflow-session: serve needs uvicorn: pip install 'workflow-session[serve]'", file=sys.stderr)
         return 2
 
+    if args.conformance and args.migrations:
+        parser.error("--conformance declares the conformance schema: give it or --migrations, not both")
     user_header = args.user_header.lower() if args.user_header else None
     try:
-        store = open_store(args.store)
+        migrations = conformance_migrations if args.conformance else read_migrations(args.migrations) if args.migrations else None
+        store = open_store(args.store, migrations=migrations)
     except Exception as error:
         print(f"workflow-session: {error}", file=sys.stderr)
         return 1
@@ -68,6 +75,16 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(stop, lambda *_: sys.exit(0))
     asyncio.run(serve())
     return 0 if server.started else 1
+
+
+def read_migrations(path: str) -> Migrations:
+    """The schema a ``--migrations`` file declares (JSON, data steps only: a function step names a function this command does not have)."""
+    with open(path, encoding="utf-8") as file:
+        try:
+            declaration = json.load(file)
+        except ValueError as error:
+            raise ValueError(f"{path} is not JSON: {error}") from None
+    return define_migrations(declaration)
 
 
 def _run() -> NoReturn:

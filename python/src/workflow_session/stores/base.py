@@ -8,23 +8,30 @@ for a decision on the session and its runs together, ``update_run`` for one run)
 changed since a version (``read_since``: the memory store's change log, the SQL stores' rows
 newer than it) lets the store answer deltas (docs/protocol.md, "Deltas"); any other answers
 snapshots.
+
+A store with migrations (``SessionStore(backend, migrations=define_migrations(…))``) reads and
+writes sessions at their schema version N (docs/protocol.md, "Schema versions"): a session stored
+at an older one is migrated in the same atomic step as whatever first reads or writes it, once,
+with one version bump; one stored at a newer one is answered as it is and never changed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import dataclasses
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar, Union, cast
 
-from ..deltas import SessionBase, delta_of, is_current, may_delta
-from ..errors import SessionProtocolError
+from ..deltas import SessionBase, delta_of, is_current, may_delta, shown_schema_version
+from ..errors import SessionProtocolError, schema_mismatch
 from ..merge import ValidChange, iso_time, merge_session, utc_now, valid_change
+from ..migrations import MigrationError, Migrations
 from ..models import Delta, JsonInput, JsonValue, Patch, Record, RunError, RunRecord, RunStatus, SessionHead, Snapshot, Summary
-from ..rules import is_session_id
+from ..rules import is_session_id, json_bytes
 from ..runs import (
     CANCELLED_MESSAGE,
     DEFAULT_RUN_LOST_AFTER_MS,
@@ -153,6 +160,8 @@ class ApplyResult:
     #: newer one, when the client was behind and the store read what changed after the write); None
     #: when no delta can be made (answer ``snapshot``).
     delta: Delta | None = None
+    #: True when the session was stored at an older schema version and was migrated in the same write.
+    migrated: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,14 +205,16 @@ def may_reach(session: Snapshot | SessionHead, caller: Caller | None) -> bool:
 
 
 #: What a head holds for the store only, never shown: the variables' size and the clients' ``seq``
-#: (and its ``sessionId``, which a view puts first itself).
-_NOT_SHOWN = frozenset({"sessionId", "bytes", "clients"})
+#: (and its ``sessionId``, which a view puts first itself, and its ``schemaVersion``, which a view
+#: puts last, and only from 2 up).
+_NOT_SHOWN = frozenset({"sessionId", "bytes", "clients", "schemaVersion"})
 
 
 def summary_of(head: SessionHead) -> Summary:
-    """What ``list`` shows of a session: its head without the store's bookkeeping, the head's keys in their order."""
+    """What ``list`` shows of a session: its head without the store's bookkeeping, the head's keys in their order, then ``schemaVersion`` from 2 up."""
     summary: dict[str, object] = {"sessionId": head["sessionId"]}
     summary.update((key, value) for key, value in head.items() if key not in _NOT_SHOWN)
+    _show_schema_version(summary, head)
     return cast(Summary, summary)
 
 
@@ -214,7 +225,20 @@ def snapshot_of(record: Record) -> Snapshot:
     """
     snapshot: dict[str, object] = {"sessionId": record["head"]["sessionId"], "variables": dict(sorted(record["variables"].items()))}
     snapshot.update((key, value) for key, value in record["head"].items() if key not in _NOT_SHOWN)
+    _show_schema_version(snapshot, record["head"])
     return cast(Snapshot, snapshot)
+
+
+def _show_schema_version(view: dict[str, object], head: SessionHead) -> None:
+    """Adds ``schemaVersion`` to a snapshot or summary, after the head's other fields, when it is 2 or more (1 and 0 are left out)."""
+    schema_version = shown_schema_version(head)
+    if schema_version is not None:
+        view["schemaVersion"] = schema_version
+
+
+def schema_version_of(session: Snapshot | SessionHead | Summary) -> int:
+    """The schema version a session's variables are in: the one recorded (0, from before it was recorded, and none read as 1)."""
+    return max(session.get("schemaVersion", 0), 1)
 
 
 def no_such_session() -> SessionProtocolError:
@@ -299,6 +323,13 @@ class SessionStore:
     until they are gone, these stores read it as live, and a write through them makes it live
     again for the TypeScript server too (its ``updatedAt`` is then now).
 
+    ``migrations`` (``define_migrations(…)``) is the app's schema: the store's schema version N
+    is its version (1 without it). New sessions are written at N. A session stored at an older
+    version (0, written before versions were recorded, reads as 1) is migrated before anything
+    reads or writes it, in the same atomic step: its variables made current, one version bump,
+    ``schemaVersion`` N. A session stored at a newer version (written by newer code) is answered
+    as it is; a write that would change it is ``schema_mismatch`` (409).
+
     Example::
 
         store = open_store("sqlite:.data/sessions.db")
@@ -306,19 +337,28 @@ class SessionStore:
         await store.get_state("session-1", "email")  # "a@b.c"
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, migrations: Migrations | None = None) -> None:
+        if migrations is not None and not isinstance(migrations, Migrations):
+            raise TypeError("migrations must be what define_migrations(…) returns")
         self.backend = backend
+        #: The app's schema, or None (schema version 1).
+        self.migrations = migrations
         self._finishing: set[asyncio.Future[Any]] = set()
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version N this store reads and writes sessions at: its migrations' version, or 1 without them."""
+        return self.migrations.version if self.migrations is not None else 1
 
     async def open(self) -> None:
         """Connects now (a store also connects on first use); raises ``unavailable`` when it cannot."""
         await self.backend.open()
 
     async def get(self, session_id: str, *, caller: Caller | None = None) -> Snapshot | None:
-        """The session, or None when there is none (or ``caller`` may not see it)."""
+        """The session, or None when there is none (or ``caller`` may not see it); migrated first when it is stale."""
         _check_session_id(session_id)
         _check_caller(caller)
-        record = await self.backend.read(session_id)
+        record = await self._read_current(session_id, caller)
         return snapshot_of(record) if record is not None and may_reach(record["head"], caller) else None
 
     async def get_since(self, session_id: str, base: SessionBase | None, *, caller: Caller | None = None) -> Snapshot | Delta | None:
@@ -334,6 +374,11 @@ class SessionStore:
         _check_session_id(session_id)
         _check_caller(caller)
         found = await self.backend.read_since(session_id, base)
+        head = found.head if isinstance(found, Changes) else found["head"] if found is not None else None
+        if head is not None and self._needs_migration(head) and may_reach(head, caller):
+            # Migrated first; then read again, so that the migration's changes are in the delta.
+            await self.backend.update(session_id, self._migration(caller))
+            found = await self.backend.read_since(session_id, base)
         if found is None:
             return None
         if isinstance(found, Changes):
@@ -352,6 +397,7 @@ class SessionStore:
         caller: Caller | None = None,
         max_bytes: int | None = None,
         base: SessionBase | None = None,
+        schema_version: int | None = None,
     ) -> ApplyResult:
         """Merges ``change`` (a patch: ``variables``, ``deleted``, ``clientId`` + ``seq``, ``workflowId``) atomically.
 
@@ -360,10 +406,18 @@ class SessionStore:
         the result's ``delta`` is the answer to it when one can be made: made in the atomic step
         from the merge's own changes when ``base`` is the version merged onto (the common case,
         O(change)), else read after the write (``get_since``) when the client was behind.
+
+        ``schema_version``: the schema version ``change`` was written at (a client's patch);
+        None, the store's own (server code). An older one is moved by the migrations first; a
+        newer one, one a ``function`` step lies after, or a session stored at a newer version is
+        ``schema_mismatch`` (after the owner rule). A stale session is migrated in the same write,
+        with the one version bump of the merge.
         """
         _check_session_id(session_id)
         _check_caller(caller)
-        outcome = await self._merge(session_id, _checked(change), caller, max_bytes, base=base)
+        checked = _checked(change)
+        moved, refused = self._moved_change(checked, schema_version)
+        outcome = await self._merge(session_id, moved, caller, max_bytes, base=base, refused=refused)
         if isinstance(outcome, Conflict):  # only a merge onto an expected version meets one
             raise RuntimeError("A merge without an expected version met a conflict")
         if base is not None and outcome.delta is None and may_delta(base, outcome.snapshot):
@@ -382,21 +436,31 @@ class SessionStore:
         max_bytes: int | None,
         expect_version: int | None = None,
         base: SessionBase | None = None,
+        refused: SessionProtocolError | None = None,
     ) -> ApplyResult | Conflict:
+        """The one merge of ``apply`` and ``update_workflow``; ``refused``: the ``schema_mismatch`` to raise once the owner rule passed."""
         owner = caller.user_id if caller is not None else None
 
         def decide(current: Record | None) -> Decision[ApplyResult | Conflict]:
             if current is not None and not may_reach(current["head"], caller):
                 raise no_such_session()
+            self._refuse_newer(current)
+            if refused is not None:
+                raise refused
             if expect_version is not None and (current["head"]["version"] if current else 0) != expect_version:
                 return Decision(Keep(), Conflict())
-            merged = merge_session(current, session_id, change, utc_now(), max_bytes=max_bytes, owner=owner)
+            now = utc_now()
+            migrated = self._migrated(current)
+            # Onto the migrated variables at the stored version: the merge's bump is the migration's too.
+            merged = merge_session(migrated or current, session_id, change, now, max_bytes=max_bytes, owner=owner)
+            written = self._stamped(merged.record) if merged.applied else _migration_written(migrated, now) if migrated else None
+            after = written if written is not None else self._stamped(merged.record)
             delta: Delta | None = None
             if base is not None and current is not None and is_current(base, current["head"]):
-                # The client holds the version merged onto: the delta is this merge's own changes.
-                after = merged.record
-                delta = delta_of(after["head"], base.version, after["variables"], changed_names(current, after) if merged.applied else ())
-            return Decision(Put(merged.record) if merged.applied else Keep(), ApplyResult(snapshot_of(merged.record), merged.applied, delta))
+                # The client holds the version merged onto: the delta is this write's own changes.
+                delta = delta_of(after["head"], base.version, after["variables"], changed_names(current, after) if written is not None else ())
+            result = ApplyResult(snapshot_of(after), merged.applied, delta, migrated=migrated is not None)
+            return Decision(Put(written) if written is not None else Keep(), result)
 
         # Backends hand decide records they parsed, so the snapshot shares nothing with storage.
         return await self.backend.update(session_id, decide)
@@ -422,7 +486,7 @@ class SessionStore:
         def decide(current: Record | None) -> Decision[Snapshot]:
             if current is not None:
                 raise SessionProtocolError("exists", f'A session with id "{session_id}" exists already')
-            record = _created(session_id, change, max_bytes, user_id, utc_now())
+            record = self._stamped(_created(session_id, change, max_bytes, user_id, utc_now()))
             return Decision(Put(record), snapshot_of(record))
 
         return await self.backend.update(session_id, decide)
@@ -432,19 +496,27 @@ class SessionStore:
 
         A session the user owns already is returned as it is; a missing one, or another user's, is
         ``not_found``. The version grows by one. The app's ``POST {base}/{id}/adopt`` calls it for
-        the signed-in caller.
+        the signed-in caller. A stale session is migrated in the same write (one version bump);
+        one stored at a newer schema version is ``schema_mismatch``.
         """
         _check_session_id(session_id)
         if not isinstance(user_id, str) or not user_id:
             raise TypeError("adopt: user_id must be a non-empty string")
 
-        def decide(current: Record | None) -> Decision[Snapshot]:
-            if current is None or not may_reach(current["head"], Caller(user_id)):
+        def decide(stored: Record | None) -> Decision[Snapshot]:
+            if stored is None or not may_reach(stored["head"], Caller(user_id)):
                 raise no_such_session()
-            if current["head"].get("userId") == user_id:
-                return Decision(Keep(), snapshot_of(current))
-            head: SessionHead = {**current["head"], "userId": user_id, "version": current["head"]["version"] + 1, "updatedAt": iso_time(utc_now())}
-            record: Record = {**current, "head": head}
+            now = utc_now()
+            migrated = self._migrated(stored)
+            if stored["head"].get("userId") == user_id:
+                if migrated is None:
+                    return Decision(Keep(), snapshot_of(stored))  # nothing to change, at any schema version
+                written = _migration_written(migrated, now)
+                return Decision(Put(written), snapshot_of(written))
+            self._refuse_newer(stored)
+            current = migrated or stored
+            head: SessionHead = {**current["head"], "userId": user_id, "version": current["head"]["version"] + 1, "updatedAt": iso_time(now)}
+            record = self._stamped({**current, "head": head})
             return Decision(Put(record), snapshot_of(record))
 
         return await self.backend.update(session_id, decide)
@@ -469,11 +541,60 @@ class SessionStore:
             raise ValueError(f"list: offset must be a whole number, got {offset!r}")
         if user_id is not None and not isinstance(user_id, str):
             raise TypeError("list: user_id must be a string")
-        return await self.backend.list(user_id, limit, offset)
+        page = await self.backend.list(user_id, limit, offset)
+        if not any(self._needs_migration(summary) for summary in page):
+            return page
+        # The page's stale sessions are migrated now, each in its own atomic step, and shown as they are then.
+        shown: list[Summary] = []
+        for summary in page:
+            if not self._needs_migration(summary):
+                shown.append(summary)
+                continue
+            record, _ = await self.backend.update(summary["sessionId"], self._migration(None))
+            if record is not None:
+                shown.append(summary_of(record["head"]))
+        return shown
 
     def ids(self) -> AsyncIterator[str]:
         """Every session id, unpaged, in no particular order (for jobs: export, migration, audit)."""
         return self.backend.ids()
+
+    async def migrate(self, session_id: str) -> bool:
+        """Migrates the session to the store's schema version now, if it is stale (trusted); True when this call migrated it.
+
+        What a read would do anyway, for a job that moves every session ahead of its readers
+        (:func:`migrate_sessions`): one atomic write, one version bump; a session another server
+        migrated first is left as it is (False).
+        """
+        _check_session_id(session_id)
+        record = await self.backend.read(session_id)
+        if record is None or not self._needs_migration(record["head"]):
+            return False
+        _, migrated = await self.backend.update(session_id, self._migration(None))
+        return migrated
+
+    async def get_for_step(self, session_id: str, *, caller: Caller | None = None, schema_version: int | None = None) -> Snapshot | None:
+        """The session a step call runs on, at the store's schema version; None when there is none (the step then runs on no variables).
+
+        Checked as a write is: ``not_found`` for a session ``caller`` may not reach; then
+        ``schema_mismatch`` for a session stored at a newer schema version, or for a
+        ``schema_version`` (the caller's; None: the store's own) that is not the store's. A stale
+        session is migrated first.
+        """
+        _check_session_id(session_id)
+        _check_caller(caller)
+        refused = self._refusal_of(schema_version, "A step call")
+        record = await self.backend.read(session_id)
+        if record is not None and not may_reach(record["head"], caller):
+            raise no_such_session()
+        self._refuse_newer(record)
+        if refused is not None:
+            raise refused
+        if record is not None and self._needs_migration(record["head"]):
+            record, _ = await self.backend.update(session_id, self._migration(caller))
+            if record is not None and not may_reach(record["head"], caller):  # adopted by another user meanwhile
+                raise no_such_session()
+        return snapshot_of(record) if record is not None else None
 
     async def get_state(self, session_id: str, key: str, default: JsonValue = None) -> JsonValue:
         """One variable of a session (trusted), or ``default``."""
@@ -505,6 +626,8 @@ class SessionStore:
         _check_session_id(session_id)
         for _ in range(MAX_EDIT_ATTEMPTS):
             before = await self.get(session_id)
+            if before is not None:
+                self._refuse_newer_schema(schema_version_of(before))  # the edit reads and writes this server's shape
             draft = Draft(before["variables"] if before else {})
             done = edit(Workflow(draft, workflow_id))
             if inspect.isawaitable(done):
@@ -535,16 +658,20 @@ class SessionStore:
         lost_after_ms: int = DEFAULT_RUN_LOST_AFTER_MS,
         alive: Container[str] = (),
         keep: int = KEEP_FINISHED_RUNS,
+        schema_version: int | None = None,
     ) -> RunStart:
         """Writes a new ``running`` run in the session's atomic step, and returns what the step is to read.
 
-        In that one step: the owner rule (``not_found``); a stale ``running`` run ends ``lost``
-        first (but not those in ``alive``, the runs this server drives); a run with ``run_id``
-        answers as it is (not started: the step never runs twice for one id); a ``running`` run
-        of the same step is joined (returned, not started) or, with ``concurrent="refuse"``,
-        returned with ``conflict``; else a missing session is created (empty, version 1, owned by
-        ``caller``), the run is written with the session's version as ``readVersion``, and the
-        finished runs past the ``keep`` newest are dropped. The step itself is the caller's to run.
+        In that one step: the owner rule (``not_found``); ``schema_mismatch`` for a session
+        stored at a newer schema version, or for a ``schema_version`` (the caller's; None: the
+        store's own) that is not the store's; a stale session is migrated (one version bump); a
+        stale ``running`` run ends ``lost`` first (but not those in ``alive``, the runs this
+        server drives); a run with ``run_id`` answers as it is (not started: the step never runs
+        twice for one id); a ``running`` run of the same step is joined (returned, not started)
+        or, with ``concurrent="refuse"``, returned with ``conflict``; else a missing session is
+        created (empty, version 1, owned by ``caller``), the run is written with the session's
+        version as ``readVersion``, and the finished runs past the ``keep`` newest are dropped.
+        The step itself is the caller's to run.
         """
         _check_session_id(session_id)
         _check_caller(caller)
@@ -553,12 +680,19 @@ class SessionStore:
         if concurrent not in ("join", "refuse"):
             raise ValueError('concurrent must be "join" or "refuse"')
         owner = caller.user_id if caller is not None else None
+        refused = self._refusal_of(schema_version, "A run")
 
-        def decide(current: Record | None, runs: list[RunRecord]) -> RunsDecision[RunStart]:
-            if current is not None and not may_reach(current["head"], caller):
+        def decide(stored: Record | None, runs: list[RunRecord]) -> RunsDecision[RunStart]:
+            if stored is not None and not may_reach(stored["head"], caller):
                 raise no_such_session()
+            self._refuse_newer(stored)
+            if refused is not None:
+                raise refused
             now = utc_now()
             at = ms_of_datetime(now)  # the run starts when a session it creates is created
+            migrated = self._migrated(stored)
+            current = _migration_written(migrated, now) if migrated is not None else stored
+            write: Put | Keep = Put(current) if migrated is not None and current is not None else Keep()
             lost: list[RunRecord] = []
             settled: list[RunRecord] = []
             for run in runs:
@@ -566,15 +700,15 @@ class SessionStore:
                     run = ended(run, "lost", at, error=run_error("lost", LOST_MESSAGE))
                     lost.append(run)
                 settled.append(run)
+            wrote = bool(lost) or migrated is not None
             existing = next((run for run in settled if run["runId"] == run_id), None)
             if existing is not None:
-                return RunsDecision(RunStart(existing, False, {}, wrote=bool(lost)), runs=tuple(lost))
+                return RunsDecision(RunStart(existing, False, {}, wrote=wrote), write=write, runs=tuple(lost))
             running = next((run for run in settled if run["step"] == step and run["status"] == "running"), None)
             if running is not None:
-                return RunsDecision(RunStart(running, False, {}, conflict=concurrent == "refuse", wrote=bool(lost)), runs=tuple(lost))
-            write: Put | Keep = Keep()
+                return RunsDecision(RunStart(running, False, {}, conflict=concurrent == "refuse", wrote=wrote), write=write, runs=tuple(lost))
             if current is None:
-                current = _created(session_id, valid_change({}), None, owner, now)
+                current = self._stamped(_created(session_id, valid_change({}), None, owner, now))
                 write = Put(current)
             run = new_run(run_id, step, input, current["head"]["version"], at)
             finished = [old for old in settled if old["status"] != "running"]  # newest first
@@ -700,29 +834,34 @@ class SessionStore:
                     raise
                 problem = broken
 
-        def decide(current: Record | None, runs: list[RunRecord]) -> RunsDecision[RunEnd]:
+        def decide(stored: Record | None, runs: list[RunRecord]) -> RunsDecision[RunEnd]:
             run = runs[0] if runs else None
-            if current is None or run is None or run["status"] != "running":
+            if stored is None or run is None or run["status"] != "running":
                 return RunsDecision(RunEnd(run, False))
-            at = now_ms()
+            at, now = now_ms(), utc_now()
             broken = problem
+            # A stale session is migrated in this write; the step's changes merge onto it with the one bump.
+            migrated = self._migrated(stored)
+            alone: Put | Keep = Put(_migration_written(migrated, now)) if migrated is not None else Keep()
             if step_changes is not None:
                 try:
-                    merged = merge_session(current, session_id, step_changes, utc_now(), max_bytes=max_bytes)
+                    self._refuse_newer(stored)  # this server's changes do not go into a newer shape
+                    merged = merge_session(migrated or stored, session_id, step_changes, now, max_bytes=max_bytes)
                 except SessionProtocolError as refused:
-                    if refused.code not in STEP_RESULT_PROBLEMS:
+                    if refused.code not in STEP_RESULT_PROBLEMS and refused.code != "schema_mismatch":
                         raise
                     broken = refused
                 else:
-                    done = ended(run, "succeeded", at, output=output, version=merged.record["head"]["version"], progress=progress)
-                    write: Put | Keep = Put(merged.record) if merged.applied else Keep()
-                    return RunsDecision(RunEnd(done, True, snapshot_of(merged.record), merged.applied), write=write, runs=(done,))
+                    write = Put(self._stamped(merged.record)) if merged.applied else alone
+                    after = write.record if isinstance(write, Put) else stored
+                    done = ended(run, "succeeded", at, output=output, version=after["head"]["version"], progress=progress)
+                    return RunsDecision(RunEnd(done, True, snapshot_of(after), merged.applied), write=write, runs=(done,))
             if broken is not None:
                 message = f'Step "{run["step"]}" returned changes that cannot be stored: {broken.message}'
                 failed = ended(run, "failed", at, error=run_error("step_failed", message), progress=progress)
-                return RunsDecision(RunEnd(failed, True, problem=broken), runs=(failed,))
+                return RunsDecision(RunEnd(failed, True, problem=broken), write=alone, runs=(failed,))
             done = ended(run, status, at, error=error, output=output, progress=progress)
-            return RunsDecision(RunEnd(done, True), runs=(done,))
+            return RunsDecision(RunEnd(done, True), write=alone, runs=(done,))
 
         return await self.backend.update_runs(session_id, decide, run_id)
 
@@ -743,6 +882,91 @@ class SessionStore:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    # --- Schema versions (docs/protocol.md, "Schema versions") ---
+
+    def _needs_migration(self, session: Snapshot | SessionHead | Summary) -> bool:
+        """Whether a session is stored at an older schema version than the store's (it is migrated before it is read or written)."""
+        return schema_version_of(session) < self.schema_version
+
+    def _migrated(self, record: Record | None) -> Record | None:
+        """``record`` with its variables made current, still at its version (a write bumps it once); None when it needs no migration."""
+        if record is None or self.migrations is None or not self._needs_migration(record["head"]):
+            return None
+        variables = self.migrations.migrate(record["variables"], record["head"].get("schemaVersion", 0)).variables
+        head: SessionHead = {**record["head"], "bytes": json_bytes(variables), "schemaVersion": self.schema_version}
+        return {"head": head, "variables": variables}
+
+    def _migration(self, caller: Caller | None) -> Callable[[Record | None], Decision[tuple[Record | None, bool]]]:
+        """The atomic step that migrates a stale session ``caller`` may reach, alone: the record as it is after it, and whether it migrated.
+
+        Inside the step the record is read again: a session another server migrated first is
+        current, and left as it is.
+        """
+
+        def decide(stored: Record | None) -> Decision[tuple[Record | None, bool]]:
+            migrated = self._migrated(stored) if stored is not None and may_reach(stored["head"], caller) else None
+            if migrated is None:
+                return Decision(Keep(), (stored, False))
+            written = _migration_written(migrated, utc_now())
+            return Decision(Put(written), (written, True))
+
+        return decide
+
+    async def _read_current(self, session_id: str, caller: Caller | None) -> Record | None:
+        """The stored session; migrated first (one atomic write) when it is stale and ``caller`` may reach it."""
+        record = await self.backend.read(session_id)
+        if record is None or not self._needs_migration(record["head"]) or not may_reach(record["head"], caller):
+            return record
+        migrated, _ = await self.backend.update(session_id, self._migration(caller))
+        return migrated
+
+    def _stamped(self, record: Record) -> Record:
+        """``record`` as the store writes it: its head at the store's schema version (or the newer one it is stored at)."""
+        head = record["head"]
+        schema_version = max(head.get("schemaVersion", 0), self.schema_version)
+        if head.get("schemaVersion") == schema_version:
+            return record
+        return {**record, "head": {**head, "schemaVersion": schema_version}}
+
+    def _refuse_newer(self, stored: Record | None) -> None:
+        """``schema_mismatch`` for a session stored at a newer schema version than the store's: written by newer code, never changed here."""
+        if stored is not None:
+            self._refuse_newer_schema(schema_version_of(stored["head"]))
+
+    def _refuse_newer_schema(self, stored_version: int) -> None:
+        if stored_version > self.schema_version:
+            raise schema_mismatch(
+                f"The session is stored at schema version {stored_version}, newer than this server's ({self.schema_version}); it cannot be changed here",
+                stored_version,
+            )
+
+    def _refusal_of(self, schema_version: int | None, what: str) -> SessionProtocolError | None:
+        """The ``schema_mismatch`` for a run or a step call at ``schema_version`` (None: the store's own): a step reads and writes the store's shape only."""
+        _check_schema_version(schema_version)
+        if schema_version is None or schema_version == self.schema_version:
+            return None
+        return schema_mismatch(f"{what} of schema version {schema_version} cannot run on this server's ({self.schema_version}); update the page", self.schema_version)
+
+    def _moved_change(self, change: ValidChange, schema_version: int | None) -> tuple[ValidChange, SessionProtocolError | None]:
+        """``change``, written at ``schema_version`` (None: the store's own), moved to the store's; or the ``schema_mismatch`` to answer.
+
+        The refusal is raised in the atomic step, after the owner rule, so that another caller's
+        session is ``not_found`` first.
+        """
+        _check_schema_version(schema_version)
+        if schema_version is None or schema_version == self.schema_version:
+            return change, None
+        if schema_version > self.schema_version or self.migrations is None:
+            return change, schema_mismatch(
+                f"The patch is of schema version {schema_version}, newer than this server's ({self.schema_version}); update the page",
+                self.schema_version,
+            )
+        try:
+            moved = self.migrations.migrate_patch({"variables": change.variables, "deleted": change.deleted}, schema_version)
+        except MigrationError as error:
+            return change, schema_mismatch(f"{error}; update the page", self.schema_version)
+        return dataclasses.replace(change, variables=moved["variables"], deleted=moved["deleted"]), None
 
 
 def changed_names(before: Record | None, after: Record) -> builtins.list[str]:
@@ -768,6 +992,12 @@ def _created(session_id: str, change: ValidChange, max_bytes: int | None, owner:
     return record
 
 
+def _migration_written(migrated: Record, now: datetime) -> Record:
+    """A migration written on its own (no other change in its write): one version more, updated ``now``."""
+    head: SessionHead = {**migrated["head"], "version": migrated["head"]["version"] + 1, "updatedAt": iso_time(now)}
+    return {**migrated, "head": head}
+
+
 def _checked(change: object) -> ValidChange:
     """The caller's change, checked and copied: nothing of the caller's is kept.
 
@@ -786,9 +1016,52 @@ def _check_session_id(session_id: object) -> None:
         )
 
 
+def _check_schema_version(schema_version: object) -> None:
+    """A caller's schema version is None (the store's own) or a whole number from 1 (a bool is not one)."""
+    if schema_version is not None and (isinstance(schema_version, bool) or not isinstance(schema_version, int) or schema_version < 1):
+        raise TypeError(f"schema_version must be None or a whole number from 1, got {schema_version!r}")
+
+
 def _check_caller(caller: object) -> None:
     if caller is None:
         return
     user_id = getattr(caller, "user_id", 0)
     if not isinstance(caller, Caller) or not (user_id is None or (isinstance(user_id, str) and user_id != "")):
         raise TypeError('caller must be Caller("user-id") for a signed-in user or Caller(None) for an anonymous one')
+
+
+@dataclass(frozen=True)
+class MigrationProgress:
+    """How far :func:`migrate_sessions` got: sessions gone over, and how many of them it migrated."""
+
+    done: int
+    migrated: int
+
+
+#: Told after each session :func:`migrate_sessions` went over: ``(done, migrated)`` so far (sync or async).
+ProgressListener = Callable[[int, int], "None | Awaitable[None]"]
+
+
+async def migrate_sessions(store: SessionStore, on_progress: ProgressListener | None = None) -> MigrationProgress:
+    """A job that migrates every stale session of ``store`` to its schema version now, rather than when each is next read.
+
+    Goes over ``store.ids()`` and migrates each one that needs it (:meth:`SessionStore.migrate`:
+    one atomic write each, so it may run while servers answer requests, and beside another
+    run of itself). ``on_progress(done, migrated)`` is called after each session. Returns the
+    totals.
+
+    Example::
+
+        store = open_store(url, migrations=migrations)
+        result = await migrate_sessions(store, lambda done, migrated: print(f"{done} read, {migrated} migrated"))
+    """
+    done = migrated = 0
+    async for session_id in store.ids():
+        if await store.migrate(session_id):
+            migrated += 1
+        done += 1
+        if on_progress is not None:
+            told = on_progress(done, migrated)
+            if inspect.isawaitable(told):
+                await told
+    return MigrationProgress(done, migrated)

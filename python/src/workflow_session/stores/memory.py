@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from ..deltas import SessionBase, may_delta
+from ..migrations import Migrations
 from ..models import JsonValue, Record, RunRecord, SessionHead, Summary
 from ..rules import compact_json
 from .base import Backend, Changes, Decision, Keep, Put, Remove, RunsDecision, SessionStore, T, changed_names, summary_of
@@ -181,6 +182,6 @@ class MemoryBackend(Backend):
                 yield session_id
 
 
-def memory_store() -> SessionStore:
-    """Sessions in this process's memory (``open_store("memory:")``): for tests and prototypes."""
-    return SessionStore(MemoryBackend())
+def memory_store(*, migrations: Migrations | None = None) -> SessionStore:
+    """Sessions in this process's memory (``open_store("memory:")``): for tests and prototypes. ``migrations``: the app's schema."""
+    return SessionStore(MemoryBackend(), migrations=migrations)

@@ -7,6 +7,7 @@ from typing import Literal
 
 from typing_extensions import TypedDict, Unpack
 
+from ..migrations import Migrations
 from .base import SessionStore
 
 
@@ -23,6 +24,8 @@ class StoreOptions(TypedDict, total=False):
     pool_size: int
     #: PostgreSQL: seconds to wait for a connection (5.0).
     connect_timeout: float
+    #: Every store: the app's schema (``define_migrations(…)``); sessions stored at an older version are migrated when read.
+    migrations: Migrations | None
 
 
 def open_store(url: str, **options: Unpack[StoreOptions]) -> SessionStore:
@@ -36,7 +39,7 @@ def open_store(url: str, **options: Unpack[StoreOptions]) -> SessionStore:
     ``postgres://…``              :func:`~workflow_session.stores.postgres.postgres_store`
     ============================  ==========================================================
 
-    ``options`` go to the store (``busy_timeout=``, ``table=``, ...).
+    ``options`` go to the store (``busy_timeout=``, ``table=``, ``migrations=``, ...).
 
     Example::
 

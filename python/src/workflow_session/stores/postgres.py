@@ -26,12 +26,14 @@ from urllib.parse import urlsplit
 
 from ..deltas import SessionBase
 from ..errors import SessionProtocolError
+from ..migrations import Migrations
 from ..models import Record, RunRecord, SessionHead, Summary
 from ..rules import compact_json
 from .base import Backend, Changes, ChangeListener, Decision, Keep, Put, Remove, RunsDecision, SessionStore, T, summary_of
 from .rows import (
     COMPACTION_COLUMNS,
     HEAD_COLUMNS,
+    HEAD_WIDTH,
     RUN_COLUMNS,
     Compaction,
     HeadRow,
@@ -150,7 +152,8 @@ class PostgresBackend(Backend):
         """The TypeScript store's tables (see :mod:`.rows`), under its schema lock, so either may create them.
 
         Tables made before tombstones were compacted get the head's compaction columns and each
-        session's count of its tombstones, once, as the TypeScript store does.
+        session's count of its tombstones, once, as the TypeScript store does; tables made before
+        schema versions were recorded get the ``schema_version`` column (0 in every row).
         """
         async with db.transaction():
             await db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"workflow-session schema {self.table}",))
@@ -171,7 +174,8 @@ class PostgresBackend(Backend):
                       bytes       bigint NOT NULL,
                       clients     text NOT NULL,
                       compacted_through bigint NOT NULL DEFAULT 0,
-                      tombstones  bigint NOT NULL DEFAULT 0
+                      tombstones  bigint NOT NULL DEFAULT 0,
+                      schema_version integer NOT NULL DEFAULT 0
                     );
                     CREATE INDEX IF NOT EXISTS {self.table}_user_newest ON {self.table} (user_id, updated_at DESC);
                     CREATE INDEX IF NOT EXISTS {self.table}_newest ON {self.table} (updated_at DESC);
@@ -208,6 +212,13 @@ class PostgresBackend(Backend):
                           FROM (SELECT session_id, count(*) AS n FROM {self.variables} WHERE value IS NULL GROUP BY session_id) c
                           WHERE {self.table}.id = c.session_id"""
                 )
+            cursor = await db.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s AND column_name = 'schema_version'",
+                (self.table,),
+            )
+            if not await cursor.fetchone():
+                # Tables made before schema versions were recorded: every session in them reads as version 0 (that is, 1).
+                await db.execute(f"ALTER TABLE {self.table} ADD COLUMN IF NOT EXISTS schema_version integer NOT NULL DEFAULT 0")
 
     async def _connection(self) -> AbstractAsyncContextManager[AsyncConnection[TupleRow]]:
         if self._pool is None:
@@ -236,8 +247,9 @@ class PostgresBackend(Backend):
         rows = await cursor.fetchall()
         if not rows:
             return None, None
-        record = record_of(rows[0][:8], [(row[10], row[11]) for row in rows if row[10] is not None])
-        return record, compaction_of(rows[0][8], rows[0][9])
+        name, value = HEAD_WIDTH + 2, HEAD_WIDTH + 3  # after the head's columns and its compaction columns
+        record = record_of(rows[0][:HEAD_WIDTH], [(row[name], row[value]) for row in rows if row[name] is not None])
+        return record, compaction_of(rows[0][HEAD_WIDTH], rows[0][HEAD_WIDTH + 1])
 
     async def read_since(self, session_id: str, base: SessionBase) -> Record | Changes | None:
         """The head and the variable rows newer than ``base`` when they cover it (:func:`.rows.rows_cover`), else the whole session, in one statement."""
@@ -258,11 +270,13 @@ class PostgresBackend(Backend):
                 rows = await cursor.fetchall()
         if not rows:
             return None
-        head: HeadRow = rows[0][:8]
-        variables = [(row[10], row[11]) for row in rows if row[10] is not None]
-        if not rows[0][9]:  # every row of the session: the live ones are the record
-            return record_of(head, [(name, value) for name, value in variables if value is not None])
-        if rows_cover(base, head_of(head), int(rows[0][8])):  # the rule in Python agrees
+        # The head's columns, then compacted_through, covered, and a variable row's name and value.
+        compacted_through, covered, name, value = HEAD_WIDTH, HEAD_WIDTH + 1, HEAD_WIDTH + 2, HEAD_WIDTH + 3
+        head: HeadRow = rows[0][:HEAD_WIDTH]
+        variables = [(row[name], row[value]) for row in rows if row[name] is not None]
+        if not rows[0][covered]:  # every row of the session: the live ones are the record
+            return record_of(head, [(row_name, row_value) for row_name, row_value in variables if row_value is not None])
+        if rows_cover(base, head_of(head), int(rows[0][compacted_through])):  # the rule in Python agrees
             return changes_of(head_of(head), variables)
         return await self.read(session_id)
 
@@ -294,10 +308,10 @@ class PostgresBackend(Backend):
         rows = variable_rows(current, record)
         after = next_compaction(compaction, version, tombstones_in(rows))
         await db.execute(
-            f"""INSERT INTO {self.table} ({HEAD_COLUMNS}, {COMPACTION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            f"""INSERT INTO {self.table} ({HEAD_COLUMNS}, {COMPACTION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                 ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, workflow_id = excluded.workflow_id,
                 version = excluded.version, created_at = excluded.created_at, updated_at = excluded.updated_at,
-                bytes = excluded.bytes, clients = excluded.clients,
+                bytes = excluded.bytes, clients = excluded.clients, schema_version = excluded.schema_version,
                 compacted_through = excluded.compacted_through, tombstones = excluded.tombstones""",
             (*head_row(record["head"]), after.compacted_through, after.tombstones),
         )
@@ -327,8 +341,8 @@ class PostgresBackend(Backend):
                 rows = await cursor.fetchall()
         if not rows:
             return None, []
-        head: HeadRow = rows[0][:8]
-        return head_of(head), [run_of(row[8]) for row in rows if row[8] is not None]
+        head: HeadRow = rows[0][:HEAD_WIDTH]
+        return head_of(head), [run_of(row[HEAD_WIDTH]) for row in rows if row[HEAD_WIDTH] is not None]
 
     async def _runs(self, db: AsyncConnection[TupleRow], session_id: str, run_id: str | None) -> builtins.list[RunRecord]:
         if run_id is None:
@@ -495,10 +509,18 @@ class _as_unavailable:
         return False
 
 
-def postgres_store(url: str, *, table: str = "workflow_sessions", pool_size: int = 10, connect_timeout: float = 5.0) -> SessionStore:
+def postgres_store(
+    url: str,
+    *,
+    table: str = "workflow_sessions",
+    pool_size: int = 10,
+    connect_timeout: float = 5.0,
+    migrations: Migrations | None = None,
+) -> SessionStore:
     """Sessions in PostgreSQL (``open_store("postgres://…")``); needs ``pip install 'workflow-session[postgres]'``.
 
     Connects on first use in the running event loop, or at ``await store.open()`` (the app's
-    startup does it when it runs standalone). Use one store per event loop.
+    startup does it when it runs standalone). Use one store per event loop. ``migrations``: the
+    app's schema (see :class:`~workflow_session.stores.base.SessionStore`).
     """
-    return SessionStore(PostgresBackend(url, table=table, pool_size=pool_size, connect_timeout=connect_timeout))
+    return SessionStore(PostgresBackend(url, table=table, pool_size=pool_size, connect_timeout=connect_timeout), migrations=migrations)

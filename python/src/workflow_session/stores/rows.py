@@ -1,7 +1,7 @@
 """The row layout the SQLite and PostgreSQL stores share with the TypeScript stores, and its :class:`Record`.
 
 A session is a head row (id, user_id, workflow_id, version, created_at, updated_at, bytes,
-clients, compacted_through, tombstones) and one row per variable (session_id, name, value as
+clients, schema_version, compacted_through, tombstones) and one row per variable (session_id, name, value as
 JSON text, version). A deleted variable stays as a row with a NULL value at the version that
 deleted it (a tombstone), so a server that keeps a session in memory (the TypeScript stores do)
 catches up by reading the rows newer than the version it has. The Python stores keep nothing
@@ -37,10 +37,13 @@ from ..rules import compact_json
 from ..runs import ms_of
 from .base import Changes, changed_names
 
-#: The head's columns, in the order both stores write them.
-HEAD_COLUMNS = "id, user_id, workflow_id, version, created_at, updated_at, bytes, clients"
+#: The head's columns, in the order both stores write them. ``schema_version``: the schema version
+#: of the variables (docs/protocol.md, "Schema versions"); 0 in rows written before it was recorded.
+HEAD_COLUMNS = "id, user_id, workflow_id, version, created_at, updated_at, bytes, clients, schema_version"
+#: How many columns a head row has: a row read with more columns after them starts those at this index.
+HEAD_WIDTH = len(HEAD_COLUMNS.split(","))
 #: A head row as both databases hand it back (``clients``: ``[[clientId, seq], …]`` as JSON text).
-HeadRow = tuple[str, Optional[str], Optional[str], int, str, str, int, str]
+HeadRow = tuple[str, Optional[str], Optional[str], int, str, str, int, str, int]
 #: The head's compaction columns, after HEAD_COLUMNS.
 COMPACTION_COLUMNS = "compacted_through, tombstones"
 #: Tombstones a session keeps at most: the write that takes its count past this removes them all
@@ -79,7 +82,7 @@ def next_compaction(before: Compaction | None, version: int, written: int) -> Co
 
 def head_of(row: HeadRow) -> SessionHead:
     """The head a row (HEAD_COLUMNS order) holds."""
-    session_id, user_id, workflow_id, version, created_at, updated_at, size, clients = row
+    session_id, user_id, workflow_id, version, created_at, updated_at, size, clients, schema_version = row
     head: SessionHead = {
         "sessionId": session_id,
         "version": int(version),
@@ -92,6 +95,7 @@ def head_of(row: HeadRow) -> SessionHead:
         head["workflowId"] = workflow_id
     if user_id is not None:
         head["userId"] = user_id
+    head["schemaVersion"] = int(schema_version)
     return head
 
 
@@ -111,6 +115,7 @@ def head_row(head: SessionHead) -> HeadRow:
         head["updatedAt"],
         head["bytes"],
         compact_json([[client, seq] for client, seq in head["clients"].items()]),
+        head.get("schemaVersion", 0),
     )
 
 

@@ -25,11 +25,13 @@ from typing_extensions import ParamSpec
 
 from ..deltas import SessionBase
 from ..errors import SessionProtocolError
+from ..migrations import Migrations
 from ..models import Record, RunRecord, SessionHead, Summary
 from .base import Backend, Changes, Decision, Keep, Put, Remove, RunsDecision, SessionStore, T, summary_of
 from .rows import (
     COMPACTION_COLUMNS,
     HEAD_COLUMNS,
+    HEAD_WIDTH,
     RUN_COLUMNS,
     Compaction,
     changes_of,
@@ -56,7 +58,8 @@ SCHEMA = """
     bytes       INTEGER NOT NULL,
     clients     TEXT NOT NULL,
     compacted_through INTEGER NOT NULL DEFAULT 0,
-    tombstones  INTEGER NOT NULL DEFAULT 0
+    tombstones  INTEGER NOT NULL DEFAULT 0,
+    schema_version INTEGER NOT NULL DEFAULT 0
   );
   CREATE INDEX IF NOT EXISTS ws_sessions_by_user_newest ON ws_sessions (user_id, updated_at DESC);
   CREATE INDEX IF NOT EXISTS ws_sessions_by_newest ON ws_sessions (updated_at DESC);
@@ -87,10 +90,12 @@ ADD_COMPACTION_COLUMNS = """
   UPDATE ws_sessions SET tombstones = (SELECT count(*) FROM ws_variables WHERE session_id = ws_sessions.id AND value IS NULL)
     WHERE id IN (SELECT session_id FROM ws_variables WHERE value IS NULL);
 """
+#: Tables made before schema versions were recorded: every session in them reads as version 0 (that is, 1).
+ADD_SCHEMA_VERSION_COLUMN = "ALTER TABLE ws_sessions ADD COLUMN schema_version INTEGER NOT NULL DEFAULT 0"
 UPSERT_HEAD = f"""
-  INSERT INTO ws_sessions ({HEAD_COLUMNS}, {COMPACTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  INSERT INTO ws_sessions ({HEAD_COLUMNS}, {COMPACTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, workflow_id = excluded.workflow_id, version = excluded.version,
-    updated_at = excluded.updated_at, bytes = excluded.bytes, clients = excluded.clients,
+    updated_at = excluded.updated_at, bytes = excluded.bytes, clients = excluded.clients, schema_version = excluded.schema_version,
     compacted_through = excluded.compacted_through, tombstones = excluded.tombstones
 """
 UPSERT_RUN = f"""
@@ -139,6 +144,7 @@ class SqliteBackend(Backend):
             db.execute(f"PRAGMA synchronous = {self._synchronous}")
             _retry_while_locked(lambda: db.executescript(SCHEMA), self._busy_timeout)
             _retry_while_locked(lambda: _add_compaction_columns(db), self._busy_timeout)
+            _retry_while_locked(lambda: _add_schema_version_column(db), self._busy_timeout)
             if db.execute("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'record'").fetchone():
                 raise RuntimeError(f"{self.path} holds sessions in the layout of 0.1: open it once with the TypeScript sqliteStore, which moves them")
             self._local.db = db
@@ -162,7 +168,7 @@ class SqliteBackend(Backend):
         if head is None:
             return None, None
         rows = db.execute("SELECT name, value FROM ws_variables WHERE session_id = ? AND value IS NOT NULL", (session_id,)).fetchall()
-        return record_of(head[:8], rows), compaction_of(head[8], head[9])
+        return record_of(head[:HEAD_WIDTH], rows), compaction_of(head[HEAD_WIDTH], head[HEAD_WIDTH + 1])
 
     def _read_since(self, session_id: str, base: SessionBase) -> Record | Changes | None:
         """The rows newer than ``base`` when they cover it (see :func:`.rows.rows_cover`), else the whole session; one read transaction."""
@@ -172,11 +178,11 @@ class SqliteBackend(Backend):
             head = db.execute(f"SELECT {HEAD_COLUMNS}, {COMPACTION_COLUMNS} FROM ws_sessions WHERE id = ?", (session_id,)).fetchone()
             if head is None:
                 return None
-            if rows_cover(base, head_of(head[:8]), int(head[8])):
+            if rows_cover(base, head_of(head[:HEAD_WIDTH]), int(head[HEAD_WIDTH])):
                 rows = db.execute("SELECT name, value FROM ws_variables WHERE session_id = ? AND version > ?", (session_id, base.version)).fetchall()
-                return changes_of(head_of(head[:8]), rows)
+                return changes_of(head_of(head[:HEAD_WIDTH]), rows)
             rows = db.execute("SELECT name, value FROM ws_variables WHERE session_id = ? AND value IS NOT NULL", (session_id,)).fetchall()
-            return record_of(head[:8], rows)
+            return record_of(head[:HEAD_WIDTH], rows)
         finally:
             db.execute("COMMIT")
 
@@ -343,6 +349,22 @@ def _add_compaction_columns(db: sqlite3.Connection) -> None:
         raise
 
 
+def _add_schema_version_column(db: sqlite3.Connection) -> None:
+    """Adds the head's ``schema_version`` column to tables made before it, once (as the TypeScript store does)."""
+    added = "SELECT 1 FROM pragma_table_info('ws_sessions') WHERE name = 'schema_version'"
+    if db.execute(added).fetchone():
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if not db.execute(added).fetchone():
+            db.execute(ADD_SCHEMA_VERSION_COLUMN)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
 def _retry_while_locked(work: Callable[[], object], seconds: float) -> None:
     """Runs ``work``, again every 20 ms while the file is locked, for at most ``seconds``."""
     until = time.monotonic() + seconds
@@ -367,11 +389,14 @@ def _busy_as_unavailable(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs
         raise
 
 
-def sqlite_store(path: str, *, synchronous: Literal["full", "normal"] = "full", busy_timeout: float = 5.0) -> SessionStore:
+def sqlite_store(
+    path: str, *, synchronous: Literal["full", "normal"] = "full", busy_timeout: float = 5.0, migrations: Migrations | None = None
+) -> SessionStore:
     """Sessions in one SQLite file (``open_store("sqlite:PATH")``).
 
     ``synchronous="full"`` (default): a confirmed patch survives a power cut; ``"normal"`` is
     faster and survives a crash of the process. ``busy_timeout``: seconds a write waits for
-    another process's write to the same file before it answers ``unavailable``.
+    another process's write to the same file before it answers ``unavailable``. ``migrations``:
+    the app's schema (see :class:`~workflow_session.stores.base.SessionStore`).
     """
-    return SessionStore(SqliteBackend(path, synchronous=synchronous, busy_timeout=busy_timeout))
+    return SessionStore(SqliteBackend(path, synchronous=synchronous, busy_timeout=busy_timeout), migrations=migrations)
