@@ -93,6 +93,8 @@ export interface OutboxRecord {
   /** Changes not in a patch yet; they will go out as `nextSeq` of `clientId`. */
   pending: Required<Pick<SessionPatch, 'variables' | 'deleted'>>
   nextSeq: number
+  /** The schema version `pending` was written in (absent: 1); each queued patch says its own. */
+  schemaVersion?: number
 }
 
 /** An outbox record as read: format 2 records also carried the page's base. */

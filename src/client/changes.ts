@@ -13,6 +13,8 @@ export interface NumberedPatch {
   variables: Variables
   deleted: string[]
   workflowId?: string
+  /** The schema version it was written in (absent: 1). */
+  schemaVersion?: number
 }
 
 export function toPatchBody(changes: ReadonlyMap<string, Change>): Pick<NumberedPatch, 'variables' | 'deleted'> {

@@ -31,6 +31,8 @@ export class SessionError extends Error {
     /** The HTTP status, when a server answered. */
     readonly status?: number,
     readonly retryable = false,
+    /** With `schema_mismatch`: the schema version the server is at (or the session, stored at a newer one). */
+    readonly schemaVersion?: number,
   ) {
     super(message)
   }

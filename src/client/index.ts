@@ -1,4 +1,11 @@
 export type { KeyMaterial } from '../shared/crypto.js'
+export {
+  defineMigrations,
+  MigrationError,
+  type MigrationFunctions,
+  type Migrations,
+  type MigrationsDeclaration,
+} from '../shared/migrations.js'
 export type {
   JsonValue,
   RunAnswer,

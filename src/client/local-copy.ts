@@ -56,7 +56,7 @@ const runsKey = (sessionKey: string) => `${sessionKey}!runs`
 const runStartsOf = (value: unknown): RunStart[] => (Array.isArray(value) ? (value as RunStart[]) : [])
 
 /** What this page's records hold now. */
-export type LocalContent = Pick<OutboxRecord, 'queue' | 'pending' | 'nextSeq'> & { base: SessionSnapshot | null }
+export type LocalContent = Pick<OutboxRecord, 'queue' | 'pending' | 'nextSeq' | 'schemaVersion'> & { base: SessionSnapshot | null }
 
 /** Clients stopped in this page (realm): their records may have changed after another client began reading. */
 const stoppedInThisPage = new Set<string>()
@@ -116,7 +116,7 @@ export function createLocalCopy(
 
   const writer = createCacheWriter(
     () => {
-      const { base, queue, pending, nextSeq } = content()
+      const { base, queue, pending, nextSeq, schemaVersion } = content()
       const target = storage // may become the memory fallback later
       const writes: Array<() => Promise<void>> = []
       if (base && base !== baseWritten) {
@@ -135,6 +135,7 @@ export function createLocalCopy(
         const empty = queue.length === 0 && pending.deleted.length === 0 && Object.keys(pending.variables).length === 0
         if (!empty) {
           const record: OutboxRecord = { format: CACHE_FORMAT, clientId, savedAt: Date.now(), queue, pending, nextSeq }
+          if (schemaVersion !== undefined) record.schemaVersion = schemaVersion
           writes.push(() => target.set(ownKey, record))
         } else if (outboxWritten) writes.push(() => target.del(ownKey))
         outboxWritten = !empty

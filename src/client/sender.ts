@@ -14,6 +14,11 @@ export interface SenderOptions {
   /** Whether `patch` is still to be sent (not superseded by the patch sent when the page hid). */
   isQueued: (patch: QueuedPatch) => boolean
   onConfirmed: (patch: QueuedPatch, snapshot: SessionSnapshot) => void
+  /**
+   * The server is at another schema version (409 `schema_mismatch`): true when this page must
+   * be updated, and then the patch stays queued, and nothing is sent until the page is reloaded.
+   */
+  isOutdated: (failure: SessionError) => boolean
   /** The server refused `patch` for good (or the app did not fix a 401). */
   onRefused: (patch: QueuedPatch, failure: SessionError) => void
   /** A request started, or one failed (`failure`): the status may have changed. */
@@ -76,6 +81,11 @@ export function createSender(options: SenderOptions): Sender {
       void Promise.resolve()
         .then(() => options.onAuthError!(failure))
         .then(settle, () => settle(false))
+      return
+    }
+    if (failure.code === 'schema_mismatch' && options.isOutdated(failure)) {
+      attempt = 0
+      options.onStatus(failure)
       return
     }
     if (!failure.retryable) {

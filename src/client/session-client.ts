@@ -8,6 +8,7 @@ import { SessionError, SessionValueError } from './errors.js'
 import { createLocalCopy, stoppedHere } from './local-copy.js'
 import { startPlugins } from './plugins.js'
 import { createRuns } from './runs.js'
+import { clientSchema } from './schema-versions.js'
 import { createSender } from './sender.js'
 import { randomId, sessionIdentity } from './session-id.js'
 import { createStatus } from './status.js'
@@ -56,7 +57,9 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   const identity = sessionIdentity(endpoint, options)
   const { sessionId } = identity
   const clientId = `c-${randomId()}`
+  const schema = clientSchema(options.migrations)
   const transport = createTransport({
+    schemaVersion: schema.field,
     endpoint,
     headers: options.headers,
     fetch: options.fetch,
@@ -74,6 +77,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   let running = true
   /** `sync()` was asked for (or a flush waits): what is pending goes out after the request in flight. */
   let syncRequested = false
+  /** The server refused a patch for this page's schema version: nothing more is sent until the page is reloaded. */
+  let outdated = false
   let pageLock: { release: () => void } | undefined
   let stopPlugins: Array<() => void> = []
   /** This page's numbering: the seq of its next patch, and tickets (the local send order, which flush barriers count in). */
@@ -93,7 +98,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     sessionKey,
     clientId,
     locks,
-    () => ({ base: view.base, queue: view.queue.map((patch) => patch.body), pending: toPatchBody(view.pending), nextSeq }),
+    () => ({ base: view.base, queue: view.queue.map((patch) => patch.body), pending: toPatchBody(view.pending), nextSeq, ...schema.field }),
     () => status.set({ isPersistent: local.isPersistent() }),
   )
   const persist = () => {
@@ -106,6 +111,12 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     retry,
     onAuthError: options.onAuthError,
     isQueued: (patch) => view.queue.includes(patch),
+    isOutdated: (failure) => {
+      if (failure.schemaVersion === undefined || failure.schemaVersion === schema.version) return false
+      outdated = true
+      updateNeeded(failure.schemaVersion)
+      return true
+    },
     onConfirmed: confirmed,
     onRefused: refused,
     onStatus: (failure) =>
@@ -133,7 +144,16 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   view.onLayersChange((outboxChanged) => {
     local.save(outboxChanged)
     status.layers(view.unconfirmedKeys(), view.base?.version ?? 0)
+    const held = view.base?.schemaVersion ?? 1
+    if (held !== schema.version && view.base && view.base.version > 0) updateNeeded(held)
   })
+
+  /** The server (or what it sent) is at another schema version than this page: the page must be updated (reloaded). */
+  function updateNeeded(server: number): void {
+    if (status.current.needsUpdate) return
+    status.set({ needsUpdate: true })
+    options.onUpdateNeeded?.({ page: schema.version, server })
+  }
 
   // 5. The debounce is over: send what is pending now, or after the request in flight.
   function sync(): void {
@@ -144,7 +164,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
 
   /** Sends the next patch (sealing the pending changes into one when none is queued), unless one is under way. */
   function send(): void {
-    if (!running || sender.isBusy() || !status.current.isOnline) return
+    if (!running || sender.isBusy() || !status.current.isOnline || outdated) return
     // Not started yet: sent once start() has read the local copy (it calls resumeSending()).
     if (!ready) {
       syncRequested = true
@@ -167,6 +187,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
         seq: nextSeq++,
         ...toPatchBody(changes),
         ...(options.workflowId !== undefined && { workflowId: options.workflowId }),
+        ...schema.field,
       }),
       nextTicket(),
       carryQueue,
@@ -265,7 +286,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   void local.baseOnly.then((base) => {
     if (base === undefined || status.current.isHydrated) return
     status.set({ isHydrated: true })
-    view.restore(base, [])
+    view.restore(schema.base(base), [])
   })
 
   /** A snapshot from another tab, the change stream or a step: taken when newer, under the local edits. */
@@ -284,7 +305,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       ready = true
       status.set({ isHydrated: true, isPersistent: local.isPersistent() })
       // Nothing was sent before this point: the closed pages' older changes go out before this page's.
-      if (patches.length > 0 || (base !== null && base !== view.base)) view.restore(base, patches)
+      // What the device kept in an older schema version is migrated before it shows or is sent.
+      if (patches.length > 0 || (base !== null && base !== view.base)) view.restore(schema.base(base), patches.map(schema.patch))
     })
     await started
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may have run while awaiting

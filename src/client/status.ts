@@ -21,6 +21,11 @@ export interface SyncStatus {
   isHydrated: boolean
   /** The server version the local view is based on (0: none yet). */
   version: number
+  /**
+   * The server is at another schema version than this page (docs/protocol.md, "Schema
+   * versions"): reload to update the page. Edits are kept; those the server refused wait for it.
+   */
+  needsUpdate: boolean
 }
 
 /** The fields the parts of the client set; `isDirty` follows from `pendingKeys`. */
@@ -46,6 +51,7 @@ export function createStatus() {
     isPersistent: true,
     isHydrated: false,
     version: 0,
+    needsUpdate: false,
   }
   const listeners = new Listeners()
   const commit = (next: SyncStatus) => {

@@ -59,7 +59,16 @@ export function takeOver(
     for (const body of record.queue) patches.push({ body, changes: fromPatchBody(body), ticket: nextTicket() })
     const left = fromPatchBody(record.pending)
     if (left.size > 0)
-      patches.push({ body: { clientId: record.clientId, seq: record.nextSeq, ...record.pending }, changes: left, ticket: nextTicket() })
+      patches.push({
+        body: {
+          clientId: record.clientId,
+          seq: record.nextSeq,
+          ...record.pending,
+          ...(record.schemaVersion && { schemaVersion: record.schemaVersion }),
+        },
+        changes: left,
+        ticket: nextTicket(),
+      })
     claimed.push(key)
   }
   return { base, patches, claimed }

@@ -30,6 +30,8 @@ export interface TransportOptions {
    * transport hands out whole snapshots either way.
    */
   base?: () => SessionSnapshot | null
+  /** Said in the body of every run start and step call (a patch carries its own): `{ schemaVersion }`, or nothing at 1. */
+  schemaVersion?: { schemaVersion?: number }
 }
 
 export interface Transport {
@@ -191,7 +193,8 @@ export function createTransport(options: TransportOptions): Transport {
     async run(sessionId, step, input) {
       const stated = held()
       const path = `${sessionPath(sessionId)}/run/${encodeURIComponent(step)}`
-      const answer = (await request<RunResponse>('POST', path, input === undefined ? {} : { input }, { held: stated }))!
+      const body = { ...(input !== undefined && { input }), ...options.schemaVersion }
+      const answer = (await request<RunResponse>('POST', path, body, { held: stated }))!
       return { ...answer, session: await sessionOf(sessionId, answer.session, stated) } as RunResponse<never>
     },
     async events(sessionId, since, signal) {
@@ -209,7 +212,8 @@ export function createTransport(options: TransportOptions): Transport {
     },
     startRun: async (sessionId, start, waitMs) => {
       const path = `${sessionPath(sessionId)}/runs${waitMs > 0 ? `?waitMs=${waitMs}` : ''}`
-      return (await aboutRun('POST', sessionId, path, start, { waitMs }, undefined, () => Promise.resolve(null)))!
+      const body = { ...start, ...options.schemaVersion }
+      return (await aboutRun('POST', sessionId, path, body, { waitMs }, undefined, () => Promise.resolve(null)))!
     },
     getRun(sessionId, runId, heldRun, waitMs) {
       // Only a record the server made (rev 1 or more) can be completed by a run delta.
@@ -266,8 +270,10 @@ async function readError(response: Response): Promise<SessionError> {
   try {
     const body = (await response.json()) as { error?: Partial<Omit<ErrorBody['error'], 'message'>> & { message?: unknown } }
     if (body.error && typeof body.error.code === 'string') {
+      const { schemaVersion } = body.error as { schemaVersion?: unknown }
+      const version = typeof schemaVersion === 'number' ? schemaVersion : undefined
       // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a server's message is shown as it came, whatever its type
-      return new SessionError(body.error.code, String(body.error.message ?? body.error.code), response.status, retryable)
+      return new SessionError(body.error.code, String(body.error.message ?? body.error.code), response.status, retryable, version)
     }
   } catch {
     // Not the protocol's JSON (a proxy's error page, say): fall through to a generic error.

@@ -1,3 +1,4 @@
+import type { Migrations } from '../shared/migrations.js'
 import type { JsonValue, RunRecord, SessionSnapshot, SessionSummary, Variables } from '../shared/protocol.js'
 import type { LocalCopyStorage } from './cache.js'
 // eslint-disable-next-line @typescript-eslint/no-unused-vars -- SessionValueError is named by {@link} in the docs below
@@ -52,6 +53,23 @@ export interface SessionClientOptions {
   onAuthError?: (error: SessionError) => boolean | void | Promise<boolean | void>
   /** Web Locks, to tell a closed tab's left-over changes from a live tab's; default `navigator.locks`. */
   locks?: PageLocks | null
+  /**
+   * The app's schema (`defineMigrations`, the same declaration the server's store has): patches
+   * and runs say this version, and what this device kept in an older one (the session, edits
+   * queued offline or left by a closed tab) is migrated before it shows or is sent. Default:
+   * version 1, nothing to migrate.
+   */
+  migrations?: Migrations
+  /**
+   * The server is at another schema version than this page (a deploy, a rollback): the page
+   * should be reloaded. Called once; `status.needsUpdate` says it too. Edits are kept (on the
+   * device): a patch the server refuses for it stays queued, and the reloaded page sends it.
+   * Default: nothing.
+   *
+   * @example
+   * onUpdateNeeded: () => showBanner('A new version is out', { action: 'Reload', onClick: () => location.reload() })
+   */
+  onUpdateNeeded?: (versions: { page: number; server: number }) => void
   /** Recorded on the session (`snapshot.workflowId`): which workflow this session is for. */
   workflowId?: string
   /**

@@ -180,6 +180,7 @@ const NOT_LOADED: SyncStatus = Object.freeze({
   isPersistent: true,
   isHydrated: false,
   version: 0,
+  needsUpdate: false,
 })
 
 /**

@@ -44,6 +44,11 @@ export interface SessionHead {
 export interface PreparedChange {
   sets: Map<string, string>
   deletes: string[]
+  /**
+   * The names whose workflows get a new `wf:{id}:at` stamp; default: all it sets and deletes. A
+   * migration changes the shape, not anyone's work: its own names stamp nothing.
+   */
+  stamped?: readonly string[]
   clientId?: string
   seq?: number
   workflowId?: string
@@ -161,7 +166,7 @@ export function validChange(input: unknown): SessionChange {
 /** The variables whose present size a merge of `change` needs: those it names, and the stamps it writes. */
 export function namesNeeded(change: PreparedChange): string[] {
   const names = new Set([...change.deletes, ...change.sets.keys()])
-  if (touchesWorkflow(change)) for (const stamp of stampsOf(names)) names.add(stamp)
+  for (const stamp of stampsOf(stampedNames(change))) names.add(stamp)
   return [...names]
 }
 
@@ -212,9 +217,10 @@ export function planMerge(
   }
   for (const [name, json] of change.sets) set(name, json)
   const iso = now.toISOString()
-  if (touchesWorkflow(change)) {
+  const stamps = stampsOf(stampedNames(change))
+  if (stamps.size > 0) {
     const at = `"${iso}"` // an ISO time needs no escaping
-    for (const stamp of stampsOf([...change.deletes, ...change.sets.keys()])) set(stamp, at)
+    for (const stamp of stamps) set(stamp, at)
   }
 
   const bytes = Math.max(2, weight)
@@ -242,9 +248,10 @@ function rememberSeq(clients: SessionHead['clients'], change: PreparedChange): S
 }
 
 /** Whether a change names any workflow variable (most patches of plain variables do not: no stamps to look for). */
-function touchesWorkflow(change: PreparedChange): boolean {
-  for (const name of change.sets.keys()) if (name.startsWith(WORKFLOW_PREFIX)) return true
-  return change.deletes.some((name) => name.startsWith(WORKFLOW_PREFIX))
+/** The names of `change` whose workflows are stamped: those of a workflow only (most changes touch none). */
+function stampedNames(change: PreparedChange): string[] {
+  const names = change.stamped ?? [...change.deletes, ...change.sets.keys()]
+  return names.filter((name) => name.startsWith(WORKFLOW_PREFIX))
 }
 
 /** The `wf:{id}:at` stamps of the workflows that `names` touch: when each was last changed (its `lastModified`). */

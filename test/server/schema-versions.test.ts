@@ -38,13 +38,8 @@ const tuesday = defineMigrations({
   ],
 })
 const monday = { address: 'Main St 1', legacyFlag: true, plan: 'pro', email: 'ada@example.com' }
-// Moving `plan` into the workflow's data is a change of the workflow: its `at` stamp is the migration's time.
-const migrated = {
-  shippingAddress: 'Main St 1',
-  [workflowDataKey('checkout', 'plan')]: 'pro',
-  [workflowSlotKey('checkout', 'at')]: expect.any(String),
-  email: 'ada@example.com',
-}
+// A migration changes the shape, not anyone's work: moving `plan` into the workflow leaves its `at` stamp (its lastModified) alone.
+const migrated = { shippingAddress: 'Main St 1', [workflowDataKey('checkout', 'plan')]: 'pro', email: 'ada@example.com' }
 
 describe.each(kinds.filter((kind) => kind.durable))('a session stored before a deploy, in the $name store', (kind) => {
   /** Monday's session, written by a store without migrations, and the store of Tuesday's code on the same place. */
@@ -156,7 +151,8 @@ describe('a store with a schema', () => {
       { variables: { address: 'Main St 1', plan: 'pro', legacyFlag: 1 } },
       { schemaVersion: 1 },
     )
-    expect(moved.snapshot.variables).toEqual({ ...migrated, email: 'a' })
+    // A patch is someone's work: the workflow it writes into is stamped.
+    expect(moved.snapshot.variables).toEqual({ ...migrated, email: 'a', [workflowSlotKey('checkout', 'at')]: moved.snapshot.updatedAt })
     // The same names in a patch of version 2 are new names of version 2: not moved again.
     const current = await twoStore.apply('session-moves', { variables: { address: 'again' } }, { schemaVersion: 2 })
     expect(current.snapshot.variables.address).toBe('again')
@@ -181,6 +177,23 @@ describe('a store with a schema', () => {
         code: 'schema_mismatch',
       })
       expect(await older.get('session-newer')).toEqual(read)
+    } finally {
+      await older.close()
+    }
+  })
+
+  it('ends a run failed, merging nothing, when newer code wrote its session while it ran', async () => {
+    const path = join(await newPlace(), 'run-rollback.db')
+    const wednesday = defineMigrations({ version: 3, migrations: [...tuesday.declaration.migrations, { to: 3, steps: [] }] })
+    const older = await sqliteStore(path, { migrations: tuesday })
+    await older.startRun('session-run', { runId: 'run-00000001', step: 'echo' })
+    const newer = await sqliteStore(path, { migrations: wednesday })
+    await newer.apply('session-run', { variables: { a: 1 } })
+    await newer.close()
+    try {
+      const finished = await older.finishRun('session-run', 'run-00000001', { status: 'succeeded', change: { variables: { b: 2 } } })
+      expect([finished!.run.status, finished!.run.error?.code, finished!.session]).toEqual(['failed', 'step_failed', null])
+      expect((await older.get('session-run'))!.variables).toEqual({ a: 1 })
     } finally {
       await older.close()
     }

@@ -192,7 +192,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     }
     const changes = changesBetween(variables, migrations.migrate(variables, storedSchema(seen.head)).variables)
     try {
-      return { version: seen.head.version, change: await prepare(sessionId, changes) }
+      return { version: seen.head.version, change: { ...(await prepare(sessionId, changes)), stamped: [] } }
     } catch (error) {
       // The app's migration made variables the protocol does not allow: a server error, not the caller's.
       throw new Error(`Migrating session "${sessionId}" to schema version ${schemaVersion} made variables that cannot be stored`, {
@@ -535,6 +535,12 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
           outcome.found = ended(found, end.status, now, { error: { code, message: end.message } })
           return { runs: [outcome.found] }
         }
+        if (current && storedSchema(current.head) > schemaVersion) {
+          // Newer code wrote the session while the step ran (a rollback): its changes are not this code's to merge.
+          const message = `The session is now stored in schema version ${storedSchema(current.head)}, newer than this server's`
+          outcome.found = ended(found, 'failed', now, { error: { code: 'step_failed', message } })
+          return { runs: [outcome.found] }
+        }
         const limits = {
           ...(runOptions.maxBytes !== undefined && { maxBytes: runOptions.maxBytes }),
           ...(caller?.userId && { owner: caller.userId }),
@@ -552,7 +558,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       runId,
     )
     if (!outcome.found) return null
-    const session = end.status === 'succeeded' && outcome.finished && after ? await applyResult(after, outcome.applied) : null
+    const session = outcome.found.status === 'succeeded' && outcome.finished && after ? await applyResult(after, outcome.applied) : null
     return { run: await runOf(sessionId, outcome.found), finished: outcome.finished, session }
   }
 
@@ -735,7 +741,8 @@ const STALE = Symbol('stale')
 function withMigration(migration: PreparedChange, change: PreparedChange): PreparedChange {
   const sets = new Map([...migration.sets].filter(([name]) => !change.deletes.includes(name)))
   for (const [name, json] of change.sets) sets.set(name, json)
-  return { ...change, sets, deletes: [...new Set([...migration.deletes, ...change.deletes])] }
+  const stamped = change.stamped ?? [...change.deletes, ...change.sets.keys()]
+  return { ...change, sets, deletes: [...new Set([...migration.deletes, ...change.deletes])], stamped }
 }
 
 /** The stored form of a run record: the columns runs are found by, and the record's JSON. */

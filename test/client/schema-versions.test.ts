@@ -1,0 +1,146 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  createSessionClient,
+  defineMigrations,
+  type LocalCopyStorage,
+  memoryLocalCopy,
+  type SessionClient,
+  type SessionClientOptions,
+} from '../../src/client/index.js'
+import { type SessionStore, sqliteStore } from '../../src/server/index.js'
+import { ENDPOINT, setupMockServer } from '../msw-server.js'
+
+// The Monday–Wednesday story (docs/protocol.md, "Schema versions"): a user types on Monday's page,
+// the team deploys Tuesday's shape, and the edit reaches the server under its new name, once,
+// whether the page stays open (the server moves the old patch) or is reloaded (the page moves
+// what the device kept before sending it).
+
+const tuesday = defineMigrations({
+  version: 2,
+  migrations: [{ to: 2, steps: [{ op: 'rename', from: 'address', to: 'shippingAddress' }] }],
+})
+/** A deploy that needs a function: what an old page queued cannot be moved by the server. */
+const wednesday = defineMigrations(
+  { version: 3, migrations: [...tuesday.declaration.migrations, { to: 3, steps: [{ op: 'function', name: 'split' }] }] },
+  { split: (variables) => variables },
+)
+
+const mock = setupMockServer()
+const clients: SessionClient[] = []
+const opened: SessionStore[] = []
+const dirs: string[] = []
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((client) => client.stop()))
+  await Promise.all(opened.splice(0).map((store) => store.close()))
+  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })))
+})
+
+/** The server's database, and a deploy of it: the same file opened by the code of another version. */
+async function database() {
+  const dir = await mkdtemp(join(tmpdir(), 'ws-client-schema-'))
+  dirs.push(dir)
+  const deploy = async (migrations?: typeof tuesday) => {
+    const store = await sqliteStore(join(dir, 'sessions.db'), migrations ? { migrations } : {})
+    opened.push(store)
+    mock.store = store
+    return store
+  }
+  return { deploy }
+}
+
+function page(sessionId: string, storage: LocalCopyStorage, options: Partial<SessionClientOptions> = {}) {
+  const client = createSessionClient({ endpoint: ENDPOINT, sessionId, storage, locks: null, ...options })
+  clients.push(client)
+  return client
+}
+
+describe('an edit made before a deploy', () => {
+  it('from a page left open: sent in its old version, moved by the server to the new name, once; the page hears it must update', async () => {
+    const { deploy } = await database()
+    await deploy()
+    const updates: unknown[] = []
+    const monday = page('schema-open-page', memoryLocalCopy(), { onUpdateNeeded: (versions) => updates.push(versions) })
+    monday.set('address', 'Main St 1')
+    await monday.flush()
+    monday.setOnline(false)
+    monday.set('address', 'Typed offline')
+    const store = await deploy(tuesday)
+    monday.setOnline(true)
+    await monday.flush()
+    const stored = (await store.get('schema-open-page'))!
+    expect([stored.variables, stored.version, stored.schemaVersion]).toEqual([{ shippingAddress: 'Typed offline' }, 2, 2])
+    expect(mock.posts().at(-1)!.body).not.toHaveProperty('schemaVersion') // Monday's page says nothing: version 1
+    expect(monday.getStatus().needsUpdate).toBe(true)
+    expect(updates).toEqual([{ page: 1, server: 2 }])
+  })
+
+  it('from a page closed offline and opened after the deploy: the kept base and queue are migrated, sent under the new name, once', async () => {
+    const { deploy } = await database()
+    await deploy()
+    const device = memoryLocalCopy()
+    const monday = page('schema-closed-page', device)
+    monday.set('address', 'Main St 1')
+    monday.set('email', 'ada@example.com')
+    await monday.flush()
+    monday.setOnline(false)
+    monday.set('address', 'Typed offline')
+    await monday.stop() // the tab closes; its edit waits on the device
+    const store = await deploy(tuesday)
+    const updates: unknown[] = []
+    const tuesdayPage = page('schema-closed-page', device, { migrations: tuesday, onUpdateNeeded: (versions) => updates.push(versions) })
+    await tuesdayPage.start()
+    // Shown in Tuesday's shape before anything was fetched: the base and the queued edit, migrated.
+    expect(tuesdayPage.getSnapshot()).toEqual({ shippingAddress: 'Typed offline', email: 'ada@example.com' })
+    await tuesdayPage.flush()
+    const sent = mock.posts().at(-1)!.body as { variables: Record<string, unknown>; schemaVersion: number }
+    expect([sent.variables, sent.schemaVersion]).toEqual([{ shippingAddress: 'Typed offline' }, 2])
+    const stored = (await store.get('schema-closed-page'))!
+    expect([stored.variables, stored.version]).toEqual([{ shippingAddress: 'Typed offline', email: 'ada@example.com' }, 2])
+    // Sent again (a retry with the same seq) it is not applied twice.
+    await tuesdayPage.refresh()
+    expect(tuesdayPage.getSnapshot()).toEqual(stored.variables)
+    expect([tuesdayPage.getStatus().needsUpdate, updates]).toEqual([false, []])
+  })
+
+  it('that the server cannot move is refused with 409: the page keeps it queued, sends nothing more, and must update', async () => {
+    const { deploy } = await database()
+    await deploy(tuesday)
+    const updates: unknown[] = []
+    const tuesdayPage = page('schema-refused', memoryLocalCopy(), {
+      migrations: tuesday,
+      onUpdateNeeded: (versions) => updates.push(versions),
+    })
+    tuesdayPage.set('shippingAddress', 'Main St 1')
+    await tuesdayPage.flush()
+    await deploy(wednesday)
+    tuesdayPage.set('shippingAddress', 'Typed after the deploy')
+    await expect(tuesdayPage.flush({ timeoutMs: 1500 })).rejects.toMatchObject({ code: 'flush_timeout' })
+    const status = tuesdayPage.getStatus()
+    expect([status.needsUpdate, status.error?.code, status.pendingKeys]).toEqual([true, 'schema_mismatch', ['shippingAddress']])
+    expect(updates).toEqual([{ page: 2, server: 3 }])
+    const posts = mock.posts().length
+    tuesdayPage.set('email', 'more')
+    tuesdayPage.sync()
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(mock.posts()).toHaveLength(posts) // nothing more is sent: the page must be reloaded
+    expect(tuesdayPage.getSnapshot().shippingAddress).toBe('Typed after the deploy') // and nothing is lost
+  })
+
+  it('from a page newer than the server (a canary, a rollback): refused with 409, kept, and the page must update', async () => {
+    const { deploy } = await database()
+    const store = await deploy(tuesday)
+    const updates: unknown[] = []
+    const canary = page('schema-canary', memoryLocalCopy(), { migrations: wednesday, onUpdateNeeded: (versions) => updates.push(versions) })
+    canary.set('shippingAddress', 'x')
+    await expect(canary.flush({ timeoutMs: 1500 })).rejects.toMatchObject({ code: 'flush_timeout' })
+    expect([canary.getStatus().needsUpdate, canary.getStatus().pendingKeys, updates]).toEqual([
+      true,
+      ['shippingAddress'],
+      [{ page: 3, server: 2 }],
+    ])
+    expect(await store.get('schema-canary')).toBeNull()
+  })
+})
