@@ -1,4 +1,4 @@
-import { MigrationError, type Migrations } from '../shared/migrations.js'
+import type { Migrations } from '../shared/migrations.js'
 import type { SessionSnapshot } from '../shared/protocol.js'
 import { fromPatchBody } from './changes.js'
 import type { QueuedPatch } from './view.js'
@@ -7,7 +7,8 @@ import type { QueuedPatch } from './view.js'
  * This page's schema version (docs/protocol.md, "Schema versions"): what the local copy holds in
  * an older one is migrated with the app's migrations as it is read, before it shows or is sent —
  * the base, and the patches queued by this page or a closed one. What it cannot move (a patch
- * across a function step) is sent as it was written, and the server says whether it can take it.
+ * across a function step) is sent as it was written, and the server says whether it takes it.
+ * The migrating is the declaration's own: a page that declares none carries none of it.
  *
  * @example
  * const schema = clientSchema(migrations)
@@ -20,22 +21,11 @@ export function clientSchema(migrations: Migrations | undefined) {
     /** What a request carries: nothing at version 1 (absent means 1). */
     field: version === 1 ? {} : { schemaVersion: version },
     /** The base in this page's version: an older one migrated; a newer one as it is (the page is then out of date). */
-    base: (snapshot: SessionSnapshot | null): SessionSnapshot | null => {
-      const from = snapshot?.schemaVersion ?? 1
-      if (!snapshot || !migrations || from >= version) return snapshot
-      return { ...snapshot, variables: migrations.migrate(snapshot.variables, from).variables, schemaVersion: version }
-    },
+    base: (snapshot: SessionSnapshot | null) => (snapshot && migrations ? migrations.migrateSnapshot(snapshot) : snapshot),
     /** A queued patch in this page's version: renamed and moved names follow their variable, dropped ones go. */
     patch: (queued: QueuedPatch): QueuedPatch => {
-      const from = queued.body.schemaVersion ?? 1
-      if (!migrations || from >= version) return queued
-      try {
-        const body = { ...queued.body, ...migrations.migratePatch(queued.body, from), schemaVersion: version }
-        return { ...queued, body, changes: fromPatchBody(body) }
-      } catch (error) {
-        if (error instanceof MigrationError) return queued
-        throw error
-      }
+      const body = migrations ? migrations.migrateBody(queued.body) : queued.body
+      return body === queued.body ? queued : { ...queued, body, changes: fromPatchBody(body) }
     },
   }
 }

@@ -76,6 +76,14 @@ export interface Migrations {
    * A `function` step cannot say where a patch's values go: a {@link MigrationError}.
    */
   migratePatch(changes: PatchChanges, from: number): PatchChanges
+  /** A snapshot kept in its `schemaVersion` (absent: 1), made current; a current or newer one is returned as it is. */
+  migrateSnapshot<T extends { variables: Variables; schemaVersion?: number }>(snapshot: T): T
+  /**
+   * A patch body kept in its `schemaVersion` (absent: 1), made current where the steps can move
+   * it; otherwise (current, newer, or across a function step) returned as it is, and the server
+   * says whether it takes it.
+   */
+  migrateBody<T extends PatchChanges & { schemaVersion?: number }>(body: T): T
 }
 
 const OPS = new Set(['rename', 'default', 'drop', 'intoWorkflow', 'outOfWorkflow', 'function'])
@@ -106,7 +114,7 @@ export function defineMigrations(declaration: MigrationsDeclaration, functions: 
     // Version 0: written before any schema was declared, the same shape as version 1.
     return copy.migrations.filter((migration) => migration.to > Math.max(from, 1))
   }
-  return {
+  const made: Migrations = {
     version: copy.version,
     get declaration() {
       return JSON.parse(json) as MigrationsDeclaration
@@ -127,7 +135,23 @@ export function defineMigrations(declaration: MigrationsDeclaration, functions: 
         }
       return current
     },
+    migrateSnapshot(snapshot) {
+      const from = snapshot.schemaVersion ?? 1
+      if (from >= copy.version) return snapshot
+      return { ...snapshot, variables: made.migrate(snapshot.variables, from).variables, schemaVersion: copy.version }
+    },
+    migrateBody(body) {
+      const from = body.schemaVersion ?? 1
+      if (from >= copy.version) return body
+      try {
+        return { ...body, ...made.migratePatch(body, from), schemaVersion: copy.version }
+      } catch (error) {
+        if (error instanceof MigrationError) return body
+        throw error
+      }
+    },
   }
+  return made
 }
 
 const isName = (value: unknown) => typeof value === 'string' && value !== ''
