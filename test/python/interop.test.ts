@@ -1,10 +1,21 @@
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect, it } from 'vitest'
-import { conformanceSteps, createSessionHandler, postgresStore, serve, type SessionSnapshot, sqliteStore } from '../../src/server/index.js'
+import {
+  conformanceMigrations,
+  conformanceSteps,
+  createSessionHandler,
+  defineMigrations,
+  type MigrationsDeclaration,
+  postgresStore,
+  serve,
+  type SessionSnapshot,
+  sqliteStore,
+} from '../../src/server/index.js'
 import { applyDelta, tagOf } from '../../src/shared/delta.js'
 import type { SessionDelta } from '../../src/shared/protocol.js'
 import { sharedScratch } from './shared-scratch.js'
-import { startPython } from './venv.js'
+import { startPython, stopPython } from './venv.js'
 
 // Python and Node servers on one database: the same tables, the same seq bookkeeping, the same
 // change channel. Each side writes, the other reads and hears it.
@@ -112,7 +123,8 @@ it('shares runs on one SQLite file: a run started through Python is followed and
     ['-m', 'workflow_session.serve', '--store', `sqlite:${file}`, '--port', '0', '--conformance'],
     'workflow-session on',
   )
-  const nodeStore = await sqliteStore(file)
+  // --conformance declares the conformance schema (version 2): the Node server does too, and runs say it.
+  const nodeStore = await sqliteStore(file, { migrations: conformanceMigrations })
   const node = await serve({
     port: 0,
     handler: createSessionHandler({ store: nodeStore, steps: conformanceSteps, log: () => {} }),
@@ -120,7 +132,7 @@ it('shares runs on one SQLite file: a run started through Python is followed and
   })
   const id = sessionId()
   await fetch(`${python.url}/${id}`, json({ variables: { kept: 1 } }))
-  const start = { runId: `run-${id}`, step: 'conformance_echo', input: { sleepMs: 1500 } }
+  const start = { runId: `run-${id}`, step: 'conformance_echo', input: { sleepMs: 1500 }, schemaVersion: 2 }
   const started = await fetch(`${python.url}/${id}/runs`, json(start))
   expect(started.status).toBe(202)
   // Node reads the same record, and a start with the same id there finds it: 200, nothing run twice.
@@ -166,4 +178,56 @@ it('shares runs on one PostgreSQL database: a run started through Node is cancel
   await new Promise((resolve) => setTimeout(resolve, 6000))
   expect((await nodeStore.get(id))?.variables).toEqual({ kept: 1 })
   await node.close()
+}, 60_000)
+
+it('migrates alike across languages on one SQLite file: one declaration, each old session migrated once by whichever server reads it first', async () => {
+  const file = join(scratch.place, 'schema.db')
+  const declaration: MigrationsDeclaration = {
+    version: 2,
+    migrations: [
+      {
+        to: 2,
+        steps: [
+          { op: 'rename', from: 'address', to: 'shippingAddress' },
+          { op: 'drop', name: 'legacyFlag' },
+        ],
+      },
+    ],
+  }
+  // Monday: sessions written before any schema, by each side.
+  const monday = await sqliteStore(file)
+  const [fromNode, fromPython] = [sessionId(), sessionId()]
+  await monday.apply(fromNode, { variables: { address: 'Node St 1', legacyFlag: true } })
+  await monday.close()
+  const mondayPython = await startPython(
+    ['-m', 'workflow_session.serve', '--store', `sqlite:${file}`, '--port', '0'],
+    'workflow-session on',
+  )
+  await fetch(`${mondayPython.url}/${fromPython}`, json({ variables: { address: 'Python St 1', legacyFlag: true } }))
+  await stopPython(mondayPython.child)
+  // Tuesday: both servers read the same declaration, and each reads first the session the other wrote.
+  const declared = join(scratch.place, 'schema.json')
+  await writeFile(declared, JSON.stringify(declaration))
+  const store = await sqliteStore(file, { migrations: defineMigrations(declaration) })
+  const python = await startPython(
+    ['-m', 'workflow_session.serve', '--store', `sqlite:${file}`, '--migrations', declared, '--port', '0'],
+    'workflow-session on',
+  )
+  const byPython = (await (await fetch(`${python.url}/${fromNode}`)).json()) as SessionSnapshot
+  const byNode = (await store.get(fromPython))!
+  expect([byPython.variables, byPython.version, byPython.schemaVersion]).toEqual([{ shippingAddress: 'Node St 1' }, 2, 2])
+  expect([byNode.variables, byNode.version, byNode.schemaVersion]).toEqual([{ shippingAddress: 'Python St 1' }, 2, 2])
+  // Read by the other side now: current, not migrated again.
+  expect(await store.get(fromNode)).toEqual(byPython)
+  expect(await (await fetch(`${python.url}/${fromPython}`)).json()).toEqual(byNode)
+  // A patch of Monday's page moves the same way on both.
+  const moved = (await (
+    await fetch(`${python.url}/${fromNode}`, json({ variables: { address: 'Typed on Monday' } }))
+  ).json()) as SessionSnapshot
+  expect(moved.variables).toEqual({ shippingAddress: 'Typed on Monday' })
+  expect((await store.apply(fromPython, { variables: { address: 'Typed on Monday' } }, { schemaVersion: 1 })).snapshot.variables).toEqual({
+    shippingAddress: 'Typed on Monday',
+  })
+  await stopPython(python.child)
+  await store.close()
 }, 60_000)
