@@ -6,8 +6,8 @@ export interface DemoAssets {
   css: string
 }
 
-/** Bundles the demo page (React, the package's hooks, the stylesheet) in memory. */
-export async function buildDemoAssets(): Promise<DemoAssets> {
+/** Bundles the demo page (React, the package's hooks, the stylesheet) in memory, at schema version `schemaVersion` (demo/schema.ts). */
+export async function buildDemoAssets(schemaVersion = 1): Promise<DemoAssets> {
   const result = await build({
     entryPoints: { app: fileURLToPath(new URL('./src/main.tsx', import.meta.url)) },
     bundle: true,
@@ -17,7 +17,7 @@ export async function buildDemoAssets(): Promise<DemoAssets> {
     outdir: 'out',
     write: false,
     jsx: 'automatic',
-    define: { 'process.env.NODE_ENV': '"production"' },
+    define: { 'process.env.NODE_ENV': '"production"', DEMO_SCHEMA_VERSION: String(schemaVersion) },
     logLevel: 'silent',
   })
   const file = (ending: string) => result.outputFiles.find((output) => output.path.endsWith(ending))?.text ?? ''

@@ -7,19 +7,24 @@
 //   SESSION_ENCRYPTION_KEY  base64 of 32 bytes: variables are encrypted at rest (AES-256-GCM)
 //   RUN_LOST_AFTER_MS  a run whose server stopped answering is ended lost after this long (default 30 s)
 //   DEMO_REPORT_MS  how long the report step takes (default 20 s)
+//   DEMO_SCHEMA_VERSION  1 (default) or 2: the sign-up's "Name" becomes "Full name" (demo/schema.ts)
 import { createSessionHandler, encryptedStore, openStore, serve } from 'workflow-session/server'
 import { buildDemoAssets, INDEX_HTML } from './assets.js'
 import { cookieAuth, loadSecret } from './auth.js'
+import { demoSchema } from './schema.js'
 import { demoSteps } from './steps.js'
 
 const port = Number(process.env.PORT ?? 3000)
 const storeUrl = process.env.SESSION_STORE ?? 'sqlite:.data/sessions.db'
 const ttlMs = process.env.SESSION_TTL_MS ? Number(process.env.SESSION_TTL_MS) : undefined
 const runLostAfterMs = process.env.RUN_LOST_AFTER_MS ? Number(process.env.RUN_LOST_AFTER_MS) : undefined
+const schemaVersion = Number(process.env.DEMO_SCHEMA_VERSION ?? 1)
+const migrations = demoSchema(schemaVersion)
 
 const opened = await openStore(storeUrl, {
   ...(ttlMs !== undefined && { ttlMs }),
   ...(runLostAfterMs !== undefined && { runLostAfterMs }),
+  ...(migrations && { migrations }),
 }).catch((error: unknown) => {
   // One line an orchestrator's log shows, and a failed exit so that it restarts the process.
   console.error(`workflow-session demo: ${(error as Error).message}`)
@@ -27,7 +32,7 @@ const opened = await openStore(storeUrl, {
 })
 const encryptionKey = process.env.SESSION_ENCRYPTION_KEY
 const store = encryptionKey ? encryptedStore(opened, { keys: { k1: encryptionKey }, currentKeyId: 'k1' }) : opened
-const assets = await buildDemoAssets()
+const assets = await buildDemoAssets(schemaVersion)
 const auth = cookieAuth(await loadSecret())
 const sessions = createSessionHandler({ store, steps: demoSteps, authorize: auth.userOf, requireUser: true })
 
@@ -55,4 +60,6 @@ const running = await serve({
     { close: sessions.close },
   ),
 })
-console.log(`workflow-session demo on ${running.url.replace('127.0.0.1', 'localhost')} (store: ${storeUrl})`)
+console.log(
+  `workflow-session demo on ${running.url.replace('127.0.0.1', 'localhost')} (store: ${storeUrl}, schema version ${schemaVersion})`,
+)

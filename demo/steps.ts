@@ -34,7 +34,8 @@ export const demoSteps: Steps = {
     const signup = workflow<SignupData>('signup')
     const email = signup.get('email', '').trim()
     if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) throw new StepError('Enter a valid email address first')
-    const name = signup.get('name', '').trim() || email
+    // Schema version 2 calls the field `fullName` (demo/schema.ts); a session is read in the server's version.
+    const name = (signup.get('fullName') ?? signup.get('name') ?? '').trim() || email
     signup.set('registeredEmail', email)
     signup.setStep('registered')
     return { output: { message: `Welcome, ${name}! Your account is ready.` } }

@@ -5,7 +5,7 @@ import { Sessions } from './Sessions.js'
 import { SignupForm } from './SignupForm.js'
 import { SyncBadge } from './SyncBadge.js'
 
-export function App() {
+export function App({ schemaVersion }: { schemaVersion: number }) {
   const { sessionId } = useSessionState()
   return (
     <main>
@@ -14,7 +14,7 @@ export function App() {
       <SyncBadge />
       <section aria-labelledby="signup-heading">
         <h2 id="signup-heading">1. Sign up</h2>
-        <SignupForm />
+        <SignupForm schemaVersion={schemaVersion} />
       </section>
       <section aria-labelledby="cart-heading">
         <h2 id="cart-heading">2. Shopping cart</h2>

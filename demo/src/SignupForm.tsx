@@ -6,12 +6,15 @@ export interface RegisterOutput {
 
 export interface SignupData {
   email: string
+  /** Schema version 1's name of the field; version 2 calls it `fullName` (demo/schema.ts). */
   name: string
+  fullName: string
   registeredEmail: string
 }
 
 /** The sign-up workflow: two fields saved as you type, and a Run button that the server answers. */
-export function SignupForm() {
+export function SignupForm({ schemaVersion = 1 }: { schemaVersion?: number }) {
+  const nameField = schemaVersion >= 2 ? 'fullName' : 'name'
   const signup = useWorkflow<SignupData>('signup')
   const { run, isRunning, output, error } = useRun<RegisterOutput>('register')
   const registeredEmail = signup.get('registeredEmail')
@@ -28,8 +31,8 @@ export function SignupForm() {
         <input type="email" value={signup.get('email', '')} onChange={(event) => signup.set('email', event.target.value)} />
       </label>
       <label>
-        Name
-        <input value={signup.get('name', '')} onChange={(event) => signup.set('name', event.target.value)} />
+        {nameField === 'fullName' ? 'Full name' : 'Name'}
+        <input value={signup.get(nameField, '')} onChange={(event) => signup.set(nameField, event.target.value)} />
       </label>
       <button type="submit" disabled={isRunning}>
         {isRunning ? 'Registering…' : 'Register'}

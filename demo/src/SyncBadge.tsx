@@ -16,6 +16,15 @@ export function SyncBadge() {
     <p role="status" aria-live="polite" className="sync-badge" data-dirty={meta.isDirty} data-persistent={meta.isPersistent}>
       {syncText(meta)}
       {!meta.isPersistent && ' (this browser keeps nothing offline)'}
+      {meta.needsUpdate && (
+        <>
+          {' '}
+          A new version of this page is out: your changes are kept.{' '}
+          <button type="button" onClick={() => location.reload()}>
+            Reload
+          </button>
+        </>
+      )}
     </p>
   )
 }

@@ -46,6 +46,14 @@ export interface SessionProviderProps {
   storage?: LocalCopyStorage
   /** Asks the browser to confirm leaving the page while changes are not yet on the server. */
   warnOnUnsavedChanges?: boolean
+  /**
+   * The app's schema (`defineMigrations`, the declaration the server's store has too): what this
+   * device kept in an older version is migrated before it shows or is sent. Define it once, outside
+   * components: another object makes another client.
+   */
+  migrations?: SessionClientOptions['migrations']
+  /** The server is at another schema version than this page: show a way to reload (see `SessionClientOptions`). */
+  onUpdateNeeded?: SessionClientOptions['onUpdateNeeded']
   /** Called on a 401; resolve `true` after refreshing credentials to retry (see `SessionClientOptions`). */
   onAuthError?: SessionClientOptions['onAuthError']
   /** A client you made yourself (tests, stories); the other client options are then ignored. */
@@ -75,14 +83,16 @@ export function SessionProvider(props: SessionProviderProps) {
   const fetchRef = useRef(props.fetch)
   const headersRef = useRef(props.headers)
   const onAuthErrorRef = useRef(props.onAuthError)
+  const onUpdateNeededRef = useRef(props.onUpdateNeeded)
   const pluginsRef = useRef(props.plugins)
   /* eslint-disable react-hooks/refs -- the latest props, written during render: see above */
   pluginsRef.current = props.plugins
   fetchRef.current = props.fetch
   headersRef.current = props.headers
   onAuthErrorRef.current = props.onAuthError
+  onUpdateNeededRef.current = props.onUpdateNeeded
   /* eslint-enable react-hooks/refs */
-  const { storage, workflowId, client: givenClient, onSessionChange, requestTimeoutMs, flushTimeoutMs } = props
+  const { storage, workflowId, client: givenClient, onSessionChange, requestTimeoutMs, flushTimeoutMs, migrations } = props
   const endpoint = endpointBase(props.endpoint)
   const [chosenId, setChosenId] = useState<string | undefined>(undefined)
   const sessionId = props.sessionId ?? chosenId
@@ -131,8 +141,10 @@ export function SessionProvider(props: SessionProviderProps) {
               return (typeof headers === 'function' ? await headers() : headers) ?? {}
             },
             onAuthError: (error) => onAuthErrorRef.current?.(error),
+            onUpdateNeeded: (versions) => onUpdateNeededRef.current?.(versions),
+            ...(migrations !== undefined && { migrations }),
           })),
-    [givenClient, endpoint, sessionId, storage, workflowId, madeHere, requestTimeoutMs, flushTimeoutMs],
+    [givenClient, endpoint, sessionId, storage, workflowId, madeHere, requestTimeoutMs, flushTimeoutMs, migrations],
   )
   // While React hydrates the server's HTML, the hooks read what the server rendered. The switch to
   // the client's own values is a transition, which React holds back while a part of the page it
