@@ -4,6 +4,7 @@ import { deltaChecks } from './conformance/checks-deltas.js'
 import { errorChecks } from './conformance/checks-errors.js'
 import { listingChecks } from './conformance/checks-listing.js'
 import { runChecks } from './conformance/checks-runs.js'
+import { schemaChecks } from './conformance/checks-schema.js'
 import { sessionChecks } from './conformance/checks-sessions.js'
 import { stepChecks } from './conformance/checks-steps.js'
 import { loadShapes } from './conformance/openapi.js'
@@ -49,7 +50,16 @@ export class ConformanceUnreachable extends Error {
   override name = 'ConformanceUnreachable'
 }
 
-const CHECKS: Check[] = [...sessionChecks, ...errorChecks, ...stepChecks, ...runChecks, ...listingChecks, ...adoptChecks, ...deltaChecks]
+const CHECKS: Check[] = [
+  ...sessionChecks,
+  ...errorChecks,
+  ...stepChecks,
+  ...runChecks,
+  ...listingChecks,
+  ...adoptChecks,
+  ...deltaChecks,
+  ...schemaChecks,
+]
 
 const ALL_UNAUTHENTICATED =
   'every request was answered 401 unauthenticated: the backend requires a user, pass one\'s credentials with --header "Cookie: …" (or --header "Authorization: Bearer …")'
@@ -58,9 +68,11 @@ const ALL_UNAUTHENTICATED =
  * Runs the checks of docs/protocol.md against a backend over HTTP, and matches every JSON answer
  * against docs/openapi.json. `base` is where the session endpoints are mounted, e.g.
  * `http://localhost:3000/api/session`. Each check uses sessions of its own, with ids unique to
- * the run; nothing else on the backend is touched. The step checks need the protocol's
- * conformance step registered; without it they are skipped, as are the listing and adoption
- * checks that need `userHeaders`. When every request is answered 401, the result is one failure saying so.
+ * the run; nothing else on the backend is touched. The backend declares the conformance schema
+ * while it is tested (docs/protocol.md, "Schema versions"): runs and step calls are sent in its
+ * version, 2. The step checks need the protocol's conformance step registered; without it they
+ * are skipped, as are the listing and adoption checks that need `userHeaders`. When every request
+ * is answered 401, the result is one failure saying so.
  *
  * @throws {ConformanceUnreachable} when the first request gets no answer.
  * @example

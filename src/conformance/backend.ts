@@ -56,6 +56,8 @@ export interface Snapshot {
   version: number
   createdAt: string
   updatedAt: string
+  /** The schema version the variables are in (extension: schema versions); absent is 1. */
+  schemaVersion?: number
 }
 
 export interface BackendOptions {
@@ -81,9 +83,15 @@ export interface Backend {
   patch(id: string, body: string | object, send?: Omit<Send, 'body'>): Promise<Answer>
   /** The name of the conformance step (`--step`). */
   readonly step: string
-  /** Runs the conformance step; without a body, sends no body and no Content-Type. */
+  /**
+   * Runs the conformance step; without a body, sends no body and no Content-Type. An object body
+   * is sent in the conformance schema's version unless it says its own `schemaVersion`.
+   */
   run(id: string, body?: string | object, send?: Omit<Send, 'body'>): Promise<Answer>
-  /** Starts a run of the conformance step (`POST {base}/{id}/runs`), the answer waiting `waitMs` for its end. */
+  /**
+   * Starts a run of the conformance step (`POST {base}/{id}/runs`), the answer waiting `waitMs`
+   * for its end. An object body is sent in the conformance schema's version unless it says its own.
+   */
   startRun(id: string, body: string | object, waitMs?: number, send?: Omit<Send, 'body'>): Promise<Answer>
   /** `GET {base}` with a query such as `?limit=1`. */
   list(query?: string, as?: As): Promise<Answer>
@@ -97,6 +105,19 @@ export interface Backend {
 
 const REQUEST_TIMEOUT_MS = 30_000
 const AUTH_HINT = ' (the backend requires a user: pass one with --header "Cookie: …")'
+
+/**
+ * The version of the conformance schema (docs/protocol.md, "Schema versions"), which the backend
+ * declares while it is tested. A step reads and writes the server's shape, so a run or a step
+ * call in any other version (one without `schemaVersion` is in 1) is 409: the checks send theirs in this one.
+ */
+export const CONFORMANCE_SCHEMA_VERSION = 2
+export const SCHEMA_HINT =
+  ' (the backend must declare the conformance schema while it is tested: conformanceMigrations in TypeScript, conformance_migrations in Python)'
+
+/** A run's or step call's body in the conformance schema's version, unless it says its own; a string is sent as it is. */
+const inConformanceSchema = (body: string | object | undefined) =>
+  typeof body === 'object' && !Object.hasOwn(body, 'schemaVersion') ? { ...body, schemaVersion: CONFORMANCE_SCHEMA_VERSION } : body
 
 export function createBackend(root: string, options: BackendOptions): Backend {
   const run = randomId()
@@ -163,8 +184,9 @@ export function createBackend(root: string, options: BackendOptions): Backend {
     call,
     get: (id, as, headers) => call('GET', `/${id}`, { as, ...(headers && { headers }) }),
     patch: (id, body, send) => call('POST', `/${id}`, { ...send, body }),
-    run: (id, body, send) => call('POST', `/${id}/run/${encodeURIComponent(options.step)}`, { ...send, body }),
-    startRun: (id, body, waitMs = 0, send) => call('POST', `/${id}/runs${waitMs ? `?waitMs=${waitMs}` : ''}`, { ...send, body }),
+    run: (id, body, send) => call('POST', `/${id}/run/${encodeURIComponent(options.step)}`, { ...send, body: inConformanceSchema(body) }),
+    startRun: (id, body, waitMs = 0, send) =>
+      call('POST', `/${id}/runs${waitMs ? `?waitMs=${waitMs}` : ''}`, { ...send, body: inConformanceSchema(body) }),
     list: (query = '', as) => call('GET', query, { as }),
     adopt: (id, as) => call('POST', `/${id}/adopt`, { as }),
     async seeded(variables = { kept: 1 }, as) {
@@ -213,17 +235,21 @@ export function fail(message: string): never {
 
 export function expectStatus(answer: Answer, status: number, hint = ''): void {
   if (answer.status === status) return
-  fail(
-    `${answer.request} answered ${answer.status} ${brief(answer.body)}, expected ${status}${hint}${answer.status === 401 ? AUTH_HINT : ''}`,
-  )
+  fail(`${answer.request} answered ${answer.status} ${brief(answer.body)}, expected ${status}${hint}${whyRefused(answer)}`)
 }
 
 /** The protocol's error: this status and `{ "error": { "code": code, … } }` (the rest of the shape is docs/openapi.json's). */
 export function expectError(answer: Answer, status: number, code: string, hint = ''): void {
   if (answer.status === status && answer.body?.error?.code === code) return
-  fail(
-    `${answer.request} answered ${answer.status} ${brief(answer.body)}, expected ${status} ${code}${hint}${answer.status === 401 ? AUTH_HINT : ''}`,
-  )
+  fail(`${answer.request} answered ${answer.status} ${brief(answer.body)}, expected ${status} ${code}${hint}${whyRefused(answer)}`)
+}
+
+/** What to do about an unexpected refusal that comes from how the backend is set up, not from a rule it breaks. */
+function whyRefused(answer: Answer): string {
+  if (answer.status === 401) return AUTH_HINT
+  // A 409 that names another version than the conformance schema's: the backend does not declare it.
+  const { code, schemaVersion } = answer.body?.error ?? {}
+  return code === 'schema_mismatch' && schemaVersion !== CONFORMANCE_SCHEMA_VERSION ? SCHEMA_HINT : ''
 }
 
 /** Deep equality of parsed JSON: object keys in any order. */

@@ -64,7 +64,9 @@ export const runChecks: Check[] = [
     async run(b) {
       const { sessionId } = await b.seeded()
       const runId = runIdOf(b)
-      const first = runOf(await b.startRun(sessionId, { runId, step: b.step, input: { sleepMs: 3000 } }))
+      const started = await b.startRun(sessionId, { runId, step: b.step, input: { sleepMs: 3000 } })
+      expectStatus(started, 202)
+      const first = runOf(started)
       if (first.status !== 'running' || first.rev < 1)
         fail(`a run of 3 s right after its start: expected running with rev >= 1, got ${brief(first)}`)
       const next = await b.call('GET', `/${sessionId}/runs/${runId}?after=${first.rev}&waitMs=10000`)
@@ -157,10 +159,7 @@ export const runChecks: Check[] = [
     async run(b) {
       const mine = await b.seeded({ kept: 1 }, 'user')
       const runId = runIdOf(b)
-      const started = await b.call('POST', `/${mine.sessionId}/runs`, {
-        body: { runId, step: b.step, input: { sleepMs: 1000 } },
-        as: 'user',
-      })
+      const started = await b.startRun(mine.sessionId, { runId, step: b.step, input: { sleepMs: 1000 } }, 0, { as: 'user' })
       expectStatus(started, 202)
       expectError(await b.call('GET', `/${mine.sessionId}/runs/${runId}`, { as: 'caller' }), 404, 'not_found', ' for another caller')
       expectError(

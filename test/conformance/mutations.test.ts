@@ -68,6 +68,18 @@ const CAUGHT_BY: Record<Flaw, string> = {
   'no-304': "with the current version's tag answered 200",
   'run-delta-stale-progress': 'the run made from its run deltas',
   'bad-base-accepted': 'expected 400 bad_request for Session-Base: 2@yesterday',
+  'snapshot-without-schema-version': `"schemaVersion" of a patch's answer: expected 2, got none (schema version 1)`,
+  'schema-version-ignored': 'the variables after a patch without schemaVersion (1) that sets conformance_v1',
+  'current-patch-migrated': 'the variables after a patch in schema version 2 that sets conformance_v1',
+  'newer-patch-accepted': 'expected 409 schema_mismatch for a patch in schema version 3',
+  'mismatch-without-version': 'answered 409 with a body that does not match ErrorBody in docs/openapi.json',
+  'mismatch-names-request-version': "for a patch in schema version 3: error.schemaVersion: expected 2 (the server's schema version), got 3",
+  'schema-version-string': 'for the body {"variables":{"kept":2},"schemaVersion":"2"}',
+  'old-client-step': 'expected 409 schema_mismatch for a step call with an empty body (schema version 1)',
+  'old-client-run': 'expected 409 schema_mismatch for a run start without schemaVersion (1)',
+  'run-schema-version-code': 'expected 400 invalid_run for a run start with "schemaVersion": 0',
+  'schema-before-owner':
+    "expected 404 not_found for another caller's patch in schema version 3 (the owner comes before the schema version)",
 }
 
 // What a flaw needs of the run to show: another user's session is one made by a caller that

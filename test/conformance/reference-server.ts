@@ -62,6 +62,17 @@ export type Flaw =
   | 'adopt-own-404'
   | 'adopt-missing-creates'
   | 'adopt-takes-others'
+  | 'snapshot-without-schema-version'
+  | 'schema-version-ignored'
+  | 'current-patch-migrated'
+  | 'newer-patch-accepted'
+  | 'mismatch-without-version'
+  | 'mismatch-names-request-version'
+  | 'schema-version-string'
+  | 'old-client-step'
+  | 'old-client-run'
+  | 'run-schema-version-code'
+  | 'schema-before-owner'
 
 export interface ReferenceServer {
   /** Where the endpoints are: `http://127.0.0.1:PORT/api/session`. */
@@ -104,6 +115,8 @@ interface Change {
   deleted: string[]
   clientId?: string
   seq?: number
+  /** The schema version a patch is written in; a change of the server's own (a step's) has none: it is in the server's. */
+  schemaVersion?: number
 }
 
 class Refusal extends Error {
@@ -111,12 +124,21 @@ class Refusal extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** More fields of the answer's `error`. */
+    readonly more: Record<string, Json> = {},
   ) {
     super(message)
   }
 }
 
+/** What a request's schema version is checked for: a patch may be older (it is migrated), a run or a step call must be the server's. */
+type SchemaUse = 'patch' | 'step' | 'run'
+
 const BASE = '/api/session'
+// Schema versions (docs/protocol.md): the conformance schema, version 2, whose one migration
+// renames conformance_v1 to conformance_v2. Every session here is stored at version 2.
+const SCHEMA_VERSION = 2
+const RENAMED: Record<string, string> = { conformance_v1: 'conformance_v2' }
 const SESSION_ID = /^[A-Za-z0-9_-]{8,128}$/
 const RESERVED = new Set(['__proto__', 'constructor', 'prototype'])
 const isObject = (value: unknown): value is Record<string, Json> => typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -186,6 +208,7 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
       createdAt,
       updatedAt,
       ...(userId && { userId }),
+      ...(flaw !== 'snapshot-without-schema-version' && { schemaVersion: SCHEMA_VERSION }),
     }
   }
 
@@ -193,6 +216,46 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     const stored = sessions.get(sessionId)
     if (stored?.userId !== undefined && stored.userId !== user) throw new Refusal(404, 'not_found', 'No such session')
     return stored
+  }
+
+  /** A body's `schemaVersion`: absent is 1; anything but an integer from 1 to 2^53 − 1 is 400 `code`. */
+  function schemaVersionOf(body: Record<string, Json>, code: 'invalid_patch' | 'invalid_run'): number {
+    const value = body.schemaVersion
+    if (value === undefined) return 1
+    if (flaw === 'schema-version-string' && typeof value === 'string' && /^\d+$/.test(value)) return Number(value)
+    if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 1) return value
+    throw new Refusal(400, flaw === 'run-schema-version-code' ? 'invalid_patch' : code, '"schemaVersion" is a whole number from 1')
+  }
+
+  /** 409 schema_mismatch unless the server takes a request in `version` for this `use`. */
+  function takeSchema(version: number, use: SchemaUse) {
+    const takes = {
+      patch: version <= SCHEMA_VERSION || flaw === 'newer-patch-accepted' || flaw === 'schema-version-ignored',
+      step: version === SCHEMA_VERSION || (flaw === 'old-client-step' && version < SCHEMA_VERSION),
+      run: version === SCHEMA_VERSION || (flaw === 'old-client-run' && version < SCHEMA_VERSION),
+    }[use]
+    if (takes) return
+    const named = flaw === 'mismatch-names-request-version' ? version : SCHEMA_VERSION
+    const more: Record<string, Json> = flaw === 'mismatch-without-version' ? {} : { schemaVersion: named }
+    throw new Refusal(409, 'schema_mismatch', `Schema version ${version}; this server's is ${SCHEMA_VERSION}`, more)
+  }
+
+  /** The session, for a request in schema version `version`: the owner is checked first (404), then the version (409). */
+  function reachableIn(sessionId: string, user: string | undefined, version: number, use: SchemaUse): Stored | undefined {
+    if (flaw === 'schema-before-owner') takeSchema(version, use)
+    const stored = reachable(sessionId, user)
+    takeSchema(version, use)
+    return stored
+  }
+
+  /** A patch from an older client, moved by the migration: a renamed variable is set and deleted under its new name. */
+  function migrated(change: Change): Change {
+    if (change.schemaVersion === undefined || flaw === 'schema-version-ignored') return change
+    const older = flaw === 'current-patch-migrated' ? change.schemaVersion <= SCHEMA_VERSION : change.schemaVersion < SCHEMA_VERSION
+    if (!older) return change
+    const rename = (name: string) => RENAMED[name] ?? name
+    const variables = Object.fromEntries(Object.entries(change.variables).map(([name, value]) => [rename(name), value]))
+    return { ...change, variables, deleted: change.deleted.map(rename) }
   }
 
   function checkName(name: string) {
@@ -226,7 +289,7 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     if (!Array.isArray(deleted) || !deleted.every((name) => typeof name === 'string'))
       throw new Refusal(400, 'invalid_patch', '"deleted" is an array of names')
     if ((clientId === undefined) !== (seq === undefined)) throw new Refusal(400, 'invalid_patch', 'clientId and seq come together')
-    const change: Change = { variables, deleted }
+    const change: Change = { variables, deleted, schemaVersion: schemaVersionOf(body, 'invalid_patch') }
     if (clientId !== undefined) {
       const seen = seqOf(seq)
       if (typeof clientId !== 'string' || characters(clientId) < 1 || characters(clientId) > 128 || seen === undefined)
@@ -242,8 +305,9 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
   }
 
   /** Merges a change as one atomic step; answers the snapshot after it. */
-  function apply(sessionId: string, change: Change, user: string | undefined, bump = true) {
-    const stored = reachable(sessionId, user)
+  function apply(sessionId: string, asSent: Change, user: string | undefined, bump = true) {
+    const stored = reachableIn(sessionId, user, asSent.schemaVersion ?? SCHEMA_VERSION, 'patch')
+    const change = migrated(asSent)
     const { clientId, seq } = change
     if (clientId !== undefined && seq !== undefined) {
       const last = flaw === 'seq-per-client' ? seqsByClient.get(clientId) : stored?.seqs.get(clientId)
@@ -299,8 +363,8 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
   }
 
   /** The conformance step of docs/protocol.md. */
-  function runStep(sessionId: string, input: Json | undefined, user: string | undefined) {
-    const stored = reachable(sessionId, user)
+  function runStep(sessionId: string, input: Json | undefined, user: string | undefined, schemaVersion: number) {
+    const stored = reachableIn(sessionId, user, schemaVersion, 'step')
     const seen = flaw === 'step-sees-nothing' ? {} : structuredClone(stored?.variables ?? {})
     if (isObject(input) && typeof input.fail === 'string') {
       if (flaw === 'step-failure-partial') apply(sessionId, { variables: { conformance_echo: input }, deleted: [] }, user)
@@ -375,11 +439,12 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
       typeof body.step !== 'string' ||
       body.step === ''
     )
-      throw new Refusal(400, 'invalid_run', 'A run start is { "runId", "step", "input"? }')
+      throw new Refusal(400, 'invalid_run', 'A run start is { "runId", "step", "input"?, "schemaVersion"? }')
+    const schemaVersion = schemaVersionOf(body, 'invalid_run')
     if (body.step !== step) throw new Refusal(404, 'unknown_step', 'No such step')
     const input = body.input ?? null
     checkValue(input, 0)
-    let stored = reachable(sessionId, user)
+    let stored = reachableIn(sessionId, user, schemaVersion, 'run')
     const mine = runsOf(sessionId)
     const existing = mine.get(body.runId)
     if (existing && flaw !== 'run-started-twice') return [200, existing]
@@ -496,7 +561,8 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     if (flaw === 'list-oldest-first') mine.reverse()
     return {
       sessions: mine.slice(offset, offset + limit).map(([id, stored]) => {
-        const { variables, ...summary } = snapshot(id, stored)
+        // A summary carries no schemaVersion: only snapshots and deltas do.
+        const { variables, schemaVersion: _schemaVersion, ...summary } = snapshot(id, stored)
         return flaw === 'summary-with-variables' ? { ...summary, variables } : summary
       }),
     }
@@ -598,8 +664,10 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
           'No such step',
         )
       const body = await readJson(request, true)
-      if (body !== undefined && !isObject(body)) throw new Refusal(400, 'invalid_patch', 'A run body is { "input": … }')
-      const { output, session } = runStep(sessionId, body?.input, user)
+      if (body !== undefined && !isObject(body)) throw new Refusal(400, 'invalid_patch', 'A run body is { "input": …, "schemaVersion": … }')
+      // An empty body says no schema version: 1.
+      const schemaVersion = body === undefined ? 1 : schemaVersionOf(body, 'invalid_patch')
+      const { output, session } = runStep(sessionId, body?.input, user, schemaVersion)
       return [200, { output, session: base ? answerFor(sessionId, sessions.get(sessionId), base) : session }]
     }
     if (method === 'POST') {
@@ -633,7 +701,7 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
       .catch((error: unknown): [number, unknown] => {
         if (!(error instanceof Refusal)) throw error
         if (error.code === 'fastapi') return [422, { detail: [{ type: 'json_invalid', msg: error.message }] }]
-        return [error.status, { error: { code: error.code, message: error.message } }]
+        return [error.status, { error: { code: error.code, message: error.message, ...error.more } }]
       })
       .then(([status, body]) => {
         if (status === 404 && flaw === 'plain-text-404')

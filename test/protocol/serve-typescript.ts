@@ -1,9 +1,9 @@
 // The TypeScript server as the protocol tests run it: serve() + the handler over a memory store,
-// with the conformance step; prints `workflow-session on <base url>`.
-import { conformanceSteps, createSessionHandler, memoryStore, serve } from '../../src/server/index.js'
+// with the conformance step and the conformance schema; prints `workflow-session on <base url>`.
+import { conformanceMigrations, conformanceSteps, createSessionHandler, memoryStore, serve } from '../../src/server/index.js'
 
 const running = await serve({
-  handler: createSessionHandler({ store: memoryStore(), steps: conformanceSteps, onError: () => {} }),
+  handler: createSessionHandler({ store: memoryStore({ migrations: conformanceMigrations }), steps: conformanceSteps, onError: () => {} }),
   port: 0,
   shutdownSignals: ['SIGTERM'],
 })

@@ -3,7 +3,14 @@ import { type AddressInfo, createServer } from 'node:net'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runConformance } from '../../src/conformance.js'
-import { conformanceSteps, createSessionHandler, memoryStore, type RunningServer, serve } from '../../src/server/index.js'
+import {
+  conformanceMigrations,
+  conformanceSteps,
+  createSessionHandler,
+  memoryStore,
+  type RunningServer,
+  serve,
+} from '../../src/server/index.js'
 
 const execFileAsync = promisify(execFile)
 const cli = (...args: string[]) => execFileAsync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'conformance', ...args])
@@ -17,12 +24,23 @@ let withoutStep: RunningServer
 let usersOnly: RunningServer
 beforeAll(async () => {
   ;[server, withoutStep, usersOnly] = await Promise.all([
-    serve({ port: 0, handler: createSessionHandler({ store: memoryStore(), steps: conformanceSteps, authorize: byUser, onError: quiet }) }),
-    serve({ port: 0, handler: createSessionHandler({ store: memoryStore(), authorize: byUser, onError: quiet }) }),
     serve({
       port: 0,
       handler: createSessionHandler({
-        store: memoryStore(),
+        store: memoryStore({ migrations: conformanceMigrations }),
+        steps: conformanceSteps,
+        authorize: byUser,
+        onError: quiet,
+      }),
+    }),
+    serve({
+      port: 0,
+      handler: createSessionHandler({ store: memoryStore({ migrations: conformanceMigrations }), authorize: byUser, onError: quiet }),
+    }),
+    serve({
+      port: 0,
+      handler: createSessionHandler({
+        store: memoryStore({ migrations: conformanceMigrations }),
         steps: conformanceSteps,
         authorize: byUser,
         requireUser: true,
@@ -73,8 +91,9 @@ it('runs as a command and ends with "N passed, 0 failed, 0 skipped"', async () =
 it('skips the step checks without the conformance step, and the user listing and adoption without --user-header, saying once how to enable each', async () => {
   const { stdout } = await cli(`${withoutStep.url}/api/session`)
   const lines = stdout.trim().split('\n')
-  expect(lines.at(-1)).toMatch(/^\d+ passed, 0 failed, 18 skipped$/) // 6 step checks, 7 run checks, 2 delta checks with a step, the signed-in listing and 2 of adoption
-  expect(lines.filter((line) => line.endsWith('(skipped)'))).toHaveLength(18)
+  // 6 step checks, 7 run checks, 2 delta checks with a step, 4 schema checks with a step, the signed-in listing and 2 of adoption
+  expect(lines.at(-1)).toMatch(/^\d+ passed, 0 failed, 22 skipped$/)
+  expect(lines.filter((line) => line.endsWith('(skipped)'))).toHaveLength(22)
   expect(lines.filter((line) => line.includes('conformanceSteps in TypeScript, conformance_steps in Python'))).toHaveLength(1)
   expect(lines.filter((line) => line.includes('--user-header'))).toHaveLength(1)
 })
@@ -115,7 +134,13 @@ it('exits 2 with a usage line when called wrongly', async () => {
 describe('the run checks catch a backend that breaks one rule of runs', () => {
   /** The package's handler with one rule broken by `breakIt`; the checks that fail, by name. */
   async function failuresOf(breakIt: (request: Request, handler: (request: Request) => Promise<Response>) => Promise<Response>) {
-    const handler = createSessionHandler({ store: memoryStore(), steps: conformanceSteps, authorize: byUser, onError: quiet, log: quiet })
+    const handler = createSessionHandler({
+      store: memoryStore({ migrations: conformanceMigrations }),
+      steps: conformanceSteps,
+      authorize: byUser,
+      onError: quiet,
+      log: quiet,
+    })
     const broken = await serve({ port: 0, handler: (request) => breakIt(request, handler) })
     try {
       const results = await runConformance(`${broken.url}/api/session`, { userHeaders: { 'x-user': 'conformance' } })
