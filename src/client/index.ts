@@ -3,8 +3,11 @@ export {
   defineMigrations,
   MigrationError,
   type MigrationFunctions,
+  type MigrationOptions,
   type Migrations,
   type MigrationsDeclaration,
+  SET_ASIDE_KEY,
+  type SetAsideValue,
 } from '../shared/migrations.js'
 export type {
   JsonValue,

@@ -1,4 +1,4 @@
-import type { Migrations } from '../shared/migrations.js'
+import { type Migrations, SET_ASIDE_KEY } from '../shared/migrations.js'
 import type { SessionSnapshot } from '../shared/protocol.js'
 import { fromPatchBody } from './changes.js'
 import type { QueuedPatch } from './view.js'
@@ -22,6 +22,11 @@ export function clientSchema(migrations: Migrations | undefined) {
     field: version === 1 ? {} : { schemaVersion: version },
     /** The base in this page's version: an older one migrated; a newer one as it is (the page is then out of date). */
     base: (snapshot: SessionSnapshot | null) => (snapshot && migrations ? migrations.migrateSnapshot(snapshot) : snapshot),
+    /** The names a migration set aside in `snapshot` (its `ws:setAside`); the same empty array when none. */
+    setAside: (snapshot: SessionSnapshot | null): readonly string[] => {
+      const aside = snapshot?.variables[SET_ASIDE_KEY]
+      return aside && typeof aside === 'object' && !Array.isArray(aside) ? Object.keys(aside) : NONE
+    },
     /** A queued patch in this page's version: renamed and moved names follow their variable, dropped ones go. */
     patch: (queued: QueuedPatch): QueuedPatch => {
       const body = migrations ? migrations.migrateBody(queued.body) : queued.body
@@ -29,3 +34,5 @@ export function clientSchema(migrations: Migrations | undefined) {
     },
   }
 }
+
+const NONE: readonly string[] = Object.freeze([])

@@ -144,9 +144,14 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   view.onLayersChange((outboxChanged) => {
     local.save(outboxChanged)
     status.layers(view.unconfirmedKeys(), view.base?.version ?? 0)
+    if (view.base === seenBase) return
+    seenBase = view.base
     const held = view.base?.schemaVersion ?? 1
     if (held !== schema.version && view.base && view.base.version > 0) updateNeeded(held)
+    status.set({ setAside: schema.setAside(view.base) })
   })
+  /** The base the checks above last saw: they run when it changes, not on every keystroke. */
+  let seenBase: SessionSnapshot | null = null
 
   /** The server (or what it sent) is at another schema version than this page: the page must be updated (reloaded). */
   function updateNeeded(server: number): void {

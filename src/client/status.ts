@@ -26,6 +26,11 @@ export interface SyncStatus {
    * versions"): reload to update the page. Edits are kept; those the server refused wait for it.
    */
   needsUpdate: boolean
+  /**
+   * Variables a migration set aside because the app's schema refuses their migrated values
+   * (kept under `ws:setAside` with the schema's message: show them, fix them, or delete them).
+   */
+  setAside: readonly string[]
 }
 
 /** The fields the parts of the client set; `isDirty` follows from `pendingKeys`. */
@@ -52,6 +57,7 @@ export function createStatus() {
     isHydrated: false,
     version: 0,
     needsUpdate: false,
+    setAside: [],
   }
   const listeners = new Listeners()
   const commit = (next: SyncStatus) => {

@@ -193,6 +193,7 @@ const NOT_LOADED: SyncStatus = Object.freeze({
   isHydrated: false,
   version: 0,
   needsUpdate: false,
+  setAside: [],
 })
 
 /**

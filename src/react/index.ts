@@ -28,6 +28,7 @@ export {
   memoryLocalCopy,
   MigrationError,
   type MigrationFunctions,
+  type MigrationOptions,
   type Migrations,
   type MigrationsDeclaration,
   type OnlineSource,

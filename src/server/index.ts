@@ -8,8 +8,11 @@ export {
   defineMigrations,
   MigrationError,
   type MigrationFunctions,
+  type MigrationOptions,
   type Migrations,
   type MigrationsDeclaration,
+  SET_ASIDE_KEY,
+  type SetAsideValue,
 } from '../shared/migrations.js'
 export type * from '../shared/protocol.js'
 export type { SessionSchema, StandardSchemaV1 } from '../shared/schema.js'
@@ -17,7 +20,7 @@ export { scopeWorkflow, type SubflowFrame, type VariableAccess, type Workflow } 
 export { parseWorkflowKey, workflowDataKey, workflowPrefix, workflowSlotKey } from '../shared/workflow-keys.js'
 export type { SessionChange, SessionHead } from './merge.js'
 export { type FetchHandler, type RunningServer, serve, type ServeOptions, toNodeListener } from './node.js'
-export { defineStore, type DefineStoreOptions, type ValueCodec } from './stores/define.js'
+export { defineStore, type DefineStoreOptions, SetAsideError, type ValueCodec } from './stores/define.js'
 export { encryptedStore, type EncryptedStoreOptions } from './stores/encrypted.js'
 export { fileStore } from './stores/file.js'
 export { memoryStore } from './stores/memory.js'

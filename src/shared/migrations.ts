@@ -1,4 +1,5 @@
 import type { JsonValue, Variables } from './protocol.js'
+import { schemaFor, schemaProblemSync, type SessionSchema } from './schema.js'
 import { workflowDataKey } from './workflow-keys.js'
 
 /**
@@ -45,6 +46,30 @@ export interface MigrationsDeclaration {
   migrations: Migration[]
 }
 
+/**
+ * The variable where a migration keeps the values the app's schema refuses once migrated, by
+ * name: `{ [name]: { value, problem, schemaVersion } }`. Nothing is thrown away: the value is out
+ * of the way of the new code, and the app can show it, fix it or drop it.
+ */
+export const SET_ASIDE_KEY = 'ws:setAside'
+
+/** A value a migration set aside (under {@link SET_ASIDE_KEY}): what it was, why, and in which version. */
+export interface SetAsideValue {
+  value: JsonValue
+  /** The schema's message. */
+  problem: string
+  /** The schema version it was migrated to when the schema refused it. */
+  schemaVersion: number
+}
+
+export interface MigrationOptions {
+  /**
+   * The app's schema (the same `SessionSchema` as `schemaValidation` and the handler's; it must
+   * validate synchronously): a migrated value it refuses is set aside, not kept under its name.
+   */
+  schema?: SessionSchema
+}
+
 /** The functions `function` steps name, by name: old variables in, new variables out (a copy). */
 export type MigrationFunctions = Record<string, (variables: Variables) => Variables>
 
@@ -68,8 +93,13 @@ export interface Migrations {
    * The variables of schema version `from` made current: each migration after `from` in turn.
    * `changed` is false when there was nothing to do. A version above the current one (written
    * by newer code) throws a {@link MigrationError}: old code must not guess at a newer shape.
+   * With a `schema`, the values it refuses once migrated move under {@link SET_ASIDE_KEY}, and
+   * `setAside` names them.
    */
-  migrate(variables: Variables, from: number): { variables: Variables; version: number; changed: boolean }
+  migrate(
+    variables: Variables,
+    from: number,
+  ): { variables: Variables; version: number; changed: boolean; setAside: Array<{ name: string; problem: string }> }
   /**
    * A patch written against schema version `from`, made current: renamed and moved names follow
    * their variable, dropped ones go, defaults do not apply (a patch sets only what it names).
@@ -89,7 +119,11 @@ export interface Migrations {
 const OPS = new Set(['rename', 'default', 'drop', 'intoWorkflow', 'outOfWorkflow', 'function'])
 
 /** Checks a declaration (versions from 2 up without a gap, every step known, every function given) and returns its migrations. */
-export function defineMigrations(declaration: MigrationsDeclaration, functions: MigrationFunctions = {}): Migrations {
+export function defineMigrations(
+  declaration: MigrationsDeclaration,
+  functions: MigrationFunctions = {},
+  { schema }: MigrationOptions = {},
+): Migrations {
   const { version, migrations } = declaration as Partial<MigrationsDeclaration>
   if (!Number.isSafeInteger(version) || version! < 1) throw new MigrationError('version must be a whole number from 1')
   if (!Array.isArray(migrations)) throw new MigrationError('migrations must be an array')
@@ -123,7 +157,9 @@ export function defineMigrations(declaration: MigrationsDeclaration, functions: 
       const pending = after(from)
       let current: Variables = { ...variables }
       for (const migration of pending) for (const step of migration.steps) current = applyStep(current, step, functions)
-      return { variables: current, version: copy.version, changed: pending.some((migration) => migration.steps.length > 0) }
+      const checked = schema && pending.length > 0 ? setAsideRefused(current, schema, copy.version) : { variables: current, refused: [] }
+      const changed = checked.refused.length > 0 || pending.some((migration) => migration.steps.length > 0)
+      return { variables: checked.variables, version: copy.version, changed, setAside: checked.refused }
     },
     migratePatch(changes, from) {
       let current: PatchChanges = { variables: { ...changes.variables }, deleted: [...changes.deleted] }
@@ -227,4 +263,25 @@ export function changesBetween(before: Variables, after: Variables): PatchChange
   for (const [name, value] of Object.entries(after))
     if (!Object.hasOwn(before, name) || JSON.stringify(before[name]) !== JSON.stringify(value)) variables[name] = value
   return { variables, deleted: Object.keys(before).filter((name) => !Object.hasOwn(after, name)) }
+}
+
+/** The variables without the values `schema` refuses, which move under {@link SET_ASIDE_KEY} beside what earlier migrations set aside; and their names. */
+function setAsideRefused(
+  variables: Variables,
+  schema: SessionSchema,
+  version: number,
+): { variables: Variables; refused: Array<{ name: string; problem: string }> } {
+  const refused: Array<{ name: string; problem: string }> = []
+  const kept: Variables = {}
+  const earlier = variables[SET_ASIDE_KEY]
+  const aside: Record<string, JsonValue> = earlier && typeof earlier === 'object' && !Array.isArray(earlier) ? { ...earlier } : {}
+  for (const [name, value] of Object.entries(variables)) {
+    const problem = name === SET_ASIDE_KEY ? null : schemaProblemSync(schemaFor(schema, name), value)
+    if (problem === null) kept[name] = value
+    else {
+      refused.push({ name, problem })
+      aside[name] = { value, problem, schemaVersion: version }
+    }
+  }
+  return { variables: refused.length > 0 ? { ...kept, [SET_ASIDE_KEY]: aside } : variables, refused }
 }

@@ -9,6 +9,8 @@ import {
   memoryLocalCopy,
   type SessionClient,
   type SessionClientOptions,
+  SET_ASIDE_KEY,
+  type StandardSchemaV1,
 } from '../../src/client/index.js'
 import { type SessionStore, sqliteStore } from '../../src/server/index.js'
 import { ENDPOINT, setupMockServer } from '../msw-server.js'
@@ -42,8 +44,8 @@ afterEach(async () => {
 async function database() {
   const dir = await mkdtemp(join(tmpdir(), 'ws-client-schema-'))
   dirs.push(dir)
-  const deploy = async (migrations?: typeof tuesday) => {
-    const store = await sqliteStore(join(dir, 'sessions.db'), migrations ? { migrations } : {})
+  const deploy = async (migrations?: typeof tuesday, onError?: (error: unknown) => void) => {
+    const store = await sqliteStore(join(dir, 'sessions.db'), { ...(migrations && { migrations }), ...(onError && { onError }) })
     opened.push(store)
     mock.store = store
     return store
@@ -103,6 +105,38 @@ describe('an edit made before a deploy', () => {
     await tuesdayPage.refresh()
     expect(tuesdayPage.getSnapshot()).toEqual(stored.variables)
     expect([tuesdayPage.getStatus().needsUpdate, updates]).toEqual([false, []])
+  })
+
+  it('whose migrated value the app schema refuses: set aside, on the device and on the server, and named in the status', async () => {
+    const { deploy } = await database()
+    await deploy()
+    const device = memoryLocalCopy()
+    const monday = page('schema-set-aside', device)
+    monday.set('years', 'forty')
+    await monday.flush()
+    await monday.stop()
+    const numberOnly: StandardSchemaV1 = {
+      '~standard': {
+        version: 1,
+        vendor: 'test',
+        validate: (value) => (typeof value === 'number' ? { value } : { issues: [{ message: 'expected a number' }] }),
+      },
+    }
+    const withSchema = defineMigrations(
+      { version: 2, migrations: [{ to: 2, steps: [{ op: 'rename', from: 'years', to: 'age' }] }] },
+      {},
+      { schema: { variables: { age: numberOnly } } },
+    )
+    const reported: unknown[] = []
+    const store = await deploy(withSchema, (error) => reported.push(error))
+    const tuesdayPage = page('schema-set-aside', device, { migrations: withSchema })
+    await tuesdayPage.start()
+    const aside = { [SET_ASIDE_KEY]: { age: { value: 'forty', problem: 'expected a number', schemaVersion: 2 } } }
+    expect([tuesdayPage.getSnapshot(), tuesdayPage.getStatus().setAside]).toEqual([aside, ['age']]) // migrated on the device
+    await tuesdayPage.refresh()
+    expect([tuesdayPage.getSnapshot(), tuesdayPage.getStatus().setAside]).toEqual([aside, ['age']]) // and on the server
+    expect((await store.get('schema-set-aside'))!.variables).toEqual(aside)
+    expect(reported).toMatchObject([{ name: 'SetAsideError', setAside: [{ name: 'age' }] }]) // told once, to the store's onError
   })
 
   it('that the server cannot move is refused with 409: the page keeps it queued, sends nothing more, and must update', async () => {

@@ -8,6 +8,7 @@ import {
   type PatchChanges,
 } from '../../src/shared/migrations.js'
 import type { Variables } from '../../src/shared/protocol.js'
+import type { SessionSchema, StandardSchemaV1 } from '../../src/shared/schema.js'
 
 // The cases both languages run (python/tests/test_migrations.py reads the same file): one
 // declaration, the same results.
@@ -24,11 +25,26 @@ interface Case {
   expectedPatch?: PatchChanges
   patchError?: string
   also?: Array<{ from: number; variables: Variables; expected: Variables }>
+  /** The app's schema, as the JSON type each named variable must have: both languages build their validator from it. */
+  types?: Record<string, 'number' | 'string'>
+  expectedSetAside?: Array<{ name: string; problem: string }>
 }
 
 const { cases, refused } = JSON.parse(readFileSync(new URL('./migrations-cases.json', import.meta.url), 'utf8')) as {
   cases: Case[]
   refused: Array<{ name: string; declaration: MigrationsDeclaration; from?: number; error: string }>
+}
+
+/** A Standard Schema for each named variable that accepts only values of its JSON type, with the message both languages give. */
+function schemaOf(types: Record<string, 'number' | 'string'>): SessionSchema {
+  const typed = (type: string): StandardSchemaV1 => ({
+    '~standard': {
+      version: 1,
+      vendor: 'test',
+      validate: (value) => (typeof value === type ? { value } : { issues: [{ message: `expected a ${type}` }] }),
+    },
+  })
+  return { variables: Object.fromEntries(Object.entries(types).map(([name, type]) => [name, typed(type)])) }
 }
 
 /** The test functions both languages register under the same names. */
@@ -41,10 +57,16 @@ const functions: MigrationFunctions = {
 
 describe('schema migrations', () => {
   it.each(cases)('$name', (testCase) => {
-    const migrations = defineMigrations(testCase.declaration, functions)
+    const migrations = defineMigrations(testCase.declaration, functions, testCase.types && { schema: schemaOf(testCase.types) })
     const before = structuredClone(testCase.variables)
     const migrated = migrations.migrate(testCase.variables, testCase.from)
-    expect(migrated).toEqual({ variables: testCase.expected, version: testCase.declaration.version, changed: !testCase.unchanged })
+    const { version } = testCase.declaration
+    expect(migrated).toEqual({
+      variables: testCase.expected,
+      version,
+      changed: !testCase.unchanged,
+      setAside: testCase.expectedSetAside ?? [],
+    })
     expect(testCase.variables, 'the variables given are not changed').toEqual(before)
     for (const more of testCase.also ?? []) expect(migrations.migrate(more.variables, more.from).variables).toEqual(more.expected)
     if (testCase.patchError) {

@@ -10,7 +10,10 @@ import {
   migrateSessions,
   postgresStore,
   type SessionSnapshot,
+  SET_ASIDE_KEY,
+  SetAsideError,
   sqliteStore,
+  type StandardSchemaV1,
   workflowDataKey,
   workflowSlotKey,
 } from '../../src/server/index.js'
@@ -37,6 +40,14 @@ const tuesday = defineMigrations({
     },
   ],
 })
+/** A Standard Schema that takes numbers only. */
+const numberOnly: StandardSchemaV1 = {
+  '~standard': {
+    version: 1,
+    vendor: 'test',
+    validate: (value) => (typeof value === 'number' ? { value } : { issues: [{ message: 'expected a number' }] }),
+  },
+}
 const monday = { address: 'Main St 1', legacyFlag: true, plan: 'pro', email: 'ada@example.com' }
 // A migration changes the shape, not anyone's work: moving `plan` into the workflow leaves its `at` stamp (its lastModified) alone.
 const migrated = { shippingAddress: 'Main St 1', [workflowDataKey('checkout', 'plan')]: 'pro', email: 'ada@example.com' }
@@ -97,6 +108,34 @@ describe.each(kinds.filter((kind) => kind.durable))('a session stored before a d
     const started = await other.startRun('session-runner', { runId: 'run-00000001', step: 'echo' })
     expect(started.variables).toEqual(migrated)
     expect(started.run.readVersion).toBe(stored.version + 1)
+  })
+
+  it('sets aside a migrated value the app schema refuses, keeps it, and reports it once', async () => {
+    const place = await newPlace()
+    const { store: before } = await openKind(kind, {}, place)
+    await before.apply('session-aside', { variables: { years: 'forty', email: 'ada@example.com' } })
+    await before.close()
+    const errors: unknown[] = []
+    const migrations = defineMigrations(
+      { version: 2, migrations: [{ to: 2, steps: [{ op: 'rename', from: 'years', to: 'age' }] }] },
+      {},
+      { schema: { variables: { age: numberOnly } } },
+    )
+    const { store } = await openKind(kind, { migrations, onError: (error) => errors.push(error) }, place)
+    const [read] = await Promise.all([store.get('session-aside'), store.get('session-aside')])
+    expect(read!.variables).toEqual({
+      email: 'ada@example.com',
+      [SET_ASIDE_KEY]: { age: { value: 'forty', problem: 'expected a number', schemaVersion: 2 } },
+    })
+    expect(errors).toHaveLength(1)
+    expect(errors[0]).toBeInstanceOf(SetAsideError)
+    expect(errors[0]).toMatchObject({
+      sessionId: 'session-aside',
+      schemaVersion: 2,
+      setAside: [{ name: 'age', problem: 'expected a number' }],
+    })
+    await store.get('session-aside')
+    expect(errors).toHaveLength(1)
   })
 
   it('migrateSessions migrates every stored session ahead of time, with progress', async () => {

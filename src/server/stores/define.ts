@@ -1,5 +1,5 @@
 import type { SessionBase } from '../../shared/delta.js'
-import { changesBetween, MigrationError } from '../../shared/migrations.js'
+import { changesBetween, MigrationError, SET_ASIDE_KEY } from '../../shared/migrations.js'
 import type { JsonValue, RunRecord, SessionSnapshot, Variables } from '../../shared/protocol.js'
 import { isSessionId } from '../../shared/rules.js'
 import { scopeWorkflow } from '../../shared/workflow.js'
@@ -72,12 +72,14 @@ interface After {
  * on a moved version (`conflict`), or not tried on a session stored at an older schema version
  * without its migration (`stale`: migrate it, then merge again).
  */
-type MergeOutcome = { kind: 'merged'; after: After; applied: boolean } | { kind: 'conflict' } | { kind: 'stale' }
+type MergeOutcome = { kind: 'merged'; after: After; applied: boolean; migrated: boolean } | { kind: 'conflict' } | { kind: 'stale' }
 
 /** A session's migration to the store's schema version, read at `version`: what it changes, ready to merge. */
 interface PendingMigration {
   version: number
   change: PreparedChange
+  /** The values the app's schema refused once migrated (set aside, and reported once written). */
+  setAside: Array<{ name: string; problem: string }>
 }
 
 /** How often a read or write migrates a session and tries again when other writes keep landing first. */
@@ -112,6 +114,7 @@ const MAX_MIGRATE_ATTEMPTS = 20
  */
 export function defineStore(backend: StoreBackend, options: DefineStoreOptions = {}): SessionStore {
   const { codec, migrations } = options
+  const onError = options.onError ?? ((error: unknown) => console.error('[workflow-session]', error))
   const schemaVersion = migrations?.version ?? 1
   let timer: ReturnType<typeof setInterval> | undefined
   if (options.ttlMs !== undefined) {
@@ -136,7 +139,10 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     for (let attempt = 1; attempt <= MAX_MIGRATE_ATTEMPTS; attempt++) {
       const outcome = await merge(sessionId, prepared, { ...limits, ...(refused && { refused }), ...(migration && { migration }) })
       // A session stored at an older schema version: its migration and the patch are one write.
-      if (outcome.kind === 'merged') return applyResult(outcome.after, outcome.applied, base !== undefined)
+      if (outcome.kind === 'merged') {
+        if (outcome.migrated) reportSetAside(sessionId, migration!)
+        return applyResult(outcome.after, outcome.applied, base !== undefined)
+      }
       migration = (await migrationOf(sessionId)) ?? undefined
     }
     throw new Error(`Session "${sessionId}" changed under each of ${MAX_MIGRATE_ATTEMPTS} attempts to migrate it; nothing was written`)
@@ -190,15 +196,21 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       const json = JSON.parse(valueOfEntry(name, entry)) as JsonValue
       variables[name] = codec ? await codec.decode(sessionId, name, json) : json
     }
-    const changes = changesBetween(variables, migrations.migrate(variables, storedSchema(seen.head)).variables)
+    const migrated = migrations.migrate(variables, storedSchema(seen.head))
+    const changes = changesBetween(variables, migrated.variables)
     try {
-      return { version: seen.head.version, change: { ...(await prepare(sessionId, changes)), stamped: [] } }
+      return { version: seen.head.version, change: { ...(await prepare(sessionId, changes)), stamped: [] }, setAside: migrated.setAside }
     } catch (error) {
       // The app's migration made variables the protocol does not allow: a server error, not the caller's.
       throw new Error(`Migrating session "${sessionId}" to schema version ${schemaVersion} made variables that cannot be stored`, {
         cause: error,
       })
     }
+  }
+
+  /** Tells `onError` of the values a migration this store wrote set aside (nothing is dropped without a word). */
+  function reportSetAside(sessionId: string, migration: PendingMigration): void {
+    if (migration.setAside.length > 0) onError(new SetAsideError(sessionId, schemaVersion, migration.setAside), { sessionId })
   }
 
   /** Migrates the session now if it is stored at an older schema version; true when this call did. */
@@ -208,7 +220,10 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       const migration = await migrationOf(sessionId)
       if (!migration) return false
       const outcome = await merge(sessionId, { sets: new Map(), deletes: [] }, { migration, maxBytes: Number.MAX_SAFE_INTEGER })
-      if (outcome.kind === 'merged') return outcome.applied
+      if (outcome.kind === 'merged') {
+        if (outcome.migrated) reportSetAside(sessionId, migration)
+        return outcome.migrated
+      }
     }
     throw new Error(`Session "${sessionId}" changed under each of ${MAX_MIGRATE_ATTEMPTS} attempts to migrate it; nothing was written`)
   }
@@ -274,6 +289,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     // What decide found, handed out by view: both run in the backend's one atomic step, in turn.
     let plan: MergePlan | null = null
     let stale = false
+    let migrated = false
     const decide = (current: CurrentSession | null): Write | undefined => {
       if (create && current) throw new SessionProtocolError('exists', `A session with id "${sessionId}" exists already`)
       if (current && !mayReach(current.head, caller)) throw new SessionProtocolError('not_found', 'No such session')
@@ -301,6 +317,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       if (create && !plan.applied) plan = { ...plan, head: { ...plan.head, version: 1 }, applied: true }
       // A new session, and a migrated one, are at the store's schema version.
       if (!current || migrating) plan = { ...plan, head: { ...plan.head, schemaVersion } }
+      migrated = migrating
       return plan.applied ? { head: plan.head, sets: plan.sets, deletes: plan.deletes } : undefined
     }
     const view = (stored: StoredSession | null): MergeOutcome => {
@@ -308,7 +325,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       if (!plan) return { kind: 'conflict' }
       // Not applied and no session: the version-0 snapshot the protocol answers, created nowhere.
       const after = capture(stored, base) ?? { head: plan.head, text: snapshotText(plan.head, []), entries: [] }
-      return { kind: 'merged', after, applied: plan.applied }
+      return { kind: 'merged', after, applied: plan.applied, migrated }
     }
     return backend.update(sessionId, namesNeeded(change), decide, view)
   }
@@ -732,6 +749,25 @@ export function withCodec(store: SessionStore, codec: ValueCodec): SessionStore 
   if (!defined)
     throw new TypeError('This store was not made by workflow-session (memoryStore, fileStore, sqliteStore, postgresStore, or defineStore)')
   return { ...defineStore(defined.backend, { ...defined.options, codec }), close: () => store.close() }
+}
+
+/**
+ * Values of a session that the app's schema refused once the session was migrated: set aside
+ * under `ws:setAside` (`SET_ASIDE_KEY`), not dropped. The store tells its `onError` of them.
+ */
+export class SetAsideError extends Error {
+  override name = 'SetAsideError'
+  constructor(
+    readonly sessionId: string,
+    readonly schemaVersion: number,
+    readonly setAside: ReadonlyArray<{ name: string; problem: string }>,
+  ) {
+    super(
+      `Session "${sessionId}": migrating it to schema version ${schemaVersion} set aside what the app's schema refuses, under "${SET_ASIDE_KEY}": ${setAside
+        .map(({ name, problem }) => `"${name}" (${problem})`)
+        .join(', ')}`,
+    )
+  }
 }
 
 /** What `readCurrent` hands back for a session it must migrate first. */

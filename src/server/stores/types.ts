@@ -89,6 +89,11 @@ export interface StoreOptions {
    * new sessions are written at it. Default: schema version 1, nothing to migrate.
    */
   migrations?: Migrations
+  /**
+   * Told of what goes wrong away from any request: the values a migration set aside because the
+   * app's schema refuses them (`SetAsideError`). Default: `console.error`. Pass the handler's too.
+   */
+  onError?: (error: unknown, context: { sessionId: string }) => void
 }
 
 /** How a start of a run meets a run of the same step that is `running` in the session. */
