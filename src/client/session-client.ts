@@ -60,6 +60,10 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   const schema = clientSchema(options.migrations)
   const transport = createTransport({
     schemaVersion: schema.field,
+    // A run or a step call refused for this page's schema version says so too (a patch also stops the queue).
+    onSchemaMismatch: (failure) => {
+      if (failure.schemaVersion !== undefined && failure.schemaVersion !== schema.version) updateNeeded(failure.schemaVersion)
+    },
     endpoint,
     headers: options.headers,
     fetch: options.fetch,

@@ -32,6 +32,8 @@ export interface TransportOptions {
   base?: () => SessionSnapshot | null
   /** Said in the body of every run start and step call (a patch carries its own): `{ schemaVersion }`, or nothing at 1. */
   schemaVersion?: { schemaVersion?: number }
+  /** Told of every 409 `schema_mismatch`, whichever request met it (a patch, a run, a step call). */
+  onSchemaMismatch?: (failure: SessionError) => void
 }
 
 export interface Transport {
@@ -118,7 +120,11 @@ export function createTransport(options: TransportOptions): Transport {
     }
     // Nothing changed since the base stated: the snapshot held is the answer.
     if (response.status === 304 && init.held?.snapshot) return init.held.snapshot as T
-    if (!response.ok) throw await readError(response)
+    if (!response.ok) {
+      const failure = await readError(response)
+      if (failure.code === 'schema_mismatch') options.onSchemaMismatch?.(failure)
+      throw failure
+    }
     if (response.status === 204) return null
     // A server that runs steps in the request streams the run: its last event is the answer.
     if (response.headers.get('content-type')?.startsWith('text/event-stream')) return lastEvent(await response.text()) as T

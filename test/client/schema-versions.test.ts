@@ -12,7 +12,7 @@ import {
   SET_ASIDE_KEY,
   type StandardSchemaV1,
 } from '../../src/client/index.js'
-import { type SessionStore, sqliteStore } from '../../src/server/index.js'
+import { conformanceSteps, type SessionStore, sqliteStore } from '../../src/server/index.js'
 import { ENDPOINT, setupMockServer } from '../msw-server.js'
 
 // The Monday–Wednesday story (docs/protocol.md, "Schema versions"): a user types on Monday's page,
@@ -30,7 +30,7 @@ const wednesday = defineMigrations(
   { split: (variables) => variables },
 )
 
-const mock = setupMockServer()
+const mock = setupMockServer(conformanceSteps)
 const clients: SessionClient[] = []
 const opened: SessionStore[] = []
 const dirs: string[] = []
@@ -176,5 +176,17 @@ describe('an edit made before a deploy', () => {
       [{ page: 3, server: 2 }],
     ])
     expect(await store.get('schema-canary')).toBeNull()
+  })
+
+  it('a step called from a page of another version is refused with 409, and the page hears it must update', async () => {
+    const { deploy } = await database()
+    await deploy(wednesday)
+    const updates: unknown[] = []
+    const tuesdayPage = page('schema-step', memoryLocalCopy(), {
+      migrations: tuesday,
+      onUpdateNeeded: (versions) => updates.push(versions),
+    })
+    await expect(tuesdayPage.run('conformance_echo', { n: 1 })).rejects.toMatchObject({ code: 'schema_mismatch', schemaVersion: 3 })
+    expect([tuesdayPage.getStatus().needsUpdate, updates]).toEqual([true, [{ page: 2, server: 3 }]])
   })
 })
