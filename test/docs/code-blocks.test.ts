@@ -21,6 +21,7 @@ const APP_CONTEXT: Record<string, string> = {
   secret: 'declare const secret: Uint8Array',
   sessionId: 'declare const sessionId: string',
   userIdFromCookie: 'declare function userIdFromCookie(request: Request): string | null',
+  migrations: "declare const migrations: import('workflow-session/client').Migrations",
 }
 
 /** Where a reader imports each export from, in order of preference by the block's kind. */
