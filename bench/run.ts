@@ -6,6 +6,7 @@ import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { measureHydration } from './hydration.js'
 import type { KeystrokeRow } from './keystrokes.bench.js'
+import { measureMigrations, migrationsTable } from './migrations.js'
 import { readResult } from './results.js'
 import { measureRuns, runsTable } from './runs.js'
 import { measure, measureSessionSize, type SizeRow, type ThroughputRow, throughputTable } from './server.js'
@@ -136,6 +137,9 @@ PostgreSQL: ${hot ? `${hot.patchesPerSecond.toFixed(0)} patches/s, version ${hot
 
 // 4. Bundle sizes (peers external), and what the alternatives weigh.
 say(runsTable(await measureRuns()))
+
+// Schema migrations: an old session's first read, later reads, against a current one; an old local copy.
+say(migrationsTable(await measureMigrations(databaseUrl)))
 
 const entries = await entrySizes()
 const peers = ['react', 'react-dom', 'react/jsx-runtime']

@@ -21,6 +21,8 @@ export const ENTRIES = {
 export const APPS = {
   /** SessionProvider, useVariable, useSyncStatus and useRun. */
   'minimal app': `export { SessionProvider, useVariable, useSyncStatus, useRun } from './src/react/index.ts'`,
+  /** The minimal app that declares schema migrations (what the migrating code adds: nothing without it). */
+  'minimal app with migrations': `export { SessionProvider, useVariable, useSyncStatus, useRun, defineMigrations } from './src/react/index.ts'`,
   /** Every hook and capability. */
   'full app': `export * from './src/react/index.ts'`,
 } as const

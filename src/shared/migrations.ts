@@ -224,20 +224,18 @@ function applyStep(variables: Variables, step: MigrationStep, functions: Migrati
   if (step.op === 'function') return { ...functions[step.name]!(structuredClone(variables)) }
   if (step.op === 'default')
     return Object.hasOwn(variables, step.name) ? variables : { ...variables, [step.name]: structuredClone(step.value) }
-  const moved: Variables = {}
-  // The moved names first, so a value moving onto a name replaces what was there.
-  const entries = Object.entries(variables)
-  for (const [name, value] of entries) if (movedName(name, step) === name && !targets(step, name, variables)) moved[name] = value
-  for (const [name, value] of entries) {
+  // Where each name goes (only those that move or are dropped), and where moved values land: O(variables).
+  const moves = new Map<string, string | null>()
+  for (const name of Object.keys(variables)) {
     const to = movedName(name, step)
-    if (to !== null && to !== name) moved[to] = value
+    if (to !== name) moves.set(name, to)
   }
+  const landing = new Set([...moves.values()].filter((name): name is string => name !== null))
+  const moved: Variables = {}
+  // The names that stay first (not those a moved value lands on: it replaces them), then the moved ones.
+  for (const [name, value] of Object.entries(variables)) if (!moves.has(name) && !landing.has(name)) moved[name] = value
+  for (const [name, to] of moves) if (to !== null) moved[to] = variables[name]!
   return moved
-}
-
-/** Whether `name` is where a moved variable lands (so what was there is replaced). */
-function targets(step: MigrationStep, name: string, variables: Variables): boolean {
-  return Object.keys(variables).some((other) => other !== name && movedName(other, step) === name)
 }
 
 function patchStep(changes: PatchChanges, step: MigrationStep): PatchChanges {
