@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import pickle
 import sqlite3
 import subprocess
 import sys
@@ -26,11 +28,14 @@ import pytest
 from conftest import client_of, new_id
 
 from workflow_session import (
+    SET_ASIDE_KEY,
     Caller,
+    JsonValue,
     MigrationProgress,
     Migrations,
     SessionProtocolError,
     SessionStore,
+    SetAsideError,
     StepContext,
     StepResult,
     conformance_migrations,
@@ -189,8 +194,9 @@ async def test_the_listing_migrates_the_stale_sessions_of_its_page(backend: Back
     await store.apply(current, {"variables": {"shippingAddress": "x"}}, caller=Caller("lister"))
     listed = {summary["sessionId"]: summary for summary in await store.list(user_id="lister")}
     assert set(listed) == {*old_ids, current}
-    assert all((listed[sid]["version"], listed[sid]["schemaVersion"]) == (3, 2) for sid in old_ids)
-    assert (listed[current]["version"], listed[current]["schemaVersion"]) == (1, 2)
+    stored = {sid: await stored_head(backend, sid) for sid in listed}
+    assert all((listed[sid]["version"], stored[sid]["version"], stored[sid]["schemaVersion"]) == (3, 3, 2) for sid in old_ids)
+    assert (listed[current]["version"], stored[current]["schemaVersion"]) == (1, 2)
     for sid in old_ids:
         snapshot = await store.get(sid)
         assert snapshot is not None and snapshot["version"] == 3 and canonical(snapshot["variables"]) == canonical(MIGRATED)
@@ -292,6 +298,34 @@ async def test_migrate_sessions_migrates_every_stale_session_and_reports_progres
 
 # --- What snapshots, deltas and summaries carry ---------------------------------------------------------
 
+#: The fields of a listing's summary (docs/protocol.md): nothing else, ``schemaVersion`` neither.
+SUMMARY_FIELDS = {"sessionId", "version", "createdAt", "updatedAt", "workflowId", "userId"}
+
+
+async def test_listing_summaries_never_carry_the_schema_version(backend: Backend) -> None:
+    stale, _ = await old_session(backend, user="ada")
+    plain = SessionStore(backend)
+    created = new_id()
+    await plain.apply(created, {"variables": {"a": 1}, "workflowId": "signup"}, caller=Caller("ada"))
+    store = SessionStore(backend, migrations=M2)
+    current = new_id()
+    await store.apply(current, {"variables": {"b": 2}}, caller=Caller("ada"))
+    # One page with a session migrated by the listing itself, one read migrated before, one written at 2.
+    assert (await store.get(created)) is not None
+    for listing in (await store.list(user_id="ada"), await store.list()):
+        listed = {summary["sessionId"]: summary for summary in listing}
+        assert {stale, created, current} <= set(listed)
+        assert all(set(summary) <= SUMMARY_FIELDS for summary in listing), listing
+        assert set(listed[created]) == SUMMARY_FIELDS  # every field it has, and nothing more
+    for sid in (stale, created, current):
+        assert (await stored_head(backend, sid))["schemaVersion"] == 2  # each one is stored at 2 all the same
+    async with app_on(store) as client:
+        response = await client.get("/", headers=ADA)
+        assert response.status_code == 200
+        sessions = response.json()["sessions"]
+        assert {stale, created, current} <= {summary["sessionId"] for summary in sessions}
+        assert all(set(summary) <= SUMMARY_FIELDS for summary in sessions), sessions
+
 
 async def test_snapshots_carry_the_schema_version_only_from_2_up_after_the_heads_other_fields(backend: Backend) -> None:
     plain = SessionStore(backend)
@@ -304,7 +338,7 @@ async def test_snapshots_carry_the_schema_version_only_from_2_up_after_the_heads
     assert got is not None and got["version"] == 2 and list(got)[-1] == "schemaVersion" and got["schemaVersion"] == 2
     assert {"workflowId", "userId"} <= set(got)
     summary = (await store.list(user_id="ada"))[0]
-    assert list(summary)[-1] == "schemaVersion" and summary["schemaVersion"] == 2
+    assert "schemaVersion" not in summary and summary["version"] == 2  # the protocol's summary has none
     empty = (await store.apply(new_id(), {})).snapshot  # a version-0 snapshot is of the server's version too
     assert empty["version"] == 0 and empty["schemaVersion"] == 2
 
@@ -386,7 +420,7 @@ async def test_a_session_stored_at_a_newer_version_is_answered_as_stored_and_nev
     async with app_on(store, {"seen": seen}) as client:
         got = (await client.get(f"/{owned}", headers=ADA)).json()
         assert (got["version"], got["schemaVersion"], got["variables"]) == (1, 3, {"country": "NL", "shippingAddress": "x"})
-        assert [(s["version"], s["schemaVersion"]) for s in (await client.get("/", headers=ADA)).json()["sessions"]] == [(1, 3)]
+        assert [(s["sessionId"], s["version"], "schemaVersion" in s) for s in (await client.get("/", headers=ADA)).json()["sessions"]] == [(owned, 1, False)]
         for body in ({"variables": {"a": 1}, "schemaVersion": 2}, {"variables": {"a": 1}, "schemaVersion": 3}, {"variables": {"a": 1}}, {}):
             assert error_of(await client.post(f"/{owned}", json=body, headers=ADA)) == (409, "schema_mismatch", 3)
         assert error_of(await client.post(f"/{owned}/runs", json={"runId": "run-newer-001", "step": "seen", "schemaVersion": 2}, headers=ADA)) == (409, "schema_mismatch", 3)
@@ -508,6 +542,172 @@ async def test_a_step_call_and_a_run_on_an_old_session_read_it_migrated(backend:
         assert started.status_code == 202 and started.json()["run"]["readVersion"] == other_before["version"] + 1
         ended = await finished_run(client, other, "run-migrated-1")
         assert canonical(ended["run"]["output"]) == canonical(MIGRATED) and ended["session"]["schemaVersion"] == 2
+
+
+# --- Values the app's check refuses once migrated are set aside, and reported once -------------------------
+
+
+def address_object(name: str, value: JsonValue) -> str | None:
+    """The app's check at version 2: ``shippingAddress`` is an object now (``OLD``'s string address is refused)."""
+    return "expected an object" if name == "shippingAddress" and not isinstance(value, dict) else None
+
+
+M2_CHECKED = define_migrations({"version": 2, "migrations": [TO_2]}, validate=address_object)
+#: ``OLD`` at version 2 with the check: the address set aside rather than kept under its new name.
+SET_ASIDE: dict[str, Any] = {
+    PLAN: "pro",
+    "keep": [1, {"deep": None}],
+    SET_ASIDE_KEY: {"shippingAddress": {"value": "Main St 1", "problem": "expected an object", "schemaVersion": 2}},
+}
+
+
+class Told:
+    """An ``on_error`` that keeps what it is told: ``(error, session_id)`` pairs."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Exception, str]] = []
+
+    def __call__(self, error: Exception, session_id: str) -> None:
+        self.calls.append((error, session_id))
+
+    def of(self, sid: str) -> list[Exception]:
+        """The errors told of session ``sid``."""
+        return [error for error, told_sid in self.calls if told_sid == sid]
+
+
+def assert_told_the_address_set_aside(told: Told, sid: str) -> None:
+    """``told`` was called exactly once, for ``sid``, with the :class:`SetAsideError` of ``OLD``'s address."""
+    assert len(told.calls) == 1, told.calls
+    error, told_sid = told.calls[0]
+    assert told_sid == sid and isinstance(error, SetAsideError)
+    assert (error.session_id, error.schema_version, error.set_aside) == (sid, 2, [{"name": "shippingAddress", "problem": "expected an object"}])
+    assert sid in str(error) and '"shippingAddress" (expected an object)' in str(error) and SET_ASIDE_KEY in str(error)
+    copied = pickle.loads(pickle.dumps(error))  # as an error tracker or a process pool may hand it on
+    assert (type(copied), str(copied), copied.set_aside) == (SetAsideError, str(error), error.set_aside)
+
+
+class ReadTogether:
+    """A backend whose reads wait for one another: ``readers`` reads of a stale session all happen before any of them migrates it."""
+
+    def __init__(self, backend: Backend, readers: int) -> None:
+        self._backend = backend
+        self._together = asyncio.Barrier(readers)
+
+    async def read(self, session_id: str) -> Any:
+        record = await self._backend.read(session_id)
+        await self._together.wait()
+        return record
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
+async def test_a_read_sets_aside_what_the_check_refuses_and_reports_it_once(backend: Backend) -> None:
+    sid, before = await old_session(backend)
+    told = Told()
+    # Two readers at once, both reading the session stale: one migration, one report.
+    racing = SessionStore(ReadTogether(backend, 2), migrations=M2_CHECKED, on_error=told)  # type: ignore[arg-type]
+    read = await asyncio.gather(racing.get(sid), racing.get(sid))
+    assert read[0] == read[1] and read[0] is not None
+    got = read[0]
+    assert canonical(got["variables"]) == canonical(SET_ASIDE) and "shippingAddress" not in got["variables"]
+    assert (got["version"], got["schemaVersion"]) == (before["version"] + 1, 2)
+    head = await stored_head(backend, sid)
+    assert (head["version"], head["schemaVersion"]) == (before["version"] + 1, 2)
+    assert_told_the_address_set_aside(told, sid)
+    # Read again, listed, migrated by the job: current, nothing more to report.
+    store = SessionStore(backend, migrations=M2_CHECKED, on_error=told)
+    assert await store.get(sid) == got
+    assert sid in {summary["sessionId"] for summary in await store.list()}
+    assert not await store.migrate(sid)
+    assert len(told.calls) == 1
+
+
+async def test_a_patch_to_an_old_session_sets_aside_in_its_one_write_and_reports_it_once(backend: Backend) -> None:
+    sid, before = await old_session(backend)
+    told = Told()
+    store = SessionStore(backend, migrations=M2_CHECKED, on_error=told)
+    result = await store.apply(sid, {"variables": {"more": 1}}, schema_version=2)
+    assert result.applied and result.migrated and result.snapshot["version"] == before["version"] + 1
+    assert canonical(result.snapshot["variables"]) == canonical({**SET_ASIDE, "more": 1})
+    assert await store.get(sid) == result.snapshot
+    assert_told_the_address_set_aside(told, sid)
+    # The app puts the address back in its new shape: an ordinary patch, nothing migrated, nothing told.
+    fixed = await store.apply(sid, {"variables": {"shippingAddress": {"street": "Main St 1"}}, "deleted": [SET_ASIDE_KEY]})
+    assert not fixed.migrated and SET_ASIDE_KEY not in fixed.snapshot["variables"]
+    assert len(told.calls) == 1
+
+
+async def test_every_way_a_store_migrates_reports_what_it_set_aside_once(backend: Backend) -> None:
+    told = Told()
+    store = SessionStore(backend, migrations=M2_CHECKED, on_error=told)
+    listed, _ = await old_session(backend, user="lister")
+    assert listed in {summary["sessionId"] for summary in await store.list(user_id="lister")}
+    job, _ = await old_session(backend)
+    assert (await migrate_sessions(store)).migrated >= 1
+    adopted, _ = await old_session(backend)
+    assert canonical((await store.adopt(adopted, "eve"))["variables"]) == canonical(SET_ASIDE)
+    started, _ = await old_session(backend)
+    assert (await store.start_run(started, "run-aside-0001", "seen", schema_version=2)).started
+    stepped, _ = await old_session(backend)
+    for_step = await store.get_for_step(stepped, schema_version=2)
+    assert for_step is not None and canonical(for_step["variables"]) == canonical(SET_ASIDE)
+    ended, _ = await old_session(backend)
+    assert (await SessionStore(backend).start_run(ended, "run-aside-0002", "seen")).started  # started before the migration
+    end = await store.finish_run(ended, "run-aside-0002", "succeeded", changes={"variables": {"done": True}})
+    assert end.snapshot is not None and canonical(end.snapshot["variables"]) == canonical({**SET_ASIDE, "done": True})
+    workflow, _ = await old_session(backend)
+    await store.update_workflow(workflow, "signup", lambda view: view.set("email", "a@b.c"))
+    for sid in (listed, job, adopted, started, stepped, ended, workflow):
+        errors = told.of(sid)
+        assert len(errors) == 1 and isinstance(errors[0], SetAsideError) and errors[0].session_id == sid, (sid, errors)
+    assert len(told.calls) == 7
+    # Once current, none of them is reported again.
+    await store.list()
+    assert (await migrate_sessions(store)).migrated == 0 and len(told.calls) == 7
+
+
+async def test_a_migration_the_check_accepts_reports_nothing() -> None:
+    backend = open_store("memory:").backend
+    sid, _ = await old_session(backend)
+    told = Told()
+    store = SessionStore(backend, migrations=define_migrations({"version": 2, "migrations": [TO_2]}, validate=lambda name, value: None), on_error=told)
+    got = await store.get(sid)
+    assert got is not None and canonical(got["variables"]) == canonical(MIGRATED) and told.calls == []
+
+
+async def test_the_default_on_error_logs_the_set_aside_values_and_a_failing_on_error_never_fails_the_request(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="workflow_session")
+    backend = open_store("memory:").backend
+    sid, _ = await old_session(backend)
+    got = await SessionStore(backend, migrations=M2_CHECKED).get(sid)
+    assert got is not None and SET_ASIDE_KEY in got["variables"]
+    [line] = [record for record in caplog.records if record.name == "workflow_session"]
+    assert line.levelno == logging.ERROR and sid in line.getMessage() and '"shippingAddress" (expected an object)' in line.getMessage()
+    caplog.clear()
+
+    def failing(error: Exception, session_id: str) -> None:
+        raise RuntimeError("the error tracker is down")
+
+    other, before = await old_session(backend)
+    result = await SessionStore(backend, migrations=M2_CHECKED, on_error=failing).apply(other, {"variables": {"more": 1}})
+    assert result.applied and result.snapshot["version"] == before["version"] + 1 and SET_ASIDE_KEY in result.snapshot["variables"]
+    [line] = [record for record in caplog.records if record.name == "workflow_session"]
+    assert line.levelno == logging.ERROR and line.exc_info is not None and "the error tracker is down" in caplog.text and other in line.getMessage()
+
+
+async def test_the_store_factories_pass_on_error_on(store_url: tuple[str, dict[str, Any]]) -> None:
+    url, options = store_url
+    told = Told()
+    store = open_store(url, migrations=M2_CHECKED, on_error=told, **options)
+    try:
+        sid, _ = await old_session(store.backend)
+        assert store.on_error is told and (await store.get(sid)) is not None
+        assert [error.session_id for error in told.of(sid) if isinstance(error, SetAsideError)] == [sid]
+    finally:
+        await store.close()
+    with pytest.raises(TypeError, match="on_error"):
+        SessionStore(store.backend, on_error="log it")  # type: ignore[arg-type]
 
 
 # --- The tables the TypeScript stores share -------------------------------------------------------------

@@ -21,7 +21,7 @@ from .app import SessionApp, create_session_app
 from .deltas import SessionBase
 from .errors import SessionProtocolError
 from .merge import MAX_REMEMBERED_CLIENTS, ValidChange, merge_session, valid_change
-from .migrations import MigrationError, Migrations, conformance_migrations, define_migrations
+from .migrations import SET_ASIDE_KEY, MigrationError, Migrations, SetAside, SetAsideValue, conformance_migrations, define_migrations
 from .models import (
     Delta,
     ErrorBody,
@@ -45,6 +45,7 @@ from .stores import (
     Caller,
     MigrationProgress,
     SessionStore,
+    SetAsideError,
     WorkflowState,
     memory_store,
     migrate_sessions,
@@ -57,6 +58,7 @@ from .workflow_keys import parse_workflow_key, workflow_data_key, workflow_slot_
 
 __all__ = [
     "MAX_REMEMBERED_CLIENTS",
+    "SET_ASIDE_KEY",
     "ApplyResult",
     "Caller",
     "Delta",
@@ -79,6 +81,9 @@ __all__ = [
     "SessionHead",
     "SessionProtocolError",
     "SessionStore",
+    "SetAside",
+    "SetAsideError",
+    "SetAsideValue",
     "Snapshot",
     "Step",
     "StepContext",

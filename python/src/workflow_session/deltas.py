@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .errors import SessionProtocolError
-from .models import Delta, JsonValue, RunDelta, RunRecord, SessionHead, Snapshot, Summary
+from .models import Delta, JsonValue, RunDelta, RunRecord, SessionHead, Snapshot
 
 #: The request header by which a client says which version of the session it holds.
 SESSION_BASE_HEADER = "session-base"
@@ -115,8 +115,8 @@ def delta_of(head: Snapshot | SessionHead, base: int, variables: Mapping[str, Js
     return delta
 
 
-def shown_schema_version(head: Snapshot | SessionHead | Summary) -> int | None:
-    """The ``schemaVersion`` a snapshot, a delta or a summary of ``head`` carries: the stored one when it is 2 or more, else None (left out: 1)."""
+def shown_schema_version(head: Snapshot | SessionHead) -> int | None:
+    """The ``schemaVersion`` a snapshot or a delta of ``head`` carries: the stored one when it is 2 or more, else None (left out: 1)."""
     schema_version = head.get("schemaVersion", 0)
     return schema_version if schema_version >= 2 else None
 

@@ -16,6 +16,15 @@ Example::
     })
     migrations.migrate({"address": "Main St 1"}, 1).variables  # → {"shippingAddress": "Main St 1", "country": "NL"}
 
+With ``validate`` (the app's check of one variable's value), a migrated value the app refuses is
+set aside, not kept under its name: it moves under the variable ``ws:setAside``
+(:data:`SET_ASIDE_KEY`) with the check's message, and the result's ``set_aside`` names it::
+
+    def validate(name: str, value: JsonValue) -> str | None:
+        return "expected a number" if name == "age" and not isinstance(value, int) else None
+
+    migrations = define_migrations(declaration, validate=validate)
+
 The steps, as JSON (the op names are the declaration's, shared with TypeScript)::
 
     {"op": "rename", "from", "to"}                   the variable "from" is now called "to" (one already there is replaced)
@@ -32,7 +41,7 @@ import copy
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from typing_extensions import TypedDict
@@ -48,6 +57,10 @@ __all__ = [
     "Migrations",
     "MigrationsDeclaration",
     "PatchChanges",
+    "SET_ASIDE_KEY",
+    "SetAside",
+    "SetAsideValue",
+    "Validate",
     "conformance_migrations",
     "define_migrations",
 ]
@@ -57,6 +70,14 @@ MigrationFunction = Callable[[dict[str, JsonValue]], Mapping[str, JsonValue]]
 
 #: A step as JSON: ``{"op": …}`` and the fields its op reads (see the module's docstring).
 MigrationStep = dict[str, JsonValue]
+
+#: The app's check of one variable's value, ``validate(name, value)``: None when it is valid, else the problem (a message).
+Validate = Callable[[str, JsonValue], str | None]
+
+#: The variable where a migration keeps the values the app refuses once migrated, by name:
+#: ``{name: {"value", "problem", "schemaVersion"}}`` (:class:`SetAsideValue`). Nothing is thrown
+#: away: the value is out of the way of the new code, and the app can show it, fix it or drop it.
+SET_ASIDE_KEY = "ws:setAside"
 
 _OPS = frozenset({"rename", "default", "drop", "intoWorkflow", "outOfWorkflow", "function"})
 #: The fields each step needs, as non-empty names (checked when the migrations are defined).
@@ -95,6 +116,21 @@ class PatchChanges(TypedDict):
     deleted: list[str]
 
 
+class SetAside(TypedDict):
+    """A variable a migration set aside: its name, and the problem ``validate`` found with its value."""
+
+    name: str
+    problem: str
+
+
+class SetAsideValue(TypedDict):
+    """What :data:`SET_ASIDE_KEY` holds for one variable: its value, why it was set aside, and the schema version it was migrated to then."""
+
+    value: JsonValue
+    problem: str
+    schemaVersion: int
+
+
 class MigrationError(Exception):
     """Why a migration cannot be made: a declaration that is wrong, a version from the future, a patch a function would have to move."""
 
@@ -106,19 +142,29 @@ class MigrationResult:
     variables: dict[str, JsonValue]
     #: The current schema version (the declaration's).
     version: int
-    #: False when there was nothing to do: no migration after the given version has a step.
+    #: False when there was nothing to do: no migration after the given version has a step, and nothing was set aside.
     changed: bool
+    #: The variables set aside under :data:`SET_ASIDE_KEY` because ``validate`` refused their migrated value, in the variables' order.
+    set_aside: list[SetAside] = field(default_factory=list)
 
 
-def define_migrations(declaration: Mapping[str, object], functions: Mapping[str, MigrationFunction] | None = None) -> Migrations:
+def define_migrations(
+    declaration: Mapping[str, object], functions: Mapping[str, MigrationFunction] | None = None, *, validate: Validate | None = None
+) -> Migrations:
     """Checks a declaration and returns its migrations: versions from 2 up without a gap, every step known, every function given.
 
     ``declaration`` is the JSON the TypeScript side's ``defineMigrations`` takes; ``functions``
     are the functions its ``function`` steps name, by name. Raises :class:`MigrationError`, with
     the TypeScript side's message, for a declaration it refuses. The step's own fields are not
     checked here (nor there): a field a step needs and lacks raises when the step is applied.
+
+    ``validate(name, value)``: the app's check of one variable's value (None: valid; a string:
+    the problem), the TypeScript side's ``schema``. After a migration, the values it refuses are
+    set aside under :data:`SET_ASIDE_KEY` rather than kept under their names.
     """
     functions = dict(functions or {})
+    if validate is not None and not callable(validate):
+        raise TypeError("validate must be a function: validate(name, value) -> None or the problem")
     if not isinstance(declaration, Mapping):
         raise MigrationError(f"a declaration is a JSON object, got {_shown(declaration)}")
     version, migrations = _whole(declaration.get("version", _MISSING)), declaration.get("migrations", _MISSING)
@@ -153,7 +199,7 @@ def define_migrations(declaration: Mapping[str, object], functions: Mapping[str,
         copied = cast("MigrationsDeclaration", json.loads(json.dumps(dict(declaration), allow_nan=False)))
     except (TypeError, ValueError) as error:
         raise MigrationError(f"a declaration is JSON: {error}") from None
-    return Migrations(copied, functions)
+    return Migrations(copied, functions, validate)
 
 
 class Migrations:
@@ -162,9 +208,10 @@ class Migrations:
     Made by :func:`define_migrations`, which checks the declaration first.
     """
 
-    def __init__(self, declaration: MigrationsDeclaration, functions: Mapping[str, MigrationFunction]) -> None:
+    def __init__(self, declaration: MigrationsDeclaration, functions: Mapping[str, MigrationFunction], validate: Validate | None = None) -> None:
         self._declaration = declaration
         self._functions = functions
+        self._validate = validate
         # Checked as whole numbers: a 2.0 from JSON is the 2 JavaScript reads.
         self._version = int(declaration["version"])
 
@@ -184,14 +231,19 @@ class Migrations:
         ``variables`` is not changed (the values are shared, not copied, except what a function
         step is given). ``changed`` is False when there was nothing to do. A version above the
         current one (written by newer code) raises a :class:`MigrationError`: old code must not
-        guess at a newer shape.
+        guess at a newer shape. When a migration ran and ``validate`` was given, the values it
+        refuses move under :data:`SET_ASIDE_KEY`, and ``set_aside`` names them.
         """
         pending = self._after(from_version)
         current = dict(variables)
         for migration in pending:
             for step in migration["steps"]:
                 current = self._apply(current, step)
-        return MigrationResult(variables=current, version=self._version, changed=any(migration["steps"] for migration in pending))
+        set_aside: list[SetAside] = []
+        if pending and self._validate is not None:
+            current, set_aside = _set_aside_refused(current, self._validate, self._version)
+        changed = bool(set_aside) or any(migration["steps"] for migration in pending)
+        return MigrationResult(variables=current, version=self._version, changed=changed, set_aside=set_aside)
 
     def migrate_patch(self, changes: PatchChanges, from_version: int) -> PatchChanges:
         """A patch written against schema version ``from_version``, made current.
@@ -243,6 +295,36 @@ class Migrations:
             if to is not None and to != name:
                 moved[to] = value
         return moved
+
+
+def _set_aside_refused(variables: dict[str, JsonValue], validate: Validate, version: int) -> tuple[dict[str, JsonValue], list[SetAside]]:
+    """The variables without the values ``validate`` refuses, which move under :data:`SET_ASIDE_KEY` beside what earlier migrations set aside; and their names.
+
+    A name set aside again replaces its earlier entry; ``variables`` is returned as it is when
+    nothing is refused (an earlier ``ws:setAside`` that is not an object is replaced).
+    """
+    refused: list[SetAside] = []
+    kept: dict[str, JsonValue] = {}
+    earlier = variables.get(SET_ASIDE_KEY)
+    aside: dict[str, JsonValue] = dict(earlier) if isinstance(earlier, dict) else {}
+    for name, value in variables.items():
+        problem = None if name == SET_ASIDE_KEY else _problem_of(validate, name, value)
+        if problem is None:
+            kept[name] = value
+        else:
+            refused.append(SetAside(name=name, problem=problem))
+            aside[name] = cast(JsonValue, SetAsideValue(value=value, problem=problem, schemaVersion=version))
+    if not refused:
+        return variables, refused
+    return {**kept, SET_ASIDE_KEY: aside}, refused
+
+
+def _problem_of(validate: Validate, name: str, value: JsonValue) -> str | None:
+    """What ``validate`` says of one value: None when it is valid, else its message; anything else it answers is a TypeError."""
+    problem = validate(name, value)
+    if problem is not None and not isinstance(problem, str):
+        raise TypeError(f'validate("{name}", …) must return None (valid) or the problem as a string, got {problem!r}')
+    return problem
 
 
 def _patch_step(changes: PatchChanges, step: MigrationStep) -> PatchChanges:

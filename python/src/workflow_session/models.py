@@ -89,7 +89,7 @@ class Delta(TypedDict):
 
 
 class Summary(TypedDict):
-    """One entry of ``GET {base}``: a snapshot without its variables."""
+    """One entry of ``GET {base}``: a snapshot without its variables (and without ``schemaVersion``: the protocol's listing has none)."""
 
     sessionId: str
     version: int
@@ -97,7 +97,6 @@ class Summary(TypedDict):
     updatedAt: str
     workflowId: NotRequired[str]
     userId: NotRequired[str]
-    schemaVersion: NotRequired[int]
 
 
 class Patch(TypedDict, total=False):

@@ -7,7 +7,9 @@ from .base import (
     Caller,
     Changes,
     Decision,
+    ErrorListener,
     Keep,
+    Listed,
     MigrationProgress,
     Put,
     Remove,
@@ -15,6 +17,7 @@ from .base import (
     RunsDecision,
     RunStart,
     SessionStore,
+    SetAsideError,
     WorkflowState,
     may_reach,
     migrate_sessions,
@@ -29,7 +32,9 @@ __all__ = [
     "Caller",
     "Changes",
     "Decision",
+    "ErrorListener",
     "Keep",
+    "Listed",
     "MigrationProgress",
     "Put",
     "Remove",
@@ -37,6 +42,7 @@ __all__ = [
     "RunStart",
     "RunsDecision",
     "SessionStore",
+    "SetAsideError",
     "WorkflowState",
     "may_reach",
     "memory_store",
@@ -54,8 +60,9 @@ def postgres_store(
     pool_size: int = 10,
     connect_timeout: float = 5.0,
     migrations: Migrations | None = None,
+    on_error: ErrorListener | None = None,
 ) -> SessionStore:
     """Sessions in PostgreSQL; see :func:`workflow_session.stores.postgres.postgres_store` (needs psycopg)."""
     from .postgres import postgres_store as open_postgres
 
-    return open_postgres(url, table=table, pool_size=pool_size, connect_timeout=connect_timeout, migrations=migrations)
+    return open_postgres(url, table=table, pool_size=pool_size, connect_timeout=connect_timeout, migrations=migrations, on_error=on_error)

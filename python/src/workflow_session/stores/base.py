@@ -12,7 +12,9 @@ snapshots.
 A store with migrations (``SessionStore(backend, migrations=define_migrations(…))``) reads and
 writes sessions at their schema version N (docs/protocol.md, "Schema versions"): a session stored
 at an older one is migrated in the same atomic step as whatever first reads or writes it, once,
-with one version bump; one stored at a newer one is answered as it is and never changed.
+with one version bump; one stored at a newer one is answered as it is and never changed. Values
+the app's check refuses once migrated are set aside (``define_migrations(…, validate=…)``), and
+the store tells its ``on_error`` of them (:class:`SetAsideError`), once per migration it wrote.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import asyncio
 import builtins
 import dataclasses
 import inspect
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +32,7 @@ from typing import Any, Generic, Literal, TypeVar, Union, cast
 from ..deltas import SessionBase, delta_of, is_current, may_delta, shown_schema_version
 from ..errors import SessionProtocolError, schema_mismatch
 from ..merge import ValidChange, iso_time, merge_session, utc_now, valid_change
-from ..migrations import MigrationError, Migrations
+from ..migrations import SET_ASIDE_KEY, MigrationError, Migrations, SetAside
 from ..models import Delta, JsonInput, JsonValue, Patch, Record, RunError, RunRecord, RunStatus, SessionHead, Snapshot, Summary
 from ..rules import is_session_id, json_bytes
 from ..runs import (
@@ -52,9 +55,12 @@ from ..runs import (
 from ..workflow import Draft, ReadOnlyAccess, Workflow
 
 T = TypeVar("T")
+log = logging.getLogger("workflow_session")
 
 #: Told of every applied change, from any server sharing the store: ``(session_id, version)``.
 ChangeListener = Callable[[str, int], None]
+#: Told of what goes wrong away from any request's answer: ``(error, session_id)``, e.g. a :class:`SetAsideError`.
+ErrorListener = Callable[[Exception, str], None]
 
 #: How often ``update_workflow`` re-runs its edit when other writes keep landing first.
 MAX_EDIT_ATTEMPTS = 20
@@ -194,6 +200,39 @@ class WorkflowState:
     last_modified: str | None
 
 
+class Listed(Summary, total=False):
+    """A session as a backend's ``list`` tells the store of it: its summary, and the schema version it is stored at.
+
+    ``schemaVersion`` is for the store only (it migrates the stale sessions of a page): the
+    listing the store answers leaves it out, as the protocol's summary has none. Absent: 1.
+    """
+
+    schemaVersion: int
+
+
+class SetAsideError(Exception):
+    """Values of a session that the app's check refused once the session was migrated: set aside under ``ws:setAside``, not dropped.
+
+    The store tells its ``on_error`` of it, once, when it writes the migration; the request that
+    read or wrote the session is answered as usual.
+    """
+
+    def __init__(self, session_id: str, schema_version: int, set_aside: list[SetAside]) -> None:
+        shown = ", ".join(f'"{entry["name"]}" ({entry["problem"]})' for entry in set_aside)
+        super().__init__(
+            f'Session "{session_id}": migrating it to schema version {schema_version} set aside what the app\'s schema refuses, under "{SET_ASIDE_KEY}": {shown}'
+        )
+        self.session_id = session_id
+        #: The schema version the session was migrated to.
+        self.schema_version = schema_version
+        #: The variables set aside, with the check's message for each, in the variables' order.
+        self.set_aside = set_aside
+
+    def __reduce__(self) -> tuple[type[SetAsideError], tuple[str, int, list[SetAside]]]:
+        """Made again from its fields when unpickled (an error tracker or a process pool may pickle it)."""
+        return (SetAsideError, (self.session_id, self.schema_version, self.set_aside))
+
+
 def may_reach(session: Snapshot | SessionHead, caller: Caller | None) -> bool:
     """Whether ``caller`` may reach ``session`` (a snapshot, or a stored head): the one owner rule of the server.
 
@@ -205,17 +244,29 @@ def may_reach(session: Snapshot | SessionHead, caller: Caller | None) -> bool:
 
 
 #: What a head holds for the store only, never shown: the variables' size and the clients' ``seq``
-#: (and its ``sessionId``, which a view puts first itself, and its ``schemaVersion``, which a view
-#: puts last, and only from 2 up).
+#: (and its ``sessionId``, which a view puts first itself, and its ``schemaVersion``, which a
+#: snapshot puts last, and only from 2 up, and a summary never shows).
 _NOT_SHOWN = frozenset({"sessionId", "bytes", "clients", "schemaVersion"})
 
 
 def summary_of(head: SessionHead) -> Summary:
-    """What ``list`` shows of a session: its head without the store's bookkeeping, the head's keys in their order, then ``schemaVersion`` from 2 up."""
+    """What ``list`` shows of a session: its head without the store's bookkeeping, the head's keys in their order (no ``schemaVersion``)."""
     summary: dict[str, object] = {"sessionId": head["sessionId"]}
     summary.update((key, value) for key, value in head.items() if key not in _NOT_SHOWN)
-    _show_schema_version(summary, head)
     return cast(Summary, summary)
+
+
+def listed_of(head: SessionHead) -> Listed:
+    """What a backend's ``list`` tells the store of a session: its summary, then the schema version it is stored at."""
+    listed = cast(Listed, summary_of(head))
+    if "schemaVersion" in head:
+        listed["schemaVersion"] = head["schemaVersion"]
+    return listed
+
+
+def _summary_of_listed(listed: Listed) -> Summary:
+    """The summary the store answers for a backend's listed session: without ``schemaVersion``, the other keys in their order."""
+    return cast(Summary, {key: value for key, value in listed.items() if key != "schemaVersion"})
 
 
 def snapshot_of(record: Record) -> Snapshot:
@@ -230,13 +281,13 @@ def snapshot_of(record: Record) -> Snapshot:
 
 
 def _show_schema_version(view: dict[str, object], head: SessionHead) -> None:
-    """Adds ``schemaVersion`` to a snapshot or summary, after the head's other fields, when it is 2 or more (1 and 0 are left out)."""
+    """Adds ``schemaVersion`` to a snapshot, after the head's other fields, when it is 2 or more (1 and 0 are left out)."""
     schema_version = shown_schema_version(head)
     if schema_version is not None:
         view["schemaVersion"] = schema_version
 
 
-def schema_version_of(session: Snapshot | SessionHead | Summary) -> int:
+def schema_version_of(session: Snapshot | SessionHead | Listed) -> int:
     """The schema version a session's variables are in: the one recorded (0, from before it was recorded, and none read as 1)."""
     return max(session.get("schemaVersion", 0), 1)
 
@@ -272,8 +323,12 @@ class Backend:
         """
         raise NotImplementedError
 
-    async def list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:
-        """Summaries, newest ``updatedAt`` first (ties by ``sessionId``), filtered and paged."""
+    async def list(self, user_id: str | None, limit: int, offset: int) -> list[Listed]:
+        """Summaries with the schema version each session is stored at (:func:`listed_of`), newest ``updatedAt`` first (ties by ``sessionId``), filtered and paged.
+
+        One without ``schemaVersion`` reads as version 1: a store with migrations then migrates
+        it to be sure (an atomic step that finds it current changes nothing).
+        """
         raise NotImplementedError
 
     def ids(self) -> AsyncIterator[str]:
@@ -330,6 +385,11 @@ class SessionStore:
     ``schemaVersion`` N. A session stored at a newer version (written by newer code) is answered
     as it is; a write that would change it is ``schema_mismatch`` (409).
 
+    ``on_error(error, session_id)`` is told of what goes wrong away from any request's answer:
+    a :class:`SetAsideError` when a migration this store wrote set values aside (the app's
+    ``validate`` refused them), once per migration. Default: logged at ERROR on the
+    ``workflow_session`` logger. What it raises is logged, never the request's failure.
+
     Example::
 
         store = open_store("sqlite:.data/sessions.db")
@@ -337,12 +397,16 @@ class SessionStore:
         await store.get_state("session-1", "email")  # "a@b.c"
     """
 
-    def __init__(self, backend: Backend, migrations: Migrations | None = None) -> None:
+    def __init__(self, backend: Backend, migrations: Migrations | None = None, on_error: ErrorListener | None = None) -> None:
         if migrations is not None and not isinstance(migrations, Migrations):
             raise TypeError("migrations must be what define_migrations(…) returns")
+        if on_error is not None and not callable(on_error):
+            raise TypeError("on_error must be a function: on_error(error, session_id)")
         self.backend = backend
         #: The app's schema, or None (schema version 1).
         self.migrations = migrations
+        #: Told of what goes wrong away from any request's answer (a :class:`SetAsideError`).
+        self.on_error: ErrorListener = on_error or _log_error
         self._finishing: set[asyncio.Future[Any]] = set()
 
     @property
@@ -377,7 +441,7 @@ class SessionStore:
         head = found.head if isinstance(found, Changes) else found["head"] if found is not None else None
         if head is not None and self._needs_migration(head) and may_reach(head, caller):
             # Migrated first; then read again, so that the migration's changes are in the delta.
-            await self.backend.update(session_id, self._migration(caller))
+            await self._migrate_stored(session_id, caller)
             found = await self.backend.read_since(session_id, base)
         if found is None:
             return None
@@ -440,6 +504,7 @@ class SessionStore:
     ) -> ApplyResult | Conflict:
         """The one merge of ``apply`` and ``update_workflow``; ``refused``: the ``schema_mismatch`` to raise once the owner rule passed."""
         owner = caller.user_id if caller is not None else None
+        set_aside: list[SetAside] = []
 
         def decide(current: Record | None) -> Decision[ApplyResult | Conflict]:
             if current is not None and not may_reach(current["head"], caller):
@@ -450,7 +515,7 @@ class SessionStore:
             if expect_version is not None and (current["head"]["version"] if current else 0) != expect_version:
                 return Decision(Keep(), Conflict())
             now = utc_now()
-            migrated = self._migrated(current)
+            migrated = self._migrated(current, set_aside)
             # Onto the migrated variables at the stored version: the merge's bump is the migration's too.
             merged = merge_session(migrated or current, session_id, change, now, max_bytes=max_bytes, owner=owner)
             written = self._stamped(merged.record) if merged.applied else _migration_written(migrated, now) if migrated else None
@@ -463,7 +528,9 @@ class SessionStore:
             return Decision(Put(written) if written is not None else Keep(), result)
 
         # Backends hand decide records they parsed, so the snapshot shares nothing with storage.
-        return await self.backend.update(session_id, decide)
+        outcome = await self.backend.update(session_id, decide)
+        self._report_set_aside(session_id, set_aside)
+        return outcome
 
     async def create(
         self,
@@ -502,12 +569,13 @@ class SessionStore:
         _check_session_id(session_id)
         if not isinstance(user_id, str) or not user_id:
             raise TypeError("adopt: user_id must be a non-empty string")
+        set_aside: list[SetAside] = []
 
         def decide(stored: Record | None) -> Decision[Snapshot]:
             if stored is None or not may_reach(stored["head"], Caller(user_id)):
                 raise no_such_session()
             now = utc_now()
-            migrated = self._migrated(stored)
+            migrated = self._migrated(stored, set_aside)
             if stored["head"].get("userId") == user_id:
                 if migrated is None:
                     return Decision(Keep(), snapshot_of(stored))  # nothing to change, at any schema version
@@ -519,7 +587,9 @@ class SessionStore:
             record = self._stamped({**current, "head": head})
             return Decision(Put(record), snapshot_of(record))
 
-        return await self.backend.update(session_id, decide)
+        adopted = await self.backend.update(session_id, decide)
+        self._report_set_aside(session_id, set_aside)
+        return adopted
 
     async def delete(self, session_id: str, *, caller: Caller | None = None) -> bool:
         """Removes the session; True when there was one (that ``caller`` may reach)."""
@@ -542,15 +612,13 @@ class SessionStore:
         if user_id is not None and not isinstance(user_id, str):
             raise TypeError("list: user_id must be a string")
         page = await self.backend.list(user_id, limit, offset)
-        if not any(self._needs_migration(summary) for summary in page):
-            return page
         # The page's stale sessions are migrated now, each in its own atomic step, and shown as they are then.
         shown: list[Summary] = []
-        for summary in page:
-            if not self._needs_migration(summary):
-                shown.append(summary)
+        for listed in page:
+            if not self._needs_migration(listed):
+                shown.append(_summary_of_listed(listed))
                 continue
-            record, _ = await self.backend.update(summary["sessionId"], self._migration(None))
+            record, _ = await self._migrate_stored(listed["sessionId"], None)
             if record is not None:
                 shown.append(summary_of(record["head"]))
         return shown
@@ -570,7 +638,7 @@ class SessionStore:
         record = await self.backend.read(session_id)
         if record is None or not self._needs_migration(record["head"]):
             return False
-        _, migrated = await self.backend.update(session_id, self._migration(None))
+        _, migrated = await self._migrate_stored(session_id, None)
         return migrated
 
     async def get_for_step(self, session_id: str, *, caller: Caller | None = None, schema_version: int | None = None) -> Snapshot | None:
@@ -591,7 +659,7 @@ class SessionStore:
         if refused is not None:
             raise refused
         if record is not None and self._needs_migration(record["head"]):
-            record, _ = await self.backend.update(session_id, self._migration(caller))
+            record, _ = await self._migrate_stored(session_id, caller)
             if record is not None and not may_reach(record["head"], caller):  # adopted by another user meanwhile
                 raise no_such_session()
         return snapshot_of(record) if record is not None else None
@@ -681,6 +749,7 @@ class SessionStore:
             raise ValueError('concurrent must be "join" or "refuse"')
         owner = caller.user_id if caller is not None else None
         refused = self._refusal_of(schema_version, "A run")
+        set_aside: list[SetAside] = []
 
         def decide(stored: Record | None, runs: list[RunRecord]) -> RunsDecision[RunStart]:
             if stored is not None and not may_reach(stored["head"], caller):
@@ -690,7 +759,7 @@ class SessionStore:
                 raise refused
             now = utc_now()
             at = ms_of_datetime(now)  # the run starts when a session it creates is created
-            migrated = self._migrated(stored)
+            migrated = self._migrated(stored, set_aside)
             current = _migration_written(migrated, now) if migrated is not None else stored
             write: Put | Keep = Put(current) if migrated is not None and current is not None else Keep()
             lost: list[RunRecord] = []
@@ -715,7 +784,9 @@ class SessionStore:
             drop = tuple(old["runId"] for old in finished[keep:])
             return RunsDecision(RunStart(run, True, current["variables"], wrote=True), write=write, runs=(*lost, run), drop=drop)
 
-        return await self.backend.update_runs(session_id, decide)
+        start = await self.backend.update_runs(session_id, decide)
+        self._report_set_aside(session_id, set_aside)
+        return start
 
     async def list_runs(
         self, session_id: str, *, caller: Caller | None = None, lost_after_ms: int = DEFAULT_RUN_LOST_AFTER_MS, alive: Container[str] = ()
@@ -833,6 +904,7 @@ class SessionStore:
                 if broken.code not in STEP_RESULT_PROBLEMS:
                     raise
                 problem = broken
+        set_aside: list[SetAside] = []
 
         def decide(stored: Record | None, runs: list[RunRecord]) -> RunsDecision[RunEnd]:
             run = runs[0] if runs else None
@@ -841,7 +913,7 @@ class SessionStore:
             at, now = now_ms(), utc_now()
             broken = problem
             # A stale session is migrated in this write; the step's changes merge onto it with the one bump.
-            migrated = self._migrated(stored)
+            migrated = self._migrated(stored, set_aside)
             alone: Put | Keep = Put(_migration_written(migrated, now)) if migrated is not None else Keep()
             if step_changes is not None:
                 try:
@@ -863,7 +935,9 @@ class SessionStore:
             done = ended(run, status, at, error=error, output=output, progress=progress)
             return RunsDecision(RunEnd(done, True), write=alone, runs=(done,))
 
-        return await self.backend.update_runs(session_id, decide, run_id)
+        end = await self.backend.update_runs(session_id, decide, run_id)
+        self._report_set_aside(session_id, set_aside)
+        return end
 
     def finish_before_close(self, work: asyncio.Future[Any]) -> None:
         """``close()`` waits (up to 10 s) for ``work`` first: a server's last writes, such as its runs ended at shutdown."""
@@ -885,27 +959,34 @@ class SessionStore:
 
     # --- Schema versions (docs/protocol.md, "Schema versions") ---
 
-    def _needs_migration(self, session: Snapshot | SessionHead | Summary) -> bool:
+    def _needs_migration(self, session: Snapshot | SessionHead | Listed) -> bool:
         """Whether a session is stored at an older schema version than the store's (it is migrated before it is read or written)."""
         return schema_version_of(session) < self.schema_version
 
-    def _migrated(self, record: Record | None) -> Record | None:
-        """``record`` with its variables made current, still at its version (a write bumps it once); None when it needs no migration."""
+    def _migrated(self, record: Record | None, set_aside: builtins.list[SetAside]) -> Record | None:
+        """``record`` with its variables made current, still at its version (a write bumps it once); None when it needs no migration.
+
+        Called inside an atomic step, whose write then holds the migration: ``set_aside`` is
+        filled with what the migration set aside, for :meth:`_report_set_aside` once the step
+        wrote it.
+        """
         if record is None or self.migrations is None or not self._needs_migration(record["head"]):
             return None
-        variables = self.migrations.migrate(record["variables"], record["head"].get("schemaVersion", 0)).variables
+        migrated = self.migrations.migrate(record["variables"], record["head"].get("schemaVersion", 0))
+        set_aside[:] = migrated.set_aside
+        variables = migrated.variables
         head: SessionHead = {**record["head"], "bytes": json_bytes(variables), "schemaVersion": self.schema_version}
         return {"head": head, "variables": variables}
 
-    def _migration(self, caller: Caller | None) -> Callable[[Record | None], Decision[tuple[Record | None, bool]]]:
+    def _migration(self, caller: Caller | None, set_aside: builtins.list[SetAside]) -> Callable[[Record | None], Decision[tuple[Record | None, bool]]]:
         """The atomic step that migrates a stale session ``caller`` may reach, alone: the record as it is after it, and whether it migrated.
 
         Inside the step the record is read again: a session another server migrated first is
-        current, and left as it is.
+        current, and left as it is (``set_aside`` stays empty).
         """
 
         def decide(stored: Record | None) -> Decision[tuple[Record | None, bool]]:
-            migrated = self._migrated(stored) if stored is not None and may_reach(stored["head"], caller) else None
+            migrated = self._migrated(stored, set_aside) if stored is not None and may_reach(stored["head"], caller) else None
             if migrated is None:
                 return Decision(Keep(), (stored, False))
             written = _migration_written(migrated, utc_now())
@@ -913,12 +994,33 @@ class SessionStore:
 
         return decide
 
+    async def _migrate_stored(self, session_id: str, caller: Caller | None) -> tuple[Record | None, bool]:
+        """Migrates a stale session ``caller`` may reach, in an atomic step of its own, and reports what it set aside: the record after it, and whether this call migrated it."""
+        set_aside: builtins.list[SetAside] = []
+        record, migrated = await self.backend.update(session_id, self._migration(caller, set_aside))
+        self._report_set_aside(session_id, set_aside)
+        return record, migrated
+
+    def _report_set_aside(self, session_id: str, set_aside: builtins.list[SetAside]) -> None:
+        """Tells ``on_error`` of the values a migration this store wrote set aside (nothing is moved out of the way without a word).
+
+        Called once the atomic step wrote the migration, so once per migration. What ``on_error``
+        raises is logged: the request that read or wrote the session is answered as usual.
+        """
+        if not set_aside:
+            return
+        error = SetAsideError(session_id, self.schema_version, list(set_aside))
+        try:
+            self.on_error(error, session_id)
+        except Exception:
+            log.exception("workflow-session: on_error raised while it was told: %s", error)
+
     async def _read_current(self, session_id: str, caller: Caller | None) -> Record | None:
         """The stored session; migrated first (one atomic write) when it is stale and ``caller`` may reach it."""
         record = await self.backend.read(session_id)
         if record is None or not self._needs_migration(record["head"]) or not may_reach(record["head"], caller):
             return record
-        migrated, _ = await self.backend.update(session_id, self._migration(caller))
+        migrated, _ = await self._migrate_stored(session_id, caller)
         return migrated
 
     def _stamped(self, record: Record) -> Record:
@@ -967,6 +1069,11 @@ class SessionStore:
         except MigrationError as error:
             return change, schema_mismatch(f"{error}; update the page", self.schema_version)
         return dataclasses.replace(change, variables=moved["variables"], deleted=moved["deleted"]), None
+
+
+def _log_error(error: Exception, session_id: str) -> None:
+    """The default ``on_error``: the error, logged at ERROR on the ``workflow_session`` logger."""
+    log.error("workflow-session: %s", error)
 
 
 def changed_names(before: Record | None, after: Record) -> builtins.list[str]:

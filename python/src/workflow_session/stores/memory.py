@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Callable, Iterable
 
 from ..deltas import SessionBase, may_delta
 from ..migrations import Migrations
-from ..models import JsonValue, Record, RunRecord, SessionHead, Summary
+from ..models import JsonValue, Record, RunRecord, SessionHead
 from ..rules import compact_json
-from .base import Backend, Changes, Decision, Keep, Put, Remove, RunsDecision, SessionStore, T, changed_names, summary_of
+from .base import Backend, Changes, Decision, ErrorListener, Keep, Listed, Put, Remove, RunsDecision, SessionStore, T, changed_names, listed_of
 
 #: The most variable names a session's change log holds, in all its versions (the TypeScript
 #: stores' bound): past it, the oldest versions are dropped, and a base older than what is left
@@ -24,7 +24,7 @@ from .base import Backend, Changes, Decision, Keep, Put, Remove, RunsDecision, S
 MAX_LOGGED_NAMES = 1024
 
 
-def page_of(summaries: list[Summary], user_id: str | None, limit: int, offset: int) -> list[Summary]:
+def page_of(summaries: list[Listed], user_id: str | None, limit: int, offset: int) -> list[Listed]:
     """Filters, sorts (newest ``updatedAt`` first, ties by ``sessionId``) and pages summaries."""
     mine = [summary for summary in summaries if user_id is None or summary.get("userId") == user_id]
     mine.sort(key=lambda summary: summary["sessionId"])
@@ -172,9 +172,9 @@ class MemoryBackend(Backend):
                 self._runs.setdefault(session_id, {})[write["runId"]] = compact_json(write)
         return result
 
-    async def list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:
+    async def list(self, user_id: str | None, limit: int, offset: int) -> list[Listed]:
         records = [json.loads(text) for text in list(self._records.values())]
-        return page_of([summary_of(record["head"]) for record in records], user_id, limit, offset)
+        return page_of([listed_of(record["head"]) for record in records], user_id, limit, offset)
 
     async def ids(self) -> AsyncIterator[str]:
         for session_id in list(self._records):
@@ -182,6 +182,9 @@ class MemoryBackend(Backend):
                 yield session_id
 
 
-def memory_store(*, migrations: Migrations | None = None) -> SessionStore:
-    """Sessions in this process's memory (``open_store("memory:")``): for tests and prototypes. ``migrations``: the app's schema."""
-    return SessionStore(MemoryBackend(), migrations=migrations)
+def memory_store(*, migrations: Migrations | None = None, on_error: ErrorListener | None = None) -> SessionStore:
+    """Sessions in this process's memory (``open_store("memory:")``): for tests and prototypes.
+
+    ``migrations``: the app's schema; ``on_error``: told of the values a migration set aside (see :class:`~.base.SessionStore`).
+    """
+    return SessionStore(MemoryBackend(), migrations=migrations, on_error=on_error)

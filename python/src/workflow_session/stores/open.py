@@ -8,7 +8,7 @@ from typing import Literal
 from typing_extensions import TypedDict, Unpack
 
 from ..migrations import Migrations
-from .base import SessionStore
+from .base import ErrorListener, SessionStore
 
 
 class StoreOptions(TypedDict, total=False):
@@ -26,6 +26,8 @@ class StoreOptions(TypedDict, total=False):
     connect_timeout: float
     #: Every store: the app's schema (``define_migrations(…)``); sessions stored at an older version are migrated when read.
     migrations: Migrations | None
+    #: Every store: told of the values a migration set aside (a ``SetAsideError``); default: logged.
+    on_error: ErrorListener | None
 
 
 def open_store(url: str, **options: Unpack[StoreOptions]) -> SessionStore:
@@ -39,7 +41,7 @@ def open_store(url: str, **options: Unpack[StoreOptions]) -> SessionStore:
     ``postgres://…``              :func:`~workflow_session.stores.postgres.postgres_store`
     ============================  ==========================================================
 
-    ``options`` go to the store (``busy_timeout=``, ``table=``, ``migrations=``, ...).
+    ``options`` go to the store (``busy_timeout=``, ``table=``, ``migrations=``, ``on_error=``, ...).
 
     Example::
 

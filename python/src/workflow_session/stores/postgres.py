@@ -27,9 +27,9 @@ from urllib.parse import urlsplit
 from ..deltas import SessionBase
 from ..errors import SessionProtocolError
 from ..migrations import Migrations
-from ..models import Record, RunRecord, SessionHead, Summary
+from ..models import Record, RunRecord, SessionHead
 from ..rules import compact_json
-from .base import Backend, Changes, ChangeListener, Decision, Keep, Put, Remove, RunsDecision, SessionStore, T, summary_of
+from .base import Backend, Changes, ChangeListener, Decision, ErrorListener, Keep, Listed, Put, Remove, RunsDecision, SessionStore, T, listed_of
 from .rows import (
     COMPACTION_COLUMNS,
     HEAD_COLUMNS,
@@ -392,7 +392,7 @@ class PostgresBackend(Backend):
                     await _notify(db, session_id, head["version"])
                 return result
 
-    async def list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:
+    async def list(self, user_id: str | None, limit: int, offset: int) -> list[Listed]:
         async with _as_unavailable():
             async with await self._connection() as db:
                 cursor = await db.execute(
@@ -400,7 +400,7 @@ class PostgresBackend(Backend):
                         ORDER BY updated_at DESC, id LIMIT %s OFFSET %s""",
                     (user_id, user_id, limit, offset),
                 )
-                return [summary_of(head_of(row)) for row in await cursor.fetchall()]
+                return [listed_of(head_of(row)) for row in await cursor.fetchall()]
 
     async def ids(self) -> AsyncIterator[str]:
         # In batches by id (keyset), so a long walk neither holds a transaction nor loads every id at once.
@@ -516,11 +516,14 @@ def postgres_store(
     pool_size: int = 10,
     connect_timeout: float = 5.0,
     migrations: Migrations | None = None,
+    on_error: ErrorListener | None = None,
 ) -> SessionStore:
     """Sessions in PostgreSQL (``open_store("postgres://…")``); needs ``pip install 'workflow-session[postgres]'``.
 
     Connects on first use in the running event loop, or at ``await store.open()`` (the app's
     startup does it when it runs standalone). Use one store per event loop. ``migrations``: the
-    app's schema (see :class:`~workflow_session.stores.base.SessionStore`).
+    app's schema; ``on_error``: told of the values a migration set aside (see
+    :class:`~workflow_session.stores.base.SessionStore`).
     """
-    return SessionStore(PostgresBackend(url, table=table, pool_size=pool_size, connect_timeout=connect_timeout), migrations=migrations)
+    backend = PostgresBackend(url, table=table, pool_size=pool_size, connect_timeout=connect_timeout)
+    return SessionStore(backend, migrations=migrations, on_error=on_error)

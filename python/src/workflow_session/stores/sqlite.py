@@ -26,8 +26,8 @@ from typing_extensions import ParamSpec
 from ..deltas import SessionBase
 from ..errors import SessionProtocolError
 from ..migrations import Migrations
-from ..models import Record, RunRecord, SessionHead, Summary
-from .base import Backend, Changes, Decision, Keep, Put, Remove, RunsDecision, SessionStore, T, summary_of
+from ..models import Record, RunRecord, SessionHead
+from .base import Backend, Changes, Decision, ErrorListener, Keep, Listed, Put, Remove, RunsDecision, SessionStore, T, listed_of
 from .rows import (
     COMPACTION_COLUMNS,
     HEAD_COLUMNS,
@@ -272,14 +272,14 @@ class SqliteBackend(Backend):
             raise
         return result
 
-    def _list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:
+    def _list(self, user_id: str | None, limit: int, offset: int) -> list[Listed]:
         params: tuple[str | int, ...]
         if user_id is None:
             sql, params = f"SELECT {HEAD_COLUMNS} FROM ws_sessions ORDER BY updated_at DESC, id LIMIT ? OFFSET ?", (limit, offset)
         else:
             sql = f"SELECT {HEAD_COLUMNS} FROM ws_sessions WHERE user_id = ? ORDER BY updated_at DESC, id LIMIT ? OFFSET ?"
             params = (user_id, limit, offset)
-        return [summary_of(head_of(row)) for row in self._connection().execute(sql, params)]
+        return [listed_of(head_of(row)) for row in self._connection().execute(sql, params)]
 
     def _ids_after(self, after: str) -> list[str]:
         rows = self._connection().execute("SELECT id FROM ws_sessions WHERE id > ? ORDER BY id LIMIT ?", (after, _IDS_BATCH))
@@ -295,7 +295,7 @@ class SqliteBackend(Backend):
     async def update(self, session_id: str, decide: Callable[[Record | None], Decision[T]]) -> T:
         return await self._run(self._update, session_id, decide)
 
-    async def list(self, user_id: str | None, limit: int, offset: int) -> list[Summary]:
+    async def list(self, user_id: str | None, limit: int, offset: int) -> list[Listed]:
         return await self._run(self._list, user_id, limit, offset)
 
     async def read_runs(self, session_id: str, run_id: str | None = None) -> tuple[SessionHead | None, builtins.list[RunRecord]]:
@@ -390,13 +390,20 @@ def _busy_as_unavailable(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs
 
 
 def sqlite_store(
-    path: str, *, synchronous: Literal["full", "normal"] = "full", busy_timeout: float = 5.0, migrations: Migrations | None = None
+    path: str,
+    *,
+    synchronous: Literal["full", "normal"] = "full",
+    busy_timeout: float = 5.0,
+    migrations: Migrations | None = None,
+    on_error: ErrorListener | None = None,
 ) -> SessionStore:
     """Sessions in one SQLite file (``open_store("sqlite:PATH")``).
 
     ``synchronous="full"`` (default): a confirmed patch survives a power cut; ``"normal"`` is
     faster and survives a crash of the process. ``busy_timeout``: seconds a write waits for
     another process's write to the same file before it answers ``unavailable``. ``migrations``:
-    the app's schema (see :class:`~workflow_session.stores.base.SessionStore`).
+    the app's schema; ``on_error``: told of the values a migration set aside (see
+    :class:`~workflow_session.stores.base.SessionStore`).
     """
-    return SessionStore(SqliteBackend(path, synchronous=synchronous, busy_timeout=busy_timeout), migrations=migrations)
+    backend = SqliteBackend(path, synchronous=synchronous, busy_timeout=busy_timeout)
+    return SessionStore(backend, migrations=migrations, on_error=on_error)
