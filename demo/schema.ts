@@ -4,7 +4,7 @@
 // DEMO_SCHEMA_VERSION=2 npm start serves version 2: start the demo at 1, type, stop it, start it at 2.
 import { defineMigrations, type Migrations, workflowDataKey } from 'workflow-session/client'
 
-export const demoMigrations: Migrations = defineMigrations({
+const demoMigrations: Migrations = defineMigrations({
   version: 2,
   migrations: [{ to: 2, steps: [{ op: 'rename', from: workflowDataKey('signup', 'name'), to: workflowDataKey('signup', 'fullName') }] }],
 })

@@ -55,6 +55,8 @@ export {
   type SessionSnapshot,
   type SessionSummary,
   SessionValueError,
+  SET_ASIDE_KEY,
+  type SetAsideValue,
   type StandardSchemaV1,
   type SubflowFrame,
   type SyncStatus,
