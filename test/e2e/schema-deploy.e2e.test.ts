@@ -67,3 +67,41 @@ it('an edit typed offline before a deploy reaches the server under its new name,
   await context.close()
   expect(await stopProcess(child)).toBe(0)
 }, 90_000)
+
+it('an edit left offline by a closed tab is migrated on the device by the new page, and sent under the new name in its version, once', async () => {
+  const env = { PORT: '0', SESSION_STORE: `sqlite:${join(place, 'closed-tab.db')}` }
+  const { url, child: monday } = await startDemo({ ...env, DEMO_SCHEMA_VERSION: '1' })
+  const context = await browser.newContext()
+  const first = await context.newPage()
+  await first.goto(url)
+  await first.getByLabel('Name').fill('Ada')
+  await expect.poll(() => first.getByRole('status').textContent()).toBe('Saved')
+  const sessionId = (await first.locator('#sessions-heading + p code').textContent())!
+  await context.setOffline(true)
+  await first.getByLabel('Name').fill('Ada Lovelace')
+  await expect.poll(() => first.getByRole('status').textContent()).toBe('Offline — changes kept')
+  await first.waitForTimeout(250) // past the local copy's 100 ms coalescing: the edit is on the device (IndexedDB)
+  await first.close({ runBeforeUnload: true })
+  expect(await stopProcess(monday)).toBe(0)
+
+  const { url: tuesday, child } = await startDemo({ ...env, PORT: new URL(url).port, DEMO_SCHEMA_VERSION: '2' })
+  await context.setOffline(false)
+  const second = await context.newPage()
+  const patches: unknown[] = []
+  second.on('request', (request) => {
+    if (request.method() === 'POST' && new URL(request.url()).pathname === `/api/session/${sessionId}`) patches.push(request.postDataJSON())
+  })
+  await second.goto(tuesday)
+  // Tuesday's page shows the closed tab's edit in the new form, and sends it migrated, in version 2.
+  await expect.poll(() => second.getByLabel('Full name').inputValue()).toBe('Ada Lovelace')
+  await expect.poll(() => second.getByRole('status').textContent()).toBe('Saved')
+  const fullName = workflowDataKey('signup', 'fullName')
+  expect(patches).toEqual([expect.objectContaining({ variables: { [fullName]: 'Ada Lovelace' }, schemaVersion: 2 })])
+  const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ')
+  const stored = (await (await fetch(`${tuesday}/api/session/${sessionId}`, { headers: { cookie } })).json()) as {
+    variables: Record<string, unknown>
+  }
+  expect([stored.variables[fullName], stored.variables[workflowDataKey('signup', 'name')]]).toEqual(['Ada Lovelace', undefined])
+  await context.close()
+  expect(await stopProcess(child)).toBe(0)
+}, 90_000)
