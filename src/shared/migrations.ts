@@ -110,10 +110,15 @@ export interface Migrations {
   migrateSnapshot<T extends { variables: Variables; schemaVersion?: number }>(snapshot: T): T
   /**
    * A patch body kept in its `schemaVersion` (absent: 1), made current where the steps can move
-   * it; otherwise (current, newer, or across a function step) returned as it is, and the server
+   * it. Across a function step, given the snapshot the patch was written on (in the patch's
+   * version), the whole view is migrated with and without the patch, and the difference is the
+   * patch. Otherwise (current, newer, or no such snapshot) it is returned as it is, and the server
    * says whether it takes it.
    */
-  migrateBody<T extends PatchChanges & { schemaVersion?: number }>(body: T): T
+  migrateBody<T extends PatchChanges & { schemaVersion?: number }>(
+    body: T,
+    base?: { variables: Variables; schemaVersion?: number } | null,
+  ): T
 }
 
 const OPS = new Set(['rename', 'default', 'drop', 'intoWorkflow', 'outOfWorkflow', 'function'])
@@ -176,14 +181,18 @@ export function defineMigrations(
       if (from >= copy.version) return snapshot
       return { ...snapshot, variables: made.migrate(snapshot.variables, from).variables, schemaVersion: copy.version }
     },
-    migrateBody(body) {
+    migrateBody(body, base) {
       const from = body.schemaVersion ?? 1
       if (from >= copy.version) return body
       try {
         return { ...body, ...made.migratePatch(body, from), schemaVersion: copy.version }
       } catch (error) {
-        if (error instanceof MigrationError) return body
-        throw error
+        if (!(error instanceof MigrationError)) throw error
+        if (!base || (base.schemaVersion ?? 1) !== from) return body
+        const written = Object.fromEntries(Object.entries(base.variables).filter(([name]) => !body.deleted.includes(name)))
+        Object.assign(written, body.variables)
+        const changes = changesBetween(made.migrate(base.variables, from).variables, made.migrate(written, from).variables)
+        return { ...body, ...changes, schemaVersion: copy.version }
       }
     },
   }
@@ -242,14 +251,27 @@ function patchStep(changes: PatchChanges, step: MigrationStep): PatchChanges {
   if (step.op === 'default' || step.op === 'function') return changes
   const variables: Variables = {}
   const entries = Object.entries(changes.variables)
+  // A name a moved variable lands on held, in the patch's version, the variable the move replaced:
+  // what the patch says of it is not sent (nor deleted), as `migrate` drops that variable.
+  const landing = landingOf(step)
+  const stays = (name: string) => movedName(name, step) === name && name !== landing
   // The names that stay first, then the moved ones: a moved value wins, as in `migrate`.
-  for (const [name, value] of entries) if (movedName(name, step) === name) variables[name] = value
+  for (const [name, value] of entries) if (stays(name)) variables[name] = value
   for (const [name, value] of entries) {
     const to = movedName(name, step)
     if (to !== null && to !== name) variables[to] = value
   }
-  const deleted = [...new Set(changes.deleted.map((name) => movedName(name, step)).filter((name): name is string => name !== null))]
+  const moved = changes.deleted.filter((name) => name !== landing || movedName(name, step) !== name).map((name) => movedName(name, step))
+  const deleted = [...new Set(moved.filter((name): name is string => name !== null))]
   return { variables, deleted: deleted.filter((name) => !Object.hasOwn(variables, name)) }
+}
+
+/** The name a step moves a variable onto (replacing what was there), if it moves one. */
+function landingOf(step: MigrationStep): string | null {
+  if (step.op === 'rename') return step.to
+  if (step.op === 'intoWorkflow') return workflowDataKey(step.workflow, step.field ?? step.name)
+  if (step.op === 'outOfWorkflow') return step.name ?? step.field
+  return null
 }
 
 /**

@@ -333,17 +333,35 @@ def _patch_step(changes: PatchChanges, step: MigrationStep) -> PatchChanges:
         return changes
     variables: dict[str, JsonValue] = {}
     moved = {name: _moved_name(name, step) for name in changes["variables"]}
+    # A name a moved variable lands on held, in the patch's version, the variable the move replaced:
+    # what the patch says of it is not sent (nor deleted), as `migrate` drops that variable.
+    landing = _landing_of(step)
     # The names that stay first, then the moved ones: a moved value wins, as in `migrate`.
     for name, value in changes["variables"].items():
-        if moved[name] == name:
+        if moved[name] == name and name != landing:
             variables[name] = value
     for name, value in changes["variables"].items():
         to = moved[name]
         if to is not None and to != name:
             variables[to] = value
     # Each name once, in order; a name the patch also sets is not deleted.
-    deleted = dict.fromkeys(to for to in (_moved_name(name, step) for name in changes["deleted"]) if to is not None)
+    kept = (name for name in changes["deleted"] if name != landing or _moved_name(name, step) != name)
+    deleted = dict.fromkeys(to for to in (_moved_name(name, step) for name in kept) if to is not None)
     return PatchChanges(variables=variables, deleted=[name for name in deleted if name not in variables])
+
+
+def _landing_of(step: MigrationStep) -> str | None:
+    """The name a step moves a variable onto (replacing what was there), if it moves one."""
+    op = step["op"]
+    if op == "rename":
+        return _text(step, "to")
+    if op == "intoWorkflow":
+        name = _text(step, "name")
+        return workflow_data_key(_text(step, "workflow"), _text(step, "field", default=name))
+    if op == "outOfWorkflow":
+        field = _text(step, "field")
+        return _text(step, "name", default=field)
+    return None
 
 
 def _moved_name(name: str, step: MigrationStep) -> str | None:
