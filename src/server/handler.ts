@@ -1,11 +1,12 @@
 import { parseTag, type SessionBase } from '../shared/delta.js'
+import { MigrationError } from '../shared/migrations.js'
 import { DEFAULT_BASE, DEFAULT_MAX_BYTES, type JsonValue, type Variables, withoutTrailingSlashes } from '../shared/protocol.js'
 import { isSessionId } from '../shared/rules.js'
 import { firstSchemaProblem, type SessionSchema } from '../shared/schema.js'
 import { baseOf, etagOf, noneMatch, runAnswerText, sessionAnswer } from './answers.js'
 import { errorResponse, jsonResponse, jsonTextResponse, SchemaMismatchError, SessionProtocolError } from './errors.js'
 import { createChangeFeed } from './events.js'
-import { mayReach, validChange } from './merge.js'
+import { mayReach, type SessionChange, validChange } from './merge.js'
 import { parseRunInput, parseRunStart, readJsonBody, schemaVersionOf } from './request.js'
 import { createRunner, STEP_RESULT_PROBLEMS } from './runs.js'
 import { runStep, stepFunction, type Steps } from './steps.js'
@@ -114,6 +115,23 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
     listen: feed.listen,
   })
 
+  /**
+   * A patch written in schema version `from`, moved to the server's by the store's migrations
+   * (docs/protocol.md, "Schema versions"). One the migrations cannot move, or from a newer page,
+   * goes to the store as it came, which refuses it with `schema_mismatch` once the owner is checked.
+   */
+  function movedToServer(patch: SessionChange, from: number): { patch: SessionChange; schemaVersion: number } {
+    const { migrations } = store
+    if (!migrations || from >= migrations.version) return { patch, schemaVersion: from }
+    try {
+      const moved = migrations.migratePatch({ variables: patch.variables ?? {}, deleted: patch.deleted ?? [] }, from)
+      return { patch: validChange({ ...patch, ...moved }), schemaVersion: migrations.version }
+    } catch (error) {
+      if (error instanceof MigrationError) return { patch, schemaVersion: from }
+      throw error
+    }
+  }
+
   const routes: Record<RouteName, Partial<Record<string, (call: Call) => Promise<Response>>>> = {
     list: {
       async GET({ request, caller }) {
@@ -139,11 +157,12 @@ export function createSessionHandler(options: SessionHandlerOptions): SessionHan
         // schema, and the store takes a change that passed validChange as it is. The whole path of
         // a patch, from here to the commit, reads top to bottom in stores/define.ts.
         const body = await readJsonBody(request, maxBytes)
-        const patch = validChange(body)
-        const schemaVersion = schemaVersionOf(body, 'invalid_patch')
-        const keyCount = Object.keys(patch.variables ?? {}).length + (patch.deleted?.length ?? 0)
+        const written = validChange(body)
+        const keyCount = Object.keys(written.variables ?? {}).length + (written.deleted?.length ?? 0)
         if (keyCount > maxKeysPerPatch)
           throw new SessionProtocolError('too_large', `A patch may change at most ${maxKeysPerPatch} variables`)
+        // An older page's patch is moved to the server's names first, so that the app's schema checks what will be stored.
+        const { patch, schemaVersion } = movedToServer(written, schemaVersionOf(body, 'invalid_patch'))
         const problem = await firstSchemaProblem(schema, patch.variables)
         if (problem) throw new SessionProtocolError('invalid_patch', problem)
         const result = await store.apply(sessionId, patch, { caller, maxBytes, schemaVersion, ...base })

@@ -14,6 +14,7 @@ import {
   SetAsideError,
   sqliteStore,
   type StandardSchemaV1,
+  type Variables,
   workflowDataKey,
   workflowSlotKey,
 } from '../../src/server/index.js'
@@ -54,10 +55,10 @@ const migrated = { shippingAddress: 'Main St 1', [workflowDataKey('checkout', 'p
 
 describe.each(kinds.filter((kind) => kind.durable))('a session stored before a deploy, in the $name store', (kind) => {
   /** Monday's session, written by a store without migrations, and the store of Tuesday's code on the same place. */
-  async function mondaySession(id = 'session-monday') {
+  async function mondaySession(id = 'session-monday', variables: Variables = monday) {
     const place = await newPlace()
     const { store: before } = await openKind(kind, {}, place)
-    await before.apply(id, { variables: monday })
+    await before.apply(id, { variables })
     const stored = (await before.get(id))!
     await before.close()
     const { store } = await openKind(kind, { migrations: tuesday }, place)
@@ -84,27 +85,42 @@ describe.each(kinds.filter((kind) => kind.durable))('a session stored before a d
     expect([replay.applied, replay.snapshot.version]).toEqual([false, stored.version + 1])
   })
 
-  it('is migrated for a patch that is a replay too, and answers a delta from the old tag that makes the migrated session', async () => {
-    const { store, stored } = await mondaySession()
+  it('answers a client holding the old tag a delta that makes the migrated session; the migration keeps updatedAt', async () => {
+    // Ten variables the migration leaves alone: a delta of the five names it changed is smaller than the session.
+    const untouched = Object.fromEntries(Array.from({ length: 10 }, (_, index) => [`kept${index}`, index]))
+    const { store, stored } = await mondaySession('session-monday', { ...monday, ...untouched })
     const answer = (await store.since!('session-monday', { version: stored.version, createdAt: stored.createdAt }))!
     const read = (await store.get('session-monday'))!
-    const delta = JSON.parse(answer.json) as { base?: number; variables: Record<string, unknown>; deleted: string[] }
-    if (answer.delta) {
-      // Applied onto Monday's snapshot, it gives Tuesday's.
-      const applied = { ...stored.variables }
-      for (const name of delta.deleted) delete applied[name]
-      Object.assign(applied, delta.variables)
-      expect(applied).toEqual(read.variables)
-    } else expect(delta.variables).toEqual(read.variables)
-    expect(answer.version).toBe(stored.version + 1)
+    expect([answer.delta, answer.version]).toEqual([true, stored.version + 1])
+    // Applied onto Monday's snapshot, it gives Tuesday's.
+    const delta = JSON.parse(answer.json) as { variables: Record<string, unknown>; deleted: string[] }
+    const applied = Object.fromEntries(Object.entries(stored.variables).filter(([name]) => !delta.deleted.includes(name)))
+    expect({ ...applied, ...delta.variables }).toEqual(read.variables)
+    // A migration changes no one's work: the session keeps its place in listings and its time to live.
+    expect(read.updatedAt).toBe(stored.updatedAt)
+  })
+
+  it('writes the migration of a session whose patch is a replay, and answers the migrated session', async () => {
+    const place = await newPlace()
+    const { store: before } = await openKind(kind, {}, place)
+    await before.apply('session-replay', { variables: monday, clientId: 'tab-1', seq: 1 })
+    const stored = (await before.get('session-replay'))!
+    await before.close()
+    const { store } = await openKind(kind, { migrations: tuesday }, place)
+    const replay = await store.apply('session-replay', { variables: { address: 'again' }, clientId: 'tab-1', seq: 1 }, { schemaVersion: 1 })
+    expect([replay.snapshot.variables, replay.snapshot.version]).toEqual([migrated, stored.version + 1])
   })
 
   it('is migrated when listed, and a run reads the migrated variables', async () => {
-    const { store, stored } = await mondaySession()
-    await store.adopt('session-monday', 'ada')
+    const place = await newPlace()
+    const { store: before } = await openKind(kind, {}, place)
+    await before.apply('session-listed', { variables: monday }, { caller: { userId: 'ada' } })
+    await before.close()
+    const { store } = await openKind(kind, { migrations: tuesday }, place)
     const [summary] = await store.list({ userId: 'ada' })
-    expect(summary!.version).toBe(stored.version + 2) // the migration, then the adoption
-    const { store: other } = await mondaySession('session-runner')
+    expect([summary!.sessionId, summary!.version]).toEqual(['session-listed', 2])
+    expect((await store.get('session-listed'))!.variables).toEqual(migrated)
+    const { store: other, stored } = await mondaySession('session-runner')
     const started = await other.startRun('session-runner', { runId: 'run-00000001', step: 'echo' })
     expect(started.variables).toEqual(migrated)
     expect(started.run.readVersion).toBe(stored.version + 1)
@@ -278,6 +294,17 @@ describe('the wire', () => {
       schemaVersion: 2,
     })
     expect(run.body.run.status).toBe('succeeded')
+  })
+
+  it('moves an old patch before the app schema checks it: what will be stored is what is checked', async () => {
+    const { call } = setup({
+      store: memoryStore({ migrations: conformanceMigrations }),
+      schema: { variables: { conformance_v2: numberOnly } },
+    })
+    const refused = await call('POST', '/api/session/session-wire-5', { variables: { conformance_v1: 'text' } })
+    expect([refused.status, refused.body.error.code]).toEqual([400, 'invalid_patch'])
+    const taken = await call('POST', '/api/session/session-wire-5', { variables: { conformance_v1: 7 } })
+    expect([taken.status, taken.body.variables]).toEqual([200, { conformance_v2: 7 }])
   })
 
   it('checks the owner first: another user’s session is 404 whatever the schema version', async () => {

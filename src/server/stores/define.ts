@@ -16,7 +16,7 @@ import {
   type SessionHead,
   validChange,
 } from '../merge.js'
-import { deltaText, entryOf, namesSince, snapshotText, type StoredSession, valueOfEntry } from './stored.js'
+import { deltaText, entryOf, type Listed, namesSince, snapshotText, type StoredSession, valueOfEntry } from './stored.js'
 import type {
   AccessOptions,
   ApplyOptions,
@@ -77,6 +77,7 @@ type MergeOutcome = { kind: 'merged'; after: After; applied: boolean; migrated: 
 /** A session's migration to the store's schema version, read at `version`: what it changes, ready to merge. */
 interface PendingMigration {
   version: number
+  createdAt: string
   change: PreparedChange
   /** The values the app's schema refused once migrated (set aside, and reported once written). */
   setAside: Array<{ name: string; problem: string }>
@@ -199,7 +200,8 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     const migrated = migrations.migrate(variables, storedSchema(seen.head))
     const changes = changesBetween(variables, migrated.variables)
     try {
-      return { version: seen.head.version, change: { ...(await prepare(sessionId, changes)), stamped: [] }, setAside: migrated.setAside }
+      const change = { ...(await prepare(sessionId, changes)), stamped: [] }
+      return { version: seen.head.version, createdAt: seen.head.createdAt, change, setAside: migrated.setAside }
     } catch (error) {
       // The app's migration made variables the protocol does not allow: a server error, not the caller's.
       throw new Error(`Migrating session "${sessionId}" to schema version ${schemaVersion} made variables that cannot be stored`, {
@@ -228,10 +230,14 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     throw new Error(`Session "${sessionId}" changed under each of ${MAX_MIGRATE_ATTEMPTS} attempts to migrate it; nothing was written`)
   }
 
-  /** Reads the session as `use` takes it, after migrating it when it is stored at an older schema version. */
-  async function readCurrent<T>(sessionId: string, use: (stored: StoredSession | null) => T): Promise<T> {
+  /**
+   * Reads the session as `use` takes it, after migrating it when it is stored at an older schema
+   * version — unless `caller` may not reach it (it is not theirs to answer, nor to make write).
+   */
+  async function readCurrent<T>(sessionId: string, use: (stored: StoredSession | null) => T, caller?: Caller): Promise<T> {
+    const mustMigrate = (stored: StoredSession | null) => stored !== null && isStale(stored.head) && mayReach(stored.head, caller)
     for (let attempt = 1; attempt <= MAX_MIGRATE_ATTEMPTS; attempt++) {
-      const read = await backend.read(sessionId, (stored) => (stored && isStale(stored.head) ? STALE : { value: use(stored) }))
+      const read = await backend.read(sessionId, (stored) => (mustMigrate(stored) ? STALE : { value: use(stored) }))
       if (read !== STALE) return read.value
       await migrateStored(sessionId)
     }
@@ -298,7 +304,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       if (expectVersion !== undefined && (current?.head.version ?? 0) !== expectVersion) return undefined
       // Stored at an older schema version: merged only with its migration, read at this very version.
       const migrating = current !== null && isStale(current.head)
-      if (migrating && migration?.version !== current.head.version) {
+      if (migrating && (migration?.version !== current.head.version || migration.createdAt !== current.head.createdAt)) {
         stale = true
         return undefined
       }
@@ -308,11 +314,13 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       const now = new Date()
       const sizeOf = (name: string) => current?.sizeOf(name)
       plan = planMerge(current?.head ?? null, sizeOf, sessionId, migrating ? withMigration(migration!.change, change) : change, now, limits)
-      // A migration is a change of its own even when the patch is a replay, or nothing moved.
-      if (migrating && !plan.applied)
-        plan = { ...planMerge(current.head, sizeOf, sessionId, migration!.change, now, limits), applied: true }
-      if (migrating && plan.head.version === current.head.version)
-        plan = { ...plan, head: { ...plan.head, version: current.head.version + 1, updatedAt: now.toISOString() } }
+      if (migrating && (!plan.applied || (change.sets.size === 0 && change.deletes.length === 0))) {
+        // The migration alone (no patch, or one replayed by its seq): a write of its own, even when
+        // nothing moved, that changes no one's work. What was stored moves whatever its size, and the
+        // session keeps its `updatedAt` (its place in listings, its time to live).
+        const alone = planMerge(current.head, sizeOf, sessionId, migration!.change, now, { maxBytes: Number.MAX_SAFE_INTEGER })
+        plan = { ...alone, head: { ...alone.head, version: current.head.version + 1, updatedAt: current.head.updatedAt }, applied: true }
+      }
       // Creating is a change of its own, even with no variables: the session is there, version 1.
       if (create && !plan.applied) plan = { ...plan, head: { ...plan.head, version: 1 }, applied: true }
       // A new session, and a migrated one, are at the store's schema version.
@@ -327,7 +335,8 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
       const after = capture(stored, base) ?? { head: plan.head, text: snapshotText(plan.head, []), entries: [] }
       return { kind: 'merged', after, applied: plan.applied, migrated }
     }
-    return backend.update(sessionId, namesNeeded(change), decide, view)
+    // With a migration, the names it moves are named too: a backend hands over the sizes of the names asked only.
+    return backend.update(sessionId, namesNeeded(migration ? withMigration(migration.change, change) : change), decide, view)
   }
 
   /** A merge that cannot meet a conflict (no expected version, no session to migrate): its result. */
@@ -598,14 +607,14 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     async get(sessionId, access = {}) {
       checkSessionId(sessionId)
       const caller = checkCaller(access)
-      const after = await readCurrent(sessionId, (stored) => capture(stored))
+      const after = await readCurrent(sessionId, (stored) => capture(stored), caller)
       return after && mayReach(after.head, caller) ? objectOf(after) : null
     },
     async since(sessionId, base, access = {}) {
       checkSessionId(sessionId)
       const caller = checkCaller(access)
       const checked = checkBase(base)
-      const after = await readCurrent(sessionId, (stored) => capture(stored, checked))
+      const after = await readCurrent(sessionId, (stored) => capture(stored, checked), caller)
       return after && mayReach(after.head, caller) ? answerOf(after) : null
     },
     apply,
@@ -643,6 +652,7 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
         (current) => {
           if (!current || !mayReach(current.head, { userId })) throw new SessionProtocolError('not_found', 'No such session')
           if (current.head.userId === userId) return undefined
+          checkNotNewer(current.head)
           // A change of its own: the version moves, so every client takes the new owner in.
           return { head: { ...current.head, userId, version: current.head.version + 1, updatedAt: new Date().toISOString() } }
         },
@@ -652,12 +662,21 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
     },
     async list(listOptions = {}) {
       const page = await backend.list(checkList(listOptions))
-      // The page's sessions stored at an older schema version are migrated, and the page read again.
-      let migrated = false
-      if (migrations) for (const { sessionId } of page) migrated = (await migrateStored(sessionId)) || migrated
-      return migrated ? backend.list(checkList(listOptions)) : page
+      // The page's sessions stored at an older schema version (or of a backend that does not say) are
+      // migrated, and answered at their new version: a migration keeps `updatedAt`, so the order holds.
+      const stale = (listed: Listed) => listed.schemaVersion === undefined || Math.max(listed.schemaVersion, 1) < schemaVersion
+      const versions = new Map<string, number>()
+      if (migrations)
+        for (const listed of page.filter(stale)) {
+          if (await migrateStored(listed.sessionId)) versions.set(listed.sessionId, listed.version + 1)
+        }
+      return page.map(({ schemaVersion: _stored, ...summary }) => ({
+        ...summary,
+        version: versions.get(summary.sessionId) ?? summary.version,
+      }))
     },
     schemaVersion,
+    ...(migrations && { migrations }),
     async migrate(sessionId) {
       checkSessionId(sessionId)
       return migrateStored(sessionId)

@@ -114,13 +114,21 @@ export function deltaText(head: SessionHead, base: number, entries: readonly str
   return `${text}}`
 }
 
-/** What `list` shows of a session: its head without the store's bookkeeping. */
-export function summaryOf(head: SessionHead): SessionSummary {
-  const summary: SessionSummary = { sessionId: head.sessionId, version: head.version, createdAt: head.createdAt, updatedAt: head.updatedAt }
+/**
+ * What a backend's `list` hands the store of a session: its summary (the head without the
+ * store's bookkeeping), and the schema version it is stored at, which the store checks (to
+ * migrate only the stale sessions of a page) and leaves out of the answer.
+ */
+export function summaryOf(head: SessionHead): Listed {
+  const summary: Listed = { sessionId: head.sessionId, version: head.version, createdAt: head.createdAt, updatedAt: head.updatedAt }
   if (head.workflowId !== undefined) summary.workflowId = head.workflowId
   if (head.userId !== undefined) summary.userId = head.userId
+  summary.schemaVersion = head.schemaVersion ?? 0
   return summary
 }
+
+/** A session as a backend lists it: the summary, and (when the backend knows it) the schema version it is stored at. */
+export type Listed = SessionSummary & { schemaVersion?: number }
 
 /** A session of an older format (0.1: `{ snapshot, clientSeqs }`) as a head and entries. */
 export function fromSnapshotRecord(record: { snapshot: SessionSnapshot; clientSeqs: Record<string, number> }): StoredSession {

@@ -3,7 +3,7 @@ import type { Migrations } from '../../shared/migrations.js'
 import type { JsonValue, RunRecord, RunStatus, SessionSnapshot, SessionSummary, Variables } from '../../shared/protocol.js'
 import type { SubflowFrame, Workflow } from '../../shared/workflow.js'
 import type { Caller, SessionChange, SessionHead } from '../merge.js'
-import type { StoredSession } from './stored.js'
+import type { Listed, StoredSession } from './stored.js'
 
 export interface ApplyResult {
   /** The session after the change. Asked with `base`, read `answer`: reading this throws when the answer is a delta. */
@@ -171,6 +171,8 @@ export interface SessionStore {
   list(options?: ListOptions): Promise<SessionSummary[]>
   /** The schema version sessions are read at (`migrations.version`, or 1); a store that leaves it out is at 1. */
   readonly schemaVersion?: number
+  /** The migrations it was given: the handler moves an older page's patch with them before the app's schema checks it. */
+  readonly migrations?: Migrations
   /**
    * Migrates the session now if it is stored at an older schema version (as any read would);
    * true when it did. For a job that migrates every session ahead of time: `migrateSessions`.
@@ -314,7 +316,7 @@ export interface StoreBackend {
   /** The session's runs, newest `startedAt` first; with `runId`, only that one (if any). */
   runs(sessionId: string, runId?: string): Promise<StoredRun[]>
   /** Summaries of live sessions, newest first, filtered and paged (options are checked). */
-  list(options: Required<Pick<ListOptions, 'limit' | 'offset'>> & Pick<ListOptions, 'userId'>): Promise<SessionSummary[]>
+  list(options: Required<Pick<ListOptions, 'limit' | 'offset'>> & Pick<ListOptions, 'userId'>): Promise<Listed[]>
   /** Every live session id. */
   ids(): AsyncIterable<string>
   purgeExpired(): Promise<number>

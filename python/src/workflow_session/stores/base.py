@@ -518,7 +518,7 @@ class SessionStore:
             migrated = self._migrated(current, set_aside)
             # Onto the migrated variables at the stored version: the merge's bump is the migration's too.
             merged = merge_session(migrated or current, session_id, change, now, max_bytes=max_bytes, owner=owner)
-            written = self._stamped(merged.record) if merged.applied else _migration_written(migrated, now) if migrated else None
+            written = self._stamped(merged.record) if merged.applied else _migration_written(migrated) if migrated else None
             after = written if written is not None else self._stamped(merged.record)
             delta: Delta | None = None
             if base is not None and current is not None and is_current(base, current["head"]):
@@ -579,7 +579,7 @@ class SessionStore:
             if stored["head"].get("userId") == user_id:
                 if migrated is None:
                     return Decision(Keep(), snapshot_of(stored))  # nothing to change, at any schema version
-                written = _migration_written(migrated, now)
+                written = _migration_written(migrated)
                 return Decision(Put(written), snapshot_of(written))
             self._refuse_newer(stored)
             current = migrated or stored
@@ -760,7 +760,7 @@ class SessionStore:
             now = utc_now()
             at = ms_of_datetime(now)  # the run starts when a session it creates is created
             migrated = self._migrated(stored, set_aside)
-            current = _migration_written(migrated, now) if migrated is not None else stored
+            current = _migration_written(migrated) if migrated is not None else stored
             write: Put | Keep = Put(current) if migrated is not None and current is not None else Keep()
             lost: list[RunRecord] = []
             settled: list[RunRecord] = []
@@ -914,7 +914,7 @@ class SessionStore:
             broken = problem
             # A stale session is migrated in this write; the step's changes merge onto it with the one bump.
             migrated = self._migrated(stored, set_aside)
-            alone: Put | Keep = Put(_migration_written(migrated, now)) if migrated is not None else Keep()
+            alone: Put | Keep = Put(_migration_written(migrated)) if migrated is not None else Keep()
             if step_changes is not None:
                 try:
                     self._refuse_newer(stored)  # this server's changes do not go into a newer shape
@@ -989,7 +989,7 @@ class SessionStore:
             migrated = self._migrated(stored, set_aside) if stored is not None and may_reach(stored["head"], caller) else None
             if migrated is None:
                 return Decision(Keep(), (stored, False))
-            written = _migration_written(migrated, utc_now())
+            written = _migration_written(migrated)
             return Decision(Put(written), (written, True))
 
         return decide
@@ -1099,9 +1099,13 @@ def _created(session_id: str, change: ValidChange, max_bytes: int | None, owner:
     return record
 
 
-def _migration_written(migrated: Record, now: datetime) -> Record:
-    """A migration written on its own (no other change in its write): one version more, updated ``now``."""
-    head: SessionHead = {**migrated["head"], "version": migrated["head"]["version"] + 1, "updatedAt": iso_time(now)}
+def _migration_written(migrated: Record) -> Record:
+    """A migration written on its own (no other change in its write): one version more.
+
+    It changes no one's work: the session keeps its ``updatedAt`` (its place in listings, its
+    time to live), as in the TypeScript stores.
+    """
+    head: SessionHead = {**migrated["head"], "version": migrated["head"]["version"] + 1}
     return {**migrated, "head": head}
 
 
