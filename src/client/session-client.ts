@@ -69,7 +69,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     fetch: options.fetch,
     timeoutMs: options.requestTimeoutMs ?? 15_000,
     // Only what changed comes back (docs/protocol.md, "Deltas"), applied to the server's snapshot the view holds.
-    ...(options.deltas !== false && { base: () => view.base }),
+    ...(options.deltas !== false && { base: () => schema.held(view.base) }),
   })
   const retry = { baseMs: options.retry?.baseMs ?? 500, maxMs: options.retry?.maxMs ?? 30_000 }
   const locks = options.locks === undefined ? defaultLocks() : options.locks
@@ -119,6 +119,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       if (failure.schemaVersion === undefined || failure.schemaVersion === schema.version) return false
       outdated = true
       updateNeeded(failure.schemaVersion)
+      // The queue stays (a reload of the page sends it); no flush waits for it in vain.
+      for (const queued of view.queue) barriers.refuse(queued.ticket, failure)
       return true
     },
     onConfirmed: confirmed,
@@ -238,7 +240,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   /** As the page hides: everything unconfirmed in one patch, with `keepalive`. */
   function sendOnHide(): void {
     void persist()
-    if (!ready || !running || !status.current.isOnline || sender.isAuthorizing()) return
+    if (!ready || !running || !status.current.isOnline || sender.isAuthorizing() || outdated) return
     let patch: QueuedPatch | undefined
     if (view.queue.every((queued) => queued.body.clientId === clientId) && (view.pending.size > 0 || view.queue.length > 1)) {
       // One patch with everything unconfirmed, under a new seq: whichever of it and a patch in
@@ -268,6 +270,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     const mine = view.queue.map((patch) => patch.ticket)
     const wasReady = ready
     await (started ?? start())
+    if (outdated) throw status.current.error ?? new SessionError('schema_mismatch', 'This page must be updated (reloaded)', 409)
     // A closed page's left-over changes were made before this call too: the flush waits for them.
     const leftovers = wasReady ? [] : view.queue.map((patch) => patch.ticket).filter((ticket) => ticket > ticketsNow)
     const outstanding = [...mine, ...leftovers].filter((ticket) => view.queue.some((patch) => patch.ticket === ticket))
@@ -315,7 +318,11 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       status.set({ isHydrated: true, isPersistent: local.isPersistent() })
       // Nothing was sent before this point: the closed pages' older changes go out before this page's.
       // What the device kept in an older schema version is migrated before it shows or is sent.
-      if (patches.length > 0 || (base !== null && base !== view.base)) view.restore(schema.base(base), patches.map(schema.patch))
+      if (patches.length > 0 || (base !== null && base !== view.base))
+        view.restore(
+          schema.base(base),
+          patches.map((patch) => schema.patch(patch, base)),
+        )
     })
     await started
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may have run while awaiting
@@ -326,7 +333,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
         sessionKey,
         retry,
         version: () => view.base?.version ?? 0,
-        base: () => view.base,
+        base: () => schema.held(view.base),
         receive: (snapshot) => receive(snapshot),
         receiveRun: runs.receive,
         onConfirmed: (listener) => confirmedListeners.add(listener),
