@@ -56,31 +56,31 @@ type Open = (migrations?: Migrations) => Promise<SessionStore>
 async function measureStore(name: string, open: Open, variables: number): Promise<MigrationRow> {
   const seed = Object.fromEntries(Array.from({ length: variables }, (_, i) => [`v${i}`, `value ${i}`]))
   const before = await open()
-  const ids = Array.from({ length: sessionsPerCase }, (_, i) => `bench-migrate-${variables}-${i}`)
-  for (const id of [...ids, `bench-current-${variables}`]) await before.apply(id, { variables: seed })
-  // The floor: a store without migrations reading a session (after one read to warm its cache).
-  await before.get(`bench-current-${variables}`)
-  const current = median(await sequence(21, () => timed(() => before.get(`bench-current-${variables}`))))
+  const named = (kind: string) => Array.from({ length: sessionsPerCase }, (_, i) => `bench-${kind}-${variables}-${i}`)
+  const [old, current] = [named('old'), named('current')]
+  for (const id of [...old, ...current]) await before.apply(id, { variables: seed })
+  // Each case reads the same number of sessions, each one warm (read once before, not measured),
+  // three rounds: so that the floor, the current sessions and the migrated ones are read alike.
+  const readsOf = async (store: SessionStore, ids: string[]) => {
+    const times: number[] = []
+    for (let round = 0; round < 3; round++) for (const id of ids) times.push(await timed(() => store.get(id)))
+    return median(times)
+  }
+  for (const id of current) await before.get(id)
+  const floor = await readsOf(before, current)
   await before.close()
   const after = await open(migrations)
   try {
-    // The session read above, now current at version 2 (migrated once, not measured), read again.
-    await after.get(`bench-current-${variables}`)
-    const currentWithMigrations = median(await sequence(21, () => timed(() => after.get(`bench-current-${variables}`))))
+    // The floor's sessions, migrated by a first read (not measured), then read as the current ones.
+    for (const id of current) await after.get(id)
+    const currentWithMigrations = await readsOf(after, current)
     const firsts: number[] = []
-    for (const id of ids) firsts.push(await timed(() => after.get(id)))
-    const laters: number[] = []
-    for (const id of ids) laters.push(await timed(() => after.get(id)))
-    return { store: name, variables, current, currentWithMigrations, first: median(firsts), later: median(laters) }
+    for (const id of old) firsts.push(await timed(() => after.get(id)))
+    const later = await readsOf(after, old)
+    return { store: name, variables, current: floor, currentWithMigrations, first: median(firsts), later }
   } finally {
     await after.close()
   }
-}
-
-async function sequence(count: number, step: () => Promise<number>): Promise<number[]> {
-  const values: number[] = []
-  for (let i = 0; i < count; i++) values.push(await step())
-  return values
 }
 
 export async function measureMigrations(databaseUrl?: string): Promise<{ rows: MigrationRow[]; hydration: HydrationMigrationRow[] }> {
@@ -162,7 +162,8 @@ export function migrationsTable({ rows, hydration }: { rows: MigrationRow[]; hyd
   const x = (value: number, floor: number) => `${(value / floor).toFixed(2)}×`
   return `## Schema migrations: a read of an old session, and of a current one
 
-In process, median ms. The floor is a read of a current session by a store without migrations;
+In process, median ms of 27 reads (9 sessions, each warm, three rounds). The floor is a read of a
+current session by a store without migrations;
 "current, with migrations" is the same read once the store has them (the check compares two
 numbers of the head: it must cost nothing); the first read of an old session migrates it (one
 atomic write of what changed: a rename and a drop), the later reads must cost what the floor
