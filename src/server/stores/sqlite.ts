@@ -109,8 +109,7 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
     retryWhileLocked(() => db.exec('PRAGMA journal_mode = WAL'), timeoutMs)
     db.exec(`PRAGMA synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
     retryWhileLocked(() => db.exec(SCHEMA), timeoutMs)
-    retryWhileLocked(() => addCompactionColumns(db), timeoutMs)
-    retryWhileLocked(() => addSchemaVersionColumn(db), timeoutMs)
+    for (const [column, statements] of ADDED_COLUMNS) retryWhileLocked(() => addColumnOnce(db, column, statements), timeoutMs)
     migrateFrom01(db)
   })
   const cache = createSessionCache(options.cacheBytes)
@@ -316,30 +315,27 @@ export async function sqliteStore(path: string, options: SqliteStoreOptions = {}
 }
 
 /**
- * Tables made before tombstones were compacted get the head's compaction columns, and each
- * session's count of the tombstones it has, once, in one transaction (the Python store does the
- * same; whichever opens the file first adds them).
+ * Columns the head gained after tables were made, each added once to an older table, in one
+ * transaction with what goes with it (the Python store does the same; whichever opens the file
+ * first adds them): the compaction columns and each session's count of the tombstones it has;
+ * `schema_version` (0, read as 1).
  */
-function addCompactionColumns(db: SqliteDatabase): void {
-  const added = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('ws_sessions') WHERE name = 'compacted_through'")
-  if (added.get()) return
-  inTransaction(db, 'BEGIN IMMEDIATE', () => {
-    if (added.get()) return
-    db.exec(`
-      ALTER TABLE ws_sessions ADD COLUMN compacted_through INTEGER NOT NULL DEFAULT 0;
-      ALTER TABLE ws_sessions ADD COLUMN tombstones INTEGER NOT NULL DEFAULT 0;
-      UPDATE ws_sessions SET tombstones = (SELECT count(*) FROM ws_variables WHERE session_id = ws_sessions.id AND value IS NULL)
-        WHERE id IN (SELECT session_id FROM ws_variables WHERE value IS NULL);
-    `)
-  })
-}
+const ADDED_COLUMNS: Array<[column: string, statements: string]> = [
+  [
+    'compacted_through',
+    `ALTER TABLE ws_sessions ADD COLUMN compacted_through INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE ws_sessions ADD COLUMN tombstones INTEGER NOT NULL DEFAULT 0;
+     UPDATE ws_sessions SET tombstones = (SELECT count(*) FROM ws_variables WHERE session_id = ws_sessions.id AND value IS NULL)
+       WHERE id IN (SELECT session_id FROM ws_variables WHERE value IS NULL);`,
+  ],
+  ['schema_version', 'ALTER TABLE ws_sessions ADD COLUMN schema_version INTEGER NOT NULL DEFAULT 0'],
+]
 
-/** Tables made before schema versions get the head's `schema_version` column: 0, read as 1 (the Python store adds the same). */
-function addSchemaVersionColumn(db: SqliteDatabase): void {
-  const added = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('ws_sessions') WHERE name = 'schema_version'")
-  if (added.get()) return
+function addColumnOnce(db: SqliteDatabase, column: string, statements: string): void {
+  const added = db.prepare<[string], { name: string }>("SELECT name FROM pragma_table_info('ws_sessions') WHERE name = ?")
+  if (added.get(column)) return
   inTransaction(db, 'BEGIN IMMEDIATE', () => {
-    if (!added.get()) db.exec('ALTER TABLE ws_sessions ADD COLUMN schema_version INTEGER NOT NULL DEFAULT 0')
+    if (!added.get(column)) db.exec(statements)
   })
 }
 

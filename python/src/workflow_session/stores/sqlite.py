@@ -143,8 +143,8 @@ class SqliteBackend(Backend):
             _retry_while_locked(lambda: db.execute("PRAGMA journal_mode = WAL"), self._busy_timeout)
             db.execute(f"PRAGMA synchronous = {self._synchronous}")
             _retry_while_locked(lambda: db.executescript(SCHEMA), self._busy_timeout)
-            _retry_while_locked(lambda: _add_compaction_columns(db), self._busy_timeout)
-            _retry_while_locked(lambda: _add_schema_version_column(db), self._busy_timeout)
+            _retry_while_locked(lambda: _add_column_once(db, "compacted_through", ADD_COMPACTION_COLUMNS), self._busy_timeout)
+            _retry_while_locked(lambda: _add_column_once(db, "schema_version", ADD_SCHEMA_VERSION_COLUMN), self._busy_timeout)
             if db.execute("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'record'").fetchone():
                 raise RuntimeError(f"{self.path} holds sessions in the layout of 0.1: open it once with the TypeScript sqliteStore, which moves them")
             self._local.db = db
@@ -331,33 +331,17 @@ class SqliteBackend(Backend):
             self._connections.clear()
 
 
-def _add_compaction_columns(db: sqlite3.Connection) -> None:
-    """Adds the head's compaction columns to tables made before them, once, in one transaction (as the TypeScript store does)."""
-    added = "SELECT 1 FROM pragma_table_info('ws_sessions') WHERE name = 'compacted_through'"
+def _add_column_once(db: sqlite3.Connection, column: str, statements: str) -> None:
+    """Runs ``statements`` (adding ``column`` to ``ws_sessions``, and what goes with it) on a table made before the column, once, in one transaction (as the TypeScript store does)."""
+    added = f"SELECT 1 FROM pragma_table_info('ws_sessions') WHERE name = '{column}'"
     if db.execute(added).fetchone():
         return
     db.execute("BEGIN IMMEDIATE")
     try:
         if not db.execute(added).fetchone():
-            for statement in ADD_COMPACTION_COLUMNS.split(";"):
+            for statement in statements.split(";"):
                 if statement.strip():
                     db.execute(statement)
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-
-
-def _add_schema_version_column(db: sqlite3.Connection) -> None:
-    """Adds the head's ``schema_version`` column to tables made before it, once (as the TypeScript store does)."""
-    added = "SELECT 1 FROM pragma_table_info('ws_sessions') WHERE name = 'schema_version'"
-    if db.execute(added).fetchone():
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        if not db.execute(added).fetchone():
-            db.execute(ADD_SCHEMA_VERSION_COLUMN)
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
