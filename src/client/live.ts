@@ -18,6 +18,8 @@ export function liveUpdates(): SessionPlugin {
     name: 'liveUpdates',
     start(session) {
       const abort = new AbortController()
+      /** Stopped (read after an await: the types cannot see it change). */
+      const stopped = () => abort.signal.aborted
       void (async () => {
         let attempt = 0
         while (!abort.signal.aborted) {
@@ -30,6 +32,7 @@ export function liveUpdates(): SessionPlugin {
             let last = session.base()
             const response = await session.events(last, connection.signal)
             attempt = 0
+            session.feed({ connected: true })
             await readEvents(response.body!, (event, data) => {
               if (event === 'snapshot' || event === 'delta') {
                 const body = JSON.parse(data) as SessionSnapshot | SessionDelta
@@ -38,12 +41,15 @@ export function liveUpdates(): SessionPlugin {
                 if (!next) throw new Error('A delta for another version than the one held')
                 last = next
                 session.receive(next)
+                session.feed({ version: next.version })
               } else if (event === 'run' && !session.receiveRun(JSON.parse(data) as RunRecord | RunDelta)) {
                 throw new Error('A run delta for a run not held')
               }
             })
-          } catch {
+            session.feed({ connected: false })
+          } catch (error) {
             // Dropped, refused, offline, or a change that did not fit: try again after a backoff.
+            session.feed(stopped() ? { connected: false } : { connected: false, error: String((error as Error | null)?.message ?? error) })
           } finally {
             abort.signal.removeEventListener('abort', stop)
             connection.abort()

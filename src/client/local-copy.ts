@@ -13,7 +13,7 @@ import {
   readOutbox,
   toBaseRecord,
 } from './cache.js'
-import { livePages, type PageLocks, takeOver } from './tabs.js'
+import { type LeftByPage, livePages, type PageLocks, takeOver } from './tabs.js'
 import type { QueuedPatch } from './view.js'
 
 export interface LocalCopy {
@@ -25,8 +25,13 @@ export interface LocalCopy {
   discard(): void
   /** Whether writes reach the device (false: the storage refused, kept in memory only). */
   isPersistent(): boolean
-  /** Reads the session: its base, and the unconfirmed patches of pages that are gone (now this page's). */
-  read(nextTicket: () => number): Promise<{ base: SessionSnapshot | null; patches: QueuedPatch[] }>
+  /** Whether IndexedDB (or the app's storage) refused and the copy is kept in memory only. */
+  isFallback(): boolean
+  /**
+   * Reads the session: its base, and the unconfirmed patches of pages that are gone (now this
+   * page's); `left` says what each other page left (taken over or not).
+   */
+  read(nextTicket: () => number): Promise<{ base: SessionSnapshot | null; patches: QueuedPatch[]; left: LeftByPage[] }>
   /**
    * In a browser, the read begun as the copy was made: it resolves with the base when that is
    * all there is to read (no page left changes), so the values can show before `start()`; else
@@ -75,8 +80,8 @@ export function createLocalCopy(
   clientId: string,
   locks: PageLocks | null,
   content: () => LocalContent,
-  /** A write ended (`isPersistent()` may have changed). */
-  onWritten: () => void,
+  /** A write ended, reaching the device (`ok`) or not (`isPersistent()` may have changed). */
+  onWritten: (ok: boolean) => void,
 ): LocalCopy {
   const fallback = memoryLocalCopy()
   let storage = options.wrap(options.storage ?? indexedDbLocalCopy())
@@ -156,7 +161,7 @@ export function createLocalCopy(
     },
     (ok) => {
       persistent = ok && storage !== fallback
-      onWritten()
+      onWritten(persistent)
     },
   )
 
@@ -194,6 +199,7 @@ export function createLocalCopy(
       writer.cancel()
     },
     isPersistent: () => persistent,
+    isFallback: () => storage === fallback,
     async read(nextTicket) {
       let read: readonly [SessionSnapshot | undefined, string[]]
       try {
@@ -204,12 +210,12 @@ export function createLocalCopy(
         // IndexedDB refused (private mode, blocked, broken): keep going, in memory only.
         storage = fallback
         persistent = false
-        return { base: null, patches: [] }
+        return { base: null, patches: [], left: [] }
       }
       const [base = null, others] = read
       baseWritten = base
       // The common reload: no page left changes, so neither outboxes nor locks are read.
-      if (others.length === 0) return { base, patches: [] }
+      if (others.length === 0) return { base, patches: [], left: [] }
       const [records, alive] = await Promise.all([readOutboxes(others).catch(() => []), livePages(locks).catch(() => new Set<string>())])
       const taken = takeOver(records, clientId, alive, nextTicket)
       if (taken.claimed.length > 0) {
@@ -217,7 +223,11 @@ export function createLocalCopy(
         outboxChanged = true
         writer.schedule()
       }
-      return { base: taken.base && (!base || taken.base.version > base.version) ? taken.base : base, patches: taken.patches }
+      return {
+        base: taken.base && (!base || taken.base.version > base.version) ? taken.base : base,
+        patches: taken.patches,
+        left: taken.left,
+      }
     },
     // The common reload has none: the keys the first read listed say so, and nothing more is read.
     runStarts: async () => (runsKept ? runStartsOf(await storage.get(runsKey(sessionKey)).catch(() => [])) : []),

@@ -1,5 +1,6 @@
 import type { JsonValue, RunDelta, RunRecord, SessionSnapshot } from '../shared/protocol.js'
 import type { LocalCopyStorage } from './cache.js'
+import type { FeedChange } from './probe.js'
 
 /**
  * An optional capability of the client, passed in `plugins`: an app bundles only the ones it
@@ -43,6 +44,8 @@ export interface PluginSession {
   events(since: SessionSnapshot | number | null, signal: AbortSignal): Promise<Response>
   /** The client's retry backoff. */
   readonly retry: { baseMs: number; maxMs: number }
+  /** Tells devtools how the change stream goes: a connection opened or ended (`error`: why), or the version an event brought. */
+  feed(change: FeedChange): void
 }
 
 /** Starts each plugin that has a `start`; returns the functions that stop them. */

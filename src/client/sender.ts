@@ -23,6 +23,10 @@ export interface SenderOptions {
   onRefused: (patch: QueuedPatch, failure: SessionError) => void
   /** A request started, or one failed (`failure`): the status may have changed. */
   onStatus: (failure?: SessionError) => void
+  /** `patch` is sent now (for devtools). */
+  onSend: (patch: QueuedPatch, keepalive: boolean) => void
+  /** A send of `patch` failed: `retryAt` (ms since epoch) when it waits out a backoff, else null. For devtools. */
+  onFailed: (patch: QueuedPatch, failure: SessionError, retryAt: number | null) => void
   /** Sends the next patch: the backoff is over or the app fixed a 401. */
   send: () => void
 }
@@ -65,6 +69,9 @@ export function createSender(options: SenderOptions): Sender {
   }
 
   function failed(patch: QueuedPatch, failure: SessionError): void {
+    // Retried after a backoff when retryable and still queued (the branches below refuse or wait for the app otherwise).
+    const retryIn = failure.retryable && options.isQueued(patch) ? backoff(attempt + 1, options.retry) : null
+    options.onFailed(patch, failure, retryIn === null ? null : Date.now() + retryIn)
     if (!options.isQueued(patch)) {
       options.onStatus(failure)
       return
@@ -93,13 +100,11 @@ export function createSender(options: SenderOptions): Sender {
       refuse(patch, failure)
       return
     }
-    retryTimer = setTimeout(
-      () => {
-        retryTimer = undefined
-        options.send()
-      },
-      backoff(++attempt, options.retry),
-    )
+    attempt++
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined
+      options.send()
+    }, retryIn!)
     options.onStatus(failure)
   }
 
@@ -108,6 +113,7 @@ export function createSender(options: SenderOptions): Sender {
       cancelRetry()
       const request = new AbortController()
       requests.add(request)
+      options.onSend(patch, keepalive)
       options.onStatus()
       void (async () => {
         let snapshot: SessionSnapshot

@@ -7,12 +7,13 @@ import { type Change, toPatchBody } from './changes.js'
 import { SessionError, SessionValueError } from './errors.js'
 import { createLocalCopy, stoppedHere } from './local-copy.js'
 import { startPlugins } from './plugins.js'
+import type { ClientInternals, ClientProbe } from './probe.js'
 import { createRuns } from './runs.js'
 import { clientSchema } from './schema-versions.js'
 import { createSender } from './sender.js'
 import { randomId, sessionIdentity } from './session-id.js'
 import { createStatus } from './status.js'
-import { defaultLocks, holdPageLock } from './tabs.js'
+import { defaultLocks, holdPageLock, type LeftByPage, livePages } from './tabs.js'
 import { createTransport, endpointBase } from './transport.js'
 import type { SessionClient, SessionClientOptions } from './types.js'
 import { jsonEqual, toStoredValue } from './values.js'
@@ -58,6 +59,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   const { sessionId } = identity
   const clientId = `c-${randomId()}`
   const schema = clientSchema(options.migrations)
+  // Devtools' hook (`attachProbe`): told by the parts below as they work; none unless devtools attach.
+  let probe: ClientProbe | undefined
   const transport = createTransport({
     schemaVersion: schema.field,
     // A run or a step call refused for this page's schema version says so too (a patch also stops the queue).
@@ -66,7 +69,9 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     },
     endpoint,
     headers: options.headers,
-    fetch: options.fetch,
+    // A request devtools made to fail is answered here, as its server would; every other one goes out.
+    fetch: async (input, init) =>
+      probe?.fault(input instanceof Request ? input.url : String(input)) ?? (options.fetch ?? globalThis.fetch)(input, init),
     timeoutMs: options.requestTimeoutMs ?? 15_000,
     // Only what changed comes back (docs/protocol.md, "Deltas"), applied to the server's snapshot the view holds.
     ...(options.deltas !== false && { base: () => schema.held(view.base) }),
@@ -83,7 +88,9 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   let syncRequested = false
   /** The server refused a patch for this page's schema version: nothing more is sent until the page is reloaded. */
   let outdated = false
-  let pageLock: { release: () => void } | undefined
+  let pageLock: ReturnType<typeof holdPageLock> | undefined
+  /** What other pages of this session left on the device, read at start. */
+  let leftByPages: LeftByPage[] | null = null
   let stopPlugins: Array<() => void> = []
   /** This page's numbering: the seq of its next patch, and tickets (the local send order, which flush barriers count in). */
   let nextSeq = 1
@@ -103,7 +110,10 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     clientId,
     locks,
     () => ({ base: view.base, queue: view.queue.map((patch) => patch.body), pending: toPatchBody(view.pending), nextSeq, ...schema.field }),
-    () => status.set({ isPersistent: local.isPersistent() }),
+    (ok) => {
+      probe?.event('saved', ok)
+      status.set({ isPersistent: local.isPersistent() })
+    },
   )
   const persist = () => {
     local.save(false)
@@ -125,6 +135,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     },
     onConfirmed: confirmed,
     onRefused: refused,
+    onFailed: (patch, failure, retryAt) => probe?.event('failed', patch, failure, retryAt),
+    onSend: (patch, keepalive) => probe?.event('send', patch, keepalive),
     onStatus: (failure) =>
       failure ? void status.failed(failure, { isSyncing: sender.isSending() }) : status.set({ isSyncing: sender.isSending() }),
     send: () => send(),
@@ -143,6 +155,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   // 2. It shows at once; 4. the page wiring hears of it (and calls sync() after its debounce).
   function write(key: string, change: Change): void {
     view.write(key, change)
+    probe?.event('write', key)
     writeListeners.notify()
   }
 
@@ -209,12 +222,14 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   function confirmed(patch: QueuedPatch, snapshot: SessionSnapshot): void {
     status.synced(true, { isSyncing: sender.isSending() })
     identity.exists()
+    probe?.event('confirmed', patch, snapshot)
     if (view.ack(patch, snapshot)) confirmedListeners.notify(snapshot)
     barriers.confirm(patch.ticket)
     sendNext()
   }
 
   function refused(patch: QueuedPatch, failure: SessionError): void {
+    probe?.event('refused', patch, failure)
     view.refuse(patch)
     barriers.refuse(patch.ticket, failure)
     sendNext()
@@ -305,6 +320,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   function receive(snapshot: SessionSnapshot, fromStep = false): void {
     if (snapshot.version > 0) identity.exists()
     const taken = view.rebase(snapshot)
+    if (taken) probe?.event('received', snapshot)
     if (taken && fromStep) confirmedListeners.notify(snapshot)
     if (taken || fromStep) status.synced(false)
   }
@@ -313,8 +329,9 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   async function start(): Promise<void> {
     running = true
     pageLock ??= holdPageLock(locks, clientId)
-    started ??= local.read(nextTicket).then(({ base, patches }) => {
+    started ??= local.read(nextTicket).then(({ base, patches, left }) => {
       ready = true
+      leftByPages = left
       status.set({ isHydrated: true, isPersistent: local.isPersistent() })
       // Nothing was sent before this point: the closed pages' older changes go out before this page's.
       // What the device kept in an older schema version is migrated before it shows or is sent.
@@ -338,6 +355,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
         receiveRun: runs.receive,
         onConfirmed: (listener) => confirmedListeners.add(listener),
         events: (since, signal) => transport.events(sessionId, since, signal),
+        feed: (change) => probe?.event('feed', change),
       })
       // Runs this device started before a reload: started again under their ids (once on the server), and watched.
       void runs.resume()
@@ -415,7 +433,9 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     getRuns: () => runs.list(),
     subscribeRuns: (listener) => runs.subscribe(listener),
     setOnline(online) {
-      if (status.current.isOnline === online) return
+      // Devtools hold the page offline: the browser's word does not count meanwhile.
+      if (status.current.isOnline === online || (online && probe?.offline)) return
+      probe?.event('online', online)
       // A request sent before or during the outage may hang on a dead connection until its
       // timeout, and nothing else is sent meanwhile: give it up and send it again now (same
       // clientId and seq: the server applies it once).
@@ -443,6 +463,24 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
       await transport.remove(id)
       await local.forget(sessionKeyOf(endpoint, id))
     },
+    attachProbe(attached) {
+      probe = attached ?? undefined
+      return internals
+    },
+  }
+  /** What a probe reads (see ClientInternals). */
+  const internals: ClientInternals = {
+    base: () => view.base,
+    pending: () => view.pending,
+    queue: () => view.queue,
+    isRefused: (key) => view.isRefused(key),
+    isSending: () => sender.isSending(),
+    localCopy: () => ({ fallback: local.isFallback(), custom: options.storage !== undefined, persistent: local.isPersistent() }),
+    leftByPages: () => leftByPages,
+    lock: () => ({ locks: locks !== null, held: pageLock?.isHeld() ?? false }),
+    livePages: () => livePages(locks),
+    plugins: plugins.map((plugin) => plugin.name),
+    forgetLocalCopy: () => local.forget(sessionKey),
   }
   return client
 }

@@ -16,13 +16,20 @@ export function defaultLocks(): PageLocks | null {
 }
 
 /** Holds a lock named after this page's client id until `release()`: while held, the page is alive. */
-export function holdPageLock(locks: PageLocks | null, clientId: string): { release: () => void } {
+export function holdPageLock(locks: PageLocks | null, clientId: string): { release: () => void; isHeld: () => boolean } {
   let release = () => {}
+  let held = false
   if (locks) {
-    const held = new Promise<void>((resolve) => (release = resolve))
-    void locks.request(LOCK_PREFIX + clientId, () => held).catch(() => {})
+    const until = new Promise<void>((resolve) => (release = resolve))
+    void locks
+      .request(LOCK_PREFIX + clientId, () => {
+        held = true
+        return until
+      })
+      .catch(() => {})
+      .finally(() => (held = false))
   }
-  return { release: () => release() }
+  return { release: () => release(), isHeld: () => held }
 }
 
 /** Client ids of the pages that are alive now (hold their lock). */
@@ -37,6 +44,15 @@ export async function livePages(locks: PageLocks | null): Promise<Set<string>> {
   )
 }
 
+/** What another page of the session left on the device, as the page starting found it. */
+export interface LeftByPage {
+  clientId: string
+  /** Its unconfirmed patches (its pending changes count as one). */
+  patches: number
+  /** Taken over by this page (that page was closed), or left alone (it is still open). */
+  takenOver: boolean
+}
+
 /**
  * What this page takes over from the outbox records of other pages of its session: the unconfirmed
  * changes of pages that are gone (not `alive`), and the newest base a format-2 record carried. Their patches keep their own
@@ -48,16 +64,22 @@ export function takeOver(
   ownClientId: string,
   alive: Set<string>,
   nextTicket: () => number,
-): { base: SessionSnapshot | null; patches: QueuedPatch[]; claimed: string[] } {
+): { base: SessionSnapshot | null; patches: QueuedPatch[]; claimed: string[]; left: LeftByPage[] } {
   let base: SessionSnapshot | null = null
   const patches: QueuedPatch[] = []
   const claimed: string[] = []
+  const leftByPages: LeftByPage[] = []
   for (const { key, record } of records) {
     if (record.clientId === ownClientId) continue
     if (record.base && (!base || record.base.version > base.version)) base = record.base
+    const left = fromPatchBody(record.pending)
+    leftByPages.push({
+      clientId: record.clientId,
+      patches: record.queue.length + (left.size > 0 ? 1 : 0),
+      takenOver: !alive.has(record.clientId),
+    })
     if (alive.has(record.clientId)) continue
     for (const body of record.queue) patches.push({ body, changes: fromPatchBody(body), ticket: nextTicket() })
-    const left = fromPatchBody(record.pending)
     if (left.size > 0)
       patches.push({
         body: {
@@ -71,5 +93,5 @@ export function takeOver(
       })
     claimed.push(key)
   }
-  return { base, patches, claimed }
+  return { base, patches, claimed, left: leftByPages }
 }

@@ -4,6 +4,7 @@ import type { LocalCopyStorage } from './cache.js'
 // eslint-disable-next-line @typescript-eslint/no-unused-vars -- SessionValueError is named by {@link} in the docs below
 import type { SessionError, SessionValueError } from './errors.js'
 import type { SessionPlugin } from './plugins.js'
+import type { ClientInternals, ClientProbe } from './probe.js'
 import type { SessionIdStorage } from './session-id.js'
 import type { SyncStatus } from './status.js'
 import type { PageLocks } from './tabs.js'
@@ -154,4 +155,10 @@ export interface SessionClient {
   listSessions(): Promise<SessionSummary[]>
   /** Deletes a session on the server and this browser's copies of it. */
   deleteSession(sessionId: string): Promise<void>
+  /**
+   * For devtools (`workflow-session/devtools` calls it: use `inspectSession(client)` from there):
+   * attaches the one probe that hears what the client does (null detaches it), and returns what
+   * it may read. The client itself carries only the calls to it.
+   */
+  attachProbe(this: void, probe: ClientProbe | null): ClientInternals
 }

@@ -53,6 +53,11 @@ export class LayeredView {
     return this.#pending
   }
 
+  /** Whether `key` shows a change the server refused (and nothing newer is written over it). */
+  isRefused(key: string): boolean {
+    return this.#rejected.has(key) && !this.#pending.has(key) && !this.#queuedChange(key)
+  }
+
   get(key: string): JsonValue | undefined {
     return this.#values.get(key)
   }

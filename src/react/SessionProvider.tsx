@@ -247,6 +247,9 @@ const ON_THE_SERVER: Omit<
   adopt: fromBrowser,
   listSessions: fromBrowser,
   deleteSession: fromBrowser,
+  attachProbe: () => {
+    throw new Error("workflow-session: devtools attach to the browser's client, not to the server render")
+  },
 }
 
 interface SessionSyncProps {
