@@ -55,6 +55,52 @@ async def test_two_app_instances_on_one_database_hear_each_other(two_servers: An
         assert replay == written
 
 
+async def test_a_stream_of_deltas_on_the_other_server_gets_each_change_and_catches_up_with_one_delta_or_one_snapshot(
+    two_servers: Any, events: Any
+) -> None:
+    first, second, _ = two_servers
+    sid = new_id()
+
+    def tag(session: dict[str, Any]) -> str:
+        return f"{session['version']}@{session['createdAt']}"
+
+    async def event_of(stream: Any) -> tuple[str, dict[str, Any]]:
+        while True:
+            block = await stream.next_block()
+            if block and not block[0].startswith(":"):
+                fields = dict(line.split(": ", 1) for line in block)
+                return fields["event"], json.loads(fields["data"])
+
+    async with httpx.AsyncClient() as client:
+        held = (await client.post(f"{first.url}/{sid}", json={"variables": {"a": 1, "b": 1, "c": 1}})).json()
+        # Open on the second server, holding version 1: a change through the first comes as a delta from 1.
+        stream = await events(f"{second.url}/{sid}/events", **{"session-base": tag(held)})
+        assert await stream.next_block() == [": connected"]
+        await wait_listening(second)
+        await client.post(f"{first.url}/{sid}", json={"variables": {"a": 2}})
+        name, data = await event_of(stream)
+        assert name == "delta" and data["base"] == 1 and data["version"] == 2 and data["variables"] == {"a": 2}
+        await stream.response.aclose()
+        # Three versions later, a watcher that held version 2 gets them in one delta.
+        await client.post(f"{first.url}/{sid}", json={"deleted": ["b"]})
+        await client.post(f"{first.url}/{sid}", json={"variables": {"d": 4}})
+        resumed = await events(f"{second.url}/{sid}/events", **{"session-base": f"2@{held['createdAt']}"})
+        assert await resumed.next_block() == [": connected"]
+        name, data = await event_of(resumed)
+        assert name == "delta" and data["base"] == 2 and data["version"] == 4
+        assert data["variables"] == {"d": 4} and data["deleted"] == ["b"]
+        await resumed.response.aclose()
+        # Deleted and made again: what the watcher held is of another lineage, so the session comes whole.
+        server_now = (await client.get(f"{first.url}/{sid}")).json()
+        await asyncio.sleep(0.005)
+        assert (await client.delete(f"{first.url}/{sid}")).status_code == 204
+        await client.post(f"{first.url}/{sid}", json={"variables": {"a": "new"}})
+        other = await events(f"{second.url}/{sid}/events", **{"session-base": tag(server_now)})
+        assert await other.next_block() == [": connected"]
+        name, data = await event_of(other)
+        assert name == "snapshot" and "base" not in data and data["variables"] == {"a": "new"} and data["version"] == 1
+
+
 async def test_the_channel_and_payload_are_the_typescript_stores(two_servers: Any, postgres_url: str, events: Any) -> None:
     first, second, table = two_servers
     sid = new_id()

@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { conformanceSteps, createSessionHandler, memoryStore, type SessionStore } from '../../src/server/index.js'
+import { conformanceSteps, createSessionHandler, defineStore, memoryStore, type SessionStore } from '../../src/server/index.js'
+import { applyPlan, emptySession, type StoredSession } from '../../src/server/stores/stored.js'
 import { applyDelta, applyRunDelta, isDelta, tagOf } from '../../src/shared/delta.js'
 import type { RunDelta, RunRecord, SessionDelta, SessionSnapshot } from '../../src/shared/protocol.js'
 import { kinds, openKind } from './store-kinds.js'
@@ -128,6 +129,39 @@ describe('deltas through the handler', () => {
     const changed = await call('GET', ID, undefined, baseHeader(held))
     expect(changed.status).toBe(200)
     expect(changed.body).toMatchObject({ base: 1, version: 2, variables: { b: 2 }, deleted: [] })
+  })
+
+  it('answers 304 to a caller at the current version of a backend that keeps no change log (and the session whole to any other)', async () => {
+    // A store of the app's own, on a backend that hands the session over without its change log.
+    const sessions = new Map<string, StoredSession>()
+    const withoutLog = (stored: StoredSession | undefined) => (stored ? { head: stored.head, entries: stored.entries } : null)
+    const store = defineStore({
+      read: async (sessionId, use) => use(withoutLog(sessions.get(sessionId))),
+      async update(sessionId, _names, decide, view) {
+        let stored = sessions.get(sessionId)
+        const write = decide(stored ? { head: stored.head, sizeOf: () => undefined } : null, { run: undefined, running: [] })
+        if (write?.head === null) sessions.delete(sessionId)
+        else if (write?.head) {
+          if (!stored) sessions.set(sessionId, (stored = emptySession(write.head)))
+          applyPlan(stored, write.head, write)
+        }
+        return view(withoutLog(sessions.get(sessionId)))
+      },
+      runs: async () => [],
+      list: async () => [],
+      async *ids() {},
+      purgeExpired: async () => 0,
+      close: async () => {},
+    })
+    const { call, whole } = harness(store)
+    await call('POST', ID, { variables: { a: 1 } })
+    const held = await whole()
+    expect(await call('GET', ID, undefined, baseHeader(held))).toMatchObject({ status: 304, text: '' })
+    await call('POST', ID, { variables: { b: 2 } })
+    const changed = await call('GET', ID, undefined, baseHeader(held))
+    expect(changed.status).toBe(200)
+    expect(changed.body).toMatchObject({ version: 2, variables: { a: 1, b: 2 } })
+    expect(changed.body).not.toHaveProperty('base')
   })
 
   it('answers a client without Session-Base exactly as before: snapshots', async () => {

@@ -84,6 +84,42 @@ it('a change through server A reaches a stream of deltas on server B as a delta 
   expect(applyDelta(held, event!.data as unknown as SessionDelta)).toEqual(server)
 })
 
+it('a watcher on server B that missed versions catches up with one delta, or one snapshot for another lineage, never a wrong merge', async () => {
+  const [a, b] = servers as [(typeof servers)[0], (typeof servers)[0]]
+  const id = 'many-servers-missed'
+  const sessionUrl = (server: typeof a) => `${server.url}/api/session/${id}`
+  const post = (body: unknown) =>
+    fetch(sessionUrl(a), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const firstEvent = async (held: SessionSnapshot) => {
+    const stream = await openEvents(`${sessionUrl(b)}/events`, { 'session-base': tagOf(held) })
+    await vi.waitFor(() => expect(stream.events.length).toBeGreaterThan(0), { timeout: 2000, interval: 5 })
+    await new Promise((resolve) => setTimeout(resolve, 100)) // nothing else comes for what it missed
+    await stream.close()
+    return stream.events
+  }
+  await post({ variables: { a: 1, b: 1, c: 1 } })
+  const held = (await (await fetch(sessionUrl(b))).json()) as SessionSnapshot
+  // Three versions written through A while the watcher on B was away.
+  await post({ variables: { a: 2 } })
+  await post({ deleted: ['b'] })
+  await post({ variables: { d: 4 } })
+  const server = (await (await fetch(sessionUrl(a))).json()) as SessionSnapshot
+  const caughtUp = await firstEvent(held)
+  expect(caughtUp).toHaveLength(1)
+  expect(caughtUp[0]).toMatchObject({ event: 'delta', data: { base: held.version, version: held.version + 3 } })
+  expect(applyDelta(held, caughtUp[0]!.data as unknown as SessionDelta)).toEqual(server)
+
+  // The session deleted and made again through A: what B's watcher held is of another lineage.
+  await new Promise((resolve) => setTimeout(resolve, 5)) // a new createdAt
+  expect((await fetch(sessionUrl(a), { method: 'DELETE' })).status).toBe(204)
+  await post({ variables: { a: 'new' } })
+  await post({ variables: { e: 5 } })
+  const again = await firstEvent(server)
+  expect(again).toHaveLength(1)
+  expect(again[0]).toMatchObject({ event: 'snapshot', data: { version: 2, variables: { a: 'new', e: 5 } } })
+  expect(again[0]!.data).not.toHaveProperty('base')
+})
+
 it('64 clients × 50 patches spread over both servers: no key lost, version exactly 3200', async () => {
   const sessionId = 'many-servers-burst'
   await Promise.all(

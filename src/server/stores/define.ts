@@ -385,8 +385,12 @@ export function defineStore(backend: StoreBackend, options: DefineStoreOptions =
    */
   function capture(stored: StoredSession | null, base?: SessionBase): After | null {
     if (!stored) return null
+    // A caller at the current version needs nothing, whether or not the backend keeps a change log.
     const names =
-      base && base.createdAt === stored.head.createdAt && base.version <= stored.head.version && namesSince(stored.log, base.version)
+      base &&
+      base.createdAt === stored.head.createdAt &&
+      base.version <= stored.head.version &&
+      (base.version === stored.head.version ? new Set<string>() : namesSince(stored.log, base.version))
     // A delta naming more variables than the session has is no smaller than the snapshot.
     if (base && names && names.size <= stored.entries.size) {
       const entries: Array<[string, string]> = []
