@@ -1,8 +1,9 @@
 import fc from 'fast-check'
+import { http, HttpResponse } from 'msw'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createSessionClient, memoryLocalCopy, type SessionClient } from '../../src/client/index.js'
 import { conformanceSteps } from '../../src/server/index.js'
-import type { JsonValue } from '../../src/shared/protocol.js'
+import type { JsonValue, SessionDelta } from '../../src/shared/protocol.js'
 import { ENDPOINT, setupMockServer } from '../msw-server.js'
 
 // A client that reads deltas (the default) and one that does not, side by side on the real
@@ -78,5 +79,37 @@ describe('a client that reads deltas', () => {
     await off.refresh()
     expect(seen.filter(([path]) => path.endsWith('/delta-header-off')).every(([, header]) => header === null)).toBe(true)
     mock.server.events.removeListener('request:start', record)
+  })
+
+  it('applies a delta answer without asking again; one for another base than it stated is never merged: it asks for the session whole', async () => {
+    const id = 'delta-wrong-base'
+    const client = makeClient(id, true)
+    const gets = () => mock.requests.filter((request) => request.method === 'GET' && request.path.endsWith(`/${id}`)).length
+    client.set('a', 1)
+    await client.flush()
+    const before = gets()
+    client.set('b', 2)
+    await client.flush()
+    expect(gets()).toBe(before) // the answer was a delta, applied to version 1
+    expect(client.getStatus().version).toBe(2)
+
+    // The next patch is stored, but its answer is a delta from version 1 (not the 2 the client stated).
+    mock.server.use(
+      http.post(
+        `${ENDPOINT}/${id}`,
+        async ({ request }) => {
+          const patch = (await request.json()) as { variables: Record<string, JsonValue> }
+          const { snapshot } = await mock.store.apply(id, { variables: patch.variables })
+          const wrong: SessionDelta = { ...snapshot, base: 1, variables: { wrong: true }, deleted: ['a'] }
+          return HttpResponse.json(wrong)
+        },
+        { once: true },
+      ),
+    )
+    client.set('c', 3)
+    await client.flush()
+    expect(gets()).toBe(before + 1) // asked for the session whole, once
+    expect(client.getSnapshot()).toEqual({ a: 1, b: 2, c: 3 })
+    expect(client.getStatus()).toMatchObject({ version: 3, isDirty: false })
   })
 })
