@@ -56,6 +56,25 @@ const op = fc.oneof(
 )
 
 describe.each(kinds)('deltas on the $name store', (kind) => {
+  it('answers the session whole, never a delta, for a base of another lineage or above the current version', async () => {
+    const { store } = await openKind(kind)
+    const { call, whole } = harness(store)
+    const id = 'delta-lineage-1'
+    await call('POST', id, { variables: { a: 1, b: 1 } })
+    await call('POST', id, { variables: { a: 2 } })
+    const old = await whole(id)
+    expect((await call('DELETE', id)).status).toBe(204)
+    await new Promise((resolve) => setTimeout(resolve, 5)) // another createdAt
+    for (const value of [1, 2, 3]) await call('POST', id, { variables: { c: value } })
+    const current = await whole(id)
+    for (const held of [old, { ...current, version: current.version + 5 }]) {
+      const answer = await call('GET', id, undefined, baseHeader(held))
+      expect(answer.status).toBe(200)
+      expect(answer.body).not.toHaveProperty('base')
+      expect(answer.body).toEqual(current)
+    }
+  })
+
   it('gives a client that applies every answer exactly the snapshot a client without deltas gets', async () => {
     const { store } = await openKind(kind)
     const { call, whole } = harness(store)
