@@ -1,6 +1,6 @@
 // Bundle size of each entry point: minified ESM, then brotli and gzip. "Own code" keeps every
 // dependency external (what this package adds); "with dependencies" bundles the card's
-// dependencies (TanStack Query, use-debounce, idb-keyval) and keeps the peers (react,
+// dependencies (TanStack Query, use-debounce, idb-keyval; lit-html for the devtools) and keeps the peers (react,
 // react-dom, msw, node:*) external: what an app that has none of them yet pays.
 //   npm run size
 import { readFileSync } from 'node:fs'
@@ -12,6 +12,7 @@ export const ENTRIES = {
   'workflow-session/client': 'src/client/index.ts',
   'workflow-session/server': 'src/server/index.ts',
   'workflow-session/msw': 'src/msw.ts',
+  'workflow-session/devtools': 'src/devtools/index.ts',
 } as const
 
 /**
@@ -25,10 +26,12 @@ export const APPS = {
   'minimal app with migrations': `export { SessionProvider, useVariable, useSyncStatus, useRun, defineMigrations } from './src/react/index.ts'`,
   /** Every hook and capability. */
   'full app': `export * from './src/react/index.ts'`,
+  /** The minimal app with the devtools panel (what importing it costs; an app that does not import it pays nothing). */
+  'minimal app with devtools': `export { SessionProvider, useVariable, useSyncStatus, useRun } from './src/react/index.ts'; export { SessionDevtools } from './src/devtools/index.ts'`,
 } as const
 
 const PEERS = ['react', 'react-dom', 'react/jsx-runtime', 'msw', 'node:*', 'pg', 'better-sqlite3']
-const DEPENDENCIES = ['@tanstack/react-query', 'use-debounce', 'idb-keyval']
+const DEPENDENCIES = ['@tanstack/react-query', 'use-debounce', 'idb-keyval', 'lit-html', 'lit-html/*']
 
 export interface Size {
   min: number
@@ -36,8 +39,22 @@ export interface Size {
   gzip: number
 }
 
+/** Bundles `code` (an ES module's source) with `external` left out (the peers always), minified: the text an app ships. */
+export async function bundledText(code: string, external: string[]): Promise<string> {
+  return new TextDecoder().decode(await bundled(code, [...PEERS, ...external]))
+}
+
 /** Bundles `code` (an ES module's source) with `external` left out, and measures it. */
 export async function sizeOfModule(code: string, external: string[]): Promise<Size> {
+  const bytes = await bundled(code, external)
+  return {
+    min: bytes.byteLength,
+    brotli: brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).byteLength,
+    gzip: gzipSync(bytes, { level: 9 }).byteLength,
+  }
+}
+
+async function bundled(code: string, external: string[]): Promise<Uint8Array> {
   const result = await build({
     stdin: { contents: code, resolveDir: process.cwd(), loader: 'ts' },
     bundle: true,
@@ -48,12 +65,7 @@ export async function sizeOfModule(code: string, external: string[]): Promise<Si
     external,
     logLevel: 'silent',
   })
-  const bytes = result.outputFiles[0]!.contents
-  return {
-    min: bytes.byteLength,
-    brotli: brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).byteLength,
-    gzip: gzipSync(bytes, { level: 9 }).byteLength,
-  }
+  return result.outputFiles[0]!.contents
 }
 
 export async function entrySizes(): Promise<Array<{ entry: string; own: Size; withDependencies: Size }>> {

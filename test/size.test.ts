@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest'
-import { BUDGETS, entrySizes } from '../bench/size.js'
+import { APPS, BUDGETS, bundledText, entrySizes } from '../bench/size.js'
 
 // A budget per entry point (brotli, dependencies external): growing past one fails the suite.
 // The numbers live in bench/size-budgets.json; `npm run size` prints where each entry stands.
@@ -11,4 +11,12 @@ it('keeps every entry point within its size budget', async () => {
     if (own.brotli / 1024 > budget!) over.push(`${entry}: ${(own.brotli / 1024).toFixed(2)} kB > ${budget} kB`)
   }
   expect(over).toEqual([])
+}, 60_000)
+
+it('adds none of the devtools to an app that does not import them (only the hook the client carries)', async () => {
+  const app = await bundledText(APPS['full app'], [])
+  expect(app).not.toMatch(/workflow-session-devtools|Made to fail on purpose|lit-html|Work offline/)
+  const withDevtools = await bundledText(APPS['minimal app with devtools'], [])
+  expect(withDevtools).toMatch(/workflow-session-devtools/)
+  expect(withDevtools).toMatch(/Work offline/)
 }, 60_000)

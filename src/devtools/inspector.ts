@@ -22,7 +22,7 @@ export interface InspectedVariable {
   /** What the page shows; undefined for a variable deleted here and not yet confirmed. */
   value: JsonValue | undefined
   state: VariableState
-  /** For `refused`: the server's error. */
+  /** For `refused`: the server's error (unknown for a refusal before the inspector was made). */
   error?: SessionError
 }
 
@@ -55,7 +55,7 @@ export interface FeedState {
   lastError: string | null
 }
 
-/** All a devtools panel shows of one client, read at once by `client.inspector.inspect()`. */
+/** All a devtools panel shows of one client, read at once by `inspectSession(client).inspect()`. */
 export interface SessionInspection {
   at: number
   sessionId: string
@@ -103,6 +103,7 @@ export type InspectorEvent = { at: number } & (
   | { type: 'saved'; ok: boolean }
   | { type: 'feed'; connected: boolean; version?: number }
   | { type: 'injected'; status: number; url: string }
+  | { type: 'faults'; remaining: number; status: number }
 )
 
 /** A client's window for devtools (`inspectSession(client)`): read what it holds, hear what happens, provoke the hard cases. */
@@ -255,6 +256,7 @@ function createInspector(client: SessionClient): SessionInspector {
     failNext(count, status = 503) {
       faults.remaining = Math.max(0, Math.floor(count))
       faults.status = status
+      if (listening) emit({ at: Date.now(), type: 'faults', ...faults })
     },
     livePages: async () => [...(await internals.livePages())],
     clearLocalCopy: () => internals.forgetLocalCopy(),
@@ -287,7 +289,7 @@ function inspect(
         ? 'sending'
         : queued.has(key)
           ? 'queued'
-          : kept.refusedErrors.has(key) && internals.isRefused(key)
+          : internals.isRefused(key)
             ? 'refused'
             : 'confirmed'
   const base = internals.base()

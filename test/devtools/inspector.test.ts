@@ -127,6 +127,7 @@ describe('inspectSession(client)', () => {
     expect(server.reached.posts).toBe(1) // the two failures were made here
     expect(inspectSession(page).inspect().faults.remaining).toBe(0)
     expect(log.types().filter((type) => type !== 'saved')).toEqual([
+      'faults',
       'write',
       'send',
       'injected',
