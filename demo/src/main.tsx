@@ -2,6 +2,7 @@ import './styles.css'
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
 import { liveUpdates, SessionProvider, tabSync } from 'workflow-session'
+import { SessionDevtools } from 'workflow-session/devtools'
 import { demoSchema } from '../schema.js'
 import { App } from './App.js'
 
@@ -15,6 +16,8 @@ createRoot(document.getElementById('root')!).render(
   <StrictMode>
     <SessionProvider endpoint="/api/session" plugins={plugins} migrations={demoSchema(DEMO_SCHEMA_VERSION)}>
       <App schemaVersion={DEMO_SCHEMA_VERSION} />
+      {/* The session devtools: the round button at the bottom right opens them (this page is a production build: enabled). */}
+      <SessionDevtools enabled />
     </SessionProvider>
   </StrictMode>,
 )

@@ -38,6 +38,9 @@ const KEPT_EVENTS = 500
 /** How long "Really clear?" waits for its second click. */
 const CONFIRM_MS = 5000
 
+/** How long the outcome of an action shows. */
+const MESSAGE_MS = 4000
+
 /**
  * Mounts the session devtools on the page: a round button in a corner that opens a panel of
  * what `client` holds (variables, queue, timeline, storage, runs) and actions that provoke the
@@ -147,8 +150,16 @@ export function mountSessionDevtools(
     )
   }
 
+  /** The outcome of an action, shown for a while (an error until the next action). */
+  let messageTimer: ReturnType<typeof setTimeout> | undefined
   const say = (text: string, error = false) => {
     state.message = { text, error }
+    clearTimeout(messageTimer)
+    if (!error)
+      messageTimer = setTimeout(() => {
+        state.message = { text: '', error: false }
+        schedule()
+      }, MESSAGE_MS)
   }
 
   const actions = {
@@ -396,6 +407,7 @@ export function mountSessionDevtools(
     cancelFrame?.()
     clearInterval(ticker)
     clearTimeout(clearTimer)
+    clearTimeout(messageTimer)
     announcer.dispose()
     container.removeEventListener('keydown', onKeydown)
     render(nothing, container)

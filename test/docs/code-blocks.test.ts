@@ -22,18 +22,20 @@ const APP_CONTEXT: Record<string, string> = {
   sessionId: 'declare const sessionId: string',
   userIdFromCookie: 'declare function userIdFromCookie(request: Request): string | null',
   migrations: "declare const migrations: import('workflow-session/client').Migrations",
+  client: "declare const client: import('workflow-session/client').SessionClient",
 }
 
 /** Where a reader imports each export from, in order of preference by the block's kind. */
 const ENTRIES = {
-  tsx: ['workflow-session', 'workflow-session/client', 'workflow-session/server', 'workflow-session/msw'],
-  ts: ['workflow-session/server', 'workflow-session', 'workflow-session/client', 'workflow-session/msw'],
+  tsx: ['workflow-session', 'workflow-session/client', 'workflow-session/server', 'workflow-session/msw', 'workflow-session/devtools'],
+  ts: ['workflow-session/server', 'workflow-session', 'workflow-session/client', 'workflow-session/msw', 'workflow-session/devtools'],
 }
 const ENTRY_FILES: Record<string, string> = {
   'workflow-session': 'src/react/index.ts',
   'workflow-session/client': 'src/client/index.ts',
   'workflow-session/server': 'src/server/index.ts',
   'workflow-session/msw': 'src/msw.ts',
+  'workflow-session/devtools': 'src/devtools/index.ts',
 }
 
 interface Block {

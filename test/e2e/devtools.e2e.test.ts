@@ -1,0 +1,144 @@
+// The session devtools in the demo, in Chromium: open the panel, type, work offline through it
+// and watch the queue grow, come back and watch it drain, make the next requests fail with 503
+// and watch the retry, follow a run, copy a redacted report. The screenshots of docs/debugging.md
+// are taken here (UPDATE_SCREENSHOTS=1 writes them into docs/images; otherwise they are taken and
+// checked against what the page names), so the pictures stay true.
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Browser, Locator } from 'playwright-core'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { workflowDataKey } from '../../src/shared/workflow-keys.js'
+import { stopProcess } from '../processes.js'
+import { demos, startDemo } from './demo-scenarios.js'
+import { launchChromium } from './harness.js'
+
+const IMAGES = fileURLToPath(new URL('../../docs/images/', import.meta.url))
+const DEBUGGING_PAGE = fileURLToPath(new URL('../../docs/debugging.md', import.meta.url))
+/** The screenshots this test takes, each named as docs/debugging.md shows it. */
+const SHOTS = ['devtools-variables.png', 'devtools-offline-queue.png', 'devtools-retry.png', 'devtools-timeline.png', 'devtools-runs.png']
+
+let browser: Browser
+let place = ''
+beforeAll(async () => {
+  place = await mkdtemp(join(tmpdir(), 'ws-devtools-'))
+  browser = await launchChromium()
+})
+afterAll(async () => {
+  await browser?.close()
+  await Promise.all([...demos].map((child) => stopProcess(child)))
+  await rm(place, { recursive: true, force: true })
+})
+
+const signup = (name: string) => workflowDataKey('signup', name)
+
+/** Where a screenshot goes: docs/images when asked to update them, else a place of this run's own. */
+const shotPath = (name: string) => (process.env.UPDATE_SCREENSHOTS ? join(IMAGES, name) : join(place, name))
+
+it('shows the sync in the demo: offline through the panel the queue grows, back online it drains, a forced 503 is retried', async () => {
+  const { url, child } = await startDemo({ PORT: '0', SESSION_STORE: 'memory:', DEMO_REPORT_MS: '6000' })
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 }, colorScheme: 'light' })
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: url })
+  const page = await context.newPage()
+  const requests: string[] = []
+  page.on('request', (request) => void requests.push(`${request.method()} ${new URL(request.url()).pathname}`))
+  await page.goto(url)
+  const sessionId = (await page.locator('#sessions-heading + p code').textContent())!
+  const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ')
+  const stored = async () =>
+    ((await (await fetch(`${url}/api/session/${sessionId}`, { headers: { cookie } })).json()) as { variables: Record<string, unknown> })
+      .variables
+
+  // The corner button opens the panel (a dialog in the devtools' own shadow root; Playwright reads through it).
+  await page.getByRole('button', { name: 'Open session devtools' }).click()
+  const panel = page.getByRole('dialog', { name: 'Session devtools' })
+  await expect.poll(() => panel.isVisible()).toBe(true)
+  const pill = panel.locator('.pill')
+  const tab = (name: string) => panel.getByRole('tab', { name })
+  const tabPanel = (name: string) => panel.getByRole('tabpanel', { name })
+
+  // Typed: changed here, then confirmed at the server's version.
+  await page.getByLabel('Email').fill('ada@example.com')
+  const emailRow = tabPanel('Variables').locator('tr', { hasText: 'email' })
+  await expect.poll(() => emailRow.textContent()).toMatch(/v\d+/)
+  await expect.poll(() => pill.textContent()).toMatch(/Synced/)
+  await shot(panel, 'devtools-variables.png')
+
+  // Work offline: nothing leaves; each "Flush now" seals what was typed into a queued patch.
+  await panel.getByRole('button', { name: 'Work offline' }).click()
+  await expect.poll(() => panel.getByRole('button', { name: 'Work offline' }).getAttribute('aria-pressed')).toBe('true')
+  await expect.poll(() => pill.textContent()).toMatch(/Offline/)
+  const postsBefore = requests.filter((line) => line.startsWith('POST')).length
+  await tab('Queue').click()
+  const queueRows = tabPanel('Queue').locator('tbody tr')
+  await page.getByLabel('Name').fill('Ada')
+  await panel.getByRole('button', { name: 'Flush now' }).click()
+  await expect.poll(() => queueRows.count()).toBe(1)
+  await page.getByLabel('Email').fill('ada.lovelace@example.com')
+  await panel.getByRole('button', { name: 'Flush now' }).click()
+  await expect.poll(() => queueRows.count()).toBe(2) // the queue grew
+  expect(requests.filter((line) => line.startsWith('POST')).length).toBe(postsBefore)
+  await shot(panel, 'devtools-offline-queue.png')
+
+  // Back online: the queue drains, in order, once.
+  await panel.getByRole('button', { name: 'Work offline' }).click()
+  await expect.poll(() => queueRows.count(), { timeout: 5000 }).toBe(0)
+  await expect.poll(stored).toMatchObject({ [signup('email')]: 'ada.lovelace@example.com', [signup('name')]: 'Ada' })
+
+  // The next two requests fail with 503: the patch is retried after a backoff and then confirmed.
+  await panel.getByLabel('Requests to fail').fill('2')
+  await panel.getByLabel('Requests to fail').press('Tab') // a number input says it changed as it loses the focus
+  await panel.getByLabel('Status to fail with').selectOption('503')
+  await panel.getByRole('button', { name: 'Fail next' }).click()
+  await page.getByLabel('Name').fill('Ada L.')
+  await expect.poll(() => tabPanel('Queue').locator('tbody tr').first().textContent(), { timeout: 5000 }).toMatch(/503/)
+  const row = await tabPanel('Queue').locator('tbody tr').first().textContent()
+  expect(row).toMatch(/in \d/) // the next retry, counting down
+  await shot(panel, 'devtools-retry.png')
+  await expect.poll(() => queueRows.count(), { timeout: 15_000 }).toBe(0)
+  await expect.poll(stored).toMatchObject({ [signup('name')]: 'Ada L.' })
+  await tab('Timeline').click()
+  const timeline = tabPanel('Timeline')
+  await expect.poll(() => timeline.textContent()).toMatch(/failed/)
+  expect(await timeline.textContent()).toMatch(/offline/)
+  expect(await timeline.textContent()).toMatch(/confirmed/)
+  await shot(panel, 'devtools-timeline.png')
+
+  // A run: its status and progress as it goes.
+  await page.getByRole('button', { name: 'Make a report' }).click()
+  await tab('Runs').click()
+  await expect.poll(() => tabPanel('Runs').textContent(), { timeout: 5000 }).toMatch(/report.*running/s)
+  await expect.poll(() => tabPanel('Runs').textContent(), { timeout: 5000 }).toMatch(/"done":\s?[1-9]/)
+  await shot(panel, 'devtools-runs.png')
+
+  // A report to paste into a bug report: the state, with no value typed in it.
+  await panel.getByRole('button', { name: 'Copy report' }).click()
+  await expect.poll(() => panel.getByRole('status').textContent()).toBe('Copied')
+  const report = await page.evaluate(() => navigator.clipboard.readText())
+  expect(JSON.parse(report)).toMatchObject({ sessionId, queue: [] })
+  expect(report).toContain(JSON.stringify(signup('email'))) // names are kept
+  expect(report).not.toContain('ada.lovelace') // values are not
+  expect(report).not.toContain('Ada L.')
+
+  // Escape closes it and gives the focus back to the button.
+  await page.keyboard.press('Escape')
+  await expect.poll(() => panel.isVisible()).toBe(false)
+  await context.close()
+  expect(await stopProcess(child)).toBe(0)
+}, 60_000)
+
+it('the debugging page shows exactly the screenshots this test takes, and each is there', async () => {
+  const page = await readFile(DEBUGGING_PAGE, 'utf8')
+  const shown = [...page.matchAll(/\]\(images\/(devtools-[\w-]+\.png)\)/g)].map((match) => match[1])
+  expect(shown.sort()).toEqual([...SHOTS].sort())
+  for (const name of SHOTS) expect(existsSync(join(IMAGES, name)), name).toBe(true)
+})
+
+/** A screenshot of the panel, under the name docs/debugging.md shows it by. */
+async function shot(panel: Locator, name: string): Promise<void> {
+  expect(SHOTS).toContain(name)
+  await panel.screenshot({ path: shotPath(name), animations: 'disabled' })
+}
+
