@@ -216,7 +216,7 @@ it('serves each page’s server-rendered HTML: the form and the review with thei
   expect(review).toMatch(/<main><p>Email: (<!-- -->)?none yet<\/p><a href="\/">Edit<\/a><\/main>/)
 })
 
-it('hydrates without a word on the console; typing reaches the route handler, a run answers, both are in the app’s QueryClient, a reload shows the value', async () => {
+it('hydrates without a word on the console; typing reaches the route handler, a run answers, both are in the app’s QueryClient, a reload shows the value; no devtools in production', async () => {
   const { context, page, printed, patched } = await openPage()
   const input = page.locator('input[name="email"]')
   await page.goto(base)
@@ -256,6 +256,8 @@ it('hydrates without a word on the console; typing reaches the route handler, a 
   await loaded(page)
   await expect.poll(() => input.inputValue()).toBe('ada@example.com')
   expect(printed).toEqual([])
+  // The recipe's <SessionDevtools /> renders nothing in this production build.
+  expect(await page.locator('workflow-session-devtools').count()).toBe(0)
   await context.close()
 })
 
