@@ -18,7 +18,14 @@ import { launchChromium } from './harness.js'
 const IMAGES = fileURLToPath(new URL('../../docs/images/', import.meta.url))
 const DEBUGGING_PAGE = fileURLToPath(new URL('../../docs/debugging.md', import.meta.url))
 /** The screenshots this test takes, each named as docs/debugging.md shows it. */
-const SHOTS = ['devtools-variables.png', 'devtools-offline-queue.png', 'devtools-retry.png', 'devtools-timeline.png', 'devtools-runs.png']
+const SHOTS = [
+  'devtools-variables.png',
+  'devtools-offline-queue.png',
+  'devtools-retry.png',
+  'devtools-timeline.png',
+  'devtools-storage.png',
+  'devtools-runs.png',
+]
 
 let browser: Browser
 let place = ''
@@ -106,6 +113,18 @@ it('shows the sync in the demo: offline through the panel the queue grows, back 
   expect(await timeline.textContent()).toMatch(/confirmed/)
   await shot(panel, 'devtools-timeline.png')
 
+  // Storage and tabs: a second tab of the session is open; both hold their lock; the change stream is connected.
+  const second = await context.newPage()
+  await second.goto(url)
+  await tab('Storage').click()
+  const storage = tabPanel('Storage')
+  await storage.getByRole('button', { name: 'Check again' }).click()
+  await expect.poll(() => storage.locator('li code').count()).toBe(2)
+  expect(await storage.textContent()).toMatch(/IndexedDB/)
+  await expect.poll(() => storage.textContent()).toMatch(/connected/)
+  await shot(panel, 'devtools-storage.png')
+  await second.close()
+
   // A run: its status and progress as it goes.
   await page.getByRole('button', { name: 'Make a report' }).click()
   await tab('Runs').click()
@@ -141,4 +160,3 @@ async function shot(panel: Locator, name: string): Promise<void> {
   expect(SHOTS).toContain(name)
   await panel.screenshot({ path: shotPath(name), animations: 'disabled' })
 }
-
