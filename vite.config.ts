@@ -10,6 +10,7 @@ export const packageAliases = [
   { find: /^workflow-session\/client$/, replacement: src('client/index.ts') },
   { find: /^workflow-session\/server$/, replacement: src('server/index.ts') },
   { find: /^workflow-session\/msw$/, replacement: src('msw.ts') },
+  { find: /^workflow-session\/devtools$/, replacement: src('devtools/index.ts') },
 ]
 
 export default defineConfig({

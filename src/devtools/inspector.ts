@@ -279,7 +279,10 @@ function inspect(
   const pending = internals.pending()
   const sending = internals.isSending() ? queue[0] : undefined
   const queued = new Set(queue.flatMap((patch) => [...patch.changes.keys()]))
-  const inFlight = new Set(sending?.changes.keys())
+  // The first patch is on its way, or waits out a backoff before it goes again.
+  const head = queue[0]
+  const retrying = head !== undefined && (kept.attempts.get(head)?.nextRetryAt ?? 0) > Date.now()
+  const inFlight = new Set((sending ?? (retrying ? head : undefined))?.changes.keys())
   const status = client.getStatus()
   const names = new Set([...Object.keys(client.getSnapshot()), ...status.pendingKeys])
   const stateOf = (key: string): VariableState =>

@@ -1,3 +1,4 @@
+import './quiet-lit.js'
 import { html, nothing, render, type TemplateResult } from 'lit-html'
 import { live } from 'lit-html/directives/live.js'
 import type { SessionClient } from '../client/types.js'
@@ -420,7 +421,7 @@ function overallStatus({ status }: SessionInspection): { text: string; tone: str
   if (status.needsUpdate) return { text: 'Needs update', tone: 'warn', title: 'The server is at another schema version: reload the page' }
   if (!status.isOnline) {
     const waiting = status.pendingKeys.length
-    return { text: `Offline (${waiting} queued)`, tone: 'warn', title: `${waiting} variable(s) with changes wait to be sent` }
+    return { text: `Offline (${waiting} unsaved)`, tone: 'warn', title: `${waiting} variable(s) with changes wait to be sent` }
   }
   if (status.error)
     return { text: `Error: ${status.error.code}`, tone: 'err', title: `${errorCode(status.error)}: ${status.error.message}` }

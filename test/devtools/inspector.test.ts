@@ -118,6 +118,8 @@ describe('inspectSession(client)', () => {
     page.set('field', 'value')
     page.sync()
     await vi.waitFor(() => expect(inspectSession(page).inspect().queue[0]?.attempts).toBe(1))
+    // Waiting out its backoff, the variable is still on its way (its patch goes again by itself).
+    expect(stateOf(page, 'field')).toMatchObject({ state: 'sending' })
     const [patch] = inspectSession(page).inspect().queue
     expect(patch).toMatchObject({ seq: 1, keys: ['field'], lastError: { code: 'unavailable', status: 503 } })
     // Jittered backoff: between half and all of 300 ms from the failure.

@@ -7,10 +7,6 @@ import type { InspectorEvent, SessionInspection, SessionInspector } from '../../
 import { mountSessionDevtools } from '../../src/devtools/panel.js'
 import { createSessionHandler, memoryStore } from '../../src/server/index.js'
 
-// lit-html's development build says so once, at import: known here, not news.
-vi.hoisted(() => {
-  ;(globalThis as { litIssuedWarnings?: Set<string> }).litIssuedWarnings = new Set(['dev-mode'])
-})
 
 // A fake client brings its fake inspector; a real one gets the real inspector.
 vi.mock('../../src/devtools/inspector.js', async (importOriginal) => {
@@ -296,7 +292,7 @@ describe('mountSessionDevtools', () => {
     offline.click()
     expect(ui.fake.inspector.setOffline).toHaveBeenCalledWith(true)
     expect(ui.button('Work offline').getAttribute('aria-pressed')).toBe('true')
-    expect(ui.text(ui.shadow.querySelector('.pill'))).toBe('Offline (0 queued)')
+    expect(ui.text(ui.shadow.querySelector('.pill'))).toBe('Offline (0 unsaved)')
     ui.button('Work offline').click()
     expect(ui.fake.inspector.setOffline).toHaveBeenLastCalledWith(false)
 
