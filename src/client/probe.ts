@@ -31,7 +31,7 @@ export type FeedChange = { connected: boolean; error?: string } | { version: num
 export interface ClientProbe {
   event(...event: ProbeEvent): void
   /** A failure made on purpose for this request (it then never leaves), or undefined. */
-  fault(url: string): Response | undefined
+  fault(url: string, method: string): Response | undefined
   /** Holds the client offline: the browser's online state does not count while true. */
   readonly offline: boolean
 }
@@ -53,6 +53,8 @@ export interface ClientInternals {
   leftByPages(): readonly LeftByPage[] | null
   /** Whether the page has Web Locks, and holds its own. */
   lock(): { locks: boolean; held: boolean }
+  /** The online state the page last reported (`setOnline`, the browser's), held offline or not; undefined before any. */
+  reportedOnline(): boolean | undefined
   /** The client ids of the pages open now (holding their lock). */
   livePages(): Promise<Set<string>>
   /** The names of the plugins the client was given. */

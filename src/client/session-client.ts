@@ -71,7 +71,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     headers: options.headers,
     // A request devtools made to fail is answered here, as its server would; every other one goes out.
     fetch: async (input, init) =>
-      probe?.fault(input instanceof Request ? input.url : String(input)) ?? (options.fetch ?? globalThis.fetch)(input, init),
+      probe?.fault(input instanceof Request ? input.url : String(input), init?.method ?? 'GET') ??
+      (options.fetch ?? globalThis.fetch)(input, init),
     timeoutMs: options.requestTimeoutMs ?? 15_000,
     // Only what changed comes back (docs/protocol.md, "Deltas"), applied to the server's snapshot the view holds.
     ...(options.deltas !== false && { base: () => schema.held(view.base) }),
@@ -91,6 +92,8 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
   let pageLock: ReturnType<typeof holdPageLock> | undefined
   /** What other pages of this session left on the device, read at start. */
   let leftByPages: LeftByPage[] | null = null
+  /** The online state the page last reported (`setOnline`), whether or not devtools hold the client offline. */
+  let reportedOnline: boolean | undefined
   let stopPlugins: Array<() => void> = []
   /** This page's numbering: the seq of its next patch, and tickets (the local send order, which flush barriers count in). */
   let nextSeq = 1
@@ -432,9 +435,11 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     refreshRuns: () => runs.refresh(),
     getRuns: () => runs.list(),
     subscribeRuns: (listener) => runs.subscribe(listener),
-    setOnline(online) {
-      // Devtools hold the page offline: the browser's word does not count meanwhile.
-      if (status.current.isOnline === online || (online && probe?.offline)) return
+    setOnline(reported) {
+      reportedOnline = reported
+      // Devtools hold the page offline: the page's word is kept, and applied when they let go.
+      const online = reported && !probe?.offline
+      if (status.current.isOnline === online) return
       probe?.event('online', online)
       // A request sent before or during the outage may hang on a dead connection until its
       // timeout, and nothing else is sent meanwhile: give it up and send it again now (same
@@ -478,6 +483,7 @@ export function createSessionClient(options: SessionClientOptions = {}): Session
     localCopy: () => ({ fallback: local.isFallback(), custom: options.storage !== undefined, persistent: local.isPersistent() }),
     leftByPages: () => leftByPages,
     lock: () => ({ locks: locks !== null, held: pageLock?.isHeld() ?? false }),
+    reportedOnline: () => reportedOnline,
     livePages: () => livePages(locks),
     plugins: plugins.map((plugin) => plugin.name),
     forgetLocalCopy: () => local.forget(sessionKey),

@@ -38,9 +38,12 @@ const isProduction = (() => {
  */
 export function SessionDevtools({ enabled = !isProduction, position, initialOpen, theme, buttonLabel }: SessionDevtoolsProps): null {
   const client = useSessionClient()
+  // While the page hydrates the provider hands out a stand-in with no client id (the server's
+  // render): the panel mounts on the browser's client, which comes right after.
+  const ready = enabled && client.clientId !== ''
   useEffect(
     () =>
-      enabled
+      ready
         ? mountSessionDevtools(client, undefined, {
             ...(position && { position }),
             ...(initialOpen !== undefined && { initialOpen }),
@@ -48,7 +51,7 @@ export function SessionDevtools({ enabled = !isProduction, position, initialOpen
             ...(buttonLabel && { buttonLabel }),
           })
         : undefined,
-    [client, enabled, position, initialOpen, theme, buttonLabel],
+    [client, ready, position, initialOpen, theme, buttonLabel],
   )
   return null
 }

@@ -86,8 +86,10 @@ export interface SessionInspection {
   /** The client was given `liveUpdates()`. */
   following: boolean
   runs: readonly RunRecord[]
-  /** Requests still to be failed on purpose (`failNext`), and with which status. */
-  faults: { remaining: number; status: number }
+  /** Requests still to be failed on purpose (`failNext`), with which status, and which requests. */
+  faults: Faults
+  /** `setOffline(true)` holds the client offline (whatever the browser says). */
+  heldOffline: boolean
 }
 
 /** What happened, as it happens: the timeline of a devtools panel. */
@@ -103,7 +105,7 @@ export type InspectorEvent = { at: number } & (
   | { type: 'saved'; ok: boolean }
   | { type: 'feed'; connected: boolean; version?: number }
   | { type: 'injected'; status: number; url: string }
-  | { type: 'faults'; remaining: number; status: number }
+  | ({ type: 'faults' } & Faults)
 )
 
 /** A client's window for devtools (`inspectSession(client)`): read what it holds, hear what happens, provoke the hard cases. */
@@ -112,14 +114,31 @@ export interface SessionInspector {
   inspect(): SessionInspection
   /** Calls `listener` with each event as it happens (nothing is recorded while nobody listens). */
   subscribe(listener: (event: InspectorEvent) => void): () => void
-  /** The client's own online state (the browser's is ignored while set): offline keeps changes here and sends nothing. */
+  /**
+   * Holds the client offline (`true`): changes stay here and nothing is sent, whatever the
+   * browser says. `false` lets go: the client takes the online state the browser last reported.
+   */
   setOffline(offline: boolean): void
-  /** Makes the next `count` requests of this client fail with `status` (the protocol's JSON error) without reaching the server. */
-  failNext(count: number, status?: number): void
+  /**
+   * Makes the next `count` patches of this client (`requests: 'all'`: any of its requests, reads,
+   * runs and the change stream too) fail with `status` (the protocol's JSON error), without
+   * reaching the server. 0 stops.
+   */
+  failNext(count: number, status?: number, options?: { requests?: Faults['requests'] }): void
+  /** Lets go of what was provoked: the offline hold, and the failures still to make (a panel does it as it goes). */
+  release(): void
   /** The client ids of the pages open now (those holding their Web Lock), where the browser says. */
   livePages(): Promise<string[]>
   /** Deletes this device's copy of the session (its base, every page's outbox, its runs); the page keeps what it shows. */
   clearLocalCopy(): Promise<void>
+}
+
+/** The failures still to make on purpose. */
+export interface Faults {
+  remaining: number
+  status: number
+  /** Which requests they hit: `patches` (the POSTs of changes), or `all`. */
+  requests: 'patches' | 'all'
 }
 
 /** What the sends of a patch met so far. */
@@ -154,7 +173,8 @@ function createInspector(client: SessionClient): SessionInspector {
   let listening = 0
   const attempts = new WeakMap<QueuedPatch, Attempts>()
   const refusedErrors = new Map<string, SessionError>()
-  const faults = { remaining: 0, status: 503 }
+  const faults: Faults = { remaining: 0, status: 503, requests: 'patches' }
+  const patchUrl = `${client.endpoint}/${encodeURIComponent(client.sessionId)}`
   let feed: FeedState | null = null
   let lastWrite: { at: number; ok: boolean } | null = null
 
@@ -170,6 +190,8 @@ function createInspector(client: SessionClient): SessionInspector {
         return
       case 'send': {
         const [, patch, keepalive] = event
+        const tried = attempts.get(patch)
+        if (tried) tried.nextRetryAt = null // on its way again
         if (listening) emit({ at, type: 'send', ...summaryOf(patch), bytes: bytesOf(patch.body), keepalive })
         return
       }
@@ -224,8 +246,13 @@ function createInspector(client: SessionClient): SessionInspector {
     get offline() {
       return offline
     },
-    fault(url) {
+    fault(url, method) {
       if (faults.remaining <= 0) return undefined
+      if (
+        faults.requests === 'patches' &&
+        !(method === 'POST' && new URL(url, 'http://any').pathname === new URL(patchUrl, 'http://any').pathname)
+      )
+        return undefined
       faults.remaining--
       const { status } = faults
       if (listening) emit({ at: Date.now(), type: 'injected', status, url })
@@ -237,7 +264,7 @@ function createInspector(client: SessionClient): SessionInspector {
   const internals: ClientInternals = client.attachProbe(probe)
 
   return {
-    inspect: () => inspect(client, internals, { attempts, refusedErrors, faults, feed, lastWrite }),
+    inspect: () => inspect(client, internals, { attempts, refusedErrors, faults, feed, lastWrite, offline }),
     subscribe(listener) {
       listening++
       const remove = listeners.add(listener)
@@ -251,12 +278,18 @@ function createInspector(client: SessionClient): SessionInspector {
     },
     setOffline(value) {
       offline = value
-      client.setOnline(!value)
+      // The page's last word again (online, when it never said): the client applies the hold to it, or not.
+      client.setOnline(internals.reportedOnline() ?? true)
     },
-    failNext(count, status = 503) {
+    failNext(count, status = 503, { requests = 'patches' } = {}) {
       faults.remaining = Math.max(0, Math.floor(count))
       faults.status = status
+      faults.requests = requests
       if (listening) emit({ at: Date.now(), type: 'faults', ...faults })
+    },
+    release() {
+      if (faults.remaining > 0) this.failNext(0)
+      if (offline) this.setOffline(false)
     },
     livePages: async () => [...(await internals.livePages())],
     clearLocalCopy: () => internals.forgetLocalCopy(),
@@ -270,9 +303,10 @@ function inspect(
   kept: {
     attempts: WeakMap<QueuedPatch, Attempts>
     refusedErrors: Map<string, SessionError>
-    faults: { remaining: number; status: number }
+    faults: Faults
     feed: FeedState | null
     lastWrite: { at: number; ok: boolean } | null
+    offline: boolean
   },
 ): SessionInspection {
   const queue = internals.queue()
@@ -284,7 +318,9 @@ function inspect(
   const retrying = head !== undefined && (kept.attempts.get(head)?.nextRetryAt ?? 0) > Date.now()
   const inFlight = new Set((sending ?? (retrying ? head : undefined))?.changes.keys())
   const status = client.getStatus()
-  const names = new Set([...Object.keys(client.getSnapshot()), ...status.pendingKeys])
+  // Shown, unconfirmed, or refused (a refused deletion is in neither of the others).
+  const refused = [...kept.refusedErrors.keys()].filter((key) => internals.isRefused(key))
+  const names = new Set([...Object.keys(client.getSnapshot()), ...status.pendingKeys, ...refused])
   const stateOf = (key: string): VariableState =>
     pending.has(key)
       ? 'pending'
@@ -329,6 +365,7 @@ function inspect(
     following: internals.plugins.includes('liveUpdates'),
     runs: client.getRuns(),
     faults: { ...kept.faults },
+    heldOffline: kept.offline,
   }
 }
 

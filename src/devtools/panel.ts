@@ -3,7 +3,7 @@ import { html, nothing, render, type TemplateResult } from 'lit-html'
 import { live } from 'lit-html/directives/live.js'
 import type { SessionClient } from '../client/types.js'
 import { errorCode, shortId } from './format.js'
-import { type InspectorEvent, inspectSession, type SessionInspection } from './inspector.js'
+import { type InspectorEvent, inspectSession, type SessionInspection, type SessionInspector } from './inspector.js'
 import { devtoolsReport } from './report.js'
 import { devtoolsStyles } from './styles.js'
 import { createAnnouncer, eventList, RingBuffer, timelineStrip } from './timeline.js'
@@ -39,6 +39,9 @@ const KEPT_EVENTS = 500
 /** How long "Really clear?" waits for its second click. */
 const CONFIRM_MS = 5000
 
+/** How many panels are mounted on each client's inspector. */
+const panelsOf = new WeakMap<SessionInspector, number>()
+
 /** How long the outcome of an action shows. */
 const MESSAGE_MS = 4000
 
@@ -60,6 +63,7 @@ export function mountSessionDevtools(
   const name = options.buttonLabel ?? 'session devtools'
   const dialogName = name.charAt(0).toUpperCase() + name.slice(1)
   const inspector = inspectSession(client)
+  panelsOf.set(inspector, (panelsOf.get(inspector) ?? 0) + 1)
 
   const host = document.createElement('workflow-session-devtools')
   host.className = `${options.position ?? 'bottom-right'} theme-${options.theme ?? 'system'}`
@@ -79,6 +83,8 @@ export function mountSessionDevtools(
     filter: '',
     failCount: 3,
     failStatus: FAULT_STATUSES[0]!,
+    /** Which requests "Fail next" hits. */
+    failRequests: 'patches' as 'patches' | 'all',
     includeValues: false,
     flushing: false,
     /** Until when a second click on "Really clear?" clears the device copy (0: not asked). */
@@ -154,6 +160,7 @@ export function mountSessionDevtools(
   /** The outcome of an action, shown for a while (an error until the next action). */
   let messageTimer: ReturnType<typeof setTimeout> | undefined
   const say = (text: string, error = false) => {
+    if (unmounted) return
     state.message = { text, error }
     clearTimeout(messageTimer)
     if (!error)
@@ -178,13 +185,13 @@ export function mountSessionDevtools(
       schedule()
     },
     toggleOffline: () => {
-      // Online now: go offline; offline now: back online.
-      inspector.setOffline(inspector.inspect().status.isOnline)
+      inspector.setOffline(!inspector.inspect().heldOffline)
       draw()
     },
     failNext: () => {
-      inspector.failNext(state.failCount, state.failStatus)
-      say(`The next ${state.failCount} request${state.failCount === 1 ? '' : 's'} fail with ${state.failStatus}`)
+      inspector.failNext(state.failCount, state.failStatus, { requests: state.failRequests })
+      const what = state.failRequests === 'all' ? 'request' : 'patch'
+      say(`The next ${state.failCount} ${what}${state.failCount === 1 ? '' : what === 'patch' ? 'es' : 's'} fail with ${state.failStatus}`)
       draw()
     },
     clearLocalCopy: async () => {
@@ -281,7 +288,7 @@ export function mountSessionDevtools(
         </div>
         <div class="actions">
           <button type="button" ?disabled=${state.flushing} @click=${actions.flush}>Flush now</button>
-          <button type="button" aria-pressed=${String(!status.isOnline)} @click=${actions.toggleOffline}>Work offline</button>
+          <button type="button" aria-pressed=${String(inspection.heldOffline)} @click=${actions.toggleOffline}>Work offline</button>
           <span role="group" aria-label="Fail requests on purpose">
             <button type="button" @click=${actions.failNext}>Fail next</button>
             <label
@@ -306,7 +313,24 @@ export function mountSessionDevtools(
                 ${FAULT_STATUSES.map((code) => html`<option value=${code} ?selected=${code === state.failStatus}>${code}</option>`)}
               </select></label
             >
-            ${faults.remaining > 0 ? html`<span class="badge err">${faults.remaining} to fail (${faults.status})</span>` : nothing}
+            <label
+              ><span class="sr-only">Requests that fail</span
+              ><select
+                @change=${(event: Event) => {
+                  state.failRequests = (event.target as HTMLSelectElement).value === 'all' ? 'all' : 'patches'
+                }}
+              >
+                <option value="patches" ?selected=${state.failRequests === 'patches'}>patches</option>
+                <option value="all" ?selected=${state.failRequests === 'all'}>any request</option>
+              </select></label
+            >
+            ${
+              faults.remaining > 0
+                ? html`<span class="badge err"
+                    >${faults.remaining} to fail (${faults.status}, ${faults.requests === 'all' ? 'any request' : 'patches'})</span
+                  >`
+                : nothing
+            }
           </span>
           <button type="button" class=${armed ? 'danger armed' : 'danger'} @click=${actions.clearLocalCopy}>
             ${armed ? 'Really clear?' : 'Clear device copy'}
@@ -404,6 +428,10 @@ export function mountSessionDevtools(
   return () => {
     if (unmounted) return
     unmounted = true
+    // The last panel of this client lets go of what it provoked: no hold or failure outlives its undo button.
+    const others = (panelsOf.get(inspector) ?? 1) - 1
+    panelsOf.set(inspector, others)
+    if (others === 0) inspector.release()
     for (const stop of unsubscribe) stop()
     cancelFrame?.()
     clearInterval(ticker)

@@ -94,13 +94,13 @@ export function devtoolsReport(
     sessionId: inspection.sessionId,
     clientId: inspection.clientId,
     endpoint: inspection.endpoint,
-    status: { ...status, lastSyncedAt: isoOrNull(status.lastSyncedAt), error: status.error && reportError(status.error) },
+    status: { ...status, lastSyncedAt: isoOrNull(status.lastSyncedAt), error: status.error && reportError(status.error, options.values) },
     base: inspection.base && { ...inspection.base },
     variables: inspection.variables.map(({ key, state, value, error }) => ({
       key,
       state,
       ...(value === undefined ? { deleted: true as const } : { value: shown(value) }),
-      ...(error && { error: reportError(error) }),
+      ...(error && { error: reportError(error, options.values) }),
     })),
     queue: inspection.queue.map((patch) => ({
       seq: patch.seq,
@@ -108,7 +108,7 @@ export function devtoolsReport(
       keys: [...patch.keys],
       bytes: patch.bytes,
       attempts: patch.attempts,
-      lastError: patch.lastError && reportError(patch.lastError),
+      lastError: patch.lastError && reportError(patch.lastError, options.values),
       nextRetryAt: isoOrNull(patch.nextRetryAt),
       sending: patch.sending,
     })),
@@ -119,7 +119,11 @@ export function devtoolsReport(
       leftByPages: localCopy.leftByPages && localCopy.leftByPages.map((left) => ({ ...left })),
     },
     tab: { ...inspection.tab },
-    feed: feed && { ...feed, lastEventAt: isoOrNull(feed.lastEventAt) },
+    feed: feed && {
+      ...feed,
+      lastEventAt: isoOrNull(feed.lastEventAt),
+      lastError: feed.lastError === null || options.values ? feed.lastError : LEFT_OUT,
+    },
     following: inspection.following,
     runs: inspection.runs.map((run) => ({
       runId: run.runId,
@@ -131,13 +135,13 @@ export function devtoolsReport(
       readVersion: run.readVersion,
       version: run.version,
       rev: run.rev,
-      error: run.error && { code: run.error.code, message: run.error.message },
+      error: run.error && { code: run.error.code, message: options.values ? run.error.message : LEFT_OUT },
       input: shown(run.input),
       progress: shown(run.progress),
       output: run.output === null ? null : shown(run.output),
     })),
     faults: { ...inspection.faults },
-    events: events.slice(-REPORT_EVENTS).map(reportEvent),
+    events: events.slice(-REPORT_EVENTS).map((event) => reportEvent(event, options.values)),
   }
 }
 
@@ -154,10 +158,17 @@ export function describeValue(value: JsonValue): ValueDescription {
 const iso = (at: number) => new Date(at).toISOString()
 const isoOrNull = (at: number | null) => (at === null ? null : iso(at))
 
-const reportError = (error: SessionError): ReportedError => ({ code: error.code, message: error.message, status: error.status ?? null })
+/** What stands for a message left out: an error's words may repeat a value (a schema's "was …", a step's input). */
+const LEFT_OUT = '(left out: it may repeat a value; tick "include values")'
+
+const reportError = (error: SessionError, values: boolean): ReportedError => ({
+  code: error.code,
+  message: values ? error.message : LEFT_OUT,
+  status: error.status ?? null,
+})
 
 /** An event field by field (a field added to an event later is left out until it is named here: no value slips in). */
-function reportEvent(event: InspectorEvent): ReportedEvent {
+function reportEvent(event: InspectorEvent, values: boolean): ReportedEvent {
   const at = iso(event.at)
   switch (event.type) {
     case 'write':
@@ -167,9 +178,9 @@ function reportEvent(event: InspectorEvent): ReportedEvent {
     case 'confirmed':
       return { at, type: event.type, seq: event.seq, version: event.version }
     case 'failed':
-      return { at, type: event.type, seq: event.seq, error: reportError(event.error), retryAt: isoOrNull(event.retryAt) }
+      return { at, type: event.type, seq: event.seq, error: reportError(event.error, values), retryAt: isoOrNull(event.retryAt) }
     case 'refused':
-      return { at, type: event.type, seq: event.seq, error: reportError(event.error) }
+      return { at, type: event.type, seq: event.seq, error: reportError(event.error, values) }
     case 'received':
       return { at, type: event.type, version: event.version }
     case 'online':
@@ -182,6 +193,6 @@ function reportEvent(event: InspectorEvent): ReportedEvent {
     case 'injected':
       return { at, type: event.type, status: event.status, url: event.url }
     case 'faults':
-      return { at, type: event.type, remaining: event.remaining, status: event.status }
+      return { at, type: event.type, remaining: event.remaining, status: event.status, requests: event.requests }
   }
 }

@@ -44,7 +44,14 @@ export const devtoolsStyles = `
 [hidden] { display: none !important; }
 :focus-visible { outline: 2px solid var(--focus); outline-offset: 1px; }
 
-.root { display: flex; gap: 8px; }
+.root {
+  /* Inherited properties an app sets on the host (say, \`body * { font-family: … }\`) stop here. */
+  all: initial;
+  display: flex;
+  gap: 8px;
+  font: 12px/1.4 system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif;
+  color: var(--fg);
+}
 :host(.bottom-right) .root { flex-direction: column-reverse; align-items: flex-end; }
 :host(.bottom-left) .root { flex-direction: column-reverse; align-items: flex-start; }
 :host(.top-right) .root { flex-direction: column; align-items: flex-end; }

@@ -114,7 +114,7 @@ describe('inspectSession(client)', () => {
     await page.start()
     const log = record(page)
     inspectSession(page).failNext(2, 503)
-    expect(inspectSession(page).inspect().faults).toEqual({ remaining: 2, status: 503 })
+    expect(inspectSession(page).inspect().faults).toEqual({ remaining: 2, status: 503, requests: 'patches' })
     page.set('field', 'value')
     page.sync()
     await vi.waitFor(() => expect(inspectSession(page).inspect().queue[0]?.attempts).toBe(1))
@@ -165,6 +165,59 @@ describe('inspectSession(client)', () => {
     expect(server.reached.posts).toBe(1)
     expect(await server.store.get('inspect-offline')).toMatchObject({ variables: { k1: 1, k2: 2, k3: 3 } })
     expect(log.types().filter((type) => type === 'offline' || type === 'online')).toEqual(['offline', 'online'])
+  })
+
+  it('lets go of the hold with the online state the page last reported, and sends at once when the network is back', async () => {
+    const server = await start()
+    const page = client(server, 'inspect-hold')
+    await page.start()
+    const inspector = inspectSession(page)
+    page.setOnline(false) // the browser is offline
+    inspector.setOffline(true)
+    inspector.setOffline(false)
+    expect(page.getStatus().isOnline).toBe(false) // still what the browser says
+    expect(inspector.inspect().heldOffline).toBe(false)
+    page.set('typed', 1)
+    page.sync()
+    page.setOnline(true) // the network is back: no backoff to wait out
+    await vi.waitFor(() => expect(page.getStatus()).toMatchObject({ isDirty: false, isSyncing: false }), { timeout: 1000, interval: 5 })
+    expect(server.reached.posts).toBe(1)
+  })
+
+  it('fails only patches unless asked for any request, and release() ends the failures and the hold', async () => {
+    const server = await start()
+    const page = client(server, 'inspect-release')
+    await page.start()
+    page.set('a', 1)
+    await page.flush()
+    const inspector = inspectSession(page)
+    inspector.failNext(3, 503)
+    expect(await page.refresh()).toMatchObject({ variables: { a: 1 } }) // a read is not a patch
+    expect(inspector.inspect().faults.remaining).toBe(3)
+    inspector.setOffline(true)
+    inspector.release()
+    expect(inspector.inspect()).toMatchObject({ heldOffline: false, faults: { remaining: 0 } })
+    expect(page.getStatus().isOnline).toBe(true)
+    page.set('b', 2)
+    await page.flush() // nothing fails any more
+    expect(server.reached.posts).toBe(2)
+  })
+
+  it('lists a variable whose deletion the server refused, as refused', async () => {
+    const server = await start()
+    const page = client(server, 'inspect-refused-delete')
+    await page.start()
+    page.set('d', 1)
+    await page.flush()
+    const inspector = inspectSession(page)
+    inspector.failNext(1, 400)
+    page.delete('d')
+    await expect(page.flush()).rejects.toMatchObject({ code: 'bad_request' })
+    expect(inspector.inspect().variables.find((variable) => variable.key === 'd')).toMatchObject({
+      state: 'refused',
+      value: undefined,
+      error: { status: 400 },
+    })
   })
 
   it('records nothing while nobody listens, and stops when the listener leaves', async () => {
@@ -222,8 +275,8 @@ describe('inspectSession(client)', () => {
     await vi.waitFor(() => expect(inspectSession(watcher).inspect().feed).toMatchObject({ lastEventVersion: 1 }))
     expect(inspectSession(watcher).inspect().feed!.lastEventAt).toBeGreaterThan(0)
 
-    // The next request of the watcher fails on purpose: the stream reconnects after it.
-    inspectSession(watcher).failNext(1, 503)
+    // The next request of the watcher, whatever it is, fails on purpose: the stream reconnects after it.
+    inspectSession(watcher).failNext(1, 503, { requests: 'all' })
     const port = Number(new URL(server.url).port)
     await server.close()
     servers.splice(servers.indexOf(server), 1)

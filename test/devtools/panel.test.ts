@@ -7,7 +7,6 @@ import type { InspectorEvent, SessionInspection, SessionInspector } from '../../
 import { mountSessionDevtools } from '../../src/devtools/panel.js'
 import { createSessionHandler, memoryStore } from '../../src/server/index.js'
 
-
 // A fake client brings its fake inspector; a real one gets the real inspector.
 vi.mock('../../src/devtools/inspector.js', async (importOriginal) => {
   const actual = await importOriginal<typeof import('../../src/devtools/inspector.js')>()
@@ -53,7 +52,8 @@ function baseInspection(): SessionInspection {
     feed: null,
     runs: [],
     following: false,
-    faults: { remaining: 0, status: 503 },
+    faults: { remaining: 0, status: 503, requests: 'patches' },
+    heldOffline: false,
   }
 }
 
@@ -86,11 +86,12 @@ function fakeClient() {
       }
     },
     setOffline: vi.fn((offline: boolean) => {
-      update((current) => ({ ...current, status: { ...current.status, isOnline: !offline } }))
+      update((current) => ({ ...current, heldOffline: offline, status: { ...current.status, isOnline: !offline } }))
     }),
-    failNext: vi.fn((count: number, status = 503) => {
-      update((current) => ({ ...current, faults: { remaining: count, status } }))
+    failNext: vi.fn((count: number, status = 503, { requests = 'patches' as const }: { requests?: 'patches' | 'all' } = {}) => {
+      update((current) => ({ ...current, faults: { remaining: count, status, requests } }))
     }),
+    release: vi.fn(),
     livePages: vi.fn(async () => ['c-page', 'c-other']),
     clearLocalCopy: vi.fn(async () => {}),
   } satisfies SessionInspector
@@ -306,13 +307,17 @@ describe('mountSessionDevtools', () => {
     status.value = '429'
     status.dispatchEvent(new Event('change', { bubbles: true }))
     ui.button('Fail next').click()
-    expect(ui.fake.inspector.failNext).toHaveBeenCalledWith(5, 429)
-    expect(ui.text(ui.shadow.querySelector('.actions .badge.err'))).toBe('5 to fail (429)')
-    // Out of range: held to 1–20.
+    expect(ui.fake.inspector.failNext).toHaveBeenCalledWith(5, 429, { requests: 'patches' })
+    expect(ui.text(ui.shadow.querySelector('.actions .badge.err'))).toBe('5 to fail (429, patches)')
+    // Out of range: held to 1–20; any request, not only patches.
     count.value = '99'
     count.dispatchEvent(new Event('change', { bubbles: true }))
+    const requests = ui.shadow.querySelectorAll<HTMLSelectElement>('select')[1]!
+    expect([...requests.options].map((option) => option.value)).toEqual(['patches', 'all'])
+    requests.value = 'all'
+    requests.dispatchEvent(new Event('change', { bubbles: true }))
     ui.button('Fail next').click()
-    expect(ui.fake.inspector.failNext).toHaveBeenLastCalledWith(20, 429)
+    expect(ui.fake.inspector.failNext).toHaveBeenLastCalledWith(20, 429, { requests: 'all' })
 
     ui.button('Flush now').click()
     expect(ui.fake.flush).toHaveBeenCalledOnce()

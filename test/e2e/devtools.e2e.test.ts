@@ -1,10 +1,12 @@
 // The session devtools in the demo, in Chromium: open the panel, type, work offline through it
 // and watch the queue grow, come back and watch it drain, make the next requests fail with 503
 // and watch the retry, follow a run, copy a redacted report. The screenshots of docs/debugging.md
-// are taken here (UPDATE_SCREENSHOTS=1 writes them into docs/images; otherwise they are taken and
-// checked against what the page names), so the pictures stay true.
+// are taken here: UPDATE_SCREENSHOTS=1 writes them into docs/images with a fingerprint of the
+// panel's code; otherwise they are taken, and the test fails when the panel's code changed since
+// the pictures were written (or the page shows others), so the pictures stay true.
+import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -17,6 +19,11 @@ import { launchChromium } from './harness.js'
 
 const IMAGES = fileURLToPath(new URL('../../docs/images/', import.meta.url))
 const DEBUGGING_PAGE = fileURLToPath(new URL('../../docs/debugging.md', import.meta.url))
+/** The code that draws the panel: the pictures show what it drew when they were taken. */
+const PANEL_CODE = ['panel.ts', 'views.ts', 'timeline.ts', 'styles.ts', 'format.ts'].map((name) =>
+  fileURLToPath(new URL(`../../src/devtools/${name}`, import.meta.url)),
+)
+const FINGERPRINT = join(IMAGES, 'devtools.fingerprint')
 /** The screenshots this test takes, each named as docs/debugging.md shows it. */
 const SHOTS = [
   'devtools-variables.png',
@@ -148,11 +155,20 @@ it('shows the sync in the demo: offline through the panel the queue grows, back 
   expect(await stopProcess(child)).toBe(0)
 }, 60_000)
 
-it('the debugging page shows exactly the screenshots this test takes, and each is there', async () => {
+it('the debugging page shows exactly the screenshots this test takes, taken of the panel’s code as it is', async () => {
   const page = await readFile(DEBUGGING_PAGE, 'utf8')
   const shown = [...page.matchAll(/\]\(images\/(devtools-[\w-]+\.png)\)/g)].map((match) => match[1])
   expect(shown.sort()).toEqual([...SHOTS].sort())
   for (const name of SHOTS) expect(existsSync(join(IMAGES, name)), name).toBe(true)
+  const hash = createHash('sha256')
+  for (const file of PANEL_CODE) hash.update(await readFile(file))
+  const now = hash.digest('hex')
+  if (process.env.UPDATE_SCREENSHOTS) await writeFile(FINGERPRINT, `${now}\n`)
+  const taken = (await readFile(FINGERPRINT, 'utf8')).trim()
+  expect(
+    taken,
+    'the panel changed since docs/images were taken: UPDATE_SCREENSHOTS=1 npx vitest run --project e2e test/e2e/devtools.e2e.test.ts',
+  ).toBe(now)
 })
 
 /** A screenshot of the panel, under the name docs/debugging.md shows it by. */
