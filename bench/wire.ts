@@ -1,8 +1,9 @@
 // Bytes on the wire for one change, against session size: what a one-key patch sends up, what
 // its answer, a change-feed event and a refetch bring down, for a client that reads whole
 // snapshots (no Session-Base: every client before deltas) and for one that reads deltas, beside
-// the physical limit: the size of the change itself. Bodies only (HTTP headers aside), over
-// real HTTP to one server process (memory store).
+// the physical limit: the size of the change itself. Bodies (and a refetch with its headers),
+// over real HTTP to one server process (memory store).
+import { request } from 'node:http'
 import { tagOf } from '../src/shared/delta.js'
 import type { SessionSnapshot } from '../src/shared/protocol.js'
 import { startServerProcess } from './server.js'
@@ -17,6 +18,24 @@ export interface WireRow {
   answer: { whole: number; delta: number }
   event: { whole: number; delta: number }
   refetch: { whole: number; delta: number; status: number }
+  /** The same refetches as they come down the connection: status line, headers and body. */
+  refetchOnTheWire: { whole: number; delta: number }
+}
+
+/** Every byte of the answer to a GET of `url` (status line, headers, body), on a connection of its own. */
+function bytesDown(url: string, headers: Record<string, string> = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const call = request(url, { headers, agent: false }, (response) => {
+      response.resume()
+      response.on('end', () => {
+        const socket = response.socket
+        socket.once('close', () => resolve(socket.bytesRead))
+        socket.destroy()
+      })
+    })
+    call.on('error', reject)
+    call.end()
+  })
 }
 
 const encoder = new TextEncoder()
@@ -90,6 +109,7 @@ export async function measureWire(sizes = [10, 1000, 10_000]): Promise<WireRow[]
         answer: { whole: bytes(whole.down), delta: bytes(delta.down) },
         event: { whole: bytes(dataOf(firstEvent(wholeStream.text))), delta: bytes(dataOf(firstEvent(deltaStream.text))) },
         refetch: { whole: bytes(refetchWhole), delta: bytes(await refetchDelta.text()), status: refetchDelta.status },
+        refetchOnTheWire: { whole: await bytesDown(url), delta: await bytesDown(url, { 'session-base': tagOf(current) }) },
       })
     }
     return rows
@@ -108,14 +128,15 @@ client that states no base (every client before deltas, and \`deltas: false\`): 
 the session. "Delta" states the version it holds in \`Session-Base\`. The floor is the change
 itself (\`"v1":"changed …"\`); a delta carries it and a fixed head (the session id, versions,
 times: the size of an empty delta, in its own column). The ratio is a delta without its head
-over the change (goal: within 2×).
+over the change (goal: within 2×). The last column is the refetch as it comes down the
+connection: status line and headers included.
 
-| variables | the change (floor) | a delta's head | up: the patch | patch answer, whole → delta | feed event, whole → delta | refetch with nothing new, whole → delta |
-|---|---|---|---|---|---|---|
+| variables | the change (floor) | a delta's head | up: the patch | patch answer, whole → delta | feed event, whole → delta | refetch with nothing new, whole → delta | the refetch with its headers, whole → delta |
+|---|---|---|---|---|---|---|---|
 ${rows
   .map(
     (row) =>
-      `| ${row.variables} | ${row.change} | ${row.fixed} | ${row.up} | ${row.answer.whole} → ${row.answer.delta} (${ratio(row, row.answer.delta)}) | ${row.event.whole} → ${row.event.delta} (${ratio(row, row.event.delta)}) | ${row.refetch.whole} → ${row.refetch.delta} (${row.refetch.status}) |`,
+      `| ${row.variables} | ${row.change} | ${row.fixed} | ${row.up} | ${row.answer.whole} → ${row.answer.delta} (${ratio(row, row.answer.delta)}) | ${row.event.whole} → ${row.event.delta} (${ratio(row, row.event.delta)}) | ${row.refetch.whole} → ${row.refetch.delta} (${row.refetch.status}) | ${row.refetchOnTheWire.whole} → ${row.refetchOnTheWire.delta} |`,
   )
   .join('\n')}
 `
