@@ -4,6 +4,7 @@
 // inspector it reads, and the redacted report. Nothing here is in an app that does not import it.
 export type { ClientInternals, ClientProbe, FeedChange, ProbeEvent } from '../client/probe.js'
 export {
+  type Faults,
   type FeedState,
   type InspectedPatch,
   type InspectedVariable,

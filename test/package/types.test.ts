@@ -61,6 +61,7 @@ beforeAll(async () => {
   await writeFile(join(project, 'server.ts'), `export * from 'workflow-session/server'\n`)
   await writeFile(join(project, 'client.ts'), `export * from 'workflow-session/client'\n`)
   await writeFile(join(project, 'react.ts'), `export * from 'workflow-session'\n`)
+  await writeFile(join(project, 'devtools.ts'), `export * from 'workflow-session/devtools'\n`)
   // The package's own option types take what people pass: pool settings, a key from Node's WebCrypto.
   await writeFile(
     join(project, 'server-usage.ts'),
@@ -128,7 +129,7 @@ it.each(COMPILERS)(
 )
 
 it.each(CASES)(
-  'client and React entry types compile with the DOM lib and @types/react (TypeScript $typescript, moduleResolution $resolution.moduleResolution)',
+  'client, React and devtools entry types compile with the DOM lib and @types/react (TypeScript $typescript, moduleResolution $resolution.moduleResolution)',
   async (check) => {
     if (!existsSync(join(project, 'node_modules/@types/react'))) {
       await symlink(join(ROOT, 'node_modules/@types/react'), join(project, 'node_modules/@types/react'), 'dir')
@@ -137,7 +138,7 @@ it.each(CASES)(
       check,
       `react-${check.resolution.moduleResolution}`,
       { lib: ['ES2022', 'DOM'], types: ['node'], jsx: 'react-jsx', ...check.options },
-      ['client.ts', 'react.ts'],
+      ['client.ts', 'react.ts', 'devtools.ts'],
     )
   },
   60_000,
