@@ -6,6 +6,7 @@ import type { SessionClient } from '../client/types.js'
 import type { QueuedPatch } from '../client/view.js'
 import { Listeners } from '../shared/listeners.js'
 import type { ErrorBody, JsonValue, RunRecord } from '../shared/protocol.js'
+import { utf8Length } from '../shared/rules.js'
 
 export type { LeftByPage }
 
@@ -369,7 +370,7 @@ function inspect(
   }
 }
 
-const bytesOf = (body: unknown) => new TextEncoder().encode(JSON.stringify(body)).byteLength
+const bytesOf = (body: unknown) => utf8Length(JSON.stringify(body))
 
 /** The protocol's error code a server would answer with `status`. */
 function faultCode(status: number): ErrorBody['error']['code'] {

@@ -50,13 +50,25 @@ function stateBadge(variable: InspectedVariable, version: number): TemplateResul
   }
 }
 
+/** How many variables the Variables tab draws at most. */
+const MAX_ROWS = 500
+
 /** The Variables tab: a filter and a table of every variable, grouped by workflow. */
 export function variablesView(inspection: SessionInspection, filter: string, onFilter: (filter: string) => void): TemplateResult {
   const needle = filter.trim().toLowerCase()
   const matches = (row: Row, workflowId: string | null) =>
     !needle || [row.variable.key, row.name, workflowId ?? ''].some((text) => text.toLowerCase().includes(needle))
+  // At most MAX_ROWS rows: a session of thousands of variables stays quick to draw while one types (the filter finds the rest).
+  let room = MAX_ROWS
+  let matching = 0
   const groups = groupVariables(inspection.variables)
-    .map(({ workflowId, rows }) => ({ workflowId, rows: rows.filter((row) => matches(row, workflowId)) }))
+    .map(({ workflowId, rows }) => {
+      const found = rows.filter((row) => matches(row, workflowId))
+      matching += found.length
+      const kept = found.slice(0, room)
+      room -= kept.length
+      return { workflowId, rows: kept, found: found.length }
+    })
     .filter(({ rows }) => rows.length > 0)
   const shown = groups.reduce((total, { rows }) => total + rows.length, 0)
   const total = inspection.variables.length
@@ -74,12 +86,12 @@ export function variablesView(inspection: SessionInspection, filter: string, onF
             onFilter((event.target as HTMLInputElement).value)
           }}
       /></label>
-      <span class="muted">${shown} of ${total} shown</span>
+      <span class="muted">${shown} of ${total} shown${shown < matching ? ` (the first ${MAX_ROWS}: filter to find the others)` : ''}</span>
     </div>
     ${
       total === 0
         ? html`<p class="empty">No variables yet.</p>`
-        : shown === 0
+        : matching === 0
           ? html`<p class="empty">No variable matches “${filter}”.</p>`
           : html`<table>
               <thead>
@@ -90,12 +102,12 @@ export function variablesView(inspection: SessionInspection, filter: string, onF
                 </tr>
               </thead>
               ${groups.map(
-                ({ workflowId, rows }) =>
+                ({ workflowId, rows, found }) =>
                   html`<tbody>
                     <tr>
                       <th scope="rowgroup" colspan="3">
                         ${workflowId === null ? 'Variables' : html`Workflow <code>${workflowId}</code>`}
-                        <span class="muted">(${rows.length})</span>
+                        <span class="muted">(${found})</span>
                       </th>
                     </tr>
                     ${rows.map(({ variable, name, slot }) => {

@@ -285,6 +285,27 @@ describe('mountSessionDevtools', () => {
     expect(ui.text(ui.tabpanel().querySelector('.empty'))).toBe('No variable matches “nope”.')
   })
 
+  it('draws at most 500 variables of a large session, and the filter finds the others', () => {
+    const fake = fakeClient()
+    const many = Array.from({ length: 1200 }, (_, index) => ({
+      key: `v${String(index).padStart(4, '0')}`,
+      value: index,
+      state: 'confirmed' as const,
+    }))
+    fake.update((current) => ({ ...current, variables: many }))
+    const ui = mount(fake)
+    ui.toggle().click()
+    const rows = () => ui.all('[role=tabpanel]:not([hidden]) tbody tr')
+    expect(rows()).toHaveLength(501) // the group's heading and 500 variables
+    expect(ui.text(rows()[0])).toBe('Variables (1200)')
+    expect(ui.text(ui.tabpanel().querySelector('.toolbar .muted'))).toBe('500 of 1200 shown (the first 500: filter to find the others)')
+    const input = ui.tabpanel().querySelector('input')!
+    input.value = 'v1199'
+    input.dispatchEvent(new Event('input', { bubbles: true }))
+    expect(rows().map(ui.text)).toEqual(['Variables (1)', 'v1199 1199 v12'])
+    expect(ui.text(ui.tabpanel().querySelector('.toolbar .muted'))).toBe('1 of 1200 shown')
+  })
+
   it('takes the actions through the inspector: offline, fail next with the chosen count and status, flush', async () => {
     const ui = mount()
     ui.toggle().click()
