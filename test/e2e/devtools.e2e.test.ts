@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -24,6 +25,8 @@ const PANEL_CODE = ['panel.ts', 'views.ts', 'timeline.ts', 'styles.ts', 'format.
   fileURLToPath(new URL(`../../src/devtools/${name}`, import.meta.url)),
 )
 const FINGERPRINT = join(IMAGES, 'devtools.fingerprint')
+/** axe-core, the accessibility checker, as a script for the page. */
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js')
 /** The screenshots this test takes, each named as docs/debugging.md shows it. */
 const SHOTS = [
   'devtools-variables.png',
@@ -152,6 +155,42 @@ it('shows the sync in the demo: offline through the panel the queue grows, back 
   await page.keyboard.press('Escape')
   await expect.poll(() => panel.isVisible()).toBe(false)
   await context.close()
+  expect(await stopProcess(child)).toBe(0)
+}, 60_000)
+
+it('passes axe’s WCAG 2.1 A and AA checks on every tab, in light and in dark', async () => {
+  const { url, child } = await startDemo({ PORT: '0', SESSION_STORE: 'memory:' })
+  for (const colorScheme of ['light', 'dark'] as const) {
+    const context = await browser.newContext({ viewport: { width: 1200, height: 900 }, colorScheme })
+    const page = await context.newPage()
+    await page.goto(url)
+    await page.getByLabel('Email').fill('ada@example.com')
+    await page.getByRole('button', { name: 'Open session devtools' }).click()
+    const panel = page.getByRole('dialog', { name: 'Session devtools' })
+    await expect.poll(() => panel.isVisible()).toBe(true)
+    await page.addScriptTag({ path: AXE })
+    for (const name of ['Variables', 'Queue', 'Timeline', 'Storage', 'Runs']) {
+      await panel.getByRole('tab', { name }).click()
+      const violations = await page.evaluate(async () => {
+        const { axe } = window as unknown as { axe: typeof import('axe-core') }
+        const host = document.querySelector('workflow-session-devtools')!
+        const result = await axe.run(host, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+        return result.violations.map((violation) => `${violation.id}: ${violation.nodes.map((node) => node.html).join(' | ')}`)
+      })
+      expect(violations, `${colorScheme}, ${name}`).toEqual([])
+    }
+    // The checker sees inside the panel's shadow root: a button with no name there is caught.
+    const caught = await page.evaluate(async () => {
+      const { axe } = window as unknown as { axe: typeof import('axe-core') }
+      const host = document.querySelector('workflow-session-devtools')!
+      const nameless = host.shadowRoot!.querySelector('[role=dialog]')!.appendChild(document.createElement('button'))
+      const result = await axe.run(host, { runOnly: { type: 'rule', values: ['button-name'] } })
+      nameless.remove()
+      return result.violations.map((violation) => violation.id)
+    })
+    expect(caught).toEqual(['button-name'])
+    await context.close()
+  }
   expect(await stopProcess(child)).toBe(0)
 }, 60_000)
 
