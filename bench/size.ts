@@ -3,7 +3,9 @@
 // dependencies (TanStack Query, use-debounce, idb-keyval; lit-html for the devtools) and keeps the peers (react,
 // react-dom, msw, node:*) external: what an app that has none of them yet pays.
 //   npm run size
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, relative, resolve } from 'node:path'
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
 
@@ -30,6 +32,14 @@ export const APPS = {
   'minimal app with devtools': `export { SessionProvider, useVariable, useSyncStatus, useRun } from './src/react/index.ts'; export { SessionDevtools } from './src/devtools/index.ts'`,
 } as const
 
+/**
+ * Apps as a bundler that splits code ships them: the first chunk only (what an app loads at
+ * once; code imported on demand, like the devtools panel, comes later, or never).
+ */
+export const SPLIT_APPS = {
+  'minimal app with devtools, first chunk': APPS['minimal app with devtools'],
+} as const
+
 const PEERS = ['react', 'react-dom', 'react/jsx-runtime', 'msw', 'node:*', 'pg', 'better-sqlite3']
 const DEPENDENCIES = ['@tanstack/react-query', 'use-debounce', 'idb-keyval', 'lit-html', 'lit-html/*']
 
@@ -44,9 +54,9 @@ export async function bundledText(code: string, external: string[]): Promise<str
   return new TextDecoder().decode(await bundled(code, [...PEERS, ...external]))
 }
 
-/** Bundles `code` (an ES module's source) with `external` left out, and measures it. */
-export async function sizeOfModule(code: string, external: string[]): Promise<Size> {
-  const bytes = await bundled(code, external)
+/** Bundles `code` (an ES module's source) with `external` left out, and measures it (with `split`, its first chunk). */
+export async function sizeOfModule(code: string, external: string[], split = false): Promise<Size> {
+  const bytes = split ? await firstChunk(code, external) : await bundled(code, external)
   return {
     min: bytes.byteLength,
     brotli: brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).byteLength,
@@ -68,6 +78,44 @@ async function bundled(code: string, external: string[]): Promise<Uint8Array> {
   return result.outputFiles[0]!.contents
 }
 
+/**
+ * What an app loads first when its bundler splits code (esbuild's `splitting`): its entry chunk
+ * and every chunk that one imports statically, joined; chunks imported on demand are left out.
+ */
+async function firstChunk(code: string, external: string[]): Promise<Uint8Array> {
+  const place = mkdtempSync(join(tmpdir(), 'ws-size-'))
+  try {
+    const entry = join(place, 'app.ts')
+    writeFileSync(entry, code.replaceAll("'./src/", `'${process.cwd()}/src/`))
+    const out = join(place, 'out')
+    const result = await build({
+      entryPoints: [entry],
+      bundle: true,
+      minify: true,
+      format: 'esm',
+      platform: 'neutral',
+      splitting: true,
+      outdir: out,
+      write: false,
+      metafile: true,
+      external,
+      logLevel: 'silent',
+    })
+    const contents = new Map(result.outputFiles.map((file) => [file.path, file.contents]))
+    const loaded = new Set<string>()
+    const load = (path: string) => {
+      if (loaded.has(path)) return
+      loaded.add(path)
+      const imports = result.metafile.outputs[relative(process.cwd(), path)]?.imports ?? []
+      for (const imported of imports) if (imported.kind === 'import-statement' && !imported.external) load(resolve(imported.path))
+    }
+    load(join(out, 'app.js'))
+    return Buffer.concat([...loaded].map((path) => contents.get(path)!))
+  } finally {
+    rmSync(place, { recursive: true, force: true })
+  }
+}
+
 export async function entrySizes(): Promise<Array<{ entry: string; own: Size; withDependencies: Size }>> {
   const rows = []
   for (const [entry, path] of Object.entries(ENTRIES)) {
@@ -76,6 +124,13 @@ export async function entrySizes(): Promise<Array<{ entry: string; own: Size; wi
   }
   for (const [entry, code] of Object.entries(APPS)) {
     rows.push({ entry, own: await sizeOfModule(code, [...PEERS, ...DEPENDENCIES]), withDependencies: await sizeOfModule(code, PEERS) })
+  }
+  for (const [entry, code] of Object.entries(SPLIT_APPS)) {
+    rows.push({
+      entry,
+      own: await sizeOfModule(code, [...PEERS, ...DEPENDENCIES], true),
+      withDependencies: await sizeOfModule(code, PEERS, true),
+    })
   }
   return rows
 }

@@ -2,7 +2,8 @@
 
 import { useEffect } from 'react'
 import { useSessionClient } from '../react/context.js'
-import { type DevtoolsOptions, mountSessionDevtools } from './panel.js'
+import { mountSessionDevtools } from './mount.js'
+import type { DevtoolsOptions } from './panel.js'
 
 export interface SessionDevtoolsProps extends DevtoolsOptions {
   /**

@@ -15,6 +15,7 @@ export {
   type SessionInspector,
   type VariableState,
 } from './inspector.js'
-export { type DevtoolsOptions, mountSessionDevtools } from './panel.js'
+export { mountSessionDevtools } from './mount.js'
+export type { DevtoolsOptions } from './panel.js'
 export { type DevtoolsReport, devtoolsReport } from './report.js'
 export { SessionDevtools, type SessionDevtoolsProps } from './SessionDevtools.js'

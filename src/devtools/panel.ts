@@ -1,4 +1,3 @@
-import './quiet-lit.js'
 import { html, nothing, render, type TemplateResult } from 'lit-html'
 import { live } from 'lit-html/directives/live.js'
 import type { SessionClient } from '../client/types.js'
@@ -46,20 +45,14 @@ const panelsOf = new WeakMap<SessionInspector, number>()
 const MESSAGE_MS = 4000
 
 /**
- * Mounts the session devtools on the page: a round button in a corner that opens a panel of
- * what `client` holds (variables, queue, timeline, storage, runs) and actions that provoke the
- * hard cases (offline, failing requests, a cleared device copy). Everything lives in a shadow
- * root of its own host element, appended to `element` (default `document.body`), so the app's
- * CSS and the panel's never meet. Returns the function that removes it all and stops listening.
- *
- * @example
- * if (import.meta.env.DEV) mountSessionDevtools(client, document.body, { position: 'bottom-left' })
+ * Draws the panel on the page at once (`mountSessionDevtools` in mount.ts loads this module
+ * first): a round button in a corner that opens a panel of what `client` holds (variables,
+ * queue, timeline, storage, runs) and actions that provoke the hard cases (offline, failing
+ * requests, a cleared device copy). Everything lives in a shadow root of its own host element,
+ * appended to `element` (default `document.body`), so the app's CSS and the panel's never meet.
+ * Returns the function that removes it all and stops listening.
  */
-export function mountSessionDevtools(
-  client: SessionClient,
-  element: HTMLElement = document.body,
-  options: DevtoolsOptions = {},
-): () => void {
+export function mountPanel(client: SessionClient, element: HTMLElement = document.body, options: DevtoolsOptions = {}): () => void {
   const name = options.buttonLabel ?? 'session devtools'
   const dialogName = name.charAt(0).toUpperCase() + name.slice(1)
   const inspector = inspectSession(client)

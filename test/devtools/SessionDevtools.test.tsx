@@ -3,7 +3,7 @@
 // enabled, and nothing left behind — neither the panel nor what it provoked — when it goes.
 import { act, render } from '@testing-library/react'
 import { StrictMode } from 'react'
-import { afterEach, expect, it } from 'vitest'
+import { afterEach, expect, it, vi } from 'vitest'
 import type { SessionClient } from '../../src/client/index.js'
 import { SessionDevtools } from '../../src/devtools/index.js'
 import { inspectSession } from '../../src/devtools/inspector.js'
@@ -35,7 +35,9 @@ function App({ enabled, devtools = true }: { enabled?: boolean; devtools?: boole
 
 it('mounts one panel on the provider’s client outside the app’s tree (in development, StrictMode included), and removes it with the component', async () => {
   const { container, rerender, unmount } = render(<App />)
-  expect(hosts()).toHaveLength(1)
+  await vi.waitFor(() => expect(hosts()).toHaveLength(1)) // its code loads first
+  await settle()
+  expect(hosts()).toHaveLength(1) // one, StrictMode's second effect included
   expect(container.querySelector('workflow-session-devtools')).toBeNull() // on document.body, not in the app
   expect(hosts()[0]!.shadowRoot!.querySelector('button')!.getAttribute('aria-label')).toBe('Open session devtools')
 
@@ -53,8 +55,15 @@ it('mounts one panel on the provider’s client outside the app’s tree (in dev
   unmount()
 })
 
-it('renders nothing when not enabled', () => {
-  const { unmount } = render(<App enabled={false} />)
+it('renders nothing when not enabled, nor when it goes before its code has loaded', async () => {
+  const disabled = render(<App enabled={false} />)
+  await settle()
   expect(hosts()).toHaveLength(0)
-  unmount()
+  disabled.unmount()
+  render(<App />).unmount()
+  await settle()
+  expect(hosts()).toHaveLength(0)
 })
+
+/** Long enough for the panel's code to load and mount, had it been asked to. */
+const settle = () => act(() => new Promise((resolve) => setTimeout(resolve, 100)))

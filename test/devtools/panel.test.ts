@@ -1,11 +1,16 @@
 // @vitest-environment jsdom
-// mountSessionDevtools: the panel in its shadow root, driven by a small fake client (the members
+// The panel (mountPanel, which mountSessionDevtools loads on demand) in its shadow root, driven by a small fake client (the members
 // the panel uses, and a fake inspector whose data each test sets), and once against a real client.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createSessionClient, memoryLocalCopy, type SessionClient, SessionError } from '../../src/client/index.js'
 import type { InspectorEvent, SessionInspection, SessionInspector } from '../../src/devtools/inspector.js'
-import { mountSessionDevtools } from '../../src/devtools/panel.js'
+import { mountPanel } from '../../src/devtools/panel.js'
 import { createSessionHandler, memoryStore } from '../../src/server/index.js'
+
+// lit-html's development build says so once, at import (mountSessionDevtools marks it said before it loads the panel; here the panel is imported at once).
+vi.hoisted(() => {
+  ;(globalThis as { litIssuedWarnings?: Set<string> }).litIssuedWarnings = new Set(['dev-mode'])
+})
 
 // A fake client brings its fake inspector; a real one gets the real inspector.
 vi.mock('../../src/devtools/inspector.js', async (importOriginal) => {
@@ -124,8 +129,8 @@ afterEach(() => {
   document.body.innerHTML = ''
 })
 
-function mount(fake = fakeClient(), options: Parameters<typeof mountSessionDevtools>[2] = {}) {
-  unmount = mountSessionDevtools(fake.client, undefined, options)
+function mount(fake = fakeClient(), options: Parameters<typeof mountPanel>[2] = {}) {
+  unmount = mountPanel(fake.client, undefined, options)
   const host = document.querySelector('workflow-session-devtools')!
   const shadow = host.shadowRoot!
   const all = (selector: string) => [...shadow.querySelectorAll<HTMLElement>(selector)]
@@ -158,7 +163,7 @@ function mount(fake = fakeClient(), options: Parameters<typeof mountSessionDevto
 const key = (target: Element, name: string) =>
   target.dispatchEvent(new KeyboardEvent('keydown', { key: name, bubbles: true, composed: true, cancelable: true }))
 
-describe('mountSessionDevtools', () => {
+describe('the panel', () => {
   beforeEach(() => {
     vi.useFakeTimers({
       toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'requestAnimationFrame', 'cancelAnimationFrame', 'Date'],
@@ -589,7 +594,7 @@ describe('mountSessionDevtools', () => {
   })
 })
 
-describe('mountSessionDevtools on a real client', () => {
+describe('the panel on a real client', () => {
   it('shows a write as changed here, then confirmed once flushed', async () => {
     const handler = createSessionHandler({ store: memoryStore(), onError: () => {} })
     const client = createSessionClient({
@@ -601,7 +606,7 @@ describe('mountSessionDevtools on a real client', () => {
     })
     try {
       await client.start()
-      unmount = mountSessionDevtools(client, undefined, { initialOpen: true })
+      unmount = mountPanel(client, undefined, { initialOpen: true })
       const shadow = document.querySelector('workflow-session-devtools')!.shadowRoot!
       const rowText = () =>
         [...shadow.querySelectorAll('[role=tabpanel]:not([hidden]) tbody tr')].map((row) => row.textContent.replace(/\s+/g, ' ').trim())

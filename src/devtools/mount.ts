@@ -1,0 +1,29 @@
+import type { SessionClient } from '../client/types.js'
+import type { DevtoolsOptions } from './panel.js'
+
+/**
+ * Mounts the session devtools on the page: a round button in a corner that opens a panel of
+ * what `client` holds (variables, queue, timeline, storage, runs), with the actions that provoke
+ * the hard cases (offline, failing requests, a cleared device copy). It lives in a shadow root of
+ * its own host element, appended to `element` (default `document.body`), so the app's CSS and the
+ * panel's never meet. The panel's code is loaded here, on demand: a bundler that splits code
+ * keeps it out of the app's first chunk. Returns the function that removes it (also before it
+ * showed) and stops listening.
+ *
+ * @example
+ * if (import.meta.env.DEV) mountSessionDevtools(client, document.body, { position: 'bottom-left' })
+ */
+export function mountSessionDevtools(client: SessionClient, element?: HTMLElement, options?: DevtoolsOptions): () => void {
+  // lit-html's development build (what dev servers load) says "Lit is in dev mode" on the
+  // console as it loads: noise in every app that shows the devtools, which are for development.
+  ;((globalThis as { litIssuedWarnings?: Set<string> }).litIssuedWarnings ??= new Set<string>()).add('dev-mode')
+  let unmount: (() => void) | undefined
+  let gone = false
+  void import('./panel.js').then(({ mountPanel }) => {
+    if (!gone) unmount = mountPanel(client, element, options)
+  })
+  return () => {
+    gone = true
+    unmount?.()
+  }
+}
