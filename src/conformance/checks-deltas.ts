@@ -107,6 +107,22 @@ export const deltaChecks: Check[] = [
     },
   },
   {
+    name: 'a GET with If-None-Match naming the ETag it was given answers 304 with no body (a backend that sends ETags), and the session once it changed',
+    async run(b) {
+      const held = await seeded(b, { a: 1 })
+      const plain = await b.get(held.sessionId)
+      expectStatus(plain, 200)
+      if (plain.etag === null) return // It sends no ETag: there is nothing to name.
+      const same = await b.get(held.sessionId, undefined, { 'if-none-match': plain.etag })
+      expectStatus(same, 304, ` for If-None-Match: ${plain.etag} (the ETag of the session as it is)`)
+      if (same.body !== undefined) fail(`${same.request} answered 304 with a body: ${brief(same.body)}`)
+      expectStatus(await b.patch(held.sessionId, { variables: { a: 2 } }), 200)
+      const changed = await b.get(held.sessionId, undefined, { 'if-none-match': plain.etag })
+      expectStatus(changed, 200, ` for If-None-Match: ${plain.etag} after the session changed`)
+      expectSame(changed.body, await whole(b, held.sessionId), `${changed.request}: the snapshot`)
+    },
+  },
+  {
     name: 'a base of another lineage (the session deleted and made again under its id) gets the whole snapshot, never a delta',
     async run(b) {
       const held = await seeded(b, { a: 1, b: 1 })

@@ -66,6 +66,8 @@ const CAUGHT_BY: Record<Flaw, string> = {
   'delta-ignores-lineage': "answered a delta from base 2: its createdAt is another session's",
   'delta-base-mislabeled': 'not the version the client holds',
   'no-304': "with the current version's tag answered 200",
+  'if-none-match-ignored': 'expected 304 for If-None-Match',
+  'if-none-match-stale': 'after the session changed',
   'run-delta-stale-progress': 'the run made from its run deltas',
   'bad-base-accepted': 'expected 400 bad_request for Session-Base: 2@yesterday',
   'snapshot-without-schema-version': `"schemaVersion" of a patch's answer: expected 2, got none (schema version 1)`,

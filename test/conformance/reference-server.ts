@@ -53,6 +53,8 @@ export type Flaw =
   | 'delta-ignores-lineage'
   | 'delta-base-mislabeled'
   | 'no-304'
+  | 'if-none-match-ignored'
+  | 'if-none-match-stale'
   | 'run-delta-stale-progress'
   | 'bad-base-accepted'
   | 'version-0-start-time'
@@ -590,7 +592,7 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
     }
   }
 
-  async function answer(request: IncomingMessage): Promise<[number, unknown]> {
+  async function answer(request: IncomingMessage): Promise<[number, unknown, Record<string, string>?]> {
     const url = new URL(request.url ?? '/', 'http://reference')
     if (url.pathname !== BASE && !url.pathname.startsWith(`${BASE}/`)) throw new Refusal(404, 'not_found', 'No such endpoint')
     const [sessionId = '', ...rest] = url.pathname.slice(BASE.length).split('/').filter(Boolean).map(decodeURIComponent)
@@ -681,9 +683,16 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
       return [204, undefined]
     }
     if (!stored) throw new Refusal(404, 'not_found', 'No such session')
-    // Nothing new for a client that holds the current version: 304, no body.
-    if (base && base.version === stored.version && base.createdAt === stored.createdAt && flaw !== 'no-304') return [304, undefined]
-    return [200, answerFor(sessionId, stored, base)]
+    // Nothing new for a client that holds the current version: 304, no body; by Session-Base, or by If-None-Match and the ETag.
+    const etag = `"${stored.version}@${stored.createdAt}"`
+    const noneMatch = request.headers['if-none-match']
+    const named =
+      noneMatch !== undefined &&
+      flaw !== 'if-none-match-ignored' &&
+      (flaw === 'if-none-match-stale' || noneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag))
+    if ((base && base.version === stored.version && base.createdAt === stored.createdAt && flaw !== 'no-304') || named)
+      return [304, undefined, { etag }]
+    return [200, answerFor(sessionId, stored, base), { etag }]
   }
 
   // With closesAfterEarlyAnswer: connections whose last request was answered before its body was read.
@@ -698,17 +707,19 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
       return
     }
     answer(request)
-      .catch((error: unknown): [number, unknown] => {
+      .catch((error: unknown): [number, unknown, Record<string, string>?] => {
         if (!(error instanceof Refusal)) throw error
         if (error.code === 'fastapi') return [422, { detail: [{ type: 'json_invalid', msg: error.message }] }]
         return [error.status, { error: { code: error.code, message: error.message, ...error.more } }]
       })
-      .then(([status, body]) => {
+      .then(([status, body, headers = {}]) => {
         if (status === 404 && flaw === 'plain-text-404')
           return void response.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found')
-        if (body === undefined) return void response.writeHead(status).end()
+        if (body === undefined) return void response.writeHead(status, headers).end()
         const ordered = reorderKeys ? reversedKeys(body) : body
-        response.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(ordered))
+        response
+          .writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers })
+          .end(JSON.stringify(ordered))
       })
       .catch((error: unknown) =>
         response
