@@ -157,7 +157,11 @@ const alternatives = [
 const alternativeSizes = await Promise.all(alternatives.map(async ([name, code]) => [name, await sizeOfModule(code, peers)] as const))
 say(`## Bundle size (minified; brotli / gzip)
 
-| entry | own code (budget) | own code before the client rework, brotli | with the card's dependencies (TanStack Query, use-debounce, idb-keyval) |
+Apps keep only what they import. "First chunk" is what an app loads at once when its bundler
+splits code (esbuild's splitting): the devtools panel and lit-html load on demand, when it is
+first to show.
+
+| entry | own code (budget) | own code before the client rework, brotli | with the card's dependencies (TanStack Query, use-debounce, idb-keyval; lit-html for the devtools) |
 |---|---|---|---|
 ${entries.map((r) => `| \`${r.entry}\` | ${kB(r.own.brotli)} / ${kB(r.own.gzip)} (${BUDGETS[r.entry]} kB) | ${BEFORE.sizeBrotliKB[r.entry]?.toFixed(2) ?? '—'} kB | ${kB(r.withDependencies.brotli)} / ${kB(r.withDependencies.gzip)} |`).join('\n')}
 
