@@ -68,6 +68,7 @@ const CAUGHT_BY: Record<Flaw, string> = {
   'no-304': "with the current version's tag answered 200",
   'if-none-match-ignored': 'expected 304 for If-None-Match',
   'if-none-match-stale': 'after the session changed',
+  'no-etag': 'answered no ETag, though the backend answers deltas',
   'run-delta-stale-progress': 'the run made from its run deltas',
   'bad-base-accepted': 'expected 400 bad_request for Session-Base: 2@yesterday',
   'snapshot-without-schema-version': `"schemaVersion" of a patch's answer: expected 2, got none (schema version 1)`,

@@ -54,6 +54,7 @@ export type Flaw =
   | 'delta-base-mislabeled'
   | 'no-304'
   | 'if-none-match-ignored'
+  | 'no-etag'
   | 'if-none-match-stale'
   | 'run-delta-stale-progress'
   | 'bad-base-accepted'
@@ -692,7 +693,7 @@ export async function startReferenceServer(options: ReferenceOptions = {}): Prom
       (flaw === 'if-none-match-stale' || noneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag))
     if ((base && base.version === stored.version && base.createdAt === stored.createdAt && flaw !== 'no-304') || named)
       return [304, undefined, { etag }]
-    return [200, answerFor(sessionId, stored, base), { etag }]
+    return [200, answerFor(sessionId, stored, base), flaw === 'no-etag' ? {} : { etag }]
   }
 
   // With closesAfterEarlyAnswer: connections whose last request was answered before its body was read.
