@@ -56,11 +56,13 @@ export async function bundledText(code: string, external: string[]): Promise<str
 
 /** Bundles `code` (an ES module's source) with `external` left out, and measures it (with `split`, its first chunk). */
 export async function sizeOfModule(code: string, external: string[], split = false): Promise<Size> {
-  const bytes = split ? await firstChunk(code, external) : await bundled(code, external)
+  // Split: each file of the first chunk is fetched and compressed on its own.
+  const files = split ? await firstChunk(code, external) : [await bundled(code, external)]
+  const sum = (size: (bytes: Uint8Array) => number) => files.reduce((total, bytes) => total + size(bytes), 0)
   return {
-    min: bytes.byteLength,
-    brotli: brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).byteLength,
-    gzip: gzipSync(bytes, { level: 9 }).byteLength,
+    min: sum((bytes) => bytes.byteLength),
+    brotli: sum((bytes) => brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).byteLength),
+    gzip: sum((bytes) => gzipSync(bytes, { level: 9 }).byteLength),
   }
 }
 
@@ -80,9 +82,9 @@ async function bundled(code: string, external: string[]): Promise<Uint8Array> {
 
 /**
  * What an app loads first when its bundler splits code (esbuild's `splitting`): its entry chunk
- * and every chunk that one imports statically, joined; chunks imported on demand are left out.
+ * and every chunk that one imports statically, file by file; chunks imported on demand are left out.
  */
-async function firstChunk(code: string, external: string[]): Promise<Uint8Array> {
+export async function firstChunk(code: string, external: string[]): Promise<Uint8Array[]> {
   const place = mkdtempSync(join(tmpdir(), 'ws-size-'))
   try {
     const entry = join(place, 'app.ts')
@@ -106,11 +108,12 @@ async function firstChunk(code: string, external: string[]): Promise<Uint8Array>
     const load = (path: string) => {
       if (loaded.has(path)) return
       loaded.add(path)
-      const imports = result.metafile.outputs[relative(process.cwd(), path)]?.imports ?? []
-      for (const imported of imports) if (imported.kind === 'import-statement' && !imported.external) load(resolve(imported.path))
+      const output = result.metafile.outputs[relative(process.cwd(), path)]
+      if (!output) throw new Error(`esbuild's metafile does not name ${path}`)
+      for (const imported of output.imports) if (imported.kind === 'import-statement' && !imported.external) load(resolve(imported.path))
     }
     load(join(out, 'app.js'))
-    return Buffer.concat([...loaded].map((path) => contents.get(path)!))
+    return [...loaded].map((path) => contents.get(path)!)
   } finally {
     rmSync(place, { recursive: true, force: true })
   }

@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest'
-import { APPS, BUDGETS, bundledText, entrySizes } from '../bench/size.js'
+import { APPS, BUDGETS, bundledText, entrySizes, firstChunk } from '../bench/size.js'
 
 // A budget per entry point (brotli, dependencies external): growing past one fails the suite.
 // The numbers live in bench/size-budgets.json; `npm run size` prints where each entry stands.
@@ -19,4 +19,12 @@ it('adds none of the devtools to an app that does not import them (only the hook
   const withDevtools = await bundledText(APPS['minimal app with devtools'], [])
   expect(withDevtools).toMatch(/workflow-session-devtools/)
   expect(withDevtools).toMatch(/Work offline/)
+}, 60_000)
+
+it('keeps the panel out of the first chunk of an app with <SessionDevtools /> whose bundler splits code', async () => {
+  const first = new TextDecoder().decode(
+    Buffer.concat(await firstChunk(APPS['minimal app with devtools'], ['react', 'react-dom', 'react/jsx-runtime'])),
+  )
+  expect(first).toMatch(/SessionProvider|useSyncExternalStore/)
+  expect(first).not.toMatch(/Work offline|attachShadow/) // the panel's code, loaded when it shows
 }, 60_000)

@@ -169,6 +169,11 @@ export function inspectSession(client: SessionClient): SessionInspector {
   return inspector
 }
 
+/** Lets go of what was provoked through `client`'s inspector, if it has one (see `release`). */
+export function releaseInspector(client: SessionClient): void {
+  inspectors.get(client)?.release()
+}
+
 function createInspector(client: SessionClient): SessionInspector {
   const listeners = new Listeners<[InspectorEvent]>()
   let listening = 0
@@ -242,6 +247,19 @@ function createInspector(client: SessionClient): SessionInspector {
     if (listening) emit({ at, type: 'feed', connected: change.connected })
   }
 
+  function setOffline(value: boolean): void {
+    offline = value
+    // The page's last word again (before any, the state the client has): the client applies the hold to it, or not.
+    client.setOnline(internals.reportedOnline() ?? client.getStatus().isOnline)
+  }
+
+  function failNext(count: number, status = 503, { requests = 'patches' }: { requests?: Faults['requests'] } = {}): void {
+    faults.remaining = Math.max(0, Math.floor(count))
+    faults.status = status
+    faults.requests = requests
+    if (listening) emit({ at: Date.now(), type: 'faults', ...faults })
+  }
+
   const probe: ClientProbe = {
     event: heard,
     get offline() {
@@ -277,20 +295,11 @@ function createInspector(client: SessionClient): SessionInspector {
         remove()
       }
     },
-    setOffline(value) {
-      offline = value
-      // The page's last word again (online, when it never said): the client applies the hold to it, or not.
-      client.setOnline(internals.reportedOnline() ?? true)
-    },
-    failNext(count, status = 503, { requests = 'patches' } = {}) {
-      faults.remaining = Math.max(0, Math.floor(count))
-      faults.status = status
-      faults.requests = requests
-      if (listening) emit({ at: Date.now(), type: 'faults', ...faults })
-    },
+    setOffline,
+    failNext,
     release() {
-      if (faults.remaining > 0) this.failNext(0)
-      if (offline) this.setOffline(false)
+      if (faults.remaining > 0) failNext(0)
+      if (offline) setOffline(false)
     },
     livePages: async () => [...(await internals.livePages())],
     clearLocalCopy: () => internals.forgetLocalCopy(),

@@ -19,11 +19,25 @@ export function mountSessionDevtools(client: SessionClient, element?: HTMLElemen
   ;((globalThis as { litIssuedWarnings?: Set<string> }).litIssuedWarnings ??= new Set<string>()).add('dev-mode')
   let unmount: (() => void) | undefined
   let gone = false
-  void import('./panel.js').then(({ mountPanel }) => {
-    if (!gone) unmount = mountPanel(client, element, options)
-  })
+  import('./panel.js')
+    .then(({ mountPanel }) => {
+      if (!gone) unmount = mountPanel(client, element, options)
+    })
+    // A chunk that did not load (a deploy, a restarted dev server) or a panel that could not mount: said, not swallowed.
+    .catch((error: unknown) => console.error('workflow-session/devtools: the panel could not be shown', error))
+  mounted.set(client, (mounted.get(client) ?? 0) + 1)
   return () => {
+    if (gone) return
     gone = true
     unmount?.()
+    mounted.set(client, mounted.get(client)! - 1)
+    // The last panel of this client lets go of what it provoked (no hold or failure outlives its
+    // undo button); one mounted again in its place at once (its options changed) keeps them.
+    queueMicrotask(() => {
+      if (mounted.get(client) === 0) void import('./inspector.js').then(({ releaseInspector }) => releaseInspector(client))
+    })
   }
 }
+
+/** How many panels are mounted (or loading) for each client. */
+const mounted = new WeakMap<SessionClient, number>()

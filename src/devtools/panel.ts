@@ -2,7 +2,7 @@ import { html, nothing, render, type TemplateResult } from 'lit-html'
 import { live } from 'lit-html/directives/live.js'
 import type { SessionClient } from '../client/types.js'
 import { errorCode, shortId } from './format.js'
-import { type InspectorEvent, inspectSession, type SessionInspection, type SessionInspector } from './inspector.js'
+import { type InspectorEvent, inspectSession, type SessionInspection } from './inspector.js'
 import { devtoolsReport } from './report.js'
 import { devtoolsStyles } from './styles.js'
 import { createAnnouncer, eventList, RingBuffer, timelineStrip } from './timeline.js'
@@ -38,9 +38,6 @@ const KEPT_EVENTS = 500
 /** How long "Really clear?" waits for its second click. */
 const CONFIRM_MS = 5000
 
-/** How many panels are mounted on each client's inspector. */
-const panelsOf = new WeakMap<SessionInspector, number>()
-
 /** How long the outcome of an action shows. */
 const MESSAGE_MS = 4000
 
@@ -56,7 +53,6 @@ export function mountPanel(client: SessionClient, element: HTMLElement = documen
   const name = options.buttonLabel ?? 'session devtools'
   const dialogName = name.charAt(0).toUpperCase() + name.slice(1)
   const inspector = inspectSession(client)
-  panelsOf.set(inspector, (panelsOf.get(inspector) ?? 0) + 1)
 
   const host = document.createElement('workflow-session-devtools')
   host.className = `${options.position ?? 'bottom-right'} theme-${options.theme ?? 'system'}`
@@ -183,8 +179,8 @@ export function mountPanel(client: SessionClient, element: HTMLElement = documen
     },
     failNext: () => {
       inspector.failNext(state.failCount, state.failStatus, { requests: state.failRequests })
-      const what = state.failRequests === 'all' ? 'request' : 'patch'
-      say(`The next ${state.failCount} ${what}${state.failCount === 1 ? '' : what === 'patch' ? 'es' : 's'} fail with ${state.failStatus}`)
+      const what = state.failRequests === 'all' ? 'request' : 'patch request'
+      say(`The next ${state.failCount} ${what}${state.failCount === 1 ? '' : 's'} fail with ${state.failStatus}`)
       draw()
     },
     clearLocalCopy: async () => {
@@ -421,10 +417,6 @@ export function mountPanel(client: SessionClient, element: HTMLElement = documen
   return () => {
     if (unmounted) return
     unmounted = true
-    // The last panel of this client lets go of what it provoked: no hold or failure outlives its undo button.
-    const others = (panelsOf.get(inspector) ?? 1) - 1
-    panelsOf.set(inspector, others)
-    if (others === 0) inspector.release()
     for (const stop of unsubscribe) stop()
     cancelFrame?.()
     clearInterval(ticker)

@@ -11,6 +11,7 @@ import { memoryLocalCopy, SessionProvider, useSessionClient } from '../../src/re
 import { setupMockServer } from '../msw-server.js'
 
 setupMockServer()
+const storage = memoryLocalCopy()
 const hosts = () => document.querySelectorAll('workflow-session-devtools')
 let seen: SessionClient | undefined
 function Spy() {
@@ -22,12 +23,12 @@ afterEach(() => {
   seen = undefined
 })
 
-function App({ enabled, devtools = true }: { enabled?: boolean; devtools?: boolean }) {
+function App({ enabled, devtools = true, theme }: { enabled?: boolean; devtools?: boolean; theme?: 'light' | 'dark' }) {
   return (
     <StrictMode>
-      <SessionProvider endpoint="/api/session" sessionId="devtools-react-1" storage={memoryLocalCopy()}>
+      <SessionProvider endpoint="/api/session" sessionId="devtools-react-1" storage={storage}>
         <Spy />
-        {devtools && <SessionDevtools {...(enabled !== undefined && { enabled })} />}
+        {devtools && <SessionDevtools {...(enabled !== undefined && { enabled })} {...(theme && { theme })} />}
       </SessionProvider>
     </StrictMode>
   )
@@ -48,9 +49,15 @@ it('mounts one panel on the provider’s client outside the app’s tree (in dev
     inspector.failNext(5, 503)
   })
   expect(seen!.getStatus().isOnline).toBe(false)
+  // A prop that changes mounts the panel again: what the person provoked stays.
+  rerender(<App theme="dark" />)
+  await vi.waitFor(() => expect(hosts()[0]?.className).toContain('theme-dark'))
+  await settle()
+  expect(inspector.inspect()).toMatchObject({ heldOffline: true, faults: { remaining: 5 } })
+  expect(seen!.getStatus().isOnline).toBe(false)
   rerender(<App devtools={false} />)
   expect(hosts()).toHaveLength(0)
-  expect(seen!.getStatus().isOnline).toBe(true)
+  await vi.waitFor(() => expect(seen!.getStatus().isOnline).toBe(true))
   expect(inspector.inspect()).toMatchObject({ heldOffline: false, faults: { remaining: 0 } })
   unmount()
 })

@@ -20,10 +20,11 @@ import { launchChromium } from './harness.js'
 
 const IMAGES = fileURLToPath(new URL('../../docs/images/', import.meta.url))
 const DEBUGGING_PAGE = fileURLToPath(new URL('../../docs/debugging.md', import.meta.url))
-/** The code that draws the panel: the pictures show what it drew when they were taken. */
-const PANEL_CODE = ['panel.ts', 'views.ts', 'timeline.ts', 'styles.ts', 'format.ts'].map((name) =>
-  fileURLToPath(new URL(`../../src/devtools/${name}`, import.meta.url)),
-)
+/** What the pictures show: the panel's code, what it reads, and the demo around it. */
+const PANEL_CODE = [
+  ...['panel.ts', 'views.ts', 'timeline.ts', 'styles.ts', 'format.ts', 'inspector.ts'].map((name) => `src/devtools/${name}`),
+  ...['App.tsx', 'SignupForm.tsx', 'LongStep.tsx', 'styles.css'].map((name) => `demo/src/${name}`),
+].map((path) => fileURLToPath(new URL(`../../${path}`, import.meta.url)))
 const FINGERPRINT = join(IMAGES, 'devtools.fingerprint')
 /** axe-core, the accessibility checker, as a script for the page. */
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js')
@@ -206,7 +207,7 @@ it('the debugging page shows exactly the screenshots this test takes, taken of t
   expect(shown.sort()).toEqual([...SHOTS].sort())
   for (const name of SHOTS) expect(existsSync(join(IMAGES, name)), name).toBe(true)
   const hash = createHash('sha256')
-  for (const file of PANEL_CODE) hash.update(await readFile(file))
+  for (const file of PANEL_CODE) hash.update(`${file.slice(file.lastIndexOf('/src/'))}\n`).update(await readFile(file))
   const now = hash.digest('hex')
   if (process.env.UPDATE_SCREENSHOTS) await writeFile(FINGERPRINT, `${now}\n`)
   const taken = (await readFile(FINGERPRINT, 'utf8')).trim()
