@@ -158,8 +158,8 @@ const alternativeSizes = await Promise.all(alternatives.map(async ([name, code])
 say(`## Bundle size (minified; brotli / gzip)
 
 Apps keep only what they import. "First chunk" is what an app loads at once when its bundler
-splits code (esbuild's splitting): the devtools panel and lit-html load on demand, when it is
-first to show.
+splits code (esbuild's splitting; each file compressed on its own): the devtools panel and
+lit-html load on demand, when it is first to show.
 
 | entry | own code (budget) | own code before the client rework, brotli | with the card's dependencies (TanStack Query, use-debounce, idb-keyval; lit-html for the devtools) |
 |---|---|---|---|
